@@ -1,0 +1,5 @@
+"""Allow ``python -m meshcrew``."""
+
+from meshcrew.cli import main
+
+raise SystemExit(main())
