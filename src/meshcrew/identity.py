@@ -54,7 +54,8 @@ def check_name(name: str) -> str:
 
 def fingerprint(public_key: bytes) -> str:
     """A short, human-comparable fingerprint of a public key, e.g. ``ABCD-EFGH-IJKL-MNOP``."""
-    digest = hashlib.blake2b(public_key, digest_size=FINGERPRINT_BYTES, person=b"meshcrew.fpr").digest()
+    digest = hashlib.blake2b(public_key, digest_size=FINGERPRINT_BYTES,
+                             person=b"meshcrew.fpr").digest()
     text = base64.b32encode(digest).decode("ascii")
     return "-".join(text[i : i + 4] for i in range(0, len(text), 4))
 
@@ -139,10 +140,12 @@ def _unseal(doc: dict[str, Any], passphrase: bytes | None, path: Path) -> bytes:
         key = pwhash.argon2id.kdf(secret.SecretBox.KEY_SIZE, passphrase, doc["salt"],
                                   opslimit=doc["ops"], memlimit=doc["mem"])
         return bytes(secret.SecretBox(key).decrypt(doc["sealed"]))
+    except (KeyError, TypeError, ValueError):
+        # Before CryptoError: pynacl's ValueError/TypeError (a bad salt or cost) are CryptoErrors
+        # too, and a damaged file must not be reported as a wrong passphrase.
+        raise IdentityError(f"The key file {path} is damaged (its sealed part).") from None
     except CryptoError:
         raise IdentityError("The passphrase does not open this key file.") from None
-    except (KeyError, TypeError, ValueError):
-        raise IdentityError(f"The key file {path} is damaged (its sealed part).") from None
 
 
 def save(identity: Identity, path: Path, *, passphrase: bytes | None = None) -> None:
@@ -160,14 +163,22 @@ def save(identity: Identity, path: Path, *, passphrase: bytes | None = None) -> 
     if path.exists():
         raise IdentityError(f"A key file already exists at {path}; refusing to overwrite it.")
     tmp = path.with_name(path.name + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.link(tmp, path)  # fails if a key file appeared meanwhile: never overwrite
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, path)  # fails if a key file appeared meanwhile: never overwrite
+    except FileExistsError:
+        tmp.unlink(missing_ok=True)
+        raise IdentityError(f"A key file already exists at {path}; "
+                            "refusing to overwrite it.") from None
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise IdentityError(f"Cannot write the key file {path}: {exc.strerror or exc}.") from None
     tmp.unlink()
 
 
@@ -189,18 +200,21 @@ def load(path: Path, *, passphrase: bytes | None = None) -> Identity:
         raise IdentityError(f"No identity at {path}; create one with: meshcrew init --name NAME")
     check_mode(path)
     try:
-        doc = msgpack.unpackb(path.read_bytes(), raw=False)
-        if not isinstance(doc, dict) or doc.get("format") != KEY_FILE_FORMAT:
-            raise ValueError("not a key file")
-        if doc.get("v") != KEY_FILE_VERSION:
-            raise IdentityError(f"The key file {path} has version {doc.get('v')!r}, "
-                                "which this meshcrew does not know; upgrade meshcrew.")
-        name = doc["name"]
-        seed = doc["seed"] if "seed" in doc else _unseal(doc, passphrase, path)
-        if not isinstance(name, str) or not isinstance(seed, bytes):
-            raise ValueError("wrong field types")
-        return Identity.from_seed(seed, name)
-    except IdentityError:
-        raise
-    except (ValueError, KeyError, TypeError, msgpack.UnpackException):
-        raise IdentityError(f"The key file {path} is damaged; restore it from a backup.") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise IdentityError(f"Cannot read the key file {path}: {exc.strerror or exc}.") from None
+    damaged = IdentityError(f"The key file {path} is damaged; restore it from a backup.")
+    try:
+        doc = msgpack.unpackb(data, raw=False)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        raise damaged from None
+    if not isinstance(doc, dict) or doc.get("format") != KEY_FILE_FORMAT:
+        raise damaged
+    if doc.get("v") != KEY_FILE_VERSION:
+        raise IdentityError(f"The key file {path} has version {doc.get('v')!r}, "
+                            "which this meshcrew does not know; upgrade meshcrew.")
+    name = doc.get("name")
+    seed = doc.get("seed") if "seed" in doc else _unseal(doc, passphrase, path)
+    if not isinstance(name, str) or not isinstance(seed, bytes):
+        raise damaged
+    return Identity.from_seed(seed, name)

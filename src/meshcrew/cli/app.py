@@ -1,0 +1,84 @@
+"""Build the ``meshcrew`` parser from the command groups and run one command.
+
+To add a group of commands, write a module with ``register(commands)`` and list it in
+:data:`COMMAND_GROUPS`; nothing else here changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from meshcrew import __version__
+from meshcrew.cli import doctor, identity_commands
+from meshcrew.cli.parsing import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CliParser,
+    Commands,
+    Handler,
+    UsageError,
+    add_global_options,
+)
+from meshcrew.cli.session import Session
+from meshcrew.errors import MeshcrewError
+
+PROG = "meshcrew"
+
+COMMAND_GROUPS: Sequence[Callable[[Commands], None]] = (
+    identity_commands.register,
+    doctor.register,
+)
+"""Each adds its commands to the top-level parser, in this order in ``--help``."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for the whole command line."""
+    parser = CliParser(
+        prog=PROG,
+        description="A peer-to-peer node for microsolidarity crews. Every file lives in one "
+        "home folder; run several nodes side by side by giving each its own --home.",
+        epilog="Exit status: 0 success, 1 refused or a problem found, 2 bad command line, "
+        "130 interrupted. See docs/cli.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}",
+                        help="print the version and exit")
+    add_global_options(parser, top_level=True)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
+    for register in COMMAND_GROUPS:
+        register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: the process's arguments); return the exit status.
+
+    A refusal (any :class:`~meshcrew.errors.MeshcrewError`) or a bad command line prints one
+    line, ``meshcrew: error: <sentence>``, on stderr and returns 1 or 2; Ctrl-C returns 130.
+    """
+    parser = build_parser()
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help and --version: printed, nothing more to do
+            return exc.code if isinstance(exc.code, int) else EXIT_FAILURE
+        handler: Handler | None = getattr(args, "handler", None)
+        if handler is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return handler(args, Session.from_args(args))
+    except UsageError as exc:
+        _print_error(str(exc))
+        return EXIT_USAGE
+    except MeshcrewError as exc:
+        _print_error(str(exc))
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _print_error(sentence: str) -> None:
+    # One line, whatever the sentence holds, so scripts can read the first line of stderr.
+    print(f"{PROG}: error: {' '.join(sentence.split())}", file=sys.stderr)

@@ -1,0 +1,96 @@
+"""``meshcrew init`` and ``meshcrew whoami``: create and show the member identity."""
+
+from __future__ import annotations
+
+import argparse
+import stat
+from typing import Any
+
+from meshcrew import identity
+from meshcrew.cli.parsing import EXIT_OK, Commands, add_command, add_json_option
+from meshcrew.cli.session import Session
+from meshcrew.errors import HomeError, IdentityError
+
+
+def register(commands: Commands) -> None:
+    """Add ``init`` and ``whoami``."""
+    init = add_command(
+        commands, "init",
+        summary="create the home folder and a new identity",
+        description="Create the home folder (mode 0700) and a new ed25519 identity in it "
+        "(key file mode 0600). With --passphrase-file the key is sealed with that passphrase "
+        "(argon2id). Refuses if the home folder already holds an identity.",
+        handler=run_init,
+    )
+    init.add_argument("--name", required=True,
+                      help=f"your display name, as crewmates will see it "
+                      f"(1 to {identity.MAX_NAME_CHARS} characters)")
+    add_json_option(init)
+
+    whoami = add_command(
+        commands, "whoami",
+        summary="show this identity: name, key, fingerprint, peer id",
+        description="Show the identity in the home folder: display name, public key (hex), "
+        "fingerprint (for comparing out loud) and libp2p peer id.",
+        handler=run_whoami,
+    )
+    add_json_option(whoami)
+
+
+def identity_summary(person: identity.Identity) -> dict[str, Any]:
+    """The ``whoami --json`` object: keys ``name``, ``key``, ``fingerprint``, ``peer_id``."""
+    return {
+        "name": person.name,
+        "key": person.public_key.hex(),
+        "fingerprint": person.fingerprint,
+        "peer_id": person.peer_id,
+    }
+
+
+def run_init(args: argparse.Namespace, session: Session) -> int:
+    """Create the home folder and identity; print what was made."""
+    # Everything that can be refused is checked before anything is written.
+    name = identity.check_name(args.name)
+    passphrase = session.passphrase()
+    home = session.home
+    if home.key_file.exists():
+        raise IdentityError(f"The home folder {home.path} already holds an identity; "
+                            "refusing to replace it (use another --home for a second one).")
+    existed = home.path.is_dir()
+    if existed and home.open_to_others():
+        mode = stat.S_IMODE(home.path.stat().st_mode)
+        raise HomeError(f"The home folder {home.path} is open to others (mode {mode:04o}); "
+                        f"run: chmod 700 {home.path}")
+    home.ensure()
+    person = identity.Identity.generate(name)
+    try:
+        identity.save(person, home.key_file, passphrase=passphrase)
+    except IdentityError:
+        if not existed:  # leave no empty home folder behind a failed init
+            home.path.rmdir()
+        raise
+
+    if args.json:
+        session.print_json({**identity_summary(person), "home": str(home.path)})
+        return EXIT_OK
+    session.print(f"Created the identity of {person.name}.")
+    session.print(f"  fingerprint  {person.fingerprint}")
+    session.print(f"  home folder  {home.path}")
+    if passphrase is not None:
+        session.print("  key file     sealed with your passphrase")
+    return EXIT_OK
+
+
+def run_whoami(args: argparse.Namespace, session: Session) -> int:
+    """Print the identity."""
+    person = session.load_identity()
+    summary = identity_summary(person)
+    if args.json:
+        session.print_json(summary)
+        return EXIT_OK
+    session.print(person.name)
+    session.print(f"  fingerprint  {summary['fingerprint']}")
+    session.print(f"  key          {summary['key']}")
+    session.print(f"  peer id      {summary['peer_id']}")
+    session.print(f"  home folder  {session.home.path}")
+    return EXIT_OK

@@ -1,0 +1,96 @@
+"""What a command runs with: the home folder, the passphrase source, and the output streams."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from meshcrew import identity
+from meshcrew.errors import HomeError, IdentityError
+from meshcrew.home import Home
+
+PASSPHRASE_FILE_ENV = "MESHCREW_PASSPHRASE_FILE"
+
+
+@dataclass
+class Session:
+    """The context of one command run.
+
+    Attributes:
+        home: the home folder (it may not exist yet).
+        passphrase_file: where the key file's passphrase is, if anywhere.
+        out: where results go (stdout).
+        err: where errors go (stderr).
+    """
+
+    home: Home
+    passphrase_file: Path | None = None
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Session:
+        """The session described by the global options and the environment."""
+        given_home: str | None = args.home
+        if given_home is not None and not given_home.strip():
+            raise HomeError("The --home option is empty; give a folder, e.g. --home ~/meshcrew.")
+        given_passphrase: str | None = args.passphrase_file or os.environ.get(PASSPHRASE_FILE_ENV)
+        return cls(
+            home=Home.resolve(given_home),
+            passphrase_file=Path(given_passphrase).expanduser() if given_passphrase else None,
+            out=sys.stdout,
+            err=sys.stderr,
+        )
+
+    def passphrase(self) -> bytes | None:
+        """The passphrase from the passphrase file, or None when no file was given.
+
+        One trailing newline (``\\n`` or ``\\r\\n``) is not part of the passphrase, so a file
+        written by ``echo`` or an editor works.
+
+        Raises:
+            IdentityError: if the file cannot be read or holds an empty passphrase.
+        """
+        if self.passphrase_file is None:
+            return None
+        try:
+            data = self.passphrase_file.read_bytes()
+        except OSError as exc:
+            raise IdentityError(f"Cannot read the passphrase file {self.passphrase_file}: "
+                                f"{exc.strerror or exc}.") from None
+        for ending in (b"\r\n", b"\n"):
+            if data.endswith(ending):
+                data = data[: -len(ending)]
+                break
+        if not data:
+            raise IdentityError(f"The passphrase file {self.passphrase_file} is empty.")
+        return data
+
+    def require_home(self) -> None:
+        """Raise HomeError unless the home folder exists."""
+        if not self.home.path.is_dir():
+            raise HomeError(f"No home folder at {self.home.path}; create one with: "
+                            "meshcrew init --name NAME")
+
+    def load_identity(self) -> identity.Identity:
+        """The identity in the home folder, unlocked with the passphrase if one was given.
+
+        Raises:
+            HomeError: if there is no home folder.
+            IdentityError: if the key file is missing, unsafe, damaged or locked.
+        """
+        self.require_home()
+        return identity.load(self.home.key_file, passphrase=self.passphrase())
+
+    def print(self, text: str = "") -> None:
+        """Write one line of output."""
+        print(text, file=self.out)
+
+    def print_json(self, value: dict[str, Any]) -> None:
+        """Write one JSON object on one line."""
+        print(json.dumps(value, sort_keys=True), file=self.out)

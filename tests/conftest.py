@@ -1,0 +1,49 @@
+"""Shared fixtures: a fresh home folder, deterministic identities, a cheap passphrase KDF."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from nacl import pwhash
+
+from meshcrew import identity
+from meshcrew.home import Home
+
+MakeIdentity = Callable[..., identity.Identity]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    """A new, empty home folder (mode 0700) under the test's temporary folder."""
+    made = Home(tmp_path / "home")
+    made.ensure()
+    return made
+
+
+@pytest.fixture
+def make_identity() -> MakeIdentity:
+    """A factory of deterministic identities: ``make_identity("Ada")``, ``make_identity(seed=b)``.
+
+    Without a seed, each call gives a different key (derived from a counter), the same in every
+    run, so failures reproduce.
+    """
+    count = 0
+
+    def make(name: str = "Ada", *, seed: bytes | None = None) -> identity.Identity:
+        nonlocal count
+        count += 1
+        if seed is None:
+            seed = hashlib.sha256(b"meshcrew test identity %d" % count).digest()
+        return identity.Identity.from_seed(seed, name)
+
+    return make
+
+
+@pytest.fixture
+def fast_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make passphrase sealing cheap (argon2id at its minimum cost) for this test."""
+    monkeypatch.setattr(identity, "KDF_OPSLIMIT", pwhash.argon2id.OPSLIMIT_MIN)
+    monkeypatch.setattr(identity, "KDF_MEMLIMIT", pwhash.argon2id.MEMLIMIT_MIN)
