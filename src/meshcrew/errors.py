@@ -31,3 +31,39 @@ class HomeError(LocalError):
 
 class ReplicaError(LocalError):
     """The local replica cannot be opened or is damaged."""
+
+
+class RemoteProtocolError(RemoteError):
+    """A peer broke a meshcrew wire protocol (bad frame, oversize, unasked-for data).
+
+    The exchange with that peer is abandoned and the peer loses score; nothing it sent after the
+    fault is kept.
+    """
+
+
+class LocalProtocolError(MeshcrewError):
+    """This node drove a protocol object wrongly (a bug in meshcrew, not the peer's fault)."""
+
+
+class NetError(MeshcrewError):
+    """A network operation failed; the node carries on and may retry later."""
+
+
+class ListenError(NetError):
+    """The node cannot listen on an address (in use, not local, or not a valid multiaddr)."""
+
+
+class DialError(NetError):
+    """A peer could not be reached at any of the addresses tried."""
+
+
+class PeerTimeout(NetError):
+    """A peer did not answer within the deadline."""
+
+
+class ConnectionLost(NetError):
+    """The stream or connection to a peer closed or was reset in the middle of an exchange."""
+
+
+class PeerBanned(NetError):
+    """The peer is on this node's ban list (it sent invalid data too often)."""
