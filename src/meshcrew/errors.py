@@ -33,12 +33,24 @@ class ReplicaError(LocalError):
     """The local replica cannot be opened or is damaged."""
 
 
+class SpaceError(LocalError):
+    """This member cannot do that in this space now (not a member, keys need rotating, ...)."""
+
+
+class InviteCodeError(LocalError):
+    """An invite code cannot be read: mistyped, cut short, or not a meshcrew code."""
+
+
 class RemoteProtocolError(RemoteError):
     """A peer broke a meshcrew wire protocol (bad frame, oversize, unasked-for data).
 
     The exchange with that peer is abandoned and the peer loses score; nothing it sent after the
     fault is kept.
     """
+
+
+class DecryptError(RemoteError):
+    """A ciphertext or sealed key does not open with the keys this member holds."""
 
 
 class LocalProtocolError(MeshcrewError):

@@ -29,6 +29,24 @@ class Reason(StrEnum):
     CHAIN_BROKEN = "chain_broken"
     AUTHOR_FORKED = "author_forked"
     TIME_TRAVEL = "time_travel"
+    # Space rules (spaces.fold, spaces.sealing)
+    NOT_MEMBER = "not_member"
+    REMOVED_MEMBER = "removed_member"
+    ALREADY_MEMBER = "already_member"
+    SPACE_FULL = "space_full"
+    INVITE_UNKNOWN = "invite_unknown"
+    INVITE_EXPIRED = "invite_expired"
+    INVITE_EXHAUSTED = "invite_exhausted"
+    INVITE_BAD_PROOF = "invite_bad_proof"
+    INVITE_REVOKED = "invite_revoked"
+    JOIN_FORGED = "join_forged"
+    CONSENT_INSUFFICIENT = "consent_insufficient"
+    NOT_ALLOWED = "not_allowed"
+    BAD_REFERENCE = "bad_reference"
+    BAD_EPOCH = "bad_epoch"
+    STALE_EPOCH = "stale_epoch"
+    BAD_BODY = "bad_body"
+    UNREADABLE = "unreadable"
 
     @property
     def sentence(self) -> str:
@@ -51,4 +69,25 @@ _SENTENCES: dict[str, str] = {
     "chain_broken": "The record names a previous record that differs from the one held.",
     "author_forked": "The author's chain is frozen because they signed conflicting records.",
     "time_travel": "The record is dated before the author's previous record.",
+    "not_member": "The author is not a member of this space (never joined, or has left).",
+    "removed_member": "The author was removed from this space by consent; nothing they wrote "
+                      "after their last counting record is accepted.",
+    "already_member": "The author is already a member of this space.",
+    "space_full": "The space already has as many members as its kind allows.",
+    "invite_unknown": "The join names no valid invite of this space.",
+    "invite_expired": "The invite had expired when the join was signed.",
+    "invite_exhausted": "The invite has already been used as many times as it allows.",
+    "invite_bad_proof": "The join does not prove possession of the invite's secret.",
+    "invite_revoked": "The invite's maker was removed from the space, so it admits no one.",
+    "join_forged": "The join was made for a different key than the one that signed it.",
+    "consent_insufficient": "The removal lacks the consent of a majority of the other members.",
+    "not_allowed": "The author may not do this here (for example consent to their own removal).",
+    "bad_reference": "The record names a record that is missing, of the wrong kind or refused.",
+    "bad_epoch": "The key rotation does not follow the space's epochs or seals keys to "
+                 "non-members.",
+    "stale_epoch": "The body is encrypted with an epoch key its author had already replaced "
+                   "or was never given.",
+    "bad_body": "The record's body is not valid for its kind (a field is missing, out of range "
+                "or too long).",
+    "unreadable": "The body does not decrypt with the key of the epoch it names.",
 }
