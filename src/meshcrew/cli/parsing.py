@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
 if TYPE_CHECKING:
     from meshcrew.cli.session import Session
@@ -45,7 +45,7 @@ class CliParser(argparse.ArgumentParser):
         raise UsageError(message, self.prog)
 
 
-Commands = argparse._SubParsersAction[CliParser]
+Commands: TypeAlias = "argparse._SubParsersAction[CliParser]"
 """The object commands are added to (what ``CliParser.add_subparsers`` returns)."""
 
 

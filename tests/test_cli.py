@@ -1,0 +1,300 @@
+"""The command line: init, whoami, doctor; one-line errors; exit codes; the --json contract.
+
+A few tests run ``python -m meshcrew`` in a real subprocess (as a person would); the rest call
+``meshcrew.cli.main`` in-process, which is faster and lets a test lower the passphrase KDF cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from meshcrew import __version__, identity
+from meshcrew.cli import build_parser, main
+from meshcrew.home import Home
+
+WHOAMI_KEYS = {"name", "key", "fingerprint", "peer_id"}
+
+needs_store = pytest.mark.skipif(importlib.util.find_spec("meshcrew.store") is None,
+                                 reason="meshcrew.store (check_replica) has not landed yet")
+
+
+def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m meshcrew ARGS`` with no MESHCREW_* variables in its environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHCREW_")}
+    return subprocess.run([sys.executable, "-m", "meshcrew", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def assert_one_line_error(stderr: str, *fragments: str) -> None:
+    assert "Traceback" not in stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("meshcrew: error: "), stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture(scope="module")
+def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home folder made once by a real ``meshcrew init``; tests get copies of it."""
+    path = tmp_path_factory.mktemp("template") / "home"
+    done = run_cli("--home", path, "init", "--name", "Ada")
+    assert done.returncode == 0, done.stderr
+    return path
+
+
+@pytest.fixture
+def ada_home(template_home: Path, tmp_path: Path) -> Path:
+    """A fresh copy (modes kept) of a home folder holding Ada's plain key file."""
+    path = tmp_path / "home"
+    shutil.copytree(template_home, path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_meshcrew_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("MESHCREW_"):
+            monkeypatch.delenv(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Through a real subprocess
+
+
+def test_init_creates_a_private_home_and_key(tmp_path: Path) -> None:
+    home = tmp_path / "nested" / "home"
+    done = run_cli("--home", home, "init", "--name", "  Ada Lovelace ")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    person = identity.load(Home(home).key_file)
+    assert person.name == "Ada Lovelace"
+    assert "Ada Lovelace" in done.stdout
+    assert person.fingerprint in done.stdout
+    assert str(home) in done.stdout
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE(Home(home).key_file.stat().st_mode) == 0o600
+
+
+def test_whoami_json_and_text(ada_home: Path) -> None:
+    done = run_cli("--home", ada_home, "whoami", "--json")
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert set(shown) == WHOAMI_KEYS
+    person = identity.load(Home(ada_home).key_file)
+    assert shown == {"name": "Ada", "key": person.public_key.hex(),
+                     "fingerprint": person.fingerprint, "peer_id": person.peer_id}
+
+    text = run_cli("whoami", "--home", ada_home)  # global options also go after the command
+    assert text.returncode == 0, text.stderr
+    for value in shown.values():
+        assert value in text.stdout
+
+
+def test_whoami_refuses_a_key_file_open_to_others(ada_home: Path) -> None:
+    key_file = Home(ada_home).key_file
+    key_file.chmod(0o644)
+    done = run_cli("--home", ada_home, "whoami")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert_one_line_error(done.stderr, f"chmod 600 {key_file}")
+
+
+def test_init_twice_is_refused_and_keeps_the_key(ada_home: Path) -> None:
+    key_file = Home(ada_home).key_file
+    before = key_file.read_bytes()
+    done = run_cli("--home", ada_home, "init", "--name", "Bob")
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "already holds an identity")
+    assert key_file.read_bytes() == before
+    assert sorted(p.name for p in ada_home.iterdir()) == [key_file.name]
+
+
+def test_bad_name_is_refused_and_creates_nothing(tmp_path: Path) -> None:
+    done = run_cli("--home", tmp_path / "home", "init", "--name", "tab\there")
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "control characters")
+    assert not (tmp_path / "home").exists()
+
+
+def test_missing_home_says_how_to_start(tmp_path: Path) -> None:
+    done = run_cli("--home", tmp_path / "nowhere", "whoami")
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "meshcrew init --name")
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_usage_error_is_one_line_with_status_2(tmp_path: Path) -> None:
+    done = run_cli("--home", tmp_path, "init")
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr, "--name", "meshcrew init --help")
+
+
+@needs_store
+def test_doctor_on_a_fresh_home_is_ok(ada_home: Path) -> None:
+    done = run_cli("--home", ada_home, "doctor")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[:2] for line in lines] == [
+        ["ok", " home"], ["ok", " key_file"], ["ok", " identity"], ["ok", " replica"]]
+
+
+@needs_store
+def test_doctor_reports_a_key_file_open_to_others(ada_home: Path) -> None:
+    key_file = Home(ada_home).key_file
+    key_file.chmod(0o644)
+    done = run_cli("--home", ada_home, "doctor", "--json")
+    assert done.returncode == 1
+    report = json.loads(done.stdout)
+    assert report["ok"] is False
+    by_name = {check["name"]: check for check in report["checks"]}
+    assert by_name["home"]["ok"] is True
+    assert by_name["key_file"]["ok"] is False
+    assert f"chmod 600 {key_file}" in by_name["key_file"]["detail"]
+    assert "identity" not in by_name  # not loaded from an unsafe file
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o644, "doctor changes nothing"
+
+
+# ---------------------------------------------------------------------------------------------
+# In-process
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"meshcrew {__version__}"
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    out = capsys.readouterr().out
+    for command in ("init", "whoami", "doctor"):
+        assert command in out
+
+
+@pytest.mark.parametrize("argv", [["bogus"], ["whoami", "--bogus"], ["init", "--name"],
+                                  ["--home"]])
+def test_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert_one_line_error(captured.err)
+
+
+def test_empty_home_option_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--home", "", "whoami"]) == 1
+    assert_one_line_error(capsys.readouterr().err, "--home")
+
+
+def test_every_command_and_option_has_help() -> None:
+    def check(parser: argparse.ArgumentParser, where: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helped = {choice.dest for choice in action._choices_actions}
+                assert helped == set(action.choices), f"{where}: a command without a summary"
+                for name, sub in action.choices.items():
+                    assert sub.description, f"{where} {name}: no description"
+                    check(sub, f"{where} {name}")
+            else:
+                assert action.help, f"{where}: {action.option_strings or action.dest} has no help"
+
+    check(build_parser(), "meshcrew")
+
+
+def test_home_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MESHCREW_HOME", str(tmp_path / "env-home"))
+    assert main(["init", "--name", "Ada", "--json"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert made["home"] == str(tmp_path / "env-home")
+    assert set(made) == WHOAMI_KEYS | {"home"}
+    assert identity.load(Home(tmp_path / "env-home").key_file).public_key.hex() == made["key"]
+    # --home wins over the environment.
+    assert main(["--home", str(tmp_path / "other"), "whoami"]) == 1
+    assert_one_line_error(capsys.readouterr().err, str(tmp_path / "other"))
+
+
+def test_init_refuses_a_home_open_to_others(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "shared"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    assert main(["--home", str(home), "init", "--name", "Ada"]) == 1
+    assert_one_line_error(capsys.readouterr().err, f"chmod 700 {home}")
+    assert list(home.iterdir()) == []
+
+
+def test_init_into_a_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "afile").write_text("x")
+    assert main(["--home", str(tmp_path / "afile"), "init", "--name", "Ada"]) == 1
+    assert_one_line_error(capsys.readouterr().err, "is a file")
+
+
+@pytest.mark.usefixtures("fast_kdf")
+@pytest.mark.parametrize("ending", ["", "\n", "\r\n"])
+def test_passphrase_file_round_trip(tmp_path: Path, ending: str,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    secret_file = tmp_path / "pass"
+    secret_file.write_text("correct horse" + ending)
+    assert main(["--home", str(home), "init", "--name", "Ada",
+                 "--passphrase-file", str(secret_file)]) == 0
+    assert identity.load(Home(home).key_file, passphrase=b"correct horse").name == "Ada"
+    capsys.readouterr()
+
+    assert main(["--home", str(home), "--passphrase-file", str(secret_file), "whoami",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "Ada"
+
+
+@pytest.mark.usefixtures("fast_kdf")
+def test_passphrase_from_environment_and_its_refusals(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    home = str(tmp_path / "home")
+    right, wrong, empty = (tmp_path / name for name in ("right", "wrong", "empty"))
+    right.write_text("correct horse\n")
+    wrong.write_text("battery staple\n")
+    empty.write_text("\n")
+    monkeypatch.setenv("MESHCREW_PASSPHRASE_FILE", str(right))
+    assert main(["--home", home, "init", "--name", "Ada"]) == 0
+    assert main(["--home", home, "whoami"]) == 0
+    capsys.readouterr()
+
+    monkeypatch.delenv("MESHCREW_PASSPHRASE_FILE")
+    assert main(["--home", home, "whoami"]) == 1
+    assert_one_line_error(capsys.readouterr().err, "--passphrase-file")
+    assert main(["--home", home, "--passphrase-file", str(wrong), "whoami"]) == 1
+    assert_one_line_error(capsys.readouterr().err, "passphrase does not open")
+    assert main(["--home", home, "--passphrase-file", str(empty), "whoami"]) == 1
+    assert_one_line_error(capsys.readouterr().err, "empty")
+    assert main(["--home", home, "--passphrase-file", str(tmp_path / "absent"), "whoami"]) == 1
+    assert_one_line_error(capsys.readouterr().err, "Cannot read the passphrase file")
+
+
+def test_init_with_a_missing_passphrase_file_creates_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--home", str(tmp_path / "home"), "init", "--name", "Ada",
+                 "--passphrase-file", str(tmp_path / "absent")]) == 1
+    assert_one_line_error(capsys.readouterr().err, "passphrase file")
+    assert not (tmp_path / "home").exists()
+
+
+def test_keyboard_interrupt_exits_130_quietly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(person: identity.Identity, path: Path, *, passphrase: bytes | None) -> None:
+        raise KeyboardInterrupt
+
+    # Interrupt at the slowest real step of init (sealing the key).
+    monkeypatch.setattr(identity, "save", interrupted)
+    assert main(["--home", str(tmp_path / "home"), "init", "--name", "Ada"]) == 130
+    assert capsys.readouterr().err == ""
