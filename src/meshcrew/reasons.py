@@ -29,6 +29,7 @@ class Reason(StrEnum):
     CHAIN_BROKEN = "chain_broken"
     AUTHOR_FORKED = "author_forked"
     TIME_TRAVEL = "time_travel"
+    PENDING_FULL = "pending_full"
     # Space rules (spaces.fold, spaces.sealing)
     NOT_MEMBER = "not_member"
     REMOVED_MEMBER = "removed_member"
@@ -69,6 +70,8 @@ _SENTENCES: dict[str, str] = {
     "chain_broken": "The record names a previous record that differs from the one held.",
     "author_forked": "The author's chain is frozen because they signed conflicting records.",
     "time_travel": "The record is dated before the author's previous record.",
+    "pending_full": "Too many records of this author already wait for a missing earlier record; "
+                    "this one was dropped and will be fetched again later.",
     "not_member": "The author is not a member of this space (never joined, or has left).",
     "removed_member": "The author was removed from this space by consent; nothing they wrote "
                       "after their last counting record is accepted.",
