@@ -1,0 +1,325 @@
+"""The catch-up sync protocol as a sans-IO state machine (the wire format is in docs/sync.md).
+
+One :class:`SyncSession` runs on one stream between two members. Both sides are the same: each
+starts by sending ``hello``, feeds received bytes to :meth:`SyncSession.receive_data` and writes
+whatever :meth:`SyncSession.data_to_send` returns. The session ends by itself.
+
+State rules, per space both sides offered (``hello`` carries a token and a frontier digest):
+
+- equal digests: the space is in sync; nothing more is sent for it;
+- different digests: each side sends its full frontier, then, once it has the peer's frontier,
+  the records the peer lacks in chain order, in bounded batches, then ``done``.
+
+The session is complete when both ``hello`` messages have crossed and, for every space that was
+out of sync, this side has sent ``done`` and received the peer's ``done``. In sync, that is one
+round trip of O(1) bytes per space.
+
+A side offers only spaces whose records it may serve to the peer (the caller passes them in), so
+records are only ever sent to members, and a space the peer did not offer is never named.
+Anything the peer sends out of order, oversized or for a space not agreed raises
+:class:`~meshcrew.errors.RemoteProtocolError`; misuse by the caller raises
+:class:`~meshcrew.errors.LocalProtocolError`. After either, the session is dead.
+
+Pure: no I/O, no clock. The record source is called synchronously.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from meshcrew.errors import LocalProtocolError, RemoteProtocolError
+from meshcrew.records import KEY_BYTES, Frontier, Head, Record
+from meshcrew.sync.events import PeerFrontier, RecordsReceived, SyncEvent, SyncStats
+from meshcrew.sync.wire import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_RECORDS,
+    MAX_OFFERS,
+    MAX_RECORDS_PER_SPACE,
+    SYNC_VERSION,
+    DoneMsg,
+    FrameBuffer,
+    FrontierMsg,
+    Hello,
+    Message,
+    Offer,
+    RecordsMsg,
+    decode_frontier,
+    decode_message,
+    encode_frontier,
+    encode_message,
+    frontier_digest,
+    record_space,
+    space_token,
+)
+
+
+class RecordSource(Protocol):
+    """What a session reads from the local replica (``store.Replica`` satisfies it)."""
+
+    def frontier(self, space_id: bytes) -> Mapping[bytes, Head]:
+        """Per author, the head of their contiguous chain in the space."""
+        ...
+
+    def records_after(self, space_id: bytes, theirs: Frontier, *, limit: int) -> Sequence[Record]:
+        """Up to ``limit`` records of the space that ``theirs`` lacks, in chain order per author."""
+        ...
+
+
+@dataclass(slots=True)
+class _Space:
+    """Per-space state of a session (only spaces both sides offered get past ``hello``)."""
+
+    space_id: bytes
+    token: bytes
+    frontier_blob: bytes
+    digest: bytes
+    # set once the peer's hello names this space with a different digest
+    active: bool = False
+    peer_digest: bytes = b""
+    # sending side: the peer's frontier advanced by every record sent
+    cursor: dict[bytes, Head] | None = None
+    pending: deque[Record] = field(default_factory=deque)
+    sent: int = 0
+    send_done: bool = False
+    # receiving side
+    got_frontier: bool = False
+    received: int = 0
+    recv_done: bool = False
+    more: bool = False
+
+
+class SyncSession:
+    """One side of one sync exchange.
+
+    Args:
+        local_key: this member's public key.
+        remote_key: the peer's public key, as authenticated by the transport.
+        spaces: the spaces to offer: those this node belongs to *and* in which ``remote_key`` is a
+            member by this node's view. At most ``MAX_OFFERS`` are offered (the lowest tokens).
+        source: the local replica.
+    """
+
+    def __init__(self, local_key: bytes, remote_key: bytes, spaces: Iterable[bytes],
+                 source: RecordSource) -> None:
+        if len(local_key) != KEY_BYTES or len(remote_key) != KEY_BYTES:
+            raise LocalProtocolError("sync keys must be 32-byte ed25519 public keys")
+        self._source = source
+        by_token: dict[bytes, _Space] = {}
+        for space_id in set(spaces):
+            token = space_token(space_id, local_key, remote_key)
+            blob = encode_frontier(source.frontier(space_id))
+            by_token[token] = _Space(space_id, token, blob, frontier_digest(blob))
+        offered = sorted(by_token)[:MAX_OFFERS]
+        self._spaces = {token: by_token[token] for token in offered}
+        self._frames = FrameBuffer()
+        self._out = bytearray(encode_message(
+            Hello(SYNC_VERSION, tuple(Offer(t, self._spaces[t].digest) for t in offered))))
+        self._hello_received = False
+        self._in_common = 0
+        self._active: list[_Space] = []
+        self._turn = 0
+        self._failed = False
+        self._bytes_sent = 0
+        self._bytes_received = 0
+
+    # --- state ---------------------------------------------------------------------------------
+
+    @property
+    def complete(self) -> bool:
+        """Whether the exchange is over: all sent (taken by data_to_send) and all received."""
+        return (self._hello_received and not self._out
+                and all(s.send_done and s.recv_done for s in self._active))
+
+    @property
+    def sending_finished(self) -> bool:
+        """Whether this side has nothing more to send, ever, in this session."""
+        return self._hello_received and not self._out and all(s.send_done for s in self._active)
+
+    @property
+    def stats(self) -> SyncStats:
+        """Counts so far (final once :attr:`complete`)."""
+        return SyncStats(
+            spaces_offered=len(self._spaces),
+            spaces_in_common=self._in_common,
+            spaces_in_sync=self._in_common - len(self._active),
+            records_sent=sum(s.sent for s in self._active),
+            records_received=sum(s.received for s in self._active),
+            bytes_sent=self._bytes_sent,
+            bytes_received=self._bytes_received,
+            more_from_peer=frozenset(s.space_id for s in self._active if s.more),
+        )
+
+    # --- input ---------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[SyncEvent]:
+        """Feed bytes received from the peer; return the events they complete, in order.
+
+        Raises:
+            RemoteProtocolError: the peer broke the protocol; abandon the stream.
+            LocalProtocolError: the session already failed.
+        """
+        self._check_alive()
+        if not data:
+            return []
+        if self.complete:
+            self._failed = True
+            raise RemoteProtocolError("The peer sent data after the sync exchange was complete.")
+        self._bytes_received += len(data)
+        self._frames.feed(data)
+        events: list[SyncEvent] = []
+        try:
+            self._consume_frames(events)
+        except RemoteProtocolError:
+            self._failed = True
+            raise
+        return events
+
+    def _consume_frames(self, events: list[SyncEvent]) -> None:
+        while (payload := self._frames.next_frame()) is not None:
+            self._handle(decode_message(payload), events)
+            if self.complete and len(self._frames):
+                raise RemoteProtocolError("The peer sent data after the exchange was complete.")
+
+    def receive_eof(self) -> None:
+        """The peer closed its side of the stream.
+
+        Raises:
+            RemoteProtocolError: if the exchange was not complete (or bytes of a frame were left).
+        """
+        self._check_alive()
+        if not self.complete or len(self._frames):
+            self._failed = True
+            raise RemoteProtocolError("The peer closed the sync stream before the exchange ended.")
+
+    def _check_alive(self) -> None:
+        if self._failed:
+            raise LocalProtocolError("this sync session already failed; open a new one")
+
+    def _space(self, token: bytes) -> _Space:
+        space = self._spaces.get(token)
+        if space is None or not space.active:
+            raise RemoteProtocolError("The peer sent data for a space not agreed in this session.")
+        return space
+
+    def _handle(self, msg: Message, events: list[SyncEvent]) -> None:
+        if not self._hello_received and not isinstance(msg, Hello):
+            raise RemoteProtocolError("The peer's first sync message is not hello.")
+        match msg:
+            case Hello():
+                self._on_hello(msg, events)
+            case FrontierMsg(token, blob):
+                space = self._space(token)
+                if space.got_frontier:
+                    raise RemoteProtocolError("The peer sent a space's frontier twice.")
+                if frontier_digest(blob) != space.peer_digest:
+                    raise RemoteProtocolError("The peer's frontier does not match its digest.")
+                theirs = decode_frontier(blob)
+                space.got_frontier = True
+                space.cursor = dict(theirs)
+                events.append(PeerFrontier(space.space_id, theirs))
+            case RecordsMsg(token, raws):
+                space = self._space(token)
+                if not space.got_frontier or space.recv_done:
+                    raise RemoteProtocolError("The peer sent records out of turn.")
+                if space.received + len(raws) > MAX_RECORDS_PER_SPACE:
+                    raise RemoteProtocolError("The peer sent more records than a session allows.")
+                if any(record_space(raw) != space.space_id for raw in raws):
+                    raise RemoteProtocolError("The peer sent a record of another space.")
+                space.received += len(raws)
+                events.append(RecordsReceived(space.space_id, raws))
+            case DoneMsg(token, more):
+                space = self._space(token)
+                if not space.got_frontier or space.recv_done:
+                    raise RemoteProtocolError("The peer ended a space out of turn.")
+                space.recv_done = True
+                space.more = more
+
+    def _on_hello(self, hello: Hello, events: list[SyncEvent]) -> None:
+        if self._hello_received:
+            raise RemoteProtocolError("The peer sent hello twice.")
+        if hello.version != SYNC_VERSION:
+            raise RemoteProtocolError(f"The peer speaks sync version {hello.version}, "
+                                      f"this node {SYNC_VERSION}.")
+        self._hello_received = True
+        for offer in hello.offers:
+            space = self._spaces.get(offer.token)
+            if space is None:
+                continue
+            self._in_common += 1
+            if offer.digest == space.digest:
+                events.append(PeerFrontier(space.space_id, decode_frontier(space.frontier_blob)))
+                continue
+            space.active = True
+            space.peer_digest = offer.digest
+            self._active.append(space)
+            self._out += encode_message(FrontierMsg(space.token, space.frontier_blob))
+
+    # --- output --------------------------------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write to the peer now (empty if nothing is ready).
+
+        Record batches are made on demand, at most one per call, so call again until it returns
+        empty; then wait for received data or :attr:`sending_finished`.
+
+        Raises:
+            LocalProtocolError: the session already failed.
+        """
+        self._check_alive()
+        if not self._out:
+            self._next_batch()
+        data = bytes(self._out)
+        self._out.clear()
+        self._bytes_sent += len(data)
+        return data
+
+    def _next_batch(self) -> None:
+        """Queue one batch (or a done) for the next space whose turn it is, round robin."""
+        ready = [s for s in self._active if s.cursor is not None and not s.send_done]
+        if not ready:
+            return
+        self._turn = (self._turn + 1) % len(ready)
+        space = ready[self._turn]
+        if not space.pending and not self._fetch(space):
+            space.send_done = True
+            more = space.sent >= MAX_RECORDS_PER_SPACE
+            self._out += encode_message(DoneMsg(space.token, more))
+            return
+        assert space.cursor is not None
+        batch: list[bytes] = []
+        size = 0
+        while space.pending and len(batch) < MAX_BATCH_RECORDS:
+            record = space.pending[0]
+            if batch and size + len(record.raw) > MAX_BATCH_BYTES:
+                break
+            space.pending.popleft()
+            batch.append(record.raw)
+            size += len(record.raw)
+            space.cursor[record.author] = Head(record.seq, record.id)
+        space.sent += len(batch)
+        self._out += encode_message(RecordsMsg(space.token, tuple(batch)))
+
+    def _fetch(self, space: _Space) -> bool:
+        """Refill ``space.pending`` from the source; False when there is nothing left to send."""
+        assert space.cursor is not None
+        room = MAX_RECORDS_PER_SPACE - space.sent
+        if room <= 0:
+            return False
+        try:
+            fetched = self._source.records_after(space.space_id, space.cursor,
+                                                 limit=min(MAX_BATCH_RECORDS, room))
+        except BaseException:
+            self._failed = True
+            raise
+        # Keep only records that extend the peer's chains one by one, so a source that repeats
+        # itself or skips cannot make the session loop, send a record twice or send a gap.
+        reached = {author: head.seq for author, head in space.cursor.items()}
+        for record in fetched[:room]:
+            if (record.space_id == space.space_id
+                    and record.seq == reached.get(record.author, 0) + 1):
+                reached[record.author] = record.seq
+                space.pending.append(record)
+        return bool(space.pending)
