@@ -298,3 +298,11 @@ def test_keyboard_interrupt_exits_130_quietly(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(identity, "save", interrupted)
     assert main(["--home", str(tmp_path / "home"), "init", "--name", "Ada"]) == 130
     assert capsys.readouterr().err == ""
+
+
+def test_every_command_is_documented() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text(encoding="utf-8")
+    commands = next(action for action in build_parser()._actions
+                    if isinstance(action, argparse._SubParsersAction))
+    for name in commands.choices:
+        assert f"### `meshcrew {name}" in doc, f"docs/cli.md has no section for {name}"
