@@ -1,0 +1,95 @@
+"""Spaces: crews, dyads and congregations — membership, consent, key epochs and posts.
+
+The whole domain is pure: no I/O, no clock (``now_ms`` is passed in), no randomness that is not
+passed in (``rng``). The store gives :func:`fold` the records of a space; the CLI builds
+records with the builders and signs them with :func:`meshcrew.records.sign_record`.
+
+Design decisions (the full rules are in ``docs/spaces.md``):
+
+* **State is a function of the set of records.** :func:`fold` puts the records in a canonical
+  order that depends only on the set: a topological order over hard dependencies (chain
+  predecessor, genesis, and the ids a body names — the invite a join uses, the proposal a
+  consent supports, the epoch a post is sealed under, the previous epoch of a rotation), ties
+  broken by lowest record id. A record whose dependency is absent *waits*; it is not refused.
+  Then the rules are applied in that order (see :mod:`meshcrew.spaces.fold`).
+* **No rule reads a clock.** An invite's expiry is compared with the join's own signed ``ts``.
+  A removal names the removed member's last counting record (seq and id), so what counts
+  never depends on when a replica heard of the removal.
+* **Concurrent uses of an invite** resolve by canonical order: the join with the lowest id
+  wins a single-use invite on every replica.
+* **Removal by consent**: a proposal (counting as its author's consent) plus consents; it takes
+  effect when they reach a majority of the current members other than the target.
+* **Epochs.** Epoch 0's key is sealed to the founder in the genesis. A ``keys`` record opens
+  the next epoch and seals a fresh key to each recipient (X25519 from their ed25519 key). The
+  *current* epoch is the one sealed to exactly the current members; after any join or
+  departure there is none until someone rotates (the inviter after a join, anyone who wants to
+  write after a departure). Concurrent rotations are all valid; the current one is the highest
+  number, then lowest id. History links (older keys under the new key) exist only if the space
+  lets joiners read history.
+* **What a non-member holding every record learns**: the space kind, whether history is
+  allowed, member public keys, that invites, joins, leaves, removal proposals and consents and
+  key rotations happened (with sizes and signed timestamps), and the size and epoch of each
+  post. Names, purposes, rhythms, parent congregations, profiles and every post (including its
+  kind) are encrypted.
+"""
+
+from meshcrew.spaces.actions import (
+    consent_to_removal,
+    create_invite,
+    create_space,
+    invite_code,
+    join_space,
+    leave_space,
+    propose_removal,
+    rotate_keys,
+)
+from meshcrew.spaces.bodies import Draft
+from meshcrew.spaces.fold import fold
+from meshcrew.spaces.invites import InviteCode, decode_invite_code, encode_invite_code
+from meshcrew.spaces.kinds import PostKind, RecordKind, SpaceKind
+from meshcrew.spaces.posts import (
+    COMPASS_SCALES,
+    Ask,
+    CheckIn,
+    CrewCard,
+    Followup,
+    Gathering,
+    LookingForCrew,
+    Offer,
+    Post,
+    Profile,
+    Reaction,
+    Reply,
+)
+from meshcrew.spaces.sealing import (
+    Keyring,
+    OpenedPost,
+    OpenedSpace,
+    open_meta,
+    open_posts,
+    seal_post,
+    unlock,
+    writable_epoch,
+)
+from meshcrew.spaces.settings import Cycle, Period, Rhythm, SpaceMeta
+from meshcrew.spaces.state import (
+    Epoch,
+    Invite,
+    Member,
+    MemberStatus,
+    Outcome,
+    Removal,
+    SpaceState,
+    Status,
+)
+
+__all__ = [
+    "COMPASS_SCALES", "Ask", "CheckIn", "CrewCard", "Cycle", "Draft", "Epoch", "Followup",
+    "Gathering", "Invite", "InviteCode", "Keyring", "LookingForCrew", "Member", "MemberStatus",
+    "Offer", "OpenedPost", "OpenedSpace", "Outcome", "Period", "Post", "PostKind", "Profile",
+    "Reaction", "RecordKind", "Removal", "Reply", "Rhythm", "SpaceKind", "SpaceMeta",
+    "SpaceState", "Status", "consent_to_removal", "create_invite", "create_space",
+    "decode_invite_code", "encode_invite_code", "fold", "invite_code", "join_space",
+    "leave_space", "open_meta", "open_posts", "propose_removal", "rotate_keys", "seal_post",
+    "unlock", "writable_epoch",
+]

@@ -1,0 +1,189 @@
+"""Builders of the membership records a member signs.
+
+Each builder returns a :class:`~meshcrew.spaces.bodies.Draft` (``kind``, ``body``) for
+:func:`meshcrew.records.sign_record`; the caller picks ``space``, ``seq``, ``prev`` and ``ts``
+(for a genesis, ``space=NEW_SPACE, seq=1, prev=None``). Builders check what the member can know
+locally and raise :class:`~meshcrew.errors.SpaceError` rather than make a record every replica
+would refuse. Randomness comes from ``rng`` (``os.urandom`` in production).
+"""
+
+from __future__ import annotations
+
+import msgpack
+from nacl.signing import SigningKey
+
+from meshcrew.crypto import Rng, encrypt, new_key, seal_to_member
+from meshcrew.errors import SpaceError
+from meshcrew.records import Record
+from meshcrew.spaces.bodies import (
+    MAX_INVITE_USES,
+    ConsentBody,
+    Draft,
+    GenesisBody,
+    InviteBody,
+    JoinBody,
+    KeysBody,
+    LeaveBody,
+    RemoveBody,
+    draft,
+)
+from meshcrew.spaces.invites import (
+    SECRET_BYTES,
+    InviteCode,
+    encode_invite_code,
+    invite_public_key,
+    prove_invite,
+)
+from meshcrew.spaces.kinds import RecordKind, SpaceKind
+from meshcrew.spaces.sealing import (
+    HISTORY_AD,
+    META_AD,
+    META_KEY_AD,
+    Keyring,
+    epoch_ad,
+    unlock,
+)
+from meshcrew.spaces.settings import SpaceMeta
+from meshcrew.spaces.state import SpaceState
+
+
+def _public(key: SigningKey) -> bytes:
+    return bytes(key.verify_key)
+
+
+def _require_member(state: SpaceState, member: bytes) -> None:
+    if not state.is_member(member):
+        raise SpaceError("You are not a member of this space.")
+
+
+def create_space(founder: SigningKey, kind: SpaceKind, meta: SpaceMeta, rng: Rng, *,
+                 history: bool = True) -> Draft:
+    """The genesis of a new space, with epoch 0's key sealed to the founder.
+
+    Sign it with ``space=NEW_SPACE, seq=1, prev=None``; the record's id is the space id.
+
+    Args:
+        founder: the founder's identity key.
+        kind: crew, dyad or congregation.
+        meta: name, purpose, rhythm, and the parent congregation for a crew or dyad.
+        rng: random bytes.
+        history: whether joiners may read what was written before they joined.
+    """
+    if kind is SpaceKind.CONGREGATION and meta.parent is not None:
+        raise SpaceError("A congregation cannot belong to another space.")
+    me = _public(founder)
+    epoch_key, meta_key = new_key(rng), new_key(rng)
+    meta_bytes: bytes = msgpack.packb(meta.to_wire(), use_bin_type=True)
+    return draft(GenesisBody(
+        space_kind=kind, history=history, shares={me: seal_to_member(me, epoch_key, rng)},
+        meta_key=encrypt(epoch_key, meta_key, epoch_ad(META_KEY_AD, me, 0), rng),
+        meta=encrypt(meta_key, meta_bytes, META_AD + me, rng)))
+
+
+def create_invite(state: SpaceState, inviter: bytes, *, expires_ms: int, rng: Rng,
+                  uses: int = 1) -> tuple[Draft, bytes]:
+    """An invite record and its secret (which goes only into the invite code).
+
+    Args:
+        state: the space as the inviter sees it.
+        inviter: the inviter's public key.
+        expires_ms: the last instant (UTC ms) a join may be signed at.
+        rng: random bytes.
+        uses: how many joins it admits (1 unless the member chooses otherwise).
+
+    Returns:
+        The draft, and the 32-byte secret to pass to :func:`invite_code` once signed.
+    """
+    _require_member(state, inviter)
+    if not 1 <= uses <= MAX_INVITE_USES:
+        raise SpaceError(f"An invite admits 1 to {MAX_INVITE_USES} people.")
+    secret = rng(SECRET_BYTES)
+    if len(secret) != SECRET_BYTES:
+        raise ValueError(f"rng({SECRET_BYTES}) must return {SECRET_BYTES} bytes")
+    return draft(InviteBody(invite_public_key(secret), expires_ms, uses)), secret
+
+
+def invite_code(invite: Record, secret: bytes, addrs: tuple[str, ...] = ()) -> str:
+    """The one-line invite code for a signed invite record and its secret."""
+    return encode_invite_code(InviteCode(invite.space_id, invite.id, secret, addrs))
+
+
+def join_space(code: InviteCode, joiner: SigningKey) -> Draft:
+    """A join proving possession of the invite secret; sign it as the joiner's first record
+    in the space (``space=code.space_id``; ``seq=1, prev=None`` unless rejoining)."""
+    me = _public(joiner)
+    return draft(JoinBody(code.invite_id, me, prove_invite(code.secret, code.space_id, me)))
+
+
+def leave_space(state: SpaceState, member: bytes) -> Draft:
+    """A leave: always allowed for a current member."""
+    _require_member(state, member)
+    return draft(LeaveBody())
+
+
+def propose_removal(state: SpaceState, proposer: bytes, member: bytes) -> Draft:
+    """A proposal to remove ``member``, naming their last record that still counts.
+
+    The proposer's own proposal counts as one consent.
+    """
+    _require_member(state, proposer)
+    if member == proposer:
+        raise SpaceError("To leave a space, leave it; a removal is of someone else.")
+    if not state.is_member(member):
+        raise SpaceError("That key is not a current member of this space.")
+    last = state.last_counting_record(member)
+    if last is None:  # pragma: no cover - a member has at least their genesis or join
+        raise SpaceError("That member has no accepted record to name.")
+    return draft(RemoveBody(member, last.seq, last.id))
+
+
+def consent_to_removal(state: SpaceState, member: bytes, proposal_id: bytes) -> Draft:
+    """Consent to a removal proposal."""
+    _require_member(state, member)
+    proposal = state.removals.get(proposal_id)
+    if proposal is None:
+        raise SpaceError("There is no such removal proposal in this space.")
+    if proposal.member == member:
+        raise SpaceError("You cannot consent to your own removal.")
+    return draft(ConsentBody(proposal_id))
+
+
+def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
+                keyring: Keyring | None = None) -> Draft:
+    """A ``keys`` record opening a new epoch sealed to exactly the current members.
+
+    Make one after a join (the inviter does) and after a departure (anyone who wants to write
+    and finds :attr:`SpaceState.needs_rekey` true).
+
+    Args:
+        state: the space as the author sees it.
+        author: the author's identity key.
+        rng: random bytes.
+        keyring: the author's keys (computed with :func:`unlock` if not given).
+    """
+    me = _public(author)
+    _require_member(state, me)
+    keyring = keyring if keyring is not None else unlock(state, author)
+    held = [state.epochs[eid] for eid in keyring.epoch_keys]
+    if not held or keyring.meta_key is None:
+        raise SpaceError("No key of this space has been shared with you yet; wait for a "
+                         "member to rotate the keys.")
+    prev = min(held, key=lambda e: (-e.number, e.id))
+    number = prev.number + 1
+    recipients = sorted(state.active)
+    joins = []
+    for key in recipients:
+        joined = state.members[key].joined_id
+        if key not in prev.shares and state.records[joined].kind == RecordKind.JOIN:
+            joins.append(joined)
+    new = new_key(rng)
+    history = None
+    if state.history:
+        older = {e.id: keyring.epoch_keys[e.id] for e in held if e.number == prev.number}
+        history = encrypt(new, msgpack.packb(older, use_bin_type=True),
+                          epoch_ad(HISTORY_AD, me, number), rng)
+    return draft(KeysBody(
+        number=number, prev=prev.id,
+        shares={key: seal_to_member(key, new, rng) for key in recipients},
+        joins=tuple(joins), history=history,
+        meta_key=encrypt(new, keyring.meta_key, epoch_ad(META_KEY_AD, me, number), rng)))

@@ -1,0 +1,289 @@
+"""The plaintext bodies of membership records, their wire form and their checks.
+
+Every body is a msgpack map with short keys. These bodies are readable by anyone who holds the
+record, so they carry only what the membership rules need: public keys, record ids, numbers and
+sealed or encrypted blobs. Names, purposes, rhythms and every post are inside blobs.
+
+=========  ==============================================================================
+kind       body
+=========  ==============================================================================
+genesis    ``{kind, hist, s: {founder: sealed epoch-0 key}, mk: blob, m: blob}``
+invite     ``{pk: invite public key, exp: expiry (ms, compared with the join's ts), uses}``
+join       ``{i: invite record id, who: joiner key, proof: invite-key signature}``
+leave      ``{}``
+remove     ``{m: member key, s: seq of their last counting record, r: its id}``
+consent    ``{p: removal proposal id}``
+keys       ``{n: epoch number, p: previous epoch id, s: {member: sealed key}, j: [join ids],
+           h: blob of older keys (only if the space allows history), mk: blob}``
+sealed     ``{e: epoch id, c: blob of the post}``
+=========  ==============================================================================
+
+A *blob* is ``nonce || XChaCha20-Poly1305 ciphertext`` (see :mod:`meshcrew.crypto`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import msgpack
+
+from meshcrew.crypto import BLOB_OVERHEAD, SEALED_KEY_BYTES
+from meshcrew.reasons import Reason
+from meshcrew.records import ID_BYTES, KEY_BYTES, MAX_BODY_BYTES, MAX_TS_MS, RecordError
+from meshcrew.spaces.kinds import MAX_MEMBERS_ANY, RecordKind, SpaceKind
+
+MAX_INVITE_USES = 500
+MAX_META_BLOB_BYTES = 4096
+MAX_HISTORY_BLOB_BYTES = 8192
+PROOF_BYTES = 64
+META_KEY_BLOB_BYTES = 32 + BLOB_OVERHEAD
+
+
+class Draft(NamedTuple):
+    """A record ready to sign: give ``kind`` and ``body`` to ``records.sign_record``."""
+
+    kind: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GenesisBody:
+    """Creates a space; its own record is epoch 0."""
+
+    space_kind: SpaceKind
+    history: bool
+    shares: Mapping[bytes, bytes]
+    meta_key: bytes
+    meta: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InviteBody:
+    """An invitation: the public half of a one-time key, an expiry and a use count."""
+
+    public_key: bytes
+    expires_ms: int
+    uses: int
+
+
+@dataclass(frozen=True, slots=True)
+class JoinBody:
+    """A join: names the invite and proves its secret over (space, joiner)."""
+
+    invite: bytes
+    joiner: bytes
+    proof: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveBody:
+    """Leaving: always allowed, and the member's last counting record."""
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveBody:
+    """A proposal to remove ``member``; ``last_seq``/``last_id`` is their last counting record."""
+
+    member: bytes
+    last_seq: int
+    last_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentBody:
+    """Consent to a removal proposal."""
+
+    proposal: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KeysBody:
+    """A key rotation: a new epoch key sealed to each recipient."""
+
+    number: int
+    prev: bytes
+    shares: Mapping[bytes, bytes]
+    joins: tuple[bytes, ...]
+    history: bytes | None
+    meta_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SealedBody:
+    """A post encrypted under an epoch key."""
+
+    epoch: bytes
+    blob: bytes = field(repr=False)
+
+
+Body = (GenesisBody | InviteBody | JoinBody | LeaveBody | RemoveBody | ConsentBody | KeysBody
+        | SealedBody)
+
+
+def references(body: Body) -> tuple[bytes, ...]:
+    """The record ids a body names; the record waits until they are all present."""
+    match body:
+        case JoinBody():
+            return (body.invite,)
+        case RemoveBody():
+            return (body.last_id,)
+        case ConsentBody():
+            return (body.proposal,)
+        case KeysBody():
+            return (body.prev, *body.joins)
+        case SealedBody():
+            return (body.epoch,)
+    return ()
+
+
+def _pack(value: dict[str, Any]) -> bytes:
+    data: bytes = msgpack.packb(value, use_bin_type=True)
+    if len(data) > MAX_BODY_BYTES:
+        raise RecordError(Reason.BODY_TOO_LARGE, f"{len(data)} > {MAX_BODY_BYTES} bytes")
+    return data
+
+
+def encode_body(body: Body) -> bytes:
+    """The wire bytes of a body (the inverse of :func:`parse_body`)."""
+    match body:
+        case GenesisBody():
+            return _pack({"kind": body.space_kind.value, "hist": body.history,
+                          "s": dict(body.shares), "mk": body.meta_key, "m": body.meta})
+        case InviteBody():
+            return _pack({"pk": body.public_key, "exp": body.expires_ms, "uses": body.uses})
+        case JoinBody():
+            return _pack({"i": body.invite, "who": body.joiner, "proof": body.proof})
+        case LeaveBody():
+            return _pack({})
+        case RemoveBody():
+            return _pack({"m": body.member, "s": body.last_seq, "r": body.last_id})
+        case ConsentBody():
+            return _pack({"p": body.proposal})
+        case KeysBody():
+            wire: dict[str, Any] = {"n": body.number, "p": body.prev, "s": dict(body.shares),
+                                    "j": list(body.joins), "mk": body.meta_key}
+            if body.history is not None:
+                wire["h"] = body.history
+            return _pack(wire)
+        case SealedBody():
+            return _pack({"e": body.epoch, "c": body.blob})
+    raise TypeError(f"not a body: {body!r}")
+
+
+def kind_of(body: Body) -> RecordKind:
+    """The record kind that carries ``body``."""
+    return _KIND_OF[type(body)]
+
+
+def draft(body: Body) -> Draft:
+    """The kind and bytes to sign for ``body``."""
+    return Draft(kind_of(body).value, encode_body(body))
+
+
+_KIND_OF: dict[type[Any], RecordKind] = {
+    GenesisBody: RecordKind.GENESIS, InviteBody: RecordKind.INVITE, JoinBody: RecordKind.JOIN,
+    LeaveBody: RecordKind.LEAVE, RemoveBody: RecordKind.REMOVE, ConsentBody: RecordKind.CONSENT,
+    KeysBody: RecordKind.KEYS, SealedBody: RecordKind.SEALED,
+}
+
+
+def _bad(detail: str) -> RecordError:
+    return RecordError(Reason.BAD_BODY, detail)
+
+
+def _bytes(wire: Mapping[str, Any], name: str, length: int | None = None,
+           max_length: int | None = None) -> bytes:
+    value = wire.get(name)
+    if not isinstance(value, bytes):
+        raise _bad(f"{name} is not bytes")
+    if length is not None and len(value) != length:
+        raise _bad(f"{name} is not {length} bytes")
+    if max_length is not None and len(value) > max_length:
+        raise _bad(f"{name} is longer than {max_length} bytes")
+    return value
+
+
+def _int(wire: Mapping[str, Any], name: str, low: int, high: int) -> int:
+    value = wire.get(name)
+    if type(value) is not int or not low <= value <= high:
+        raise _bad(f"{name} is not an integer in {low}..{high}")
+    return value
+
+
+def _shares(wire: Mapping[str, Any]) -> dict[bytes, bytes]:
+    shares = wire.get("s")
+    if not isinstance(shares, dict) or not 0 < len(shares) <= MAX_MEMBERS_ANY:
+        raise _bad(f"s is not a map of 1..{MAX_MEMBERS_ANY} key shares")
+    for member, sealed in shares.items():
+        if not isinstance(member, bytes) or len(member) != KEY_BYTES:
+            raise _bad("a key share is not addressed to a member key")
+        if not isinstance(sealed, bytes) or len(sealed) != SEALED_KEY_BYTES:
+            raise _bad(f"a key share is not {SEALED_KEY_BYTES} bytes")
+    return shares
+
+
+def _parse(kind: RecordKind, wire: Mapping[str, Any]) -> Body:
+    match kind:
+        case RecordKind.GENESIS:
+            try:
+                space_kind = SpaceKind(str(wire.get("kind")))
+            except ValueError:
+                raise _bad("kind is not crew, dyad or congregation") from None
+            history = wire.get("hist")
+            if not isinstance(history, bool):
+                raise _bad("hist is not a boolean")
+            return GenesisBody(space_kind, history, _shares(wire),
+                               _bytes(wire, "mk", META_KEY_BLOB_BYTES),
+                               _bytes(wire, "m", max_length=MAX_META_BLOB_BYTES))
+        case RecordKind.INVITE:
+            return InviteBody(_bytes(wire, "pk", KEY_BYTES), _int(wire, "exp", 0, MAX_TS_MS),
+                              _int(wire, "uses", 1, MAX_INVITE_USES))
+        case RecordKind.JOIN:
+            return JoinBody(_bytes(wire, "i", ID_BYTES), _bytes(wire, "who", KEY_BYTES),
+                            _bytes(wire, "proof", PROOF_BYTES))
+        case RecordKind.LEAVE:
+            return LeaveBody()
+        case RecordKind.REMOVE:
+            return RemoveBody(_bytes(wire, "m", KEY_BYTES), _int(wire, "s", 1, MAX_TS_MS),
+                              _bytes(wire, "r", ID_BYTES))
+        case RecordKind.CONSENT:
+            return ConsentBody(_bytes(wire, "p", ID_BYTES))
+        case RecordKind.KEYS:
+            joins = wire.get("j")
+            if not isinstance(joins, list) or len(joins) > MAX_MEMBERS_ANY or not all(
+                    isinstance(j, bytes) and len(j) == ID_BYTES for j in joins):
+                raise _bad("j is not a list of join ids")
+            history = (_bytes(wire, "h", max_length=MAX_HISTORY_BLOB_BYTES)
+                       if "h" in wire else None)
+            return KeysBody(_int(wire, "n", 1, MAX_TS_MS), _bytes(wire, "p", ID_BYTES),
+                            _shares(wire), tuple(joins), history,
+                            _bytes(wire, "mk", META_KEY_BLOB_BYTES))
+        case RecordKind.SEALED:
+            blob = _bytes(wire, "c")
+            if len(blob) < BLOB_OVERHEAD:
+                raise _bad("c is too short to be a ciphertext")
+            return SealedBody(_bytes(wire, "e", ID_BYTES), blob)
+    raise AssertionError(kind)  # pragma: no cover - every RecordKind is matched
+
+
+def parse_body(kind: str, body: bytes) -> Body | None:
+    """The body of a record of ``kind``, or None if this version does not know the kind.
+
+    Unknown keys in the map are ignored, so a newer version may add fields.
+
+    Raises:
+        RecordError: ``Reason.BAD_BODY`` if the body does not fit its kind.
+    """
+    try:
+        record_kind = RecordKind(kind)
+    except ValueError:
+        return None
+    try:
+        wire = msgpack.unpackb(body, raw=False, strict_map_key=True, use_list=True)
+    except (ValueError, TypeError, OverflowError, msgpack.UnpackException) as exc:
+        raise _bad(f"not msgpack ({type(exc).__name__})") from None
+    if not isinstance(wire, dict):
+        raise _bad("not a map")
+    return _parse(record_kind, wire)

@@ -1,0 +1,398 @@
+"""The fold: the state of a space as a pure function of its set of records.
+
+``fold(space_id, records)`` parses every body, puts the records in the canonical order (see
+:mod:`meshcrew.spaces.order`) and applies the rules below one record at a time. Records arrive
+at a replica in any order and any number of times; the result depends only on the set.
+
+Rules, in the order they are checked for each record:
+
+1. Bodies are parsed first; a body that does not fit its kind is refused (``bad_body``). Two
+   records at one place of an author's chain are a fork: that record and every later one of the
+   author are refused (``fork``). A record whose predecessor is not the author's previous
+   record is refused (``chain_broken``).
+2. A record whose predecessor, genesis or named records are absent *waits*; it is neither
+   accepted nor refused, and it is applied once they arrive.
+3. A member removed by consent has every record after their last counting one refused
+   (``removed_member``), including a later join.
+4. ``join`` (by someone not a current member): the body names the joiner, which must be the
+   signer (``join_forged``); the invite must be an accepted invite of this space
+   (``invite_unknown``) whose maker has not been removed (``invite_revoked``); the proof must
+   verify (``invite_bad_proof``); the join's own signed ``ts`` must not be after the invite's
+   expiry (``invite_expired``); the invite must have uses left (``invite_exhausted``), and the
+   space room (``space_full``). Uses are taken in canonical order, so of two concurrent joins
+   with a single-use invite the one with the lower id wins, on every replica.
+5. Every other record needs its author to be a current member (``not_member``).
+6. ``remove`` names a current member other than its author and their record at the named seq
+   (``bad_reference``); ``consent`` names an accepted proposal and is not by its target
+   (``not_allowed``). When the proposer plus consenters who are current members reach a
+   majority of the current members other than the target, the removal takes effect at that
+   record: the target's records after the named seq are refused, and their invites revoked.
+   Consent is counted as each consent arrives; a later departure does not lower the bar.
+   To make this hold whatever the arrival order, the target's first record after the named seq
+   is ordered after the proposal and all of its consents. If two removals wait on each other's
+   consents (members removing each other), the lower id goes first, and a removal whose
+   target's later records were already applied does not take effect.
+7. ``keys`` opens epoch ``n`` after an accepted epoch ``n - 1``; its author is a recipient;
+   every recipient is or was a member or signed a join it names; it carries a history link
+   exactly when the space allows history (``bad_epoch``). Concurrent rotations are all
+   accepted; the *current* epoch is the one sealed to exactly the current members (highest
+   number, then lowest id); if none is, ``needs_rekey`` is true.
+8. ``sealed`` names an accepted epoch (``bad_reference``) whose key was sealed to its author, no
+   older than an epoch the author already wrote under or created, and not held by a member
+   whose removal the author agreed to (``stale_epoch``).
+9. Records of a kind this version does not know are accepted from members, uninterpreted.
+
+No rule reads a clock: expiry compares two signed timestamps (invite ``exp`` and the join's
+``ts``). A joiner who holds the secret could backdate their join; single use and revocation of a
+removed member's invites limit what that gains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+
+from meshcrew.reasons import Reason
+from meshcrew.records import Record, RecordError
+from meshcrew.spaces.bodies import (
+    Body,
+    ConsentBody,
+    GenesisBody,
+    InviteBody,
+    JoinBody,
+    KeysBody,
+    LeaveBody,
+    RemoveBody,
+    SealedBody,
+    parse_body,
+    references,
+)
+from meshcrew.spaces.invites import verify_invite_proof
+from meshcrew.spaces.kinds import RecordKind, SpaceKind
+from meshcrew.spaces.order import canonical_order, find_waiting
+from meshcrew.spaces.state import (
+    ACCEPTED,
+    ChangeKind,
+    Epoch,
+    Invite,
+    Member,
+    MembershipChange,
+    MemberStatus,
+    Outcome,
+    Removal,
+    SpaceState,
+    Status,
+)
+
+
+def _refused(reason: Reason, detail: str = "") -> Status:
+    return Status(Outcome.REJECTED, reason, detail)
+
+
+def fold(space_id: bytes, records: Iterable[Record]) -> SpaceState:
+    """The state of the space ``space_id`` given a set of its records.
+
+    Args:
+        space_id: the space (its genesis record's id).
+        records: verified records of that space in any order; duplicates are ignored.
+
+    Raises:
+        ValueError: if a record belongs to another space (a caller's mistake).
+    """
+    by_id: dict[bytes, Record] = {}
+    for record in records:
+        if record.space_id != space_id:
+            raise ValueError(f"record {record.id.hex()} belongs to another space")
+        by_id[record.id] = record
+    bodies, early = _parse_all(space_id, by_id)
+    hard: dict[bytes, list[bytes]] = {}
+    for rid, record in by_id.items():
+        deps = [] if record.creates_space else [space_id]
+        if record.prev is not None:
+            deps.append(record.prev)
+        body = bodies.get(rid)
+        if body is not None:
+            deps.extend(references(body))
+        hard[rid] = deps
+    waiting = find_waiting(hard)
+    ready = {rid: deps for rid, deps in hard.items() if rid not in waiting}
+    machine = _Machine(space_id, by_id, bodies, early)
+    for rid in canonical_order(ready, _soft_deps(by_id, bodies, early, ready)):
+        machine.apply(by_id[rid])
+    for rid, missing in waiting.items():
+        machine.statuses[rid] = early.get(rid, Status(Outcome.WAITING, missing=missing))
+    return machine.result()
+
+
+def _parse_all(space_id: bytes, by_id: dict[bytes, Record]
+               ) -> tuple[dict[bytes, Body | None], dict[bytes, Status]]:
+    """Parse bodies and find what can be refused before ordering (bad body, fork, chain)."""
+    bodies: dict[bytes, Body | None] = {}
+    early: dict[bytes, Status] = {}
+    slots: dict[tuple[bytes, int], list[bytes]] = {}
+    for rid, record in by_id.items():
+        slots.setdefault((record.author, record.seq), []).append(rid)
+        if record.creates_space and record.kind != RecordKind.GENESIS:
+            early[rid] = _refused(Reason.BAD_BODY, "a space starts with a genesis record")
+        elif record.kind == RecordKind.GENESIS and not record.creates_space:
+            early[rid] = _refused(Reason.NOT_ALLOWED, "a genesis cannot be posted in a space")
+        try:
+            bodies[rid] = parse_body(record.kind, record.body)
+        except RecordError as exc:
+            bodies[rid] = None
+            early.setdefault(rid, _refused(exc.reason, exc.detail))
+    fork_from: dict[bytes, int] = {}
+    for (author, seq), ids in slots.items():
+        if len(ids) > 1:
+            fork_from[author] = min(seq, fork_from.get(author, seq))
+    for rid, record in by_id.items():
+        if record.seq >= fork_from.get(record.author, record.seq + 1):
+            early[rid] = _refused(Reason.FORK,
+                                  f"the author forked at seq {fork_from[record.author]}")
+            continue
+        prev = by_id.get(record.prev) if record.prev is not None else None
+        if prev is not None and (prev.author != record.author or prev.seq != record.seq - 1):
+            early.setdefault(rid, _refused(Reason.CHAIN_BROKEN))
+    return bodies, early
+
+
+def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
+               early: dict[bytes, Status], ready: dict[bytes, list[bytes]]
+               ) -> dict[bytes, set[bytes]]:
+    """Order a removal target's first record after the cut behind the proposal and consents."""
+    consents: dict[bytes, list[bytes]] = {}
+    proposals: list[bytes] = []
+    slot: dict[tuple[bytes, int], list[bytes]] = {}
+    for rid in ready:
+        body = bodies.get(rid)
+        if rid in early:
+            continue
+        if isinstance(body, ConsentBody):
+            consents.setdefault(body.proposal, []).append(rid)
+        elif isinstance(body, RemoveBody):
+            proposals.append(rid)
+        record = by_id[rid]
+        slot.setdefault((record.author, record.seq), []).append(rid)
+    soft: dict[bytes, set[bytes]] = {}
+    for pid in proposals:
+        body = bodies[pid]
+        assert isinstance(body, RemoveBody)
+        for after in slot.get((body.member, body.last_seq + 1), ()):
+            soft.setdefault(after, set()).update([pid, *consents.get(pid, ())])
+    return soft
+
+
+class _Machine:
+    """Applies records in canonical order; holds the working state of one fold."""
+
+    def __init__(self, space_id: bytes, by_id: dict[bytes, Record],
+                 bodies: dict[bytes, Body | None], early: dict[bytes, Status]) -> None:
+        self.space_id = space_id
+        self.by_id = by_id
+        self.bodies = bodies
+        self.early = early
+        self.kind: SpaceKind | None = None
+        self.founder: bytes | None = None
+        self.history = False
+        self.members: dict[bytes, Member] = {}
+        self.active: set[bytes] = set()
+        self.epochs: dict[bytes, Epoch] = {}
+        self.invites: dict[bytes, Invite] = {}
+        self.removals: dict[bytes, Removal] = {}
+        self.changes: list[MembershipChange] = []
+        self.statuses: dict[bytes, Status] = {}
+        self.order: list[bytes] = []
+        self.cutoff: dict[bytes, int] = {}
+        self.floor: dict[bytes, int] = {}
+        """Per author: the highest epoch number they wrote under or created."""
+        self.agreed_removed: dict[bytes, set[bytes]] = {}
+        """Per author: members whose effective removal they proposed or consented to."""
+        self.applied_seq: dict[bytes, int] = {}
+
+    def apply(self, record: Record) -> None:
+        """Apply one record and note its status."""
+        status = self.early.get(record.id)
+        if status is None:
+            try:
+                self._apply(record, self.bodies[record.id])
+                status = ACCEPTED
+                self.order.append(record.id)
+            except RecordError as exc:
+                status = _refused(exc.reason, exc.detail)
+        self.statuses[record.id] = status
+        self.applied_seq[record.author] = max(record.seq, self.applied_seq.get(record.author, 0))
+
+    def _apply(self, record: Record, body: Body | None) -> None:
+        if isinstance(body, GenesisBody):
+            self._genesis(record, body)
+            return
+        if self.kind is None:
+            raise RecordError(Reason.BAD_REFERENCE, "the space's genesis was refused")
+        author = record.author
+        cut = self.cutoff.get(author)
+        if cut is not None and record.seq > cut:
+            raise RecordError(Reason.REMOVED_MEMBER, f"removed after their record {cut}")
+        if isinstance(body, JoinBody):
+            self._join(record, body)
+            return
+        if author not in self.active:
+            left = author in self.members
+            raise RecordError(Reason.NOT_MEMBER, "the author has left" if left else "")
+        match body:
+            case InviteBody():
+                self.invites[record.id] = Invite(record.id, author, body.public_key,
+                                                 body.expires_ms, body.uses)
+            case LeaveBody():
+                self._depart(author, record.id, record.seq, MemberStatus.LEFT)
+            case RemoveBody():
+                self._propose(record, body)
+            case ConsentBody():
+                self._consent(record, body)
+            case KeysBody():
+                self._keys(record, body)
+            case SealedBody():
+                self._sealed(record, body)
+
+    def _genesis(self, record: Record, body: GenesisBody) -> None:
+        if set(body.shares) != {record.author}:
+            raise RecordError(Reason.BAD_BODY, "epoch 0 is sealed to the founder only")
+        self.kind, self.founder, self.history = body.space_kind, record.author, body.history
+        self.members[record.author] = Member(record.author, MemberStatus.ACTIVE, record.id,
+                                             record.ts, None)
+        self.active.add(record.author)
+        self.epochs[record.id] = Epoch(record.id, 0, record.author, None, body.shares, None,
+                                       body.meta_key)
+        self.floor[record.author] = 0
+        self.changes.append(MembershipChange(record.id, ChangeKind.FOUNDED, record.author))
+
+    def _join(self, record: Record, body: JoinBody) -> None:
+        author = record.author
+        if body.joiner != author:
+            raise RecordError(Reason.JOIN_FORGED, "the join names another key than its signer")
+        if author in self.active:
+            raise RecordError(Reason.ALREADY_MEMBER)
+        invite = self.invites.get(body.invite)
+        if invite is None:
+            raise RecordError(Reason.INVITE_UNKNOWN, "it names no accepted invite")
+        if invite.revoked:
+            raise RecordError(Reason.INVITE_REVOKED)
+        if not verify_invite_proof(invite.public_key, self.space_id, author, body.proof):
+            raise RecordError(Reason.INVITE_BAD_PROOF)
+        if record.ts > invite.expires_ms:
+            raise RecordError(Reason.INVITE_EXPIRED,
+                              f"signed {record.ts - invite.expires_ms} ms after expiry")
+        if len(invite.used_by) >= invite.uses:
+            raise RecordError(Reason.INVITE_EXHAUSTED, f"{invite.uses} use(s)")
+        assert self.kind is not None
+        if len(self.active) >= self.kind.max_members:
+            raise RecordError(Reason.SPACE_FULL, f"a {self.kind} has at most "
+                              f"{self.kind.max_members} members")
+        self.invites[invite.id] = replace(invite, used_by=(*invite.used_by, record.id))
+        self.members[author] = Member(author, MemberStatus.ACTIVE, record.id, record.ts,
+                                      invite.author)
+        self.active.add(author)
+        self.changes.append(MembershipChange(record.id, ChangeKind.JOINED, author))
+
+    def _depart(self, member: bytes, by: bytes, last_seq: int, status: MemberStatus) -> None:
+        self.members[member] = replace(self.members[member], status=status, ended_id=by,
+                                       last_seq=last_seq)
+        self.active.discard(member)
+        change = ChangeKind.LEFT if status is MemberStatus.LEFT else ChangeKind.REMOVED
+        self.changes.append(MembershipChange(by, change, member))
+
+    def _propose(self, record: Record, body: RemoveBody) -> None:
+        if body.member == record.author:
+            raise RecordError(Reason.NOT_ALLOWED, "to leave, write a leave record")
+        if body.member not in self.active:
+            raise RecordError(Reason.BAD_REFERENCE, "that key is not a current member")
+        last = self.by_id[body.last_id]
+        if last.author != body.member or last.seq != body.last_seq:
+            raise RecordError(Reason.BAD_REFERENCE,
+                              "the named last record is not that member's record at that seq")
+        self.removals[record.id] = Removal(record.id, record.author, body.member, body.last_seq,
+                                           body.last_id, frozenset({record.author}))
+        self._count(record.id, record.id)
+
+    def _consent(self, record: Record, body: ConsentBody) -> None:
+        proposal = self.removals.get(body.proposal)
+        if proposal is None:
+            raise RecordError(Reason.BAD_REFERENCE, "it names no accepted removal proposal")
+        if record.author == proposal.member:
+            raise RecordError(Reason.NOT_ALLOWED, "a member cannot consent to their own removal")
+        self.removals[proposal.id] = replace(proposal,
+                                             consents=proposal.consents | {record.author})
+        if proposal.effective:
+            self.agreed_removed.setdefault(record.author, set()).add(proposal.member)
+        self._count(proposal.id, record.id)
+
+    def _count(self, proposal_id: bytes, by: bytes) -> None:
+        """Make the removal take effect if its consent now suffices."""
+        proposal = self.removals[proposal_id]
+        target = proposal.member
+        if proposal.effective or target not in self.active:
+            return
+        if self.applied_seq.get(target, 0) > proposal.last_seq:
+            return  # overtaken: the target's later records were applied (see rule 6)
+        others = self.active - {target}
+        if len(proposal.consents & others) < len(others) // 2 + 1:
+            return
+        self.removals[proposal_id] = replace(proposal, effective_by=by)
+        self.cutoff[target] = proposal.last_seq
+        self._depart(target, by, proposal.last_seq, MemberStatus.REMOVED)
+        for consenter in proposal.consents:
+            self.agreed_removed.setdefault(consenter, set()).add(target)
+        for invite in list(self.invites.values()):
+            if invite.author == target:
+                self.invites[invite.id] = replace(invite, revoked=True)
+
+    def _keys(self, record: Record, body: KeysBody) -> None:
+        prev = self.epochs.get(body.prev)
+        if prev is None:
+            raise RecordError(Reason.BAD_EPOCH, "the previous epoch is not an accepted epoch")
+        if body.number != prev.number + 1:
+            raise RecordError(Reason.BAD_EPOCH, f"epoch {body.number} cannot follow epoch "
+                              f"{prev.number}")
+        if record.author not in body.shares:
+            raise RecordError(Reason.BAD_EPOCH, "the author did not seal the key to themself")
+        joiners: set[bytes] = set()
+        for join_id in body.joins:
+            join = self.by_id[join_id]
+            if join.kind != RecordKind.JOIN:
+                raise RecordError(Reason.BAD_REFERENCE, "a named join is not a join record")
+            joiners.add(join.author)
+        if any(k not in self.members and k not in joiners for k in body.shares):
+            raise RecordError(Reason.BAD_EPOCH, "the key is sealed to someone who never joined")
+        if self.history != (body.history is not None):
+            raise RecordError(Reason.BAD_EPOCH, "a history link must be present exactly when "
+                              "the space lets joiners read history")
+        self.epochs[record.id] = Epoch(record.id, body.number, record.author, body.prev,
+                                       body.shares, body.history, body.meta_key)
+        self.floor[record.author] = max(body.number, self.floor.get(record.author, 0))
+
+    def _sealed(self, record: Record, body: SealedBody) -> None:
+        epoch = self.epochs.get(body.epoch)
+        author = record.author
+        if epoch is None:
+            raise RecordError(Reason.BAD_REFERENCE, "it names no accepted epoch")
+        if author not in epoch.shares:
+            raise RecordError(Reason.STALE_EPOCH, f"epoch {epoch.number} was not sealed to "
+                              "the author")
+        floor = self.floor.get(author, 0)
+        if epoch.number < floor:
+            raise RecordError(Reason.STALE_EPOCH, f"epoch {epoch.number} is older than epoch "
+                              f"{floor}, which the author already used")
+        if self.agreed_removed.get(author, set()) & epoch.recipients:
+            raise RecordError(Reason.STALE_EPOCH, "a member the author agreed to remove holds "
+                              f"the key of epoch {epoch.number}")
+        self.floor[author] = max(epoch.number, floor)
+
+    def result(self) -> SpaceState:
+        """The state after every record has been applied."""
+        clean = [e for e in self.epochs.values() if e.recipients == self.active]
+        current = min(clean, key=lambda e: (-e.number, e.id)).id if clean else None
+        return SpaceState(
+            space_id=self.space_id, kind=self.kind, founder=self.founder, history=self.history,
+            members=self.members, epochs=self.epochs, current_epoch_id=current,
+            invites=self.invites, removals=self.removals, changes=tuple(self.changes),
+            statuses=self.statuses, order=tuple(self.order), floors=self.floor,
+            records=self.by_id)

@@ -1,0 +1,285 @@
+"""Posts: the practice records members write, carried encrypted inside ``sealed`` records.
+
+Each post is a frozen dataclass whose constructor checks it, so an invalid post cannot be built
+and a received one that breaks a limit is refused with ``bad_body`` and a detail. On the wire a
+post is a msgpack map ``{"k": kind, ...fields}``.
+
+The compass
+-----------
+A check-in may carry a *compass reflection*: some of the scales in :data:`COMPASS_SCALES`, each
+scored 1 to 5, where 1 is the "murky waters" end and 5 the "north star" end (after the Huddlecraft
+compass of Enrol Yourself and Riane Eisler's partnership/domination spectrum). The set is fixed
+so that every member's series can be compared over time; a new scale needs a new version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import msgpack
+
+from meshcrew.reasons import Reason
+from meshcrew.records import ID_BYTES, MAX_TS_MS, RecordError
+from meshcrew.spaces.kinds import PostKind
+from meshcrew.spaces.settings import check_text
+
+
+@dataclass(frozen=True, slots=True)
+class CompassScale:
+    """One compass question, scored 1 (``low``) to 5 (``high``)."""
+
+    key: str
+    question: str
+    low: str
+    high: str
+
+
+COMPASS_SCALES: tuple[CompassScale, ...] = (
+    CompassScale("belonging", "Do I feel I belong, that people here have my back?",
+                 "alone, distrustful", "belonging"),
+    CompassScale("partnership", "Am I relating in partnership or in domination?",
+                 "domination", "partnership"),
+    CompassScale("time", "Do I have the time to do my work well?",
+                 "rushed, stretched thin", "time to do it well"),
+    CompassScale("gardeners", "Am I creating gardeners, not just gardens (sharing power)?",
+                 "monopolising", "distributing"),
+    CompassScale("connection", "Do my choices enhance connection or separation?",
+                 "separation", "connection"),
+    CompassScale("growth", "Am I learning and growing, or stuck?", "stagnating",
+                 "learning and growing"),
+)
+"""The fixed, documented compass: every reflection uses only these keys."""
+
+COMPASS_KEYS = frozenset(scale.key for scale in COMPASS_SCALES)
+SCORE_MIN, SCORE_MAX = 1, 5
+MAX_TEXT_CHARS = 2000
+MAX_ASK_CHARS = 1000
+MAX_TITLE_CHARS = 120
+MAX_NAME_CHARS = 64
+MAX_BIO_CHARS = 280
+MAX_REACTION_CHARS = 16
+MAX_PLACE_CHARS = 300
+MAX_NOTE_CHARS = 500
+
+
+def _bad(detail: str) -> RecordError:
+    return RecordError(Reason.BAD_BODY, detail)
+
+
+def _score(value: object, field: str) -> int:
+    if type(value) is not int or not SCORE_MIN <= value <= SCORE_MAX:
+        raise _bad(f"{field} is not a whole number from {SCORE_MIN} to {SCORE_MAX}")
+    return value
+
+
+def _record_id(value: object, field: str) -> bytes:
+    if not isinstance(value, bytes) or len(value) != ID_BYTES:
+        raise _bad(f"{field} is not a record id")
+    return value
+
+
+def _flag(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise _bad(f"{field} is not true or false")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A member's display name and short bio in one space (their latest one counts)."""
+
+    kind: ClassVar[PostKind] = PostKind.PROFILE
+    name: str
+    bio: str = ""
+
+    def __post_init__(self) -> None:
+        check_text(self.name, "name", MAX_NAME_CHARS, allow_empty=False)
+        check_text(self.bio, "bio", MAX_BIO_CHARS)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    """How a member is arriving this cycle."""
+
+    kind: ClassVar[PostKind] = PostKind.CHECKIN
+    text: str
+    energy: int
+    compass: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """Scale key (from :data:`COMPASS_SCALES`) → score 1 to 5; any subset of the scales."""
+    ask: str | None = None
+    """An ask for support, if any (it stays open until a closing follow-up by the author)."""
+
+    def __post_init__(self) -> None:
+        check_text(self.text, "text", MAX_TEXT_CHARS, allow_empty=False)
+        _score(self.energy, "energy")
+        if not isinstance(self.compass, Mapping):
+            raise _bad("compass is not a map")
+        for key, score in self.compass.items():
+            if key not in COMPASS_KEYS:
+                raise _bad(f"compass has no scale {str(key)[:32]!r}")
+            _score(score, f"compass {key}")
+        object.__setattr__(self, "compass", MappingProxyType(dict(sorted(self.compass.items()))))
+        if self.ask is not None:
+            check_text(self.ask, "ask", MAX_ASK_CHARS, allow_empty=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A reply to a post."""
+
+    kind: ClassVar[PostKind] = PostKind.REPLY
+    to: bytes
+    text: str
+
+    def __post_init__(self) -> None:
+        _record_id(self.to, "to")
+        check_text(self.text, "text", MAX_TEXT_CHARS, allow_empty=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """A short reaction to a post ("heard you", an emoji)."""
+
+    kind: ClassVar[PostKind] = PostKind.REACTION
+    to: bytes
+    text: str
+
+    def __post_init__(self) -> None:
+        _record_id(self.to, "to")
+        check_text(self.text, "text", MAX_REACTION_CHARS, allow_empty=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """An ask for support (a crew's or the congregation board's)."""
+
+    kind: ClassVar[PostKind] = PostKind.ASK
+    title: str
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        check_text(self.title, "title", MAX_TITLE_CHARS, allow_empty=False)
+        check_text(self.text, "text", MAX_TEXT_CHARS)
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """An offer of help, skills or resources."""
+
+    kind: ClassVar[PostKind] = PostKind.OFFER
+    title: str
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        check_text(self.title, "title", MAX_TITLE_CHARS, allow_empty=False)
+        check_text(self.text, "text", MAX_TEXT_CHARS)
+
+
+@dataclass(frozen=True, slots=True)
+class Followup:
+    """A follow-up on an ask, offer or check-in ask; ``closes`` by its author closes it."""
+
+    kind: ClassVar[PostKind] = PostKind.FOLLOWUP
+    to: bytes
+    text: str
+    closes: bool = False
+
+    def __post_init__(self) -> None:
+        _record_id(self.to, "to")
+        check_text(self.text, "text", MAX_TEXT_CHARS)
+        _flag(self.closes, "closes")
+
+
+@dataclass(frozen=True, slots=True)
+class Gathering:
+    """A gathering of the congregation: when (UTC ms) and where (a place or a link)."""
+
+    kind: ClassVar[PostKind] = PostKind.GATHERING
+    title: str
+    when_ms: int
+    where: str
+
+    def __post_init__(self) -> None:
+        check_text(self.title, "title", MAX_TITLE_CHARS, allow_empty=False)
+        if type(self.when_ms) is not int or not 0 <= self.when_ms < MAX_TS_MS:
+            raise _bad("when_ms is not a millisecond timestamp")
+        check_text(self.where, "where", MAX_PLACE_CHARS)
+
+
+@dataclass(frozen=True, slots=True)
+class LookingForCrew:
+    """Whether the author is looking for a crew (their latest one counts)."""
+
+    kind: ClassVar[PostKind] = PostKind.LOOKING_FOR_CREW
+    looking: bool
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        _flag(self.looking, "looking")
+        check_text(self.note, "note", MAX_NOTE_CHARS)
+
+
+@dataclass(frozen=True, slots=True)
+class CrewCard:
+    """A crew's card in its congregation: whether it is open to new crewmates."""
+
+    kind: ClassVar[PostKind] = PostKind.CREW_CARD
+    crew: bytes
+    """The crew's (or dyad's) space id."""
+    name: str
+    open: bool
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        _record_id(self.crew, "crew")
+        check_text(self.name, "name", MAX_NAME_CHARS, allow_empty=False)
+        _flag(self.open, "open")
+        check_text(self.note, "note", MAX_NOTE_CHARS)
+
+
+Post = (Profile | CheckIn | Reply | Reaction | Ask | Offer | Followup | Gathering
+        | LookingForCrew | CrewCard)
+
+_CLASSES: dict[PostKind, type[Any]] = {cls.kind: cls for cls in (
+    Profile, CheckIn, Reply, Reaction, Ask, Offer, Followup, Gathering, LookingForCrew,
+    CrewCard)}
+
+
+def encode_post(post: Post) -> bytes:
+    """The plaintext bytes of a post (encrypted by :mod:`meshcrew.spaces.sealing`)."""
+    wire: dict[str, Any] = {"k": post.kind.value}
+    for item in fields(post):
+        value = getattr(post, item.name)
+        wire[item.name] = dict(value) if isinstance(value, Mapping) else value
+    data: bytes = msgpack.packb(wire, use_bin_type=True)
+    return data
+
+
+def decode_post(data: bytes) -> Post:
+    """Read a post from its plaintext bytes.
+
+    Unknown fields are ignored (a newer version may add some).
+
+    Raises:
+        RecordError: ``Reason.BAD_BODY`` if it is not a valid post of a known kind.
+    """
+    try:
+        wire = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+    except (ValueError, TypeError, OverflowError, msgpack.UnpackException) as exc:
+        raise _bad(f"post is not msgpack ({type(exc).__name__})") from None
+    if not isinstance(wire, dict):
+        raise _bad("post is not a map")
+    try:
+        cls = _CLASSES[PostKind(str(wire.get("k")))]
+    except (ValueError, KeyError):
+        raise _bad(f"unknown post kind {str(wire.get('k'))[:32]!r}") from None
+    names = [item.name for item in fields(cls)]
+    args = {name: wire[name] for name in names if name in wire}
+    try:
+        post: Post = cls(**args)
+    except TypeError:
+        raise _bad(f"a {cls.kind.value} lacks a field") from None
+    return post

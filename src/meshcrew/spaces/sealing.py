@@ -1,0 +1,229 @@
+"""Keys and posts: what a member can unlock, and how posts are sealed and opened.
+
+Key material of a space:
+
+* the **epoch keys**: epoch 0's is sealed to the founder in the genesis; each ``keys`` record
+  seals a new one to every recipient. If the space allows history, each ``keys`` record also
+  carries a *history link*: the keys of the epochs one number below it that its author holds,
+  encrypted under the new key, so a joiner can walk back to the start. A key learnt through a
+  link is kept only if it opens that epoch's meta-key blob, so a bad link cannot plant a key.
+* the **meta key**: one key for the life of the space, made by the founder; the genesis and
+  every ``keys`` record carry it encrypted under their epoch key, so every member (with or
+  without history) can read the space's settings.
+
+A post is encrypted with XChaCha20-Poly1305 under its epoch key, with associated data
+``POST_AD || space id || author || epoch id``: a ciphertext moved to another space, author or
+epoch does not open.
+
+Opening is the members' second check: a record the fold accepted may still hold a ciphertext
+that does not open (``unreadable``) or a post that breaks a limit (``bad_body``). Every member
+who holds the key reaches the same verdict. Posts of epochs this member holds no key for (before
+they joined, in a space without history) are neither: they are listed as locked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import msgpack
+from nacl.signing import SigningKey
+
+from meshcrew.crypto import KEY_BYTES, Rng, decrypt, encrypt, open_sealed
+from meshcrew.errors import DecryptError, SpaceError
+from meshcrew.reasons import Reason
+from meshcrew.records import RecordError
+from meshcrew.spaces.bodies import Draft, GenesisBody, SealedBody, draft, parse_body
+from meshcrew.spaces.kinds import PostKind, RecordKind
+from meshcrew.spaces.posts import Post, decode_post, encode_post
+from meshcrew.spaces.settings import SpaceMeta
+from meshcrew.spaces.state import Epoch, Outcome, SpaceState, Status
+
+POST_AD = b"meshcrew/post/v1\x00"
+META_AD = b"meshcrew/meta/v1\x00"
+META_KEY_AD = b"meshcrew/meta-key/v1\x00"
+HISTORY_AD = b"meshcrew/history/v1\x00"
+
+
+def post_ad(space_id: bytes, author: bytes, epoch_id: bytes) -> bytes:
+    """The associated data of a post."""
+    return POST_AD + space_id + author + epoch_id
+
+
+def epoch_ad(prefix: bytes, author: bytes, number: int) -> bytes:
+    """The associated data of an epoch record's meta-key blob or history link."""
+    return prefix + author + number.to_bytes(8, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Keyring:
+    """The keys one member holds for one space (never log or store it unencrypted)."""
+
+    epoch_keys: Mapping[bytes, bytes] = field(repr=False)
+    """Epoch id → epoch key."""
+    meta_key: bytes | None = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Keyring({len(self.epoch_keys)} epoch keys)"
+
+
+def _open_meta_key(epoch: Epoch, key: bytes) -> bytes | None:
+    try:
+        meta_key = decrypt(key, epoch.meta_key, epoch_ad(META_KEY_AD, epoch.author, epoch.number))
+    except DecryptError:
+        return None
+    return meta_key if len(meta_key) == KEY_BYTES else None
+
+
+def unlock(state: SpaceState, member: SigningKey) -> Keyring:
+    """Every key ``member`` can recover from the space's accepted epochs."""
+    me = bytes(member.verify_key)
+    keys: dict[bytes, bytes] = {}
+    for epoch in state.epochs.values():
+        if me in epoch.shares:
+            try:
+                key = open_sealed(member, epoch.shares[me])
+            except DecryptError:
+                continue
+            if len(key) == KEY_BYTES:
+                keys[epoch.id] = key
+    pending = sorted(keys)
+    while pending:
+        epoch = state.epochs[pending.pop()]
+        if epoch.history is None:
+            continue
+        try:
+            linked = msgpack.unpackb(decrypt(keys[epoch.id], epoch.history,
+                                             epoch_ad(HISTORY_AD, epoch.author, epoch.number)),
+                                     raw=False, strict_map_key=True)
+        except (DecryptError, ValueError, TypeError, msgpack.UnpackException):
+            continue
+        if not isinstance(linked, dict):
+            continue
+        for old_id, old_key in sorted(linked.items()):
+            old = state.epochs.get(old_id) if isinstance(old_id, bytes) else None
+            if (old is not None and old_id not in keys and isinstance(old_key, bytes)
+                    and _open_meta_key(old, old_key) is not None):
+                keys[old_id] = old_key
+                pending.append(old_id)
+    meta_key = next((mk for eid in sorted(keys)
+                     if (mk := _open_meta_key(state.epochs[eid], keys[eid])) is not None), None)
+    return Keyring(keys, meta_key)
+
+
+def open_meta(state: SpaceState, keyring: Keyring) -> SpaceMeta | None:
+    """The space's settings (name, purpose, rhythm, parent), or None if locked or damaged."""
+    genesis = state.records.get(state.space_id)
+    if keyring.meta_key is None or genesis is None or state.founder is None:
+        return None
+    try:
+        body = parse_body(genesis.kind, genesis.body)
+        assert isinstance(body, GenesisBody)
+        wire = msgpack.unpackb(decrypt(keyring.meta_key, body.meta, META_AD + state.founder),
+                               raw=False, strict_map_key=True)
+        return SpaceMeta.from_wire(wire)
+    except (DecryptError, RecordError, ValueError, TypeError, msgpack.UnpackException):
+        return None
+
+
+def writable_epoch(state: SpaceState, author: bytes) -> Epoch | None:
+    """The epoch ``author`` should write under now, or None if keys must be rotated first.
+
+    That is the current epoch, unless the author already wrote under a newer one.
+    """
+    epoch = state.current_epoch
+    if epoch is None or author not in epoch.shares:
+        return None
+    return epoch if epoch.number >= state.floors.get(author, 0) else None
+
+
+def seal_post(state: SpaceState, author: SigningKey, post: Post, rng: Rng) -> Draft:
+    """Encrypt ``post`` for the current members: the draft of a ``sealed`` record.
+
+    Raises:
+        SpaceError: if the author is not a member, the post does not belong in this kind of
+            space, or the keys must be rotated first (see
+            :func:`meshcrew.spaces.actions.rotate_keys`).
+    """
+    me = bytes(author.verify_key)
+    if not state.is_member(me) or state.kind is None:
+        raise SpaceError("You are not a member of this space.")
+    if post.kind not in state.kind.post_kinds:
+        raise SpaceError(f"A {post.kind.value.replace('_', ' ')} cannot be posted in a "
+                         f"{state.kind.value}.")
+    epoch = writable_epoch(state, me)
+    if epoch is None:
+        raise SpaceError("The membership changed since the last key rotation; rotate the keys "
+                         "before writing.")
+    key = open_sealed(author, epoch.shares[me])
+    blob = encrypt(key, encode_post(post), post_ad(state.space_id, me, epoch.id), rng)
+    return draft(SealedBody(epoch.id, blob))
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedPost:
+    """A post a member could read, with the facts of its record."""
+
+    record_id: bytes
+    author: bytes
+    seq: int
+    ts: int
+    epoch_id: bytes
+    post: Post
+
+    @property
+    def kind(self) -> PostKind:
+        """The post's kind."""
+        return self.post.kind
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedSpace:
+    """What one member can read of a space: a pure function of the state and their keys."""
+
+    state: SpaceState = field(repr=False)
+    posts: tuple[OpenedPost, ...]
+    """The readable, valid posts, in canonical order."""
+    refused: Mapping[bytes, Status]
+    """Accepted ``sealed`` records whose content is invalid (``unreadable``, ``bad_body``)."""
+    locked: frozenset[bytes]
+    """Accepted ``sealed`` records of epochs this member holds no key for."""
+
+    def post(self, record_id: bytes) -> OpenedPost | None:
+        """The opened post with that record id, if any."""
+        return next((p for p in self.posts if p.record_id == record_id), None)
+
+    def of_kind(self, kind: PostKind) -> list[OpenedPost]:
+        """The posts of one kind, in canonical order."""
+        return [p for p in self.posts if p.kind is kind]
+
+
+def open_posts(state: SpaceState, keyring: Keyring) -> OpenedSpace:
+    """Decrypt and check every accepted ``sealed`` record this keyring opens."""
+    posts: list[OpenedPost] = []
+    refused: dict[bytes, Status] = {}
+    locked: set[bytes] = set()
+    allowed = state.kind.post_kinds if state.kind is not None else frozenset()
+    for record in state.accepted(RecordKind.SEALED):
+        body = parse_body(record.kind, record.body)
+        assert isinstance(body, SealedBody)  # the fold accepted it
+        key = keyring.epoch_keys.get(body.epoch)
+        if key is None:
+            locked.add(record.id)
+            continue
+        try:
+            post = decode_post(decrypt(key, body.blob,
+                                       post_ad(state.space_id, record.author, body.epoch)))
+        except DecryptError as exc:
+            refused[record.id] = Status(Outcome.REJECTED, Reason.UNREADABLE, str(exc))
+            continue
+        except RecordError as exc:
+            refused[record.id] = Status(Outcome.REJECTED, exc.reason, exc.detail)
+            continue
+        if post.kind not in allowed:
+            refused[record.id] = Status(Outcome.REJECTED, Reason.BAD_BODY,
+                                        f"a {post.kind.value} does not belong in a {state.kind}")
+            continue
+        posts.append(OpenedPost(record.id, record.author, record.seq, record.ts, body.epoch,
+                                post))
+    return OpenedSpace(state, tuple(posts), refused, frozenset(locked))

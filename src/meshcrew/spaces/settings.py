@@ -1,0 +1,157 @@
+"""A space's settings: name, purpose, parent congregation and check-in rhythm.
+
+These travel encrypted (see :mod:`meshcrew.spaces.sealing`): a non-member learns none of them.
+
+Rhythm cycles are computed on a fixed calendar, never from the time a space was made:
+
+* ``daily``: each day from 00:00 to 24:00;
+* ``weekly``: from 00:00 of the chosen weekday (Monday = 0) to the same time a week later;
+* ``fortnightly``: like weekly, two weeks long, counted from the first such weekday on or after
+  1970-01-01 (so every replica agrees which weeks start a cycle).
+
+Days are in UTC shifted by ``utc_offset_min`` (a fixed offset: no daylight-saving rules), so a
+crew in Wellington can set +720 and see cycles start at their own midnight.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from meshcrew.reasons import Reason
+from meshcrew.records import ID_BYTES, RecordError
+
+DAY_MS = 24 * 60 * 60 * 1000
+WEEK_MS = 7 * DAY_MS
+MAX_UTC_OFFSET_MIN = 14 * 60
+MAX_SPACE_NAME_CHARS = 64
+MAX_PURPOSE_CHARS = 500
+_EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
+# Newline and tab lay text out; the zero-width (non-)joiners build emoji and scripts. Other
+# format characters (bidi overrides) and controls could disguise or redraw text.
+_ALLOWED_CONTROLS = frozenset("\n\t\u200c\u200d")
+
+
+class Period(StrEnum):
+    """How often a space checks in."""
+
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    FORTNIGHTLY = "fortnightly"
+
+
+@dataclass(frozen=True, slots=True)
+class Cycle:
+    """One rhythm cycle: ``start_ms <= t < end_ms`` (UTC milliseconds)."""
+
+    index: int
+    start_ms: int
+    end_ms: int
+
+    def __contains__(self, ts_ms: object) -> bool:
+        return isinstance(ts_ms, int) and self.start_ms <= ts_ms < self.end_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Rhythm:
+    """The check-in rhythm of a space, e.g. ``Rhythm(Period.WEEKLY, weekday=0)`` for Mondays."""
+
+    period: Period = Period.WEEKLY
+    weekday: int = 0
+    utc_offset_min: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.period, Period):
+            raise TypeError(f"unknown period {self.period!r}")
+        if type(self.weekday) is not int or not 0 <= self.weekday <= 6:
+            raise ValueError("weekday is 0 (Monday) to 6 (Sunday)")
+        if type(self.utc_offset_min) is not int or abs(self.utc_offset_min) > MAX_UTC_OFFSET_MIN:
+            raise ValueError(f"utc_offset_min is within ±{MAX_UTC_OFFSET_MIN}")
+
+    @property
+    def length_ms(self) -> int:
+        """The length of one cycle."""
+        return {Period.DAILY: DAY_MS, Period.WEEKLY: WEEK_MS,
+                Period.FORTNIGHTLY: 2 * WEEK_MS}[self.period]
+
+    def cycle_at(self, ts_ms: int) -> Cycle:
+        """The cycle that contains the instant ``ts_ms``."""
+        offset = self.utc_offset_min * 60_000
+        anchor = 0 if self.period is Period.DAILY else (
+            (self.weekday - _EPOCH_WEEKDAY) % 7) * DAY_MS
+        index = (ts_ms + offset - anchor) // self.length_ms
+        start = anchor + index * self.length_ms - offset
+        return Cycle(index, start, start + self.length_ms)
+
+    def to_wire(self) -> list[Any]:
+        """The msgpack-ready form."""
+        return [self.period.value, self.weekday, self.utc_offset_min]
+
+    @classmethod
+    def from_wire(cls, value: object) -> Rhythm:
+        """Read the form made by :meth:`to_wire`; raise RecordError(BAD_BODY) if it is wrong."""
+        if not isinstance(value, list) or len(value) != 3:
+            raise RecordError(Reason.BAD_BODY, "rhythm is not a list of three")
+        try:
+            return cls(Period(value[0]), value[1], value[2])
+        except (ValueError, TypeError) as exc:
+            raise RecordError(Reason.BAD_BODY, f"rhythm: {exc}") from None
+
+
+def check_text(value: object, field: str, max_chars: int, *, allow_empty: bool = True) -> str:
+    """Return ``value`` if it is a string fit to show, or raise RecordError(BAD_BODY).
+
+    Fit to show: NFC-normalised, at most ``max_chars`` characters, and no control or format
+    characters other than newline, tab and the zero-width joiners (others could redraw a
+    terminal or reverse text).
+    """
+    if not isinstance(value, str):
+        raise RecordError(Reason.BAD_BODY, f"{field} is not text")
+    if len(value) > max_chars:
+        raise RecordError(Reason.BAD_BODY, f"{field} is longer than {max_chars} characters")
+    if not allow_empty and not value.strip():
+        raise RecordError(Reason.BAD_BODY, f"{field} is empty")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") and c not in _ALLOWED_CONTROLS
+           for c in value):
+        raise RecordError(Reason.BAD_BODY, f"{field} contains control characters")
+    if not unicodedata.is_normalized("NFC", value):
+        raise RecordError(Reason.BAD_BODY, f"{field} is not NFC-normalised")
+    return value
+
+
+def clean_text(value: str) -> str:
+    """Normalise text a person typed so it passes :func:`check_text` (NFC, outer space cut)."""
+    return unicodedata.normalize("NFC", value).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceMeta:
+    """What a space is called and how it works; encrypted for members only."""
+
+    name: str
+    purpose: str = ""
+    rhythm: Rhythm = Rhythm()
+    parent: bytes | None = None
+    """The congregation this crew or dyad belongs to (its space id), if any."""
+
+    def __post_init__(self) -> None:
+        check_text(self.name, "name", MAX_SPACE_NAME_CHARS, allow_empty=False)
+        check_text(self.purpose, "purpose", MAX_PURPOSE_CHARS)
+        if self.parent is not None and (
+                not isinstance(self.parent, bytes) or len(self.parent) != ID_BYTES):
+            raise RecordError(Reason.BAD_BODY, f"parent is not a {ID_BYTES}-byte space id")
+
+    def to_wire(self) -> dict[str, Any]:
+        """The msgpack-ready form."""
+        return {"name": self.name, "purpose": self.purpose, "rhythm": self.rhythm.to_wire(),
+                "parent": self.parent}
+
+    @classmethod
+    def from_wire(cls, value: object) -> SpaceMeta:
+        """Read the form made by :meth:`to_wire`; raise RecordError(BAD_BODY) if it is wrong."""
+        if not isinstance(value, dict):
+            raise RecordError(Reason.BAD_BODY, "settings are not a map")
+        return cls(value.get("name"), value.get("purpose", ""),  # type: ignore[arg-type]
+                   Rhythm.from_wire(value.get("rhythm")), value.get("parent"))

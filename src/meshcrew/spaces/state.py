@@ -1,0 +1,237 @@
+"""The state of a space: what :func:`meshcrew.spaces.fold.fold` computes from a set of records.
+
+Everything here is plain, immutable data (mappings are never mutated after the fold), so two
+replicas can compare states with ``==``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from meshcrew.reasons import Reason
+from meshcrew.records import Record
+from meshcrew.spaces.kinds import RecordKind, SpaceKind
+
+
+class Outcome(StrEnum):
+    """What the space rules made of a record."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    WAITING = "waiting"
+    """A record it names (or its chain predecessor) is not here yet; not a fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """The outcome for one record, with the reason if it was refused."""
+
+    outcome: Outcome
+    reason: Reason | None = None
+    detail: str = ""
+    missing: frozenset[bytes] = frozenset()
+    """For a waiting record: the absent ids it waits for."""
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the record counts."""
+        return self.outcome is Outcome.ACCEPTED
+
+
+ACCEPTED = Status(Outcome.ACCEPTED)
+
+
+class MemberStatus(StrEnum):
+    """Where a member stands."""
+
+    ACTIVE = "active"
+    LEFT = "left"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A key that is or was a member of the space."""
+
+    key: bytes
+    status: MemberStatus
+    joined_id: bytes
+    """The genesis (for the founder) or the member's latest accepted join."""
+    joined_ts: int
+    invited_by: bytes | None
+    """The key that made the invite they joined with (None for the founder)."""
+    ended_id: bytes | None = None
+    """The leave record, or the record that made their removal effective."""
+    last_seq: int | None = None
+    """For a departed member: the seq of their last counting record in this space."""
+
+
+@dataclass(frozen=True, slots=True)
+class Epoch:
+    """A key epoch: the genesis (epoch 0) or an accepted ``keys`` record."""
+
+    id: bytes
+    number: int
+    author: bytes
+    prev: bytes | None
+    shares: Mapping[bytes, bytes] = field(repr=False)
+    """Recipient key → the epoch key sealed to them."""
+    history: bytes | None = field(repr=False)
+    """Blob of the keys of the previous epochs, under this epoch's key (if history allowed)."""
+    meta_key: bytes = field(repr=False)
+    """Blob of the space's settings key, under this epoch's key."""
+
+    @property
+    def recipients(self) -> frozenset[bytes]:
+        """Whoever this epoch's key was sealed to."""
+        return frozenset(self.shares)
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """An accepted invite and the joins it admitted, in canonical order."""
+
+    id: bytes
+    author: bytes
+    public_key: bytes
+    expires_ms: int
+    uses: int
+    used_by: tuple[bytes, ...] = ()
+    revoked: bool = False
+    """Its maker was removed, so it admits no one more."""
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """A removal proposal and the consents it has gathered."""
+
+    id: bytes
+    proposer: bytes
+    member: bytes
+    last_seq: int
+    last_id: bytes
+    consents: frozenset[bytes]
+    """Keys that agreed (the proposer included), whether or not they are still members."""
+    effective_by: bytes | None = None
+    """The record (proposal or consent) whose arrival made the removal take effect."""
+
+    @property
+    def effective(self) -> bool:
+        """Whether the member has been removed by this proposal."""
+        return self.effective_by is not None
+
+    @property
+    def reason(self) -> Reason | None:
+        """None if effective, else why not: the consent is not (yet) sufficient."""
+        return None if self.effective else Reason.CONSENT_INSUFFICIENT
+
+
+class ChangeKind(StrEnum):
+    """A change of membership."""
+
+    FOUNDED = "founded"
+    JOINED = "joined"
+    LEFT = "left"
+    REMOVED = "removed"
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipChange:
+    """One change in the membership history, in canonical order."""
+
+    record_id: bytes
+    change: ChangeKind
+    member: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceState:
+    """The state of one space: a pure function of its set of records.
+
+    Build it with :func:`meshcrew.spaces.fold.fold`.
+    """
+
+    space_id: bytes
+    kind: SpaceKind | None
+    """None while the genesis is absent or if it was refused."""
+    founder: bytes | None
+    history: bool
+    """Whether joiners may read what was written before they joined."""
+    members: Mapping[bytes, Member]
+    """Everyone ever admitted, by key, whatever their status now."""
+    epochs: Mapping[bytes, Epoch]
+    """Every accepted epoch, by id."""
+    current_epoch_id: bytes | None
+    """The epoch to write under: sealed to exactly the active members (highest number, then
+    lowest id). None when a membership change has not been followed by a key rotation."""
+    invites: Mapping[bytes, Invite]
+    removals: Mapping[bytes, Removal]
+    changes: tuple[MembershipChange, ...]
+    statuses: Mapping[bytes, Status]
+    """Every record given to the fold, by id."""
+    order: tuple[bytes, ...]
+    """The accepted records, in canonical order."""
+    floors: Mapping[bytes, int]
+    """Per author: the highest epoch number they wrote under or created (see rule 8)."""
+    records: Mapping[bytes, Record] = field(repr=False)
+
+    @property
+    def exists(self) -> bool:
+        """Whether the space has an accepted genesis."""
+        return self.kind is not None
+
+    @property
+    def active(self) -> frozenset[bytes]:
+        """The keys of the current members."""
+        return frozenset(k for k, m in self.members.items() if m.status is MemberStatus.ACTIVE)
+
+    def is_member(self, key: bytes) -> bool:
+        """Whether ``key`` is a current member."""
+        member = self.members.get(key)
+        return member is not None and member.status is MemberStatus.ACTIVE
+
+    @property
+    def current_epoch(self) -> Epoch | None:
+        """See :attr:`current_epoch_id`."""
+        return None if self.current_epoch_id is None else self.epochs[self.current_epoch_id]
+
+    @property
+    def needs_rekey(self) -> bool:
+        """Whether a member must rotate keys before anyone writes (see :attr:`current_epoch_id`)."""
+        return self.exists and bool(self.active) and self.current_epoch_id is None
+
+    def status(self, record_id: bytes) -> Status | None:
+        """The outcome for a record given to the fold, or None if it was not given."""
+        return self.statuses.get(record_id)
+
+    def accepted(self, kind: RecordKind | str | None = None) -> list[Record]:
+        """The accepted records (of ``kind`` if given), in canonical order."""
+        found = (self.records[rid] for rid in self.order)
+        return [r for r in found if kind is None or r.kind == kind]
+
+    def rejected(self) -> dict[bytes, Status]:
+        """The refused records with their reasons."""
+        return {rid: s for rid, s in self.statuses.items() if s.outcome is Outcome.REJECTED}
+
+    def waiting(self) -> dict[bytes, Status]:
+        """The records waiting for a record that has not arrived."""
+        return {rid: s for rid, s in self.statuses.items() if s.outcome is Outcome.WAITING}
+
+    def last_counting_record(self, member: bytes) -> Record | None:
+        """The accepted record of ``member`` with the highest seq (what a removal names)."""
+        best: Record | None = None
+        for rid in self.order:
+            record = self.records[rid]
+            if record.author == member and (best is None or record.seq > best.seq):
+                best = record
+        return best
+
+    def head(self, author: bytes) -> Record | None:
+        """The record of ``author`` with the highest seq, whatever its status (to chain onto)."""
+        best: Record | None = None
+        for record in self.records.values():
+            if record.author == author and (best is None or record.seq > best.seq):
+                best = record
+        return best
