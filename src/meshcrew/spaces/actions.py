@@ -171,11 +171,11 @@ def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
     prev = min(held, key=lambda e: (-e.number, e.id))
     number = prev.number + 1
     recipients = sorted(state.active)
-    joins = []
-    for key in recipients:
-        joined = state.members[key].joined_id
-        if key not in prev.shares and state.records[joined].kind == RecordKind.JOIN:
-            joins.append(joined)
+    # Wait for (and so be ordered after) the joins of new recipients and the latest change.
+    after = {state.members[key].joined_id for key in recipients
+             if key not in prev.shares and state.records[state.members[key].joined_id].kind
+             == RecordKind.JOIN}
+    after.add(state.changes[-1].record_id)
     new = new_key(rng)
     history = None
     if state.history:
@@ -185,5 +185,5 @@ def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
     return draft(KeysBody(
         number=number, prev=prev.id,
         shares={key: seal_to_member(key, new, rng) for key in recipients},
-        joins=tuple(joins), history=history,
+        after=tuple(sorted(after)), history=history,
         meta_key=encrypt(new, keyring.meta_key, epoch_ad(META_KEY_AD, me, number), rng)))

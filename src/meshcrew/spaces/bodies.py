@@ -13,8 +13,9 @@ join       ``{i: invite record id, who: joiner key, proof: invite-key signature}
 leave      ``{}``
 remove     ``{m: member key, s: seq of their last counting record, r: its id}``
 consent    ``{p: removal proposal id}``
-keys       ``{n: epoch number, p: previous epoch id, s: {member: sealed key}, j: [join ids],
-           h: blob of older keys (only if the space allows history), mk: blob}``
+keys       ``{n: epoch number, p: previous epoch id, s: {member: sealed key}, a: [ids of the
+           membership changes it answers], h: blob of older keys (only if the space allows
+           history), mk: blob}``
 sealed     ``{e: epoch id, c: blob of the post}``
 =========  ==============================================================================
 
@@ -105,7 +106,9 @@ class KeysBody:
     number: int
     prev: bytes
     shares: Mapping[bytes, bytes]
-    joins: tuple[bytes, ...]
+    after: tuple[bytes, ...]
+    """The membership changes this rotation answers: the joins of recipients who are new since
+    ``prev``, and the latest change its author had applied. The rotation waits for them."""
     history: bytes | None
     meta_key: bytes
 
@@ -132,7 +135,7 @@ def references(body: Body) -> tuple[bytes, ...]:
         case ConsentBody():
             return (body.proposal,)
         case KeysBody():
-            return (body.prev, *body.joins)
+            return (body.prev, *body.after)
         case SealedBody():
             return (body.epoch,)
     return ()
@@ -163,7 +166,7 @@ def encode_body(body: Body) -> bytes:
             return _pack({"p": body.proposal})
         case KeysBody():
             wire: dict[str, Any] = {"n": body.number, "p": body.prev, "s": dict(body.shares),
-                                    "j": list(body.joins), "mk": body.meta_key}
+                                    "a": list(body.after), "mk": body.meta_key}
             if body.history is not None:
                 wire["h"] = body.history
             return _pack(wire)
@@ -251,14 +254,14 @@ def _parse(kind: RecordKind, wire: Mapping[str, Any]) -> Body:
         case RecordKind.CONSENT:
             return ConsentBody(_bytes(wire, "p", ID_BYTES))
         case RecordKind.KEYS:
-            joins = wire.get("j")
-            if not isinstance(joins, list) or len(joins) > MAX_MEMBERS_ANY or not all(
-                    isinstance(j, bytes) and len(j) == ID_BYTES for j in joins):
-                raise _bad("j is not a list of join ids")
+            after = wire.get("a")
+            if not isinstance(after, list) or len(after) > MAX_MEMBERS_ANY or not all(
+                    isinstance(i, bytes) and len(i) == ID_BYTES for i in after):
+                raise _bad("a is not a list of record ids")
             history = (_bytes(wire, "h", max_length=MAX_HISTORY_BLOB_BYTES)
                        if "h" in wire else None)
             return KeysBody(_int(wire, "n", 1, MAX_TS_MS), _bytes(wire, "p", ID_BYTES),
-                            _shares(wire), tuple(joins), history,
+                            _shares(wire), tuple(after), history,
                             _bytes(wire, "mk", META_KEY_BLOB_BYTES))
         case RecordKind.SEALED:
             blob = _bytes(wire, "c")

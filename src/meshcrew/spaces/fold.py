@@ -28,15 +28,19 @@ Rules, in the order they are checked for each record:
    majority of the current members other than the target, the removal takes effect at that
    record: the target's records after the named seq are refused, and their invites revoked.
    Consent is counted as each consent arrives; a later departure does not lower the bar.
-   To make this hold whatever the arrival order, the target's first record after the named seq
-   is ordered after the proposal and all of its consents. If two removals wait on each other's
+   To make this hold whatever the arrival order, the target's first record after the named seq,
+   and every join with one of the target's invites, are ordered after the proposal and all of
+   its consents. If two removals wait on each other's
    consents (members removing each other), the lower id goes first, and a removal whose
    target's later records were already applied does not take effect.
 7. ``keys`` opens epoch ``n`` after an accepted epoch ``n - 1``; its author is a recipient;
    every recipient is or was a member or signed a join it names; it carries a history link
-   exactly when the space allows history (``bad_epoch``). Concurrent rotations are all
-   accepted; the *current* epoch is the one sealed to exactly the current members (highest
-   number, then lowest id); if none is, ``needs_rekey`` is true.
+   exactly when the space allows history (``bad_epoch``). It names the membership changes it
+   answers, so it is ordered after them. Concurrent rotations are all accepted; the *current*
+   epoch is one accepted after the latest membership change and sealed to exactly the current
+   members (highest number, then lowest id); if none is, ``needs_rekey`` is true. (An older
+   epoch sealed to the same members is not current: a departed member may hold its key
+   through a history link.)
 8. ``sealed`` names an accepted epoch (``bad_reference``) whose key was sealed to its author, no
    older than an epoch the author already wrote under or created, and not held by a member
    whose removal the author agreed to (``stale_epoch``).
@@ -159,26 +163,35 @@ def _parse_all(space_id: bytes, by_id: dict[bytes, Record]
 def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
                early: dict[bytes, Status], ready: dict[bytes, list[bytes]]
                ) -> dict[bytes, set[bytes]]:
-    """Order a removal target's first record after the cut behind the proposal and consents."""
+    """Order what a removal would void behind the proposal and its consents.
+
+    That is the target's first record after the named seq, and every join using one of the
+    target's invites: so whether the removal takes effect is known before they are applied.
+    """
     consents: dict[bytes, list[bytes]] = {}
     proposals: list[bytes] = []
     slot: dict[tuple[bytes, int], list[bytes]] = {}
+    joins_by_inviter: dict[bytes, list[bytes]] = {}
     for rid in ready:
         body = bodies.get(rid)
+        record = by_id[rid]
+        slot.setdefault((record.author, record.seq), []).append(rid)
         if rid in early:
             continue
         if isinstance(body, ConsentBody):
             consents.setdefault(body.proposal, []).append(rid)
         elif isinstance(body, RemoveBody):
             proposals.append(rid)
-        record = by_id[rid]
-        slot.setdefault((record.author, record.seq), []).append(rid)
+        elif isinstance(body, JoinBody):
+            joins_by_inviter.setdefault(by_id[body.invite].author, []).append(rid)
     soft: dict[bytes, set[bytes]] = {}
     for pid in proposals:
         body = bodies[pid]
         assert isinstance(body, RemoveBody)
-        for after in slot.get((body.member, body.last_seq + 1), ()):
-            soft.setdefault(after, set()).update([pid, *consents.get(pid, ())])
+        before = [pid, *consents.get(pid, ())]
+        for after in (*slot.get((body.member, body.last_seq + 1), ()),
+                      *joins_by_inviter.get(body.member, ())):
+            soft.setdefault(after, set()).update(before)
     return soft
 
 
@@ -260,10 +273,10 @@ class _Machine:
         self.members[record.author] = Member(record.author, MemberStatus.ACTIVE, record.id,
                                              record.ts, None)
         self.active.add(record.author)
-        self.epochs[record.id] = Epoch(record.id, 0, record.author, None, body.shares, None,
-                                       body.meta_key)
-        self.floor[record.author] = 0
         self.changes.append(MembershipChange(record.id, ChangeKind.FOUNDED, record.author))
+        self.epochs[record.id] = Epoch(record.id, 0, record.author, None, body.shares, None,
+                                       body.meta_key, len(self.changes))
+        self.floor[record.author] = 0
 
     def _join(self, record: Record, body: JoinBody) -> None:
         author = record.author
@@ -354,19 +367,16 @@ class _Machine:
                               f"{prev.number}")
         if record.author not in body.shares:
             raise RecordError(Reason.BAD_EPOCH, "the author did not seal the key to themself")
-        joiners: set[bytes] = set()
-        for join_id in body.joins:
-            join = self.by_id[join_id]
-            if join.kind != RecordKind.JOIN:
-                raise RecordError(Reason.BAD_REFERENCE, "a named join is not a join record")
-            joiners.add(join.author)
+        joiners = {self.by_id[i].author for i in body.after
+                   if self.by_id[i].kind == RecordKind.JOIN}
         if any(k not in self.members and k not in joiners for k in body.shares):
             raise RecordError(Reason.BAD_EPOCH, "the key is sealed to someone who never joined")
         if self.history != (body.history is not None):
             raise RecordError(Reason.BAD_EPOCH, "a history link must be present exactly when "
                               "the space lets joiners read history")
         self.epochs[record.id] = Epoch(record.id, body.number, record.author, body.prev,
-                                       body.shares, body.history, body.meta_key)
+                                       body.shares, body.history, body.meta_key,
+                                       len(self.changes))
         self.floor[record.author] = max(body.number, self.floor.get(record.author, 0))
 
     def _sealed(self, record: Record, body: SealedBody) -> None:
@@ -388,7 +398,9 @@ class _Machine:
 
     def result(self) -> SpaceState:
         """The state after every record has been applied."""
-        clean = [e for e in self.epochs.values() if e.recipients == self.active]
+        version = len(self.changes)
+        clean = [e for e in self.epochs.values()
+                 if e.version == version and e.recipients == self.active]
         current = min(clean, key=lambda e: (-e.number, e.id)).id if clean else None
         return SpaceState(
             space_id=self.space_id, kind=self.kind, founder=self.founder, history=self.history,

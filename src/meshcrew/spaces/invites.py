@@ -118,8 +118,11 @@ def decode_invite_code(text: str) -> InviteCode:
         raw = base64.b32decode(body + "=" * (-len(body) % 8))
     except ValueError:
         raise InviteCodeError(_DAMAGED) from None
+    # The last character carries unused bits that decoding ignores; a typo there must still
+    # count as damage, so the text has to be the one encoding of the bytes.
+    canonical = base64.b32encode(raw).decode("ascii").rstrip("=")
     payload, check = raw[:-CHECKSUM_BYTES], raw[-CHECKSUM_BYTES:]
-    if len(raw) <= CHECKSUM_BYTES or _checksum(payload) != check:
+    if canonical != body or len(raw) <= CHECKSUM_BYTES or _checksum(payload) != check:
         raise InviteCodeError(_DAMAGED)
     try:
         fields = msgpack.unpackb(payload, raw=False, use_list=True)

@@ -82,6 +82,9 @@ class Epoch:
     """Blob of the keys of the previous epochs, under this epoch's key (if history allowed)."""
     meta_key: bytes = field(repr=False)
     """Blob of the space's settings key, under this epoch's key."""
+    version: int = 0
+    """How many membership changes had been applied when this epoch was accepted; only an
+    epoch made after the latest change can be current."""
 
     @property
     def recipients(self) -> frozenset[bytes]:
@@ -164,8 +167,9 @@ class SpaceState:
     epochs: Mapping[bytes, Epoch]
     """Every accepted epoch, by id."""
     current_epoch_id: bytes | None
-    """The epoch to write under: sealed to exactly the active members (highest number, then
-    lowest id). None when a membership change has not been followed by a key rotation."""
+    """The epoch to write under: accepted after the latest membership change and sealed to
+    exactly the current members (highest number, then lowest id). None when a membership
+    change has not been followed by such a key rotation."""
     invites: Mapping[bytes, Invite]
     removals: Mapping[bytes, Removal]
     changes: tuple[MembershipChange, ...]
