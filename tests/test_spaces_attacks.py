@@ -6,7 +6,6 @@ import dataclasses
 import random
 
 from nacl.signing import SigningKey
-from spaces_world import DAY, World, person, pk
 
 from meshcrew import crypto, spaces
 from meshcrew.reasons import Reason
@@ -16,6 +15,7 @@ from meshcrew.spaces.bodies import Draft, InviteBody, JoinBody, SealedBody, draf
 from meshcrew.spaces.invites import invite_public_key, prove_invite
 from meshcrew.spaces.posts import encode_post
 from meshcrew.spaces.sealing import post_ad
+from spaces_world import DAY, World, person, pk
 
 ADA, BO, CY, DAN, EVE = (person(n) for n in ("ada", "bo", "cy", "dan", "eve"))
 MALLORY = person("mallory")
@@ -199,7 +199,9 @@ def test_a_body_encrypted_with_a_stale_epoch_key_is_refused() -> None:
     w.admit(ADA, CY, space)
     state = w.state(space)
     new = state.current_epoch_id
-    assert old is not None and new is not None and old != new
+    assert old is not None
+    assert new is not None
+    assert old != new
     w.post(BO, space, HELLO)  # bo writes under the new epoch ...
     stale = w.sign(BO, space, seal_with_epoch(w, state, BO, old))  # ... then under the old
     in_every_order(w, space, stale, Reason.STALE_EPOCH)

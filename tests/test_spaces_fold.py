@@ -6,7 +6,6 @@ import dataclasses
 import random
 
 import pytest
-from spaces_world import World, person, pk
 
 from meshcrew import spaces
 from meshcrew.errors import SpaceError
@@ -15,6 +14,7 @@ from meshcrew.records import sign_record
 from meshcrew.spaces import CheckIn, MemberStatus, Outcome, SpaceKind
 from meshcrew.spaces.bodies import ConsentBody, GenesisBody, LeaveBody, draft, parse_body
 from meshcrew.spaces.state import ACCEPTED, ChangeKind
+from spaces_world import World, person, pk
 
 ADA, BO, CY, DAN = (person(n) for n in ("ada", "bo", "cy", "dan"))
 HELLO = CheckIn("arriving", 3)
@@ -24,9 +24,13 @@ def test_a_genesis_alone_makes_a_space_of_its_founder() -> None:
     w = World()
     space = w.found(ADA, SpaceKind.DYAD, history=False)
     state = w.state(space)
-    assert state.exists and state.kind is SpaceKind.DYAD and not state.history
-    assert state.founder == pk(ADA) and state.active == {pk(ADA)}
-    assert state.current_epoch_id == space and state.epochs[space].number == 0
+    assert state.exists
+    assert state.kind is SpaceKind.DYAD
+    assert not state.history
+    assert state.founder == pk(ADA)
+    assert state.active == {pk(ADA)}
+    assert state.current_epoch_id == space
+    assert state.epochs[space].number == 0
     assert not state.needs_rekey
     assert [c.change for c in state.changes] == [ChangeKind.FOUNDED]
 
@@ -36,8 +40,10 @@ def test_join_then_rotation_makes_a_new_current_epoch() -> None:
     space = w.found(ADA)
     join = w.join(BO, w.invite(ADA, space))
     state = w.state(space)
-    assert state.is_member(pk(BO)) and state.members[pk(BO)].invited_by == pk(ADA)
-    assert state.needs_rekey and spaces.writable_epoch(state, pk(ADA)) is None
+    assert state.is_member(pk(BO))
+    assert state.members[pk(BO)].invited_by == pk(ADA)
+    assert state.needs_rekey
+    assert spaces.writable_epoch(state, pk(ADA)) is None
     with pytest.raises(SpaceError, match="rotate the keys"):
         spaces.seal_post(state, ADA, HELLO, w.rng)
     keys = w.rotate(ADA, space)
@@ -47,7 +53,8 @@ def test_join_then_rotation_makes_a_new_current_epoch() -> None:
     assert state.current_epoch.recipients == {pk(ADA), pk(BO)}
     assert state.current_epoch.number == 1
     body = parse_body(keys.kind, keys.body)
-    assert isinstance(body, spaces.bodies.KeysBody) and join.id in body.after
+    assert isinstance(body, spaces.bodies.KeysBody)
+    assert join.id in body.after
 
 
 def test_leaving_is_always_allowed_and_later_records_do_not_count() -> None:
@@ -62,11 +69,13 @@ def test_leaving_is_always_allowed_and_later_records_do_not_count() -> None:
     assert state.members[pk(BO)].status is MemberStatus.LEFT
     assert state.members[pk(BO)].last_seq == leave.seq
     status = state.status(after.id)
-    assert status is not None and status.reason is Reason.NOT_MEMBER
+    assert status is not None
+    assert status.reason is Reason.NOT_MEMBER
     assert state.needs_rekey
     w.rotate(CY, space)
     epoch = w.state(space).current_epoch
-    assert epoch is not None and epoch.recipients == {pk(ADA), pk(CY)}
+    assert epoch is not None
+    assert epoch.recipients == {pk(ADA), pk(CY)}
 
 
 def test_a_member_who_left_may_rejoin_with_a_new_invite() -> None:
@@ -77,7 +86,8 @@ def test_a_member_who_left_may_rejoin_with_a_new_invite() -> None:
     rejoin = w.join(BO, w.invite(ADA, space))
     assert rejoin.seq > 1
     state = w.state(space)
-    assert state.is_member(pk(BO)) and state.members[pk(BO)].joined_id == rejoin.id
+    assert state.is_member(pk(BO))
+    assert state.members[pk(BO)].joined_id == rejoin.id
     assert [c.change for c in state.changes] == [
         ChangeKind.FOUNDED, ChangeKind.JOINED, ChangeKind.LEFT, ChangeKind.JOINED]
 
@@ -89,7 +99,8 @@ def test_a_founder_may_leave_and_the_space_goes_on() -> None:
     w.leave(ADA, space)
     post = w.post(BO, space, HELLO)  # bo rotates first, then writes
     state = w.state(space)
-    assert state.active == {pk(BO)} and state.status(post.id) == ACCEPTED
+    assert state.active == {pk(BO)}
+    assert state.status(post.id) == ACCEPTED
 
 
 def test_a_dyad_is_full_at_two_and_invites_may_allow_several_uses() -> None:
@@ -121,14 +132,16 @@ def test_records_whose_dependencies_are_absent_wait_and_then_apply() -> None:
     state = w.state(space, without)
     for rec in (join, rotation, post):
         status = state.status(rec.id)
-        assert status is not None and status.outcome is Outcome.WAITING
+        assert status is not None
+        assert status.outcome is Outcome.WAITING
         assert status.missing == {invite.id}
     assert state.waiting().keys() == {join.id, rotation.id, post.id}
     assert all(s.accepted for s in w.state(space).statuses.values())
     # without the genesis, everything waits for the space itself
     nothing = w.state(space, w.of(space)[1:])
     assert all(s.missing == {space} for s in nothing.statuses.values())
-    assert not nothing.exists and not nothing.needs_rekey
+    assert not nothing.exists
+    assert not nothing.needs_rekey
 
 
 def test_a_fork_refuses_both_branches_and_what_follows() -> None:
@@ -144,7 +157,8 @@ def test_a_fork_refuses_both_branches_and_what_follows() -> None:
     state = w.state(space)
     for rec in (one, two, after):
         status = state.status(rec.id)
-        assert status is not None and status.reason is Reason.FORK
+        assert status is not None
+        assert status.reason is Reason.FORK
     assert state.status(base.id) == ACCEPTED
 
 
@@ -157,7 +171,8 @@ def test_a_record_chained_onto_another_authors_record_is_refused() -> None:
                       ts=w.tick(), body=draft(LeaveBody()).body)
     state = w.state(space, [*w.of(space), rec])
     status = state.status(rec.id)
-    assert status is not None and status.reason is Reason.CHAIN_BROKEN
+    assert status is not None
+    assert status.reason is Reason.CHAIN_BROKEN
 
 
 def test_concurrent_rotations_are_all_accepted_and_one_is_current() -> None:
@@ -170,7 +185,8 @@ def test_concurrent_rotations_are_all_accepted_and_one_is_current() -> None:
     one = w.sign(ADA, space, spaces.rotate_keys(state, ADA, w.rng))
     two = w.sign(BO, space, spaces.rotate_keys(state, BO, w.rng))
     after = w.state(space)
-    assert after.status(one.id) == ACCEPTED and after.status(two.id) == ACCEPTED
+    assert after.status(one.id) == ACCEPTED
+    assert after.status(two.id) == ACCEPTED
     assert after.current_epoch_id == min(one.id, two.id)
     # each may keep writing under their own rotation: same number, not stale
     for key, rec in ((ADA, one), (BO, two)):
@@ -188,7 +204,8 @@ def test_an_older_epoch_with_the_same_members_is_not_current_after_a_departure()
     w.admit(ADA, CY, space)  # epoch 2: ada, bo, cy (history links back to epoch 1)
     w.leave(CY, space)
     state = w.state(space)
-    assert state.needs_rekey and state.current_epoch_id is None
+    assert state.needs_rekey
+    assert state.current_epoch_id is None
 
 
 def test_a_genesis_must_seal_epoch_zero_to_its_founder_only() -> None:
@@ -229,7 +246,8 @@ def test_duplicates_and_input_order_change_nothing() -> None:
     shuffled = records * 2
     random.Random(1).shuffle(shuffled)
     assert w.state(space, shuffled) == state
-    assert state.order[0] == space and len(state.order) == len(records)
+    assert state.order[0] == space
+    assert len(state.order) == len(records)
 
 
 def test_the_removal_names_the_last_counting_record() -> None:

@@ -31,7 +31,8 @@ B32 = string.ascii_lowercase[:26] + "234567"
 def test_round_trip_is_one_line() -> None:
     text = encode_invite_code(CODE)
     assert text.startswith(CODE_PREFIX)
-    assert "\n" not in text and " " not in text
+    assert "\n" not in text
+    assert " " not in text
     assert decode_invite_code(text) == CODE
     assert SECRET.hex() not in repr(CODE)  # the secret never shows in logs
 
