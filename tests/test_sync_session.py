@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from meshcrew.errors import LocalProtocolError, RemoteProtocolError
+from meshcrew.errors import ConnectionLost, LocalProtocolError, RemoteProtocolError
 from meshcrew.records import Head, Record
 from meshcrew.sync import (
     MAX_BATCH_BYTES,
@@ -227,14 +227,22 @@ def test_a_fork_at_the_head_ends_the_session_without_records() -> None:
     assert a.stats.records_sent == b.stats.records_sent == 0
 
 
-def test_eof_after_completion_is_fine_and_before_it_is_the_peers_fault() -> None:
+def test_eof_before_completion_is_a_lost_connection() -> None:
     ra, rb = MemoryReplica(chains(S1, [1], 2)), MemoryReplica()
     a, b = pair(ra, rb)
     b.receive_data(a.data_to_send())
-    with pytest.raises(RemoteProtocolError):
+    with pytest.raises(ConnectionLost):
         b.receive_eof()
     with pytest.raises(LocalProtocolError):
         b.data_to_send()
+
+
+def test_eof_inside_a_frame_is_the_peers_fault() -> None:
+    ra, rb = MemoryReplica(chains(S1, [1], 2)), MemoryReplica()
+    a, b = pair(ra, rb)
+    b.receive_data(a.data_to_send()[:-1])
+    with pytest.raises(RemoteProtocolError, match="middle of a frame"):
+        b.receive_eof()
 
 
 # --- a lying or broken peer ------------------------------------------------------------------

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from meshcrew.errors import LocalProtocolError, RemoteProtocolError
+from meshcrew.errors import ConnectionLost, LocalProtocolError, RemoteProtocolError
 from meshcrew.records import KEY_BYTES, Frontier, Head, Record
 from meshcrew.sync.events import PeerFrontier, RecordsReceived, SyncEvent, SyncStats
 from meshcrew.sync.wire import (
@@ -187,12 +187,17 @@ class SyncSession:
         """The peer closed its side of the stream.
 
         Raises:
-            RemoteProtocolError: if the exchange was not complete (or bytes of a frame were left).
+            RemoteProtocolError: the stream ended inside a frame.
+            ConnectionLost: the stream ended before the exchange was complete (a reset looks the
+                same as a close on libp2p streams, so this is not held against the peer).
         """
         self._check_alive()
-        if not self.complete or len(self._frames):
+        if len(self._frames):
             self._failed = True
-            raise RemoteProtocolError("The peer closed the sync stream before the exchange ended.")
+            raise RemoteProtocolError("The peer's sync stream ended in the middle of a frame.")
+        if not self.complete:
+            self._failed = True
+            raise ConnectionLost("The sync stream ended before the exchange was complete.")
 
     def _check_alive(self) -> None:
         if self._failed:

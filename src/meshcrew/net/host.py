@@ -1,0 +1,361 @@
+"""The member's libp2p host: identity, Noise-only security, yamux, listening, peers and bans.
+
+:func:`open_host` is the only way in. The host's key is the member key, so a peer id *is* a
+member's public key and Noise authenticates it. Plaintext is never offered or accepted
+(LIBP2P.md trap 1). Stream handlers always end by closing or resetting their stream (trap 7).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import trio
+from libp2p import new_host
+from libp2p.abc import INotifee
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.x25519 import create_new_key_pair as create_noise_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.tools.anyio_service import background_trio_service
+from multiaddr import Multiaddr
+
+from meshcrew.errors import DialError, IdentityError, ListenError, PeerBanned
+from meshcrew.identity import Identity
+from meshcrew.net.config import NetConfig
+from meshcrew.net.gossip import Gossip, GossipValidator, message_id
+from meshcrew.net.scores import PeerScores
+from meshcrew.net.seam import log, translated
+from meshcrew.net.stream import Stream, abort
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+StreamHandler = Callable[[Stream], Awaitable[None]]
+"""Serves one inbound stream; the host closes or resets the stream after it returns or raises."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConnected:
+    """A connection to a peer opened (either side dialled)."""
+
+    peer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerDisconnected:
+    """The last connection to a peer closed."""
+
+    peer_id: str
+
+
+PeerEvent = PeerConnected | PeerDisconnected
+
+
+class Host:
+    """A running member host. Made by :func:`open_host`; valid until its context exits."""
+
+    def __init__(self, lp_host: Any, pubsub: Any, router: Any, identity: Identity, *,
+                 config: NetConfig, validator: GossipValidator | None,
+                 banned: Iterable[str]) -> None:
+        self._lp = lp_host
+        self.config = config
+        """The settings the host was opened with."""
+        self.peer_id: str = identity.peer_id
+        """This node's libp2p peer id (derived from the member key)."""
+        self.public_key: bytes = identity.public_key
+        self.scores = PeerScores(config.ban_threshold, config.penalty_decay_per_s, banned)
+        """Penalty points and the ban list."""
+        self._pubsub = pubsub
+        self.gossip = Gossip(pubsub, router, config.gossip, validator, self.penalize)
+        """Live gossip on space topics."""
+        self._watchers: list[trio.MemorySendChannel[PeerEvent]] = []
+        self._evict_send, self._evict_receive = trio.open_memory_channel[str](256)
+        for peer_id in self.scores.banned:
+            pubsub.add_to_blacklist(ID.from_base58(peer_id))
+
+    # --- addresses and peers -------------------------------------------------------------------
+
+    def listen_addrs(self) -> list[str]:
+        """The addresses this host listens on, each ending in ``/p2p/<peer id>``."""
+        return [str(addr) for addr in self._lp.get_addrs()]
+
+    def listen_port(self) -> int | None:
+        """The TCP port bound (remember it and ask for it next time), or None."""
+        for addr in self._lp.get_transport_addrs():
+            port = addr.value_for_protocol("tcp")
+            if port:
+                return int(port)
+        return None
+
+    async def connect(self, addr: str) -> str:
+        """Dial a peer at a multiaddr ending in ``/p2p/<peer id>``; return its peer id.
+
+        Raises:
+            DialError: the address is malformed or no connection could be made in time.
+            PeerBanned: the peer is banned.
+        """
+        try:
+            info = info_from_p2p_addr(Multiaddr(addr))
+        except Exception:  # multiaddr raises several unrelated types for bad text
+            raise DialError(f"{addr!r} is not a multiaddr ending in /p2p/<peer id>.") from None
+        peer_id = str(info.peer_id)
+        self._refuse_banned(peer_id)
+        with translated(f"dialling {peer_id}", dialling=True), \
+                trio.fail_after(self.config.dial_timeout_s):
+            await self._lp.connect(info)
+        return peer_id
+
+    async def disconnect(self, peer_id: str) -> None:
+        """Close every connection to a peer (no error if there is none)."""
+        with translated(f"disconnecting {peer_id}"):
+            await self._lp.disconnect(ID.from_base58(peer_id))
+
+    def connected_peers(self) -> list[str]:
+        """Peer ids with an open connection."""
+        return [str(p) for p in self._lp.get_connected_peers()]
+
+    def watch_connections(self, buffer: int = 256) -> trio.MemoryReceiveChannel[PeerEvent]:
+        """A channel of connection events from now on (events beyond ``buffer`` are dropped)."""
+        send, receive = trio.open_memory_channel[PeerEvent](buffer)
+        self._watchers.append(send)
+        return receive
+
+    # --- penalties -----------------------------------------------------------------------------
+
+    def penalize(self, peer_id: str, points: float, why: str) -> None:
+        """Add penalty points; at the threshold the peer is banned and disconnected."""
+        if self.scores.penalize(peer_id, points, time.monotonic()):
+            log.warning("banning peer %s: %s", peer_id, why)
+            self._pubsub.add_to_blacklist(ID.from_base58(peer_id))
+            self._evict(peer_id)
+        else:
+            log.info("peer %s penalized %.0f points: %s", peer_id, points, why)
+
+    def forgive(self, peer_id: str) -> None:
+        """Lift a ban."""
+        self.scores.forgive(peer_id)
+        self._pubsub.remove_from_blacklist(ID.from_base58(peer_id))
+
+    def _refuse_banned(self, peer_id: str) -> None:
+        if self.scores.is_banned(peer_id):
+            raise PeerBanned(f"Peer {peer_id} is banned for sending invalid data.")
+
+    def _evict(self, peer_id: str) -> None:
+        try:
+            self._evict_send.send_nowait(peer_id)
+        except trio.WouldBlock:
+            log.warning("too many evictions queued; %s stays connected for now", peer_id)
+
+    # --- streams -------------------------------------------------------------------------------
+
+    def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
+        """Serve inbound streams of ``protocol``; banned peers' streams are reset unread."""
+
+        async def serve(raw: Any) -> None:
+            try:
+                stream = Stream(raw, read_timeout_s=self.config.read_timeout_s,
+                                write_timeout_s=self.config.write_timeout_s)
+            except IdentityError:
+                await abort(raw)
+                return
+            try:
+                if self.scores.is_banned(stream.peer_id):
+                    return
+                await handler(stream)
+            except Exception:  # libp2p would swallow it and leave the peer hanging (trap 7)
+                log.exception("a %s handler failed for %s", protocol, stream.peer_id)
+            finally:
+                if not stream.finished:
+                    await stream.reset()
+
+        self._lp.set_stream_handler(TProtocol(protocol), serve)
+
+    async def open_stream(self, peer_id: str, protocol: str) -> Stream:
+        """Open a stream of ``protocol`` to a connected (or known) peer.
+
+        Raises:
+            DialError: no connection, or the peer does not serve the protocol.
+            PeerTimeout: no answer within the dial deadline.
+            PeerBanned: the peer is banned.
+        """
+        self._refuse_banned(peer_id)
+        with translated(f"opening {protocol} to {peer_id}", dialling=True), \
+                trio.fail_after(self.config.dial_timeout_s):
+            raw = await self._lp.new_stream(ID.from_base58(peer_id), [TProtocol(protocol)])
+        try:
+            return Stream(raw, read_timeout_s=self.config.read_timeout_s,
+                          write_timeout_s=self.config.write_timeout_s)
+        except IdentityError:
+            await abort(raw)
+            raise DialError(f"Peer {peer_id} is not a meshcrew member key.") from None
+
+    # --- background ----------------------------------------------------------------------------
+
+    async def _run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.gossip.run)
+            task_status.started()
+            async for peer_id in self._evict_receive:
+                try:
+                    await self.disconnect(peer_id)
+                except Exception:  # the peer may be gone already
+                    log.debug("evicting %s failed", peer_id, exc_info=True)
+
+    def _notify(self, event: PeerEvent) -> None:
+        if isinstance(event, PeerConnected) and self.scores.is_banned(event.peer_id):
+            self._evict(event.peer_id)
+            return
+        for watcher in list(self._watchers):
+            try:
+                watcher.send_nowait(event)
+            except trio.WouldBlock:
+                log.warning("a connection watcher is full; dropped %s", event)
+            except trio.ClosedResourceError:
+                self._watchers.remove(watcher)
+
+
+class _ConnectionNotifee(INotifee):
+    """libp2p's network callbacks, turned into :class:`PeerEvent` for the host."""
+
+    def __init__(self, host: Host, lp_host: Any) -> None:
+        self._host = host
+        self._lp = lp_host
+
+    async def connected(self, network: Any, conn: Any) -> None:
+        self._host._notify(PeerConnected(str(conn.muxed_conn.peer_id)))
+
+    async def disconnected(self, network: Any, conn: Any) -> None:
+        peer = conn.muxed_conn.peer_id
+        if not network.get_connections(peer):
+            self._host._notify(PeerDisconnected(str(peer)))
+
+    async def opened_stream(self, network: Any, stream: Any) -> None:
+        return None
+
+    async def closed_stream(self, network: Any, stream: Any) -> None:
+        return None
+
+    async def listen(self, network: Any, multiaddr: Any) -> None:
+        return None
+
+    async def listen_close(self, network: Any, multiaddr: Any) -> None:
+        return None
+
+
+def _parse_listen_addrs(texts: Iterable[str]) -> list[Multiaddr]:
+    addrs = []
+    for text in texts:
+        try:
+            addr = Multiaddr(text)
+            port = addr.value_for_protocol("tcp")
+        except Exception:  # multiaddr raises several unrelated types for bad text
+            raise ListenError(f"{text!r} is not a multiaddr like /ip4/0.0.0.0/tcp/0.") from None
+        if not port:
+            raise ListenError(f"{text!r} is not a TCP address; meshcrew listens on TCP.")
+        addrs.append(addr)
+    if not addrs:
+        raise ListenError("No listen address given.")
+    return addrs
+
+
+def _check_port_free(addr: Multiaddr) -> None:
+    """Refuse a fixed port another socket holds.
+
+    libp2p listens with SO_REUSEPORT, so a second node on the same port would silently share
+    incoming connections with the first instead of failing. A plain bind finds out first.
+    """
+    port = int(addr.value_for_protocol("tcp"))
+    if port == 0:
+        return
+    try:
+        ip, family = addr.value_for_protocol("ip4"), socket.AF_INET
+    except Exception:  # not an ip4 address: try ip6
+        ip, family = addr.value_for_protocol("ip6"), socket.AF_INET6
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.bind((ip, port))
+    except OSError as exc:
+        raise ListenError(f"Cannot listen on {addr}: {exc.strerror}.") from None
+    finally:
+        probe.close()
+
+
+async def _close_quietly(lp_host: Any, timeout_s: float) -> None:
+    with trio.CancelScope(shield=True), trio.move_on_after(timeout_s) as scope:
+        try:
+            await lp_host.close()
+        except Exception:  # shutting down: a failure to close cleanly is only worth a log line
+            log.warning("closing the libp2p host failed", exc_info=True)
+    if scope.cancelled_caught:
+        log.warning("closing the libp2p host took over %.0f s; moved on", timeout_s)
+
+
+@asynccontextmanager
+async def open_host(identity: Identity, config: NetConfig | None = None, *,
+                    validator: GossipValidator | None = None,
+                    banned: Iterable[str] = ()) -> AsyncIterator[Host]:
+    """Run a libp2p host for ``identity`` until the block exits.
+
+    Args:
+        identity: the member; its key is the host key.
+        config: addresses, deadlines and gossip settings (defaults: TCP on every interface).
+        validator: judges every gossip message (None accepts all: for tests only).
+        banned: peer ids banned earlier.
+
+    Raises:
+        ListenError: a listen address is malformed or cannot be bound.
+    """
+    config = config or NetConfig()
+    addrs = _parse_listen_addrs(config.listen_addrs)
+    for addr in addrs:
+        _check_port_free(addr)
+    key_pair = create_new_key_pair(identity.seed)
+    security = {NOISE_PROTOCOL_ID: NoiseTransport(
+        key_pair, noise_privkey=create_noise_key_pair().private_key)}
+    lp_host = new_host(key_pair=key_pair, sec_opt=security,
+                       muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux}, listen_addrs=addrs)
+    g = config.gossip
+    router = GossipSub(
+        protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11],
+        degree=g.degree, degree_low=g.degree_low, degree_high=g.degree_high,
+        heartbeat_interval=g.heartbeat_s,
+        adaptive_gossip_enabled=False,  # it slows the heartbeat to 30 s in small groups (trap 4)
+        spam_protection_enabled=True,
+        max_messages_per_topic_per_second=g.max_messages_per_topic_per_second,  # trap 3
+    )
+    pubsub = Pubsub(lp_host, router, msg_id_constructor=message_id)
+    # The seqno counter starts at the wall clock's seconds; a restart within a second of the last
+    # publish would reuse seqnos, which peers treat as duplicates or equivocation (trap 5).
+    pubsub.counter = time.time_ns()
+    async with AsyncExitStack() as stack:
+        try:
+            await stack.enter_async_context(lp_host.run(addrs))
+        except Exception as exc:  # libp2p reports bind failures with assorted types
+            raise ListenError(f"Cannot listen on {', '.join(map(str, addrs))}: {exc}") from None
+        # Leaving host.run() stops the swarm's tasks but leaves the listening socket open, so
+        # close the host explicitly (the port must be free for the next start).
+        stack.push_async_callback(_close_quietly, lp_host, config.shutdown_timeout_s)
+        await stack.enter_async_context(background_trio_service(pubsub))
+        await stack.enter_async_context(background_trio_service(router))
+        await pubsub.wait_until_ready()
+        host = Host(lp_host, pubsub, router, identity, config=config, validator=validator,
+                    banned=banned)
+        lp_host.get_network().register_notifee(_ConnectionNotifee(host, lp_host))
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        await nursery.start(host._run)
+        try:
+            yield host
+        finally:
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,204 @@
+"""Catch-up sync over libp2p: run :class:`~meshcrew.sync.SyncSession` on ``/meshcrew/sync/1.0.0``.
+
+:class:`SyncService` serves inbound sync streams and starts sessions itself: on every new
+connection and every ``period_s``. Of two connected peers only the one with the lower public key
+starts the automatic sessions, so a pair does not sync twice; either may call
+:meth:`SyncService.sync_with` at any time.
+
+A session offers only spaces where the peer is a member (by this node's view), so a space's
+records are served only to its members: the peer's key is its peer id, authenticated by Noise.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
+
+import trio
+
+from meshcrew.errors import (
+    IdentityError,
+    MeshcrewError,
+    NetError,
+    PeerTimeout,
+    RemoteProtocolError,
+)
+from meshcrew.identity import public_key_of_peer_id
+from meshcrew.net.host import Host, PeerConnected
+from meshcrew.net.scores import PROTOCOL_VIOLATION, STALLED
+from meshcrew.net.seam import first_error, log, translated
+from meshcrew.net.stream import Stream
+from meshcrew.sync import PROTOCOL_ID, RecordSource, SyncEvent, SyncSession, SyncStats
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
+
+SyncEventHandler = Callable[[str, SyncEvent], Awaitable[None]]
+"""``handle(peer_id, event)``: take records into the replica, note the peer's frontier."""
+
+
+async def run_session(stream: Stream, session: SyncSession, on_event: SyncEventHandler, *,
+                      timeout_s: float) -> SyncStats:
+    """Drive ``session`` over ``stream`` until the exchange is complete, then close the stream.
+
+    Reading and writing run side by side (both peers may be sending batches at once). On any
+    failure the stream is reset, so the peer never waits for a dead session.
+
+    Raises:
+        RemoteProtocolError: the peer broke the protocol.
+        PeerTimeout: the peer stalled past a read deadline, or the session took over ``timeout_s``.
+        ConnectionLost: the stream closed or reset midway.
+        Exception: whatever ``on_event`` raised.
+    """
+    changed = trio.Event()
+
+    async def read_side() -> None:
+        nonlocal changed
+        while not session.complete:
+            data = await stream.receive_some()
+            if not data:
+                session.receive_eof()  # raises unless the exchange is complete
+                return
+            for event in session.receive_data(data):
+                await on_event(stream.peer_id, event)
+            changed.set()
+            changed = trio.Event()
+
+    try:
+        with translated(f"syncing with {stream.peer_id}"), trio.fail_after(timeout_s):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read_side)
+                while True:
+                    data = session.data_to_send()
+                    if data:
+                        await stream.send_all(data)
+                    elif session.complete:
+                        break
+                    else:
+                        await changed.wait()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        await stream.reset()
+        raise first_error(group) from None
+    except BaseException:
+        await stream.reset()
+        raise
+    await stream.aclose()
+    return session.stats
+
+
+def starts_sessions(local_key: bytes, remote_key: bytes) -> bool:
+    """Whether this side starts the automatic sessions with that peer (the lower key does)."""
+    return local_key < remote_key
+
+
+class SyncService:
+    """Serves and starts sync sessions for one host.
+
+    Args:
+        host: the running host.
+        source: the local replica.
+        my_spaces: the spaces this member belongs to.
+        is_member: ``is_member(space_id, member_key)`` by this node's view of each space.
+        on_event: receives every event of every session (records to append, peer frontiers).
+        period_s: how often connected peers are synced again.
+        max_inbound: most inbound sessions at once; more are refused (reset).
+    """
+
+    def __init__(self, host: Host, source: RecordSource, my_spaces: Callable[[], Iterable[bytes]],
+                 is_member: Callable[[bytes, bytes], bool], on_event: SyncEventHandler, *,
+                 period_s: float = 60.0, max_inbound: int = 8) -> None:
+        self._host = host
+        self._source = source
+        self._my_spaces = my_spaces
+        self._is_member = is_member
+        self._on_event = on_event
+        self._period_s = period_s
+        self._inbound = trio.CapacityLimiter(max_inbound)
+        self._outbound_busy: set[str] = set()
+        self.last_stats: dict[str, SyncStats] = {}
+        """The last completed session's statistics per peer id."""
+
+    def new_session(self, remote_key: bytes) -> SyncSession:
+        """A session offering the spaces both this member and the peer belong to."""
+        offer = [s for s in self._my_spaces() if self._is_member(s, remote_key)]
+        return SyncSession(self._host.public_key, remote_key, offer, self._source)
+
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve sync streams and start sessions on connection and periodically, until cancelled."""
+        connections = self._host.watch_connections()
+        self._host.set_stream_handler(PROTOCOL_ID, self._serve)
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            nursery.start_soon(self._sync_periodically, nursery)
+            async for event in connections:
+                if isinstance(event, PeerConnected):
+                    nursery.start_soon(self._sync_quietly, event.peer_id)
+
+    async def sync_with(self, peer_id: str) -> SyncStats:
+        """Run one session with a connected peer now.
+
+        Raises:
+            RemoteProtocolError, NetError: as :func:`run_session`; the peer is penalized for
+                protocol violations and stalls.
+        """
+        stream = await self._host.open_stream(peer_id, PROTOCOL_ID)
+        try:
+            session = self.new_session(stream.remote_key)
+        except BaseException:
+            await stream.reset()
+            raise
+        return await self._run_and_score(stream, session)
+
+    async def _serve(self, stream: Stream) -> None:
+        try:
+            self._inbound.acquire_nowait()
+        except trio.WouldBlock:
+            log.info("refusing a sync stream from %s: too many sessions", stream.peer_id)
+            await stream.reset()
+            return
+        try:
+            await self._run_and_score(stream, self.new_session(stream.remote_key))
+        except MeshcrewError as exc:
+            log.info("sync with %s failed: %s", stream.peer_id, exc)
+        finally:
+            self._inbound.release()
+
+    async def _run_and_score(self, stream: Stream, session: SyncSession) -> SyncStats:
+        try:
+            stats = await run_session(stream, session, self._on_event,
+                                      timeout_s=self._host.config.session_timeout_s)
+        except RemoteProtocolError as exc:
+            self._host.penalize(stream.peer_id, PROTOCOL_VIOLATION, str(exc))
+            raise
+        except PeerTimeout as exc:
+            self._host.penalize(stream.peer_id, STALLED, str(exc))
+            raise
+        self.last_stats[stream.peer_id] = stats
+        return stats
+
+    async def _sync_quietly(self, peer_id: str) -> None:
+        """A session started by this side (if it is the starter), failures only logged."""
+        try:
+            remote_key = public_key_of_peer_id(peer_id)
+        except IdentityError:
+            return
+        if not starts_sessions(self._host.public_key, remote_key):
+            return
+        if peer_id in self._outbound_busy:
+            return
+        self._outbound_busy.add(peer_id)
+        try:
+            await self.sync_with(peer_id)
+        except (NetError, RemoteProtocolError) as exc:
+            log.info("sync with %s failed: %s", peer_id, exc)
+        finally:
+            self._outbound_busy.discard(peer_id)
+
+    async def _sync_periodically(self, nursery: trio.Nursery) -> None:
+        while True:
+            # Jitter spreads the sessions of many nodes that started together.
+            await trio.sleep(self._period_s * random.uniform(0.8, 1.2))
+            for peer_id in self._host.connected_peers():
+                nursery.start_soon(self._sync_quietly, peer_id)
