@@ -1,0 +1,359 @@
+"""Appending records to the replica: the chain rules, applied inside one transaction.
+
+The rules decide what a set of records means no matter in which order its records arrive, so two
+replicas holding the same records agree on the same frontier, the same accepted ids and the same
+forked authors.
+
+A **chain** is the records of one author in one space (``Record.space_id``: a record that
+creates a space belongs to the space it creates). Its records are numbered ``seq`` 1, 2, 3…,
+and each names its predecessor's id in ``prev``.
+
+1. **Duplicates.** A record already stored (accepted, pending or evidence) is counted, not
+   logged.
+2. **Pending.** A record whose predecessor is not accepted yet waits as *pending* and is applied
+   when the chain reaches it, cascading through whatever waits behind it. At most
+   ``pending_cap`` records wait per chain; beyond that a record is refused with
+   ``Reason.PENDING_FULL`` (a hostile peer cannot fill the disk; sync fetches it again later,
+   because the frontier still lacks it).
+3. **Applying** a record at ``seq = k`` once the record at ``k - 1`` is accepted (or ``k = 1``),
+   in this order:
+
+   a. ``prev`` differs from the accepted record at ``k - 1``: that proves the author signed a
+      second record at ``k - 1``, a fork at ``k - 1`` (logged as ``Reason.CHAIN_BROKEN``).
+   b. ``ts`` is before the accepted record at ``k - 1``: refused with ``Reason.TIME_TRAVEL``.
+   c. a different record is already accepted at ``k``: a fork at ``k`` (``Reason.FORK``).
+   d. the chain already forked at ``k``: refused with ``Reason.AUTHOR_FORKED``.
+   e. otherwise the record is accepted and becomes the chain's head.
+
+4. **Forks.** A chain's accepted part is exactly its records below the lowest fork seen. When a
+   fork at ``f`` is found, the record that revealed it and every record of the chain at or after
+   ``f`` (accepted or pending) are kept as *evidence*: not accepted, not in the frontier, not
+   served to peers. The author is flagged as forked in that space. A fork found later at a lower
+   seq lowers ``f`` again. A record arriving for a forked chain above ``f`` is refused with
+   ``Reason.AUTHOR_FORKED`` (it cannot change the outcome, and refusing it bounds the evidence).
+5. **Refusals** are not stored, only logged with reason, detail, sender and time in a log that
+   keeps the latest ``reject_log_size`` entries. Fork evidence is stored *and* logged. A bad
+   record never aborts the rest of its batch.
+
+Why this is order-independent: rule 3 only ever looks at accepted records at ``k - 1`` and
+``k``, which are the same in every order (induction on ``k``); forks freeze the chain below
+``f``, and the lowest fork seq is a property of the set. The only order-dependent exception is
+the pending cap: a replica that refused records with ``PENDING_FULL`` agrees again once it has
+been sent them in chain order. ``tests/test_store_order.py`` checks this against a reference
+model with hypothesis.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from meshcrew.errors import ReplicaError
+from meshcrew.reasons import Reason
+from meshcrew.records import MAX_RECORD_BYTES, Record, RecordError, record_id
+from meshcrew.store.schema import ACCEPTED, EVIDENCE, ID_KEY_BYTES, PENDING
+
+_IS_STORED = f"SELECT 1 FROM records WHERE substr(id, 1, {ID_KEY_BYTES}) = substr(?1, 1, " \
+             f"{ID_KEY_BYTES}) AND id = ?1"
+_INSERT_ACCEPTED = f"INSERT INTO records (id, chain, seq, ts, kind, state, raw) " \
+                   f"VALUES (?, ?, ?, ?, ?, {ACCEPTED}, ?)"
+_INSERT_HELD = "INSERT INTO records (id, chain, seq, ts, kind, state, sender, raw) " \
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_ACCEPTED_AT = f"SELECT id, ts FROM records WHERE chain = ? AND seq = ? AND state = {ACCEPTED}"
+_PENDING_AT = f"SELECT rowid, id, raw, sender FROM records " \
+              f"WHERE chain = ? AND seq = ? AND state = {PENDING} ORDER BY id"
+
+
+@dataclass(frozen=True, slots=True)
+class RejectEntry:
+    """One entry of the reject log.
+
+    Attributes:
+        record_id: the id the refused bytes have (None for input over the size limit).
+        reason: why it was refused (or, for fork evidence, why it was not accepted).
+        detail: specifics for a person, e.g. the seq numbers involved.
+        sender: who sent it ("local", or the peer id given to ``append``).
+        at_ms: the receiver's clock when it was refused.
+    """
+
+    record_id: bytes | None
+    reason: Reason
+    detail: str
+    sender: str
+    at_ms: int
+
+
+@dataclass(slots=True)
+class AppendReport:
+    """What one :meth:`Replica.append` changed.
+
+    Attributes:
+        accepted: ids accepted by this call (including earlier pending records it unblocked), in
+            the order they were applied; each author's records in chain order.
+        pending: ids of this call's records that now wait for a predecessor.
+        duplicates: how many records were already stored.
+        forks: ids of records whose arrival revealed a fork (each is kept as evidence).
+        rejected: the reject-log entries this call wrote, fork evidence included.
+    """
+
+    accepted: list[bytes] = field(default_factory=list)
+    pending: list[bytes] = field(default_factory=list)
+    duplicates: int = 0
+    forks: list[bytes] = field(default_factory=list)
+    rejected: list[RejectEntry] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Chain:
+    """The ``chains`` row of one (space, author), cached for one append."""
+
+    rowid: int
+    head_seq: int
+    head_id: bytes | None
+    head_ts: int
+    fork_seq: int | None
+    pending: int
+
+
+# Outcome of applying a record (rule 3): a reason, the fork seq (0 if no fork), a detail.
+_Verdict = tuple[Reason | None, int, str]
+_ACCEPT: _Verdict = (None, 0, "")
+
+
+class Ingest:
+    """One append: applies verified records to ``conn``'s open transaction.
+
+    Accepted records that extend a clean chain (the common case: sync sends chains in order) are
+    buffered and inserted with one ``executemany``; any other case first flushes the buffer so
+    the database is the whole truth, then takes the slow path.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, sender: str, now_ms: int, pending_cap: int,
+                 reject_log_size: int) -> None:
+        self._conn = conn
+        self._sender = sender
+        self._now_ms = now_ms
+        self._pending_cap = pending_cap
+        self._reject_log_size = reject_log_size
+        self._chains: dict[tuple[bytes, bytes], _Chain] = {}
+        self._rows: list[tuple[bytes, int, int, int, str, bytes]] = []
+        self._accepted: list[tuple[_Chain, int, bytes]] = []
+        self._pending: list[tuple[_Chain, int, bytes]] = []
+        self._dropped: set[bytes] = set()
+        self._rejects: list[RejectEntry] = []
+        self._forks: list[bytes] = []
+        self._duplicates = 0
+
+    def reject_envelope(self, raw: bytes, error: RecordError) -> None:
+        """Log bytes that ``decode_and_verify`` refused."""
+        rid = record_id(raw) if len(raw) <= MAX_RECORD_BYTES else None
+        self._log(rid, error.reason, error.detail, self._sender)
+
+    def add(self, record: Record) -> None:
+        """Apply one verified record (rules 1-4)."""
+        key = (record.space_id, record.author)
+        chain = self._chains.get(key)
+        if chain is None:
+            chain = self._load(key)
+        seq = record.seq
+        if (seq == chain.head_seq + 1 and not chain.pending and chain.fork_seq is None
+                and (seq == 1 or (record.prev == chain.head_id and record.ts >= chain.head_ts))):
+            # A clean chain's next record: it cannot be stored already (it would be pending or
+            # accepted, and the chain has neither at this seq), so no duplicate check is needed.
+            rid = record.id
+            self._rows.append((rid, chain.rowid, seq, record.ts, record.kind, record.raw))
+            chain.head_seq = seq
+            chain.head_id = rid
+            chain.head_ts = record.ts
+            self._accepted.append((chain, seq, rid))
+            return
+        self._flush()
+        self._place(record, chain)
+
+    def finish(self) -> AppendReport:
+        """Write the buffered rows, the chains and the reject log; say what changed."""
+        self._flush()
+        self._conn.executemany(
+            "UPDATE chains SET head_seq = ?, head_id = ?, head_ts = ?, fork_seq = ?, pending = ? "
+            "WHERE chain = ?",
+            [(c.head_seq, c.head_id, c.head_ts, c.fork_seq, c.pending, c.rowid)
+             for c in self._chains.values()])
+        if self._rejects:
+            self._conn.executemany(
+                "INSERT INTO rejects (record_id, reason, detail, sender, at_ms) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(e.record_id, e.reason.value, e.detail, e.sender, e.at_ms)
+                 for e in self._rejects])
+            self._conn.execute("DELETE FROM rejects WHERE n <= (SELECT max(n) FROM rejects) - ?",
+                               (self._reject_log_size,))
+        # Drop what a later fork (or a later acceptance) of this same batch overtook.
+        return AppendReport(
+            accepted=[rid for chain, seq, rid in self._accepted if seq <= chain.head_seq],
+            pending=[rid for chain, seq, rid in self._pending
+                     if rid not in self._dropped and chain.fork_seq is None
+                     and seq > chain.head_seq],
+            duplicates=self._duplicates,
+            forks=self._forks,
+            rejected=self._rejects,
+        )
+
+    # -- slow path --------------------------------------------------------------------------
+
+    def _place(self, record: Record, chain: _Chain) -> None:
+        conn = self._conn
+        if conn.execute(_IS_STORED, (record.id,)).fetchone() is not None:
+            self._duplicates += 1
+            return
+        seq = record.seq
+        if chain.fork_seq is not None and seq > chain.fork_seq:
+            self._log(record.id, Reason.AUTHOR_FORKED,
+                      f"seq {seq}; the chain forked at seq {chain.fork_seq}", self._sender)
+            return
+        if seq > chain.head_seq + 1:
+            if chain.pending >= self._pending_cap:
+                self._log(record.id, Reason.PENDING_FULL,
+                          f"seq {seq}; {chain.pending} records wait for seq {chain.head_seq + 1}",
+                          self._sender)
+                return
+            self._insert_held(record, chain, PENDING)
+            chain.pending += 1
+            self._pending.append((chain, seq, record.id))
+            return
+        reason, fork_at, detail = self._judge(chain, seq, record.prev, record.ts)
+        if reason is None:
+            self._insert_held(record, chain, ACCEPTED)
+            self._advance(chain, seq, record.id, record.ts)
+            self._cascade(chain)
+        elif fork_at:
+            self._insert_held(record, chain, EVIDENCE)
+            self._fork(chain, fork_at, record.id, reason=reason, detail=detail,
+                       sender=self._sender)
+        else:
+            self._log(record.id, reason, detail, self._sender)
+
+    def _judge(self, chain: _Chain, seq: int, prev: bytes | None, ts: int) -> _Verdict:
+        """Rule 3 for a record at ``seq <= head + 1``; see the module docstring."""
+        if seq >= 2:
+            before_id, before_ts = self._accepted_at(chain, seq - 1)
+            if prev != before_id:
+                return (Reason.CHAIN_BROKEN, seq - 1,
+                        f"seq {seq} names another record at seq {seq - 1} than the one held; "
+                        "both kept as evidence")
+            if ts < before_ts:
+                return (Reason.TIME_TRAVEL, 0,
+                        f"seq {seq} at {ts} ms, seq {seq - 1} at {before_ts} ms")
+        if seq <= chain.head_seq:
+            return (Reason.FORK, seq,
+                    f"a different record is held at seq {seq}; both kept as evidence")
+        if chain.fork_seq is not None:
+            return (Reason.AUTHOR_FORKED, 0, f"seq {seq}; the chain forked at seq {seq}")
+        return _ACCEPT
+
+    def _cascade(self, chain: _Chain) -> None:
+        """Apply pending records level by level while the chain advances (rule 2)."""
+        conn = self._conn
+        while chain.pending and chain.fork_seq is None:
+            level = chain.head_seq + 1
+            waiting = conn.execute(_PENDING_AT, (chain.rowid, level)).fetchall()
+            for index, (rowid, rid, raw, sender) in enumerate(waiting):
+                chain.pending -= 1
+                prev, ts = _prev_and_ts(raw)
+                reason, fork_at, detail = self._judge(chain, level, prev, ts)
+                if reason is None:
+                    conn.execute(f"UPDATE records SET state = {ACCEPTED}, sender = NULL "
+                                 "WHERE rowid = ?", (rowid,))
+                    self._advance(chain, level, rid, ts)
+                elif fork_at:
+                    # _fork turns this row and all other pending rows into evidence.
+                    self._fork(chain, fork_at, rid, reason=reason, detail=detail,
+                               sender=sender or self._sender)
+                    self._recheck_level(chain, level, waiting[index + 1 :])
+                    return
+                else:
+                    conn.execute("DELETE FROM records WHERE rowid = ?", (rowid,))
+                    self._dropped.add(rid)
+                    self._log(rid, reason, detail, sender or self._sender)
+            if chain.head_seq < level:
+                return  # nothing at this level could be applied: the rest keeps waiting
+
+    def _recheck_level(self, chain: _Chain, level: int, rows: list[Any]) -> None:
+        """After a fork at ``level``, let the level's other waiting records lower it (rule 3a).
+
+        They became evidence unjudged, but one that links to another record at ``level - 1``
+        proves a lower fork, as it would have had it been applied first.
+        """
+        for _, rid, raw, sender in rows:
+            if chain.fork_seq != level:
+                return
+            prev, ts = _prev_and_ts(raw)
+            reason, fork_at, detail = self._judge(chain, level, prev, ts)
+            if reason is Reason.CHAIN_BROKEN:
+                self._fork(chain, fork_at, rid, reason=reason, detail=detail,
+                           sender=sender or self._sender)
+
+    def _fork(self, chain: _Chain, at: int, rid: bytes, *, reason: Reason, detail: str,
+              sender: str) -> None:
+        """Rule 4: freeze the chain below ``at``; everything from ``at`` on becomes evidence."""
+        self._conn.execute(f"UPDATE records SET state = {EVIDENCE}, sender = NULL "
+                           f"WHERE chain = ? AND seq >= ? AND state != {EVIDENCE}",
+                           (chain.rowid, at))
+        chain.fork_seq = at if chain.fork_seq is None else min(at, chain.fork_seq)
+        chain.pending = 0
+        if at == 1:
+            chain.head_seq, chain.head_id, chain.head_ts = 0, None, 0
+        else:
+            head_id, head_ts = self._accepted_at(chain, at - 1)
+            chain.head_seq, chain.head_id, chain.head_ts = at - 1, head_id, head_ts
+        self._forks.append(rid)
+        self._log(rid, reason, detail, sender)
+
+    # -- small steps ------------------------------------------------------------------------
+
+    def _load(self, key: tuple[bytes, bytes]) -> _Chain:
+        row = self._conn.execute(
+            "SELECT chain, head_seq, head_id, head_ts, fork_seq, pending FROM chains "
+            "WHERE space = ? AND author = ?", key).fetchone()
+        if row is None:
+            cursor = self._conn.execute("INSERT INTO chains (space, author) VALUES (?, ?)", key)
+            assert cursor.lastrowid is not None
+            chain = _Chain(cursor.lastrowid, 0, None, 0, None, 0)
+        else:
+            rowid, head_seq, head_id, head_ts, fork_seq, pending = row
+            chain = _Chain(rowid, head_seq, head_id, head_ts or 0, fork_seq, pending)
+        self._chains[key] = chain
+        return chain
+
+    def _accepted_at(self, chain: _Chain, seq: int) -> tuple[bytes, int]:
+        if seq == chain.head_seq and chain.head_id is not None:
+            return chain.head_id, chain.head_ts
+        row = self._conn.execute(_ACCEPTED_AT, (chain.rowid, seq)).fetchone()
+        if row is None:
+            raise ReplicaError(f"The replica is inconsistent: chain {chain.rowid} has no "
+                               f"accepted record at seq {seq}; run meshcrew doctor.")
+        return row[0], row[1]
+
+    def _advance(self, chain: _Chain, seq: int, rid: bytes, ts: int) -> None:
+        chain.head_seq, chain.head_id, chain.head_ts = seq, rid, ts
+        self._accepted.append((chain, seq, rid))
+
+    def _insert_held(self, record: Record, chain: _Chain, state: int) -> None:
+        sender = self._sender if state == PENDING else None
+        self._conn.execute(_INSERT_HELD, (record.id, chain.rowid, record.seq, record.ts,
+                                          record.kind, state, sender, record.raw))
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._conn.executemany(_INSERT_ACCEPTED, self._rows)
+            self._rows.clear()
+
+    def _log(self, rid: bytes | None, reason: Reason, detail: str, sender: str) -> None:
+        self._rejects.append(RejectEntry(rid, reason, detail, sender, self._now_ms))
+
+
+def _prev_and_ts(raw: bytes) -> tuple[bytes | None, int]:
+    """The ``prev`` and ``ts`` fields of a stored (already verified) record."""
+    fields: list[Any] = msgpack.unpackb(raw, use_list=True, raw=False)
+    return fields[5], fields[6]

@@ -1,0 +1,316 @@
+"""The replica: open, append, and the queries the node, sync and the TUI need."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Iterable
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import msgpack
+
+from meshcrew.errors import ReplicaError
+from meshcrew.home import Home
+from meshcrew.reasons import Reason
+from meshcrew.records import Frontier, Head, Record, RecordError, decode_and_verify
+from meshcrew.store.ingest import AppendReport, Ingest, RejectEntry
+from meshcrew.store.lock import WriterLock
+from meshcrew.store.schema import (
+    ACCEPTED,
+    EVIDENCE,
+    ID_KEY_BYTES,
+    PENDING,
+    SCHEMA_VERSION,
+    closing_on_error,
+    connect,
+    migrate,
+    schema_version_of,
+    too_new,
+)
+
+PENDING_CAP = 10_000
+"""Default for how many records may wait for a missing predecessor, per author and space."""
+
+REJECT_LOG_SIZE = 10_000
+"""Default for how many reject-log entries are kept (the newest)."""
+
+_BY_ID = f"substr(id, 1, {ID_KEY_BYTES}) = substr(?1, 1, {ID_KEY_BYTES}) AND id = ?1"
+
+
+class RecordState(StrEnum):
+    """Where a stored record stands."""
+
+    ACCEPTED = "accepted"
+    PENDING = "pending"
+    """Waiting for its predecessor."""
+    EVIDENCE = "evidence"
+    """Kept as proof that its author forked their chain; never accepted."""
+
+
+_STATES = {ACCEPTED: RecordState.ACCEPTED, PENDING: RecordState.PENDING,
+           EVIDENCE: RecordState.EVIDENCE}
+
+
+class Replica:
+    """The local replica of a home folder: an SQLite file in WAL mode.
+
+    Open it with :meth:`open` (also a context manager). The writer holds the home folder's
+    single-writer lock; any number of read-only replicas may read meanwhile. A Replica may be
+    used from any one thread at a time (e.g. through ``trio.to_thread``), not from two at once.
+    See :mod:`meshcrew.store.ingest` for the chain rules ``append`` applies.
+    """
+
+    def __init__(self, home: Home, conn: sqlite3.Connection, lock: WriterLock | None, *,
+                 pending_cap: int = PENDING_CAP, reject_log_size: int = REJECT_LOG_SIZE) -> None:
+        """Use :meth:`open`; this only wires an opened connection."""
+        self.home = home
+        self._conn: sqlite3.Connection | None = conn
+        self._lock = lock
+        self.pending_cap = pending_cap
+        self.reject_log_size = reject_log_size
+
+    @classmethod
+    def open(cls, home: Home, *, read_only: bool = False, pending_cap: int = PENDING_CAP,
+             reject_log_size: int = REJECT_LOG_SIZE) -> Replica:
+        """Open the replica of ``home``, creating or upgrading it when writing.
+
+        Args:
+            home: the home folder.
+            read_only: open without the lock and without writing (works while a writer runs).
+            pending_cap: per author and space, how many records may wait for a predecessor.
+            reject_log_size: how many reject-log entries to keep.
+
+        Raises:
+            HomeError: if another process holds the home folder (writers only).
+            ReplicaError: if the file is missing (read-only), damaged, or from a newer meshcrew.
+        """
+        path = home.replica_file
+        if read_only:
+            if not path.exists():
+                raise ReplicaError(f"There is no replica at {path} yet; start the node once to "
+                                   "create it.")
+            conn = connect(path, read_only=True)
+            with closing_on_error(conn, path):
+                version = schema_version_of(conn)
+                refusal = too_new(version, path)
+                if refusal:
+                    raise ReplicaError(refusal)
+                if version < SCHEMA_VERSION:
+                    raise ReplicaError(f"The replica {path} has schema version {version}; start "
+                                       "the node once to upgrade it.")
+            return cls(home, conn, None, pending_cap=pending_cap, reject_log_size=reject_log_size)
+        lock = WriterLock.acquire(home)
+        try:
+            conn = connect(path, read_only=False)
+            with closing_on_error(conn, path):
+                migrate(conn, path)
+        except BaseException:
+            lock.release()
+            raise
+        return cls(home, conn, lock, pending_cap=pending_cap, reject_log_size=reject_log_size)
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file."""
+        return self.home.replica_file
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this replica was opened without the writer lock."""
+        return self._lock is None
+
+    def close(self) -> None:
+        """Close the file and release the lock; harmless to call twice."""
+        conn, self._conn = self._conn, None
+        try:
+            if conn is not None:
+                conn.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def __enter__(self) -> Replica:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def append(self, raws: Iterable[bytes], *, sender: str = "local", now_ms: int) -> AppendReport:
+        """Verify encoded records and apply the chain rules to them, all in one transaction.
+
+        A bad record is logged and skipped; it never aborts the others.
+
+        Args:
+            raws: encoded records, in any order.
+            sender: who sent them, for the reject log (a peer id, or "local").
+            now_ms: the receiver's clock, for ``Reason.FROM_FUTURE`` and the reject log.
+
+        Raises:
+            ReplicaError: if the replica is read-only or the write fails (nothing is written).
+        """
+        conn = self._connection()
+        if self._lock is None:
+            raise ReplicaError(f"The replica {self.path} was opened read-only; only the node "
+                               "writes it.")
+        ingest = Ingest(conn, sender=sender, now_ms=now_ms, pending_cap=self.pending_cap,
+                        reject_log_size=self.reject_log_size)
+        records: list[Record] = []
+        for raw in raws:
+            try:
+                records.append(decode_and_verify(raw, now_ms=now_ms))
+            except RecordError as exc:
+                ingest.reject_envelope(raw, exc)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for record in records:
+                    ingest.add(record)
+                report = ingest.finish()
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise ReplicaError(f"Cannot write to the replica {self.path}: {exc}.") from exc
+        return report
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def get(self, record_id: bytes, *, include_held: bool = False) -> Record | None:
+        """The accepted record with this id (or also a pending or evidence one if asked)."""
+        row = self._one(f"SELECT raw, id, state FROM records WHERE {_BY_ID}", (record_id,))
+        if row is None or (row[2] != ACCEPTED and not include_held):
+            return None
+        return _record(row[0], row[1])
+
+    def state_of(self, record_id: bytes) -> RecordState | None:
+        """Whether the record is accepted, pending or evidence; None if not stored."""
+        row = self._one(f"SELECT state FROM records WHERE {_BY_ID}", (record_id,))
+        return None if row is None else _STATES[row[0]]
+
+    def space_records(self, space_id: bytes, *,
+                      kinds: Collection[str] | None = None) -> list[Record]:
+        """The accepted records of a space, ordered by (ts, id), optionally of some kinds."""
+        sql = ("SELECT r.raw, r.id FROM chains c JOIN records r ON r.chain = c.chain "
+               f"WHERE c.space = ? AND r.state = {ACCEPTED}")
+        args: list[Any] = [space_id]
+        if kinds is not None:
+            kinds = list(kinds)
+            if not kinds:
+                return []
+            sql += f" AND r.kind IN ({', '.join('?' * len(kinds))})"
+            args += kinds
+        return [_record(raw, rid) for raw, rid in self._all(sql + " ORDER BY r.ts, r.id", args)]
+
+    def author_records(self, author: bytes, space_id: bytes | None = None) -> list[Record]:
+        """An author's accepted records: by space id, then in chain order."""
+        sql = ("SELECT r.raw, r.id FROM chains c JOIN records r ON r.chain = c.chain "
+               f"WHERE c.author = ? AND r.state = {ACCEPTED}")
+        args: list[Any] = [author]
+        if space_id is not None:
+            sql += " AND c.space = ?"
+            args.append(space_id)
+        return [_record(raw, rid) for raw, rid in self._all(sql + " ORDER BY c.space, r.seq",
+                                                            args)]
+
+    def spaces(self) -> list[bytes]:
+        """Ids of the spaces with any accepted record, sorted."""
+        return [row[0] for row in self._all(
+            "SELECT DISTINCT space FROM chains WHERE head_seq > 0 ORDER BY space", ())]
+
+    def frontier(self, space_id: bytes) -> dict[bytes, Head]:
+        """Per author, the head of their accepted chain in the space."""
+        return {author: Head(seq, head_id) for author, seq, head_id in self._all(
+            "SELECT author, head_seq, head_id FROM chains WHERE space = ? AND head_seq > 0",
+            (space_id,))}
+
+    def records_after(self, space_id: bytes, theirs: Frontier, *, limit: int) -> list[Record]:
+        """What a peer whose frontier is ``theirs`` lacks: at most ``limit`` accepted records.
+
+        Authors come in key order, each author's records in chain order. If the peer's head of
+        an author differs from the accepted record this replica holds at that seq, that record
+        is sent too, so the peer sees the fork.
+        """
+        out: list[Record] = []
+        chains = self._all("SELECT chain, author, head_seq FROM chains "
+                           "WHERE space = ? AND head_seq > 0 ORDER BY author", (space_id,))
+        for chain, author, head_seq in chains:
+            if len(out) >= limit:
+                break
+            their = theirs.get(author)
+            start = 1 if their is None else their.seq + 1
+            if their is not None and 1 <= their.seq <= head_seq:
+                ours = self._one(f"SELECT id FROM records WHERE chain = ? AND seq = ? "
+                                 f"AND state = {ACCEPTED}", (chain, their.seq))
+                if ours is not None and ours[0] != their.id:
+                    start = their.seq
+            if start > head_seq:
+                continue
+            out += [_record(raw, rid) for raw, rid in self._all(
+                f"SELECT raw, id FROM records WHERE chain = ? AND seq >= ? AND state = {ACCEPTED} "
+                "ORDER BY seq LIMIT ?", (chain, start, limit - len(out)))]
+        return out
+
+    def rejects(self, *, limit: int = 100) -> list[RejectEntry]:
+        """The newest entries of the reject log, newest first.
+
+        Entries whose reason this version of meshcrew does not know are left out.
+        """
+        rows = self._all("SELECT record_id, reason, detail, sender, at_ms FROM rejects "
+                         "ORDER BY n DESC LIMIT ?", (limit,))
+        known = {reason.value for reason in Reason}
+        return [RejectEntry(rid, Reason(reason), detail, sender, at_ms)
+                for rid, reason, detail, sender, at_ms in rows if reason in known]
+
+    def pending_count(self, space_id: bytes | None = None) -> int:
+        """How many records wait for a predecessor (in one space, or in all)."""
+        if space_id is None:
+            row = self._one("SELECT coalesce(sum(pending), 0) FROM chains", ())
+        else:
+            row = self._one("SELECT coalesce(sum(pending), 0) FROM chains WHERE space = ?",
+                            (space_id,))
+        assert row is not None
+        return int(row[0])
+
+    def forked_authors(self, space_id: bytes) -> set[bytes]:
+        """Authors who signed conflicting records in the space."""
+        return {row[0] for row in self._all(
+            "SELECT author FROM chains WHERE space = ? AND fork_seq IS NOT NULL", (space_id,))}
+
+    def record_count(self) -> int:
+        """How many records are accepted, in all spaces."""
+        row = self._one("SELECT coalesce(sum(head_seq), 0) FROM chains", ())
+        assert row is not None
+        return int(row[0])
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise ReplicaError(f"The replica {self.path} is closed.")
+        return self._conn
+
+    def _all(self, sql: str, args: Iterable[Any]) -> list[Any]:
+        try:
+            return self._connection().execute(sql, tuple(args)).fetchall()
+        except sqlite3.Error as exc:
+            raise ReplicaError(f"Cannot read the replica {self.path}: {exc}.") from exc
+
+    def _one(self, sql: str, args: Iterable[Any]) -> Any:
+        try:
+            return self._connection().execute(sql, tuple(args)).fetchone()
+        except sqlite3.Error as exc:
+            raise ReplicaError(f"Cannot read the replica {self.path}: {exc}.") from exc
+
+
+def _record(raw: bytes, rid: bytes) -> Record:
+    """Rebuild a record stored after verification (its fields are in envelope order)."""
+    version, kind, space, author, seq, prev, ts, body, sig = msgpack.unpackb(raw, raw=False)
+    return Record(version, kind, space, author, seq, prev, ts, body, sig, raw, rid)
+

@@ -1,0 +1,176 @@
+"""The replica's SQLite file: connection settings, tables, schema version and migrations.
+
+The schema version lives in ``PRAGMA user_version``. Opening a replica for writing brings an older
+file up to :data:`SCHEMA_VERSION` by running each step of :data:`MIGRATIONS` in its own
+transaction; a file written by a newer meshcrew is refused rather than guessed at.
+
+Tables (version 1):
+
+``chains``
+    One row per (space, author): the accepted head (``head_seq`` 0 means nothing accepted yet),
+    the lowest fork ``fork_seq`` (NULL while the chain is clean) and how many of its records
+    are ``pending``. This row is the frontier, so frontiers never scan records.
+``records``
+    Every stored record: ``state`` says whether it is accepted, pending (waiting for its
+    predecessor) or evidence of a fork. ``raw`` is the record exactly as signed; the other
+    columns are copies of its fields that queries filter on. ``sender`` is kept only while a
+    record is pending, so a later rejection can still name who sent it.
+``rejects``
+    The bounded log of refused records.
+
+Indexes are only what queries need: records by (chain, seq) for chains, frontiers and sync, and
+by the first 8 bytes of the id for :meth:`Replica.get` and duplicate checks. Record ids are
+random, so an id index costs a random B-tree insert per record; keying it on 8 bytes instead of
+32 keeps that index (and the pages each commit rewrites) a third of the size. Listing a space
+sorts its records by time on read instead of keeping a third index on every insert.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from meshcrew.errors import ReplicaError
+
+ACCEPTED = 0
+PENDING = 1
+EVIDENCE = 2
+"""Values of ``records.state``."""
+
+ID_KEY_BYTES = 8
+"""How many leading bytes of a record id the id index holds."""
+
+_V1 = f"""
+CREATE TABLE chains (
+    chain INTEGER PRIMARY KEY,
+    space BLOB NOT NULL,
+    author BLOB NOT NULL,
+    head_seq INTEGER NOT NULL DEFAULT 0,
+    head_id BLOB,
+    head_ts INTEGER,
+    fork_seq INTEGER,
+    pending INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (space, author)
+);
+CREATE TABLE records (
+    id BLOB NOT NULL,
+    chain INTEGER NOT NULL REFERENCES chains (chain),
+    seq INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    sender TEXT,
+    raw BLOB NOT NULL
+);
+CREATE INDEX records_by_chain ON records (chain, seq);
+CREATE INDEX records_by_id ON records (substr(id, 1, {ID_KEY_BYTES}));
+CREATE TABLE rejects (
+    n INTEGER PRIMARY KEY,
+    record_id BLOB,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+"""
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _create_v1(conn: sqlite3.Connection) -> None:
+    for statement in _V1.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+MIGRATIONS: list[Migration] = [_create_v1]
+"""``MIGRATIONS[n]`` brings a file from version ``n`` to ``n + 1``; never edit a released step."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version_of(conn: sqlite3.Connection) -> int:
+    """The version stored in the file (0 for a new, empty file)."""
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0])
+
+
+def too_new(version: int, path: Path) -> str | None:
+    """The sentence refusing a file newer than this code, or None when the version is known."""
+    if version > len(MIGRATIONS):
+        return (f"The replica {path} has schema version {version}, newer than this meshcrew "
+                f"knows ({len(MIGRATIONS)}); upgrade meshcrew.")
+    return None
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the file up to the current version, one transaction per step.
+
+    Raises:
+        ReplicaError: if the file is newer than this code.
+    """
+    version = schema_version_of(conn)
+    refusal = too_new(version, path)
+    if refusal:
+        raise ReplicaError(refusal)
+    for step in range(version, len(MIGRATIONS)):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[step](conn)
+            # PRAGMA takes no parameters; step is an int from range().
+            conn.execute(f"PRAGMA user_version = {step + 1}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    """Open the file with meshcrew's settings; translate SQLite's errors into ReplicaError.
+
+    The connection is in autocommit mode: the replica runs its own ``BEGIN``/``COMMIT``.
+    It may be used from another thread (``trio.to_thread``), one call at a time.
+    """
+    try:
+        if read_only:
+            conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                   check_same_thread=False)
+        else:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise ReplicaError(f"The replica {path} cannot be opened: {exc}.") from None
+    with closing_on_error(conn, path):
+        # Wait briefly instead of failing while a checkpoint holds a lock for a moment.
+        conn.execute("PRAGMA busy_timeout = 5000")
+        if read_only:
+            conn.execute("PRAGMA query_only = ON")
+        else:
+            # WAL lets readers (the TUI, `meshcrew doctor`) run while the node writes.
+            # synchronous=NORMAL syncs the WAL at checkpoints, not at every commit: a committed
+            # transaction survives a crash of the process (it is in the WAL, in the OS's page
+            # cache), and the file is never corrupted; only a power loss or OS crash may lose
+            # the last commits, which sync fetches again from peers. FULL would cost an fsync
+            # per append.
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise ReplicaError(f"The replica {path} cannot use write-ahead logging "
+                                   f"(journal mode {mode}); is the folder on a network drive?")
+            conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+@contextmanager
+def closing_on_error(conn: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """Close ``conn`` if the block fails; SQLite's errors become ReplicaError."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        conn.close()
+        raise ReplicaError(f"The replica {path} cannot be opened: {exc}. Restore it from a "
+                           "backup, or move it aside to start an empty replica and sync again "
+                           "from your crew.") from None
+    except BaseException:
+        conn.close()
+        raise
