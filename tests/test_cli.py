@@ -7,7 +7,6 @@ A few tests run ``python -m meshcrew`` in a real subprocess (as a person would);
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import shutil
@@ -23,19 +22,6 @@ from meshcrew.cli import build_parser, main
 from meshcrew.home import Home
 
 WHOAMI_KEYS = {"name", "key", "fingerprint", "peer_id"}
-
-
-
-def _store_has_check_replica() -> bool:
-    try:
-        store = importlib.import_module("meshcrew.store")
-    except ImportError:
-        return False
-    return hasattr(store, "check_replica")
-
-
-needs_store = pytest.mark.skipif(not _store_has_check_replica(),
-                                 reason="meshcrew.store.check_replica has not landed yet")
 
 
 def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -150,7 +136,6 @@ def test_usage_error_is_one_line_with_status_2(tmp_path: Path) -> None:
     assert_one_line_error(done.stderr, "--name", "meshcrew init --help")
 
 
-@needs_store
 def test_doctor_on_a_fresh_home_is_ok(ada_home: Path) -> None:
     done = run_cli("--home", ada_home, "doctor")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -159,7 +144,6 @@ def test_doctor_on_a_fresh_home_is_ok(ada_home: Path) -> None:
         ["ok", " home"], ["ok", " key_file"], ["ok", " identity"], ["ok", " replica"]]
 
 
-@needs_store
 def test_doctor_reports_a_key_file_open_to_others(ada_home: Path) -> None:
     key_file = Home(ada_home).key_file
     key_file.chmod(0o644)
@@ -316,3 +300,42 @@ def test_every_command_is_documented() -> None:
                     if isinstance(action, argparse._SubParsersAction))
     for name in commands.choices:
         assert f"### `meshcrew {name}" in doc, f"docs/cli.md has no section for {name}"
+
+
+def test_doctor_checks_a_real_replica_and_finds_a_damaged_one(
+        ada_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from meshcrew.store import Replica
+
+    home = Home(ada_home)
+    with Replica.open(home):
+        pass
+    assert main(["--home", str(ada_home), "doctor"]) == 0
+    assert f"ok: replica: {home.replica_file} is intact" in capsys.readouterr().out
+
+    home.replica_file.write_bytes(b"this is not an SQLite database" * 100)
+    assert main(["--home", str(ada_home), "doctor", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [(check["name"], check["ok"]) for check in report["checks"]] == [
+        ("home", True), ("key_file", True), ("identity", True), ("replica", False)]
+    assert str(home.replica_file) in report["checks"][-1]["detail"]
+
+
+def test_doctor_without_a_home_reports_only_that(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--home", str(tmp_path / "nowhere"), "doctor"]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"problem: home: no home folder at {tmp_path / 'nowhere'}; create one with: "
+        "meshcrew init --name NAME"]
+    assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.usefixtures("fast_kdf")
+def test_doctor_needs_the_passphrase_to_check_a_sealed_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home, secret_file = str(tmp_path / "home"), tmp_path / "pass"
+    secret_file.write_text("pw\n")
+    assert main(["--home", home, "--passphrase-file", str(secret_file), "init", "--name", "A"]) == 0
+    capsys.readouterr()
+    assert main(["--home", home, "doctor"]) == 1
+    assert "problem: identity:" in capsys.readouterr().out
+    assert main(["--home", home, "--passphrase-file", str(secret_file), "doctor"]) == 0
