@@ -28,7 +28,9 @@ class Home:
     def resolve(cls, given: str | os.PathLike[str] | None = None) -> Home:
         """The home folder from an argument, else ``MESHCREW_HOME``, else the platform default."""
         if given is None:
-            given = os.environ.get(HOME_ENV) or platformdirs.user_data_dir("meshcrew", appauthor=False)
+            given = os.environ.get(HOME_ENV) or platformdirs.user_data_dir(
+                "meshcrew", appauthor=False
+            )
         return cls(Path(given).expanduser().absolute())
 
     @property
