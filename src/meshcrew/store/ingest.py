@@ -29,18 +29,21 @@ and each names its predecessor's id in ``prev``.
    fork at ``f`` is found, the record that revealed it and every record of the chain at or after
    ``f`` (accepted or pending) are kept as *evidence*: not accepted, not in the frontier, not
    served to peers. The author is flagged as forked in that space. A fork found later at a lower
-   seq lowers ``f`` again. A record arriving for a forked chain above ``f`` is refused with
-   ``Reason.AUTHOR_FORKED`` (it cannot change the outcome, and refusing it bounds the evidence).
+   seq lowers ``f`` again; records that were waiting at ``f`` itself are still checked against
+   3a, since one of them may prove a fork at ``f - 1``. A record arriving for a forked chain
+   above ``f`` is refused with ``Reason.AUTHOR_FORKED`` (it cannot change the outcome, and
+   refusing it bounds the evidence).
 5. **Refusals** are not stored, only logged with reason, detail, sender and time in a log that
    keeps the latest ``reject_log_size`` entries. Fork evidence is stored *and* logged. A bad
    record never aborts the rest of its batch.
 
 Why this is order-independent: rule 3 only ever looks at accepted records at ``k - 1`` and
 ``k``, which are the same in every order (induction on ``k``); forks freeze the chain below
-``f``, and the lowest fork seq is a property of the set. The only order-dependent exception is
-the pending cap: a replica that refused records with ``PENDING_FULL`` agrees again once it has
-been sent them in chain order. ``tests/test_store_order.py`` checks this against a reference
-model with hypothesis.
+``f``, and the lowest fork seq is a property of the set. What may differ between orders is
+only which records past a fork are kept as evidence rather than refused, and the reject log.
+The one exception is the pending cap: a replica that refused records with ``PENDING_FULL``
+agrees again once it has been sent them in chain order. ``tests/test_store_order.py`` checks
+all this against a reference model with hypothesis.
 """
 
 from __future__ import annotations
@@ -240,8 +243,8 @@ class Ingest:
             before_id, before_ts = self._accepted_at(chain, seq - 1)
             if prev != before_id:
                 return (Reason.CHAIN_BROKEN, seq - 1,
-                        f"seq {seq} names another record at seq {seq - 1} than the one held; "
-                        "both kept as evidence")
+                        f"seq {seq} links to another record at seq {seq - 1} than the one "
+                        "held, which proves a fork there; kept as evidence")
             if ts < before_ts:
                 return (Reason.TIME_TRAVEL, 0,
                         f"seq {seq} at {ts} ms, seq {seq - 1} at {before_ts} ms")
@@ -249,7 +252,8 @@ class Ingest:
             return (Reason.FORK, seq,
                     f"a different record is held at seq {seq}; both kept as evidence")
         if chain.fork_seq is not None:
-            return (Reason.AUTHOR_FORKED, 0, f"seq {seq}; the chain forked at seq {seq}")
+            return (Reason.AUTHOR_FORKED, 0,
+                    f"seq {seq}; the chain forked at seq {chain.fork_seq}")
         return _ACCEPT
 
     def _cascade(self, chain: _Chain) -> None:
