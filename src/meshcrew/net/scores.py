@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-INVALID_GOSSIP = 20.0
-"""A gossip message that failed validation (bad signature, wrong space, over a limit)."""
+INVALID_GOSSIP = 25.0
+"""A gossip message that failed validation (bad signature, wrong space, over a limit): four in a
+row ban the sender."""
 
 INVALID_RECORD = 10.0
 """A record received by sync that the replica refused."""
