@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import random
 
+import pytest
 from nacl.signing import SigningKey
 
 from meshcrew import crypto, spaces
+from meshcrew.errors import SpaceError
 from meshcrew.reasons import Reason
 from meshcrew.records import Record
 from meshcrew.spaces import CheckIn, InviteCode, Outcome, SpaceState
@@ -210,13 +212,22 @@ def test_a_body_encrypted_with_a_stale_epoch_key_is_refused() -> None:
     in_every_order(w, space, by_joiner, Reason.STALE_EPOCH)
 
 
-def test_writing_under_a_key_held_by_someone_you_agreed_to_remove_is_stale() -> None:
+def test_after_a_removal_nobody_writes_until_the_keys_rotate() -> None:
     w, space = crew("bo", "cy")
     before = w.state(space).current_epoch_id
-    assert before is not None
     w.consent(BO, space, w.propose(ADA, space, CY))
     state = w.state(space)
     assert state.needs_rekey
+    assert spaces.writable_epoch(state, pk(BO)) is None
+    with pytest.raises(SpaceError, match="rotate the keys"):
+        spaces.seal_post(state, BO, HELLO, w.rng)
+    rotation = w.rotate(BO, space)
+    state = w.state(space)
+    assert state.current_epoch_id == rotation.id != before
+    assert state.epochs[rotation.id].recipients == {pk(ADA), pk(BO)}
+    # once bo has written under the rotation, the old epoch is stale for him
+    w.post(BO, space, HELLO)
+    assert before is not None
     stale = w.sign(BO, space, seal_with_epoch(w, state, BO, before))
     in_every_order(w, space, stale, Reason.STALE_EPOCH)
 

@@ -99,14 +99,12 @@ def test_the_constructors_refuse_what_decoding_refuses() -> None:
     st.sampled_from([s.key for s in COMPASS_SCALES]), st.integers(-1, 7), max_size=6))
 def test_check_in_ranges(energy: int, scores: dict[str, int]) -> None:
     valid = 1 <= energy <= 5 and all(1 <= v <= 5 for v in scores.values())
-    try:
-        post = CheckIn("here", energy, scores)
-    except RecordError as exc:
-        assert not valid
-        assert exc.reason is Reason.BAD_BODY
+    if valid:
+        assert dict(CheckIn("here", energy, scores).compass) == scores
     else:
-        assert valid
-        assert dict(post.compass) == scores
+        with pytest.raises(RecordError) as caught:
+            CheckIn("here", energy, scores)
+        assert caught.value.reason is Reason.BAD_BODY
 
 
 def test_a_received_invalid_post_is_refused_by_every_member() -> None:

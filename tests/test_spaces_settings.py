@@ -72,7 +72,8 @@ def test_rhythm_and_meta_checks() -> None:
         Rhythm(Period.WEEKLY, utc_offset_min=15 * 60)
     meta = SpaceMeta("Crew", "we build things", Rhythm(Period.DAILY), parent=bytes(32))
     assert SpaceMeta.from_wire(meta.to_wire()) == meta
-    for wire in ({"name": "", "rhythm": ["weekly", 0, 0]}, {"name": "x", "rhythm": ["hourly", 0, 0]},
+    for wire in ({"name": "", "rhythm": ["weekly", 0, 0]},
+                 {"name": "x", "rhythm": ["hourly", 0, 0]},
                  {"name": "x", "rhythm": ["weekly", 9, 0]}, {"name": "x", "rhythm": "weekly"},
                  {"name": "x", "rhythm": ["weekly", 0, 0], "parent": b"short"}, ["not a map"]):
         with pytest.raises(RecordError) as caught:

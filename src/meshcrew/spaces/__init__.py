@@ -38,6 +38,7 @@ from meshcrew.spaces.actions import (
     create_invite,
     create_space,
     invite_code,
+    invite_problem,
     join_space,
     leave_space,
     propose_removal,
@@ -89,7 +90,7 @@ __all__ = [
     "Offer", "OpenedPost", "OpenedSpace", "Outcome", "Period", "Post", "PostKind", "Profile",
     "Reaction", "RecordKind", "Removal", "Reply", "Rhythm", "SpaceKind", "SpaceMeta",
     "SpaceState", "Status", "consent_to_removal", "create_invite", "create_space",
-    "decode_invite_code", "encode_invite_code", "fold", "invite_code", "join_space",
-    "leave_space", "open_meta", "open_posts", "propose_removal", "rotate_keys", "seal_post",
-    "unlock", "writable_epoch",
+    "decode_invite_code", "encode_invite_code", "fold", "invite_code", "invite_problem",
+    "join_space", "leave_space", "open_meta", "open_posts", "propose_removal", "rotate_keys",
+    "seal_post", "unlock", "writable_epoch",
 ]

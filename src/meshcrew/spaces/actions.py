@@ -14,6 +14,7 @@ from nacl.signing import SigningKey
 
 from meshcrew.crypto import Rng, encrypt, new_key, seal_to_member
 from meshcrew.errors import SpaceError
+from meshcrew.reasons import Reason
 from meshcrew.records import Record
 from meshcrew.spaces.bodies import (
     MAX_INVITE_USES,
@@ -108,6 +109,24 @@ def invite_code(invite: Record, secret: bytes, addrs: tuple[str, ...] = ()) -> s
     return encode_invite_code(InviteCode(invite.space_id, invite.id, secret, addrs))
 
 
+def invite_problem(state: SpaceState, invite_id: bytes, at_ms: int) -> Reason | None:
+    """Why a join with this invite signed at ``at_ms`` would be refused, as far as ``state``
+    shows (None if it looks usable). Lets a joiner's node say "this invite was already used"
+    before sending anything; a concurrent join may still win the race."""
+    invite = state.invites.get(invite_id)
+    if invite is None:
+        return Reason.INVITE_UNKNOWN
+    if invite.revoked:
+        return Reason.INVITE_REVOKED
+    if at_ms > invite.expires_ms:
+        return Reason.INVITE_EXPIRED
+    if len(invite.used_by) >= invite.uses:
+        return Reason.INVITE_EXHAUSTED
+    if state.kind is not None and len(state.active) >= state.kind.max_members:
+        return Reason.SPACE_FULL
+    return None
+
+
 def join_space(code: InviteCode, joiner: SigningKey) -> Draft:
     """A join proving possession of the invite secret; sign it as the joiner's first record
     in the space (``space=code.space_id``; ``seq=1, prev=None`` unless rejoining)."""
@@ -124,7 +143,8 @@ def leave_space(state: SpaceState, member: bytes) -> Draft:
 def propose_removal(state: SpaceState, proposer: bytes, member: bytes) -> Draft:
     """A proposal to remove ``member``, naming their last record that still counts.
 
-    The proposer's own proposal counts as one consent.
+    It also names the joins (or genesis) of the other current members: they are the electorate
+    whose majority must agree, on every replica. The proposer's own proposal counts as one consent.
     """
     _require_member(state, proposer)
     if member == proposer:
@@ -134,7 +154,8 @@ def propose_removal(state: SpaceState, proposer: bytes, member: bytes) -> Draft:
     last = state.last_counting_record(member)
     if last is None:  # pragma: no cover - a member has at least their genesis or join
         raise SpaceError("That member has no accepted record to name.")
-    return draft(RemoveBody(member, last.seq, last.id))
+    electorate = sorted(state.members[k].joined_id for k in state.active if k != member)
+    return draft(RemoveBody(member, last.seq, last.id, tuple(electorate)))
 
 
 def consent_to_removal(state: SpaceState, member: bytes, proposal_id: bytes) -> Draft:

@@ -11,7 +11,8 @@ genesis    ``{kind, hist, s: {founder: sealed epoch-0 key}, mk: blob, m: blob}``
 invite     ``{pk: invite public key, exp: expiry (ms, compared with the join's ts), uses}``
 join       ``{i: invite record id, who: joiner key, proof: invite-key signature}``
 leave      ``{}``
-remove     ``{m: member key, s: seq of their last counting record, r: its id}``
+remove     ``{m: member key, s: seq of their last counting record, r: its id, a: [joins (or
+           genesis) of the other members it was proposed among: the electorate]}``
 consent    ``{p: removal proposal id}``
 keys       ``{n: epoch number, p: previous epoch id, s: {member: sealed key}, a: [ids of the
            membership changes it answers], h: blob of older keys (only if the space allows
@@ -90,6 +91,9 @@ class RemoveBody:
     member: bytes
     last_seq: int
     last_id: bytes
+    after: tuple[bytes, ...] = ()
+    """The joins (or the genesis, for the founder) of the other current members as the proposer
+    saw them: the electorate. The proposal waits for them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +135,7 @@ def references(body: Body) -> tuple[bytes, ...]:
         case JoinBody():
             return (body.invite,)
         case RemoveBody():
-            return (body.last_id,)
+            return (body.last_id, *body.after)
         case ConsentBody():
             return (body.proposal,)
         case KeysBody():
@@ -161,7 +165,8 @@ def encode_body(body: Body) -> bytes:
         case LeaveBody():
             return _pack({})
         case RemoveBody():
-            return _pack({"m": body.member, "s": body.last_seq, "r": body.last_id})
+            return _pack({"m": body.member, "s": body.last_seq, "r": body.last_id,
+                          "a": list(body.after)})
         case ConsentBody():
             return _pack({"p": body.proposal})
         case KeysBody():
@@ -215,6 +220,14 @@ def _int(wire: Mapping[str, Any], name: str, low: int, high: int) -> int:
     return value
 
 
+def _ids(wire: Mapping[str, Any], name: str) -> tuple[bytes, ...]:
+    ids = wire.get(name)
+    if not isinstance(ids, list) or len(ids) > MAX_MEMBERS_ANY or not all(
+            isinstance(i, bytes) and len(i) == ID_BYTES for i in ids):
+        raise _bad(f"{name} is not a list of at most {MAX_MEMBERS_ANY} record ids")
+    return tuple(ids)
+
+
 def _shares(wire: Mapping[str, Any]) -> dict[bytes, bytes]:
     shares = wire.get("s")
     if not isinstance(shares, dict) or not 0 < len(shares) <= MAX_MEMBERS_ANY:
@@ -250,18 +263,14 @@ def _parse(kind: RecordKind, wire: Mapping[str, Any]) -> Body:
             return LeaveBody()
         case RecordKind.REMOVE:
             return RemoveBody(_bytes(wire, "m", KEY_BYTES), _int(wire, "s", 1, MAX_TS_MS),
-                              _bytes(wire, "r", ID_BYTES))
+                              _bytes(wire, "r", ID_BYTES), _ids(wire, "a"))
         case RecordKind.CONSENT:
             return ConsentBody(_bytes(wire, "p", ID_BYTES))
         case RecordKind.KEYS:
-            after = wire.get("a")
-            if not isinstance(after, list) or len(after) > MAX_MEMBERS_ANY or not all(
-                    isinstance(i, bytes) and len(i) == ID_BYTES for i in after):
-                raise _bad("a is not a list of record ids")
             history = (_bytes(wire, "h", max_length=MAX_HISTORY_BLOB_BYTES)
                        if "h" in wire else None)
             return KeysBody(_int(wire, "n", 1, MAX_TS_MS), _bytes(wire, "p", ID_BYTES),
-                            _shares(wire), tuple(after), history,
+                            _shares(wire), _ids(wire, "a"), history,
                             _bytes(wire, "mk", META_KEY_BLOB_BYTES))
         case RecordKind.SEALED:
             blob = _bytes(wire, "c")

@@ -22,28 +22,32 @@ Rules, in the order they are checked for each record:
    space room (``space_full``). Uses are taken in canonical order, so of two concurrent joins
    with a single-use invite the one with the lower id wins, on every replica.
 5. Every other record needs its author to be a current member (``not_member``).
-6. ``remove`` names a current member other than its author and their record at the named seq
-   (``bad_reference``); ``consent`` names an accepted proposal and is not by its target
-   (``not_allowed``). When the proposer plus consenters who are current members reach a
-   majority of the current members other than the target, the removal takes effect at that
-   record: the target's records after the named seq are refused, and their invites revoked.
-   Consent is counted as each consent arrives; a later departure does not lower the bar.
-   To make this hold whatever the arrival order, the target's first record after the named seq,
-   and every join with one of the target's invites, are ordered after the proposal and all of
-   its consents. If two removals wait on each other's
-   consents (members removing each other), the lower id goes first, and a removal whose
-   target's later records were already applied does not take effect.
+6. ``remove`` names a member other than its author and their record at the named seq
+   (``bad_reference``; if they have already left or been removed it is accepted and moot), and
+   the joins of the other members it was proposed among (it waits for them). ``consent`` names
+   an accepted proposal and is not by its target (``not_allowed``). The *electorate* is fixed
+   when the proposal is applied: the members it names plus anyone else then a current member,
+   less the target. When the proposer and the consenting electorate members reach a majority
+   of the electorate, the removal takes effect at that record: the target's records after the
+   named seq are refused, and their invites revoked. A consent counts only if its author is a
+   member when it is applied; departures after the proposal do not lower the bar (propose
+   anew if too many have left). So that this holds whatever the arrival order, the target's
+   first record after the named seq, and every join with one of the target's invites that the
+   proposal does not name, are ordered after the proposal and all of its consents. If two
+   removals wait on each other's consents (members removing each other), the lower id goes
+   first, and a removal whose target's later records were already applied does not take
+   effect.
 7. ``keys`` opens epoch ``n`` after an accepted epoch ``n - 1``; its author is a recipient;
-   every recipient is or was a member or signed a join it names; it carries a history link
-   exactly when the space allows history (``bad_epoch``). It names the membership changes it
-   answers, so it is ordered after them. Concurrent rotations are all accepted; the *current*
-   epoch is one accepted after the latest membership change and sealed to exactly the current
-   members (highest number, then lowest id); if none is, ``needs_rekey`` is true. (An older
-   epoch sealed to the same members is not current: a departed member may hold its key
-   through a history link.)
-8. ``sealed`` names an accepted epoch (``bad_reference``) whose key was sealed to its author, no
-   older than an epoch the author already wrote under or created, and not held by a member
-   whose removal the author agreed to (``stale_epoch``).
+   every recipient who did not hold epoch ``n - 1`` is or was a member or signed a join it
+   names; it carries a history link exactly when the space allows history (``bad_epoch``). It
+   names the membership changes it answers, so it is ordered after them. Concurrent rotations
+   are all accepted; the *current* epoch is one accepted after the latest membership change
+   and sealed to exactly the current members (highest number, then lowest id); if none is,
+   ``needs_rekey`` is true. (An older epoch sealed to the same members is not current: a
+   departed member may hold its key through a history link.)
+8. ``sealed`` names an accepted epoch (``bad_reference``) whose key was sealed to its author and
+   no older than an epoch the author already wrote under or created (``stale_epoch``). Honest
+   clients write under the current epoch, so after a departure they rotate first.
 9. Records of a kind this version does not know are accepted from members, uninterpreted.
 
 No rule reads a clock: expiry compares two signed timestamps (invite ``exp`` and the join's
@@ -189,8 +193,9 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
         body = bodies[pid]
         assert isinstance(body, RemoveBody)
         before = [pid, *consents.get(pid, ())]
+        known = set(body.after)  # joins the proposer had seen come first, not after
         for after in (*slot.get((body.member, body.last_seq + 1), ()),
-                      *joins_by_inviter.get(body.member, ())):
+                      *(j for j in joins_by_inviter.get(body.member, ()) if j not in known)):
             soft.setdefault(after, set()).update(before)
     return soft
 
@@ -218,8 +223,6 @@ class _Machine:
         self.cutoff: dict[bytes, int] = {}
         self.floor: dict[bytes, int] = {}
         """Per author: the highest epoch number they wrote under or created."""
-        self.agreed_removed: dict[bytes, set[bytes]] = {}
-        """Per author: members whose effective removal they proposed or consented to."""
         self.applied_seq: dict[bytes, int] = {}
 
     def apply(self, record: Record) -> None:
@@ -316,14 +319,20 @@ class _Machine:
     def _propose(self, record: Record, body: RemoveBody) -> None:
         if body.member == record.author:
             raise RecordError(Reason.NOT_ALLOWED, "to leave, write a leave record")
-        if body.member not in self.active:
-            raise RecordError(Reason.BAD_REFERENCE, "that key is not a current member")
+        if body.member not in self.members:
+            raise RecordError(Reason.BAD_REFERENCE, "that key was never a member")
         last = self.by_id[body.last_id]
         if last.author != body.member or last.seq != body.last_seq:
             raise RecordError(Reason.BAD_REFERENCE,
                               "the named last record is not that member's record at that seq")
+        # The electorate is fixed here: the members the proposer saw (named by their joins) and
+        # whoever else is a member now. Later joins and departures neither add nor lower the bar.
+        named = {self.by_id[i].author for i in body.after
+                 if self.by_id[i].kind in (RecordKind.JOIN, RecordKind.GENESIS)}
+        electorate = ((named & self.members.keys()) | self.active) - {body.member}
         self.removals[record.id] = Removal(record.id, record.author, body.member, body.last_seq,
-                                           body.last_id, frozenset({record.author}))
+                                           body.last_id, frozenset({record.author}),
+                                           frozenset(electorate))
         self._count(record.id, record.id)
 
     def _consent(self, record: Record, body: ConsentBody) -> None:
@@ -334,8 +343,6 @@ class _Machine:
             raise RecordError(Reason.NOT_ALLOWED, "a member cannot consent to their own removal")
         self.removals[proposal.id] = replace(proposal,
                                              consents=proposal.consents | {record.author})
-        if proposal.effective:
-            self.agreed_removed.setdefault(record.author, set()).add(proposal.member)
         self._count(proposal.id, record.id)
 
     def _count(self, proposal_id: bytes, by: bytes) -> None:
@@ -346,14 +353,11 @@ class _Machine:
             return
         if self.applied_seq.get(target, 0) > proposal.last_seq:
             return  # overtaken: the target's later records were applied (see rule 6)
-        others = self.active - {target}
-        if len(proposal.consents & others) < len(others) // 2 + 1:
+        if len(proposal.consents & proposal.electorate) < proposal.needed:
             return
         self.removals[proposal_id] = replace(proposal, effective_by=by)
         self.cutoff[target] = proposal.last_seq
         self._depart(target, by, proposal.last_seq, MemberStatus.REMOVED)
-        for consenter in proposal.consents:
-            self.agreed_removed.setdefault(consenter, set()).add(target)
         for invite in list(self.invites.values()):
             if invite.author == target:
                 self.invites[invite.id] = replace(invite, revoked=True)
@@ -369,7 +373,11 @@ class _Machine:
             raise RecordError(Reason.BAD_EPOCH, "the author did not seal the key to themself")
         joiners = {self.by_id[i].author for i in body.after
                    if self.by_id[i].kind == RecordKind.JOIN}
-        if any(k not in self.members and k not in joiners for k in body.shares):
+        # Only recipients new since the previous epoch need vouching for: someone who lost a
+        # join race may already hold the previous key, and refusing every later rotation that
+        # still includes them would wipe out honest members' work.
+        if any(k not in self.members and k not in joiners and k not in prev.shares
+               for k in body.shares):
             raise RecordError(Reason.BAD_EPOCH, "the key is sealed to someone who never joined")
         if self.history != (body.history is not None):
             raise RecordError(Reason.BAD_EPOCH, "a history link must be present exactly when "
@@ -391,9 +399,6 @@ class _Machine:
         if epoch.number < floor:
             raise RecordError(Reason.STALE_EPOCH, f"epoch {epoch.number} is older than epoch "
                               f"{floor}, which the author already used")
-        if self.agreed_removed.get(author, set()) & epoch.recipients:
-            raise RecordError(Reason.STALE_EPOCH, "a member the author agreed to remove holds "
-                              f"the key of epoch {epoch.number}")
         self.floor[author] = max(epoch.number, floor)
 
     def result(self) -> SpaceState:

@@ -116,7 +116,10 @@ class Removal:
     last_seq: int
     last_id: bytes
     consents: frozenset[bytes]
-    """Keys that agreed (the proposer included), whether or not they are still members."""
+    """Keys that agreed (the proposer included)."""
+    electorate: frozenset[bytes] = frozenset()
+    """Whose consent counts: the other members the proposal names, and anyone else who was a
+    current member when it was applied (never the target)."""
     effective_by: bytes | None = None
     """The record (proposal or consent) whose arrival made the removal take effect."""
 
@@ -124,6 +127,11 @@ class Removal:
     def effective(self) -> bool:
         """Whether the member has been removed by this proposal."""
         return self.effective_by is not None
+
+    @property
+    def needed(self) -> int:
+        """How many of the electorate must agree: a majority."""
+        return len(self.electorate) // 2 + 1
 
     @property
     def reason(self) -> Reason | None:

@@ -1,0 +1,295 @@
+"""Property tests: random membership histories, honest and dishonest, converge on every replica.
+
+Six people act on a crew. Each honest person acts on *their own view* (the records they have
+synced so far), so concurrent joins, rotations, removals and leaves happen for real. Dishonest
+moves sign records the builders would refuse: outsiders posting, forged joins, wrong secrets,
+consents by the target, posts under an old epoch, forks. Then the whole set is delivered to
+replicas in different orders: every replica must compute the same state, and the state must
+keep the invariants of the rules.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from meshcrew import crypto, spaces
+from meshcrew.errors import SpaceError
+from meshcrew.reasons import Reason
+from meshcrew.records import Record, sign_record
+from meshcrew.spaces import CheckIn, InviteCode, MemberStatus, SpaceState
+from meshcrew.spaces.bodies import (
+    ConsentBody,
+    JoinBody,
+    SealedBody,
+    draft,
+    parse_body,
+)
+from meshcrew.spaces.invites import prove_invite
+from meshcrew.spaces.posts import encode_post
+from meshcrew.spaces.sealing import post_ad
+from spaces_world import World, person, pk
+
+PEOPLE = [person(f"p{i}") for i in range(6)]
+N = len(PEOPLE)
+
+
+@dataclass
+class Sim:
+    """A crew founded by p0, and what each person has seen of it."""
+
+    w: World = field(default_factory=World)
+    space: bytes = b""
+    views: list[set[bytes]] = field(default_factory=lambda: [set() for _ in range(N)])
+    codes: list[InviteCode] = field(default_factory=list)
+    proposals: list[bytes] = field(default_factory=list)
+    by_id: dict[bytes, Record] = field(default_factory=dict)
+    honest: set[bytes] = field(default_factory=set)
+    forked: set[bytes] = field(default_factory=set)
+    """People who forked their own chain (their honest records may then be refused)."""
+    """Records made by honest moves."""
+    dishonest: bool = False
+    """Set while a dishonest move runs."""
+
+    def __post_init__(self) -> None:
+        self.space = self.w.found(PEOPLE[0])
+        self.by_id = {r.id: r for r in self.w.records}
+        self.views[0].add(self.space)
+        for i in (1, 2, 3):  # start from a crew of four who have all synced
+            run(self, ("admit", 0, i, 1))
+        for i in range(4):
+            self.learn(i, 0)
+
+    def state_of(self, i: int) -> SpaceState:
+        return spaces.fold(self.space, (self.by_id[r] for r in self.views[i]))
+
+    def make(self, i: int, made: spaces.Draft) -> Record:
+        rec = self.w.sign(PEOPLE[i], self.space, made)
+        self.by_id[rec.id] = rec
+        self.views[i].add(rec.id)
+        if not self.dishonest:
+            self.honest.add(rec.id)
+        return rec
+
+    def sync_all(self) -> None:
+        for view in self.views:
+            view.update(self.by_id)
+
+    def learn(self, i: int, j: int) -> None:
+        self.views[i] |= self.views[j]
+
+
+def run(sim: Sim, op: tuple[str, int, int, int]) -> None:
+    """Apply one move; moves the actor's view makes impossible are skipped."""
+    name, a, b, c = op
+    key, w = PEOPLE[a], sim.w
+    state = sim.state_of(a)
+    sim.dishonest = name in DISHONEST
+    if name in ("admit", "join") and sim.state_of(b if name == "admit" else a).is_member(
+            pk(PEOPLE[b if name == "admit" else a])):
+        return  # an honest client does not join twice
+    try:
+        match name:
+            case "sync":
+                sim.learn(a, b)
+                sim.learn(b, a)
+            case "admit":
+                made, secret = spaces.create_invite(state, pk(key), expires_ms=w.now + 10**7,
+                                                    rng=w.rng)
+                code = InviteCode(sim.space, sim.make(a, made).id, secret)
+                sim.codes.append(code)  # a used code may leak and be tried again
+                sim.learn(b, a)
+                sim.make(b, spaces.join_space(code, PEOPLE[b]))
+                sim.learn(a, b)
+                if c % 2:  # sometimes the inviter is slow to rotate the keys
+                    sim.make(a, spaces.rotate_keys(sim.state_of(a), key, w.rng))
+            case "invite":
+                made, secret = spaces.create_invite(state, pk(key), expires_ms=w.now + 10**7,
+                                                    rng=w.rng, uses=1 + c % 2)
+                rec = sim.make(a, made)
+                sim.codes.append(InviteCode(sim.space, rec.id, secret))
+            case "join" if sim.codes:
+                code = sim.codes[c % len(sim.codes)]
+                inviter = next(i for i in range(N) if code.invite_id in sim.views[i])
+                sim.learn(a, inviter)  # the joiner syncs from the inviter to join
+                if spaces.invite_problem(sim.state_of(a), code.invite_id, w.now) is not None:
+                    return  # the joiner's node can see the code is spent
+                sim.make(a, spaces.join_space(code, key))
+                sim.learn(inviter, a)
+            case "rotate":
+                sim.make(a, spaces.rotate_keys(state, key, w.rng))
+            case "post":
+                if spaces.writable_epoch(state, pk(key)) is None:
+                    sim.make(a, spaces.rotate_keys(state, key, w.rng))
+                    state = sim.state_of(a)
+                sim.make(a, spaces.seal_post(state, key, CheckIn("hi", 1 + c % 5), w.rng))
+            case "leave":
+                sim.make(a, spaces.leave_space(state, pk(key)))
+            case "propose":
+                rec = sim.make(a, spaces.propose_removal(state, pk(key), pk(PEOPLE[b])))
+                sim.proposals.append(rec.id)
+            case "consent" if sim.proposals:
+                pid = sim.proposals[c % len(sim.proposals)]
+                sim.make(a, spaces.consent_to_removal(state, pk(key), pid))
+            # Dishonest moves: records every honest replica must judge alike.
+            case "raw_consent" if sim.proposals:
+                sim.make(a, draft(ConsentBody(sim.proposals[c % len(sim.proposals)])))
+            case "outsider_post":
+                epoch = state.current_epoch_id or sim.space
+                sim.make(a, draft(SealedBody(epoch, w.rng(60))))
+            case "forge_join" if sim.codes:
+                code = sim.codes[c % len(sim.codes)]
+                victim = pk(PEOPLE[b])
+                sim.make(a, draft(JoinBody(code.invite_id, victim,
+                                           prove_invite(code.secret, sim.space, victim))))
+            case "wrong_secret" if sim.codes:
+                code = sim.codes[c % len(sim.codes)]
+                sim.make(a, spaces.join_space(InviteCode(sim.space, code.invite_id, bytes(32)),
+                                              key))
+            case "old_epoch_post":
+                keys = spaces.unlock(state, key).epoch_keys
+                if keys:
+                    eid = sorted(keys)[c % len(keys)]
+                    blob = crypto.encrypt(keys[eid], encode_post(CheckIn("old", 3)),
+                                          post_ad(sim.space, pk(key), eid), w.rng)
+                    sim.make(a, draft(SealedBody(eid, blob)))
+            case "fork":
+                head = w.heads.get((pk(key), sim.space))
+                if head is not None and head.seq > 1:
+                    sim.forked.add(pk(key))
+                    twin = sign_record(key, kind="leave", space=sim.space, seq=head.seq,
+                                       prev=head.prev, ts=w.tick(), body=b"\x80")
+                    sim.by_id[twin.id] = twin
+                    w.records.append(twin)
+                    sim.views[a].add(twin.id)
+    except SpaceError:
+        pass  # the actor's own view forbids it: an honest client would not send it
+
+
+HONEST = ["sync", "admit", "invite", "join", "rotate", "post", "leave", "propose", "consent"]
+DISHONEST = ["raw_consent", "outsider_post", "forge_join", "wrong_secret", "old_epoch_post",
+             "fork"]
+ops = st.lists(st.tuples(st.sampled_from(HONEST * 3 + DISHONEST), st.integers(0, N - 1),
+                         st.integers(0, N - 1), st.integers(0, 7)), min_size=4, max_size=36)
+honest_ops = st.lists(st.tuples(st.sampled_from(HONEST[1:]), st.integers(0, N - 1),
+                                st.integers(0, N - 1), st.integers(0, 7)),
+                      min_size=4, max_size=30)
+# Reasons only an attack (or a bug) produces: honest clients never meet them, even in races.
+ATTACK_ONLY = {Reason.JOIN_FORGED, Reason.INVITE_BAD_PROOF, Reason.INVITE_UNKNOWN,
+               Reason.INVITE_EXPIRED, Reason.FORK, Reason.CHAIN_BROKEN, Reason.BAD_BODY,
+               Reason.NOT_ALLOWED, Reason.ALREADY_MEMBER}
+
+
+def touched_by_forker(sim: Sim, rec: Record) -> bool:
+    """Whether a fork voids this record: its author forked, or it uses a forker's invite."""
+    body = parse_body(rec.kind, rec.body)
+    inviter = sim.by_id[body.invite].author if isinstance(body, JoinBody) else None
+    return rec.author in sim.forked or inviter in sim.forked
+
+
+def check_invariants(state: SpaceState) -> None:
+    """What every state must satisfy, whatever was sent."""
+    assert state.statuses.keys() == state.records.keys()
+    accepted = [state.records[rid] for rid in state.order]
+    assert state.kind is not None
+    assert len(state.active) <= state.kind.max_members
+    for member in state.members.values():
+        if member.status is MemberStatus.REMOVED:
+            assert member.last_seq is not None
+            assert not any(r.author == member.key and r.seq > member.last_seq for r in accepted)
+    joins = [r for r in accepted if r.kind == "join"]
+    used = [j for invite in state.invites.values() for j in invite.used_by]
+    assert sorted(used) == sorted(j.id for j in joins)
+    for invite in state.invites.values():
+        assert len(invite.used_by) <= invite.uses
+    epoch = state.current_epoch
+    if epoch is not None:
+        assert epoch.recipients == state.active
+    for rec in accepted:
+        body = parse_body(rec.kind, rec.body)
+        if isinstance(body, SealedBody):
+            assert rec.author in state.epochs[body.epoch].recipients
+        if rec.kind != "join" and rec.id != state.space_id:
+            assert rec.author in state.members
+    for removal in state.removals.values():
+        if removal.effective:
+            assert state.members[removal.member].status is MemberStatus.REMOVED
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(moves=ops, seed=st.integers(0, 2**32 - 1))
+def test_every_delivery_order_gives_the_same_state(moves: list[tuple[str, int, int, int]],
+                                                   seed: int) -> None:
+    sim = Sim()
+    for move in moves:
+        run(sim, move)
+    records = sim.w.of(sim.space)
+    reference = spaces.fold(sim.space, records)
+    check_invariants(reference)
+    for rid in sim.honest:
+        if not touched_by_forker(sim, sim.by_id[rid]):
+            assert reference.statuses[rid].reason not in ATTACK_ONLY, reference.statuses[rid]
+    shuffler = random.Random(seed)
+    for _ in range(3):
+        delivered = records + shuffler.sample(records, k=len(records) // 3)  # with duplicates
+        shuffler.shuffle(delivered)
+        assert spaces.fold(sim.space, delivered) == reference
+    # every member who has synced everything computes the same thing from their own view
+    for i in range(N):
+        sim.views[i] = set(sim.by_id)
+        assert sim.state_of(i) == reference
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(moves=ops, seed=st.integers(0, 2**32 - 1))
+def test_partial_sets_never_break_the_rules(moves: list[tuple[str, int, int, int]],
+                                            seed: int) -> None:
+    """A replica that has only some records (any subset) still keeps every invariant."""
+    sim = Sim()
+    for move in moves:
+        run(sim, move)
+    records = sim.w.of(sim.space)
+    shuffler = random.Random(seed)
+    subset = [r for r in records if r.id == sim.space or shuffler.random() < 0.7]
+    state = spaces.fold(sim.space, subset)
+    check_invariants(state)
+    shuffler.shuffle(subset)
+    assert spaces.fold(sim.space, subset) == state
+
+
+def voided_by_removals(state: SpaceState) -> set[bytes]:
+    """Records a removal voids: the target's records after the named one, and what builds on
+    them (a join with a voided invite, the joiner's later records, posts under a voided epoch).
+    """
+    voided = {rid for rid, s in state.statuses.items() if s.reason is Reason.REMOVED_MEMBER}
+    grew = True
+    while grew:
+        grew = False
+        for rid, rec in state.records.items():
+            if rid in voided or state.statuses[rid].accepted:
+                continue
+            body = parse_body(rec.kind, rec.body)
+            deps = {rec.prev, *(spaces.bodies.references(body) if body else ())}
+            if deps & voided:
+                voided.add(rid)
+                grew = True
+    return voided
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(moves=honest_ops)
+def test_honest_members_in_sync_are_never_refused(moves: list[tuple[str, int, int, int]]) -> None:
+    """When everyone has every record before acting, every honest record counts, except what
+    a removal voids by design (the target's records after the one the proposal named)."""
+    sim = Sim()
+    for move in moves:
+        sim.sync_all()
+        run(sim, move)
+    state = spaces.fold(sim.space, sim.w.of(sim.space))
+    check_invariants(state)
+    refused = {rid: state.statuses[rid] for rid in sim.honest if not state.statuses[rid].accepted}
+    voided = voided_by_removals(state)
+    assert {rid: s for rid, s in refused.items() if rid not in voided} == {}
