@@ -44,6 +44,7 @@ class MemoryReplica:
     def __init__(self, records: Iterable[Record] = ()) -> None:
         self.chains: dict[bytes, dict[bytes, list[Record]]] = {}
         self.pending: dict[bytes, Record] = {}
+        self.forks: list[Record] = []
         self.rejected = 0
         for record in records:
             self._insert(record)
@@ -57,8 +58,11 @@ class MemoryReplica:
                       limit: int) -> list[Record]:
         out: list[Record] = []
         for author in sorted(self.chains.get(space, {})):
+            chain = self.chains[space][author]
             have = theirs[author].seq if author in theirs else 0
-            out.extend(self.chains[space][author][have:])
+            if 1 <= have <= len(chain) and chain[have - 1].id != theirs[author].id:
+                have -= 1  # their head is not ours: send ours too, as fork evidence (as the store)
+            out.extend(chain[have:])
             if len(out) >= limit:
                 break
         return out[:limit]
@@ -86,7 +90,9 @@ class MemoryReplica:
     def _insert(self, record: Record) -> None:
         chain = self.chains.setdefault(record.space_id, {}).setdefault(record.author, [])
         if record.seq <= len(chain):
-            return  # duplicate (or a fork, which these tests do not need to keep)
+            if chain[record.seq - 1].id != record.id:
+                self.forks.append(record)  # evidence only; the chain stays as it was
+            return
         if _extends(chain, record):
             chain.append(record)
         else:

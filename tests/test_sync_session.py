@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 
 from meshcrew.errors import ConnectionLost, LocalProtocolError, RemoteProtocolError
+from meshcrew.home import Home
 from meshcrew.records import Head, Record
+from meshcrew.store import Replica
 from meshcrew.sync import (
     MAX_BATCH_BYTES,
     MAX_BATCH_RECORDS,
@@ -33,6 +36,7 @@ from replica_in_memory import MemoryReplica, make_chain, signing_key, space_id
 KEY_A = bytes(signing_key(1000).verify_key)
 KEY_B = bytes(signing_key(1001).verify_key)
 S1, S2, S3 = space_id(1), space_id(2), space_id(3)
+NOW_MS = 1_800_000_000_000
 
 
 def pair(ra: MemoryReplica, rb: MemoryReplica, spaces_a: Iterable[bytes] = (S1,),
@@ -217,14 +221,49 @@ def test_a_source_that_repeats_itself_cannot_make_the_session_loop() -> None:
     assert a.stats.records_sent == 3
 
 
-def test_a_fork_at_the_head_ends_the_session_without_records() -> None:
+def test_a_fork_at_the_head_is_shown_to_both_sides() -> None:
     key = signing_key(11)
     left = make_chain(key, S1, 2)
     right = make_chain(key, S1, 2, start_ts=1)  # same seqs, different records
     ra, rb = MemoryReplica(left), MemoryReplica(right)
     a, b = pair(ra, rb)
     run(a, b, ra, rb)
-    assert a.stats.records_sent == b.stats.records_sent == 0
+    assert a.stats.records_sent == b.stats.records_sent == 1  # each side's head, as evidence
+    assert ra.forks == [right[1]]
+    assert rb.forks == [left[1]]
+
+
+def test_two_real_replicas_converge(tmp_path: Path) -> None:
+    """The store's Replica is a RecordSource; its fork evidence passes the session's checks."""
+    key = signing_key(14)
+    mine, forked = make_chain(key, S2, 2), make_chain(key, S2, 2, start_ts=5)
+    records = chains(S1, range(3), 4)
+    with Replica.open(Home(tmp_path / "a")) as store_a, \
+            Replica.open(Home(tmp_path / "b")) as store_b:
+        store_a.append([r.raw for r in records[:7] + mine], now_ms=NOW_MS)
+        store_b.append([r.raw for r in records[5:] + forked], now_ms=NOW_MS)  # author 1 from seq 2
+        a = SyncSession(KEY_A, KEY_B, [S1, S2], store_a)
+        b = SyncSession(KEY_B, KEY_A, [S1, S2], store_b)
+        forks: dict[str, list[bytes]] = {"a": [], "b": []}
+        while out := (a.data_to_send(), b.data_to_send()):
+            if not any(out):
+                break
+            for data, receiver, store, name in ((out[0], b, store_b, "b"),
+                                                (out[1], a, store_a, "a")):
+                for event in receiver.receive_data(data):
+                    if isinstance(event, RecordsReceived):
+                        report = store.append(event.raws, sender="peer", now_ms=NOW_MS)
+                        forks[name] += report.forks
+        assert a.complete
+        assert b.complete
+        assert store_a.frontier(S1) == store_b.frontier(S1)
+        assert len(store_a.frontier(S1)) == 3
+        # A: authors 0 and 1 (7) and its S2 head as fork evidence. B: author 2 (4), author 1's
+        # seq 4 (pending at B until A's records arrived: batches are fetched as they go) and
+        # its own S2 head.
+        assert (a.stats.records_sent, b.stats.records_sent) == (7 + 1, 4 + 1 + 1)
+        # each side now holds the other's conflicting head as evidence of the fork
+        assert forks == {"a": [forked[1].id], "b": [mine[1].id]}
 
 
 def test_eof_before_completion_is_a_lost_connection() -> None:

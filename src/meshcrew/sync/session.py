@@ -319,12 +319,16 @@ class SyncSession:
         except BaseException:
             self._failed = True
             raise
-        # Keep only records that extend the peer's chains one by one, so a source that repeats
-        # itself or skips cannot make the session loop, send a record twice or send a gap.
-        reached = {author: head.seq for author, head in space.cursor.items()}
+        # Keep only records that extend the peer's chains one by one, or that differ from the
+        # peer's head at its own seq (evidence of a fork, which the replica offers on purpose),
+        # so a source that repeats itself or skips cannot make the session loop, send a record
+        # twice or send a gap.
+        reached = dict(space.cursor)
         for record in fetched[:room]:
-            if (record.space_id == space.space_id
-                    and record.seq == reached.get(record.author, 0) + 1):
-                reached[record.author] = record.seq
+            head = reached.get(record.author)
+            seq, head_id = (head.seq, head.id) if head else (0, b"")
+            if record.space_id == space.space_id and (
+                    record.seq == seq + 1 or (record.seq == seq and record.id != head_id)):
+                reached[record.author] = Head(record.seq, record.id)
                 space.pending.append(record)
         return bool(space.pending)
