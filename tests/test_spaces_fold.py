@@ -7,14 +7,14 @@ import random
 
 import pytest
 
-from meshcrew import spaces
+from meshcrew import crypto, spaces
 from meshcrew.errors import SpaceError
 from meshcrew.reasons import Reason
 from meshcrew.records import sign_record
 from meshcrew.spaces import CheckIn, MemberStatus, Outcome, SpaceKind
 from meshcrew.spaces.bodies import ConsentBody, GenesisBody, LeaveBody, draft, parse_body
 from meshcrew.spaces.state import ACCEPTED, ChangeKind
-from spaces_world import World, person, pk
+from spaces_world import T0, World, person, pk
 
 ADA, BO, CY, DAN = (person(n) for n in ("ada", "bo", "cy", "dan"))
 HELLO = CheckIn("arriving", 3)
@@ -290,3 +290,43 @@ def test_two_members_removing_each_other_resolve_the_same_everywhere() -> None:
     loser = removed.pop()
     voided = c_by_cy if loser == pk(CY) else c_by_dan
     assert first.status(voided.id).reason is Reason.REMOVED_MEMBER  # type: ignore[union-attr]
+
+
+def test_a_rotation_for_a_full_congregation_fits_in_one_record() -> None:
+    """500 key shares, a history link and a few answered changes stay under the body limit."""
+    w = World()
+    recipients = [person(f"m{i}") for i in range(SpaceKind.CONGREGATION.max_members)]
+    key = crypto.new_key(w.rng)
+    body = spaces.bodies.KeysBody(
+        number=7, prev=bytes(32),
+        shares={pk(r): crypto.seal_to_member(pk(r), key, w.rng) for r in recipients},
+        after=tuple(bytes([i]) * 32 for i in range(4)),
+        history=crypto.encrypt(key, bytes(200), b"", w.rng),
+        meta_key=crypto.encrypt(key, bytes(32), b"", w.rng))
+    made = draft(body)
+    rec = sign_record(recipients[0], kind=made.kind, space=bytes(range(32)), seq=2,
+                      prev=bytes(32), ts=T0, body=made.body)
+    assert parse_body(rec.kind, rec.body) == body
+
+
+def test_a_crowd_of_joiners_is_keyed_in_rotations_that_each_fit() -> None:
+    w = World()
+    hall = w.found(ADA, SpaceKind.CONGREGATION, "Hall")
+    code = w.invite(ADA, hall, uses=SpaceKind.CONGREGATION.max_members)
+    for i in range(SpaceKind.CONGREGATION.max_members - 1):
+        w.join(person(f"m{i}"), code)
+    rotations = []
+    while w.state(hall).needs_rekey:
+        rotations.append(w.rotate(ADA, hall))
+        assert len(rotations) < 4
+    state = w.state(hall)
+    assert len(rotations) == 2
+    assert all(state.status(r.id) == ACCEPTED for r in rotations)
+    assert len(state.active) == SpaceKind.CONGREGATION.max_members
+    assert state.current_epoch_id == rotations[-1].id
+    # One more join, concurrent with the crowd's: someone is refused, the same one everywhere.
+    w.join(person("one too many"), w.invite(person("m0"), hall))
+    state = w.state(hall)
+    full = [rid for rid, s in state.statuses.items() if s.reason is Reason.SPACE_FULL]
+    assert len(full) == 1
+    assert len(state.active) == SpaceKind.CONGREGATION.max_members

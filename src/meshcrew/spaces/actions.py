@@ -12,10 +12,10 @@ from __future__ import annotations
 import msgpack
 from nacl.signing import SigningKey
 
-from meshcrew.crypto import Rng, encrypt, new_key, seal_to_member
+from meshcrew.crypto import SEALED_KEY_BYTES, Rng, encrypt, new_key, seal_to_member
 from meshcrew.errors import SpaceError
 from meshcrew.reasons import Reason
-from meshcrew.records import Record
+from meshcrew.records import MAX_BODY_BYTES, Record
 from meshcrew.spaces.bodies import (
     MAX_INVITE_USES,
     ConsentBody,
@@ -46,6 +46,13 @@ from meshcrew.spaces.sealing import (
 )
 from meshcrew.spaces.settings import SpaceMeta
 from meshcrew.spaces.state import SpaceState
+
+# Sizes on the wire, for fitting a rotation into one record: a share is a 32-byte key and an
+# 80-byte sealed key with their msgpack headers; an id is 32 bytes and its header; the rest
+# (number, prev, the latest change, history link, meta-key blob, map headers) stays under 1 KiB.
+_SHARE_BYTES = 2 + 32 + 2 + SEALED_KEY_BYTES
+_ID_BYTES = 2 + 32
+_KEYS_OVERHEAD = 1024
 
 
 def _public(key: SigningKey) -> bytes:
@@ -171,10 +178,13 @@ def consent_to_removal(state: SpaceState, member: bytes, proposal_id: bytes) -> 
 
 def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
                 keyring: Keyring | None = None) -> Draft:
-    """A ``keys`` record opening a new epoch sealed to exactly the current members.
+    """A ``keys`` record opening a new epoch sealed to the current members.
 
     Make one after a join (the inviter does) and after a departure (anyone who wants to write
-    and finds :attr:`SpaceState.needs_rekey` true).
+    and finds :attr:`SpaceState.needs_rekey` true). A rotation names the join of every new
+    recipient; if more people joined since the last rotation than one record can name (about
+    190 in a full congregation), it takes in the first ones only, and ``needs_rekey`` stays
+    true: rotate again once it is accepted.
 
     Args:
         state: the space as the author sees it.
@@ -191,12 +201,16 @@ def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
                          "member to rotate the keys.")
     prev = min(held, key=lambda e: (-e.number, e.id))
     number = prev.number + 1
-    recipients = sorted(state.active)
     # Wait for (and so be ordered after) the joins of new recipients and the latest change.
-    after = {state.members[key].joined_id for key in recipients
-             if key not in prev.shares and state.records[state.members[key].joined_id].kind
-             == RecordKind.JOIN}
-    after.add(state.changes[-1].record_id)
+    staying = [key for key in state.active if key in prev.shares
+               or state.records[state.members[key].joined_id].kind != RecordKind.JOIN]
+    joining = sorted((state.members[key].joined_id, key) for key in state.active
+                     if key not in staying)
+    room = (MAX_BODY_BYTES - _KEYS_OVERHEAD - _SHARE_BYTES * len(staying)) // (
+        _SHARE_BYTES + _ID_BYTES)
+    joining = joining[:max(room, 0)]
+    recipients = sorted([*staying, *(key for _, key in joining)])
+    after = {join_id for join_id, _ in joining} | {state.changes[-1].record_id}
     new = new_key(rng)
     history = None
     if state.history:
