@@ -182,9 +182,9 @@ def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
 
     Make one after a join (the inviter does) and after a departure (anyone who wants to write
     and finds :attr:`SpaceState.needs_rekey` true). A rotation names the join of every new
-    recipient; if more people joined since the last rotation than one record can name (about
-    190 in a full congregation), it takes in the first ones only, and ``needs_rekey`` stays
-    true: rotate again once it is accepted.
+    recipient; if more people joined since the last rotation than one record can name (at
+    least 190 fit, even in a congregation of 500), it takes in the first ones only, and
+    ``needs_rekey`` stays true: rotate again.
 
     Args:
         state: the space as the author sees it.
