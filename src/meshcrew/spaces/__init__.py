@@ -9,21 +9,23 @@ Design decisions (the full rules are in ``docs/spaces.md``):
 * **State is a function of the set of records.** :func:`fold` puts the records in a canonical
   order that depends only on the set: a topological order over hard dependencies (chain
   predecessor, genesis, and the ids a body names — the invite a join uses, the proposal a
-  consent supports, the epoch a post is sealed under, the previous epoch of a rotation), ties
-  broken by lowest record id. A record whose dependency is absent *waits*; it is not refused.
-  Then the rules are applied in that order (see :mod:`meshcrew.spaces.fold`).
+  consent supports, the epoch a post is sealed under, the previous epoch of a rotation and the
+  changes it answers), ties broken by lowest record id. A record whose dependency is absent
+  *waits*; it is not refused. Then the rules are applied in that order (see
+  :mod:`meshcrew.spaces.fold`).
 * **No rule reads a clock.** An invite's expiry is compared with the join's own signed ``ts``.
   A removal names the removed member's last counting record (seq and id), so what counts
   never depends on when a replica heard of the removal.
 * **Concurrent uses of an invite** resolve by canonical order: the join with the lowest id
   wins a single-use invite on every replica.
-* **Removal by consent**: a proposal (counting as its author's consent) plus consents; it takes
-  effect when they reach a majority of the current members other than the target.
+* **Removal by consent**: a proposal (counting as its author's consent) names the target's last
+  counting record and the other members it was made among (the electorate); it takes effect
+  when consents from a majority of the electorate are in, and voids the target's later records.
 * **Epochs.** Epoch 0's key is sealed to the founder in the genesis. A ``keys`` record opens
   the next epoch and seals a fresh key to each recipient (X25519 from their ed25519 key). The
-  *current* epoch is the one sealed to exactly the current members; after any join or
-  departure there is none until someone rotates (the inviter after a join, anyone who wants to
-  write after a departure). Concurrent rotations are all valid; the current one is the highest
+  *current* epoch is one made after the latest change, sealed to exactly the current members;
+  after any join or departure there is none until someone rotates (the inviter after a join,
+  anyone who wants to write after a departure). Concurrent rotations are all valid; the current one is the highest
   number, then lowest id. History links (older keys under the new key) exist only if the space
   lets joiners read history.
 * **What a non-member holding every record learns**: the space kind, whether history is
