@@ -25,9 +25,9 @@ Design decisions (the full rules are in ``docs/spaces.md``):
   the next epoch and seals a fresh key to each recipient (X25519 from their ed25519 key). The
   *current* epoch is one made after the latest change, sealed to exactly the current members;
   after any join or departure there is none until someone rotates (the inviter after a join,
-  anyone who wants to write after a departure). Concurrent rotations are all valid; the current one is the highest
-  number, then lowest id. History links (older keys under the new key) exist only if the space
-  lets joiners read history.
+  anyone who wants to write after a departure). Concurrent rotations are all valid; the current
+  one is the highest number, then lowest id. History links (older keys under the new key)
+  exist only if the space lets joiners read history.
 * **What a non-member holding every record learns**: the space kind, whether history is
   allowed, member public keys, that invites, joins, leaves, removal proposals and consents and
   key rotations happened (with sizes and signed timestamps), and the size and epoch of each
