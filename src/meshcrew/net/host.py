@@ -119,7 +119,7 @@ class Host:
 
     async def disconnect(self, peer_id: str) -> None:
         """Close every connection to a peer (no error if there is none)."""
-        with translated(f"disconnecting {peer_id}"):
+        with translated(f"disconnecting {peer_id}"), trio.move_on_after(self.config.dial_timeout_s):
             await self._lp.disconnect(ID.from_base58(peer_id))
 
     def connected_peers(self) -> list[str]:
@@ -127,7 +127,10 @@ class Host:
         return [str(p) for p in self._lp.get_connected_peers()]
 
     def watch_connections(self, buffer: int = 256) -> trio.MemoryReceiveChannel[PeerEvent]:
-        """A channel of connection events from now on (events beyond ``buffer`` are dropped)."""
+        """A channel of connection events from now on (events beyond ``buffer`` are dropped).
+
+        Close the channel when done watching (``with host.watch_connections() as events:``).
+        """
         send, receive = trio.open_memory_channel[PeerEvent](buffer)
         self._watchers.append(send)
         return receive
@@ -222,8 +225,8 @@ class Host:
                 watcher.send_nowait(event)
             except trio.WouldBlock:
                 log.warning("a connection watcher is full; dropped %s", event)
-            except trio.ClosedResourceError:
-                self._watchers.remove(watcher)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._watchers.remove(watcher)  # its receiver is gone
 
 
 class _ConnectionNotifee(INotifee):
@@ -277,12 +280,11 @@ def _check_port_free(addr: Multiaddr) -> None:
     incoming connections with the first instead of failing. A plain bind finds out first.
     """
     port = int(addr.value_for_protocol("tcp"))
-    if port == 0:
+    protocols = {p.name for p in addr.protocols()}
+    if port == 0 or not protocols & {"ip4", "ip6"}:
         return
-    try:
-        ip, family = addr.value_for_protocol("ip4"), socket.AF_INET
-    except Exception:  # not an ip4 address: try ip6
-        ip, family = addr.value_for_protocol("ip6"), socket.AF_INET6
+    family = socket.AF_INET if "ip4" in protocols else socket.AF_INET6
+    ip = addr.value_for_protocol("ip4" if "ip4" in protocols else "ip6")
     probe = socket.socket(family, socket.SOCK_STREAM)
     try:
         probe.bind((ip, port))

@@ -127,14 +127,14 @@ class SyncService:
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve sync streams and start sessions on connection and periodically, until cancelled."""
-        connections = self._host.watch_connections()
         self._host.set_stream_handler(PROTOCOL_ID, self._serve)
-        async with trio.open_nursery() as nursery:
-            task_status.started()
-            nursery.start_soon(self._sync_periodically, nursery)
-            async for event in connections:
-                if isinstance(event, PeerConnected):
-                    nursery.start_soon(self._sync_quietly, event.peer_id)
+        with self._host.watch_connections() as connections:
+            async with trio.open_nursery() as nursery:
+                task_status.started()
+                nursery.start_soon(self._sync_periodically, nursery)
+                async for event in connections:
+                    if isinstance(event, PeerConnected):
+                        nursery.start_soon(self._sync_quietly, event.peer_id)
 
     async def sync_with(self, peer_id: str) -> SyncStats:
         """Run one session with a connected peer now.

@@ -134,11 +134,6 @@ class SyncSession:
                 and all(s.send_done and s.recv_done for s in self._active))
 
     @property
-    def sending_finished(self) -> bool:
-        """Whether this side has nothing more to send, ever, in this session."""
-        return self._hello_received and not self._out and all(s.send_done for s in self._active)
-
-    @property
     def stats(self) -> SyncStats:
         """Counts so far (final once :attr:`complete`)."""
         return SyncStats(
@@ -268,7 +263,7 @@ class SyncSession:
         """Bytes to write to the peer now (empty if nothing is ready).
 
         Record batches are made on demand, at most one per call, so call again until it returns
-        empty; then wait for received data or :attr:`sending_finished`.
+        empty; then wait for received data (or for :attr:`complete`).
 
         Raises:
             LocalProtocolError: the session already failed.
