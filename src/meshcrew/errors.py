@@ -41,6 +41,22 @@ class InviteCodeError(LocalError):
     """An invite code cannot be read: mistyped, cut short, or not a meshcrew code."""
 
 
+class InputError(LocalError):
+    """A value the person gave is not acceptable (out of range, too long, badly written)."""
+
+
+class UnknownName(InputError):
+    """A space, member or record named by the person matches nothing this replica holds."""
+
+
+class AmbiguousName(InputError):
+    """A space, member or record named by the person matches more than one; give more of it."""
+
+
+class TransferFileError(LocalError):
+    """A file of exported records cannot be read or written (missing, damaged, not one)."""
+
+
 class RemoteProtocolError(RemoteError):
     """A peer broke a meshcrew wire protocol (bad frame, oversize, unasked-for data).
 
