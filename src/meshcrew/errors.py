@@ -57,6 +57,19 @@ class TransferFileError(LocalError):
     """A file of exported records cannot be read or written (missing, damaged, not one)."""
 
 
+class JoinRefused(SpaceError):
+    """No member's node would let this joiner in (the invite is used up, expired or wrong), or
+    none could be reached; ``reason`` says why in a machine-readable way."""
+
+    def __init__(self, message: str, reason: str = "unreachable") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class NodeNotRunning(LocalError):
+    """The command needs a running node (``meshcrew node``) and none holds the home folder."""
+
+
 class RemoteProtocolError(RemoteError):
     """A peer broke a meshcrew wire protocol (bad frame, oversize, unasked-for data).
 
