@@ -11,7 +11,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 from meshcrew import __version__
-from meshcrew.cli import doctor, identity_commands
+from meshcrew.cli import (
+    doctor,
+    identity_commands,
+    post_commands,
+    space_commands,
+    transfer_commands,
+)
 from meshcrew.cli.parsing import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -30,6 +36,9 @@ PROG = "meshcrew"
 COMMAND_GROUPS: Sequence[Callable[[Commands], None]] = (
     identity_commands.register,
     doctor.register,
+    space_commands.register,
+    post_commands.register,
+    transfer_commands.register,
 )
 """Each adds its commands to the top-level parser, in this order in ``--help``."""
 

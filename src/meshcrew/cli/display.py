@@ -1,0 +1,122 @@
+"""How the space commands show things to a person: times, short ids, log lines, sparklines.
+
+Text output is for people and may change; scripts use ``--json`` (see docs/cli.md).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from meshcrew.service import MemberEntry, PostEntry, SpaceSummary
+
+SHORT_ID = 8
+"""Hex digits shown for an id (any unique prefix of 4 or more is accepted back)."""
+
+_SPARKS = "▁▂▃▄▅"
+
+
+def short(value: bytes) -> str:
+    """The first hex digits of an id or key."""
+    return value.hex()[:SHORT_ID]
+
+
+def local_time(ms: int) -> str:
+    """A UTC millisecond time as local ``YYYY-MM-DD HH:MM``."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def one_line(text: str, limit: int = 100) -> str:
+    """Text squeezed onto one line, cut at ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def sparkline(energies: list[int]) -> str:
+    """Energy scores 1-5 as a row of bars."""
+    return "".join(_SPARKS[min(max(e, 1), 5) - 1] for e in energies)
+
+
+def space_line(space: SpaceSummary) -> str:
+    """One line of ``meshcrew spaces``."""
+    name = space.name if space.name is not None else "(locked: no key yet)"
+    flags = []
+    if space.my_status != "active":
+        flags.append(space.my_status)
+    if space.waiting_for_keys:
+        flags.append("waiting for the keys")
+    if space.needs_checkin:
+        flags.append("your check-in is due")
+    members = f"{space.members} member{'s' if space.members != 1 else ''}"
+    rhythm = space.rhythm or ""
+    tail = f"  ({', '.join(flags)})" if flags else ""
+    return f"{short(space.id)}  {name:<24} {space.kind:<12} {members:<11} {rhythm:<17}{tail}"
+
+
+def member_line(member: MemberEntry) -> str:
+    """One line of ``meshcrew members``."""
+    marks = [m for m, on in (("you", member.is_me), ("founder", member.is_founder)) if on]
+    status = "" if member.status == "active" else f"  {member.status}"
+    mark = f"  ({', '.join(marks)})" if marks else ""
+    return (f"{member.fingerprint}  {member.name:<24} joined {local_time(member.joined_ts)}"
+            f"{status}{mark}")
+
+
+def _describe(entry: PostEntry) -> str:
+    f: dict[str, Any] = dict(entry.fields)
+    match entry.kind:
+        case "checkin":
+            compass = " ".join(f"{k} {v}" for k, v in f["compass"].items())
+            ask = f"  ask: {one_line(f['ask'], 60)}" if f.get("ask") else ""
+            parts = [f"check-in, energy {f['energy']}", compass]
+            return f"{', '.join(p for p in parts if p)}: {one_line(f['text'])}{ask}"
+        case "reply":
+            return f"reply to {f['to'].hex()[:SHORT_ID]}: {one_line(f['text'])}"
+        case "reaction":
+            return f"reacted {f['text']} to {f['to'].hex()[:SHORT_ID]}"
+        case "followup":
+            closes = " (closes it)" if f.get("closes") else ""
+            return f"follow-up on {f['to'].hex()[:SHORT_ID]}{closes}: {one_line(f['text'])}"
+        case "ask" | "offer":
+            text = f": {one_line(f['text'])}" if f.get("text") else ""
+            return f"{entry.kind} {one_line(f['title'], 60)!r}{text}"
+        case "gathering":
+            return (f"gathering {one_line(f['title'], 60)!r} on {local_time(f['when_ms'])} at "
+                    f"{one_line(f['where'], 60)}")
+        case "profile":
+            return f"profile: {f['name']}" + (f" — {one_line(f['bio'], 60)}" if f["bio"] else "")
+        case "looking_for_crew":
+            return "is looking for a crew" if f["looking"] else "is no longer looking for a crew"
+        case "crew_card":
+            state = "open to new crewmates" if f["open"] else "not taking new crewmates"
+            return f"crew card of {f['name']}: {state}"
+    return _describe_event(entry, f)
+
+
+def _describe_event(entry: PostEntry, f: dict[str, Any]) -> str:
+    match entry.kind:
+        case "genesis":
+            return f"founded the {f['space_kind']}"
+        case "invite":
+            uses = f"{f['uses']} use{'s' if f['uses'] != 1 else ''}"
+            return f"made an invite ({uses}, until {local_time(f['expires_ms'])})"
+        case "join":
+            return f"joined (invited by {f['invited_by_name']})"
+        case "leave":
+            return "left"
+        case "remove":
+            done = ", in effect" if f["effective"] else ""
+            return f"proposed removing {f['member_name']}{done}"
+        case "consent":
+            return f"consented to removing {f['member_name']}"
+        case "keys":
+            return f"rotated the keys (epoch {f['epoch']}, {f['recipients']} members)"
+        case "locked":
+            return "a post you hold no key for"
+    return f"a {entry.kind} record this version does not show"
+
+
+def log_line(entry: PostEntry) -> str:
+    """One line of ``meshcrew log``."""
+    return (f"{local_time(entry.ts)}  {short(entry.id)}  {one_line(entry.author_name, 20):<20}"
+            f"  {_describe(entry)}")

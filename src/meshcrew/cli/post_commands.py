@@ -1,0 +1,241 @@
+"""Posts and what they add up to: ``checkin``, ``reply``, ``react``, ``ask``, ``offer``,
+``gathering``, ``followup``, ``log``, ``board`` and ``rhythm``.
+
+Each handler resolves what the person typed and makes one call of the member service.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from meshcrew.cli.display import local_time, log_line, one_line, short, sparkline
+from meshcrew.cli.parsing import EXIT_OK, Commands, Handler, add_command, add_json_option
+from meshcrew.cli.service_access import open_member
+from meshcrew.cli.session import Session
+from meshcrew.cli.values import compass_scores, time_ms
+from meshcrew.spaces import COMPASS_SCALES, PostKind
+
+_SPACE_HELP = "the space (name, or id or its start)"
+_RECORD_HELP = "the post's id, or its first hex digits as meshcrew log shows them"
+
+
+def register(commands: Commands) -> None:
+    """Add the commands that post and read posts."""
+    scales = ", ".join(scale.key for scale in COMPASS_SCALES)
+    checkin = _writer(commands, "checkin", "check in: how you are arriving",
+                      "Post a check-in to a crew or dyad: how you are arriving, your energy "
+                      "(1 low to 5 high), optionally compass scores and an ask for support. "
+                      "Prints the check-in's id.", run_checkin, space=True)
+    checkin.add_argument("--text", required=True, metavar="TEXT",
+                         help="how you are arriving (1-2000 characters)")
+    checkin.add_argument("--energy", type=int, default=3, metavar="N",
+                         help="your energy, 1 (low) to 5 (high); default 3")
+    checkin.add_argument("--compass", action="append", metavar="NAME=N",
+                         help=f"a compass score, 1 (murky waters) to 5 (north star); repeat for "
+                         f"several. Scales: {scales}")
+    checkin.add_argument("--ask", metavar="TEXT", help="an ask for support (up to 1000 "
+                         "characters); it stays open until you close it with a follow-up")
+
+    reply = _writer(commands, "reply", "reply to a post",
+                    "Reply to a post (a check-in, an ask, ...). Prints the reply's id.",
+                    run_reply, space=False)
+    reply.add_argument("--text", required=True, metavar="TEXT", help="the reply (1-2000 "
+                       "characters)")
+
+    react = _writer(commands, "react", "react to a post (an emoji, or a word like heard)",
+                    "React to a post with an emoji or a short word such as heard. Prints the "
+                    "reaction's id.", run_react, space=False)
+    react.add_argument("emoji", metavar="EMOJI", help="the reaction (1-16 characters)")
+
+    for kind, what in (("ask", "ask for support"), ("offer", "offer help, skills or things")):
+        board_post = _writer(commands, kind, f"{what} on the board",
+                             f"Post an {kind} to a space's board (a congregation's or a crew's)."
+                             " Prints its id.", run_board_post, space=True)
+        board_post.set_defaults(kind=kind)
+        board_post.add_argument("--title", required=True, metavar="TEXT",
+                                help="a short title (1-120 characters)")
+        board_post.add_argument("--text", default="", metavar="TEXT",
+                                help="more detail (up to 2000 characters)")
+
+    gathering = _writer(commands, "gathering", "announce a gathering of a congregation",
+                        "Announce a gathering to a congregation: a title, when and where (a "
+                        "place or a link). Prints its id.", run_gathering, space=True)
+    gathering.add_argument("--title", required=True, metavar="TEXT",
+                           help="what it is (1-120 characters)")
+    gathering.add_argument("--when", required=True, metavar="TIME",
+                           help="when it starts: 2026-02-01 18:00 (local time) or with an "
+                           "offset, 2026-02-01T18:00+02:00")
+    gathering.add_argument("--where", default="", metavar="PLACE",
+                           help="a place or a link (up to 300 characters)")
+
+    followup = _writer(commands, "followup", "follow up on an ask or offer",
+                       "Follow up on an ask or an offer (or a check-in's ask). The author of "
+                       "what it follows can close it with --closes. Prints its id.",
+                       run_followup, space=False)
+    followup.add_argument("--text", default="", metavar="TEXT",
+                          help="the follow-up (up to 2000 characters)")
+    followup.add_argument("--closes", action="store_true",
+                          help="close the ask or offer (only its author's follow-up closes it)")
+
+    log = add_command(commands, "log", summary="show a space's posts, oldest first",
+                      description="Show what you can read of a space, oldest first: posts, "
+                      "and who joined, left or rotated the keys. Ids are shortened; any "
+                      "unique start of 4 or more hex digits works where a command wants one.",
+                      handler=run_log)
+    log.add_argument("space", metavar="SPACE", help=_SPACE_HELP)
+    log.add_argument("--posts", action="store_true",
+                     help="only posts, not membership records or posts you hold no key for")
+    add_json_option(log)
+
+    board = add_command(commands, "board", summary="show a space's asks, offers and gatherings",
+                        description="Show the asks and offers of a space with their follow-"
+                        "ups, upcoming gatherings, crew cards and who is looking for a crew.",
+                        handler=run_board)
+    board.add_argument("space", metavar="SPACE", help=_SPACE_HELP)
+    add_json_option(board)
+
+    rhythm = add_command(commands, "rhythm", summary="who has checked in this cycle",
+                         description="Show the current check-in cycle of a crew or dyad: who "
+                         "has checked in, who has not yet, and each member's energy over time.",
+                         handler=run_rhythm)
+    rhythm.add_argument("space", metavar="SPACE", help=_SPACE_HELP)
+    add_json_option(rhythm)
+
+
+def _writer(commands: Commands, name: str, summary: str, description: str,
+            handler: Handler, *, space: bool) -> argparse.ArgumentParser:
+    parser = add_command(commands, name, summary=summary, description=description,
+                         handler=handler)
+    if space:
+        parser.add_argument("space", metavar="SPACE", help=_SPACE_HELP)
+    else:
+        parser.add_argument("record", metavar="RECORD", help=_RECORD_HELP)
+    add_json_option(parser)
+    return parser
+
+
+def _done(args: argparse.Namespace, session: Session, space_id: bytes, record: bytes) -> int:
+    if args.json:
+        session.print_json({"id": record.hex(), "space": space_id.hex()})
+    else:
+        session.print(record.hex())
+    return EXIT_OK
+
+
+def run_checkin(args: argparse.Namespace, session: Session) -> int:
+    """Post a check-in."""
+    compass = compass_scores(args.compass)
+    with open_member(session) as member:
+        space_id = member.resolve_space(args.space)
+        record = member.checkin(space_id, text=args.text, energy=args.energy, compass=compass,
+                                ask=args.ask)
+        return _done(args, session, space_id, record)
+
+
+def run_reply(args: argparse.Namespace, session: Session) -> int:
+    """Reply to a post."""
+    with open_member(session) as member:
+        target = member.resolve_record(args.record, posts_only=True)
+        space_id = member.thread(target).post.space
+        return _done(args, session, space_id, member.reply(target, text=args.text))
+
+
+def run_react(args: argparse.Namespace, session: Session) -> int:
+    """React to a post."""
+    with open_member(session) as member:
+        target = member.resolve_record(args.record, posts_only=True)
+        space_id = member.thread(target).post.space
+        return _done(args, session, space_id, member.react(target, emoji=args.emoji))
+
+
+def run_board_post(args: argparse.Namespace, session: Session) -> int:
+    """Post an ask or an offer."""
+    with open_member(session) as member:
+        space_id = member.resolve_space(args.space)
+        post = member.make_post(args.kind, title=args.title, text=args.text)
+        return _done(args, session, space_id, member.post(space_id, post))
+
+
+def run_gathering(args: argparse.Namespace, session: Session) -> int:
+    """Announce a gathering."""
+    when = time_ms(args.when)
+    with open_member(session) as member:
+        space_id = member.resolve_space(args.space)
+        post = member.make_post(PostKind.GATHERING, title=args.title, when_ms=when,
+                                where=args.where)
+        return _done(args, session, space_id, member.post(space_id, post))
+
+
+def run_followup(args: argparse.Namespace, session: Session) -> int:
+    """Follow up on an ask or offer."""
+    with open_member(session) as member:
+        target = member.resolve_record(args.record, posts_only=True)
+        space_id = member.thread(target).post.space
+        post = member.make_post(PostKind.FOLLOWUP, to=target, text=args.text,
+                                closes=args.closes)
+        return _done(args, session, space_id, member.post(space_id, post))
+
+
+def run_log(args: argparse.Namespace, session: Session) -> int:
+    """Show the log."""
+    with open_member(session) as member:
+        space_id = member.resolve_space(args.space)
+        entries = member.log(space_id, events=not args.posts)
+    if args.json:
+        session.print_json({"space": space_id.hex(), "records": [e.to_json() for e in entries]})
+    else:
+        for entry in entries:
+            session.print(log_line(entry))
+    return EXIT_OK
+
+
+def run_board(args: argparse.Namespace, session: Session) -> int:
+    """Show the board."""
+    with open_member(session) as member:
+        board = member.board(member.resolve_space(args.space))
+    if args.json:
+        session.print_json(board.to_json())
+        return EXIT_OK
+    for item in board.items:
+        state = "closed" if item.closed else "open"
+        session.print(f"{short(item.post.id)}  {item.post.kind:<7} {state:<6} "
+                      f"{one_line(item.title, 60)!r} by {item.post.author_name}")
+        for answer in item.followups:
+            session.print(f"    {log_line(answer)}")
+    for gathering in board.gatherings:
+        fields = gathering.fields
+        session.print(f"{short(gathering.id)}  gathering {one_line(fields['title'], 60)!r} on "
+                      f"{local_time(fields['when_ms'])} at {one_line(fields['where'], 60)}")
+    for card in board.crew_cards:
+        state = "open" if card.fields["open"] else "closed"
+        session.print(f"crew {card.fields['name']} ({state}): {one_line(card.fields['note'])}")
+    for seeker in board.looking_for_crew:
+        session.print(f"{seeker.author_name} is looking for a crew: "
+                      f"{one_line(seeker.fields['note'])}")
+    if not (board.items or board.gatherings or board.crew_cards or board.looking_for_crew):
+        session.print("The board is empty.")
+    return EXIT_OK
+
+
+def run_rhythm(args: argparse.Namespace, session: Session) -> int:
+    """Show the current cycle and energy over time."""
+    with open_member(session) as member:
+        space_id = member.resolve_space(args.space)
+        cycle = member.cycle(space_id)
+        energy = member.energy(space_id)
+        names = {m.key: m.name for m in member.members(space_id)}
+    if args.json:
+        session.print_json({**cycle.to_json(), "energy": {
+            key.hex(): [[ts, score] for ts, score in points] for key, points in energy.items()}})
+        return EXIT_OK
+    session.print(f"Cycle {local_time(cycle.start_ms)} to {local_time(cycle.end_ms)} "
+                  f"({cycle.rhythm})")
+    for checkin in cycle.checkins:
+        session.print(f"  checked in  {checkin.author_name:<20} energy "
+                      f"{checkin.fields['energy']}  {local_time(checkin.ts)}")
+    for missing in cycle.missing:
+        session.print(f"  not yet     {missing.name}")
+    for key, points in energy.items():
+        session.print(f"  energy      {names.get(key, short(key)):<20} "
+                      f"{sparkline([score for _, score in points])}")
+    return EXIT_OK

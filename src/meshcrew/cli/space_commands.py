@@ -1,0 +1,295 @@
+"""Spaces and membership: ``crew create``, ``spaces``, ``invite``, ``join``, ``members``,
+``leave``, ``remove`` and ``consent``.
+
+Each handler resolves what the person typed and makes one call of the member service.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from typing import Any, cast
+
+from meshcrew.cli.display import local_time, member_line, short, space_line
+from meshcrew.cli.parsing import (
+    EXIT_OK,
+    EXIT_USAGE,
+    Commands,
+    add_command,
+    add_json_option,
+)
+from meshcrew.cli.service_access import open_member
+from meshcrew.cli.session import Session
+from meshcrew.cli.values import duration_ms, file_path
+from meshcrew.service import Member, RemovalEntry, parse_rhythm
+from meshcrew.spaces import SpaceKind
+from meshcrew.spaces.settings import MAX_UTC_OFFSET_MIN
+
+DEFAULT_EXPIRY = "7d"
+
+
+def register(commands: Commands) -> None:
+    """Add the space and membership commands."""
+    crew = add_command(
+        commands, "crew", summary="start a crew, dyad or congregation (crew create)",
+        description="Commands about making spaces. So far: crew create.",
+        handler=_group_help)
+    # add_command builds every parser as a CliParser, so its subparsers are CliParsers too.
+    crew_commands = cast("Commands", crew.add_subparsers(title="commands", metavar="COMMAND",
+                                                         dest="crew_command"))
+    create = add_command(
+        crew_commands, "create", summary="start a new crew, dyad or congregation",
+        description="Start a new space with you as its first member and print its id. Its "
+        "name, purpose and rhythm are encrypted: only members can read them.",
+        handler=run_create)
+    create.add_argument("name", metavar="NAME", help="what the space is called (1-64 characters)")
+    create.add_argument("--kind", choices=[k.value for k in SpaceKind], default="crew",
+                        help="crew (3-8 people, the default), dyad (a pair) or congregation "
+                        "(30-200, where crews form)")
+    create.add_argument("--purpose", default="", metavar="TEXT",
+                        help="what the space is for (up to 500 characters)")
+    create.add_argument("--in", dest="parent", metavar="SPACE",
+                        help="the congregation this crew or dyad belongs to")
+    create.add_argument("--rhythm", default="weekly:mon", metavar="RHYTHM",
+                        help="when check-ins are due: daily, weekly:DAY or fortnightly:DAY, "
+                        "optionally with a UTC offset such as +13:00 (default: weekly:mon at "
+                        "this machine's current offset)")
+    create.add_argument("--no-history", action="store_true",
+                        help="joiners cannot read what was written before they joined")
+    add_json_option(create)
+
+    spaces = add_command(
+        commands, "spaces", summary="list your crews, dyads and congregations",
+        description="List every space in the replica: yours first, with your status, the "
+        "member count, the rhythm and whether your check-in is due.", handler=run_spaces)
+    add_json_option(spaces)
+
+    invite = add_command(
+        commands, "invite", summary="make an invite code for a space",
+        description="Make an invite and print its one-line code. Give the code to the person "
+        "you invite, privately: whoever holds it can join. With -o, also write the space's "
+        "records to a file for a joiner who is not online with you (they run: meshcrew join "
+        "CODE --from FILE).", handler=run_invite)
+    invite.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")
+    invite.add_argument("--uses", type=int, default=1, metavar="N",
+                        help="how many people the code admits (default 1)")
+    invite.add_argument("--expires", default=DEFAULT_EXPIRY, metavar="DURATION",
+                        help=f"how long the code works: 30m, 12h, 7d, 2w (default "
+                        f"{DEFAULT_EXPIRY})")
+    invite.add_argument("-o", "--output", metavar="FILE",
+                        help="also write the space's records to FILE for an offline joiner")
+    add_json_option(invite)
+
+    join = add_command(
+        commands, "join", summary="join a space with an invite code",
+        description="Join the space of an invite code. Offline, first import the inviter's "
+        "file with --from; with -o, write your join to a file to give back to the inviter "
+        "(they run: meshcrew import FILE -o REPLY, and you import REPLY to get the keys).",
+        handler=run_join)
+    join.add_argument("code", metavar="CODE", help="the invite code (starts with mc1-)")
+    join.add_argument("--from", dest="source", metavar="FILE",
+                      help="import the inviter's records from FILE first")
+    join.add_argument("-o", "--output", metavar="FILE",
+                      help="write the space's records, with your join, to FILE for the inviter")
+    add_json_option(join)
+
+    members = add_command(
+        commands, "members", summary="list the members of a space",
+        description="List everyone who is or was a member, and open removal proposals.",
+        handler=run_members)
+    members.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")
+    add_json_option(members)
+
+    leave = add_command(
+        commands, "leave", summary="leave a space",
+        description="Leave a space. Always allowed. You keep what you could read; the others "
+        "rotate the keys, so you cannot read anything written after you left.",
+        handler=run_leave)
+    leave.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")
+    add_json_option(leave)
+
+    remove = add_command(
+        commands, "remove", summary="propose removing a member (needs consent)",
+        description="Propose removing a member. It takes effect once a majority of the other "
+        "members consent (your proposal counts as your consent); they consent with: meshcrew "
+        "consent SPACE PROPOSAL.", handler=run_remove)
+    remove.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")
+    remove.add_argument("member", metavar="MEMBER",
+                        help="the member: display name, fingerprint, or key (or its start)")
+    add_json_option(remove)
+
+    consent = add_command(
+        commands, "consent", summary="consent to a removal proposal",
+        description="Consent to a proposal to remove a member. PROPOSAL is the proposal's id "
+        "(or its start, as meshcrew members shows it), or the member it would remove.",
+        handler=run_consent)
+    consent.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")
+    consent.add_argument("proposal", metavar="PROPOSAL",
+                         help="the proposal's id (or its start), or the member it names")
+    add_json_option(consent)
+
+
+def _group_help(args: argparse.Namespace, session: Session) -> int:
+    session.print("Usage: meshcrew crew create NAME [--kind crew|dyad|congregation] ... "
+                  "(see: meshcrew crew create --help)")
+    return EXIT_USAGE
+
+
+def local_offset_min() -> int:
+    """This machine's current offset from UTC, in minutes (within the allowed range)."""
+    offset = datetime.now().astimezone().utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    return max(-MAX_UTC_OFFSET_MIN, min(MAX_UTC_OFFSET_MIN, minutes))
+
+
+def run_create(args: argparse.Namespace, session: Session) -> int:
+    """Create a space; print its id."""
+    rhythm = parse_rhythm(args.rhythm, default_offset_min=local_offset_min())
+    with open_member(session) as member:
+        parent = member.resolve_space(args.parent) if args.parent is not None else None
+        space_id = member.create_space(args.name, kind=args.kind, purpose=args.purpose,
+                                       parent=parent, rhythm=rhythm,
+                                       history=not args.no_history)
+        if args.json:
+            session.print_json(member.summary(space_id).to_json())
+        else:
+            session.print(space_id.hex())
+    return EXIT_OK
+
+
+def run_spaces(args: argparse.Namespace, session: Session) -> int:
+    """List the spaces."""
+    with open_member(session) as member:
+        found = member.spaces()
+    if args.json:
+        session.print_json({"spaces": [s.to_json() for s in found]})
+    elif not found:
+        session.print("You are in no space yet. Start one with: meshcrew crew create NAME, or "
+                      "join one with: meshcrew join CODE")
+    else:
+        for space in found:
+            session.print(space_line(space))
+    return EXIT_OK
+
+
+def run_invite(args: argparse.Namespace, session: Session) -> int:
+    """Make an invite; print the code (and write the records with -o)."""
+    ttl = duration_ms(args.expires)
+    output = file_path(args.output) if args.output else None
+    with open_member(session) as member:
+        space_id = member.resolve_space(args.space)
+        expires = member.now() + ttl
+        code = member.invite(space_id, uses=args.uses, expires_ms=expires)
+        exported = member.export_file([space_id], output) if output is not None else None
+    if args.json:
+        session.print_json({"code": code, "space": space_id.hex(), "uses": args.uses,
+                            "expires_ms": expires,
+                            "exported": exported.to_json() if exported else None})
+        return EXIT_OK
+    session.print(code)
+    if exported is not None:
+        session.print(f"Wrote {exported.records} records to {exported.path}; the joiner runs: "
+                      "meshcrew join CODE --from FILE -o REPLY")
+    return EXIT_OK
+
+
+def run_join(args: argparse.Namespace, session: Session) -> int:
+    """Join with a code, optionally importing and exporting files around it."""
+    source = file_path(args.source) if args.source else None
+    output = file_path(args.output) if args.output else None
+    with open_member(session) as member:
+        imported = member.import_file(source) if source is not None else None
+        space_id = member.join(args.code)
+        summary = member.summary(space_id)
+        exported = member.export_file([space_id], output) if output is not None else None
+    if args.json:
+        session.print_json({"space": space_id.hex(), "summary": summary.to_json(),
+                            "imported": imported.to_json() if imported else None,
+                            "exported": exported.to_json() if exported else None})
+        return EXIT_OK
+    session.print(f"Joined {summary.name or 'the space'} ({space_id.hex()}).")
+    if summary.waiting_for_keys:
+        session.print("You can read and post once whoever invited you rotates the keys (it "
+                      "happens when their node receives your join).")
+    if exported is not None:
+        session.print(f"Wrote {exported.records} records to {exported.path}; the inviter runs: "
+                      "meshcrew import FILE -o REPLY, and you then: meshcrew import REPLY")
+    return EXIT_OK
+
+
+def run_members(args: argparse.Namespace, session: Session) -> int:
+    """List members and removal proposals."""
+    with open_member(session) as member:
+        space_id = member.resolve_space(args.space)
+        rows = member.members(space_id)
+        removals = member.removals(space_id)
+    if args.json:
+        session.print_json({"space": space_id.hex(), "members": [m.to_json() for m in rows],
+                            "removals": [r.to_json() for r in removals]})
+        return EXIT_OK
+    for row in rows:
+        session.print(member_line(row))
+    for removal in removals:
+        session.print(_removal_line(removal))
+    return EXIT_OK
+
+
+def _removal_line(removal: RemovalEntry) -> str:
+    state = "in effect" if removal.effective else (
+        f"{len(removal.consents)} of {removal.needed} consents needed")
+    return (f"proposal {short(removal.id)}: remove {removal.member_name} ({state}; proposed "
+            f"{local_time(removal.ts)})")
+
+
+def _removal_json(member: Member, space_id: bytes, proposal: bytes,
+                  record: bytes) -> dict[str, Any]:
+    entry = next(r for r in member.removals(space_id) if r.id == proposal)
+    return {"id": record.hex(), "removal": entry.to_json()}
+
+
+def run_leave(args: argparse.Namespace, session: Session) -> int:
+    """Leave a space."""
+    with open_member(session) as member:
+        space_id = member.resolve_space(args.space)
+        name = member.summary(space_id).name or space_id.hex()
+        record = member.leave(space_id)
+    if args.json:
+        session.print_json({"id": record.hex(), "space": space_id.hex()})
+    else:
+        session.print(f"You left {name}. Anything written from now on is sealed to the others "
+                      "only.")
+    return EXIT_OK
+
+
+def run_remove(args: argparse.Namespace, session: Session) -> int:
+    """Propose a removal."""
+    with open_member(session) as member:
+        space_id = member.resolve_space(args.space)
+        target = member.resolve_member(space_id, args.member)
+        proposal = member.propose_removal(space_id, target)
+        result = _removal_json(member, space_id, proposal, proposal)
+    if args.json:
+        session.print_json(result)
+    else:
+        removal = result["removal"]
+        session.print(f"Proposed removing {removal['member_name']} (proposal "
+                      f"{proposal.hex()[:8]}): {len(removal['consents'])} of {removal['needed']}"
+                      " consents so far." + (" It is in effect." if removal["effective"] else ""))
+    return EXIT_OK
+
+
+def run_consent(args: argparse.Namespace, session: Session) -> int:
+    """Consent to a removal proposal."""
+    with open_member(session) as member:
+        space_id = member.resolve_space(args.space)
+        proposal = member.resolve_proposal(space_id, args.proposal)
+        record = member.consent(space_id, proposal)
+        result = _removal_json(member, space_id, proposal, record)
+    if args.json:
+        session.print_json(result)
+    else:
+        removal = result["removal"]
+        state = (f"{removal['member_name']} is removed." if removal["effective"] else
+                 f"{len(removal['consents'])} of {removal['needed']} consents so far.")
+        session.print(f"Consented to removing {removal['member_name']}: {state}")
+    return EXIT_OK

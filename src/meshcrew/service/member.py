@@ -1,0 +1,521 @@
+"""The member service: everything one member can read and do, over their replica.
+
+The CLI, the TUI and (later) the node's control socket all call these methods; each command of
+the CLI is one call. Reads are cheap: a :class:`~meshcrew.service.views.SpaceView` per space is
+kept until the space's frontier in the replica changes (one small query per read decides), so
+only spaces that gained or lost records are folded again. Writes sign a record as this member's
+next record in the space, append it to the replica, and tell ``on_records``.
+
+Housekeeping that keeps a crew working needs no one to remember it:
+
+* after records arrive (:meth:`Member.ingest`), a member who made the invite of a joiner rotates
+  the keys so the joiner can read (or, if that inviter is gone, one member chosen by key does);
+* before writing, a member rotates the keys if a departure left no current epoch;
+* a member's first post in a space is preceded by their profile (their display name), posted
+  as soon as they hold a key (at creation, or when the keys reach a joiner).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from meshcrew.crypto import Rng
+from meshcrew.errors import InputError, ReplicaError, SpaceError, UnknownName
+from meshcrew.identity import Identity
+from meshcrew.records import NEW_SPACE, Record, RecordError, sign_record
+from meshcrew.service.entries import (
+    BoardView,
+    CycleEntry,
+    ExportReport,
+    IngestReport,
+    MemberEntry,
+    PostEntry,
+    RejectedEntry,
+    RemovalEntry,
+    SpaceSummary,
+    ThreadEntry,
+)
+from meshcrew.service.posting import kind_label, make_post, make_post_of_kind
+from meshcrew.service.records_file import read_records, write_records
+from meshcrew.service.resolve import pick_member, pick_record, pick_space
+from meshcrew.service.transfer import ingest_records
+from meshcrew.service.views import SpaceView
+from meshcrew.spaces import (
+    COMPASS_SCALES,
+    CheckIn,
+    Draft,
+    Post,
+    PostKind,
+    Profile,
+    Reaction,
+    Reply,
+    Rhythm,
+    SpaceKind,
+    consent_to_removal,
+    create_invite,
+    create_space,
+    decode_invite_code,
+    invite_code,
+    invite_problem,
+    join_space,
+    leave_space,
+    propose_removal,
+    rotate_keys,
+    seal_post,
+    writable_epoch,
+)
+from meshcrew.spaces import views as domain_views
+from meshcrew.spaces.settings import SpaceMeta, clean_text
+from meshcrew.store import Replica
+
+MAX_ROTATIONS = 8
+"""Rotations in a row for one change (a crowd of joiners needs several; see rotate_keys)."""
+
+_STATUS_ORDER = {"active": 0, "left": 1, "removed": 2, "outsider": 3}
+
+_INVITE_PROBLEMS = {
+    "invite_unknown": "This invite is not among the records this replica holds; ask the inviter "
+                      "for an export made after the invite (meshcrew export SPACE -o FILE).",
+    "invite_revoked": "This invite no longer admits anyone: its maker was removed from the "
+                      "space.",
+    "invite_expired": "This invite has expired; ask for a new one.",
+    "invite_exhausted": "This invite has already been used; ask for a new one.",
+    "space_full": "This space is full.",
+}
+
+
+class Member:
+    """What this member can read and do, over one replica.
+
+    Single-threaded: call it from one thread (or trio task) at a time. Only the process that
+    holds the replica's writer lock can write.
+
+    Args:
+        replica: the member's replica.
+        identity: the member's identity (it signs every record).
+        clock: the current time in UTC milliseconds.
+        rng: random bytes (keys, nonces, invite secrets).
+        on_records: called with every record this member signs, and every record
+            :meth:`ingest` accepts, so a node can publish them and a TUI refresh.
+    """
+
+    def __init__(self, replica: Replica, identity: Identity, *, clock: Callable[[], int],
+                 rng: Rng = os.urandom,
+                 on_records: Callable[[list[Record]], None] | None = None) -> None:
+        self.replica = replica
+        self.identity = identity
+        self._clock = clock
+        self._rng = rng
+        self._on_records = on_records
+        self._views: dict[bytes, SpaceView] = {}
+
+    @property
+    def me(self) -> bytes:
+        """This member's public key."""
+        return self.identity.public_key
+
+    def now(self) -> int:
+        """The service's clock (UTC ms)."""
+        return self._clock()
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def view(self, space_id: bytes) -> SpaceView:
+        """The space as this member sees it now (kept until its records change).
+
+        Raises:
+            UnknownName: if the replica holds no accepted record of the space.
+        """
+        frontier = self.replica.frontier(space_id)
+        if not frontier:
+            self._views.pop(space_id, None)
+            raise UnknownName(f"This replica holds no space with id {space_id.hex()}.")
+        cached = self._views.get(space_id)
+        if cached is not None and cached.frontier == frontier:
+            return cached
+        view = SpaceView(space_id, self.replica.space_records(space_id), frontier,
+                         self.identity)
+        self._views[space_id] = view
+        return view
+
+    def spaces(self) -> list[SpaceSummary]:
+        """Every space the replica holds: this member's current ones first, then by name."""
+        now = self.now()
+        found = [self.view(sid).summary(now) for sid in self.replica.spaces()]
+        return sorted(found, key=lambda s: (_STATUS_ORDER[s.my_status], s.name is None,
+                                            (s.name or "").casefold(), s.id))
+
+    def summary(self, space_id: bytes) -> SpaceSummary:
+        """One space's summary."""
+        return self.view(space_id).summary(self.now())
+
+    def members(self, space_id: bytes) -> list[MemberEntry]:
+        """Everyone who is or was a member: current members first, then by name."""
+        return list(self.view(space_id).member_entries)
+
+    def log(self, space_id: bytes, *, events: bool = False) -> list[PostEntry]:
+        """The readable posts of a space, oldest first (signed time, then id).
+
+        Args:
+            space_id: the space.
+            events: also list membership records (genesis, invite, join, leave, remove,
+                consent, keys) and posts this member holds no key for (kind ``locked``).
+        """
+        view = self.view(space_id)
+        return list(view.all_entries if events else view.post_entries)
+
+    def thread(self, record_id: bytes) -> ThreadEntry:
+        """A readable post with its replies, reactions and follow-ups."""
+        return self._post_view(record_id).thread(record_id)
+
+    def cycle(self, space_id: bytes) -> CycleEntry:
+        """The current rhythm cycle: who has checked in and who has not yet."""
+        return self.view(space_id).cycle(self.now())
+
+    def energy(self, space_id: bytes) -> dict[bytes, list[tuple[int, int]]]:
+        """Per member key: ``(ts, energy)`` of each check-in, oldest first."""
+        return domain_views.energy_series(self.view(space_id).opened)
+
+    def compass(self, space_id: bytes, member: bytes) -> dict[str, list[tuple[int, int]]]:
+        """One member's compass scores over time: scale → ``(ts, score)``, oldest first."""
+        return domain_views.compass_series(self.view(space_id).opened, member)
+
+    def board(self, space_id: bytes) -> BoardView:
+        """Asks and offers with follow-ups, upcoming gatherings, crew cards, looking for crew."""
+        return self.view(space_id).board(self.now())
+
+    def removals(self, space_id: bytes) -> list[RemovalEntry]:
+        """Removal proposals of a space and their consents, oldest first."""
+        return self.view(space_id).removal_entries()
+
+    def rejected(self, space_id: bytes | None = None, *, limit: int = 100) -> list[RejectedEntry]:
+        """Refused records with their reasons, newest first.
+
+        The replica's reject log (envelope and chain refusals, kept for every space; only
+        when ``space_id`` is None) and the space rules' refusals of each space.
+        """
+        rows: list[RejectedEntry] = []
+        for sid in self.replica.spaces() if space_id is None else [space_id]:
+            rows += self.view(sid).refusals()
+        if space_id is None:
+            rows += [RejectedEntry(e.record_id, None, "store", e.reason.value,
+                                   e.reason.sentence, e.detail, None, e.sender, e.at_ms)
+                     for e in self.replica.rejects(limit=limit)]
+        rows.sort(key=lambda r: (-r.at_ms, r.record_id or b""))
+        return rows[:limit]
+
+    # -- naming -------------------------------------------------------------------------------
+
+    def resolve_space(self, text: str) -> bytes:
+        """The space named by a full hex id, a unique hex prefix, or a unique name."""
+        held = self.replica.spaces()
+        lowered = text.strip().lower()
+        if len(lowered) == 64:
+            exact = next((sid for sid in held if sid.hex() == lowered), None)
+            if exact is not None:
+                return exact
+        names = {}
+        for sid in held:
+            meta = self.view(sid).meta
+            names[sid] = meta.name if meta is not None else None
+        return pick_space(text, names)
+
+    def resolve_member(self, space_id: bytes, text: str) -> bytes:
+        """A member of the space named by key prefix, fingerprint or unique display name."""
+        return pick_member(text, [(m.key, m.name, m.fingerprint)
+                                  for m in self.view(space_id).member_entries])
+
+    def resolve_record(self, text: str, *, posts_only: bool = False) -> bytes:
+        """The record (or readable post) of any space whose id starts with ``text``."""
+        ids: list[bytes] = []
+        labels: dict[bytes, str] = {}
+        for sid in self.replica.spaces():
+            view = self.view(sid)
+            if posts_only:
+                for rid, post in view.posts_by_id.items():
+                    ids.append(rid)
+                    labels[rid] = f"{post.kind.value} by {view.name_of(post.author)}"
+            else:
+                ids += view.state.records
+        return pick_record(text, ids, what="post" if posts_only else "record", labels=labels)
+
+    def resolve_proposal(self, space_id: bytes, text: str) -> bytes:
+        """A removal proposal by id prefix, or by the member it would remove."""
+        view = self.view(space_id)
+        removals = view.state.removals
+        try:
+            return pick_record(text, removals, what="removal proposal")
+        except UnknownName:
+            try:
+                target = self.resolve_member(space_id, text)
+            except UnknownName:
+                raise UnknownName(f"No removal proposal in this space matches {text!r}; see "
+                                  "them with: meshcrew members SPACE") from None
+            open_ones = [r.id for r in removals.values() if r.member == target
+                         and not r.effective]
+            return pick_record(open_ones[0].hex() if len(open_ones) == 1 else text, open_ones,
+                               what="removal proposal")
+
+    # -- writing: spaces and membership -------------------------------------------------------
+
+    def create_space(self, name: str, *, kind: SpaceKind | str = SpaceKind.CREW,
+                     purpose: str = "", parent: bytes | None = None,
+                     rhythm: Rhythm | None = None, history: bool = True) -> bytes:
+        """Found a space (then post this member's profile in it); returns its id.
+
+        Args:
+            name: what the space is called (1 to 64 characters).
+            kind: crew, dyad or congregation.
+            purpose: what it is for (up to 500 characters).
+            parent: the congregation a crew or dyad belongs to (this member must be in it).
+            rhythm: the check-in rhythm (default weekly on Monday, UTC).
+            history: whether joiners may read what was written before they joined.
+        """
+        try:
+            space_kind = SpaceKind(kind)
+        except ValueError:
+            raise InputError(f"{kind!r} is not a kind of space (crew, dyad or "
+                             "congregation).") from None
+        if parent is not None:
+            parent_view = self.view(parent)
+            parent_view.require_member()
+            if parent_view.state.kind is not SpaceKind.CONGREGATION:
+                raise SpaceError("A crew or dyad can only belong to a congregation.")
+        try:
+            meta = SpaceMeta(clean_text(name), clean_text(purpose), rhythm or Rhythm(), parent)
+        except RecordError as exc:
+            raise InputError(f"Cannot create the space: {exc.detail}.") from None
+        genesis = self._sign_and_append(None, create_space(
+            self.identity.signing_key, space_kind, meta, self._rng, history=history))
+        self._write_post(genesis.id, Profile(self.identity.name))
+        return genesis.id
+
+    def invite(self, space_id: bytes, *, uses: int = 1, expires_ms: int,
+               addrs: tuple[str, ...] = ()) -> str:
+        """Make an invite; returns the one-line code to give the person invited.
+
+        Args:
+            space_id: the space.
+            uses: how many people it admits.
+            expires_ms: the last instant (UTC ms) it may be used.
+            addrs: this node's addresses, for the joiner's node to reach it.
+        """
+        view = self.view(space_id)
+        view.require_member()
+        if not view.holds_keys:
+            raise SpaceError("You hold no key of this space yet, so you could not let a joiner "
+                             "read; wait for the keys before inviting.")
+        assert view.state.kind is not None
+        if len(view.state.active) >= view.state.kind.max_members:
+            raise SpaceError(f"This {view.state.kind.value} is full.")
+        if expires_ms <= self.now():
+            raise InputError("The invite would have expired already; give a later expiry.")
+        made, secret = create_invite(view.state, self.me, expires_ms=expires_ms,
+                                     rng=self._rng, uses=uses)
+        record = self._sign_and_append(space_id, made)
+        return invite_code(record, secret, addrs)
+
+    def join(self, code: str) -> bytes:
+        """Join the space of an invite code; returns the space id.
+
+        The space's records (at least its genesis and the invite) must be in the replica
+        already: the node fetches them from the inviter; offline, import the inviter's export
+        first. Until the inviter rotates the keys, the new member can read nothing.
+        """
+        invite = decode_invite_code(code)
+        try:
+            view = self.view(invite.space_id)
+        except UnknownName:
+            raise SpaceError("This replica holds no records of the space this code is for; "
+                             "import the inviter's export first (meshcrew join CODE --from "
+                             "FILE), or let the node fetch them.") from None
+        if view.is_member:
+            raise SpaceError("You are already a member of this space.")
+        if view.my_status == "removed":
+            raise SpaceError("You were removed from this space by consent; an invite cannot "
+                             "undo that.")
+        problem = invite_problem(view.state, invite.invite_id, self._next_ts(invite.space_id))
+        if problem is not None:
+            raise SpaceError(_INVITE_PROBLEMS.get(problem.value, problem.sentence))
+        self._sign_and_append(invite.space_id, join_space(invite, self.identity.signing_key))
+        return invite.space_id
+
+    def leave(self, space_id: bytes) -> bytes:
+        """Leave a space (always allowed); returns the leave record's id."""
+        view = self.view(space_id)
+        view.require_member()
+        return self._sign_and_append(space_id, leave_space(view.state, self.me)).id
+
+    def propose_removal(self, space_id: bytes, member: bytes) -> bytes:
+        """Propose removing a member (it counts as this member's consent); returns its id."""
+        view = self.view(space_id)
+        view.require_member()
+        return self._sign_and_append(space_id, propose_removal(view.state, self.me, member)).id
+
+    def consent(self, space_id: bytes, proposal_id: bytes) -> bytes:
+        """Consent to a removal proposal; returns the consent record's id."""
+        view = self.view(space_id)
+        view.require_member()
+        proposal = view.state.removals.get(proposal_id)
+        if proposal is not None and self.me in proposal.consents:
+            raise SpaceError("You have already consented to this removal.")
+        if proposal is not None and proposal.effective:
+            raise SpaceError("This removal has already taken effect.")
+        return self._sign_and_append(space_id,
+                                     consent_to_removal(view.state, self.me, proposal_id)).id
+
+    def rotate(self, space_id: bytes) -> list[bytes]:
+        """Rotate the keys now if the membership changed since the last rotation.
+
+        Returns:
+            The ids of the rotations made (none if the keys are current).
+        """
+        self.view(space_id).require_member()
+        return [r.id for r in self._rotate_while_needed(space_id)]
+
+    # -- writing: posts -----------------------------------------------------------------------
+
+    def checkin(self, space_id: bytes, *, text: str, energy: int = 3,
+                compass: Mapping[str, int] | None = None, ask: str | None = None) -> bytes:
+        """Check in: how I am arriving, energy 1-5, optional compass scores and an ask."""
+        unknown = sorted(set(compass or {}) - {scale.key for scale in COMPASS_SCALES})
+        if unknown:
+            raise InputError(f"{unknown[0]!r} is not a compass scale; the scales are "
+                             f"{', '.join(s.key for s in COMPASS_SCALES)}.")
+        post = make_post(CheckIn, text=text, energy=energy, compass=dict(compass or {}),
+                                ask=ask if ask is None or ask.strip() else None)
+        return self._write_post(space_id, post)
+
+    def reply(self, record_id: bytes, *, text: str) -> bytes:
+        """Reply to a readable post; returns the reply's id."""
+        view = self._post_view(record_id)
+        return self._write_post(view.space_id, make_post(Reply, to=record_id, text=text))
+
+    def react(self, record_id: bytes, *, emoji: str) -> bytes:
+        """React to a readable post ("heard you", an emoji); returns the reaction's id."""
+        view = self._post_view(record_id)
+        return self._write_post(view.space_id,
+                                make_post(Reaction, to=record_id, text=emoji))
+
+    def post(self, space_id: bytes, post: Post) -> bytes:
+        """Post anything (ask, offer, followup, gathering, profile, crew card, ...)."""
+        return self._write_post(space_id, post)
+
+    def make_post(self, kind: PostKind | str, **fields: object) -> Post:
+        """Build a post of ``kind`` from field values a person gave (text is normalised).
+
+        Raises:
+            InputError: if the kind is unknown or a field is missing or out of range.
+        """
+        return make_post_of_kind(kind, **fields)
+
+    # -- records in and out -------------------------------------------------------------------
+
+    def ingest(self, raws: Iterable[bytes], *, sender: str) -> IngestReport:
+        """Verify and store records from a peer or a file; then do the housekeeping.
+
+        Every record is checked by the replica (signature, chain); space rules are applied
+        when the space is read. Afterwards, in each space that gained records, this member
+        rotates the keys if a joiner is waiting for them from it, and posts its profile if it
+        just received its first key.
+        """
+        report = ingest_records(self.replica, list(raws), sender=sender, now_ms=self.now())
+        for sid in report.spaces:
+            self._views.pop(sid, None)
+        if self._on_records is not None and report.accepted:
+            found = [self.replica.get(rid) for rid in report.accepted]
+            self._on_records([r for r in found if r is not None])
+        refused: list[RejectedEntry] = []
+        rotated: list[bytes] = []
+        accepted = set(report.accepted)
+        for sid in report.spaces:
+            view = self.view(sid)
+            refused += [r for r in view.refusals() if r.record_id in accepted]
+            if view.should_rotate() and self._rotate_while_needed(sid):
+                rotated.append(sid)
+            view = self.view(sid)
+            if (view.is_member and writable_epoch(view.state, self.me) is not None
+                    and not view.has_profile(self.me)):
+                self._write_post(sid, Profile(self.identity.name))
+        return IngestReport(report.accepted, report.pending, report.duplicates,
+                            report.rejected, tuple(refused), report.spaces, tuple(rotated))
+
+    def export(self, space_id: bytes) -> list[bytes]:
+        """Every accepted record of a space, each author's in chain order."""
+        self.view(space_id)  # refuses an unknown space
+        return [r.raw for r in self.replica.records_after(space_id, {}, limit=2**62)]
+
+    def export_file(self, space_ids: Iterable[bytes], path: str | os.PathLike[str]
+                    ) -> ExportReport:
+        """Write the records of some spaces to a file (atomically) for :meth:`import_file`."""
+        chosen = list(dict.fromkeys(space_ids))
+        raws = [raw for sid in chosen for raw in self.export(sid)]
+        count = write_records(Path(path), raws)
+        return ExportReport(str(path), count, tuple(chosen))
+
+    def import_file(self, path: str | os.PathLike[str]) -> IngestReport:
+        """Import a file made by :meth:`export_file`: :meth:`ingest` every record in it."""
+        file = Path(path)
+        return self.ingest(read_records(file), sender=f"file:{file.name}")
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _post_view(self, record_id: bytes) -> SpaceView:
+        record = self.replica.get(record_id)
+        view = self.view(record.space_id) if record is not None else None
+        if view is None or record_id not in view.posts_by_id:
+            raise UnknownName(f"No post you can read has the id {record_id.hex()}.")
+        return view
+
+    def _write_post(self, space_id: bytes, post: Post) -> bytes:
+        view = self.view(space_id)
+        view.require_member()
+        assert view.state.kind is not None
+        if post.kind not in view.state.kind.post_kinds:
+            raise SpaceError(f"A {kind_label(post.kind)} cannot be posted in a "
+                             f"{view.state.kind.value}.")
+        if writable_epoch(view.state, self.me) is None:
+            self._rotate_while_needed(space_id)
+            view = self.view(space_id)
+        if post.kind is not PostKind.PROFILE and not view.has_profile(self.me):
+            self._sign_and_append(space_id, seal_post(view.state, self.identity.signing_key,
+                                                      Profile(self.identity.name), self._rng))
+            view = self.view(space_id)
+        made = seal_post(view.state, self.identity.signing_key, post, self._rng)
+        return self._sign_and_append(space_id, made).id
+
+    def _rotate_while_needed(self, space_id: bytes) -> list[Record]:
+        made = []
+        for _ in range(MAX_ROTATIONS):
+            view = self.view(space_id)
+            if not view.state.needs_rekey and writable_epoch(view.state, self.me) is not None:
+                break
+            made.append(self._sign_and_append(space_id, rotate_keys(
+                view.state, self.identity.signing_key, self._rng, view.keyring)))
+        return made
+
+    def _next_ts(self, space_id: bytes | None) -> int:
+        """Now, or the time of this member's previous record there if the clock went back."""
+        head = self.replica.frontier(space_id).get(self.me) if space_id else None
+        previous = self.replica.get(head.id) if head is not None else None
+        return max(self.now(), previous.ts if previous is not None else 0)
+
+    def _sign_and_append(self, space_id: bytes | None, made: Draft) -> Record:
+        head = self.replica.frontier(space_id).get(self.me) if space_id else None
+        record = sign_record(self.identity.signing_key, kind=made.kind,
+                             space=space_id or NEW_SPACE,
+                             seq=head.seq + 1 if head else 1, prev=head.id if head else None,
+                             ts=self._next_ts(space_id), body=made.body)
+        report = self.replica.append([record.raw], sender="local", now_ms=self.now())
+        if record.id not in report.accepted:
+            why = report.rejected[0].reason.sentence if report.rejected else "no reason given"
+            raise ReplicaError(f"The replica refused this member's new record: {why}")
+        self._views.pop(record.space_id, None)
+        if self._on_records is not None:
+            self._on_records([record])
+        status = self.view(record.space_id).state.status(record.id)
+        if status is not None and not status.accepted and status.reason is not None:
+            raise SpaceError(f"The space refused the new record: {status.reason.sentence}")
+        return record

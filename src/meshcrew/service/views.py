@@ -1,0 +1,329 @@
+"""One space as one member sees it, for one set of records: what every read of the service uses.
+
+A :class:`SpaceView` folds the space's accepted records, unlocks this member's keys, and then
+computes on first use (and keeps) the decrypted posts, names and entries. It never changes; the
+member service builds a new one when the space's frontier changes, so a view can be shared by
+every read until then. Nothing here touches the replica.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from functools import cached_property
+from typing import Any
+
+from meshcrew.errors import SpaceError
+from meshcrew.identity import Identity, fingerprint
+from meshcrew.reasons import Reason
+from meshcrew.records import Head, Record
+from meshcrew.service.entries import (
+    BoardItem,
+    BoardView,
+    CycleEntry,
+    MemberEntry,
+    PostEntry,
+    RejectedEntry,
+    RemovalEntry,
+    SpaceSummary,
+    ThreadEntry,
+)
+from meshcrew.service.rhythm_text import format_rhythm
+from meshcrew.spaces import (
+    OpenedPost,
+    OpenedSpace,
+    PostKind,
+    RecordKind,
+    SpaceKind,
+    SpaceMeta,
+    SpaceState,
+    fold,
+    open_meta,
+    open_posts,
+    unlock,
+)
+from meshcrew.spaces import views as domain_views
+from meshcrew.spaces.bodies import (
+    ConsentBody,
+    GenesisBody,
+    InviteBody,
+    JoinBody,
+    KeysBody,
+    RemoveBody,
+    SealedBody,
+    parse_body,
+)
+from meshcrew.spaces.posts import Post
+
+_CHECKIN_KINDS = (SpaceKind.CREW, SpaceKind.DYAD)
+
+
+def post_fields(post: Post) -> dict[str, Any]:
+    """The fields of a post as a dict (its kind is not a field; mappings become dicts)."""
+    values = {item.name: getattr(post, item.name) for item in dataclasses.fields(post)}
+    return {name: dict(v) if isinstance(v, Mapping) else v for name, v in values.items()}
+
+
+class SpaceView:
+    """One space as one member sees it, for one set of its accepted records.
+
+    Args:
+        space_id: the space.
+        records: every accepted record of the space the replica holds.
+        frontier: the replica's frontier of the space for those records (the cache key).
+        me: this member's identity.
+    """
+
+    def __init__(self, space_id: bytes, records: Iterable[Record], frontier: Mapping[bytes, Head],
+                 me: Identity) -> None:
+        self.space_id = space_id
+        self.frontier = dict(frontier)
+        self.me = me.public_key
+        self.state: SpaceState = fold(space_id, records)
+        self.keyring = unlock(self.state, me.signing_key)
+        self.meta: SpaceMeta | None = open_meta(self.state, self.keyring)
+
+    # -- where this member stands -------------------------------------------------------------
+
+    @property
+    def my_status(self) -> str:
+        """``active``, ``left``, ``removed`` or ``outsider``."""
+        member = self.state.members.get(self.me)
+        return "outsider" if member is None else member.status.value
+
+    @property
+    def is_member(self) -> bool:
+        """Whether this member is a current member."""
+        return self.state.is_member(self.me)
+
+    @property
+    def holds_keys(self) -> bool:
+        """Whether this member holds any key of the space."""
+        return bool(self.keyring.epoch_keys)
+
+    def require_member(self) -> None:
+        """Raise SpaceError unless this member is a current member."""
+        if not self.is_member:
+            status = self.my_status
+            raise SpaceError("You have left this space." if status == "left" else
+                             "You were removed from this space by consent." if status ==
+                             "removed" else "You are not a member of this space.")
+
+    def require_meta(self) -> SpaceMeta:
+        """The settings, or raise SpaceError if this member holds no key yet."""
+        if self.meta is None:
+            raise SpaceError("You hold no key of this space yet; wait for a member (usually "
+                             "whoever invited you) to rotate the keys.")
+        return self.meta
+
+    # -- posts and names ----------------------------------------------------------------------
+
+    @cached_property
+    def opened(self) -> OpenedSpace:
+        """The posts this member can read."""
+        return open_posts(self.state, self.keyring)
+
+    @cached_property
+    def posts_by_id(self) -> dict[bytes, OpenedPost]:
+        """Readable posts by record id."""
+        return {post.record_id: post for post in self.opened.posts}
+
+    @cached_property
+    def _member_views(self) -> list[domain_views.MemberView]:
+        return domain_views.member_views(self.opened)
+
+    @cached_property
+    def names(self) -> dict[bytes, str]:
+        """Every member's display name here (latest profile, else fingerprint)."""
+        return {row.key: row.name for row in self._member_views}
+
+    def name_of(self, key: bytes) -> str:
+        """A member's display name here, or the fingerprint of any other key."""
+        return self.names.get(key) or fingerprint(key)
+
+    def has_profile(self, key: bytes) -> bool:
+        """Whether ``key`` has a readable profile post in the space."""
+        return any(p.author == key for p in self.opened.of_kind(PostKind.PROFILE))
+
+    def entry_of(self, post: OpenedPost) -> PostEntry:
+        """The log entry of a readable post."""
+        return PostEntry(post.record_id, self.space_id, post.kind.value, post.author,
+                         self.name_of(post.author), post.seq, post.ts, post_fields(post.post))
+
+    @cached_property
+    def post_entries(self) -> tuple[PostEntry, ...]:
+        """The readable posts, oldest first (signed time, then id)."""
+        entries = [self.entry_of(post) for post in self.opened.posts]
+        return tuple(sorted(entries, key=lambda e: (e.ts, e.id)))
+
+    @cached_property
+    def all_entries(self) -> tuple[PostEntry, ...]:
+        """Posts, locked posts and membership records, oldest first."""
+        entries = list(self.post_entries)
+        for rid in self.state.order:
+            record = self.state.records[rid]
+            if record.kind == RecordKind.SEALED:
+                if rid in self.opened.locked:
+                    entries.append(self._event(record, "locked", {}))
+                continue
+            entries.append(self._membership_entry(record))
+        return tuple(sorted(entries, key=lambda e: (e.ts, e.id)))
+
+    def _event(self, record: Record, kind: str, fields: dict[str, Any]) -> PostEntry:
+        return PostEntry(record.id, self.space_id, kind, record.author,
+                         self.name_of(record.author), record.seq, record.ts, fields)
+
+    def _membership_entry(self, record: Record) -> PostEntry:
+        body = parse_body(record.kind, record.body)
+        fields: dict[str, Any] = {}
+        match body:
+            case GenesisBody():
+                fields = {"space_kind": body.space_kind.value, "history": body.history}
+            case InviteBody():
+                fields = {"uses": body.uses, "expires_ms": body.expires_ms}
+            case JoinBody():
+                inviter = self.state.records[body.invite].author
+                fields = {"invite": body.invite, "invited_by": inviter,
+                          "invited_by_name": self.name_of(inviter)}
+            case RemoveBody():
+                removal = self.state.removals.get(record.id)
+                fields = {"member": body.member, "member_name": self.name_of(body.member),
+                          "effective": removal is not None and removal.effective}
+            case ConsentBody():
+                target = self.state.removals[body.proposal].member
+                fields = {"proposal": body.proposal, "member": target,
+                          "member_name": self.name_of(target)}
+            case KeysBody():
+                fields = {"epoch": body.number, "recipients": len(body.shares)}
+            case None:
+                return self._event(record, "unknown", {"record_kind": record.kind})
+            case _:
+                fields = {}
+        return self._event(record, record.kind, fields)
+
+    # -- views --------------------------------------------------------------------------------
+
+    @property
+    def last_ts(self) -> int:
+        """The signed time of the newest record (0 if none)."""
+        return max((r.ts for r in self.state.records.values()), default=0)
+
+    def summary(self, now_ms: int) -> SpaceSummary:
+        """Where the space and this member stand, at ``now_ms``."""
+        state, meta = self.state, self.meta
+        genesis = state.records.get(self.space_id)
+        needs_checkin = (self.is_member and meta is not None and state.kind in _CHECKIN_KINDS
+                         and self.me not in domain_views.checkin_cycle(
+                             self.opened, meta.rhythm, now_ms).checkins)
+        return SpaceSummary(
+            id=self.space_id, kind=state.kind.value if state.kind else "unknown",
+            name=meta.name if meta else None, purpose=meta.purpose if meta else "",
+            rhythm=format_rhythm(meta.rhythm) if meta else None,
+            parent=meta.parent if meta else None, history=state.history,
+            members=len(state.active), my_status=self.my_status,
+            waiting_for_keys=self.is_member and not self.holds_keys,
+            needs_checkin=needs_checkin, founder=state.founder,
+            created_ts=genesis.ts if genesis else None, last_ts=self.last_ts)
+
+    @cached_property
+    def member_entries(self) -> tuple[MemberEntry, ...]:
+        """Everyone who is or was a member: current members first, then by name."""
+        return tuple(MemberEntry(
+            key=row.key, name=row.name, fingerprint=fingerprint(row.key), bio=row.bio,
+            status=row.status.value, joined_ts=row.joined_ts, invited_by=row.invited_by,
+            is_me=row.key == self.me, is_founder=row.is_founder) for row in self._member_views)
+
+    def member_entry(self, key: bytes) -> MemberEntry:
+        """The member list's row of ``key``."""
+        return next(m for m in self.member_entries if m.key == key)
+
+    def removal_entries(self) -> list[RemovalEntry]:
+        """Every removal proposal, oldest first."""
+        rows = []
+        for removal in self.state.removals.values():
+            rows.append(RemovalEntry(
+                id=removal.id, space=self.space_id, member=removal.member,
+                member_name=self.name_of(removal.member), proposer=removal.proposer,
+                consents=tuple(sorted(removal.consents & removal.electorate)),
+                electorate=len(removal.electorate), needed=removal.needed,
+                effective=removal.effective, ts=self.state.records[removal.id].ts))
+        return sorted(rows, key=lambda r: (r.ts, r.id))
+
+    def cycle(self, now_ms: int) -> CycleEntry:
+        """The rhythm cycle containing ``now_ms``."""
+        rhythm = self.require_meta().rhythm
+        view = domain_views.checkin_cycle(self.opened, rhythm, now_ms)
+        return CycleEntry(self.space_id, format_rhythm(rhythm), view.cycle.start_ms,
+                          view.cycle.end_ms, tuple(self.entry_of(p) for p in
+                                                   view.checkins.values()),
+                          tuple(self.member_entry(k) for k in view.missing))
+
+    def board(self, now_ms: int) -> BoardView:
+        """Asks and offers, upcoming gatherings, crew cards and who is looking for a crew."""
+        items = tuple(BoardItem(self.entry_of(item.post), item.title,
+                                tuple(self.entry_of(f) for f in item.followups), item.closed)
+                      for item in domain_views.board(self.opened))
+        return BoardView(
+            self.space_id, items,
+            tuple(self.entry_of(p) for p in domain_views.gatherings(self.opened, now_ms)),
+            tuple(self.entry_of(p) for p in domain_views.crew_cards(self.opened)),
+            tuple(self.entry_of(p) for p in domain_views.looking_for_crew(self.opened)))
+
+    def thread(self, record_id: bytes) -> ThreadEntry:
+        """A readable post and what was said in answer to it."""
+        found = domain_views.thread(self.opened, record_id)
+        return ThreadEntry(self.entry_of(self.posts_by_id[record_id]),
+                           tuple(map(self.entry_of, found.replies)),
+                           tuple(map(self.entry_of, found.reactions)),
+                           tuple(map(self.entry_of, found.followups)))
+
+    def refusals(self) -> list[RejectedEntry]:
+        """Records the space rules refused, and accepted posts whose content is invalid."""
+        rows = []
+        for source, refused in (("space", self.state.rejected()), ("post", self.opened.refused)):
+            for rid, status in refused.items():
+                record = self.state.records[rid]
+                reason = status.reason or Reason.BAD_BODY
+                rows.append(RejectedEntry(rid, self.space_id, source, reason.value,
+                                          reason.sentence, status.detail, record.author, None,
+                                          record.ts))
+        return rows
+
+    # -- housekeeping -------------------------------------------------------------------------
+
+    def should_rotate(self) -> bool:
+        """Whether this member should rotate the keys now to let a joiner read.
+
+        True when someone joined since the last rotation that included them, and this member
+        made their invite; or the one who made it is no longer a member and this member has
+        the lowest key among the members holding the newest epoch (so that one member, not
+        everyone, answers an orphaned join). After a departure alone nobody rotates here:
+        whoever writes next rotates first (see :meth:`Member.checkin`).
+        """
+        state = self.state
+        if not (state.needs_rekey and self.is_member and self.holds_keys):
+            return False
+        change_at = {change.record_id: i for i, change in enumerate(state.changes)}
+        unanswered = []
+        for key in state.active:
+            member = state.members[key]
+            if state.records[member.joined_id].kind != RecordKind.JOIN:
+                continue
+            joined_at = change_at.get(member.joined_id, -1)
+            if not any(key in e.shares and e.version > joined_at for e in state.epochs.values()):
+                unanswered.append(member)
+        if any(m.invited_by == self.me for m in unanswered):
+            return True
+        if not any(m.invited_by not in state.active for m in unanswered):
+            return False
+        newest = min(state.epochs.values(), key=lambda e: (-e.number, e.id))
+        holders = sorted(k for k in state.active if k in newest.shares)
+        return bool(holders) and holders[0] == self.me
+
+    def sealed_epoch_of(self, record_id: bytes) -> bytes | None:
+        """The epoch id a sealed record names (None for other records)."""
+        record = self.state.records.get(record_id)
+        if record is None or record.kind != RecordKind.SEALED:
+            return None
+        body = parse_body(record.kind, record.body)
+        return body.epoch if isinstance(body, SealedBody) else None

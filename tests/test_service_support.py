@@ -1,0 +1,119 @@
+"""Members on real replicas in temporary home folders (no tests here; shared by the service tests).
+
+Each person has a deterministic key and random bytes, and every member of one ``Town`` reads
+the same fake clock, which moves one second per reading, so runs repeat exactly. Records move
+between homes only through the service's own ``export`` and ``ingest``, as files would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from meshcrew.home import Home
+from meshcrew.identity import Identity
+from meshcrew.service import Member
+from meshcrew.store import Replica
+
+T0 = 1_767_571_200_000  # 2026-01-05 00:00 UTC, a Monday
+HOUR = 3_600_000
+DAY = 24 * HOUR
+WEEK = 7 * DAY
+
+
+class FakeClock:
+    """A clock that moves one second each time it is read (and jumps when told)."""
+
+    def __init__(self, start: int = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> int:
+        self.now += 1000
+        return self.now
+
+    def advance(self, ms: int) -> None:
+        """Jump forward."""
+        self.now += ms
+
+
+class Town:
+    """Several members, each with their own home folder and replica, sharing one clock."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.clock = FakeClock()
+        self.members: dict[str, Member] = {}
+        self._replicas: list[Replica] = []
+
+    def person(self, name: str) -> Member:
+        """A new member with a fresh home folder."""
+        home = Home(self.root / name)
+        home.ensure()
+        replica = Replica.open(home)
+        self._replicas.append(replica)
+        seed = hashlib.sha256(b"meshcrew service test " + name.encode()).digest()
+        rng = random.Random(name).randbytes
+        member = Member(replica, Identity.from_seed(seed, name), clock=self.clock, rng=rng)
+        self.members[name] = member
+        return member
+
+    def close(self) -> None:
+        """Release every replica."""
+        for replica in self._replicas:
+            replica.close()
+
+
+def town_at(root: Path) -> Iterator[Town]:
+    """A Town closed afterwards (for fixtures)."""
+    town = Town(root)
+    try:
+        yield town
+    finally:
+        town.close()
+
+
+def send(sender: Member, receiver: Member, space_id: bytes) -> int:
+    """Carry every record of a space from one replica to another; returns how many were new."""
+    report = receiver.ingest(sender.export(space_id), sender=sender.identity.name)
+    return len(report.accepted)
+
+
+def sync(space_id: bytes, *members: Member) -> None:
+    """Exchange records between every pair until nothing new moves (housekeeping included)."""
+    for _ in range(5):
+        moved = 0
+        for sender in members:
+            for receiver in members:
+                if sender is not receiver:
+                    moved += send(sender, receiver, space_id)
+        if not moved:
+            return
+    raise AssertionError("records kept moving after five rounds")
+
+
+def admit(inviter: Member, joiner: Member, space_id: bytes, *, uses: int = 1) -> None:
+    """The offline join: invite, the joiner imports and joins, the inviter rotates, and back."""
+    code = inviter.invite(space_id, uses=uses, expires_ms=inviter.now() + WEEK)
+    send(inviter, joiner, space_id)
+    joiner.join(code)
+    report = inviter.ingest(joiner.export(space_id), sender="joiner")
+    assert space_id in report.rotated
+    send(inviter, joiner, space_id)
+
+
+def crew_of(town: Town, *names: str, history: bool = True) -> tuple[bytes, list[Member]]:
+    """A crew founded by the first name, with the others admitted by the founder, all synced."""
+    people = [town.person(name) for name in names]
+    space_id = people[0].create_space("Moon", purpose="practice", history=history)
+    for joiner in people[1:]:
+        admit(people[0], joiner, space_id)
+    sync(space_id, *people)
+    return space_id, people
+
+
+def logs(space_id: bytes, *members: Member, events: bool = True) -> list[list[dict[str, Any]]]:
+    """Each member's log of the space as JSON objects."""
+    return [[e.to_json() for e in m.log(space_id, events=events)] for m in members]
