@@ -13,8 +13,8 @@ from typing import Any, cast
 from meshcrew.cli.display import local_time, member_line, short, space_line
 from meshcrew.cli.parsing import (
     EXIT_OK,
-    EXIT_USAGE,
     Commands,
+    UsageError,
     add_command,
     add_json_option,
 )
@@ -130,9 +130,8 @@ def register(commands: Commands) -> None:
 
 
 def _group_help(args: argparse.Namespace, session: Session) -> int:
-    session.print("Usage: meshcrew crew create NAME [--kind crew|dyad|congregation] ... "
-                  "(see: meshcrew crew create --help)")
-    return EXIT_USAGE
+    raise UsageError("the crew command needs a command after it, e.g. crew create NAME",
+                     "meshcrew crew")
 
 
 def local_offset_min() -> int:
