@@ -17,7 +17,7 @@ pytestmark = pytest.mark.trio
 S = space_id(1)
 
 
-def verify(space: bytes, data: bytes) -> Verdict:
+def verify(space: bytes, data: bytes, origin: str) -> Verdict:
     """The validator a node runs: a record, correctly signed, of this space."""
     try:
         record = decode_and_verify(data)
@@ -103,7 +103,7 @@ async def test_ignored_messages_are_dropped_without_penalty() -> None:
 
 
 async def test_a_crashing_validator_drops_the_message_and_gossip_goes_on() -> None:
-    def fragile(space: bytes, data: bytes) -> Verdict:
+    def fragile(space: bytes, data: bytes, origin: str) -> Verdict:
         if data == b"crash":
             raise RuntimeError("validator bug")
         return Verdict.ACCEPT

@@ -41,8 +41,11 @@ class Verdict(Enum):
     """Provably invalid (bad signature, wrong space, over a limit): drop it, penalize the sender."""
 
 
-GossipValidator = Callable[[bytes, bytes], Verdict]
-"""``validate(space_id, data)``: decode and verify a message published on a space's topic."""
+GossipValidator = Callable[[bytes, bytes, str], Verdict]
+"""``validate(space_id, data, origin)``: decode and verify a message published on a space's topic.
+
+``origin`` is the peer id of the node that published it (authenticated: GossipSub messages are
+signed by their publisher), which is not necessarily the record's author."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +178,7 @@ class Gossip:
             if validator is None:
                 return True
             try:
-                verdict = validator(space_id, bytes(msg.data))
+                verdict = validator(space_id, bytes(msg.data), str(ID(msg.from_id)))
             except Exception:  # a crashing validator must not take libp2p's pubsub task down
                 log.exception("the gossip validator raised; ignoring the message")
                 verdict = Verdict.IGNORE

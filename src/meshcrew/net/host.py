@@ -33,6 +33,7 @@ from multiaddr import Multiaddr
 
 from meshcrew.errors import DialError, IdentityError, ListenError, PeerBanned
 from meshcrew.identity import Identity
+from meshcrew.net.addresses import expand_wildcards
 from meshcrew.net.config import NetConfig
 from meshcrew.net.gossip import Gossip, GossipValidator, message_id
 from meshcrew.net.scores import PeerScores
@@ -88,8 +89,22 @@ class Host:
     # --- addresses and peers -------------------------------------------------------------------
 
     def listen_addrs(self) -> list[str]:
-        """The addresses this host listens on, each ending in ``/p2p/<peer id>``."""
+        """The addresses peers can dial this host at, each ending in ``/p2p/<peer id>``.
+
+        A wildcard listen address (``0.0.0.0``) is given as one address per interface.
+        """
         return [str(addr) for addr in self._lp.get_addrs()]
+
+    def peer_addrs(self, peer_id: str) -> list[str]:
+        """The addresses libp2p knows for a peer (from dialling it and from identify), each
+        ending in ``/p2p/<peer id>``; [] if none."""
+        try:
+            known = self._lp.get_peerstore().addrs(ID.from_base58(peer_id))
+        except Exception:  # unknown peer, or a malformed id
+            return []
+        suffix = f"/p2p/{peer_id}"
+        texts = (str(addr) for addr in known)
+        return list(dict.fromkeys(t if t.endswith(suffix) else t + suffix for t in texts))
 
     def listen_port(self) -> int | None:
         """The TCP port bound (remember it and ask for it next time), or None."""
@@ -326,8 +341,11 @@ async def open_host(identity: Identity, config: NetConfig | None = None, *,
     key_pair = create_new_key_pair(identity.seed)
     security = {NOISE_PROTOCOL_ID: NoiseTransport(
         key_pair, noise_privkey=create_noise_key_pair().private_key)}
+    # Announce real interface addresses instead of a wildcard, and nothing peers merely observed
+    # (an outbound connection's ephemeral port is not an address anyone can dial back).
     lp_host = new_host(key_pair=key_pair, sec_opt=security,
-                       muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux}, listen_addrs=addrs)
+                       muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux}, listen_addrs=addrs,
+                       addrs_factory=expand_wildcards, disable_identify_address_discovery=True)
     g = config.gossip
     router = GossipSub(
         protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11],

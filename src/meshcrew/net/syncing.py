@@ -34,6 +34,9 @@ from meshcrew.sync import PROTOCOL_ID, RecordSource, SyncEvent, SyncSession, Syn
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
+_MAX_ROUNDS = 64
+"""Most sessions in a row with one peer (each moves up to MAX_RECORDS_PER_SPACE per space)."""
+
 SyncEventHandler = Callable[[str, SyncEvent], Awaitable[None]]
 """``handle(peer_id, event)``: take records into the replica, note the peer's frontier."""
 
@@ -117,6 +120,8 @@ class SyncService:
         self._period_s = period_s
         self._inbound = trio.CapacityLimiter(max_inbound)
         self._outbound_busy: set[str] = set()
+        self._again: set[str] = set()
+        self._nursery: trio.Nursery | None = None
         self.last_stats: dict[str, SyncStats] = {}
         """The last completed session's statistics per peer id."""
 
@@ -130,11 +135,26 @@ class SyncService:
         self._host.set_stream_handler(PROTOCOL_ID, self._serve)
         with self._host.watch_connections() as connections:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 task_status.started()
                 nursery.start_soon(self._sync_periodically, nursery)
                 async for event in connections:
                     if isinstance(event, PeerConnected):
                         nursery.start_soon(self._sync_quietly, event.peer_id)
+
+    def sync_soon(self, peer_id: str) -> None:
+        """Start a session with a connected peer now, whichever side usually starts.
+
+        If a session this side started with the peer is running, another runs right after it,
+        so records that arrived meanwhile are not left for the next period. Failures are only
+        logged.
+        """
+        if self._nursery is None:
+            raise RuntimeError("the sync service is not running")
+        if peer_id in self._outbound_busy:
+            self._again.add(peer_id)
+            return
+        self._nursery.start_soon(self._sync_rounds, peer_id)
 
     async def sync_with(self, peer_id: str) -> SyncStats:
         """Run one session with a connected peer now.
@@ -159,11 +179,14 @@ class SyncService:
             await stream.reset()
             return
         try:
-            await self._run_and_score(stream, self.new_session(stream.remote_key))
+            stats = await self._run_and_score(stream, self.new_session(stream.remote_key))
         except MeshcrewError as exc:
             log.info("sync with %s failed: %s", stream.peer_id, exc)
+            return
         finally:
             self._inbound.release()
+        if stats.more_from_peer:  # the peer stopped at the per-session cap: ask for the rest
+            self.sync_soon(stream.peer_id)
 
     async def _run_and_score(self, stream: Stream, session: SyncSession) -> SyncStats:
         try:
@@ -188,13 +211,24 @@ class SyncService:
             return
         if peer_id in self._outbound_busy:
             return
+        await self._sync_rounds(peer_id)
+
+    async def _sync_rounds(self, peer_id: str) -> None:
+        """Sessions with a peer until nothing is left over (the cap) and none was asked for."""
         self._outbound_busy.add(peer_id)
         try:
-            await self.sync_with(peer_id)
-        except (NetError, RemoteProtocolError) as exc:
-            log.info("sync with %s failed: %s", peer_id, exc)
+            for _ in range(_MAX_ROUNDS):
+                self._again.discard(peer_id)
+                try:
+                    stats = await self.sync_with(peer_id)
+                except (NetError, RemoteProtocolError) as exc:
+                    log.info("sync with %s failed: %s", peer_id, exc)
+                    return
+                if not stats.more_from_peer and peer_id not in self._again:
+                    return
         finally:
             self._outbound_busy.discard(peer_id)
+            self._again.discard(peer_id)
 
     async def _sync_periodically(self, nursery: trio.Nursery) -> None:
         while True:

@@ -1,0 +1,57 @@
+"""This host's dialable addresses: a wildcard listen address becomes one address per interface.
+
+A node that listens on ``/ip4/0.0.0.0/tcp/P`` can be reached at every IPv4 address of the
+machine, but ``0.0.0.0`` itself means nothing to a peer. Invite codes, ``meshcrew status``, mDNS
+and libp2p's identify all need the real addresses, so the host announces these instead.
+Loopback is included (nodes on one machine, and the tests, use it) but listed last, so a peer on
+another machine tries the LAN addresses first.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+import ifaddr
+from multiaddr import Multiaddr
+
+_WILDCARDS = {"ip4": "0.0.0.0", "ip6": "::"}
+
+
+def interface_ips(version: int) -> list[str]:
+    """The machine's IP addresses of one version (4 or 6), loopback last, link-local left out."""
+    found: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            text = ip.ip if isinstance(ip.ip, str) else ip.ip[0]
+            try:
+                address = ipaddress.ip_address(text)
+            except ValueError:
+                continue
+            if address.version == version and not address.is_link_local:
+                found.append(address)
+    unique = sorted(set(found), key=lambda a: (a.is_loopback, a.packed))
+    return [str(a) for a in unique]
+
+
+def expand_wildcards(addrs: Iterable[Multiaddr]) -> list[Multiaddr]:
+    """Replace each ``0.0.0.0`` / ``::`` address by the same address on every interface."""
+    out: list[Multiaddr] = []
+    for addr in addrs:
+        protocols = [p.name for p in addr.protocols()]
+        family = protocols[0] if protocols else ""
+        wildcard = _WILDCARDS.get(family)
+        if wildcard is None or addr.value_for_protocol(family) != wildcard:
+            out.append(addr)
+            continue
+        rest = str(addr)[len(f"/{family}/{wildcard}"):]
+        version = 4 if family == "ip4" else 6
+        ips = interface_ips(version) or (["127.0.0.1"] if version == 4 else ["::1"])
+        out.extend(Multiaddr(f"/{family}/{ip}{rest}") for ip in ips)
+    seen: set[str] = set()
+    unique = []
+    for addr in out:
+        if str(addr) not in seen:
+            seen.add(str(addr))
+            unique.append(addr)
+    return unique
