@@ -1,0 +1,44 @@
+"""Settings of a node, in one typed declaration with defaults for a member's laptop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only the type: importing meshcrew.net loads libp2p, which the CLI avoids
+    from meshcrew.net import NetConfig
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Everything :func:`meshcrew.node.open_node` needs besides the home folder and identity.
+
+    Attributes:
+        listen_addrs: multiaddrs to listen on; empty means every IPv4 interface at the port the
+            node used last time (else one the system picks).
+        mdns: announce the node on the LAN and dial members found there.
+        bootstrap: multiaddrs (ending in ``/p2p/<peer id>``) to dial at start and keep dialling.
+        sync_period_s: how often connected peers are synced again (they also sync on every
+            connection, and after new records arrive).
+        propagate_delay_s: how long new records are gathered before the node syncs them on to
+            its other peers (a burst of records then costs one session per peer).
+        redial_min_s: first wait before redialling a member that could not be reached.
+        redial_max_s: longest wait between redials (the wait doubles after each failure).
+        max_dials: most dials at once.
+        join_timeout_s: how long ``join`` keeps trying to reach a member of the space.
+        keys_timeout_s: after joining, how long ``join`` waits for the keys to arrive.
+        net: the libp2p adapter's settings (deadlines, gossip); its listen addresses are
+            replaced by ``listen_addrs``. None: the defaults, with a 1 s shutdown deadline.
+    """
+
+    listen_addrs: tuple[str, ...] = ()
+    mdns: bool = True
+    bootstrap: tuple[str, ...] = ()
+    sync_period_s: float = 60.0
+    propagate_delay_s: float = 0.25
+    redial_min_s: float = 1.0
+    redial_max_s: float = 300.0
+    max_dials: int = 4
+    join_timeout_s: float = 60.0
+    keys_timeout_s: float = 30.0
+    net: NetConfig | None = None

@@ -1,0 +1,99 @@
+"""What the control socket may ask of the node: an explicit allow-list, by operation name.
+
+Member operations run the :class:`~meshcrew.service.Member` method of the same name with the
+arguments given, so a command behaves the same whether it runs locally or in the node. Node
+operations (``status``, ``peers``, ``seen_by``, ``connect``, ``join_network``) are the node's
+own. ``join`` joins over the network (falling back to a local join when no member can be
+reached but the replica already holds the space, e.g. after an import), and ``invite`` puts
+the node's addresses in the code when none are given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from meshcrew.errors import JoinRefused, LocalProtocolError, UnknownName
+from meshcrew.node.control import SendProgress
+from meshcrew.node.control_client import control_types
+from meshcrew.node.values import ValueTypes
+from meshcrew.spaces import decode_invite_code
+from meshcrew.spaces.invites import MAX_ADDR_CHARS, MAX_ADDRS
+
+if TYPE_CHECKING:
+    from meshcrew.node.node import Node
+    from meshcrew.node.reports import JoinProgress
+
+MEMBER_OPS = frozenset({
+    # reads
+    "spaces", "summary", "members", "log", "thread", "cycle", "energy", "compass", "board",
+    "removals", "rejected", "resolve_space", "resolve_member", "resolve_record",
+    "resolve_proposal", "make_post", "export",
+    # writes
+    "create_space", "leave", "propose_removal", "consent", "rotate", "checkin", "reply",
+    "react", "post", "export_file", "import_file",
+})
+"""Member methods callable by name; ``invite`` and ``join`` are wrapped, ``view`` is not sent."""
+
+NODE_OPS = frozenset({"status", "peers", "seen_by", "connect", "join_network", "invite",
+                      "join", "ping"})
+
+
+def value_types() -> ValueTypes:
+    """The types the node's replies and the CLI's arguments may hold."""
+    return control_types()
+
+
+class Dispatcher:
+    """Runs allow-listed operations for the control socket."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    async def dispatch(self, op: str, args: list[Any], kwargs: dict[str, Any],
+                       progress: SendProgress) -> Any:
+        """Run ``op``; MeshcrewError refusals go back to the CLI as they are."""
+        node = self._node
+        if op in MEMBER_OPS:
+            method: Callable[..., Any] = getattr(node.member, op)
+            return method(*args, **kwargs)
+        if op not in NODE_OPS:
+            raise LocalProtocolError(f"The node has no operation {op!r}.")
+        if op == "ping":
+            return True
+        if op == "status":
+            return node.status()
+        if op == "peers":
+            return node.peers()
+        if op == "seen_by":
+            return node.seen_by(*args, **kwargs)
+        if op == "connect":
+            return await node.connect(*args, **kwargs)
+        if op == "invite":
+            kwargs.setdefault("addrs", ())
+            if not kwargs["addrs"]:
+                kwargs["addrs"] = tuple(a for a in node.addrs()
+                                        if len(a) <= MAX_ADDR_CHARS)[:MAX_ADDRS]
+            return node.member.invite(*args, **kwargs)
+
+        async def report(step: JoinProgress) -> None:
+            await progress(step)
+
+        code = str(args[0] if args else kwargs["code"])
+        if op == "join_network":
+            return await node.join(code, progress=report)
+        return await self._join(code, report)
+
+    async def _join(self, code: str, report: Callable[[JoinProgress], Awaitable[None]]) -> bytes:
+        """``Member.join`` with the network: fetch the space from a member, then join."""
+        node = self._node
+        try:
+            return (await node.join(code, progress=report)).space
+        except JoinRefused as exc:
+            if exc.reason != "unreachable":
+                raise
+            try:  # offline: the space may already be here (an import); join locally
+                node.member.view(decode_invite_code(code).space_id)
+            except UnknownName:
+                raise exc from None
+            return node.member.join(code)

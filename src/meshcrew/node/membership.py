@@ -1,0 +1,135 @@
+"""Who is a member of what, as this node sees it; and the gossip validator built on it.
+
+Sync offers a space only to its members and the gossip validator checks every message's author,
+so both ask "is this key a member of this space?" many times a second. Folding a space answers
+it, but a fold reads every record of the space, so :class:`Membership` keeps each space's
+current members and folds again only when a record that can change membership arrives: any kind
+but ``sealed`` (posts never change who is in). A join accepted by gossip validation counts at
+once, before the fold, so the new member's first posts are not refused in the meantime.
+
+:class:`GossipJudge` is the validator libp2p runs on every message of a space's topic, at every
+hop, before delivering or forwarding it (``docs/node.md`` gives its rules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from meshcrew.errors import IdentityError, MeshcrewError
+from meshcrew.identity import public_key_of_peer_id
+from meshcrew.net import Verdict
+from meshcrew.reasons import Reason
+from meshcrew.records import Record, RecordError, decode_and_verify
+from meshcrew.service import Member
+from meshcrew.spaces import RecordKind, SpaceState
+from meshcrew.spaces.bodies import JoinBody, parse_body
+from meshcrew.spaces.invites import verify_invite_proof
+
+UNJUDGEABLE = frozenset({Reason.UNKNOWN_VERSION, Reason.FROM_FUTURE})
+"""Envelope refusals that are not the sender's fault: a newer peer, or a skewed clock."""
+
+
+def changes_membership(kind: str) -> bool:
+    """Whether a record of ``kind`` may change who is a member or which keys are current."""
+    return kind != RecordKind.SEALED
+
+
+class Membership:
+    """Current members per space, refolded only when membership may have changed."""
+
+    def __init__(self, member: Member) -> None:
+        self._member = member
+        self._active: dict[bytes, frozenset[bytes]] = {}
+        self._joined_early: dict[bytes, set[bytes]] = {}
+        self._mine: list[bytes] | None = None
+
+    def state(self, space_id: bytes) -> SpaceState | None:
+        """The folded state of a space (None if the replica holds none of it)."""
+        try:
+            return self._member.view(space_id).state
+        except MeshcrewError:
+            return None
+
+    def active(self, space_id: bytes) -> frozenset[bytes]:
+        """The keys of the space's current members (empty if the space is unknown)."""
+        members = self._active.get(space_id)
+        if members is None:
+            state = self.state(space_id)
+            members = state.active if state is not None else frozenset()
+            self._active[space_id] = members
+        return members
+
+    def is_member(self, space_id: bytes, key: bytes) -> bool:
+        """Whether ``key`` is a current member (or its valid join was just seen)."""
+        return key in self.active(space_id) or key in self._joined_early.get(space_id, ())
+
+    def my_spaces(self) -> list[bytes]:
+        """The spaces this member is currently in."""
+        if self._mine is None:
+            me = self._member.me
+            self._mine = [s for s in self._member.replica.spaces() if me in self.active(s)]
+        return list(self._mine)
+
+    def changed(self, space_id: bytes) -> None:
+        """A record that may change the space's membership was accepted: fold again next time."""
+        self._active.pop(space_id, None)
+        self._joined_early.pop(space_id, None)
+        self._mine = None
+
+    def valid_join(self, record: Record) -> bool:
+        """Whether ``record`` is a join that this node's view of the space would admit."""
+        if record.kind != RecordKind.JOIN:
+            return False
+        state = self.state(record.space_id)
+        try:
+            body = parse_body(record.kind, record.body)
+        except RecordError:
+            return False
+        if state is None or not isinstance(body, JoinBody) or body.joiner != record.author:
+            return False
+        invite = state.invites.get(body.invite)
+        return (invite is not None and not invite.revoked
+                and len(invite.used_by) < invite.uses and record.ts <= invite.expires_ms
+                and verify_invite_proof(invite.public_key, record.space_id, record.author,
+                                        body.proof))
+
+    def note_early_join(self, record: Record) -> None:
+        """Count the author of a valid join as a member until the next fold."""
+        self._joined_early.setdefault(record.space_id, set()).add(record.author)
+
+
+class GossipJudge:
+    """The gossip validator: decode, verify, check the space and the author's membership.
+
+    - a record that does not decode or verify, or belongs to another space: reject;
+    - a record by a current member, or a join this node would admit: accept;
+    - a record by someone else, relayed by a member (the relay may know of a join this node
+      has not seen yet): ignore, without penalty;
+    - a record by someone else from a publisher that is not a member either: reject.
+
+    Rejections cost the forwarding peer penalty points (``meshcrew.net.gossip``).
+    """
+
+    def __init__(self, membership: Membership, clock: Callable[[], int]) -> None:
+        self._membership = membership
+        self._clock = clock
+
+    def __call__(self, space_id: bytes, data: bytes, origin: str) -> Verdict:
+        """Judge one message published on ``space_id``'s topic by ``origin``."""
+        try:
+            record = decode_and_verify(data, now_ms=self._clock())
+        except RecordError as exc:
+            return Verdict.IGNORE if exc.reason in UNJUDGEABLE else Verdict.REJECT
+        if record.space_id != space_id:
+            return Verdict.REJECT
+        membership = self._membership
+        if membership.is_member(space_id, record.author):
+            return Verdict.ACCEPT
+        if membership.valid_join(record):
+            membership.note_early_join(record)
+            return Verdict.ACCEPT
+        try:
+            origin_key = public_key_of_peer_id(origin)
+        except IdentityError:
+            return Verdict.REJECT
+        return Verdict.IGNORE if membership.is_member(space_id, origin_key) else Verdict.REJECT

@@ -1,0 +1,71 @@
+"""``meshcrew peers``: every peer the node knows, and per shared space what each one lacks.
+
+A peer is listed if it is connected, in the peer book, or a member of one of this member's
+spaces. For each space both are in, the report compares the peer's frontier as last seen in a
+sync session (kept by :mod:`meshcrew.node.receipts`) with the replica's: ``they_lack`` counts
+this replica's records the peer is not known to hold, ``we_lack`` the peer's that are missing
+here (both as of that session).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from meshcrew.errors import IdentityError, MeshcrewError
+from meshcrew.identity import peer_id_of, public_key_of_peer_id
+from meshcrew.node.reports import PeerReport, PeerSpace
+
+if TYPE_CHECKING:
+    from meshcrew.node.node import Node
+
+
+def peer_reports(node: Node) -> list[PeerReport]:
+    """The report of every peer the node knows: connected first, then most recently seen."""
+    me = node.identity.public_key
+    names: dict[bytes, str] = {}
+    spaces_of: dict[bytes, list[bytes]] = {}
+    space_names: dict[bytes, str | None] = {}
+    for space_id in node.membership.my_spaces():
+        try:
+            entries = node.member.members(space_id)
+            space_names[space_id] = node.member.summary(space_id).name
+        except MeshcrewError:
+            continue
+        for entry in entries:
+            if entry.status == "active" and entry.key != me:
+                names.setdefault(entry.key, entry.name)
+                spaces_of.setdefault(entry.key, []).append(space_id)
+    connected = set(node.host.connected_peers())
+    known = {e.peer_id for e in node.book.entries()}
+    peer_ids = connected | known | {peer_id_of(k) for k in spaces_of}
+    reports = []
+    for peer_id in peer_ids:
+        try:
+            key: bytes | None = public_key_of_peer_id(peer_id)
+        except IdentityError:
+            key = None
+        known_entry = node.book.get(peer_id)
+        shared = spaces_of.get(key, []) if key is not None else []
+        reports.append(PeerReport(
+            peer_id=peer_id, key=key, name=names.get(key) if key is not None else None,
+            connected=peer_id in connected,
+            addrs=tuple(known_entry.addrs) if known_entry else
+            tuple(node.host.peer_addrs(peer_id)),
+            last_seen_ms=known_entry.last_seen_ms if known_entry else None,
+            banned=node.host.scores.is_banned(peer_id),
+            source=known_entry.source if known_entry else "member",
+            spaces=tuple(_space(node, space_id, key, space_names.get(space_id))
+                         for space_id in shared if key is not None)))
+    reports.sort(key=lambda r: (not r.connected, -(r.last_seen_ms or 0), r.peer_id))
+    return reports
+
+
+def _space(node: Node, space_id: bytes, key: bytes, name: str | None) -> PeerSpace:
+    ours = node.replica.frontier(space_id)
+    theirs = node.receipts.frontier(space_id, key)
+    if theirs is None:
+        return PeerSpace(space_id, name, None, None, False)
+    they_lack = node.receipts.lacks(space_id, key, ours)
+    we_lack = sum(max(0, head.seq - (ours[a].seq if a in ours else 0))
+                  for a, head in theirs.items())
+    return PeerSpace(space_id, name, they_lack, we_lack, True)

@@ -1,0 +1,144 @@
+"""What the node reports: its status, its peers, a join; and the events it sends a TUI.
+
+Plain frozen dataclasses with ``to_json()`` (the ``--json`` contract of ``meshcrew status``,
+``peers`` and ``join``, documented in ``docs/cli.md``). They travel over the control socket, so
+this module imports neither trio nor libp2p.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """A running node at a glance."""
+
+    peer_id: str
+    key: bytes
+    name: str
+    fingerprint: str
+    home: str
+    addrs: tuple[str, ...]
+    """Where peers can dial this node: full multiaddrs ending in ``/p2p/<peer id>``."""
+    peers: tuple[str, ...]
+    """Peer ids connected now."""
+    spaces: tuple[bytes, ...]
+    """The spaces this member is in (their topics are joined)."""
+    records: int
+    """Records accepted in the replica, all spaces."""
+    mdns: bool
+    started_ms: int
+    banned: tuple[str, ...]
+    gossip_published: int
+    gossip_received: int
+    gossip_rejected: int
+    gossip_dropped: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``status --json`` object."""
+        return {"peer_id": self.peer_id, "key": self.key.hex(), "name": self.name,
+                "fingerprint": self.fingerprint, "home": self.home, "addrs": list(self.addrs),
+                "peers": list(self.peers), "spaces": [s.hex() for s in self.spaces],
+                "records": self.records, "mdns": self.mdns, "started_ms": self.started_ms,
+                "banned": list(self.banned),
+                "gossip": {"published": self.gossip_published, "received": self.gossip_received,
+                           "rejected": self.gossip_rejected, "dropped": self.gossip_dropped}}
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSpace:
+    """Where one peer stands in one space this member is in."""
+
+    space: bytes
+    name: str | None
+    they_lack: int | None
+    """Records this replica holds that the peer is not known to hold (None: never synced)."""
+    we_lack: int | None
+    """Records the peer held at the last sync that this replica does not hold."""
+    synced: bool
+    """Whether the peer's frontier of this space has been seen."""
+
+    def to_json(self) -> dict[str, Any]:
+        """One item of a peer's ``spaces`` in ``peers --json``."""
+        return {"space": self.space.hex(), "name": self.name, "they_lack": self.they_lack,
+                "we_lack": self.we_lack, "synced": self.synced}
+
+
+@dataclass(frozen=True, slots=True)
+class PeerReport:
+    """A peer the node knows: a member of a shared space, or one it met on the network."""
+
+    peer_id: str
+    key: bytes | None
+    """The peer's member key (None if its peer id is not an ed25519 member key)."""
+    name: str | None
+    """Its display name in a shared space, if it is a member of one."""
+    connected: bool
+    addrs: tuple[str, ...]
+    last_seen_ms: int | None
+    banned: bool
+    source: str
+    spaces: tuple[PeerSpace, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """One item of ``peers --json``."""
+        return {"peer_id": self.peer_id, "key": None if self.key is None else self.key.hex(),
+                "name": self.name, "connected": self.connected, "addrs": list(self.addrs),
+                "last_seen_ms": self.last_seen_ms, "banned": self.banned, "source": self.source,
+                "spaces": [s.to_json() for s in self.spaces]}
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    """What joining over the network did."""
+
+    space: bytes
+    via: str
+    """The peer id of the member whose node let this one in."""
+    records: int
+    """Records of the space received while joining."""
+    has_keys: bool
+    """Whether the keys arrived (else a member still has to rotate them)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``join --json`` object's network part."""
+        return {"space": self.space.hex(), "via": self.via, "records": self.records,
+                "has_keys": self.has_keys}
+
+
+@dataclass(frozen=True, slots=True)
+class JoinProgress:
+    """A step of a network join, for a progress display."""
+
+    stage: str
+    """``dialling``, ``asking``, ``history``, ``joined``, ``keys`` or ``synced``."""
+    detail: str = ""
+    done: int = 0
+    total: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The progress step as JSON."""
+        return {"stage": self.stage, "detail": self.detail, "done": self.done,
+                "total": self.total}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsChanged:
+    """Records were added to the replica (by this member, or from peers)."""
+
+    spaces: frozenset[bytes]
+    count: int
+    local: bool
+    """Whether this member signed them."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeersChanged:
+    """A peer connected or disconnected."""
+
+    connected: frozenset[str]
+
+
+NodeEvent = RecordsChanged | PeersChanged
