@@ -3,7 +3,7 @@
 :class:`Member` wraps a replica and an identity: reads return frozen entries (each with
 ``to_json()``), writes sign records as the member and append them. Its arguments and results
 are plain values, so a node can offer the same methods over a local socket. See
-``/docs/cli.md`` for the commands built on it and ``docs/spaces.md`` for the rules underneath.
+``docs/cli.md`` for the commands built on it and ``docs/spaces.md`` for the rules underneath.
 """
 
 from meshcrew.service.entries import (
@@ -20,12 +20,14 @@ from meshcrew.service.entries import (
     ThreadEntry,
 )
 from meshcrew.service.member import Member
+from meshcrew.service.reading import MemberReads
 from meshcrew.service.records_file import read_records, write_records
 from meshcrew.service.rhythm_text import format_rhythm, parse_rhythm
 from meshcrew.service.views import SpaceView
 
 __all__ = [
     "BoardItem", "BoardView", "CycleEntry", "ExportReport", "IngestReport", "Member",
-    "MemberEntry", "PostEntry", "RejectedEntry", "RemovalEntry", "SpaceSummary", "SpaceView",
-    "ThreadEntry", "format_rhythm", "parse_rhythm", "read_records", "write_records",
+    "MemberEntry", "MemberReads", "PostEntry", "RejectedEntry", "RemovalEntry", "SpaceSummary",
+    "SpaceView", "ThreadEntry", "format_rhythm", "parse_rhythm", "read_records",
+    "write_records",
 ]

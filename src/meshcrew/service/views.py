@@ -50,7 +50,6 @@ from meshcrew.spaces.bodies import (
     JoinBody,
     KeysBody,
     RemoveBody,
-    SealedBody,
     parse_body,
 )
 from meshcrew.spaces.posts import Post
@@ -319,11 +318,3 @@ class SpaceView:
         newest = min(state.epochs.values(), key=lambda e: (-e.number, e.id))
         holders = sorted(k for k in state.active if k in newest.shares)
         return bool(holders) and holders[0] == self.me
-
-    def sealed_epoch_of(self, record_id: bytes) -> bytes | None:
-        """The epoch id a sealed record names (None for other records)."""
-        record = self.state.records.get(record_id)
-        if record is None or record.kind != RecordKind.SEALED:
-            return None
-        body = parse_body(record.kind, record.body)
-        return body.epoch if isinstance(body, SealedBody) else None

@@ -1,0 +1,211 @@
+"""The read half of the member service: a replica, an identity, and a view per space.
+
+:class:`MemberReads` answers every question the CLI and the TUI ask, from the replica alone;
+:class:`~meshcrew.service.member.Member` adds the writes. A
+:class:`~meshcrew.service.views.SpaceView` per space is kept until the space's frontier in the
+replica changes (one small query per read decides), so only spaces that gained or lost records
+are folded again; with a read-only replica this still sees what the writer adds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from meshcrew.errors import AmbiguousName, UnknownName
+from meshcrew.identity import Identity
+from meshcrew.service.entries import (
+    BoardView,
+    CycleEntry,
+    MemberEntry,
+    PostEntry,
+    RejectedEntry,
+    RemovalEntry,
+    SpaceSummary,
+    ThreadEntry,
+)
+from meshcrew.service.resolve import pick_member, pick_record, pick_space
+from meshcrew.service.views import SpaceView
+from meshcrew.spaces import views as domain_views
+from meshcrew.store import Replica
+
+_STATUS_ORDER = {"active": 0, "left": 1, "removed": 2, "outsider": 3}
+
+
+class MemberReads:
+    """What this member can read, over one replica (which may be read-only).
+
+    Args:
+        replica: the member's replica.
+        identity: the member's identity (its keys open the spaces).
+        clock: the current time in UTC milliseconds (for cycles and upcoming gatherings).
+    """
+
+    def __init__(self, replica: Replica, identity: Identity, *,
+                 clock: Callable[[], int]) -> None:
+        self.replica = replica
+        self.identity = identity
+        self._clock = clock
+        self._views: dict[bytes, SpaceView] = {}
+
+    @property
+    def me(self) -> bytes:
+        """This member's public key."""
+        return self.identity.public_key
+
+    def now(self) -> int:
+        """The service's clock (UTC ms)."""
+        return self._clock()
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def view(self, space_id: bytes) -> SpaceView:
+        """The space as this member sees it now (kept until its records change).
+
+        Raises:
+            UnknownName: if the replica holds no accepted record of the space.
+        """
+        frontier = self.replica.frontier(space_id)
+        if not frontier:
+            self._views.pop(space_id, None)
+            raise UnknownName(f"This replica holds no space with id {space_id.hex()}.")
+        cached = self._views.get(space_id)
+        if cached is not None and cached.frontier == frontier:
+            return cached
+        view = SpaceView(space_id, self.replica.space_records(space_id), frontier,
+                         self.identity)
+        self._views[space_id] = view
+        return view
+
+    def spaces(self) -> list[SpaceSummary]:
+        """Every space the replica holds: this member's current ones first, then by name."""
+        now = self.now()
+        found = [self.view(sid).summary(now) for sid in self.replica.spaces()]
+        return sorted(found, key=lambda s: (_STATUS_ORDER[s.my_status], s.name is None,
+                                            (s.name or "").casefold(), s.id))
+
+    def summary(self, space_id: bytes) -> SpaceSummary:
+        """One space's summary."""
+        return self.view(space_id).summary(self.now())
+
+    def members(self, space_id: bytes) -> list[MemberEntry]:
+        """Everyone who is or was a member: current members first, then by name."""
+        return list(self.view(space_id).member_entries)
+
+    def log(self, space_id: bytes, *, events: bool = False) -> list[PostEntry]:
+        """The readable posts of a space, oldest first (signed time, then id).
+
+        Args:
+            space_id: the space.
+            events: also list membership records (genesis, invite, join, leave, remove,
+                consent, keys) and posts this member holds no key for (kind ``locked``).
+        """
+        view = self.view(space_id)
+        return list(view.all_entries if events else view.post_entries)
+
+    def thread(self, record_id: bytes) -> ThreadEntry:
+        """A readable post with its replies, reactions and follow-ups."""
+        return self._post_view(record_id).thread(record_id)
+
+    def cycle(self, space_id: bytes) -> CycleEntry:
+        """The current rhythm cycle: who has checked in and who has not yet."""
+        return self.view(space_id).cycle(self.now())
+
+    def energy(self, space_id: bytes) -> dict[bytes, list[tuple[int, int]]]:
+        """Per member key: ``(ts, energy)`` of each check-in, oldest first."""
+        return domain_views.energy_series(self.view(space_id).opened)
+
+    def compass(self, space_id: bytes, member: bytes) -> dict[str, list[tuple[int, int]]]:
+        """One member's compass scores over time: scale → ``(ts, score)``, oldest first."""
+        return domain_views.compass_series(self.view(space_id).opened, member)
+
+    def board(self, space_id: bytes) -> BoardView:
+        """Asks and offers with follow-ups, upcoming gatherings, crew cards, looking for crew."""
+        return self.view(space_id).board(self.now())
+
+    def removals(self, space_id: bytes) -> list[RemovalEntry]:
+        """Removal proposals of a space and their consents, oldest first."""
+        return self.view(space_id).removal_entries()
+
+    def rejected(self, space_id: bytes | None = None, *, limit: int = 100) -> list[RejectedEntry]:
+        """Refused records with their reasons, newest first.
+
+        The replica's reject log (envelope and chain refusals, kept for every space; only
+        when ``space_id`` is None) and the space rules' refusals of each space.
+        """
+        rows: list[RejectedEntry] = []
+        for sid in self.replica.spaces() if space_id is None else [space_id]:
+            rows += self.view(sid).refusals()
+        if space_id is None:
+            rows += [RejectedEntry(e.record_id, None, "store", e.reason.value,
+                                   e.reason.sentence, e.detail, None, e.sender, e.at_ms)
+                     for e in self.replica.rejects(limit=limit)]
+        rows.sort(key=lambda r: (-r.at_ms, r.record_id or b""))
+        return rows[:limit]
+
+    # -- naming -------------------------------------------------------------------------------
+
+    def resolve_space(self, text: str) -> bytes:
+        """The space named by a full hex id, a unique hex prefix, or a unique name."""
+        held = self.replica.spaces()
+        lowered = text.strip().lower()
+        if len(lowered) == 64:
+            exact = next((sid for sid in held if sid.hex() == lowered), None)
+            if exact is not None:
+                return exact
+        names = {}
+        for sid in held:
+            meta = self.view(sid).meta
+            names[sid] = meta.name if meta is not None else None
+        return pick_space(text, names)
+
+    def resolve_member(self, space_id: bytes, text: str) -> bytes:
+        """A member of the space named by key prefix, fingerprint or unique display name."""
+        return pick_member(text, [(m.key, m.name, m.fingerprint)
+                                  for m in self.view(space_id).member_entries])
+
+    def resolve_record(self, text: str, *, posts_only: bool = False) -> bytes:
+        """The record (or readable post) of any space whose id starts with ``text``."""
+        ids: list[bytes] = []
+        labels: dict[bytes, str] = {}
+        for sid in self.replica.spaces():
+            view = self.view(sid)
+            if posts_only:
+                for rid, post in view.posts_by_id.items():
+                    ids.append(rid)
+                    labels[rid] = f"{post.kind.value} by {view.name_of(post.author)}"
+            else:
+                ids += view.state.records
+        return pick_record(text, ids, what="post" if posts_only else "record", labels=labels)
+
+    def resolve_proposal(self, space_id: bytes, text: str) -> bytes:
+        """A removal proposal by id prefix, or by the member its one open proposal names."""
+        removals = self.view(space_id).state.removals
+        try:
+            return pick_record(text, removals, what="removal proposal")
+        except UnknownName:
+            pass
+        try:
+            target = self.resolve_member(space_id, text)
+        except UnknownName:
+            raise UnknownName(f"No removal proposal in this space matches {text!r}; see them "
+                              "with: meshcrew members SPACE") from None
+        open_ones = sorted(r.id for r in removals.values()
+                           if r.member == target and not r.effective)
+        if len(open_ones) == 1:
+            return open_ones[0]
+        if not open_ones:
+            raise UnknownName(f"No open removal proposal names {text!r}.")
+        raise AmbiguousName(f"{len(open_ones)} open proposals name {text!r}; give the id of "
+                            "one (see: meshcrew members SPACE).")
+
+    def export(self, space_id: bytes) -> list[bytes]:
+        """Every accepted record of a space, each author's in chain order."""
+        self.view(space_id)  # refuses an unknown space
+        return [r.raw for r in self.replica.records_after(space_id, {}, limit=2**62)]
+
+    def _post_view(self, record_id: bytes) -> SpaceView:
+        record = self.replica.get(record_id)
+        view = self.view(record.space_id) if record is not None else None
+        if view is None or record_id not in view.posts_by_id:
+            raise UnknownName(f"No post you can read has the id {record_id.hex()}.")
+        return view
