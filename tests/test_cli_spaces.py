@@ -298,6 +298,13 @@ def test_bad_input_gets_one_line_and_changes_nothing(crew: tuple[str, list[Path]
     ]:
         assert fragment in refused(capsys, ada, *args), args
     assert record_count(ada) == before
+    # A damaged code is refused before the file given with it is imported.
+    dee = ada.parent / "dee"
+    cli(capsys, dee, "init", "--name", "Dee")
+    cli(capsys, ada, "export", "Moon", "-o", ada.parent / "moon.mcr")
+    assert "This code is damaged" in refused(capsys, dee, "join", damaged, "--from",
+                                             ada.parent / "moon.mcr")
+    assert cli_json(capsys, dee, "spaces")["spaces"] == []
     assert refused(capsys, ada, "crew", status=2)  # a group without its command: usage
     assert not (ada.parent / "x.mcr").exists()
 

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from meshcrew.errors import InputError, SpaceError
+from meshcrew.errors import InputError, ReplicaError, SpaceError
 from meshcrew.records import Record
-from meshcrew.service import Member
+from meshcrew.service import Member, MemberReads
 from meshcrew.spaces import PostKind, Rhythm
 from meshcrew.spaces.settings import Period
+from meshcrew.store import Replica
 from test_service_support import (
     WEEK,
     Town,
@@ -131,6 +132,20 @@ def test_reads_reuse_the_view_until_the_spaces_records_change(town: Town) -> Non
     fresh = ada.view(space)
     assert ada.log(space)[-1].fields["text"] == "hi"
     assert ada.view(space) is fresh
+
+
+def test_a_reader_over_a_read_only_replica_sees_the_writers_records(town: Town) -> None:
+    space, (ada, bob) = crew_of(town, "Ada", "Bob")
+    with Replica.open(ada.replica.home, read_only=True) as replica:
+        reader = MemberReads(replica, ada.identity, clock=town.clock)
+        assert logs(space, reader) == logs(space, ada)
+        view = reader.view(space)
+        bob.checkin(space, text="seen by the reader", energy=4)
+        send(bob, ada, space)
+        assert reader.log(space)[-1].fields["text"] == "seen by the reader"
+        assert reader.view(space) is not view
+        with pytest.raises(ReplicaError, match="read-only"):
+            reader.replica.append([], now_ms=town.clock())
 
 
 def test_on_records_hears_every_signed_and_ingested_record(town: Town) -> None:

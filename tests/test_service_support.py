@@ -15,7 +15,7 @@ from typing import Any
 
 from meshcrew.home import Home
 from meshcrew.identity import Identity
-from meshcrew.service import Member
+from meshcrew.service import Member, MemberReads
 from meshcrew.store import Replica
 
 T0 = 1_767_571_200_000  # 2026-01-05 00:00 UTC, a Monday
@@ -114,6 +114,6 @@ def crew_of(town: Town, *names: str, history: bool = True) -> tuple[bytes, list[
     return space_id, people
 
 
-def logs(space_id: bytes, *members: Member, events: bool = True) -> list[list[dict[str, Any]]]:
+def logs(space_id: bytes, *members: MemberReads, events: bool = True) -> list[list[dict[str, Any]]]:
     """Each member's log of the space as JSON objects."""
     return [[e.to_json() for e in m.log(space_id, events=events)] for m in members]

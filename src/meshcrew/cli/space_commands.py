@@ -22,7 +22,7 @@ from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
 from meshcrew.cli.values import duration_ms, file_path
 from meshcrew.service import Member, RemovalEntry, parse_rhythm
-from meshcrew.spaces import SpaceKind
+from meshcrew.spaces import SpaceKind, decode_invite_code
 from meshcrew.spaces.settings import MAX_UTC_OFFSET_MIN
 
 DEFAULT_EXPIRY = "7d"
@@ -194,6 +194,7 @@ def run_invite(args: argparse.Namespace, session: Session) -> int:
 
 def run_join(args: argparse.Namespace, session: Session) -> int:
     """Join with a code, optionally importing and exporting files around it."""
+    decode_invite_code(args.code)  # a damaged code is refused before anything is imported
     source = file_path(args.source) if args.source else None
     output = file_path(args.output) if args.output else None
     with open_member(session) as member:
