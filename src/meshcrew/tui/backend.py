@@ -1,0 +1,353 @@
+"""What the app needs from the rest of meshcrew: the :class:`Backend` protocol and its events.
+
+The app is given a backend through its constructor (as harlequin is given its adapter). The
+reads and writes are the member service's (:class:`meshcrew.service.Member`), with the same
+names and arguments; the rest is what only a node knows — :meth:`Backend.status` (peers,
+addresses, last sync) and :meth:`Backend.holdings` (who holds which records, for receipts) —
+and :meth:`Backend.join`, which a node makes asynchronous because it fetches the space first.
+
+:class:`LocalBackend` is the backend of an app without a network: the member service over the
+local replica; it reports :data:`~meshcrew.tui.health.OFFLINE` and what this replica holds. The
+node wraps the same service and reports what it hears.
+
+Events travel back as plain values (:data:`BackendEvent`) to the sink the app subscribes; the
+app turns them into Textual messages (:mod:`meshcrew.tui.messages`). This module imports no
+Textual, so the node can implement the protocol without it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from meshcrew.crypto import Rng
+from meshcrew.errors import SpaceError
+from meshcrew.identity import Identity
+from meshcrew.records import Record
+from meshcrew.service import (
+    BoardView,
+    CycleEntry,
+    Member,
+    MemberEntry,
+    PostEntry,
+    RejectedEntry,
+    RemovalEntry,
+    SpaceSummary,
+)
+from meshcrew.spaces import Post, PostKind, Rhythm, SpaceKind, decode_invite_code
+from meshcrew.store import Replica
+from meshcrew.tui.health import OFFLINE, Holdings, SyncStatus
+
+
+@dataclass(frozen=True, slots=True)
+class SpacesChanged:
+    """Records were written or received in these spaces."""
+
+    space_ids: frozenset[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class PeersUpdated:
+    """Connections or the peer book changed; read :meth:`Backend.status` again."""
+
+
+@dataclass(frozen=True, slots=True)
+class JoinProgress:
+    """A join is under way.
+
+    Attributes:
+        received: records of the space received so far.
+        expected: how many the inviter offered, None until known.
+        stage: what happens now, for a person ("reaching the inviter", ...).
+    """
+
+    received: int
+    expected: int | None
+    stage: str
+
+
+BackendEvent = SpacesChanged | PeersUpdated | JoinProgress
+EventSink = Callable[[BackendEvent], None]
+
+
+class Backend(Protocol):
+    """Everything the screens read and do. Methods raise MeshcrewError with one sentence."""
+
+    @property
+    def identity(self) -> Identity:
+        """This member."""
+        ...
+
+    @property
+    def home_path(self) -> Path:
+        """The home folder everything lives in."""
+        ...
+
+    def now(self) -> int:
+        """The current time (UTC ms) as the service sees it."""
+        ...
+
+    def subscribe(self, sink: EventSink) -> None:
+        """Send every later event to ``sink`` (called in the app's thread)."""
+        ...
+
+    # -- reads (see meshcrew.service.Member) --------------------------------------------------
+
+    def spaces(self) -> list[SpaceSummary]:
+        """Every space the replica holds."""
+        ...
+
+    def summary(self, space_id: bytes) -> SpaceSummary:
+        """One space's summary."""
+        ...
+
+    def members(self, space_id: bytes) -> list[MemberEntry]:
+        """Everyone who is or was a member."""
+        ...
+
+    def log(self, space_id: bytes, *, events: bool = False) -> list[PostEntry]:
+        """The readable posts, oldest first."""
+        ...
+
+    def cycle(self, space_id: bytes) -> CycleEntry:
+        """The current rhythm cycle."""
+        ...
+
+    def energy(self, space_id: bytes) -> dict[bytes, list[tuple[int, int]]]:
+        """Per member: ``(ts, energy)`` of each check-in, oldest first."""
+        ...
+
+    def board(self, space_id: bytes) -> BoardView:
+        """Asks, offers, gatherings, crew cards, looking for a crew."""
+        ...
+
+    def removals(self, space_id: bytes) -> list[RemovalEntry]:
+        """Removal proposals and their consents."""
+        ...
+
+    def rejected(self, space_id: bytes | None = None, *, limit: int = 100) -> list[RejectedEntry]:
+        """Refused records with their reasons, newest first."""
+        ...
+
+    # -- what only a node knows ---------------------------------------------------------------
+
+    def status(self) -> SyncStatus:
+        """Peers, addresses, last sync; :data:`OFFLINE` without a node."""
+        ...
+
+    def holdings(self, space_id: bytes) -> Holdings:
+        """Per member: the highest seq of each author's chain they are known to hold."""
+        ...
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def create_space(self, name: str, *, kind: SpaceKind | str = SpaceKind.CREW,
+                     purpose: str = "", parent: bytes | None = None,
+                     rhythm: Rhythm | None = None, history: bool = True) -> bytes:
+        """Found a space; returns its id."""
+        ...
+
+    def invite(self, space_id: bytes, *, uses: int = 1, expires_ms: int) -> str:
+        """Make an invite (the node adds its addresses); returns the code."""
+        ...
+
+    async def join(self, code: str) -> bytes:
+        """Join with a code: fetch the space (reporting :class:`JoinProgress`), then join."""
+        ...
+
+    def checkin(self, space_id: bytes, *, text: str, energy: int = 3,
+                compass: Mapping[str, int] | None = None, ask: str | None = None) -> bytes:
+        """Check in."""
+        ...
+
+    def reply(self, record_id: bytes, *, text: str) -> bytes:
+        """Reply to a post."""
+        ...
+
+    def react(self, record_id: bytes, *, emoji: str) -> bytes:
+        """React to a post."""
+        ...
+
+    def make_post(self, kind: PostKind | str, **fields: object) -> Post:
+        """Build a post from what a person typed (raises InputError)."""
+        ...
+
+    def post(self, space_id: bytes, post: Post) -> bytes:
+        """Post an ask, offer, follow-up, gathering, crew card, ..."""
+        ...
+
+    def leave(self, space_id: bytes) -> bytes:
+        """Leave a space."""
+        ...
+
+    def propose_removal(self, space_id: bytes, member: bytes) -> bytes:
+        """Propose removing a member (counts as this member's consent)."""
+        ...
+
+    def consent(self, space_id: bytes, proposal_id: bytes) -> bytes:
+        """Consent to a removal proposal."""
+        ...
+
+
+class LocalBackend:
+    """The member service over the local replica, with no network.
+
+    It writes the replica itself, so it must be the replica's only writer (it holds the
+    writer lock through the replica). :meth:`status` is :data:`OFFLINE`; :meth:`holdings` knows
+    only this member's own replica; :meth:`join` works only when the space's records are in
+    the replica already (imported from a file).
+
+    Args:
+        replica: the replica, opened for writing.
+        identity: this member.
+        clock: the current time in UTC ms.
+        rng: random bytes (keys, nonces, invite secrets).
+    """
+
+    def __init__(self, replica: Replica, identity: Identity, *, clock: Callable[[], int],
+                 rng: Rng = os.urandom) -> None:
+        self._sinks: list[EventSink] = []
+        self.service = Member(replica, identity, clock=clock, rng=rng,
+                              on_records=self.records_written)
+
+    def records_written(self, records: list[Record]) -> None:
+        """Tell subscribers which spaces gained records (the service's ``on_records``)."""
+        self.emit(SpacesChanged(frozenset(r.space_id for r in records)))
+
+    def emit(self, event: BackendEvent) -> None:
+        """Send an event to every subscriber."""
+        for sink in self._sinks:
+            sink(event)
+
+    @property
+    def identity(self) -> Identity:
+        """This member."""
+        return self.service.identity
+
+    @property
+    def home_path(self) -> Path:
+        """The replica's home folder."""
+        return self.service.replica.home.path
+
+    def now(self) -> int:
+        """The service's clock."""
+        return self.service.now()
+
+    def subscribe(self, sink: EventSink) -> None:
+        """Send later events to ``sink``."""
+        self._sinks.append(sink)
+
+    def spaces(self) -> list[SpaceSummary]:
+        """See :meth:`Member.spaces`."""
+        return self.service.spaces()
+
+    def summary(self, space_id: bytes) -> SpaceSummary:
+        """See :meth:`Member.summary`."""
+        return self.service.summary(space_id)
+
+    def members(self, space_id: bytes) -> list[MemberEntry]:
+        """See :meth:`Member.members`."""
+        return self.service.members(space_id)
+
+    def log(self, space_id: bytes, *, events: bool = False) -> list[PostEntry]:
+        """See :meth:`Member.log`."""
+        return self.service.log(space_id, events=events)
+
+    def cycle(self, space_id: bytes) -> CycleEntry:
+        """See :meth:`Member.cycle`."""
+        return self.service.cycle(space_id)
+
+    def energy(self, space_id: bytes) -> dict[bytes, list[tuple[int, int]]]:
+        """See :meth:`Member.energy`."""
+        return self.service.energy(space_id)
+
+    def board(self, space_id: bytes) -> BoardView:
+        """See :meth:`Member.board`."""
+        return self.service.board(space_id)
+
+    def removals(self, space_id: bytes) -> list[RemovalEntry]:
+        """See :meth:`Member.removals`."""
+        return self.service.removals(space_id)
+
+    def rejected(self, space_id: bytes | None = None, *, limit: int = 100) -> list[RejectedEntry]:
+        """See :meth:`Member.rejected`."""
+        return self.service.rejected(space_id, limit=limit)
+
+    def status(self) -> SyncStatus:
+        """Always :data:`OFFLINE`: there is no node."""
+        return OFFLINE
+
+    def holdings(self, space_id: bytes) -> Holdings:
+        """Only what this replica holds, as this member's holdings."""
+        frontier = self.service.replica.frontier(space_id)
+        return {self.service.me: {author: head.seq for author, head in frontier.items()}}
+
+    def create_space(self, name: str, *, kind: SpaceKind | str = SpaceKind.CREW,
+                     purpose: str = "", parent: bytes | None = None,
+                     rhythm: Rhythm | None = None, history: bool = True) -> bytes:
+        """See :meth:`Member.create_space`."""
+        return self.service.create_space(name, kind=kind, purpose=purpose, parent=parent,
+                                         rhythm=rhythm, history=history)
+
+    def invite(self, space_id: bytes, *, uses: int = 1, expires_ms: int) -> str:
+        """See :meth:`Member.invite` (no addresses: no node listens)."""
+        return self.service.invite(space_id, uses=uses, expires_ms=expires_ms)
+
+    async def join(self, code: str) -> bytes:
+        """Join a space whose records this replica already holds.
+
+        Raises:
+            InviteCodeError: if the code is damaged.
+            SpaceError: if the space's records are not here (nothing can fetch them without a
+                node), or the invite has expired or been used.
+        """
+        invite = decode_invite_code(code)
+        if not self.service.replica.frontier(invite.space_id):
+            raise SpaceError("The inviter cannot be reached: no node runs in this app, and this "
+                             "replica holds none of that space's records. Start meshcrew with "
+                             "its node, or import the inviter's export first.")
+        self.emit(JoinProgress(0, None, "joining from the records in this replica"))
+        return self.service.join(code)
+
+    def checkin(self, space_id: bytes, *, text: str, energy: int = 3,
+                compass: Mapping[str, int] | None = None, ask: str | None = None) -> bytes:
+        """See :meth:`Member.checkin`."""
+        return self.service.checkin(space_id, text=text, energy=energy, compass=compass,
+                                    ask=ask)
+
+    def reply(self, record_id: bytes, *, text: str) -> bytes:
+        """See :meth:`Member.reply`."""
+        return self.service.reply(record_id, text=text)
+
+    def react(self, record_id: bytes, *, emoji: str) -> bytes:
+        """See :meth:`Member.react`."""
+        return self.service.react(record_id, emoji=emoji)
+
+    def make_post(self, kind: PostKind | str, **fields: object) -> Post:
+        """See :meth:`Member.make_post`."""
+        return self.service.make_post(kind, **fields)
+
+    def post(self, space_id: bytes, post: Post) -> bytes:
+        """See :meth:`Member.post`."""
+        return self.service.post(space_id, post)
+
+    def leave(self, space_id: bytes) -> bytes:
+        """See :meth:`Member.leave`."""
+        return self.service.leave(space_id)
+
+    def propose_removal(self, space_id: bytes, member: bytes) -> bytes:
+        """See :meth:`Member.propose_removal`."""
+        return self.service.propose_removal(space_id, member)
+
+    def consent(self, space_id: bytes, proposal_id: bytes) -> bytes:
+        """See :meth:`Member.consent`."""
+        return self.service.consent(space_id, proposal_id)
+
+
+def _check_protocol(backend: LocalBackend) -> Backend:
+    return backend  # mypy proves LocalBackend satisfies Backend
+
+

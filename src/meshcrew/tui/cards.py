@@ -1,0 +1,172 @@
+"""The space timeline as cards: one card per post, with its replies and reactions inline.
+
+A card's height depends only on the post and the width (a text of up to two lines, one line
+per reply up to :data:`MAX_REPLIES`, one line of reactions), computed with ``len`` and
+arithmetic so that 100,000 cards are laid out in a few tens of milliseconds; the lines
+themselves are built only for the cards on screen (:func:`card_lines`). The whole post is one
+key press away in the post screen.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import tzinfo
+
+from rich.style import StyleType
+from rich.text import Text
+
+from meshcrew.service import PostEntry
+from meshcrew.spaces import COMPASS_SCALES
+from meshcrew.tui.formatting import day, energy_dots, one_line, when
+
+MAX_REPLIES = 3
+"""Replies shown inline; more are counted on one extra line."""
+
+TEXT_LINES = 2
+"""Lines of a post's text shown inline."""
+
+ANSWER_KINDS = frozenset({"reply", "reaction", "followup"})
+HIDDEN_KINDS = frozenset({"profile"})
+"""Posts that are not cards: profiles only rename their author."""
+
+_SCALE_LABELS = {scale.key: scale.high for scale in COMPASS_SCALES}
+
+Styler = Callable[[str], StyleType]
+"""Maps a role (``author``, ``meta``, ``ask``, ``reply``, ``muted``) to a Rich style."""
+
+
+@dataclass(slots=True)
+class Card:
+    """A post of the timeline with what was said in answer to it."""
+
+    post: PostEntry
+    replies: list[PostEntry] = field(default_factory=list)
+    """Replies and follow-ups, oldest first."""
+    reactions: list[PostEntry] = field(default_factory=list)
+
+    def text(self) -> str:
+        """The post's main text on one line (a check-in's arrival, an ask's title, ...)."""
+        fields = self.post.fields
+        kind = self.post.kind
+        if kind in ("ask", "offer"):
+            body = one_line(str(fields.get("text", "")))
+            title = one_line(str(fields.get("title", "")))
+            return f"{title} — {body}" if body else title
+        if kind == "gathering":
+            return one_line(str(fields.get("title", "")))
+        note = one_line(str(fields.get("note", "")))
+        if kind == "crew_card":
+            state = "open to new crewmates" if fields.get("open") else "closed"
+            return f"{fields.get('name', '')} is {state}{': ' + note if note else ''}"
+        if kind == "looking_for_crew":
+            state = "looking for a crew" if fields.get("looking") else "no longer looking"
+            return f"{state}{': ' + note if note else ''}"
+        return one_line(str(fields.get("text", "")))
+
+    def extra_lines(self) -> int:
+        """Lines below the text: the compass and the ask of a check-in, where of a gathering."""
+        fields = self.post.fields
+        if self.post.kind == "checkin":
+            return int(bool(fields.get("compass"))) + int(bool(fields.get("ask")))
+        return int(self.post.kind == "gathering")
+
+
+def build_cards(log: Iterable[PostEntry]) -> list[Card]:
+    """The cards of a log (oldest first): answers attach to the post they answer.
+
+    An answer to a post that is not in the log (not readable, or not yet arrived) is shown as
+    a card of its own, so nothing said is hidden.
+    """
+    cards: list[Card] = []
+    by_id: dict[bytes, Card] = {}
+    for entry in log:
+        if entry.kind in HIDDEN_KINDS:
+            continue
+        target = entry.fields.get("to") if entry.kind in ANSWER_KINDS else None
+        parent = by_id.get(target) if isinstance(target, bytes) else None
+        if parent is not None:
+            (parent.reactions if entry.kind == "reaction" else parent.replies).append(entry)
+            continue
+        card = Card(entry)
+        by_id[entry.id] = card
+        cards.append(card)
+    return cards
+
+
+def text_lines(text: str, width: int) -> int:
+    """How many lines :func:`card_lines` gives a text at ``width`` (0 for no text)."""
+    if not text:
+        return 0
+    return 1 if len(text) <= width else TEXT_LINES
+
+
+def card_height(card: Card, width: int) -> int:
+    """The number of lines of a card at ``width`` (a header, the body, answers, a gap)."""
+    replies = len(card.replies)
+    shown = min(replies, MAX_REPLIES) + (1 if replies > MAX_REPLIES else 0)
+    return (1 + text_lines(card.text(), width - 2) + card.extra_lines() + shown
+            + (1 if card.reactions else 0) + 1)
+
+
+_KIND_LABELS = {"checkin": "checked in", "ask": "asks", "offer": "offers",
+                "gathering": "calls a gathering", "crew_card": "crew card",
+                "looking_for_crew": "crew search", "reply": "replied", "followup": "followed up",
+                "reaction": "reacted"}
+
+
+def card_lines(card: Card, width: int, *, style: Styler, tz: tzinfo | None,
+               receipt: str) -> list[Text]:
+    """The lines of a card (exactly :func:`card_height` of them), each at most ``width`` wide."""
+    post, fields = card.post, card.post.fields
+    header = Text(no_wrap=True, overflow="ellipsis")
+    header.append(post.author_name, style("author"))
+    header.append(f"  {_KIND_LABELS.get(post.kind, post.kind)}  ", style("meta"))
+    header.append(when(post.ts, tz), style("meta"))
+    if post.kind == "checkin":
+        header.append("  energy ", style("meta"))
+        header.append(energy_dots(int(fields.get("energy", 0))), style("energy"))
+    header.append(f"  {receipt}", style("muted"))
+    lines = [header]
+    text = card.text()
+    indent = "  "
+    count = text_lines(text, width - 2)
+    wrapped = textwrap.wrap(text, max(8, width - 2), max_lines=count, placeholder=" …") \
+        if count else []
+    wrapped += [""] * (count - len(wrapped))
+    lines += [Text(indent + part, style("body"), no_wrap=True, overflow="ellipsis")
+              for part in wrapped]
+    if post.kind == "checkin":
+        compass = fields.get("compass") or {}
+        if compass:
+            scores = " · ".join(f"{_SCALE_LABELS.get(k, k)} {v}" for k, v in compass.items())
+            lines.append(Text(f"{indent}compass: {scores}", style("muted"), no_wrap=True,
+                              overflow="ellipsis"))
+        if fields.get("ask"):
+            lines.append(Text(f"{indent}ask: {one_line(str(fields['ask']))}", style("ask"),
+                              no_wrap=True, overflow="ellipsis"))
+    elif post.kind == "gathering":
+        place = one_line(str(fields.get("where", ""))) or "place to be announced"
+        lines.append(Text(f"{indent}{day(int(fields.get('when_ms', 0)), tz)} at "
+                          f"{when(int(fields.get('when_ms', 0)), tz)[-5:]} · {place}",
+                          style("ask"), no_wrap=True, overflow="ellipsis"))
+    for reply in card.replies[-MAX_REPLIES:]:
+        mark = "follow-up" if reply.kind == "followup" else ""
+        line = Text(f"{indent}↳ ", style("muted"), no_wrap=True, overflow="ellipsis")
+        line.append(reply.author_name, style("author"))
+        line.append(f"{' ' + mark if mark else ''}: {one_line(str(reply.fields.get('text')))}",
+                    style("reply"))
+        lines.append(line)
+    if len(card.replies) > MAX_REPLIES:
+        hidden = len(card.replies) - MAX_REPLIES
+        lines.append(Text(f"{indent}↳ {hidden} earlier {'reply' if hidden == 1 else 'replies'}"
+                          " (enter shows all)", style("muted"), no_wrap=True))
+    if card.reactions:
+        counts = Counter(str(r.fields.get("text")) for r in card.reactions)
+        shown = " · ".join(f"{text} ×{n}" if n > 1 else text for text, n in counts.items())
+        lines.append(Text(f"{indent}{shown}", style("reaction"), no_wrap=True,
+                          overflow="ellipsis"))
+    lines.append(Text(""))
+    return lines

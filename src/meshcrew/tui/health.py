@@ -1,0 +1,112 @@
+"""What the node reports about sync health, as plain data the screens show.
+
+These types import no Textual (and no trio), so the node can build them. Without a node the app
+shows :data:`OFFLINE`: an honest "not connected", never made-up peers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class Route(StrEnum):
+    """How a peer is reached."""
+
+    LAN = "lan"
+    INTERNET = "internet"
+    RELAY = "relay"
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    """One peer the node knows (connected now or seen before).
+
+    Attributes:
+        member: the peer's member key (its libp2p identity is the same ed25519 key).
+        addresses: the peer's last known multiaddrs.
+        connected: whether a connection is open now.
+        route: how the open connection (or the last one) reaches it.
+        last_seen_ms: when the peer last spoke to this node, None if never.
+        last_sync_ms: when a catch-up sync with it last finished, None if never.
+    """
+
+    member: bytes
+    addresses: tuple[str, ...] = ()
+    connected: bool = False
+    route: Route = Route.INTERNET
+    last_seen_ms: int | None = None
+    last_sync_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStatus:
+    """The node's view of the network, for the home screen and the sync-health screen.
+
+    Attributes:
+        running: whether a node runs (in this process or attached); False means offline.
+        detail: one sentence for the person, e.g. why the app is not connected.
+        listen_addrs: where this node listens.
+        peers: every peer known, connected ones first.
+        last_sync_ms: when any catch-up sync last finished, None if never.
+    """
+
+    running: bool
+    detail: str
+    listen_addrs: tuple[str, ...] = ()
+    peers: tuple[PeerStatus, ...] = ()
+    last_sync_ms: int | None = None
+
+    @property
+    def connected(self) -> tuple[PeerStatus, ...]:
+        """The peers with an open connection."""
+        return tuple(peer for peer in self.peers if peer.connected)
+
+    def peer(self, member: bytes) -> PeerStatus | None:
+        """The status of one member's node, if the node knows it."""
+        return next((peer for peer in self.peers if peer.member == member), None)
+
+
+OFFLINE = SyncStatus(
+    running=False,
+    detail="Not connected: no node runs in this app, so nothing is sent or received. "
+    "Your replica works offline; what you write is sent when a node runs.",
+)
+"""The status of an app that works on the local replica alone."""
+
+
+Holdings = Mapping[bytes, Mapping[bytes, int]]
+"""Per member key: per author key, the highest seq of that author's chain the member holds."""
+
+NO_HOLDINGS: Holdings = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Who holds one record, among a space's current members."""
+
+    holders: frozenset[bytes]
+    members: frozenset[bytes] = field(default_factory=frozenset)
+
+    @property
+    def text(self) -> str:
+        """E.g. ``seen by 4 of 5``."""
+        return f"seen by {len(self.holders & self.members)} of {len(self.members)}"
+
+
+def receipt(author: bytes, seq: int, members: frozenset[bytes], holdings: Holdings) -> Receipt:
+    """Who among ``members`` is known to hold the record ``seq`` of ``author``'s chain.
+
+    The author holds their own records; anyone else counts once their known frontier reaches it.
+    """
+    holders = {author} if author in members else set()
+    holders.update(member for member, heads in holdings.items()
+                   if member in members and heads.get(author, 0) >= seq)
+    return Receipt(frozenset(holders), members)
+
+
+def lacking(mine: Mapping[bytes, int], theirs: Mapping[bytes, int]) -> int:
+    """How many records of ``mine`` (author → head seq) a peer with ``theirs`` does not hold."""
+    return sum(max(0, seq - theirs.get(author, 0)) for author, seq in mine.items())

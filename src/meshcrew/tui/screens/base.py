@@ -1,0 +1,97 @@
+"""What every meshcrew screen shares: the backend, refusals shown as notices, palette entries.
+
+Every binding with a description is also a command palette entry (its tooltip is the help
+line), so each action a screen offers can be found by name with ctrl+p.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import tzinfo
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from textual.app import SystemCommand
+from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Label
+
+from meshcrew.errors import MeshcrewError
+
+if TYPE_CHECKING:
+    from meshcrew.tui.app import MeshcrewApp
+    from meshcrew.tui.backend import Backend
+
+T = TypeVar("T")
+
+
+class _Shared:
+    """Mixed into screens: typed access to the app and its backend."""
+
+    @property
+    def meshcrew(self) -> MeshcrewApp:
+        """The app, typed."""
+        return cast("MeshcrewApp", cast(Screen[Any], self).app)
+
+    @property
+    def backend(self) -> Backend:
+        """The app's backend (present on every screen after the first run)."""
+        backend = self.meshcrew.backend
+        assert backend is not None, "no backend before the first run completes"
+        return backend
+
+    @property
+    def tz(self) -> tzinfo | None:
+        """The time zone times are shown in (None: the machine's)."""
+        return self.meshcrew.tz
+
+    def attempt(self, action: Callable[[], T], *, into: Label | None = None) -> T | None:
+        """Run a backend call; on a refusal show why and return None.
+
+        Args:
+            action: the call.
+            into: a label to write the refusal in (a form's error line); default a notice.
+        """
+        try:
+            return action()
+        except MeshcrewError as exc:
+            if into is not None:
+                into.update(str(exc))
+            else:
+                cast(Screen[Any], self).notify(str(exc), title="Refused", severity="error",
+                                               timeout=8)
+            return None
+
+    def palette(self) -> Iterable[SystemCommand]:
+        """Command palette entries: one per described binding of this screen."""
+        screen = cast(Screen[Any], self)
+        seen: set[str] = set()
+        for cls in type(screen).__mro__:
+            for binding in vars(cls).get("BINDINGS", ()):
+                if (not isinstance(binding, Binding) or not binding.description
+                        or binding.action in seen):
+                    continue
+                seen.add(binding.action)
+                yield SystemCommand(binding.description,
+                                    binding.tooltip or binding.description,
+                                    _runner(screen, binding.action))
+
+
+def _runner(screen: Screen[Any], action: str) -> Callable[[], Any]:
+    async def run() -> None:
+        await screen.run_action(action)
+
+    return run
+
+
+class MeshcrewScreen(_Shared, Screen[None]):
+    """A full screen of the app."""
+
+
+class MeshcrewModal(_Shared, ModalScreen[T | None]):
+    """A dialog over the current screen; escape cancels it."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", tooltip="Close without doing anything")]  # noqa: RUF012
+
+    def action_cancel(self) -> None:
+        """Close without a result."""
+        self.dismiss(None)

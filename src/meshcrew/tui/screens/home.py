@@ -1,0 +1,248 @@
+"""Home: my spaces (congregations with their crews and dyads nested), unread counts, whose
+check-in is due this cycle, and the connection state."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static, Tree
+from textual.widgets.tree import TreeNode
+
+from meshcrew.errors import MeshcrewError
+from meshcrew.service import CycleEntry, SpaceSummary
+from meshcrew.tui.formatting import ago, day, plural
+from meshcrew.tui.health import Route, SyncStatus
+from meshcrew.tui.messages import PeersChanged, RecordsChanged
+from meshcrew.tui.screens.base import MeshcrewScreen
+from meshcrew.tui.screens.congregation import CongregationScreen
+from meshcrew.tui.screens.create_space import CreateSpaceScreen
+from meshcrew.tui.screens.health import SyncHealthScreen
+from meshcrew.tui.screens.join import JoinScreen
+from meshcrew.tui.screens.space import SpaceScreen
+
+_SMALL_KINDS = ("crew", "dyad")
+
+
+class HomeScreen(MeshcrewScreen):
+    """The spaces this member is in, and how connected this node is."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "new_space", "New space", tooltip="Start a crew, dyad or congregation"),
+        Binding("j", "join", "Join", tooltip="Join a space with an invite code"),
+        Binding("s", "sync_health", "Sync health", tooltip="Peers, what each lacks, rejected "
+                "records"),
+        Binding("q", "app.quit", "Quit", tooltip="Leave meshcrew"),
+    ]
+
+    def __init__(self, then: Screen[Any] | None = None) -> None:
+        """Args: then: a form to open once the screen is up (its result opens a space)."""
+        super().__init__()
+        self._then = then
+
+    def compose(self) -> ComposeResult:
+        """The space tree beside the connection and the highlighted space."""
+        yield Header()
+        with Horizontal():
+            tree: Tree[SpaceSummary | None] = Tree("My spaces", id="spaces")
+            tree.show_root = False
+            tree.border_title = "My spaces"
+            yield tree
+            with Vertical(id="home-side"):
+                yield Static("", id="connection", classes="panel")
+                yield Static("", id="space-info", classes="panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Fill the tree and the connection panel."""
+        self.query_one("#connection").border_title = "Connection"
+        self.query_one("#space-info").border_title = "Space"
+        self.sub_title = f"{self.backend.identity.name} · {self.backend.identity.fingerprint}"
+        self.refresh_spaces()
+        self.refresh_connection()
+        self.query_one("#spaces").focus()
+        if self._then is not None:
+            self.open_after(self._then)
+            self._then = None
+
+    def on_screen_resume(self) -> None:
+        """Unread counts change after reading a space."""
+        self.refresh_spaces()
+
+    def on_records_changed(self, _message: RecordsChanged) -> None:
+        """New records: new spaces, counts, who is due."""
+        self.refresh_spaces()
+
+    def on_peers_changed(self, _message: PeersChanged) -> None:
+        """The connection panel follows the node."""
+        self.refresh_connection()
+
+    # -- the tree -----------------------------------------------------------------------------
+
+    def refresh_spaces(self) -> None:
+        """Rebuild the tree, keeping the highlighted space."""
+        tree: Tree[SpaceSummary | None] = self.query_one("#spaces", Tree)
+        highlighted = tree.cursor_node.data if tree.cursor_node is not None else None
+        summaries = self.attempt(self.backend.spaces) or []
+        tree.clear()
+        if not summaries:
+            tree.root.add_leaf(Text("No spaces yet: press n to start a crew, or j to join one "
+                                    "with an invite code.", style="italic"), data=None)
+            self._show_space(None)
+            return
+        current = [s for s in summaries if s.my_status == "active"]
+        past = [s for s in summaries if s.my_status != "active"]
+        ids = {s.id for s in current}
+        for summary in current:
+            if summary.kind == "congregation":
+                node = tree.root.add(self._label(summary), data=summary, expand=True)
+                for child in current:
+                    if child.parent == summary.id:
+                        node.add_leaf(self._label(child), data=child)
+            elif summary.parent is None or summary.parent not in ids:
+                tree.root.add_leaf(self._label(summary), data=summary)
+        if past:
+            group = tree.root.add(Text("Past spaces", style="italic"), data=None, expand=True)
+            for summary in past:
+                group.add_leaf(self._label(summary), data=summary)
+        self._restore_cursor(tree, highlighted)
+
+    def _restore_cursor(self, tree: Tree[SpaceSummary | None],
+                        highlighted: SpaceSummary | None) -> None:
+        target = highlighted.id if highlighted is not None else None
+        line = next((n.line for n in _walk(tree.root) if n.data is not None
+                     and n.data.id == target), None)
+        if line is None:
+            line = next((n.line for n in _walk(tree.root) if n.data is not None), 0)
+        tree.cursor_line = max(0, line)
+
+    def _label(self, summary: SpaceSummary) -> Text:
+        label = Text()
+        label.append(summary.name or f"{summary.kind} {summary.id.hex()[:8]}", style="bold")
+        label.append(f"  {summary.kind}", style="dim")
+        if summary.my_status != "active":
+            label.append(f"  ({summary.my_status})", style="dim")
+            return label
+        if summary.waiting_for_keys:
+            label.append("  waiting for keys", style="italic")
+            return label
+        log = self.attempt(lambda: self.backend.log(summary.id)) or []
+        unread = self.meshcrew.read_marks.unread(log, self.backend.identity.public_key)
+        if unread:
+            label.append(f"  {unread} new", style="bold reverse")
+        due = self._due(summary)
+        if due:
+            label.append(f"  check-in due: {', '.join(due)}", style="italic")
+        return label
+
+    def _cycle(self, summary: SpaceSummary) -> CycleEntry | None:
+        if summary.kind not in _SMALL_KINDS or summary.name is None:
+            return None
+        try:
+            return self.backend.cycle(summary.id)
+        except MeshcrewError:
+            return None
+
+    def _due(self, summary: SpaceSummary) -> list[str]:
+        cycle = self._cycle(summary)
+        if cycle is None:
+            return []
+        return ["you" if m.is_me else m.name for m in cycle.missing]
+
+    # -- side panels --------------------------------------------------------------------------
+
+    @on(Tree.NodeHighlighted, "#spaces")
+    def _highlighted(self, event: Tree.NodeHighlighted[SpaceSummary | None]) -> None:
+        self._show_space(event.node.data)
+
+    def _show_space(self, summary: SpaceSummary | None) -> None:
+        panel = self.query_one("#space-info", Static)
+        if summary is None:
+            panel.update("")
+            return
+        text = Text()
+        text.append(f"{summary.name or 'a space you hold no key for yet'}\n", style="bold")
+        text.append(f"{summary.kind} · {plural(summary.members, 'member')}")
+        text.append(f" · {summary.rhythm}\n" if summary.rhythm else "\n")
+        if summary.purpose:
+            text.append(f"{summary.purpose}\n")
+        cycle = self._cycle(summary) if summary.my_status == "active" else None
+        if cycle is not None:
+            done = len(cycle.checkins)
+            text.append(f"\nThis cycle ({day(cycle.start_ms, self.tz)} – "
+                        f"{day(cycle.end_ms - 1, self.tz)}): {done} of "
+                        f"{done + len(cycle.missing)} checked in.\n")
+            if cycle.missing:
+                names = ", ".join("you" if m.is_me else m.name for m in cycle.missing)
+                text.append(f"Still to check in: {names}\n")
+        panel.update(text)
+
+    def refresh_connection(self) -> None:
+        """Show whether a node runs, its peers by route, and the last sync."""
+        self.query_one("#connection", Static).update(connection_text(
+            self.backend.status(), self.backend.now()))
+
+    # -- actions ------------------------------------------------------------------------------
+
+    @on(Tree.NodeSelected, "#spaces")
+    def _selected(self, event: Tree.NodeSelected[SpaceSummary | None]) -> None:
+        if event.node.data is not None:
+            self.open_space(event.node.data.id)
+
+    def open_space(self, space_id: bytes | None) -> None:
+        """Show a space: the congregation board for a congregation, else the space screen."""
+        if space_id is None:
+            return
+        summary = self.attempt(lambda: self.backend.summary(space_id))
+        if summary is None:
+            return
+        if summary.kind == "congregation":
+            self.app.push_screen(CongregationScreen(space_id))
+        else:
+            self.app.push_screen(SpaceScreen(space_id))
+
+    def open_after(self, modal: Screen[Any]) -> None:
+        """Push a form whose result is a space id, then open that space."""
+        self.app.push_screen(modal, self.open_space)
+
+    def action_new_space(self) -> None:
+        """Start a crew, dyad or congregation."""
+        self.open_after(CreateSpaceScreen())
+
+    def action_join(self) -> None:
+        """Join with an invite code."""
+        self.open_after(JoinScreen())
+
+    def action_sync_health(self) -> None:
+        """Peers, what each lacks, rejected records."""
+        self.app.push_screen(SyncHealthScreen())
+
+
+def connection_text(status: SyncStatus, now_ms: int) -> Text:
+    """The connection panel: not connected, or peers by route and the last sync."""
+    text = Text()
+    if not status.running:
+        text.append("○ not connected\n", style="bold")
+        text.append(status.detail, style="italic")
+        return text
+    connected = status.connected
+    lan = sum(1 for p in connected if p.route is Route.LAN)
+    text.append(f"● connected to {plural(len(connected), 'peer')}\n", style="bold")
+    text.append(f"{lan} on the LAN · {len(connected) - lan} over the internet\n")
+    text.append(f"last sync: {ago(status.last_sync_ms, now_ms)}\n")
+    if status.detail:
+        text.append(status.detail, style="italic")
+    return text
+
+
+def _walk(node: TreeNode[Any]) -> list[TreeNode[Any]]:
+    found = []
+    for child in node.children:
+        found.append(child)
+        found += _walk(child)
+    return found

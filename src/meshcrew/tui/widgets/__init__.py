@@ -1,0 +1,1 @@
+"""Widgets of the app's own: the virtualised timeline and the QR code."""

@@ -1,0 +1,115 @@
+"""Journeys: first run (name → identity → fingerprint → start or join) and the home screen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from meshcrew import identity
+from meshcrew.home import Home
+from meshcrew.tui.app import MeshcrewApp
+from meshcrew.tui.launch import HomeSetup
+from meshcrew.tui.screens.create_space import CreateSpaceScreen
+from meshcrew.tui.screens.first_run import FirstRunScreen
+from meshcrew.tui.screens.home import HomeScreen
+from meshcrew.tui.screens.join import JoinScreen
+from meshcrew.tui.screens.space import SpaceScreen
+from test_tui_support import (
+    Clock,
+    Town,
+    crew_of,
+    drive,
+    make_app,
+    screen_text,
+    send,
+    town_at,
+    until,
+)
+
+
+@pytest.fixture
+def town(tmp_path: Path) -> Iterator[Town]:
+    yield from town_at(tmp_path)
+
+
+def test_first_run_creates_the_identity_shows_the_fingerprint_and_starts_a_crew(
+        tmp_path: Path) -> None:
+    home = Home(tmp_path / "new-home")
+    setup = HomeSetup(home, clock=Clock())
+    app = MeshcrewApp(setup=setup, tz=UTC)
+
+    async def script(pilot: Pilot[None]) -> None:
+        assert isinstance(app.screen, FirstRunScreen)
+        await pilot.click("#create")
+        assert "The name is empty" in screen_text(app)  # refused, nothing written
+        assert not home.key_file.exists()
+        await pilot.click("#name")
+        await pilot.press("A", "d", "a", "enter")
+        await until(pilot, lambda: app.backend is not None, "the identity")
+        person = identity.load(home.key_file)
+        assert person.name == "Ada"
+        text = screen_text(app)
+        assert person.fingerprint in text
+        assert str(home.path) in text
+        await pilot.click("#start")
+        await until(pilot, lambda: isinstance(app.screen, CreateSpaceScreen), "the new-space form")
+        await pilot.press(*"Tuesday crew")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, SpaceScreen), "the new crew")
+        assert "Tuesday crew" in str(app.screen.sub_title)
+        await pilot.press("escape")
+        assert isinstance(app.screen, HomeScreen)
+        assert "Tuesday crew" in screen_text(app)
+
+    try:
+        drive(app, script)
+    finally:
+        setup.close()
+
+
+def test_first_run_offers_joining_with_a_code(tmp_path: Path) -> None:
+    setup = HomeSetup(Home(tmp_path / "h"), clock=Clock())
+    app = MeshcrewApp(setup=setup, tz=UTC)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("B", "o", "enter")
+        await until(pilot, lambda: app.backend is not None, "the identity")
+        await pilot.click("#join")
+        await until(pilot, lambda: isinstance(app.screen, JoinScreen), "the join form")
+        await pilot.press("escape")
+        assert isinstance(app.screen, HomeScreen)
+        assert "No spaces yet" in screen_text(app)
+
+    try:
+        drive(app, script)
+    finally:
+        setup.close()
+
+
+def test_home_nests_crews_in_their_congregation_with_unread_and_due_check_ins(
+        town: Town) -> None:
+    space_id, (ada, bo) = crew_of(town, "Ada", "Bo")
+    congregation = ada.create_space("Riverside", kind="congregation")
+    ada.create_space("Garden crew", parent=congregation)
+    town.clock.tick()
+    bo.checkin(space_id, text="Arriving rested", energy=4)
+    send(bo, ada, space_id)
+    app = make_app(ada)
+
+    async def script(pilot: Pilot[None]) -> None:
+        assert isinstance(app.screen, HomeScreen)
+        lines = screen_text(app).splitlines()
+        riverside = next(i for i, line in enumerate(lines) if "Riverside" in line)
+        garden = next(i for i, line in enumerate(lines) if "Garden crew" in line)
+        tuesday = next(line for line in lines if "Tuesday crew" in line)
+        assert garden > riverside  # nested under its congregation
+        assert "new" in tuesday  # Bo's check-in is unread
+        assert "check-in due: you" in tuesday
+        assert "Bo" not in tuesday.split("due:")[1]
+        assert "not connected" in screen_text(app)
+
+    drive(app, script)

@@ -1,0 +1,158 @@
+"""Members on real replicas for the TUI tests (no tests here; shared by tests/test_tui_*.py).
+
+Each person is a :class:`~meshcrew.tui.backend.LocalBackend` (the member service over a replica
+in its own home folder) with a deterministic key and random bytes. The clock stands still
+unless a test moves it, so every run signs the same records and the snapshots repeat exactly.
+Records move between people only through the service's ``export`` and ``ingest``, as files
+would; the node is not needed.
+
+The app runs in ``App.run_test`` under ``asyncio.run`` inside plain test functions (never
+pytest-trio, which would run an ``async def`` test under trio; see STYLE.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+
+from meshcrew.home import Home
+from meshcrew.identity import Identity
+from meshcrew.store import Replica
+from meshcrew.tui.app import MeshcrewApp
+from meshcrew.tui.backend import LocalBackend
+from meshcrew.tui.read_marks import ReadMarks
+
+T0 = 1_767_657_000_000  # 2026-01-05 23:50 UTC, a Monday
+HOUR = 3_600_000
+DAY = 24 * HOUR
+WEEK = 7 * DAY
+SIZE = (100, 30)
+WAIT_S = 5.0
+
+
+class Clock:
+    """A clock that moves only when told."""
+
+    def __init__(self, start: int = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> int:
+        return self.now
+
+    def tick(self, ms: int = 60_000) -> int:
+        """Move forward (a minute by default) and return the new time."""
+        self.now += ms
+        return self.now
+
+
+class Town:
+    """Several members, each with a home folder and a replica, sharing one clock."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.clock = Clock()
+        self.people: dict[str, LocalBackend] = {}
+        self._replicas: list[Replica] = []
+
+    def person(self, name: str) -> LocalBackend:
+        """A new member with a fresh home folder."""
+        home = Home(self.root / name)
+        home.ensure()
+        replica = Replica.open(home)
+        self._replicas.append(replica)
+        seed = hashlib.sha256(b"meshcrew tui test " + name.encode()).digest()
+        backend = LocalBackend(replica, Identity.from_seed(seed, name), clock=self.clock,
+                               rng=random.Random(name).randbytes)
+        self.people[name] = backend
+        return backend
+
+    def close(self) -> None:
+        """Release every replica."""
+        for replica in self._replicas:
+            replica.close()
+
+
+def town_at(root: Path) -> Iterator[Town]:
+    """A Town closed afterwards (for fixtures)."""
+    town = Town(root)
+    try:
+        yield town
+    finally:
+        town.close()
+
+
+def send(sender: LocalBackend, receiver: LocalBackend, space_id: bytes) -> int:
+    """Carry every record of a space from one replica to another; returns how many were new."""
+    report = receiver.service.ingest(sender.service.export(space_id),
+                                     sender=sender.identity.name)
+    return len(report.accepted)
+
+
+def sync(space_id: bytes, *people: LocalBackend) -> None:
+    """Exchange records between every pair until nothing new moves (housekeeping included)."""
+    for _ in range(6):
+        moved = sum(send(a, b, space_id) for a in people for b in people if a is not b)
+        if not moved:
+            return
+    raise AssertionError("records kept moving")
+
+
+def admit(inviter: LocalBackend, joiner: LocalBackend, space_id: bytes) -> None:
+    """The offline join: invite, import, join, the inviter rotates the keys, and back."""
+    code = inviter.invite(space_id, expires_ms=inviter.now() + WEEK)
+    send(inviter, joiner, space_id)
+    joiner.service.join(code)
+    send(joiner, inviter, space_id)
+    send(inviter, joiner, space_id)
+
+
+def crew_of(town: Town, *names: str,
+            name: str = "Tuesday crew") -> tuple[bytes, list[LocalBackend]]:
+    """A crew founded by the first name, the others admitted by the founder, all in sync."""
+    people = [town.person(n) for n in names]
+    space_id = people[0].create_space(name, purpose="support each other's projects")
+    for joiner in people[1:]:
+        town.clock.tick()
+        admit(people[0], joiner, space_id)
+    sync(space_id, *people)
+    return space_id, people
+
+
+def make_app(backend: LocalBackend, **kwargs: Any) -> MeshcrewApp:
+    """The app over ``backend``, showing times in UTC, marks in memory."""
+    kwargs.setdefault("read_marks", ReadMarks())
+    return MeshcrewApp(backend, tz=UTC, **kwargs)
+
+
+def drive(app: MeshcrewApp, script: Callable[[Pilot[None]], Awaitable[None]],
+          size: tuple[int, int] = SIZE) -> None:
+    """Run ``app`` headless at ``size`` and let ``script`` drive it, under asyncio."""
+    async def main() -> None:
+        async with app.run_test(size=size) as pilot:
+            app.animation_level = "none"
+            await pilot.pause()
+            await script(pilot)
+
+    asyncio.run(main())
+
+
+async def until(pilot: Pilot[None], condition: Callable[[], bool], what: str) -> None:
+    """Let the app run until ``condition`` holds (within :data:`WAIT_S` seconds)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT_S
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause()
+
+
+def screen_text(app: MeshcrewApp) -> str:
+    """The current screen as plain text, as a person would read it."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
