@@ -219,7 +219,7 @@ class Member(MemberReads):
             raise InputError(f"{unknown[0]!r} is not a compass scale; the scales are "
                              f"{', '.join(s.key for s in COMPASS_SCALES)}.")
         post = make_post(CheckIn, text=text, energy=energy, compass=dict(compass or {}),
-                                ask=ask if ask is None or ask.strip() else None)
+                         ask=ask if ask is None or ask.strip() else None)
         return self._write_post(space_id, post)
 
     def reply(self, record_id: bytes, *, text: str) -> bytes:
@@ -230,8 +230,7 @@ class Member(MemberReads):
     def react(self, record_id: bytes, *, emoji: str) -> bytes:
         """React to a readable post ("heard you", an emoji); returns the reaction's id."""
         view = self._post_view(record_id)
-        return self._write_post(view.space_id,
-                                make_post(Reaction, to=record_id, text=emoji))
+        return self._write_post(view.space_id, make_post(Reaction, to=record_id, text=emoji))
 
     def post(self, space_id: bytes, post: Post) -> bytes:
         """Post anything (ask, offer, followup, gathering, profile, crew card, ...)."""

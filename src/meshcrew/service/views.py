@@ -55,6 +55,8 @@ from meshcrew.spaces.bodies import (
 from meshcrew.spaces.posts import Post
 
 _CHECKIN_KINDS = (SpaceKind.CREW, SpaceKind.DYAD)
+_NOT_A_MEMBER = {"left": "You have left this space.",
+                 "removed": "You were removed from this space by consent."}
 
 
 def post_fields(post: Post) -> dict[str, Any]:
@@ -103,10 +105,8 @@ class SpaceView:
     def require_member(self) -> None:
         """Raise SpaceError unless this member is a current member."""
         if not self.is_member:
-            status = self.my_status
-            raise SpaceError("You have left this space." if status == "left" else
-                             "You were removed from this space by consent." if status ==
-                             "removed" else "You are not a member of this space.")
+            raise SpaceError(_NOT_A_MEMBER.get(self.my_status,
+                                               "You are not a member of this space."))
 
     def require_meta(self) -> SpaceMeta:
         """The settings, or raise SpaceError if this member holds no key yet."""
