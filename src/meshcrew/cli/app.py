@@ -14,6 +14,7 @@ from meshcrew import __version__
 from meshcrew.cli import (
     doctor,
     identity_commands,
+    node_commands,
     post_commands,
     space_commands,
     transfer_commands,
@@ -39,6 +40,7 @@ COMMAND_GROUPS: Sequence[Callable[[Commands], None]] = (
     space_commands.register,
     post_commands.register,
     transfer_commands.register,
+    node_commands.register,
 )
 """Each adds its commands to the top-level parser, in this order in ``--help``."""
 

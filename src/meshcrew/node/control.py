@@ -83,7 +83,7 @@ async def _serve_connection(stream: trio.SocketStream, dispatch: Dispatch,
                 request = decode(await _receive_frame(stream), types)
         except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError,
                 EOFError, LocalProtocolError) as exc:
-            log.info("dropped a control connection: %s", exc)
+            log.debug("dropped a control connection: %s", exc)
             return
         if not (isinstance(request, dict) and isinstance(request.get("op"), str)
                 and isinstance(request.get("args", []), list)

@@ -37,6 +37,18 @@ REPLY_TIMEOUT_S = 120.0
 
 Progress = Callable[[Any], None]
 
+MEMBER_OPS = frozenset({
+    # reads
+    "now", "spaces", "summary", "members", "log", "thread", "cycle", "energy", "compass",
+    "board", "removals", "rejected", "resolve_space", "resolve_member", "resolve_record",
+    "resolve_proposal", "make_post", "export",
+    # writes
+    "create_space", "leave", "propose_removal", "consent", "rotate", "checkin", "reply",
+    "react", "post", "export_file", "import_file",
+})
+"""Member methods a running node runs by name for the CLI (``invite`` and ``join`` are the
+node's own versions; ``view`` and the replica are not reachable over the socket)."""
+
 
 def frame(value: Any) -> bytes:
     """One control frame holding ``value``."""

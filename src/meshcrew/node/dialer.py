@@ -92,6 +92,9 @@ class Dialer:
         ``source`` says where the given addresses came from (``invite``, ``mdns``...), for the
         peer book.
         """
+        addrs = list(addrs)
+        if addrs:
+            self._book.learn(peer_id, addrs, source=source)
         if peer_id in self._host.connected_peers():
             return True
         known = self._book.get(peer_id)
@@ -103,7 +106,7 @@ class Dialer:
                 except NetError as exc:
                     log.debug("dialling %s at %s failed: %s", peer_id, addr, exc)
                     continue
-                self._book.learn(peer_id, [addr], source=source)
+                self._book.learn(peer_id, [addr], source=source)  # newest first now
                 self._attempts.pop(peer_id, None)
                 return True
         attempt = self._attempts.setdefault(peer_id, _Attempts())

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from meshcrew.errors import JoinRefused, LocalProtocolError, UnknownName
 from meshcrew.node.control import SendProgress
-from meshcrew.node.control_client import control_types
+from meshcrew.node.control_client import MEMBER_OPS, control_types
 from meshcrew.node.values import ValueTypes
 from meshcrew.spaces import decode_invite_code
 from meshcrew.spaces.invites import MAX_ADDR_CHARS, MAX_ADDRS
@@ -24,16 +24,6 @@ if TYPE_CHECKING:
     from meshcrew.node.node import Node
     from meshcrew.node.reports import JoinProgress
 
-MEMBER_OPS = frozenset({
-    # reads
-    "spaces", "summary", "members", "log", "thread", "cycle", "energy", "compass", "board",
-    "removals", "rejected", "resolve_space", "resolve_member", "resolve_record",
-    "resolve_proposal", "make_post", "export",
-    # writes
-    "create_space", "leave", "propose_removal", "consent", "rotate", "checkin", "reply",
-    "react", "post", "export_file", "import_file",
-})
-"""Member methods callable by name; ``invite`` and ``join`` are wrapped, ``view`` is not sent."""
 
 NODE_OPS = frozenset({"status", "peers", "seen_by", "connect", "join_network", "invite",
                       "join", "ping"})

@@ -57,7 +57,7 @@ class Joining:
                 by_peer.setdefault(peer_id, []).append(addr)
         for peer_id, addrs in by_peer.items():
             yield peer_id, tuple(addrs)
-        for peer_id, lan in node.lan_peers.items():
+        for peer_id, lan in dict(node.contacts.lan_peers).items():
             yield peer_id, lan.addrs
         for peer_id in node.host.connected_peers():
             yield peer_id, ()
@@ -80,7 +80,7 @@ class Joining:
                     if received is not None:
                         return await self._finish(peer_id, received)
                 await self._say("dialling", "waiting to hear of a member on the LAN")
-                await node.wait_lan_peer()
+                await node.contacts.wait_lan_peer()
         raise JoinRefused("No member of this space could be reached: the inviter's node is not "
                           "running at the addresses in the code, and no member was found on "
                           "the LAN or among known peers. Try again when the inviter is online, "
@@ -90,7 +90,7 @@ class Joining:
         """Run the handshake with one peer; the records received, or None to try the next."""
         node = self._node
         await self._say("dialling", peer_id)
-        if not await node.dialer.dial(peer_id, addrs, source="invite"):
+        if not await node.contacts.dialer.dial(peer_id, addrs, source="invite"):
             return None
         await self._say("asking", peer_id)
         try:

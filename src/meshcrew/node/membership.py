@@ -25,6 +25,9 @@ from meshcrew.spaces import RecordKind, SpaceState
 from meshcrew.spaces.bodies import JoinBody, parse_body
 from meshcrew.spaces.invites import verify_invite_proof
 
+_MAX_EARLY_JOINS = 64
+"""Joins per space counted ahead of the fold (more wait for it: a crowd of joiners is rare)."""
+
 UNJUDGEABLE = frozenset({Reason.UNKNOWN_VERSION, Reason.FROM_FUTURE})
 """Envelope refusals that are not the sender's fault: a newer peer, or a skewed clock."""
 
@@ -57,6 +60,9 @@ class Membership:
             state = self.state(space_id)
             members = state.active if state is not None else frozenset()
             self._active[space_id] = members
+            early = self._joined_early.get(space_id)
+            if early:  # joins the fold now counts need no early note any more
+                early -= members
         return members
 
     def is_member(self, space_id: bytes, key: bytes) -> bool:
@@ -73,7 +79,6 @@ class Membership:
     def changed(self, space_id: bytes) -> None:
         """A record that may change the space's membership was accepted: fold again next time."""
         self._active.pop(space_id, None)
-        self._joined_early.pop(space_id, None)
         self._mine = None
 
     def valid_join(self, record: Record) -> bool:
@@ -94,8 +99,10 @@ class Membership:
                                         body.proof))
 
     def note_early_join(self, record: Record) -> None:
-        """Count the author of a valid join as a member until the next fold."""
-        self._joined_early.setdefault(record.space_id, set()).add(record.author)
+        """Count the author of a valid join as a member until a fold counts them."""
+        early = self._joined_early.setdefault(record.space_id, set())
+        if len(early) < _MAX_EARLY_JOINS:
+            early.add(record.author)
 
 
 class GossipJudge:

@@ -2,8 +2,8 @@
 
 ``open_node`` owns everything it starts: the replica (and with it the home folder's writer
 lock), the :class:`~meshcrew.service.Member` service, the host, catch-up sync, gossip on every
-space the member is in, the join handshake, the dialer and the peer book, LAN discovery and the
-control socket. Leaving its block stops them all within a bounded time (about a second).
+space the member is in, the join handshake, the peers (:mod:`.contacts`) and the control
+socket. Leaving its block stops them all within a bounded time (well under two seconds).
 
 How records move (``docs/node.md`` has the whole picture):
 
@@ -24,21 +24,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import msgpack
 import trio
 
-from meshcrew.errors import IdentityError, ListenError, NetError
+from meshcrew.errors import IdentityError, ListenError
 from meshcrew.home import Home
-from meshcrew.identity import Identity, peer_id_of, public_key_of_peer_id
-from meshcrew.net import INVALID_RECORD, Host, NetConfig, PeerConnected, SyncService, open_host
+from meshcrew.identity import Identity, public_key_of_peer_id
+from meshcrew.net import INVALID_RECORD, Host, NetConfig, SyncService, open_host
 from meshcrew.net.config import default_listen_addrs
-from meshcrew.net.mdns import LanPeer, open_lan_discovery
 from meshcrew.node.config import NodeConfig
-from meshcrew.node.dialer import Dialer
+from meshcrew.node.contacts import Contacts
+from meshcrew.node.control import serve_control
+from meshcrew.node.dispatch import Dispatcher, value_types
 from meshcrew.node.join import JOIN_PROTOCOL, Admission, JoinServer
 from meshcrew.node.joining import Joining
 from meshcrew.node.membership import GossipJudge, Membership, changes_membership
@@ -50,7 +51,6 @@ from meshcrew.node.reports import (
     NodeEvent,
     NodeStatus,
     PeerReport,
-    PeersChanged,
     RecordsChanged,
 )
 from meshcrew.reasons import Reason
@@ -88,11 +88,17 @@ def stored_record(raw: bytes) -> Record:
 def kind_of_raw(raw: bytes) -> str | None:
     """The kind an encoded record claims (None if it does not look like a record)."""
     try:
-        fields = msgpack.unpackb(raw, raw=False)
-        kind = fields[1]
+        kind = msgpack.unpackb(raw, raw=False)[1]
     except (ValueError, TypeError, IndexError, KeyError, msgpack.UnpackException):
         return None
     return kind if isinstance(kind, str) else None
+
+
+def _peer_key(sender: str) -> bytes | None:
+    try:
+        return public_key_of_peer_id(sender)
+    except IdentityError:
+        return None
 
 
 class Node:
@@ -101,9 +107,12 @@ class Node:
     Attributes:
         home: the home folder.
         identity: the member.
-        member: the member service over the replica (call it from the node's trio thread).
-        host: the libp2p host.
         config: the settings it runs with.
+        replica: the replica (the node is its only writer).
+        member: the member service over the replica (call it from the node's trio thread).
+        membership: who is a member of what, as this node sees it.
+        book: the peer book.
+        receipts: who holds which records.
     """
 
     def __init__(self, home: Home, identity: Identity, config: NodeConfig, replica: Replica,
@@ -114,23 +123,19 @@ class Node:
         self.replica = replica
         self._clock = clock
         self.member = Member(replica, identity, clock=clock, on_records=self._on_records)
-        self.book = PeerBook.load(home)
-        self.receipts = Receipts.load(home)
         self.membership = Membership(self.member)
         self.judge = GossipJudge(self.membership, clock)
+        self.book = PeerBook.load(home)
+        self.receipts = Receipts.load(home)
         self.started_ms = clock()
         self._host: Host | None = None
         self._sync: SyncService | None = None
-        self._dialer: Dialer | None = None
-        self._nursery: trio.Nursery | None = None
+        self._contacts: Contacts | None = None
         self._watchers: list[trio.MemorySendChannel[NodeEvent]] = []
         self._incoming: set[bytes] = set()
         self._topics_changed = trio.Event()
         self._to_sync: set[str] = set()
         self._sync_wanted = trio.Event()
-        self._lan_peers: dict[str, LanPeer] = {}
-        self._lan_found = trio.Event()
-        self.mdns_running = False
 
     # --- the handle ----------------------------------------------------------------------------
 
@@ -149,11 +154,11 @@ class Node:
         return self._sync
 
     @property
-    def dialer(self) -> Dialer:
-        """The dialer (once started)."""
-        if self._dialer is None:
+    def contacts(self) -> Contacts:
+        """The peers: book, dialer, LAN (once started)."""
+        if self._contacts is None:
             raise RuntimeError("the node is not running")
-        return self._dialer
+        return self._contacts
 
     def status(self) -> NodeStatus:
         """The node at a glance (``meshcrew status``)."""
@@ -164,7 +169,7 @@ class Node:
             fingerprint=self.identity.fingerprint, home=str(self.home.path),
             addrs=tuple(host.listen_addrs()), peers=tuple(sorted(host.connected_peers())),
             spaces=tuple(self.membership.my_spaces()), records=self.replica.record_count(),
-            mdns=self.mdns_running, started_ms=self.started_ms,
+            mdns=self.contacts.mdns_running, started_ms=self.started_ms,
             banned=tuple(sorted(host.scores.banned)), gossip_published=stats.published,
             gossip_received=stats.received, gossip_rejected=stats.rejected,
             gossip_dropped=stats.publish_dropped + stats.receive_dropped)
@@ -209,7 +214,14 @@ class Node:
         """Join the space of an invite code over the network (see :mod:`.joining`)."""
         return await Joining(self, code, progress).run()
 
-    # --- records -------------------------------------------------------------------------------
+    def save(self) -> None:
+        """Write the peer book (with the ban list) and the receipts if they changed."""
+        if self._host is not None:
+            self.book.set_banned(self._host.scores.banned)
+        self.book.save()
+        self.receipts.save()
+
+    # --- records in ----------------------------------------------------------------------------
 
     def take(self, raws: list[bytes], *, sender: str, propagate: bool) -> list[bytes]:
         """Store records from a peer (or a file); return the ids accepted.
@@ -229,22 +241,22 @@ class Node:
                 appended = self.replica.append(raws, sender=sender, now_ms=self._clock())
                 accepted = appended.accepted
                 faults = [e.reason.value for e in appended.rejected]
-                self._on_records([self._record_of(rid, claimed) for rid in accepted])
+                self._on_records([self._stored(rid, claimed) for rid in accepted])
         finally:
             self._incoming = set()
         bad = sum(1 for reason in faults if reason in ENVELOPE_FAULTS)
-        if bad and self._host is not None and _is_peer(sender):
+        if bad and self._host is not None and _peer_key(sender) is not None:
             self._host.penalize(sender, INVALID_RECORD * bad, f"sent {bad} invalid records")
         if accepted and propagate:
             self._propagate(exclude=sender)
         return accepted
 
-    def _record_of(self, rid: bytes, claimed: dict[bytes, bytes]) -> Record:
+    def _stored(self, rid: bytes, claimed: dict[bytes, bytes]) -> Record:
         raw = claimed.get(rid)
         if raw is not None:
             return stored_record(raw)
-        record = self.replica.get(rid)
-        assert record is not None  # just accepted
+        record = self.replica.get(rid)  # an earlier pending record the batch unblocked
+        assert record is not None
         return record
 
     def _on_records(self, records: list[Record]) -> None:
@@ -256,21 +268,22 @@ class Node:
         if self._host is not None:
             for record in local:
                 self._host.gossip.publish(record.space_id, record.raw)
-        for record in records:
-            if changes_membership(record.kind):
-                self.membership.changed(record.space_id)
-                self._topics_changed.set()
+        if any(changes_membership(r.kind) for r in records):
+            for record in records:
+                if changes_membership(record.kind):
+                    self.membership.changed(record.space_id)
+            self._topics_changed.set()
         if local:
             self._propagate(exclude=None)
-        self._emit(RecordsChanged(frozenset(r.space_id for r in records), len(records),
-                                  bool(local)))
+        self._emit(RecordsChanged(frozenset(r.space_id for r in records),
+                                  tuple(r.id for r in records), bool(local), self._clock()))
 
     def _propagate(self, *, exclude: str | None) -> None:
         """Sync connected members soon: new records reach them even if gossip dropped them,
         and their frontiers say who has received what."""
-        if self._host is None:
+        if self._host is None or self._contacts is None:
             return
-        wanted = self.wanted_peers()
+        wanted = self._contacts.wanted_peers()
         self._to_sync |= {p for p in self._host.connected_peers() if p in wanted} - {exclude}
         self._sync_wanted.set()
 
@@ -278,17 +291,9 @@ class Node:
         if isinstance(event, RecordsReceived):
             self.take(list(event.raws), sender=peer_id, propagate=True)
         elif isinstance(event, PeerFrontier):
-            try:
-                key = public_key_of_peer_id(peer_id)
-            except IdentityError:
-                return
-            self.receipts.note_frontier(event.space_id, key, event.frontier)
-
-    def wanted_peers(self) -> set[str]:
-        """Peer ids of the other current members of this member's spaces."""
-        me = self.identity.public_key
-        keys = {k for s in self.membership.my_spaces() for k in self.membership.active(s)}
-        return {peer_id_of(k) for k in keys if k != me}
+            key = _peer_key(peer_id)
+            if key is not None:
+                self.receipts.note_frontier(event.space_id, key, event.frontier)
 
     def _emit(self, event: NodeEvent) -> None:
         for watcher in list(self._watchers):
@@ -303,26 +308,20 @@ class Node:
 
     async def _start(self, host: Host, nursery: trio.Nursery) -> None:
         self._host = host
-        self._nursery = nursery
         self._sync = SyncService(host, self.replica, self.membership.my_spaces,
                                  self.membership.is_member, self._on_sync_event,
                                  period_s=self.config.sync_period_s)
-        self._dialer = Dialer(host, self.book, self.wanted_peers,
-                              low_s=self.config.redial_min_s, high_s=self.config.redial_max_s,
-                              max_dials=self.config.max_dials)
+        self._contacts = Contacts(host, self.book, self.membership, self.config, self._clock,
+                                  self._emit)
         host.set_stream_handler(JOIN_PROTOCOL, JoinServer(
             self.replica, is_active=self._is_active, check_invite=self._check_invite,
             admit=self._admit, penalize=host.penalize).serve)
         await nursery.start(self._sync.run)
         await nursery.start(self._keep_topics)
         nursery.start_soon(self._take_gossip)
-        nursery.start_soon(self._watch_peers)
         nursery.start_soon(self._sync_when_wanted)
         nursery.start_soon(self._save_periodically)
-        self._dialer.pin(self.config.bootstrap, source="bootstrap")
-        nursery.start_soon(self._dialer.run)
-        if self.config.mdns:
-            nursery.start_soon(self._discover_lan)
+        nursery.start_soon(self._contacts.run)
 
     async def _keep_topics(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
                            ) -> None:
@@ -334,8 +333,9 @@ class Node:
                 await gossip.join(space_id)
             for space_id in sorted(gossip.joined - wanted):
                 await gossip.leave(space_id)
-            self.dialer.wake()
-            if not started:
+            if started:
+                self.contacts.membership_changed()
+            else:
                 task_status.started()
                 started = True
             await self._topics_changed.wait()
@@ -354,39 +354,17 @@ class Node:
             for message in batch:
                 by_origin.setdefault(message.origin, []).append(message.data)
             for origin, raws in by_origin.items():
-                accepted = set(self.take(raws, sender=origin, propagate=False))
-                self._note_published(origin, raws, accepted)
+                self.take(raws, sender=origin, propagate=False)
+                self._note_published(origin, raws)
 
-    def _note_published(self, origin: str, raws: list[bytes], accepted: set[bytes]) -> None:
+    def _note_published(self, origin: str, raws: list[bytes]) -> None:
         """A record published by its own author proves the author holds its chain up to it."""
-        try:
-            origin_key = public_key_of_peer_id(origin)
-        except IdentityError:
-            return
+        origin_key = _peer_key(origin)
         for raw in raws:
-            rid = record_id(raw)
-            if rid in accepted or self.replica.state_of(rid) is not None:
-                record = stored_record(raw)
-                if record.author == origin_key:
-                    self.receipts.note_author_holds(record.space_id, record.author,
-                                                    Head(record.seq, record.id))
-
-    async def _watch_peers(self) -> None:
-        host = self.host
-        with host.watch_connections() as events:
-            async for event in events:
-                peer_id = event.peer_id
-                self.book.seen(peer_id, self._clock())
-                if isinstance(event, PeerConnected):
-                    self.dialer.connected(peer_id)
-                    self._nursery_start(self._learn_addrs_later, peer_id)
-                self.book.learn(peer_id, host.peer_addrs(peer_id), source="connection")
-                self._emit(PeersChanged(frozenset(host.connected_peers())))
-
-    async def _learn_addrs_later(self, peer_id: str) -> None:
-        # identify runs just after a connection opens; its addresses land a moment later
-        await trio.sleep(2.0)
-        self.book.learn(peer_id, self.host.peer_addrs(peer_id), source="connection")
+            record = stored_record(raw)
+            if record.author == origin_key and self.replica.state_of(record.id) is not None:
+                self.receipts.note_author_holds(record.space_id, record.author,
+                                                Head(record.seq, record.id))
 
     async def _sync_when_wanted(self) -> None:
         while True:
@@ -402,36 +380,6 @@ class Node:
         while True:
             await trio.sleep(_SAVE_EVERY_S)
             self.save()
-
-    def save(self) -> None:
-        """Write the peer book (with the ban list) and the receipts if they changed."""
-        if self._host is not None:
-            self.book.set_banned(self._host.scores.banned)
-        self.book.save()
-        self.receipts.save()
-
-    async def _discover_lan(self) -> None:
-        try:
-            async with open_lan_discovery(self.host) as found:
-                self.mdns_running = True
-                async for peer in found:
-                    self._lan_peers[peer.peer_id] = peer
-                    self._lan_found.set()
-                    self._lan_found = trio.Event()
-                    self.book.learn(peer.peer_id, list(peer.addrs), source="mdns")
-                    if peer.peer_id not in self.host.connected_peers():
-                        self._nursery_start(self._dial_lan_peer, peer)
-        except NetError as exc:
-            log.warning("LAN discovery is off: %s", exc)
-        finally:
-            self.mdns_running = False
-
-    async def _dial_lan_peer(self, peer: LanPeer) -> None:
-        await self.dialer.dial(peer.peer_id, peer.addrs, source="mdns")
-
-    def _nursery_start(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
-        if self._nursery is not None:
-            self._nursery.start_soon(fn, *args)
 
     # --- the join handshake's member side ------------------------------------------------------
 
@@ -452,48 +400,41 @@ class Node:
         state = self.membership.state(join.space_id)
         status = state.status(join.id) if state is not None else None
         if status is None or not status.accepted:
-            reason = status.reason.value if status is not None and status.reason else \
-                Reason.NOT_ALLOWED.value
-            return Admission(False, reason)
+            reason = status.reason if status is not None and status.reason else \
+                Reason.NOT_ALLOWED
+            return Admission(False, reason.value)
         self.host.gossip.publish(join.space_id, join.raw)  # tell the other members at once
         return Admission(True)
-
-    @property
-    def lan_peers(self) -> dict[str, LanPeer]:
-        """Peers heard of on the LAN since the node started."""
-        return dict(self._lan_peers)
-
-    async def wait_lan_peer(self) -> None:
-        """Return when the next peer is heard of on the LAN."""
-        await self._lan_found.wait()
-
-
-def _is_peer(sender: str) -> bool:
-    try:
-        public_key_of_peer_id(sender)
-    except IdentityError:
-        return False
-    return True
 
 
 @asynccontextmanager
 async def open_node(home: Home, identity: Identity, config: NodeConfig | None = None, *,
-                    clock: Callable[[], int] = wall_clock_ms) -> AsyncIterator[Node]:
+                    clock: Callable[[], int] = wall_clock_ms, replica: Replica | None = None,
+                    control: bool = True) -> AsyncIterator[Node]:
     """Run a node for ``identity`` over the replica of ``home`` until the block exits.
 
     Usable from any trio run (``trio.run``, or guest mode inside a Textual app).
+
+    Args:
+        home: the home folder.
+        identity: the member.
+        config: addresses, discovery and timing (defaults: every interface, mDNS on).
+        clock: UTC milliseconds.
+        replica: an already open replica of ``home`` to use (and leave open); by default the
+            node opens it, taking the home folder's writer lock, and closes it at the end.
+        control: serve the control socket (a node started by a CLI command for one join does
+            not).
 
     Raises:
         HomeError: another process holds the home folder, or the control socket cannot be made.
         ReplicaError: the replica cannot be opened.
         ListenError: a listen address cannot be used.
     """
-    from meshcrew.node.control import serve_control
-    from meshcrew.node.dispatch import Dispatcher, value_types
-
     config = config or NodeConfig()
     home.ensure()
-    with Replica.open(home) as replica:
+    with ExitStack() as owned:
+        if replica is None:
+            replica = owned.enter_context(Replica.open(home))
         node = Node(home, identity, config, replica, clock)
         try:
             async with AsyncExitStack() as stack:
@@ -502,8 +443,9 @@ async def open_node(home: Home, identity: Identity, config: NodeConfig | None = 
                     node.book.listen_port = host.listen_port()
                 nursery = await stack.enter_async_context(trio.open_nursery())
                 await node._start(host, nursery)
-                await nursery.start(serve_control, home.socket_file, Dispatcher(node).dispatch,
-                                    value_types())
+                if control:
+                    await nursery.start(serve_control, home.socket_file,
+                                        Dispatcher(node).dispatch, value_types())
                 log.info("node %s running at %s", host.peer_id, ", ".join(host.listen_addrs()))
                 try:
                     yield node

@@ -129,9 +129,12 @@ class RecordsChanged:
     """Records were added to the replica (by this member, or from peers)."""
 
     spaces: frozenset[bytes]
-    count: int
+    ids: tuple[bytes, ...]
+    """The records' ids."""
     local: bool
     """Whether this member signed them."""
+    at_ms: int
+    """When the replica took them (the node's clock)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,229 @@
+"""``meshcrew node``, ``status``, ``peers`` and ``connect``: run the node and look at it.
+
+``node`` runs in the foreground until SIGINT or SIGTERM, logging to ``node.log`` in the home
+folder; the other commands ask the running node over its control socket (``peers`` reads the
+saved peer book when no node runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+
+from meshcrew.cli.display import local_time, short
+from meshcrew.cli.parsing import EXIT_OK, Commands, add_command, add_json_option
+from meshcrew.cli.session import Session
+from meshcrew.errors import NodeNotRunning
+from meshcrew.node.control_client import ControlClient, control_types
+from meshcrew.node.peerbook import PeerBook
+from meshcrew.node.reports import NodeStatus, PeerReport
+
+STOP_DEADLINE_S = 1.8
+"""How long the node may take to stop after SIGINT or SIGTERM before it is cut short."""
+
+
+def register(commands: Commands) -> None:
+    """Add ``node``, ``status``, ``peers`` and ``connect``."""
+    node = add_command(
+        commands, "node", summary="run this member's node (headless, in the foreground)",
+        description="Run the node: listen for peers, sync every space you are in, publish "
+        "what you write, and serve the other commands (they reach it over a socket in the home "
+        "folder). Logs go to node.log in the home folder. Stop it with Ctrl-C or SIGTERM.",
+        handler=run_node)
+    node.add_argument("--listen", action="append", metavar="MULTIADDR",
+                      help="listen here, e.g. /ip4/0.0.0.0/tcp/4001 (repeatable; default: every "
+                      "IPv4 interface, on the port used last time)")
+    node.add_argument("--bootstrap", action="append", metavar="ADDR",
+                      help="a peer to dial at start and keep dialling, a multiaddr ending in "
+                      "/p2p/<peer id> (repeatable)")
+    node.add_argument("--no-mdns", action="store_true",
+                      help="do not announce or look for peers on the LAN")
+    node.add_argument("--sync-period", type=float, default=60.0, metavar="SECONDS",
+                      help="how often connected peers are synced again (default: 60)")
+
+    status = add_command(
+        commands, "status", summary="show the running node: peer id, addresses, peers",
+        description="Show the running node: its peer id, the addresses peers can dial it at "
+        "(full multiaddrs ending in /p2p/<peer id>), the connected peers, the spaces it syncs "
+        "and its gossip counters. Exits 1 if no node is running.",
+        handler=run_status)
+    add_json_option(status)
+
+    peers = add_command(
+        commands, "peers", summary="list connected and known peers and what each lacks",
+        description="List the peers the node knows: connected ones first, when each was last "
+        "seen, and per space you share, how many of your records each is not known to hold "
+        "(they lack) and how many of theirs you do not (we lack), as of the last sync. Without "
+        "a running node, lists the saved peer book.",
+        handler=run_peers)
+    add_json_option(peers)
+
+    connect = add_command(
+        commands, "connect", summary="dial a peer now",
+        description="Ask the running node to dial a peer at a multiaddr ending in "
+        "/p2p/<peer id>, remember it, and sync with it if it is a member of your spaces.",
+        handler=run_connect)
+    connect.add_argument("addr", metavar="ADDR", help="the peer's multiaddr")
+    add_json_option(connect)
+
+
+def _client(session: Session) -> ControlClient:
+    client = ControlClient.if_running(session.home, control_types())
+    if client is None:
+        raise NodeNotRunning(f"No node is running for {session.home.path}; start one with: "
+                             f"meshcrew --home {session.home.path} node")
+    return client
+
+
+# --- node ------------------------------------------------------------------------------------
+
+
+def configure_logging(session: Session) -> logging.Handler:
+    """Send the node's log to ``node.log`` (mode 0600) in the home folder."""
+    path = session.home.log_file
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for noisy in ("libp2p", "multiaddr", "zeroconf", "async_service"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return handler
+
+
+def run_node(args: argparse.Namespace, session: Session) -> int:
+    """Run the node until SIGINT or SIGTERM."""
+    import trio
+
+    from meshcrew.node import NodeConfig, open_node
+
+    person = session.load_identity()
+    config = NodeConfig(listen_addrs=tuple(args.listen or ()), mdns=not args.no_mdns,
+                        bootstrap=tuple(args.bootstrap or ()), sync_period_s=args.sync_period)
+    handler = configure_logging(session)
+    log = logging.getLogger("meshcrew.node")
+
+    async def serve() -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with open_node(session.home, person, config) as node:
+                status = node.status()
+                session.print(f"meshcrew node of {person.name} running, peer id "
+                              f"{status.peer_id}; stop with Ctrl-C")
+                for addr in status.addrs:
+                    session.print(f"  listening on {addr}")
+                session.out.flush()
+                async for signum in signals:
+                    log.info("stopping on signal %s", signal.Signals(signum).name)
+                    break
+                _exit_if_stuck(STOP_DEADLINE_S)
+
+    try:
+        trio.run(serve)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    return EXIT_OK
+
+
+def _exit_if_stuck(seconds: float) -> None:
+    """Make sure the process ends within ``seconds`` even if a library hangs while closing.
+
+    Records are safe either way: every append is committed before it is acknowledged.
+    """
+    import threading
+
+    def cut_short() -> None:
+        logging.getLogger("meshcrew.node").warning("shutdown took over %.1f s; exiting", seconds)
+        sys.stdout.flush()
+        os._exit(0)
+
+    timer = threading.Timer(seconds, cut_short)
+    timer.daemon = True
+    timer.start()
+
+
+# --- status, peers, connect ------------------------------------------------------------------
+
+
+def run_status(args: argparse.Namespace, session: Session) -> int:
+    """Show the running node."""
+    status: NodeStatus = _client(session).call("status")
+    if args.json:
+        session.print_json(status.to_json())
+        return EXIT_OK
+    session.print(f"{status.name}  {status.fingerprint}")
+    session.print(f"  peer id    {status.peer_id}")
+    for addr in status.addrs:
+        session.print(f"  address    {addr}")
+    session.print(f"  peers      {len(status.peers)} connected")
+    session.print(f"  spaces     {len(status.spaces)}, {status.records:,} records")
+    session.print(f"  LAN        {'announced (mDNS)' if status.mdns else 'off'}")
+    session.print(f"  gossip     {status.gossip_published} published, {status.gossip_received} "
+                  f"received, {status.gossip_rejected} rejected, {status.gossip_dropped} dropped")
+    if status.banned:
+        session.print(f"  banned     {', '.join(status.banned)}")
+    return EXIT_OK
+
+
+def _offline_peers(session: Session) -> list[PeerReport]:
+    from meshcrew.identity import public_key_of_peer_id
+
+    session.require_home()
+    book = PeerBook.load(session.home)
+    reports = []
+    for entry in book.entries():
+        try:
+            key: bytes | None = public_key_of_peer_id(entry.peer_id)
+        except Exception:  # not a member key
+            key = None
+        reports.append(PeerReport(entry.peer_id, key, None, False, tuple(entry.addrs),
+                                  entry.last_seen_ms, entry.peer_id in book.banned,
+                                  entry.source, ()))
+    return reports
+
+
+def run_peers(args: argparse.Namespace, session: Session) -> int:
+    """List peers (from the running node, else from the saved peer book)."""
+    client = ControlClient.if_running(session.home, control_types())
+    reports: list[PeerReport] = client.call("peers") if client else _offline_peers(session)
+    if args.json:
+        session.print_json({"running": client is not None,
+                            "peers": [r.to_json() for r in reports]})
+        return EXIT_OK
+    if client is None:
+        session.print("No node is running; peers from the saved peer book:")
+    if not reports:
+        session.print("No peers known yet.")
+    for report in reports:
+        session.print(_peer_line(report))
+        for space in report.spaces:
+            name = space.name or short(space.space)
+            if not space.synced:
+                session.print(f"    {name}: not synced yet")
+            else:
+                session.print(f"    {name}: they lack {space.they_lack}, "
+                              f"we lack {space.we_lack}")
+    return EXIT_OK
+
+
+def _peer_line(report: PeerReport) -> str:
+    who = report.name or "(not a member of your spaces)"
+    state = "connected" if report.connected else (
+        f"last seen {local_time(report.last_seen_ms)}" if report.last_seen_ms else "never seen")
+    flags = "  BANNED" if report.banned else ""
+    return f"{who:<24} {report.peer_id}  {state}{flags}"
+
+
+def run_connect(args: argparse.Namespace, session: Session) -> int:
+    """Dial a peer through the running node."""
+    peer_id: str = _client(session).call("connect", args.addr)
+    if args.json:
+        session.print_json({"peer_id": peer_id, "addr": args.addr})
+        return EXIT_OK
+    session.print(f"Connected to {peer_id}.")
+    return EXIT_OK
+

@@ -1,0 +1,36 @@
+"""A node run inside one CLI command, for a join when no ``meshcrew node`` is running."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from meshcrew.identity import Identity
+from meshcrew.node import NodeConfig, open_node
+from meshcrew.node.reports import JoinProgress, JoinResult
+from meshcrew.store import Replica
+
+
+def join_with_temporary_node(replica: Replica, identity: Identity, code: str,
+                             on_progress: Callable[[Any], None] | None) -> JoinResult:
+    """Start a node over ``replica`` (already open), join with ``code``, stop the node.
+
+    It listens and discovers like ``meshcrew node`` with its defaults, without a control socket.
+
+    Raises:
+        JoinRefused: no member's node let this one in.
+        SpaceError, InviteCodeError, NetError: as :meth:`meshcrew.node.Node.join`.
+    """
+
+    async def progress(step: JoinProgress) -> None:
+        if on_progress is not None:
+            on_progress(step)
+
+    async def run() -> JoinResult:
+        async with open_node(replica.home, identity, NodeConfig(), replica=replica,
+                             control=False) as node:
+            return await node.join(code, progress)
+
+    return trio.run(run)
