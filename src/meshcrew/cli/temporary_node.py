@@ -17,7 +17,8 @@ def join_with_temporary_node(replica: Replica, identity: Identity, code: str,
                              on_progress: Callable[[Any], None] | None) -> JoinResult:
     """Start a node over ``replica`` (already open), join with ``code``, stop the node.
 
-    It listens and discovers like ``meshcrew node`` with its defaults, without a control socket.
+    It listens like ``meshcrew node`` with its defaults, without a control socket; it looks for
+    members on the LAN (mDNS) only if none answers at the code's addresses.
 
     Raises:
         JoinRefused: no member's node let this one in.
@@ -29,7 +30,8 @@ def join_with_temporary_node(replica: Replica, identity: Identity, code: str,
             on_progress(step)
 
     async def run() -> JoinResult:
-        async with open_node(replica.home, identity, NodeConfig(), replica=replica,
+        config = NodeConfig(mdns=False, mdns_on_demand=True)
+        async with open_node(replica.home, identity, config, replica=replica,
                              control=False) as node:
             return await node.join(code, progress)
 

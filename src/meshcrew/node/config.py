@@ -17,6 +17,8 @@ class NodeConfig:
         listen_addrs: multiaddrs to listen on; empty means every IPv4 interface at the port the
             node used last time (else one the system picks).
         mdns: announce the node on the LAN and dial members found there.
+        mdns_on_demand: with ``mdns`` off, still start LAN discovery when a join finds no
+            member at the invite code's addresses (the node a CLI ``join`` starts does this).
         bootstrap: multiaddrs (ending in ``/p2p/<peer id>``) to dial at start and keep dialling.
         sync_period_s: how often connected peers are synced again (they also sync on every
             connection, and after new records arrive).
@@ -33,6 +35,7 @@ class NodeConfig:
 
     listen_addrs: tuple[str, ...] = ()
     mdns: bool = True
+    mdns_on_demand: bool = False
     bootstrap: tuple[str, ...] = ()
     sync_period_s: float = 60.0
     propagate_delay_s: float = 0.25

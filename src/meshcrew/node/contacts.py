@@ -62,6 +62,7 @@ class Contacts:
         """Peers heard of on the LAN since the node started."""
         self.mdns_running = False
         self._lan_found = trio.Event()
+        self._lan_started = False
         self._nursery: trio.Nursery | None = None
 
     def wanted_peers(self) -> set[str]:
@@ -79,8 +80,14 @@ class Contacts:
             self._nursery = nursery
             nursery.start_soon(self.dialer.run)
             if self._config.mdns:
-                nursery.start_soon(self._discover_lan)
+                self.start_lan()
             await self._watch()
+
+    def start_lan(self) -> None:
+        """Start LAN discovery now if it is not running (for a join that needs it)."""
+        if not self._lan_started and self._nursery is not None:
+            self._lan_started = True
+            self._nursery.start_soon(self._discover_lan)
 
     async def wait_lan_peer(self) -> None:
         """Return when the next peer is heard of on the LAN."""

@@ -93,7 +93,8 @@ async def _serve_connection(stream: trio.SocketStream, dispatch: Dispatch,
             return
 
         async def progress(value: Any) -> None:
-            await _send(stream, {"progress": value})
+            # Not suppressed: an operation that reports progress stops when its CLI goes away.
+            await stream.send_all(frame({"progress": value}))
 
         op = request["op"]
         try:

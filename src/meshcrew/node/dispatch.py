@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING, Any
 from meshcrew.errors import JoinRefused, LocalProtocolError, UnknownName
 from meshcrew.node.control import SendProgress
 from meshcrew.node.control_client import MEMBER_OPS, control_types
+from meshcrew.node.reports import JoinProgress, RecordsChanged
 from meshcrew.node.values import ValueTypes
 from meshcrew.spaces import decode_invite_code
 from meshcrew.spaces.invites import MAX_ADDR_CHARS, MAX_ADDRS
 
 if TYPE_CHECKING:
     from meshcrew.node.node import Node
-    from meshcrew.node.reports import JoinProgress
 
 
 NODE_OPS = frozenset({"status", "peers", "seen_by", "connect", "join_network", "invite",
-                      "join", "ping"})
+                      "join", "ping", "watch"})
 
 
 def value_types() -> ValueTypes:
@@ -59,6 +59,12 @@ class Dispatcher:
             return node.seen_by(*args, **kwargs)
         if op == "connect":
             return await node.connect(*args, **kwargs)
+        if op == "watch":  # every RecordsChanged as a progress frame, until the client hangs up
+            with node.subscribe() as events:
+                async for event in events:
+                    if isinstance(event, RecordsChanged):
+                        await progress(event)
+            return None
         if op == "invite":
             kwargs.setdefault("addrs", ())
             if not kwargs["addrs"]:

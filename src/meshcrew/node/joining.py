@@ -79,6 +79,8 @@ class Joining:
                     received = await self._try(peer_id, addrs)
                     if received is not None:
                         return await self._finish(peer_id, received)
+                if node.config.mdns_on_demand:
+                    node.contacts.start_lan()
                 await self._say("dialling", "waiting to hear of a member on the LAN")
                 await node.contacts.wait_lan_peer()
         raise JoinRefused("No member of this space could be reached: the inviter's node is not "

@@ -117,7 +117,7 @@ class PeerBook:
         if entry is None:
             entry = self._peers[peer_id] = PeerEntry(peer_id, source=source)
             self._dirty = True
-            self._forget_beyond_limit()
+            self._forget_beyond_limit(keep=peer_id)
         merged = list(dict.fromkeys([*fresh, *entry.addrs]))[:MAX_ADDRS]
         if merged != entry.addrs:
             entry.addrs = merged
@@ -128,13 +128,15 @@ class PeerBook:
         entry = self._peers.get(peer_id)
         if entry is None:
             entry = self._peers[peer_id] = PeerEntry(peer_id)
-            self._forget_beyond_limit()
+            self._forget_beyond_limit(keep=peer_id)
         entry.last_seen_ms = now_ms
         self._dirty = True
 
-    def _forget_beyond_limit(self) -> None:
+    def _forget_beyond_limit(self, *, keep: str) -> None:
+        """Forget the least recently seen peers (never ``keep``, just learned) over the limit."""
         while len(self._peers) > MAX_PEERS:
-            oldest = min(self._peers.values(), key=lambda e: e.last_seen_ms or 0)
+            oldest = min((e for e in self._peers.values() if e.peer_id != keep),
+                         key=lambda e: e.last_seen_ms or 0)
             del self._peers[oldest.peer_id]
 
     # --- bans and the port ---------------------------------------------------------------------

@@ -1,0 +1,185 @@
+"""Nodes in one process on loopback: joining, refusals, gossip judgement, the control socket."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import trio
+
+from hosts_on_loopback import wait_until
+from meshcrew.errors import JoinRefused, LocalProtocolError, UnknownName
+from meshcrew.net import Verdict
+from meshcrew.node import ControlClient, NodeConfig, control_types, open_node
+from meshcrew.node.join import ASK, JOIN_PROTOCOL, JOIN_VERSION, REFUSED, Messages, encode_frame
+from meshcrew.node.membership import GossipJudge
+from meshcrew.records import MAX_CLOCK_SKEW_MS, sign_record
+from meshcrew.spaces import decode_invite_code, join_space
+from node_world import LOOPBACK_NODE, make_home, open_nodes, wall_ms
+
+pytestmark = pytest.mark.trio
+HOUR_MS = 3_600_000
+
+
+def texts(node: object, space: bytes) -> set[str]:
+    return {str(p.fields.get("text")) for p in node.member.log(space)}  # type: ignore[attr-defined]
+
+
+async def test_a_joiner_gets_the_history_the_keys_and_then_live_records(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with open_nodes(tmp_path, "Ada", "Bo") as [ada, bo]:
+            space = ada.member.create_space("Crew")
+            ada.member.checkin(space, text="before you came", energy=3)
+            code = ada.member.invite(space, expires_ms=wall_ms() + HOUR_MS, addrs=ada.addrs())
+            steps: list[str] = []
+
+            async def progress(step: object) -> None:
+                steps.append(step.stage)  # type: ignore[attr-defined]
+
+            result = await bo.join(code, progress)
+            assert result.space == space
+            assert result.has_keys
+            assert result.via == ada.host.peer_id
+            assert steps[:3] == ["dialling", "asking", "history"]
+            assert steps[-2:] == ["joined", "keys"]
+            assert "before you came" in texts(bo, space)  # history is readable: keys arrived
+            bo_id = bo.member.checkin(space, text="hello", energy=4)
+            ada.member.checkin(space, text="welcome", energy=5)
+            await wait_until(lambda: "hello" in texts(ada, space) and "welcome" in texts(bo, space))
+            # the post-publish sync tells Bo who holds his check-in
+            await wait_until(lambda: ada.identity.public_key in bo.seen_by(bo_id))
+            [peer] = bo.peers()
+            assert peer.connected
+            assert peer.name == "Ada"
+            assert peer.spaces[0].synced
+
+
+async def test_a_join_skips_nodes_outside_the_space(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with open_nodes(tmp_path, "Ada", "Stranger", "Bo") as [ada, stranger, bo]:
+            space = ada.member.create_space("Crew")
+            addrs = (*stranger.addrs(), *ada.addrs())  # the first node asked says not_here
+            code = ada.member.invite(space, expires_ms=wall_ms() + HOUR_MS, addrs=addrs)
+            result = await bo.join(code)
+            assert result.via == ada.host.peer_id
+            assert stranger.replica.spaces() == []
+
+
+async def test_a_used_invite_is_refused_with_its_reason(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with open_nodes(tmp_path, "Ada", "Bo", "Cy") as [ada, bo, cy]:
+            space = ada.member.create_space("Crew")
+            code = ada.member.invite(space, expires_ms=wall_ms() + HOUR_MS, addrs=ada.addrs())
+            await bo.join(code)
+            with pytest.raises(JoinRefused, match="already been used") as refused:
+                await cy.join(code)
+            assert refused.value.reason == "invite_exhausted"
+            assert cy.identity.public_key not in ada.membership.active(space)
+
+
+async def test_a_wrong_proof_is_refused_and_costs_points(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with open_nodes(tmp_path, "Ada", "Mallory") as [ada, mallory]:
+            space = ada.member.create_space("Crew")
+            code = decode_invite_code(ada.member.invite(space, expires_ms=wall_ms() + HOUR_MS))
+            await mallory.host.connect(ada.addrs()[0])
+            stream = await mallory.host.open_stream(ada.host.peer_id, JOIN_PROTOCOL)
+            await stream.send_all(encode_frame([ASK, JOIN_VERSION, space, code.invite_id,
+                                                bytes(64)]))
+            reply = await Messages(stream).next()
+            assert reply[:2] == [REFUSED, "invite_bad_proof"]
+            assert ada.host.scores.points(mallory.host.peer_id, time.monotonic()) > 0
+
+
+async def test_a_join_with_no_reachable_member_says_so(tmp_path: Path) -> None:
+    config = NodeConfig(listen_addrs=("/ip4/127.0.0.1/tcp/0",), mdns=False, join_timeout_s=1.0)
+    with trio.fail_after(30):
+        async with open_nodes(tmp_path, "Ada", "Bo", config=config) as [ada, bo]:
+            space = ada.member.create_space("Crew")
+            code = ada.member.invite(space, expires_ms=wall_ms() + HOUR_MS)  # no addresses
+            with pytest.raises(JoinRefused, match="could be reached") as refused:
+                await bo.join(code)
+            assert refused.value.reason == "unreachable"
+
+
+async def test_the_gossip_judge(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with open_nodes(tmp_path, "Ada", "Bo", "Eve") as [ada, bo, eve]:
+            space = ada.member.create_space("Crew")
+            other = ada.member.create_space("Other")
+            invite = ada.member.invite(space, expires_ms=wall_ms() + HOUR_MS)
+            judge = GossipJudge(ada.membership, wall_ms)
+            mine = ada.replica.frontier(space)[ada.identity.public_key]
+            record = ada.replica.get(mine.id)
+            assert record is not None
+            ada_peer, eve_peer = ada.host.peer_id, eve.host.peer_id
+
+            def by(who: object, space_id: bytes, ts: int | None = None, kind: str = "x.note",
+                   body: bytes = b"") -> bytes:
+                key = who.identity.signing_key  # type: ignore[attr-defined]
+                return sign_record(key, kind=kind, space=space_id, seq=1, prev=None,
+                                   ts=ts or wall_ms(), body=body).raw
+
+            assert judge(space, record.raw, ada_peer) is Verdict.ACCEPT
+            assert judge(space, record.raw[:-1] + b"\x00", ada_peer) is Verdict.REJECT  # forged
+            assert judge(other, record.raw, ada_peer) is Verdict.REJECT  # another space's
+            assert judge(space, b"junk", ada_peer) is Verdict.REJECT
+            assert judge(space, by(eve, space), ada_peer) is Verdict.IGNORE  # a member relays
+            assert judge(space, by(eve, space), eve_peer) is Verdict.REJECT  # nobody vouches
+            future = wall_ms() + MAX_CLOCK_SKEW_MS + HOUR_MS
+            assert judge(space, by(ada, space, ts=future), eve_peer) is Verdict.IGNORE
+            made = join_space(decode_invite_code(invite), bo.identity.signing_key)
+            join = by(bo, space, kind=made.kind, body=made.body)
+            assert judge(space, join, bo.host.peer_id) is Verdict.ACCEPT
+            assert judge(space, by(bo, space), bo.host.peer_id) is Verdict.ACCEPT  # counted
+
+
+async def test_a_restarted_node_keeps_its_port_peers_and_bans(tmp_path: Path) -> None:
+    home, who = make_home(tmp_path, "Ada")
+    config = NodeConfig(mdns=False)  # no listen address: every interface, the remembered port
+    with trio.fail_after(30):
+        async with open_nodes(tmp_path, "Bo") as [bo]:
+            async with open_node(home, who, config) as ada:
+                port = ada.host.listen_port()
+                await ada.connect(bo.addrs()[0])
+                ada.host.penalize("12D3KooWDGHBYmzxAzjfH7tN3kJ3sQybPLvTswH9D95oKY9uSNKe", 100, "t")
+            async with open_node(home, who, config) as ada:
+                assert ada.host.listen_port() == port
+                assert ada.book.get(bo.host.peer_id) is not None
+                assert ada.host.scores.is_banned(
+                    "12D3KooWDGHBYmzxAzjfH7tN3kJ3sQybPLvTswH9D95oKY9uSNKe")
+
+
+async def test_the_control_socket_runs_member_calls_and_node_calls(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with open_nodes(tmp_path, "Ada") as [ada]:
+            client = ControlClient.if_running(ada.home, control_types())
+            assert client is not None
+            assert oct(os.stat(ada.home.socket_file).st_mode & 0o777) == "0o600"
+
+            def from_the_cli() -> None:
+                space = client.call("create_space", "Crew")
+                assert client.call("summary", space).name == "Crew"
+                assert client.call("status").peer_id == ada.host.peer_id
+                code = client.call("invite", space, expires_ms=wall_ms() + HOUR_MS)
+                assert decode_invite_code(code).addrs == ada.addrs()  # the node's addresses
+                with pytest.raises(UnknownName):
+                    client.call("resolve_space", "no such crew")
+                with pytest.raises(LocalProtocolError, match="no operation"):
+                    client.call("view", space)
+
+            await trio.to_thread.run_sync(from_the_cli)
+        assert ControlClient.if_running(ada.home, control_types()) is None
+
+
+async def test_a_node_refuses_a_second_node_on_its_home(tmp_path: Path) -> None:
+    from meshcrew.errors import HomeError
+
+    home, who = make_home(tmp_path, "Ada")
+    with trio.fail_after(20):
+        async with open_node(home, who, LOOPBACK_NODE):
+            with pytest.raises(HomeError, match="Another meshcrew"):
+                async with open_node(home, who, LOOPBACK_NODE):
+                    pass
