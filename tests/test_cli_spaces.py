@@ -295,6 +295,10 @@ def test_bad_input_gets_one_line_and_changes_nothing(crew: tuple[str, list[Path]
         (("export", "-o", ada.parent / "x.mcr"), "or give --all"),
         (("import", ada.parent / "absent.mcr"), "Cannot read"),
         (("rejects", "--limit", "0"), "at least 1"),
+        (("gathering", "Moon", "--title", "Old", "--when", "0001-01-01 00:00"),
+         "too far from today"),
+        (("gathering", "Moon", "--title", "Old", "--when", "1969-12-31T23:00+00:00"),
+         "too far from today"),
     ]:
         assert fragment in refused(capsys, ada, *args), args
     assert record_count(ada) == before

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from meshcrew.errors import InputError
+from meshcrew.records import MAX_TS_MS
 
 _DURATION = re.compile(r"(\d+)\s*([mhdw])\Z")
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
@@ -50,16 +51,24 @@ def time_ms(text: str) -> int:
     """A date and time (``2026-02-01 18:00``, local unless it names an offset) in UTC ms.
 
     Raises:
-        InputError: if the text is not an ISO date and time.
+        InputError: if the text is not an ISO date and time, or is before 1970.
     """
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
         raise InputError(f"{text!r} is not a date and time; write it like "
                          "2026-02-01 18:00 (local time) or 2026-02-01T18:00+02:00.") from None
-    if when.tzinfo is None:
-        when = when.astimezone()
-    return int(when.timestamp() * 1000)
+    too_far = InputError(f"{text!r} is too far from today; give a date after 1970.")
+    try:
+        if when.tzinfo is None:
+            when = when.astimezone()
+        ms = int(when.timestamp() * 1000)
+    except (ValueError, OverflowError, OSError):
+        # A date at the edge of the calendar (year 1 or 9999) has no local time or timestamp.
+        raise too_far from None
+    if not 0 <= ms < MAX_TS_MS:
+        raise too_far
+    return ms
 
 
 def file_path(text: str) -> Path:
