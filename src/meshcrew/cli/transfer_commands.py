@@ -16,6 +16,9 @@ from meshcrew.cli.values import file_path
 from meshcrew.errors import InputError
 from meshcrew.service import IngestReport, RejectedEntry
 
+MAX_LIMIT = 1_000_000_000
+"""The largest ``rejects --limit`` used; a larger one lists everything just the same."""
+
 
 def register(commands: Commands) -> None:
     """Add ``export``, ``import`` and ``rejects``."""
@@ -52,7 +55,7 @@ def register(commands: Commands) -> None:
     rejects.add_argument("space", nargs="?", metavar="SPACE",
                          help="only this space's refusals by the space rules")
     rejects.add_argument("--limit", type=int, default=100, metavar="N",
-                         help="show at most N (default 100)")
+                         help="show at most N (default 100; a large N shows all)")
     add_json_option(rejects)
 
 
@@ -109,9 +112,11 @@ def run_rejects(args: argparse.Namespace, session: Session) -> int:
     """List refused records."""
     if args.limit < 1:
         raise InputError("--limit must be at least 1.")
+    # SQLite takes 64-bit limits; anything above what could ever be listed means "all".
+    limit = min(args.limit, MAX_LIMIT)
     with open_member(session) as member:
         space_id = member.resolve_space(args.space) if args.space is not None else None
-        rows = member.rejected(space_id, limit=args.limit)
+        rows = member.rejected(space_id, limit=limit)
     if args.json:
         session.print_json({"rejects": [row.to_json() for row in rows]})
     elif not rows:
