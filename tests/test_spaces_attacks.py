@@ -176,6 +176,18 @@ def test_a_removal_without_enough_consent_does_not_take_effect() -> None:
     in_every_order(w, space, eve_post, Reason.REMOVED_MEMBER)
 
 
+def test_a_member_joining_again_is_refused_and_keeps_the_invite_unused() -> None:
+    w, space = crew("bo")
+    code = w.invite(ADA, space)
+    again = w.join(BO, code)  # bo is still an active member
+    in_every_order(w, space, again, Reason.ALREADY_MEMBER)
+    state = w.state(space)
+    assert state.invites[code.invite_id].used_by == ()
+    # the invite still admits someone new
+    cy_join = w.join(CY, code)
+    assert w.state(space).status(cy_join.id) == spaces.state.ACCEPTED
+
+
 def test_a_member_cannot_forge_another_members_join() -> None:
     w, space = crew("mallory")
     code = w.invite(MALLORY, space)
