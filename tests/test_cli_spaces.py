@@ -375,3 +375,56 @@ def test_rejects_and_import_counts(crew: tuple[str, list[Path]], tmp_path: Path,
     everything = cli_json(capsys, ada, "export", "--all", "-o", tmp_path / "all.mcr")
     assert everything["spaces"] == [space]
     assert everything["records"] == len(read_records(tmp_path / "all.mcr"))
+
+
+def test_profile_crew_card_and_looking_for_crew(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    ada = tmp_path / "ada"
+    cli(capsys, ada, "init", "--name", "Ada")
+    hall = cli(capsys, ada, "crew", "create", "Hall", "--kind", "congregation").strip()
+    cli(capsys, ada, "crew", "create", "Sun", "--in", "Hall")
+    card = cli_json(capsys, ada, "crew", "card", "Sun", "--open", "--note", "welcoming")
+    assert card["space"] == hall  # the card goes to the congregation, not the crew
+    cli(capsys, ada, "looking-for-crew", "Hall", "--note", "evenings")
+    board = cli_json(capsys, ada, "board", "Hall")
+    [shown] = board["crew_cards"]
+    assert (shown["id"], shown["name"], shown["open"], shown["note"]) == (
+        card["id"], "Sun", True, "welcoming")
+    assert [(s["author_name"], s["note"]) for s in board["looking_for_crew"]] == [
+        ("Ada", "evenings")]
+    cli(capsys, ada, "crew", "card", "Sun", "--closed")
+    cli(capsys, ada, "looking-for-crew", "Hall", "--stop")
+    board = cli_json(capsys, ada, "board", "Hall")
+    assert [c["open"] for c in board["crew_cards"]] == [False]  # the latest card counts
+    assert board["looking_for_crew"] == []
+
+    cli(capsys, ada, "profile", "Sun", "--bio", "likes tea")  # the name stays
+    cli(capsys, ada, "profile", "Sun", "--name", "Ada L.")  # the bio stays
+    [me] = cli_json(capsys, ada, "members", "Sun")["members"]
+    assert (me["name"], me["bio"]) == ("Ada L.", "likes tea")
+    assert cli_json(capsys, ada, "members", "Hall")["members"][0]["name"] == "Ada"
+
+    for args, fragment in [
+        (("crew", "card", "Hall", "--open"), "belongs to no congregation"),
+        (("looking-for-crew", "Sun"), "cannot be posted in a crew"),
+        (("profile", "Sun"), "Give --name, --bio or both"),
+        (("profile", "Sun", "--bio", "x" * 300), "bio is longer than 280"),
+    ]:
+        assert fragment in refused(capsys, ada, *args), args
+    assert "--open --closed" in refused(capsys, ada, "crew", "card", "Sun", status=2)
+
+
+def test_rotate_seals_new_keys_once_after_a_departure(crew: tuple[str, list[Path]],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    space, (ada, bob, cy) = crew
+    assert cli_json(capsys, ada, "rotate", "Moon")["rotated"] == []
+    assert "are current" in cli(capsys, ada, "rotate", "Moon")
+    cli(capsys, cy, "leave", "Moon")
+    share(capsys, space, ada, bob, cy)
+    made = cli_json(capsys, ada, "rotate", "Moon")
+    assert made["space"] == space
+    assert len(made["rotated"]) == 1
+    assert cli_json(capsys, ada, "rotate", "Moon")["rotated"] == []
+    keys = [r for r in cli_json(capsys, ada, "log", "Moon")["records"] if r["kind"] == "keys"]
+    assert (keys[-1]["id"], keys[-1]["recipients"]) == (made["rotated"][0], 2)
+    assert "You have left" in refused(capsys, cy, "rotate", "Moon")

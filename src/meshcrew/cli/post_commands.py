@@ -1,5 +1,5 @@
 """Posts and what they add up to: ``checkin``, ``reply``, ``react``, ``ask``, ``offer``,
-``gathering``, ``followup``, ``log``, ``board`` and ``rhythm``.
+``gathering``, ``followup``, ``profile``, ``looking-for-crew``, ``log``, ``board`` and ``rhythm``.
 
 Each handler resolves what the person typed and makes one call of the member service.
 """
@@ -13,6 +13,7 @@ from meshcrew.cli.parsing import EXIT_OK, Commands, Handler, add_command, add_js
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
 from meshcrew.cli.values import compass_scores, time_ms
+from meshcrew.errors import InputError
 from meshcrew.spaces import COMPASS_SCALES, PostKind
 
 _SPACE_HELP = "the space (name, or id or its start)"
@@ -76,6 +77,24 @@ def register(commands: Commands) -> None:
                           help="the follow-up (up to 2000 characters)")
     followup.add_argument("--closes", action="store_true",
                           help="close the ask or offer (only its author's follow-up closes it)")
+
+    profile = _writer(commands, "profile", "change your display name or bio in a space",
+                      "Post your profile in a space: the display name and short bio its members "
+                      "see (your latest profile counts). What you leave out stays as it is. "
+                      "Prints the profile's id.", run_profile, space=True)
+    profile.add_argument("--name", metavar="NAME", help="your display name here (1-64 "
+                         "characters)")
+    profile.add_argument("--bio", metavar="TEXT", help="a short bio (up to 280 characters; "
+                         "an empty one clears it)")
+
+    looking = _writer(commands, "looking-for-crew", "tell a congregation you look for a crew",
+                      "Tell a congregation that you are looking for a crew (or, with --stop, "
+                      "that you no longer are); the board lists who is looking. Your latest "
+                      "word counts. Prints its id.", run_looking, space=True)
+    looking.add_argument("--note", default="", metavar="TEXT",
+                         help="what kind of crew, when you are free, ... (up to 500 characters)")
+    looking.add_argument("--stop", action="store_true",
+                         help="you are no longer looking (takes you off the board)")
 
     log = add_command(commands, "log", summary="show a space's posts, oldest first",
                       description="Show what you can read of a space, oldest first: posts, "
@@ -173,6 +192,33 @@ def run_followup(args: argparse.Namespace, session: Session) -> int:
         space_id = member.thread(target).post.space
         post = member.make_post(PostKind.FOLLOWUP, to=target, text=args.text,
                                 closes=args.closes)
+        return _done(args, session, space_id, member.post(space_id, post))
+
+
+def run_profile(args: argparse.Namespace, session: Session) -> int:
+    """Post a profile: the name or bio given, the rest as it stands."""
+    if args.name is None and args.bio is None:
+        raise InputError("Give --name, --bio or both: what your profile should say.")
+    with open_member(session) as member:
+        space_id = member.resolve_space(args.space)
+        me = next((m for m in member.members(space_id) if m.is_me), None)
+        name = args.name
+        if name is None:
+            # Without a profile, members() shows the fingerprint: not a name to keep.
+            if me is None or me.name == me.fingerprint:
+                raise InputError("You have no profile in this space yet; give --name.")
+            name = me.name
+        bio = args.bio if args.bio is not None else (me.bio if me is not None else "")
+        post = member.make_post(PostKind.PROFILE, name=name, bio=bio)
+        return _done(args, session, space_id, member.post(space_id, post))
+
+
+def run_looking(args: argparse.Namespace, session: Session) -> int:
+    """Say whether this member is looking for a crew."""
+    with open_member(session) as member:
+        space_id = member.resolve_space(args.space)
+        post = member.make_post(PostKind.LOOKING_FOR_CREW, looking=not args.stop,
+                                note=args.note)
         return _done(args, session, space_id, member.post(space_id, post))
 
 

@@ -1,5 +1,5 @@
-"""Spaces and membership: ``crew create``, ``spaces``, ``invite``, ``join``, ``members``,
-``leave``, ``remove`` and ``consent``.
+"""Spaces and membership: ``crew create``, ``crew card``, ``spaces``, ``invite``, ``join``,
+``members``, ``leave``, ``remove``, ``consent`` and ``rotate``.
 
 Each handler resolves what the person typed and makes one call of the member service.
 """
@@ -21,8 +21,9 @@ from meshcrew.cli.parsing import (
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
 from meshcrew.cli.values import duration_ms, file_path
+from meshcrew.errors import SpaceError
 from meshcrew.service import Member, RemovalEntry, parse_rhythm
-from meshcrew.spaces import SpaceKind, decode_invite_code
+from meshcrew.spaces import PostKind, SpaceKind, decode_invite_code
 from meshcrew.spaces.settings import MAX_UTC_OFFSET_MIN
 
 DEFAULT_EXPIRY = "7d"
@@ -31,8 +32,9 @@ DEFAULT_EXPIRY = "7d"
 def register(commands: Commands) -> None:
     """Add the space and membership commands."""
     crew = add_command(
-        commands, "crew", summary="start a crew, dyad or congregation (crew create)",
-        description="Commands about making spaces. So far: crew create.",
+        commands, "crew", summary="start a crew, dyad or congregation; show a crew's card",
+        description="Commands about crews: crew create starts a space, crew card tells the "
+        "congregation whether a crew is open to new crewmates.",
         handler=_group_help)
     # add_command builds every parser as a CliParser, so its subparsers are CliParsers too.
     crew_commands = cast("Commands", crew.add_subparsers(title="commands", metavar="COMMAND",
@@ -57,6 +59,22 @@ def register(commands: Commands) -> None:
     create.add_argument("--no-history", action="store_true",
                         help="joiners cannot read what was written before they joined")
     add_json_option(create)
+
+    card = add_command(
+        crew_commands, "card", summary="say whether a crew is open to new crewmates",
+        description="Post the card of a crew (or dyad) you are in to the congregation it "
+        "belongs to: its name, whether it is open to new crewmates, and a note. The "
+        "congregation's board shows each crew's latest card. Prints the card's id.",
+        handler=run_card)
+    card.add_argument("crew", metavar="CREW", help="the crew (name, or id or its start)")
+    openness = card.add_mutually_exclusive_group(required=True)
+    openness.add_argument("--open", dest="open", action="store_true",
+                          help="the crew welcomes new crewmates")
+    openness.add_argument("--closed", dest="open", action="store_false",
+                          help="the crew is not looking for anyone now")
+    card.add_argument("--note", default="", metavar="TEXT",
+                      help="what the crew is about, who would fit (up to 500 characters)")
+    add_json_option(card)
 
     spaces = add_command(
         commands, "spaces", summary="list your crews, dyads and congregations",
@@ -128,10 +146,20 @@ def register(commands: Commands) -> None:
                          help="the proposal's id (or its start), or the member it names")
     add_json_option(consent)
 
+    rotate = add_command(
+        commands, "rotate", summary="rotate a space's keys now if its membership changed",
+        description="Seal a new epoch key to the current members if someone joined, left or "
+        "was removed since the last rotation. This normally happens by itself (the inviter "
+        "rotates when a join arrives; anyone rotates before writing after a departure); use "
+        "it when a joiner waits for the keys and nobody else is around. Does nothing when the "
+        "keys are current.", handler=run_rotate)
+    rotate.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")
+    add_json_option(rotate)
+
 
 def _group_help(args: argparse.Namespace, session: Session) -> int:
-    raise UsageError("the crew command needs a command after it, e.g. crew create NAME",
-                     "meshcrew crew")
+    raise UsageError("the crew command needs a command after it: crew create NAME, or "
+                     "crew card CREW --open", "meshcrew crew")
 
 
 def local_offset_min() -> int:
@@ -153,6 +181,26 @@ def run_create(args: argparse.Namespace, session: Session) -> int:
             session.print_json(member.summary(space_id).to_json())
         else:
             session.print(space_id.hex())
+    return EXIT_OK
+
+
+def run_card(args: argparse.Namespace, session: Session) -> int:
+    """Post a crew's card to its congregation."""
+    with open_member(session) as member:
+        crew_id = member.resolve_space(args.crew)
+        crew = member.summary(crew_id)
+        if crew.my_status != "active":
+            raise SpaceError("Only a member of the crew can post its card.")
+        if crew.parent is None or crew.name is None:
+            raise SpaceError(f"{crew.name or 'This space'} belongs to no congregation, so it "
+                             "has no card; a crew made with --in CONGREGATION does.")
+        post = member.make_post(PostKind.CREW_CARD, crew=crew_id, name=crew.name,
+                                open=args.open, note=args.note)
+        record = member.post(crew.parent, post)
+    if args.json:
+        session.print_json({"id": record.hex(), "space": crew.parent.hex()})
+    else:
+        session.print(record.hex())
     return EXIT_OK
 
 
@@ -292,4 +340,20 @@ def run_consent(args: argparse.Namespace, session: Session) -> int:
         state = (f"{removal['member_name']} is removed." if removal["effective"] else
                  f"{len(removal['consents'])} of {removal['needed']} consents so far.")
         session.print(f"Consented to removing {removal['member_name']}: {state}")
+    return EXIT_OK
+
+
+def run_rotate(args: argparse.Namespace, session: Session) -> int:
+    """Rotate the keys if the membership changed."""
+    with open_member(session) as member:
+        space_id = member.resolve_space(args.space)
+        made = member.rotate(space_id)
+        name = member.summary(space_id).name or space_id.hex()
+    if args.json:
+        session.print_json({"space": space_id.hex(), "rotated": [rid.hex() for rid in made]})
+    elif made:
+        session.print(f"Rotated the keys of {name}: the current members can read what comes "
+                      "next, no one else can.")
+    else:
+        session.print(f"The keys of {name} are current; nothing to rotate.")
     return EXIT_OK
