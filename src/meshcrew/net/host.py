@@ -127,6 +127,13 @@ class Host:
             raise DialError(f"{addr!r} is not a multiaddr ending in /p2p/<peer id>.") from None
         peer_id = str(info.peer_id)
         self._refuse_banned(peer_id)
+        # Dial exactly this address: libp2p dials only one known address per transport (the
+        # first, often a stale one), and refuses for a minute a peer whose addresses all failed.
+        # The node keeps its own addresses and backoff per peer (a restarted peer's new address
+        # must be tried at once).
+        self._lp.get_network().unblock_peer(info.peer_id)
+        if info.peer_id not in self._lp.get_network().connections:
+            self._lp.get_peerstore().clear_addrs(info.peer_id)
         with translated(f"dialling {peer_id}", dialling=True), \
                 trio.fail_after(self.config.dial_timeout_s):
             await self._lp.connect(info)

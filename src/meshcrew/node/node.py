@@ -70,7 +70,9 @@ ENVELOPE_FAULTS = frozenset({
     Reason.BAD_SEQ, Reason.BODY_TOO_LARGE, Reason.BAD_SIGNATURE})
 """Refusals that prove the sender sent a bad record (a newer version or a skewed clock do not)."""
 
-_SAVE_EVERY_S = 5.0
+_SAVE_EVERY_S = 1.0
+"""How often the peer book and receipts are written if they changed (a killed node loses at
+most this much of them)."""
 _GOSSIP_BATCH = 256
 
 

@@ -1,0 +1,185 @@
+"""``meshcrew node`` processes for multi-process tests: start, wait for readiness, drive, stop.
+
+Every wait has a deadline and polls a condition (the node's control socket, or a CLI command),
+never a fixed sleep; every process is stopped by its pid at teardown (SIGTERM, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshcrew.home import Home
+from meshcrew.node import ControlClient, NodeStatus, control_types
+
+MESHCREW = str(Path(sys.executable).with_name("meshcrew"))
+LOOPBACK = "/ip4/127.0.0.1/tcp/0"
+CLI_TIMEOUT_S = 60.0
+_POLL_S = 0.05
+_TYPES = control_types()
+
+
+def wait_for(condition: Callable[[], bool], within: float = 20.0, what: str = "") -> None:
+    """Return once ``condition()`` holds; fail the test after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {within:.0f} s waiting for {what or condition}")
+        time.sleep(_POLL_S)
+
+
+class NodeProcess:
+    """One member's home folder and (while it runs) its ``meshcrew node`` process."""
+
+    def __init__(self, root: Path, name: str, *, wrap: Sequence[str] = ()) -> None:
+        self.name = name
+        self.home = Home(root / name.lower())
+        self.wrap = list(wrap)
+        """A command the node runs under (e.g. ``ip netns exec NS``)."""
+        self.process: subprocess.Popen[bytes] | None = None
+        self.cli("init", "--name", name)
+
+    # --- the CLI -------------------------------------------------------------------------------
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``meshcrew --home HOME ARGS``."""
+        done = subprocess.run([MESHCREW, "--home", str(self.home.path), *args],
+                              capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
+        if check and done.returncode != 0:
+            pytest.fail(f"meshcrew {' '.join(args)} failed for {self.name}: {done.stderr}")
+        return done
+
+    def cli(self, *args: str) -> Any:
+        """Run a command with ``--json`` and return its object."""
+        return json.loads(self.run(*args, "--json").stdout)
+
+    def log(self, space: str) -> list[dict[str, Any]]:
+        """``log --json`` of a space: every record, membership events included, oldest first."""
+        return list(self.cli("log", space)["records"])
+
+    def texts(self, space: str) -> set[str]:
+        """The texts of the space's posts."""
+        return {str(p["text"]) for p in self.log(space) if "text" in p}
+
+    # --- the node ------------------------------------------------------------------------------
+
+    def start(self, *args: str, listen: str | None = LOOPBACK) -> None:
+        """Start ``meshcrew node`` (no mDNS unless given) and wait until it answers."""
+        assert self.process is None or self.process.poll() is not None
+        extra = ["--listen", listen] if listen else []
+        if "--mdns" in args:
+            args = tuple(a for a in args if a != "--mdns")
+        else:
+            extra.append("--no-mdns")
+        out = open(self.home.path / "node.out", "ab")  # noqa: SIM115 (the process owns it)
+        self.process = subprocess.Popen(
+            [*self.wrap, MESHCREW, "--home", str(self.home.path), "node", *extra, *args],
+            stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        wait_for(lambda: self._answers(), within=30, what=f"{self.name}'s node to start")
+
+    def _answers(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            output = (self.home.path / "node.out").read_text(errors="replace")
+            pytest.fail(f"{self.name}'s node exited ({self.process.returncode}): {output}")
+        return ControlClient.if_running(self.home, _TYPES) is not None
+
+    def call(self, op: str, *args: Any, **kwargs: Any) -> Any:
+        """Ask the running node directly over its control socket."""
+        client = ControlClient.if_running(self.home, _TYPES)
+        assert client is not None, f"{self.name}'s node is not running"
+        return client.call(op, *args, **kwargs)
+
+    def status(self) -> NodeStatus:
+        """The running node's status."""
+        status: NodeStatus = self.call("status")
+        return status
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def stop(self, *, within: float = 5.0) -> float:
+        """SIGTERM, wait (SIGKILL after ``within``); return how long it took to stop."""
+        if self.process is None or self.process.poll() is not None:
+            return 0.0
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=within)
+        return time.monotonic() - started
+
+    def kill(self) -> None:
+        """SIGKILL the node: no chance to clean up."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def rss_mb(self) -> float:
+        """The node process's resident memory."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+
+class Fleet:
+    """Nodes of one test, in short home paths (Unix socket paths are limited to 108 bytes)."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="mc-"))
+        self.nodes: list[NodeProcess] = []
+
+    def make(self, *names: str, wrap: Sequence[str] = ()) -> list[NodeProcess]:
+        """Initialised homes (nodes not started)."""
+        made = [NodeProcess(self.root, name, wrap=wrap) for name in names]
+        self.nodes += made
+        return made
+
+    def close(self) -> None:
+        """Stop every node still running and remove the homes."""
+        for node in self.nodes:
+            if node.process is not None and node.process.poll() is None:
+                node.process.kill()
+                node.process.wait(timeout=10)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def fleet() -> Iterator[Fleet]:
+    """Node processes that are all stopped when the test ends, however it ends."""
+    made = Fleet()
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def crew_of(founder: NodeProcess, *joiners: NodeProcess, name: str = "Crew") -> str:
+    """A crew created on the founder's running node, joined by each joiner through the CLI
+    (their nodes running or not); returns the space id (hex)."""
+    space = str(founder.cli("crew", "create", name)["id"])
+    for joiner in joiners:
+        code = str(founder.cli("invite", space)["code"])
+        joiner.run("join", code)
+    return space
+
+
+def environ_without_home() -> dict[str, str]:
+    """The environment without MESHCREW_HOME (each command gets --home)."""
+    return {k: v for k, v in os.environ.items() if k != "MESHCREW_HOME"}
