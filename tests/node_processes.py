@@ -87,7 +87,7 @@ class NodeProcess:
             [*self.wrap, MESHCREW, "--home", str(self.home.path), "node", *extra, *args],
             stdout=out, stderr=subprocess.STDOUT)
         out.close()
-        wait_for(lambda: self._answers(), within=30, what=f"{self.name}'s node to start")
+        wait_for(self._answers, within=30, what=f"{self.name}'s node to start")
 
     def _answers(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
