@@ -1,8 +1,9 @@
 """The space timeline as cards: one card per post, with its replies and reactions inline.
 
 A card's height depends only on the post and the width (a text of up to two lines, one line
-per reply up to :data:`MAX_REPLIES`, one line of reactions), computed with ``len`` and
-arithmetic so that 100,000 cards are laid out in a few tens of milliseconds; the lines
+per reply up to :data:`MAX_REPLIES`, one line of reactions): the part that does not depend on
+the width and the text's length are measured once per card, so laying out 100,000 cards at a
+new width is one pass of additions (a few tens of milliseconds); the lines
 themselves are built only for the cards on screen (:func:`card_lines`). The whole post is one
 key press away in the post screen.
 """
@@ -14,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from itertools import accumulate
 
 from rich.style import StyleType
 from rich.text import Text
@@ -46,6 +48,20 @@ class Card:
     replies: list[PostEntry] = field(default_factory=list)
     """Replies and follow-ups, oldest first."""
     reactions: list[PostEntry] = field(default_factory=list)
+    fixed: int = 0
+    """Lines that do not depend on the width (set by :meth:`measure`)."""
+    size: int = 0
+    """An upper bound of the length of :meth:`text` (set by :meth:`measure`)."""
+
+    def measure(self) -> None:
+        """Compute :attr:`fixed` and :attr:`size` once the answers are attached."""
+        replies = len(self.replies)
+        self.fixed = (1 + self.extra_lines() + min(replies, MAX_REPLIES)
+                      + (1 if replies > MAX_REPLIES else 0) + (1 if self.reactions else 0) + 1)
+        text = self.post.fields.get("text") if self.post.kind in ("checkin", "reply") else None
+        # A check-in's text is the card's text but for folded spaces: its length is a bound
+        # that costs nothing. Other kinds are rare; build their text.
+        self.size = len(text) if isinstance(text, str) else len(self.text())
 
     def text(self) -> str:
         """The post's main text on one line (a check-in's arrival, an ask's title, ...)."""
@@ -77,38 +93,52 @@ class Card:
 def build_cards(log: Iterable[PostEntry]) -> list[Card]:
     """The cards of a log (oldest first): answers attach to the post they answer.
 
-    An answer to a post that is not in the log (not readable, or not yet arrived) is shown as
-    a card of its own, so nothing said is hidden.
+    Two passes, because an answer may sort before the post it answers (the same millisecond,
+    or an author whose clock runs behind). An answer to a post that is not in the log (not
+    readable, not arrived yet, or itself an answer) is a card of its own, so nothing said is
+    hidden.
     """
-    cards: list[Card] = []
-    by_id: dict[bytes, Card] = {}
+    cards: dict[bytes, Card] = {}
+    answers = []
     for entry in log:
-        if entry.kind in HIDDEN_KINDS:
-            continue
-        target = entry.fields.get("to") if entry.kind in ANSWER_KINDS else None
-        parent = by_id.get(target) if isinstance(target, bytes) else None
-        if parent is not None:
-            (parent.reactions if entry.kind == "reaction" else parent.replies).append(entry)
-            continue
-        card = Card(entry)
-        by_id[entry.id] = card
-        cards.append(card)
-    return cards
+        if entry.kind in ANSWER_KINDS:
+            answers.append(entry)
+        elif entry.kind not in HIDDEN_KINDS:
+            cards[entry.id] = Card(entry)
+    orphans = False
+    for entry in answers:
+        target = entry.fields.get("to")
+        parent = cards.get(target) if isinstance(target, bytes) else None
+        if parent is None:
+            cards[entry.id] = Card(entry)
+            orphans = True
+        elif entry.kind == "reaction":
+            parent.reactions.append(entry)
+        else:
+            parent.replies.append(entry)
+    found = list(cards.values())
+    for card in found:
+        card.measure()
+    # The log is in (ts, id) order, and so are the cards unless an orphan was added last.
+    return sorted(found, key=lambda card: (card.post.ts, card.post.id)) if orphans else found
 
 
-def text_lines(text: str, width: int) -> int:
-    """How many lines :func:`card_lines` gives a text at ``width`` (0 for no text)."""
-    if not text:
-        return 0
-    return 1 if len(text) <= width else TEXT_LINES
+def text_lines(size: int, width: int) -> int:
+    """How many lines :func:`card_lines` gives a text of ``size`` characters at ``width``."""
+    return 0 if size == 0 else 1 if size <= width else TEXT_LINES
 
 
 def card_height(card: Card, width: int) -> int:
     """The number of lines of a card at ``width`` (a header, the body, answers, a gap)."""
-    replies = len(card.replies)
-    shown = min(replies, MAX_REPLIES) + (1 if replies > MAX_REPLIES else 0)
-    return (1 + text_lines(card.text(), width - 2) + card.extra_lines() + shown
-            + (1 if card.reactions else 0) + 1)
+    return card.fixed + text_lines(card.size, width - 2)
+
+
+def card_starts(cards: list[Card], width: int) -> list[int]:
+    """The line where each card starts at ``width``, and after the last one the total."""
+    limit = width - 2
+    # The same sum as card_height, inlined: this runs over every card on each resize.
+    return [0, *accumulate(card.fixed + (card.size > 0) + (card.size > limit)
+                           for card in cards)]
 
 
 _KIND_LABELS = {"checkin": "checked in", "ask": "asks", "offer": "offers",
@@ -132,7 +162,7 @@ def card_lines(card: Card, width: int, *, style: Styler, tz: tzinfo | None,
     lines = [header]
     text = card.text()
     indent = "  "
-    count = text_lines(text, width - 2)
+    count = text_lines(card.size, width - 2)
     wrapped = textwrap.wrap(text, max(8, width - 2), max_lines=count, placeholder=" …") \
         if count else []
     wrapped += [""] * (count - len(wrapped))

@@ -7,8 +7,11 @@ stays open with everything typed.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
@@ -32,6 +35,11 @@ class CheckInScreen(MeshcrewModal[bytes]):
         space_id: where to check in.
     """
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+s", "send", "Check in", tooltip="Sign and send the check-in"),
+        Binding("escape", "cancel", "Cancel", tooltip="Close without checking in"),
+    ]
+
     def __init__(self, space_id: bytes) -> None:
         super().__init__()
         self.space_id = space_id
@@ -39,7 +47,8 @@ class CheckInScreen(MeshcrewModal[bytes]):
     def compose(self) -> ComposeResult:
         """The fields."""
         with VerticalScroll(classes="dialog form"):
-            yield Static("Check in", classes="title")
+            yield Static("Check in  (ctrl+s sends)", classes="title")
+            yield Label("", id="form-error", classes="error")
             yield Label("How are you arriving?")
             yield TextArea(id="arrival", soft_wrap=True, show_line_numbers=False)
             yield Label("Energy")
@@ -54,7 +63,6 @@ class CheckInScreen(MeshcrewModal[bytes]):
             yield Label("An ask for support (optional)")
             yield Input(placeholder="e.g. someone to read my grant draft", id="ask",
                         max_length=MAX_ASK_CHARS)
-            yield Label("", id="form-error", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Check in", id="send", variant="primary")
                 yield Button("Cancel", id="cancel")
@@ -77,12 +85,13 @@ class CheckInScreen(MeshcrewModal[bytes]):
         return found
 
     @on(Button.Pressed, "#send")
-    def send(self) -> None:
+    def action_send(self) -> None:
         """Check in, or show what is missing."""
         error = self.query_one("#form-error", Label)
         problems = self.problems()
         if problems:
             error.update("\n".join(problems))
+            self.query_one(VerticalScroll).scroll_home(animate=False)
             return
         energy = self.query_one("#energy", Select).value
         assert isinstance(energy, int)
@@ -95,7 +104,9 @@ class CheckInScreen(MeshcrewModal[bytes]):
         text = self.query_one("#arrival", TextArea).text.strip()
         record_id = self.attempt(lambda: self.backend.checkin(
             self.space_id, text=text, energy=energy, compass=compass, ask=ask), into=error)
-        if record_id is not None:
+        if record_id is None:
+            self.query_one(VerticalScroll).scroll_home(animate=False)
+        else:
             self.notify("Checked in. Crewmates see it when their node next hears from yours.",
                         title="Checked in")
             self.dismiss(record_id)

@@ -25,6 +25,7 @@ class CreateSpaceScreen(MeshcrewModal[bytes]):
                    if s.kind == "congregation" and s.my_status == "active" and s.name]
         with VerticalScroll(classes="dialog form"):
             yield Static("Start a space", classes="title")
+            yield Label("", id="form-error", classes="error")
             yield Label("Name")
             yield Input(placeholder="e.g. Tuesday crew", id="space-name",
                         max_length=MAX_SPACE_NAME_CHARS)
@@ -46,7 +47,6 @@ class CreateSpaceScreen(MeshcrewModal[bytes]):
                 yield Select(parents, prompt="none", id="parent")
             yield Checkbox("Joiners may read what was written before they joined", True,
                            id="history")
-            yield Label("", id="form-error", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Create", id="create", variant="primary")
                 yield Button("Cancel", id="cancel")
@@ -82,7 +82,9 @@ class CreateSpaceScreen(MeshcrewModal[bytes]):
             name, kind=SpaceKind(kind), purpose=self.query_one("#purpose", Input).value,
             parent=parent, rhythm=rhythm, history=self.query_one("#history", Checkbox).value),
             into=error)
-        if space_id is not None:
+        if space_id is None:
+            self.query_one(VerticalScroll).scroll_home(animate=False)
+        else:
             self.notify(f"Started {name.strip()}. Invite your crewmates with i.",
                         title="Space created")
             self.dismiss(space_id)

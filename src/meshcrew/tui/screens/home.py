@@ -192,19 +192,22 @@ class HomeScreen(MeshcrewScreen):
     @on(Tree.NodeSelected, "#spaces")
     def _selected(self, event: Tree.NodeSelected[SpaceSummary | None]) -> None:
         if event.node.data is not None:
-            self.open_space(event.node.data.id)
+            self.show(event.node.data)
 
     def open_space(self, space_id: bytes | None) -> None:
-        """Show a space: the congregation board for a congregation, else the space screen."""
+        """Show a space by id (a form's result)."""
         if space_id is None:
             return
         summary = self.attempt(lambda: self.backend.summary(space_id))
-        if summary is None:
-            return
+        if summary is not None:
+            self.show(summary)
+
+    def show(self, summary: SpaceSummary) -> None:
+        """Show a space: the congregation board for a congregation, else the space screen."""
         if summary.kind == "congregation":
-            self.app.push_screen(CongregationScreen(space_id))
+            self.app.push_screen(CongregationScreen(summary.id))
         else:
-            self.app.push_screen(SpaceScreen(space_id))
+            self.app.push_screen(SpaceScreen(summary.id, summary))
 
     def open_after(self, modal: Screen[Any]) -> None:
         """Push a form whose result is a space id, then open that space."""

@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 from meshcrew.spaces import COMPASS_SCALES
 from meshcrew.tui.cards import Card
-from meshcrew.tui.formatting import energy_dots, short_id, when
+from meshcrew.tui.formatting import energy_dots, plural, short_id, when
 from meshcrew.tui.screens.base import MeshcrewModal
 
 
@@ -57,7 +57,7 @@ class PostScreen(MeshcrewModal[None]):
             text.append(f"\n{when(int(fields.get('when_ms', 0)), self.tz)} · "
                         f"{fields.get('where') or 'place to be announced'}\n")
         if self.card.replies:
-            text.append(f"\n{len(self.card.replies)} answers\n", style="bold")
+            text.append(f"\n{plural(len(self.card.replies), 'answer')}\n", style="bold")
             for reply in self.card.replies:
                 text.append(f"↳ {reply.author_name}", style="bold")
                 label = " (follow-up, closes it)" if reply.fields.get("closes") else \

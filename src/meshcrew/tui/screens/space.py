@@ -12,10 +12,11 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
-from meshcrew.service import CycleEntry, MemberEntry, PostEntry
+from meshcrew.service import CycleEntry, MemberEntry, PostEntry, SpaceSummary
 from meshcrew.tui.cards import build_cards
 from meshcrew.tui.formatting import ago, day, sparkline
 from meshcrew.tui.health import NO_HOLDINGS, Holdings, SyncStatus, receipt
+from meshcrew.tui.memory import long_lived
 from meshcrew.tui.messages import PeersChanged, RecordsChanged
 from meshcrew.tui.screens import membership
 from meshcrew.tui.screens.base import MeshcrewScreen
@@ -38,6 +39,7 @@ class SpaceScreen(MeshcrewScreen):
 
     Args:
         space_id: the space shown.
+        summary: its summary if the caller has it at hand (saves reading it once).
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -57,13 +59,15 @@ class SpaceScreen(MeshcrewScreen):
         Binding("s", "sync_health", "Sync", tooltip="Peers, what each lacks, rejected records"),
     ]
 
-    def __init__(self, space_id: bytes) -> None:
+    def __init__(self, space_id: bytes, summary: SpaceSummary | None = None) -> None:
         super().__init__()
         self.space_id = space_id
+        self._summary = summary
         self.show_fingerprints = False
         self.members: list[MemberEntry] = []
         self.holdings: Holdings = NO_HOLDINGS
         self.active: frozenset[bytes] = frozenset()
+        self.cycle: CycleEntry | None = None
 
     def compose(self) -> ComposeResult:
         """Members and the cycle beside the timeline."""
@@ -87,15 +91,20 @@ class SpaceScreen(MeshcrewScreen):
     def reload(self) -> None:
         """Read the space again: summary, members, cycle, the timeline."""
         backend = self.backend
-        summary = self.attempt(lambda: backend.summary(self.space_id))
+        summary = self._summary or self.attempt(lambda: backend.summary(self.space_id))
+        self._summary = None  # read afresh next time
         if summary is None:
             return
         self.sub_title = f"{summary.name or 'locked space'} · {summary.kind}"
         self.members = self.attempt(lambda: backend.members(self.space_id)) or []
         self.active = frozenset(m.key for m in self.members if m.status == "active")
         self.holdings = backend.holdings(self.space_id)
+        self.cycle = None
+        if summary.name is not None and summary.my_status == "active":
+            self.cycle = self.attempt(lambda: backend.cycle(self.space_id))
         log = self.attempt(lambda: backend.log(self.space_id)) or []
-        self.query_one(Timeline).set_cards(build_cards(log))
+        with long_lived(len(log)):
+            self.query_one(Timeline).set_cards(build_cards(log))
         self._show_cycle()
         self._show_members(backend.status())
         self._mark_read(log)
@@ -107,14 +116,8 @@ class SpaceScreen(MeshcrewScreen):
             self.notify(f"Cannot save what you have read: {exc.strerror or exc}.",
                         severity="warning")
 
-    def _cycle(self) -> CycleEntry | None:
-        summary = self.attempt(lambda: self.backend.summary(self.space_id))
-        if summary is None or summary.name is None or summary.my_status != "active":
-            return None
-        return self.attempt(lambda: self.backend.cycle(self.space_id))
-
     def _show_cycle(self) -> None:
-        cycle = self._cycle()
+        cycle = self.cycle
         text = Text()
         if cycle is not None:
             done = len(cycle.checkins)
@@ -151,7 +154,7 @@ class SpaceScreen(MeshcrewScreen):
             elif member.is_me:
                 prompt.append("this laptop", style="dim")
             elif not status.running:
-                prompt.append("last seen: unknown (not connected)", style="dim")
+                prompt.append("not connected", style="dim")
             else:
                 seen = peer.last_seen_ms if peer is not None else None
                 prompt.append("online" if online else f"last seen {ago(seen, now)}",
@@ -169,7 +172,7 @@ class SpaceScreen(MeshcrewScreen):
     def _energy_per_cycle(self) -> dict[bytes, list[int]]:
         """Per member: the energy of their latest check-in in each cycle, oldest first."""
         series = self.attempt(lambda: self.backend.energy(self.space_id)) or {}
-        cycle = self._cycle()
+        cycle = self.cycle
         if cycle is None:
             return {key: [energy for _, energy in points] for key, points in series.items()}
         length = cycle.end_ms - cycle.start_ms

@@ -12,7 +12,6 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable
 from datetime import tzinfo
-from itertools import accumulate
 from typing import ClassVar
 
 from rich.style import Style
@@ -25,7 +24,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from meshcrew.service import PostEntry
-from meshcrew.tui.cards import Card, card_height, card_lines
+from meshcrew.tui.cards import Card, card_lines, card_starts
 
 Receipts = Callable[[PostEntry], str]
 """Gives the receipt line of a post, e.g. ``seen by 3 of 5``."""
@@ -95,12 +94,14 @@ class Timeline(ScrollView, can_focus=True):
     # -- layout -------------------------------------------------------------------------------
 
     def _layout_width(self) -> int:
-        return max(20, self.scrollable_content_region.width or self.size.width or 80)
+        return max(20, self.scrollable_content_region.width)
 
     def _relayout(self) -> None:
+        if not self.size.width:
+            return  # not laid out yet: on_resize lays the cards out at the real width
         width = self._layout_width()
         self._width = width
-        self._starts = [0, *accumulate(card_height(card, width) for card in self.cards)]
+        self._starts = card_starts(self.cards, width)
         self._lines.clear()
         self.virtual_size = Size(width, self._starts[-1])
         self.refresh()
@@ -124,6 +125,11 @@ class Timeline(ScrollView, can_focus=True):
                 f"timeline--{role}", partial=True)
         return style
 
+    @property
+    def laid_out(self) -> bool:
+        """Whether the cards have their lines at the current width."""
+        return len(self._starts) == len(self.cards) + 1
+
     def card_region(self, index: int) -> Region:
         """Where card ``index`` lies in the virtual space."""
         top = self._starts[index]
@@ -137,7 +143,7 @@ class Timeline(ScrollView, can_focus=True):
         line_y = scroll_y + y
         width = self.scrollable_content_region.width
         base = self.rich_style
-        if not self.cards or line_y >= self._starts[-1]:
+        if not self.laid_out or line_y >= self._starts[-1]:
             return Strip.blank(width, base)
         index = bisect_right(self._starts, line_y) - 1
         strips = self._card_strips(index)
@@ -177,7 +183,7 @@ class Timeline(ScrollView, can_focus=True):
         self.post_message(self.Moved(self.selected))
 
     def _scroll_to_cursor(self) -> None:
-        if 0 <= self.cursor < len(self.cards):
+        if self.laid_out and 0 <= self.cursor < len(self.cards):
             self.scroll_to_region(self.card_region(self.cursor), animate=False, force=True)
 
     def action_cursor(self, step: int) -> None:
@@ -187,7 +193,7 @@ class Timeline(ScrollView, can_focus=True):
 
     def action_page(self, direction: int) -> None:
         """Move a screenful up or down."""
-        if not self.cards:
+        if not self.cards or not self.laid_out:
             return
         target = max(0, min(self._starts[-1] - 1, self._starts[max(self.cursor, 0)]
                             + direction * max(1, self.scrollable_content_region.height)))

@@ -1,0 +1,237 @@
+"""Benchmark: the TUI over a crew with 100,000 records.
+
+Run with ``scripts/bench-tui`` (it uses the project's .venv). It builds a crew of six members in
+temporary home folders with the member service (real invites, joins and key rotations), signs
+N posts into it (check-ins, replies and "heard you" reactions, as a crew would write them over
+years), stores them in the first member's replica, then runs the app headless over that replica
+and measures:
+
+1. **cold start**: from the app's start to the first frame of the home screen (the service
+   folds and decrypts the whole space here, for the unread count and the cycle);
+2. **space screen, first paint**: from pressing enter on the crew to the first frame showing
+   the space screen with its timeline;
+3. **scrolling**: for each key press (``up``, ``pageup``, ``down``, ``pagedown``, ``home``,
+   ``end``), the time from the key event reaching the app to the next frame.
+
+A "frame" is the app's compositor update handed to the display, rendered to the terminal
+escape sequences a real terminal would receive (the headless driver would skip that work, so
+the benchmark does it). Key presses go straight to the driver's queue, as a terminal's would,
+so Textual's own frame pacing (at most 60 frames a second) is included.
+
+Targets (issue 5): first paint of the space screen <= 1 s; key press to next frame <= 50 ms.
+This is a benchmark, not a test; it exits 1 if a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from rich.console import RenderableType
+from textual import events
+from textual.screen import Screen
+
+from meshcrew.home import Home
+from meshcrew.identity import Identity
+from meshcrew.records import Record, sign_record
+from meshcrew.service import Member
+from meshcrew.spaces import CheckIn, Reaction, Reply, seal_post
+from meshcrew.store import Replica
+from meshcrew.tui.app import MeshcrewApp
+from meshcrew.tui.backend import LocalBackend
+from meshcrew.tui.read_marks import ReadMarks
+from meshcrew.tui.screens.home import HomeScreen
+from meshcrew.tui.screens.space import SpaceScreen
+from meshcrew.tui.widgets.timeline import Timeline
+
+FIRST_PAINT_TARGET_S = 1.0
+KEY_TARGET_S = 0.050
+NAMES = ("Ada", "Bo", "Cy", "Dee", "Eli", "Fay")
+STEP_MS = 5 * 60 * 1000
+BATCH = 5_000
+WAIT_S = 30.0
+
+
+def build_crew(root: Path, posts: int, *, seed: int = 1) -> tuple[Home, Identity, bytes]:
+    """A crew of six with ``posts`` posts, all in the first member's replica."""
+    rnd = random.Random(seed)
+    now = time.time_ns() // 1_000_000
+    start = now - (posts + 100) * STEP_MS
+    clock = [start]
+
+    def tick() -> int:
+        clock[0] += 1000
+        return clock[0]
+
+    people: list[Member] = []
+    for name in NAMES:
+        home = Home(root / name)
+        home.ensure()
+        identity = Identity.from_seed(hashlib.sha256(b"bench-tui " + name.encode()).digest(),
+                                      name)
+        people.append(Member(Replica.open(home), identity, clock=tick,
+                             rng=random.Random(name).randbytes))
+    ada = people[0]
+    space_id = ada.create_space("Tuesday crew", purpose="support each other's projects")
+    for joiner in people[1:]:
+        code = ada.invite(space_id, expires_ms=clock[0] + 86_400_000)
+        joiner.ingest(ada.export(space_id), sender="bench")
+        joiner.join(code)
+        ada.ingest(joiner.export(space_id), sender="bench")
+    for member in people[1:]:
+        member.ingest(ada.export(space_id), sender="bench")
+        member.checkin(space_id, text="glad to be here", energy=4)  # posts the profile too
+        ada.ingest(member.export(space_id), sender="bench")
+    state = ada.view(space_id).state
+    heads = {m.me: (h.seq, h.id) for m in people
+             for h in [ada.replica.frontier(space_id)[m.me]]}
+    checkins: list[bytes] = []
+    batch: list[Record] = []
+    ts = clock[0]
+    for n in range(posts):
+        author = people[n % len(people)]
+        ts += STEP_MS
+        roll = rnd.random()
+        if roll < 0.6 or not checkins:
+            post: Any = CheckIn(f"arriving {n}: " + rnd.choice(
+                ("tired but glad", "rested and curious", "a bit anxious about the week",
+                 "full of ideas after the weekend, and a little scattered")),
+                rnd.randint(1, 5), {"belonging": rnd.randint(1, 5)},
+                "someone to pair with on Thursday" if roll < 0.05 else None)
+        elif roll < 0.85:
+            post = Reply(rnd.choice(checkins[-50:]), f"reply {n}: thank you for sharing")
+        else:
+            post = Reaction(rnd.choice(checkins[-50:]), "heard you")
+        seq, prev = heads[author.me]
+        record = sign_record(author.identity.signing_key, kind="sealed", space=space_id,
+                             seq=seq + 1, prev=prev, ts=ts,
+                             body=seal_post(state, author.identity.signing_key, post,
+                                            rnd.randbytes).body)
+        heads[author.me] = (record.seq, record.id)
+        if isinstance(post, CheckIn):
+            checkins.append(record.id)
+        batch.append(record)
+        if len(batch) == BATCH:
+            ada.replica.append([r.raw for r in batch], sender="bench", now_ms=now)
+            batch = []
+    if batch:
+        ada.replica.append([r.raw for r in batch], sender="bench", now_ms=now)
+    home, identity = ada.replica.home, ada.identity
+    for member in people:
+        member.replica.close()
+    return home, identity, space_id
+
+
+class Frames:
+    """Records when each frame reaches the display, and which screen it showed."""
+
+    def __init__(self, app: MeshcrewApp) -> None:
+        self.times: list[tuple[float, Screen[Any]]] = []
+        original: Callable[[Screen[Any], RenderableType | None], None] = app._display
+
+        def display(screen: Screen[Any], renderable: RenderableType | None) -> None:
+            original(screen, renderable)
+            if renderable is not None:
+                # The terminal output a real driver would write for this update.
+                renderable.render_segments(app.console)  # type: ignore[union-attr]
+                self.times.append((time.perf_counter(), screen))
+
+        app._display = display  # type: ignore[method-assign]
+
+    async def after(self, t0: float, accept: Callable[[Screen[Any]], bool] = lambda s: True
+                    ) -> float:
+        """Seconds from ``t0`` to the first frame after it that ``accept`` takes."""
+        deadline = time.perf_counter() + WAIT_S
+        while time.perf_counter() < deadline:
+            for at, screen in self.times:
+                if at > t0 and accept(screen):
+                    return at - t0
+            await asyncio.sleep(0.0005)
+        raise TimeoutError("no frame came")
+
+
+def press(app: MeshcrewApp, key: str) -> float:
+    """Put a key event in the driver's queue (as a terminal would); returns when."""
+    assert app._driver is not None
+    t0 = time.perf_counter()
+    app._driver.send_message(events.Key(key, None))
+    return t0
+
+
+async def measure(home: Home, identity: Identity, size: tuple[int, int],
+                  presses: int) -> dict[str, Any]:
+    """Run the app over the replica and time start, first paint and key presses."""
+    replica = Replica.open(home)
+    backend = LocalBackend(replica, identity, clock=lambda: time.time_ns() // 1_000_000)
+    app = MeshcrewApp(backend, read_marks=ReadMarks(), tz=UTC)
+    frames = Frames(app)
+    results: dict[str, Any] = {}
+    t_start = time.perf_counter()
+    try:
+        async with app.run_test(size=size) as pilot:
+            results["start_s"] = await frames.after(
+                t_start, lambda s: isinstance(s, HomeScreen))
+            await pilot.pause()
+            t0 = press(app, "enter")
+            results["first_paint_s"] = await frames.after(
+                t0, lambda s: isinstance(s, SpaceScreen) and bool(s.query_one(Timeline).cards))
+            await pilot.pause()
+            timeline = app.screen.query_one(Timeline)
+            results["cards"] = len(timeline.cards)
+            results["lines"] = timeline.virtual_size.height
+            keys: dict[str, list[float]] = {}
+            plan = (["up"] * presses + ["pageup"] * presses + ["home"] + ["down"] * presses
+                    + ["pagedown"] * presses + ["end"])
+            for key in plan:
+                await pilot.pause()
+                t0 = press(app, key)
+                keys.setdefault(key, []).append(await frames.after(t0))
+            results["keys"] = keys
+    finally:
+        replica.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the crew, run the app, print the figures."""
+    parser = argparse.ArgumentParser(prog="bench-tui", description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=100_000, help="posts in the crew")
+    parser.add_argument("--size", default="100x30", help="terminal size, e.g. 160x48")
+    parser.add_argument("--presses", type=int, default=30, help="presses of each scroll key")
+    args = parser.parse_args(argv)
+    width, height = (int(part) for part in args.size.split("x"))
+    with tempfile.TemporaryDirectory(prefix="bench-tui-") as tmp:
+        began = time.perf_counter()
+        home, identity, _ = build_crew(Path(tmp), args.records)
+        print(f"built a crew of {len(NAMES)} with {args.records:,} posts in "
+              f"{time.perf_counter() - began:.1f} s", file=sys.stderr)
+        results = asyncio.run(measure(home, identity, (width, height), args.presses))
+    every = [t for times in results["keys"].values() for t in times]
+    print(f"terminal {width}x{height}; timeline: {results['cards']:,} cards, "
+          f"{results['lines']:,} lines")
+    print(f"cold start to home screen:         {results['start_s'] * 1000:8.1f} ms")
+    print(f"space screen, first paint:         {results['first_paint_s'] * 1000:8.1f} ms "
+          f"(target {FIRST_PAINT_TARGET_S * 1000:.0f} ms)")
+    for key, times in results["keys"].items():
+        print(f"key {key:<9} to next frame: median {statistics.median(times) * 1000:6.1f} ms"
+              f", max {max(times) * 1000:6.1f} ms  ({len(times)} presses)")
+    p95 = sorted(every)[int(0.95 * (len(every) - 1))]
+    print(f"all keys: median {statistics.median(every) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, "
+          f"max {max(every) * 1000:.1f} ms (target {KEY_TARGET_S * 1000:.0f} ms)")
+    met = results["first_paint_s"] <= FIRST_PAINT_TARGET_S and p95 <= KEY_TARGET_S
+    print("targets met" if met else "TARGET MISSED")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
