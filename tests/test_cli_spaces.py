@@ -371,7 +371,7 @@ def test_rejects_and_import_counts(crew: tuple[str, list[Path]], tmp_path: Path,
     assert "bad_signature" in cli(capsys, ada, "rejects")
     # A limit beyond any log's size lists everything (it once overflowed SQLite's integers).
     assert cli_json(capsys, ada, "rejects", "--limit", str(10**30))["rejects"] == shown
-    assert cli_json(capsys, ada, "rejects", "Moon")["rejects"] == []  # no space-rule refusals
+    assert cli_json(capsys, ada, "rejects", "Moon")["rejects"] == []  # bad_signature names no space
     everything = cli_json(capsys, ada, "export", "--all", "-o", tmp_path / "all.mcr")
     assert everything["spaces"] == [space]
     assert everything["records"] == len(read_records(tmp_path / "all.mcr"))

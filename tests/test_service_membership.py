@@ -120,7 +120,19 @@ def test_rejected_lists_store_and_space_refusals_with_reasons(town: Town) -> Non
     assert by_reason["not_member"].sentence.startswith("The author is not a member")
     assert by_reason["bad_signature"].sender == "peer-x"
     assert by_reason["bad_signature"].source == "store"
+    assert by_reason["bad_signature"].space is None  # its claimed space is not trusted
     assert all(r.to_json()["reason"] == r.reason for r in rows)
+    # A chain refusal names its space and author, so it is listed with the space's refusals.
+    back_dated = sign_record(bob.identity.signing_key, kind=RecordKind.LEAVE, space=space,
+                             seq=stray.seq + 1, prev=stray.id, ts=stray.ts - 1,
+                             body=draft(LeaveBody()).body)
+    assert [r.reason for r in ada.ingest([back_dated.raw], sender="peer-y").rejected] == [
+        "time_travel"]
+    in_space = {r.reason: r for r in ada.rejected(space)}
+    assert set(in_space) == {"not_member", "time_travel"}
+    travel = in_space["time_travel"]
+    assert (travel.space, travel.author, travel.sender, travel.source) == (
+        space, bob.me, "peer-y", "store")
 
 
 def test_joins_that_cannot_happen_say_why(town: Town) -> None:

@@ -146,6 +146,30 @@ def test_migrations_run_in_order_and_a_failed_step_changes_nothing(
         conn.close()
 
 
+def test_a_version_1_reject_log_is_upgraded_and_new_entries_name_their_space(
+        home: Home) -> None:
+    home.ensure()
+    conn = sqlite3.connect(home.replica_file, isolation_level=None)
+    try:
+        schema.MIGRATIONS[0](conn)  # the file as meshcrew wrote it at schema version 1
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO rejects (record_id, reason, detail, sender, at_ms) "
+                     "VALUES (NULL, 'malformed', '', 'peer-old', 1)")
+    finally:
+        conn.close()
+    chain = Chain(key(0), space(0))
+    first, second = chain.extend(2)
+    with Replica.open(home) as replica:
+        [old] = replica.rejects()
+        assert (old.sender, old.space, old.author) == ("peer-old", None, None)
+        replica.append([first.raw, second.raw], now_ms=NOW_MS)
+        report = replica.append([chain.at(2).raw], sender="peer-new", now_ms=NOW_MS)
+        [fork] = report.rejected
+        assert (fork.space, fork.author) == (space(0), bytes(key(0).verify_key))
+        assert replica.rejects(space_id=space(0)) == [fork]
+        assert replica.rejects() == [fork, old]
+
+
 def test_garbage_bytes_give_a_clear_error_not_a_traceback(home: Home) -> None:
     home.replica_file.write_bytes(b"this is not an SQLite database, just some bytes\n" * 100)
     for read_only in (False, True):

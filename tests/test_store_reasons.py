@@ -1,7 +1,8 @@
 """Every reason the replica gives for not accepting a record, each produced by a real case.
 
 Each case appends a batch with a good record before and after the bad one: the bad one is
-logged with its reason, sender and time, and the good ones are accepted regardless.
+logged with its reason, sender and time (and, for the chain rules, its space and author), and
+the good ones are accepted regardless.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def test_envelope_reason_is_logged_and_the_batch_goes_on(replica: Replica, reaso
     assert entry.reason is reason
     expected_id = None if reason is Reason.TOO_LARGE else record_id(bad)
     assert (entry.record_id, entry.sender, entry.at_ms) == (expected_id, SENDER, NOW_MS)
+    assert (entry.space, entry.author) == (None, None)  # unverified claims are not logged
     assert replica.rejects() == [entry]
+    assert replica.rejects(space_id=space(0)) == []
 
 
 def _fork(replica: Replica, chain: Chain) -> bytes:
@@ -114,7 +117,10 @@ def test_chain_reason_is_logged_and_the_batch_goes_on(replica: Replica, reason: 
     assert (entry.reason, entry.record_id, entry.sender, entry.at_ms) == (
         reason, record_id(bad), SENDER, NOW_MS)
     assert entry.detail
+    assert (entry.space, entry.author) == (space(0), bytes(key(0).verify_key))
     assert replica.rejects(limit=1) == [entry]
+    assert replica.rejects(space_id=space(0), limit=1) == [entry]
+    assert replica.rejects(space_id=space(1)) == []
     # Fork evidence is stored; every other refusal is only logged.
     kept = reason in {Reason.FORK, Reason.CHAIN_BROKEN}
     assert (replica.state_of(record_id(bad)) is not None) == kept

@@ -24,6 +24,7 @@ from meshcrew.service.entries import (
     ThreadEntry,
 )
 from meshcrew.service.resolve import pick_member, pick_record, pick_space
+from meshcrew.service.transfer import store_refusal
 from meshcrew.service.views import SpaceView
 from meshcrew.spaces import views as domain_views
 from meshcrew.store import Replica
@@ -129,16 +130,14 @@ class MemberReads:
     def rejected(self, space_id: bytes | None = None, *, limit: int = 100) -> list[RejectedEntry]:
         """Refused records with their reasons, newest first.
 
-        The replica's reject log (envelope and chain refusals, kept for every space; only
-        when ``space_id`` is None) and the space rules' refusals of each space.
+        The replica's reject log (envelope and chain refusals; with ``space_id``, only the
+        chain refusals of that space, since an envelope refusal names no space it can be
+        trusted for) and the space rules' refusals of each space.
         """
         rows: list[RejectedEntry] = []
         for sid in self.replica.spaces() if space_id is None else [space_id]:
             rows += self.view(sid).refusals()
-        if space_id is None:
-            rows += [RejectedEntry(e.record_id, None, "store", e.reason.value,
-                                   e.reason.sentence, e.detail, None, e.sender, e.at_ms)
-                     for e in self.replica.rejects(limit=limit)]
+        rows += [store_refusal(e) for e in self.replica.rejects(limit=limit, space_id=space_id)]
         rows.sort(key=lambda r: (-r.at_ms, r.record_id or b""))
         return rows[:limit]
 

@@ -14,7 +14,7 @@ import msgpack
 
 from meshcrew.records import NEW_SPACE, record_id
 from meshcrew.service.entries import RejectedEntry
-from meshcrew.store import Replica
+from meshcrew.store import RejectEntry, Replica
 
 _SPACE_FIELD = 2
 
@@ -29,6 +29,13 @@ class StoredBatch:
     rejected: tuple[RejectedEntry, ...]
     spaces: tuple[bytes, ...]
     """Spaces the replica holds that the batch has records of (new or already held)."""
+
+
+def store_refusal(entry: RejectEntry) -> RejectedEntry:
+    """A refusal from the replica's reject log, as ``rejects`` lists it (source ``store``)."""
+    return RejectedEntry(entry.record_id, entry.space, "store", entry.reason.value,
+                         entry.reason.sentence, entry.detail, entry.author, entry.sender,
+                         entry.at_ms)
 
 
 def space_of_raw(raw: bytes) -> bytes | None:
@@ -61,8 +68,6 @@ def ingest_records(replica: Replica, raws: list[bytes], *, sender: str,
             space = record.space_id if record is not None else None
         if space is not None:
             spaces.setdefault(space)
-    rejected = tuple(RejectedEntry(e.record_id, None, "store", e.reason.value,
-                                   e.reason.sentence, e.detail, None, e.sender, e.at_ms)
-                     for e in report.rejected)
+    rejected = tuple(store_refusal(e) for e in report.rejected)
     return StoredBatch(tuple(report.accepted), tuple(report.pending), report.duplicates,
                        rejected, tuple(spaces))

@@ -33,8 +33,9 @@ and each names its predecessor's id in ``prev``.
    3a, since one of them may prove a fork at ``f - 1``. A record arriving for a forked chain
    above ``f`` is refused with ``Reason.AUTHOR_FORKED`` (it cannot change the outcome, and
    refusing it bounds the evidence).
-5. **Refusals** are not stored, only logged with reason, detail, sender and time in a log that
-   keeps the latest ``reject_log_size`` entries. Fork evidence is stored *and* logged. A bad
+5. **Refusals** are not stored, only logged with reason, detail, sender and time (and, for the
+   chain rules, the record's space and author) in a log that keeps the latest
+   ``reject_log_size`` entries. Fork evidence is stored *and* logged. A bad
    record never aborts the rest of its batch.
 
 Why this is order-independent: rule 3 only ever looks at accepted records at ``k - 1`` and
@@ -80,6 +81,10 @@ class RejectEntry:
         detail: specifics for a person, e.g. the seq numbers involved.
         sender: who sent it ("local", or the peer id given to ``append``).
         at_ms: the receiver's clock when it was refused.
+        space: the space of a record refused by the chain rules (its signature held); None
+            for bytes the envelope check refused, whose claimed space is not to be trusted,
+            and for entries logged before schema version 2.
+        author: the author of a record refused by the chain rules; None like ``space``.
     """
 
     record_id: bytes | None
@@ -87,6 +92,8 @@ class RejectEntry:
     detail: str
     sender: str
     at_ms: int
+    space: bytes | None = None
+    author: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -113,6 +120,8 @@ class AppendReport:
 class _Chain:
     """The ``chains`` row of one (space, author), cached for one append."""
 
+    space: bytes
+    author: bytes
     rowid: int
     head_seq: int
     head_id: bytes | None
@@ -186,9 +195,9 @@ class Ingest:
              for c in self._chains.values()])
         if self._rejects:
             self._conn.executemany(
-                "INSERT INTO rejects (record_id, reason, detail, sender, at_ms) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [(e.record_id, e.reason.value, e.detail, e.sender, e.at_ms)
+                "INSERT INTO rejects (record_id, reason, detail, sender, at_ms, space, author) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(e.record_id, e.reason.value, e.detail, e.sender, e.at_ms, e.space, e.author)
                  for e in self._rejects])
             self._conn.execute("DELETE FROM rejects WHERE n <= (SELECT max(n) FROM rejects) - ?",
                                (self._reject_log_size,))
@@ -213,13 +222,13 @@ class Ingest:
         seq = record.seq
         if chain.fork_seq is not None and seq > chain.fork_seq:
             self._log(record.id, Reason.AUTHOR_FORKED,
-                      f"seq {seq}; the chain forked at seq {chain.fork_seq}", self._sender)
+                      f"seq {seq}; the chain forked at seq {chain.fork_seq}", self._sender, chain)
             return
         if seq > chain.head_seq + 1:
             if chain.pending >= self._pending_cap:
                 self._log(record.id, Reason.PENDING_FULL,
                           f"seq {seq}; {chain.pending} records wait for seq {chain.head_seq + 1}",
-                          self._sender)
+                          self._sender, chain)
                 return
             self._insert_held(record, chain, PENDING)
             chain.pending += 1
@@ -235,7 +244,7 @@ class Ingest:
             self._fork(chain, fork_at, record.id, reason=reason, detail=detail,
                        sender=self._sender)
         else:
-            self._log(record.id, reason, detail, self._sender)
+            self._log(record.id, reason, detail, self._sender, chain)
 
     def _judge(self, chain: _Chain, seq: int, prev: bytes | None, ts: int) -> _Verdict:
         """Rule 3 for a record at ``seq <= head + 1``; see the module docstring."""
@@ -279,7 +288,7 @@ class Ingest:
                 else:
                     conn.execute("DELETE FROM records WHERE rowid = ?", (rowid,))
                     self._dropped.add(rid)
-                    self._log(rid, reason, detail, sender or self._sender)
+                    self._log(rid, reason, detail, sender or self._sender, chain)
             if chain.head_seq < level:
                 return  # nothing at this level could be applied: the rest keeps waiting
 
@@ -312,7 +321,7 @@ class Ingest:
             head_id, head_ts = self._accepted_at(chain, at - 1)
             chain.head_seq, chain.head_id, chain.head_ts = at - 1, head_id, head_ts
         self._forks.append(rid)
-        self._log(rid, reason, detail, sender)
+        self._log(rid, reason, detail, sender, chain)
 
     # -- small steps ------------------------------------------------------------------------
 
@@ -323,10 +332,10 @@ class Ingest:
         if row is None:
             cursor = self._conn.execute("INSERT INTO chains (space, author) VALUES (?, ?)", key)
             assert cursor.lastrowid is not None
-            chain = _Chain(cursor.lastrowid, 0, None, 0, None, 0)
+            chain = _Chain(*key, cursor.lastrowid, 0, None, 0, None, 0)
         else:
             rowid, head_seq, head_id, head_ts, fork_seq, pending = row
-            chain = _Chain(rowid, head_seq, head_id, head_ts or 0, fork_seq, pending)
+            chain = _Chain(*key, rowid, head_seq, head_id, head_ts or 0, fork_seq, pending)
         self._chains[key] = chain
         return chain
 
@@ -353,8 +362,11 @@ class Ingest:
             self._conn.executemany(_INSERT_ACCEPTED, self._rows)
             self._rows.clear()
 
-    def _log(self, rid: bytes | None, reason: Reason, detail: str, sender: str) -> None:
-        self._rejects.append(RejectEntry(rid, reason, detail, sender, self._now_ms))
+    def _log(self, rid: bytes | None, reason: Reason, detail: str, sender: str,
+             chain: _Chain | None = None) -> None:
+        space, author = (chain.space, chain.author) if chain is not None else (None, None)
+        self._rejects.append(RejectEntry(rid, reason, detail, sender, self._now_ms, space,
+                                         author))
 
 
 def _prev_and_ts(raw: bytes) -> tuple[bytes | None, int]:

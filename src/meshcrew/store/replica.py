@@ -257,16 +257,22 @@ class Replica:
                 "ORDER BY seq LIMIT ?", (chain, start, limit - len(out)))]
         return out
 
-    def rejects(self, *, limit: int = 100) -> list[RejectEntry]:
+    def rejects(self, *, limit: int = 100, space_id: bytes | None = None) -> list[RejectEntry]:
         """The newest entries of the reject log, newest first.
 
-        Entries whose reason this version of meshcrew does not know are left out.
+        With ``space_id``, only the chain-rule refusals of that space (envelope refusals name
+        no space). Entries whose reason this version of meshcrew does not know are left out.
         """
-        rows = self._all("SELECT record_id, reason, detail, sender, at_ms FROM rejects "
-                         "ORDER BY n DESC LIMIT ?", (limit,))
+        sql = "SELECT record_id, reason, detail, sender, at_ms, space, author FROM rejects"
+        args: list[Any] = []
+        if space_id is not None:
+            sql += " WHERE space = ?"
+            args.append(space_id)
+        rows = self._all(sql + " ORDER BY n DESC LIMIT ?", [*args, limit])
         known = {reason.value for reason in Reason}
-        return [RejectEntry(rid, Reason(reason), detail, sender, at_ms)
-                for rid, reason, detail, sender, at_ms in rows if reason in known]
+        return [RejectEntry(rid, Reason(reason), detail, sender, at_ms, space, author)
+                for rid, reason, detail, sender, at_ms, space, author in rows
+                if reason in known]
 
     def pending_count(self, space_id: bytes | None = None) -> int:
         """How many records wait for a predecessor (in one space, or in all)."""

@@ -16,7 +16,9 @@ Tables (version 1):
     columns are copies of its fields that queries filter on. ``sender`` is kept only while a
     record is pending, so a later rejection can still name who sent it.
 ``rejects``
-    The bounded log of refused records.
+    The bounded log of refused records. Version 2 adds ``space`` and ``author``: the chain a
+    record refused by the chain rules belongs to (NULL for envelope refusals and for entries
+    from version 1).
 
 Indexes are only what queries need: records by (chain, seq) for chains, frontiers and sync, and
 by the first 8 bytes of the id for :meth:`Replica.get` and duplicate checks. Record ids are
@@ -85,7 +87,12 @@ def _create_v1(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: list[Migration] = [_create_v1]
+def _rejects_name_their_chain_v2(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE rejects ADD COLUMN space BLOB")
+    conn.execute("ALTER TABLE rejects ADD COLUMN author BLOB")
+
+
+MIGRATIONS: list[Migration] = [_create_v1, _rejects_name_their_chain_v2]
 """``MIGRATIONS[n]`` brings a file from version ``n`` to ``n + 1``; never edit a released step."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
