@@ -41,12 +41,12 @@ class InviteScreen(MeshcrewModal[str]):
             yield Label("", id="form-error", classes="error")
             yield Static("", id="invite-code")
             yield Static("", id="invite-hint", classes="hint")
-            with Horizontal(id="qr-box"):
-                yield Static("", id="qr")
             with Horizontal(classes="buttons"):
                 yield Button("Make invite", id="make", variant="primary")
                 yield Button("Copy code", id="copy")
                 yield Button("Close", id="close")
+            with Horizontal(id="qr-box"):
+                yield Static("", id="qr")
 
     def on_mount(self) -> None:
         """Only the options until a code is made."""
