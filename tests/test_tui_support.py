@@ -156,3 +156,10 @@ async def until(pilot: Pilot[None], condition: Callable[[], bool], what: str) ->
 def screen_text(app: MeshcrewApp) -> str:
     """The current screen as plain text, as a person would read it."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def words(app: MeshcrewApp) -> str:
+    """The text of every Static on the current screen, unwrapped (for whole sentences)."""
+    from textual.widgets import Static
+
+    return "\n".join(str(widget.render()) for widget in app.screen.query(Static))
