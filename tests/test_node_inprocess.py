@@ -129,7 +129,8 @@ async def test_the_gossip_judge(tmp_path: Path) -> None:
             assert judge(space, by(eve, space), ada_peer) is Verdict.IGNORE  # a member relays
             assert judge(space, by(eve, space), eve_peer) is Verdict.REJECT  # nobody vouches
             future = wall_ms() + MAX_CLOCK_SKEW_MS + HOUR_MS
-            assert judge(space, by(ada, space, ts=future), eve_peer) is Verdict.IGNORE
+            assert judge(space, by(ada, space, ts=future), ada_peer) is Verdict.IGNORE
+            assert judge(space, by(ada, space, ts=future), eve_peer) is Verdict.REJECT
             made = join_space(decode_invite_code(invite), bo.identity.signing_key)
             join = by(bo, space, kind=made.kind, body=made.body)
             assert judge(space, join, bo.host.peer_id) is Verdict.ACCEPT

@@ -6,11 +6,27 @@ every process by pid when it ends (see ``node_processes.fleet``).
 
 from __future__ import annotations
 
-import pytest
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+import trio
+
+from hosts_on_loopback import LOOPBACK, wait_until
 from meshcrew import identity
+from meshcrew.home import Home
+from meshcrew.net import SyncService, open_host, topic_name
+from meshcrew.records import MAX_RECORD_BYTES, decode_and_verify, sign_record
+from meshcrew.spaces import decode_invite_code
+from meshcrew.store import Replica
 from node_processes import Fleet, crew_of, fleet, wait_for
-from node_world import found_crew, mint_checkins
+from node_world import found_crew, mint_checkins, person, wall_ms
+from raw_peer import RawPeer, open_raw_peer
 
 __all__ = ["fleet"]  # the fixture
 
@@ -129,3 +145,157 @@ def test_two_halves_post_apart_then_reconnect_and_converge(fleet: Fleet) -> None
                  what=f"both halves' check-ins on {node.name}")
     wait_for(lambda: ada.log(space) == bo.log(space) == cy.log(space) == dee.log(space),
              within=20, what="identical logs")
+
+
+async def keep_nothing(peer_id: str, event: object) -> None:
+    """A sync event handler that stores nothing."""
+
+
+def forged(raw: bytes) -> bytes:
+    """A record with one signature byte flipped."""
+    return raw[:-1] + bytes([raw[-1] ^ 1])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_hostile_peer_is_dropped_banned_and_disconnected(fleet: Fleet) -> None:
+    ada, bo = fleet.make("Ada", "Bo")
+    ada.start()
+    bo.start()
+    space = crew_of(ada, bo)
+    space_id = bytes.fromhex(space)
+    topic = topic_name(space_id)
+    wait_for(lambda: len(bo.status().peers) == 1, what="Ada and Bo connected")
+    good = ada.call("export", space_id)
+    ada_before, bo_before = ada.status(), bo.status()
+    rss_before = ada.rss_mb()
+    slowest: list[float] = []
+
+    def hostile_records(peer: RawPeer) -> list[bytes]:
+        def by_me(space_of: bytes, seq: int) -> bytes:
+            return sign_record(peer.key, kind="sealed", space=space_of, seq=seq, prev=None
+                               if seq == 1 else b"p" * 32, ts=wall_ms(), body=b"x" * 40).raw
+        return [forged(good[-1]), b"\x99" + b"x" * (MAX_RECORD_BYTES + 100),  # oversized
+                b"\x93not a record", by_me(hashlib.sha256(b"elsewhere").digest(), 1),
+                by_me(space_id, 1)]
+
+    async def attack() -> None:
+        ada_addr, ada_peer = ada.status().addrs[0], ada.status().peer_id
+        async with open_raw_peer("mallory") as mallory:
+            await mallory.connect(ada_addr)
+            await mallory.pubsub.subscribe(topic)
+            await wait_until(lambda: mallory.in_mesh(topic, ada_peer))
+            for data in hostile_records(mallory):
+                await mallory.pubsub.publish(topic, data)
+            await wait_until(lambda: not mallory.connected_to(ada_peer))
+            assert mallory.peer_id in (await trio.to_thread.run_sync(ada.status)).banned
+        async with open_raw_peer("flood") as flood, trio.open_nursery() as nursery:
+            await flood.connect(ada_addr)
+            await flood.pubsub.subscribe(topic)
+            await wait_until(lambda: flood.in_mesh(topic, ada_peer))
+
+            async def keep_asking() -> None:  # the node answers while it is flooded
+                while True:
+                    started = time.monotonic()
+                    await trio.to_thread.run_sync(ada.status)
+                    slowest.append(time.monotonic() - started)
+
+            nursery.start_soon(keep_asking)
+            for n in range(3000):
+                if not flood.connected_to(ada_peer):
+                    break
+                with trio.move_on_after(1):
+                    await flood.pubsub.publish(topic, b"junk %d" % n + bytes(500))
+            await wait_until(lambda: not flood.connected_to(ada_peer))
+            nursery.cancel_scope.cancel()
+
+    trio.run(attack)
+    ada_after, bo_after = ada.status(), bo.status()
+    assert ada_after.records == ada_before.records  # nothing stored
+    assert bo_after.records == bo_before.records  # nothing forwarded
+    assert bo_after.gossip_received == bo_before.gossip_received
+    assert ada_after.gossip_rejected >= 5
+    assert len(ada_after.banned) == 2
+    assert set(ada_after.peers) == {bo.status().peer_id}
+    assert slowest
+    assert max(slowest) < 2.0
+    assert ada.rss_mb() - rss_before < 64
+    assert ada.call("export", space_id) == good
+
+
+@pytest.mark.timeout(60)
+def test_an_eavesdropper_gets_only_ciphertext_and_no_sync(fleet: Fleet, tmp_path: Path) -> None:
+    ada, bo = fleet.make("Ada", "Bo")
+    ada.start()
+    bo.start()
+    space = crew_of(ada, bo)
+    space_id = bytes.fromhex(space)
+
+    async def listen_in() -> None:
+        ada_addr, ada_peer = ada.status().addrs[0], ada.status().peer_id
+        eve = person("Eve")
+        with Replica.open(Home(tmp_path / "eve")) as replica:
+            async with open_host(eve, LOOPBACK) as host, trio.open_nursery() as nursery:
+                sync = SyncService(host, replica, lambda: [space_id], lambda s, k: True,
+                                   keep_nothing)
+                await nursery.start(sync.run)
+                await host.gossip.join(space_id)
+                await host.connect(ada_addr)
+                await wait_until(lambda: ada_peer in host.gossip.mesh_peers(space_id))
+                before = wall_ms()
+                await trio.to_thread.run_sync(
+                    bo.run, "checkin", space, "--text", "a secret only the crew may read")
+                with trio.fail_after(20):  # gossip may also hand over older records first
+                    record = decode_and_verify((await host.gossip.messages.receive()).data)
+                    while record.ts < before:
+                        assert b"secret" not in record.raw
+                        record = decode_and_verify((await host.gossip.messages.receive()).data)
+                assert b"secret" not in record.raw
+                assert record.kind == "sealed"  # what kind of post it is stays hidden too
+                stats = await sync.sync_with(ada_peer)
+                assert stats.spaces_in_common == 0
+                assert stats.records_received == 0
+                assert replica.spaces() == []
+                nursery.cancel_scope.cancel()
+
+    trio.run(listen_in)
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A private network namespace with only loopback (up), removed afterwards."""
+    name = f"mc-test-{os.getpid()}"
+    if shutil.which("ip") is None:
+        pytest.skip("no `ip` command here to make a network namespace")
+    made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True,
+                          check=False)
+    if made.returncode != 0:
+        pytest.skip(f"this machine forbids network namespaces: {made.stderr.strip()}")
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
+                       check=True, timeout=10)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False, timeout=10)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_two_nodes_find_each_other_on_the_lan_and_sync(netns: str, fleet: Fleet) -> None:
+    ada, bo = fleet.make("Ada", "Bo", wrap=["ip", "netns", "exec", netns])
+    # The crew and the invite are made before Ada's node runs: the code holds no address.
+    space = str(ada.cli("crew", "create", "Crew")["id"])
+    code = str(ada.cli("invite", space)["code"])
+    assert not decode_invite_code(code).addrs
+    ada.start("--mdns")
+    bo.start("--mdns")
+    wait_for(lambda: ada.status().mdns and bo.status().mdns, what="mDNS to start")
+    bo.run("join", code)  # found on the LAN, not from an address
+    bo.run("checkin", space, "--text", "found you")
+    ada.run("checkin", space, "--text", "and I you")
+    for node in (ada, bo):
+        wait_for(lambda node=node: {"found you", "and I you"} <= node.texts(space),  # type: ignore[misc]
+                 within=30, what=f"both check-ins on {node.name}")
+    [peer] = bo.cli("peers")["peers"]
+    assert peer["peer_id"] == ada.status().peer_id
+    assert peer["connected"]

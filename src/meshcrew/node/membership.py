@@ -110,9 +110,10 @@ class GossipJudge:
 
     - a record that does not decode or verify, or belongs to another space: reject;
     - a record by a current member, or a join this node would admit: accept;
-    - a record by someone else, relayed by a member (the relay may know of a join this node
-      has not seen yet): ignore, without penalty;
-    - a record by someone else from a publisher that is not a member either: reject.
+    - a record by someone else, or from a newer version, or dated ahead of this node's clock,
+      published by a member (who may know of a join this node has not seen yet): ignore,
+      without penalty;
+    - the same from a publisher that is not a member either: reject.
 
     Rejections cost the forwarding peer penalty points (``meshcrew.net.gossip``).
     """
@@ -123,20 +124,27 @@ class GossipJudge:
 
     def __call__(self, space_id: bytes, data: bytes, origin: str) -> Verdict:
         """Judge one message published on ``space_id``'s topic by ``origin``."""
+        membership = self._membership
         try:
             record = decode_and_verify(data, now_ms=self._clock())
         except RecordError as exc:
-            return Verdict.IGNORE if exc.reason in UNJUDGEABLE else Verdict.REJECT
+            if exc.reason in UNJUDGEABLE and self._vouched(space_id, origin):
+                return Verdict.IGNORE
+            return Verdict.REJECT
         if record.space_id != space_id:
             return Verdict.REJECT
-        membership = self._membership
         if membership.is_member(space_id, record.author):
             return Verdict.ACCEPT
         if membership.valid_join(record):
             membership.note_early_join(record)
             return Verdict.ACCEPT
+        return Verdict.IGNORE if self._vouched(space_id, origin) else Verdict.REJECT
+
+    def _vouched(self, space_id: bytes, origin: str) -> bool:
+        """Whether a member published it (so what cannot be judged yet is not held against
+        anyone; from anyone else it is a reject, or a non-member could flood without cost)."""
         try:
             origin_key = public_key_of_peer_id(origin)
         except IdentityError:
-            return Verdict.REJECT
-        return Verdict.IGNORE if membership.is_member(space_id, origin_key) else Verdict.REJECT
+            return False
+        return self._membership.is_member(space_id, origin_key)

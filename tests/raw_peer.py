@@ -1,0 +1,71 @@
+"""A test-only raw libp2p peer (no meshcrew code on its side): Noise, yamux and GossipSub, and
+nothing that validates, paces or refuses what it sends. Hostile-peer tests drive it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from libp2p import new_host
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.crypto.x25519 import create_new_key_pair as create_noise_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.tools.anyio_service import background_trio_service
+from multiaddr import Multiaddr
+from nacl.signing import SigningKey
+
+
+@dataclass
+class RawPeer:
+    """A running raw peer."""
+
+    host: Any
+    pubsub: Any
+    router: Any
+    key: SigningKey
+
+    @property
+    def peer_id(self) -> str:
+        return str(self.host.get_id())
+
+    async def connect(self, addr: str) -> None:
+        await self.host.connect(info_from_p2p_addr(Multiaddr(addr)))
+
+    def connected_to(self, peer_id: str) -> bool:
+        return peer_id in {str(p) for p in self.host.get_connected_peers()}
+
+    def in_mesh(self, topic: str, peer_id: str) -> bool:
+        return peer_id in {str(p) for p in self.router.mesh.get(topic, ())}
+
+
+@asynccontextmanager
+async def open_raw_peer(name: str) -> AsyncIterator[RawPeer]:
+    """A raw libp2p peer on 127.0.0.1 whose key is derived from ``name``."""
+    seed = hashlib.sha256(f"raw peer {name}".encode()).digest()
+    key_pair = create_new_key_pair(seed)
+    security = {NOISE_PROTOCOL_ID: NoiseTransport(
+        key_pair, noise_privkey=create_noise_key_pair().private_key)}
+    host = new_host(key_pair=key_pair, sec_opt=security,
+                    muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux})
+    router = GossipSub(protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11], degree=8, degree_low=4,
+                       degree_high=64, heartbeat_interval=1)
+    pubsub = Pubsub(host, router)
+    try:
+        async with host.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]), \
+                background_trio_service(pubsub), background_trio_service(router):
+            await pubsub.wait_until_ready()
+            yield RawPeer(host, pubsub, router, SigningKey(seed))
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(2):
+            await host.close()
