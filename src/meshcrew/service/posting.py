@@ -35,10 +35,13 @@ POST_CLASSES: dict[PostKind, type[Any]] = {cls.kind: cls for cls in (
     CrewCard)}
 
 
+_LABELS = {"checkin": "check-in", "looking_for_crew": "looking-for-crew note"}
+
+
 def kind_label(kind: PostKind | str) -> str:
     """How a kind of post is called in a sentence: ``check-in``, ``crew card``, ..."""
     value = kind.value if isinstance(kind, PostKind) else kind
-    return "check-in" if value == "checkin" else value.replace("_", " ")
+    return _LABELS.get(value, value.replace("_", " "))
 
 
 def make_post(cls: type[P], **fields: Any) -> P:
