@@ -19,7 +19,7 @@ from meshcrew.crypto import decrypt, open_sealed
 from meshcrew.errors import DecryptError
 from meshcrew.reasons import Reason
 from meshcrew.records import Record
-from meshcrew.spaces import CheckIn, Profile, Reply
+from meshcrew.spaces import Ask, CheckIn, Gathering, LookingForCrew, Profile, Reply, SpaceKind
 from meshcrew.spaces.bodies import GenesisBody, KeysBody, SealedBody, draft, parse_body
 from meshcrew.spaces.sealing import HISTORY_AD, epoch_ad, post_ad
 from spaces_world import World, person, pk
@@ -106,6 +106,28 @@ def test_a_non_member_holding_every_record_decrypts_nothing() -> None:
     # a member, by the same brute force, does read every post (so the attacker test can succeed)
     _, by_member = try_everything(records, ADA)
     assert by_member == sealed_ids(records)
+
+
+def test_a_congregations_posts_are_sealed_to_its_members_the_same_way() -> None:
+    w = World()
+    hall = w.found(ADA, SpaceKind.CONGREGATION, name="Hall of gardeners of Tuesday")
+    w.admit(ADA, BO, hall)
+    w.admit(BO, CY, hall)
+    w.post(ADA, hall, Ask("a venue", "wobbly chairs welcome"))
+    w.post(BO, hall, Gathering("Moonlit Crew meet", 1_800_000_000_000, "the library"))
+    w.leave(CY, hall)
+    after = w.post(BO, hall, LookingForCrew(True, "gardeners of Tuesday, evenings"))
+    records = w.of(hall)
+    everything = b"".join(r.raw for r in records)
+    for words in SECRET_WORDS:
+        assert words.encode() not in everything
+    _, by_outsider = try_everything(records, EVE)
+    assert by_outsider == set()
+    _, by_member = try_everything(records, ADA)
+    assert by_member == sealed_ids(records)
+    _, by_leaver = try_everything(records, CY)
+    assert after.id not in by_leaver  # the departure rotated the keys before bo wrote
+    assert by_leaver  # while what cy was given still opens (the attacker works)
 
 
 def test_a_removed_member_decrypts_nothing_of_later_epochs() -> None:
