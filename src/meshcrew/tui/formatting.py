@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 
+from meshcrew.errors import InputError
 from meshcrew.identity import fingerprint
+from meshcrew.service.rhythm_text import parse_rhythm
+from meshcrew.spaces import Period
 
 SPARK_BLOCKS = "▁▂▄▆█"
 """Energy 1 to 5 as a bar of rising height."""
@@ -74,3 +77,17 @@ def one_line(text: str) -> str:
 def plural(count: int, noun: str) -> str:
     """``1 member``, ``3 members``."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def rhythm_label(text: str) -> str:
+    """A rhythm in words: ``weekly:mon+00:00`` → ``weekly on Mondays (UTC+00:00)``."""
+    try:
+        rhythm = parse_rhythm(text)
+    except InputError:
+        return text
+    offset = text[-6:] if text[-6] in "+-" else "+00:00"
+    when = "" if rhythm.period is Period.DAILY else f" on {_DAY_NAMES[rhythm.weekday]}s"
+    return f"{rhythm.period.value}{when} (UTC{offset})"

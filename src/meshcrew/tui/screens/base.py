@@ -6,7 +6,7 @@ line), so each action a screen offers can be found by name with ctrl+p.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -16,6 +16,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Label
 
 from meshcrew.errors import MeshcrewError
+from meshcrew.service import PostEntry
 
 if TYPE_CHECKING:
     from meshcrew.tui.app import MeshcrewApp
@@ -60,6 +61,14 @@ class _Shared:
                 cast(Screen[Any], self).notify(str(exc), title="Refused", severity="error",
                                                timeout=8)
             return None
+
+    def mark_read(self, log: Sequence[PostEntry]) -> None:
+        """Everything in ``log`` has been seen (for the home screen's unread counts)."""
+        try:
+            self.meshcrew.read_marks.mark_read(log)
+        except OSError as exc:
+            cast(Screen[Any], self).notify(
+                f"Cannot save what you have read: {exc.strerror or exc}.", severity="warning")
 
     def palette(self) -> Iterable[SystemCommand]:
         """Command palette entries: one per described binding of this screen."""

@@ -119,6 +119,7 @@ class CongregationScreen(MeshcrewScreen):
             "yes" if member.key in looking else "", one_line(member.bio)))
             for member in self.members])
         self._show_item()
+        self.mark_read(self.attempt(lambda: self.backend.log(self.space_id)) or [])
 
     def _item_row(self, item: BoardItem) -> tuple[str, ...]:
         kind = {"ask": "ask", "offer": "offer", "checkin": "ask (check-in)"}.get(

@@ -16,7 +16,7 @@ from textual.widgets.tree import TreeNode
 
 from meshcrew.errors import MeshcrewError
 from meshcrew.service import CycleEntry, SpaceSummary
-from meshcrew.tui.formatting import ago, day, plural
+from meshcrew.tui.formatting import ago, day, plural, rhythm_label
 from meshcrew.tui.health import Route, SyncStatus
 from meshcrew.tui.messages import PeersChanged, RecordsChanged
 from meshcrew.tui.screens.base import MeshcrewScreen
@@ -167,8 +167,9 @@ class HomeScreen(MeshcrewScreen):
             return
         text = Text()
         text.append(f"{summary.name or 'a space you hold no key for yet'}\n", style="bold")
-        text.append(f"{summary.kind} · {plural(summary.members, 'member')}")
-        text.append(f" · {summary.rhythm}\n" if summary.rhythm else "\n")
+        text.append(f"{summary.kind} · {plural(summary.members, 'member')}\n")
+        if summary.rhythm and summary.kind in _SMALL_KINDS:
+            text.append(f"checks in {rhythm_label(summary.rhythm)}\n")
         if summary.purpose:
             text.append(f"{summary.purpose}\n")
         cycle = self._cycle(summary) if summary.my_status == "active" else None

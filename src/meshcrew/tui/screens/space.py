@@ -107,14 +107,7 @@ class SpaceScreen(MeshcrewScreen):
             self.query_one(Timeline).set_cards(build_cards(log))
         self._show_cycle()
         self._show_members(backend.status())
-        self._mark_read(log)
-
-    def _mark_read(self, log: list[PostEntry]) -> None:
-        try:
-            self.meshcrew.read_marks.mark_read(log)
-        except OSError as exc:
-            self.notify(f"Cannot save what you have read: {exc.strerror or exc}.",
-                        severity="warning")
+        self.mark_read(log)
 
     def _show_cycle(self) -> None:
         cycle = self.cycle

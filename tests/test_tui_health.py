@@ -1,0 +1,130 @@
+"""Journey: sync health — peers, their addresses and last contact, what each member lacks per
+space, rejected records and why; and the connection state on the home and space screens.
+
+What peers there are is the node's to say; here a thin backend reports a fixed network (the
+replica, the service and the rejects are real).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable
+
+from meshcrew.records import sign_record
+from meshcrew.tui.backend import LocalBackend, PeersUpdated
+from meshcrew.tui.health import Holdings, PeerStatus, Route, SyncStatus
+from meshcrew.tui.screens.health import SyncHealthScreen
+from meshcrew.tui.screens.space import SpaceScreen
+from test_tui_support import (
+    HOUR,
+    Town,
+    crew_of,
+    drive,
+    make_app,
+    screen_text,
+    town_at,
+    until,
+    words,
+)
+
+
+class Networked(LocalBackend):
+    """The local service, with the network a node would report."""
+
+    network: SyncStatus
+    known: dict[bytes, Holdings]
+
+    def status(self) -> SyncStatus:
+        return self.network
+
+    def holdings(self, space_id: bytes) -> Holdings:
+        mine = super().holdings(space_id)
+        return {**self.known.get(space_id, {}), **mine}
+
+
+@pytest.fixture
+def town(tmp_path: Path) -> Iterator[Town]:
+    yield from town_at(tmp_path)
+
+
+def networked(town: Town) -> tuple[bytes, Networked, list[LocalBackend]]:
+    space_id, (ada, bo, cy) = crew_of(town, "Ada", "Bo", "Cy")
+    town.clock.tick()
+    ada.checkin(space_id, text="Here", energy=4)
+    ada.checkin(space_id, text="And a second thought", energy=4)
+    net = Networked(ada.service.replica, ada.identity, clock=town.clock)
+    now = town.clock.now
+    net.network = SyncStatus(
+        running=True, detail="", listen_addrs=("/ip4/192.168.1.5/tcp/4001",),
+        peers=(PeerStatus(bo.identity.public_key, ("/ip4/192.168.1.7/tcp/4001",), True,
+                          Route.LAN, now - 5_000, now - 60_000),
+               PeerStatus(cy.identity.public_key, ("/dns4/cy.example.org/tcp/4001",), False,
+                          Route.INTERNET, now - 3 * HOUR, now - 3 * HOUR)),
+        last_sync_ms=now - 60_000)
+    mine = LocalBackend.holdings(net, space_id)[ada.identity.public_key]
+    behind = {author: seq - (2 if author == ada.identity.public_key else 0)
+              for author, seq in mine.items()}
+    net.known = {space_id: {bo.identity.public_key: mine, cy.identity.public_key: behind}}
+    return space_id, net, [ada, bo, cy]
+
+
+def cells(app: object, table_id: str) -> list[list[str]]:
+    table = app.screen.query_one(f"#{table_id}", DataTable)  # type: ignore[attr-defined]
+    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def test_sync_health_lists_peers_gaps_and_rejected_records(town: Town) -> None:
+    space_id, net, (ada, bo, _cy) = networked(town)
+    # A record with a broken signature, as a misbehaving peer would send it.
+    forged = sign_record(bo.identity.signing_key, kind="sealed", space=space_id, seq=99,
+                         prev=bytes(32), ts=town.clock.now, body=b"x")
+    ada.service.ingest([forged.raw[:-3] + b"\x00\x00\x00"], sender="12D3KooWpeer")
+    app = make_app(net)
+
+    async def script(pilot: Pilot[None]) -> None:
+        assert "connected to 2 peers" not in words(app)
+        assert "connected to 1 peer" in words(app)
+        assert "1 on the LAN · 0 over the internet" in words(app)
+        assert "last sync: 1 min ago" in words(app)
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, SyncHealthScreen), "sync health")
+        assert "node running · 1 of 2 known peers connected" in words(app)
+        assert "/ip4/192.168.1.5/tcp/4001" in words(app)
+        peers = {row[0]: row for row in cells(app, "peers")}
+        assert peers["Bo"][2:6] == ["yes", "lan", "just now", "1 min ago"]
+        assert peers["Bo"][6] == "/ip4/192.168.1.7/tcp/4001"
+        assert peers["Cy"][2:5] == ["no", "internet", "3 h ago"]
+        gaps = {row[1]: row[2] for row in cells(app, "gaps")}
+        assert gaps == {"Bo": "nothing", "Cy": "2 records"}
+        rejected = cells(app, "rejected")
+        assert [row[3:5] for row in rejected] == [["store", "bad_signature"]]
+        assert "does not match the author's key" in rejected[0][5]
+        assert rejected[0][6] == "12D3KooWpeer"
+
+        # The node reports a change: the screen follows.
+        net.network = SyncStatus(running=False, detail="The node stopped.")
+        net.emit(PeersUpdated())
+        await until(pilot, lambda: "The node stopped." in words(app), "the new status")
+        assert cells(app, "peers") == []
+
+    drive(app, script)
+
+
+def test_space_screen_shows_presence_and_receipts_from_the_node(town: Town) -> None:
+    _space_id, net, _people = networked(town)
+    app = make_app(net)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, SpaceScreen), "the crew")
+        text = screen_text(app)
+        assert "online" in text  # Bo
+        assert "last seen 3 h ago" in text  # Cy
+        # Ada's newest check-in: Bo holds it, Cy is two records behind.
+        assert "seen by 2 of 3" in text
+
+    drive(app, script)
