@@ -1,0 +1,265 @@
+"""The summary of a run: its figures, a final check of every replica, a table and JSON.
+
+Everything in :class:`Summary` except the ``measured`` part is a function of the scenario and
+its seed: the same seed gives the same summary (tested). ``measured`` holds wall-clock time and
+the process's memory, which depend on the machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from meshcrew.sim.metrics import quantile
+from meshcrew.sim.network import Traffic
+from meshcrew.sim.params import DAY
+from meshcrew.spaces import RecordKind, fold, open_posts, unlock
+
+if TYPE_CHECKING:
+    from meshcrew.sim.run import Simulation
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """Figures that depend on the machine the run used."""
+
+    setup_s: float
+    run_s: float
+    peak_rss_mib: float
+    """The process's peak resident memory (all nodes, SQLite caches included)."""
+    rss_per_node_kib: float
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The figures of one run (times in simulated seconds, sizes in bytes)."""
+
+    scenario: str
+    seed: int
+    members: int
+    crews: int
+    days: float
+    setup_records: int
+    posts: int
+    posts_by_kind: dict[str, int]
+    deliveries: int
+    delivered: int
+    converged: bool
+    lost_records: int
+    """Records that some member of their space does not hold at the end (must be 0)."""
+    replica_mismatches: int
+    """Nodes whose replica's frontier differs from the truth at the end, in any space."""
+    refused_posts: int
+    """Posts the space rules refuse when a member's replica is folded at the end (must be 0)."""
+    leaks: int
+    """Records accepted by a non-member (must be 0)."""
+    refused_locally: int
+    """Posts a member could not write because their own view refused them (must be 0)."""
+    full_p50_s: float
+    """Per record: time from its commit by the author until every member holds it."""
+    full_p95_s: float
+    full_max_s: float
+    delay_p50_s: float
+    """Per delivery: simulated time from the author's commit to the member's."""
+    delay_p95_s: float
+    delay_max_s: float
+    awake_p50_s: float
+    """Per delivery: the part of the delay the member's node was up."""
+    awake_p99_s: float
+    awake_max_s: float
+    ready_p50_s: float
+    """Per delivery: time from when the member and a holder were first up together."""
+    ready_p99_s: float
+    ready_max_s: float
+    drain_s: float
+    """From the last post until every member held every record."""
+    end_s: float
+    crashes: int
+    lost_on_crash: int
+    """Received records a crash lost before they were committed (fetched again later)."""
+    bytes_per_node_day: dict[str, float]
+    """Mean bytes sent per node per simulated day, by traffic kind, and ``total``."""
+    bytes_per_node_day_p95: float
+    bytes_per_node_day_max: float
+    relay_bytes_per_day_max: float
+    """The busiest relay's forwarded bytes per day."""
+    sync: dict[str, int]
+    gossip: dict[str, int]
+    net: dict[str, int]
+    replica_bytes_mean: float
+    replica_bytes_max: int
+    gossip_seen_peak: int
+    """Most message ids one node remembered as seen at once."""
+    folds: int
+    events: int
+    measured: Measured | None = field(default=None, compare=False)
+
+    def deterministic(self) -> dict[str, Any]:
+        """Every figure that the seed fixes."""
+        data = dataclasses.asdict(self)
+        data.pop("measured")
+        return data
+
+    def to_json(self) -> dict[str, Any]:
+        """All figures, measured ones included."""
+        return dataclasses.asdict(self)
+
+    def table(self) -> str:
+        """The summary as an aligned text table."""
+        rows = [
+            ("scenario", f"{self.scenario} (seed {self.seed})"),
+            ("members / crews / days", f"{self.members} / {self.crews} / {self.days:g}"),
+            ("records: setup / posts", f"{self.setup_records:,} / {self.posts:,}"),
+            ("posts by kind", ", ".join(f"{k} {v:,}" for k, v in self.posts_by_kind.items())),
+            ("deliveries done", f"{self.delivered:,} of {self.deliveries:,}"),
+            ("converged", "yes" if self.converged else "NO"),
+            ("records lost", f"{self.lost_records}"),
+            ("replicas not matching truth", f"{self.replica_mismatches}"),
+            ("posts refused by space rules", f"{self.refused_posts}"),
+            ("records leaked to non-members", f"{self.leaks}"),
+            ("posts the author could not write", f"{self.refused_locally}"),
+            ("record held by all: p50 / p95 / max", _times(self.full_p50_s, self.full_p95_s,
+                                                             self.full_max_s)),
+            ("delivery delay: p50 / p95 / max", _times(self.delay_p50_s, self.delay_p95_s,
+                                                        self.delay_max_s)),
+            ("awake delay: p50 / p99 / max", _times(self.awake_p50_s, self.awake_p99_s,
+                                                     self.awake_max_s)),
+            ("ready delay: p50 / p99 / max", _times(self.ready_p50_s, self.ready_p99_s,
+                                                     self.ready_max_s)),
+            ("last post to convergence", _time(self.drain_s)),
+            ("crashes (records lost in memory)", f"{self.crashes} ({self.lost_on_crash})"),
+            ("bytes sent / node / day: mean", _size(self.bytes_per_node_day["total"])),
+            ("  gossip / control / sync / connect / relay",
+             " / ".join(_size(self.bytes_per_node_day[t.name.lower()]) for t in Traffic)),
+            ("bytes sent / node / day: p95 / max", f"{_size(self.bytes_per_node_day_p95)} / "
+                                                   f"{_size(self.bytes_per_node_day_max)}"),
+            ("busiest relay / day", _size(self.relay_bytes_per_day_max)),
+            ("sync sessions", ", ".join(f"{k} {v:,}" for k, v in self.sync.items())),
+            ("gossip", ", ".join(f"{k} {v:,}" for k, v in self.gossip.items())),
+            ("network", ", ".join(f"{k} {v:,}" for k, v in self.net.items())),
+            ("replica per node: mean / max", f"{_size(self.replica_bytes_mean)} / "
+                                             f"{_size(self.replica_bytes_max)}"),
+            ("gossip seen-cache peak", f"{self.gossip_seen_peak:,} ids"),
+            ("simulated events", f"{self.events:,}"),
+        ]
+        if self.measured is not None:
+            m = self.measured
+            rows += [("wall time: setup / run", f"{m.setup_s:.1f} s / {m.run_s:.1f} s"),
+                     ("peak RSS (per node)", f"{m.peak_rss_mib:.0f} MiB "
+                                             f"({m.rss_per_node_kib:.0f} KiB)")]
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def _time(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _times(*values: float) -> str:
+    return " / ".join(_time(v) for v in values)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _check_replicas(sim: Simulation) -> tuple[int, int]:
+    """Compare every replica with the truth; fold one replica per space. Returns
+    (replica mismatches, refused posts)."""
+    truth: dict[bytes, dict[bytes, bytes]] = {}
+    best: dict[tuple[bytes, bytes], int] = {}
+    for record in sim.catalog.values():
+        key = (record.space_id, record.author)
+        if record.seq > best.get(key, 0):
+            best[key] = record.seq
+            truth.setdefault(record.space_id, {})[record.author] = record.id
+    mismatches = 0
+    for node in sim.nodes:
+        if node.replica is None:
+            node.open()
+        frontiers = {s: {a: h.id for a, h in node.store.frontier(s).items()}
+                     for s in node.space_ids}
+        if any(frontiers[s] != truth[s] or node.heads[s] != truth[s] for s in node.space_ids):
+            mismatches += 1
+    refused = 0
+    population = sim.population
+    for space in (population.congregation, *population.crews):
+        holder = sim.nodes[space.members[0]]
+        state = fold(space.space_id, holder.store.space_records(space.space_id))
+        opened = open_posts(state, unlock(state, holder.key))
+        sealed = [r for r in state.records.values() if r.kind == RecordKind.SEALED]
+        refused += len(sealed) - len(opened.posts)
+    return mismatches, refused
+
+
+def summarize(sim: Simulation, end: float, *, setup_s: float, run_s: float,
+              peak_rss_kib: int) -> Summary:
+    """The summary of a finished run."""
+    metrics = sim.metrics
+    scenario = sim.scenario
+    members = len(sim.nodes)
+    days = max(end / DAY, 1e-9)
+    mismatches, refused = _check_replicas(sim)
+    ready = metrics.ready_delays()
+    sent = sim.net.stats.sent
+    per_node_day = sorted(sum(row) / days for row in sent)
+    by_kind = {t.name.lower(): sum(row[t] for row in sent) / members / days for t in Traffic}
+    by_kind["total"] = sum(per_node_day) / members
+    full = [metrics.complete_at[rid] - made.at for rid, made in metrics.made.items()
+            if rid in metrics.complete_at]
+    complete = len(metrics.complete_at) == len(metrics.made)
+    converged_at = max(metrics.complete_at.values(), default=0.0)
+    kinds = Counter(sim.intent_of[rid].value for rid in metrics.made)
+    gossip, sync, net = sim.gossip.stats, sim.sync.stats, sim.net.stats
+    sizes = [node.replica_bytes() for node in sim.nodes]
+    return Summary(
+        scenario=scenario.name, seed=scenario.seed, members=members, crews=scenario.crews,
+        days=scenario.behaviour.days,
+        setup_records=len(sim.catalog) - len(metrics.made), posts=len(metrics.made),
+        posts_by_kind=dict(sorted(kinds.items())),
+        deliveries=metrics.expected, delivered=metrics.done,
+        converged=complete and metrics.missing == 0,
+        lost_records=len(metrics.incomplete()), replica_mismatches=mismatches,
+        refused_posts=refused, leaks=metrics.leaks, refused_locally=sim.refused_locally,
+        full_p50_s=quantile(full, 0.5), full_p95_s=quantile(full, 0.95),
+        full_max_s=max(full, default=0.0),
+        delay_p50_s=quantile(metrics.delays, 0.5), delay_p95_s=quantile(metrics.delays, 0.95),
+        delay_max_s=max(metrics.delays, default=0.0),
+        awake_p50_s=quantile(metrics.awake, 0.5), awake_p99_s=quantile(metrics.awake, 0.99),
+        awake_max_s=max(metrics.awake, default=0.0),
+        ready_p50_s=quantile(ready, 0.5), ready_p99_s=quantile(ready, 0.99),
+        ready_max_s=max(ready, default=0.0),
+        drain_s=max(converged_at - metrics.last_made, 0.0) if complete else end - metrics.last_made,
+        end_s=end, crashes=sim.crashes,
+        lost_on_crash=sum(n.lost_on_crash for n in sim.nodes),
+        bytes_per_node_day=by_kind,
+        bytes_per_node_day_p95=quantile(per_node_day, 0.95),
+        bytes_per_node_day_max=per_node_day[-1],
+        relay_bytes_per_day_max=max(row[Traffic.RELAY] for row in sent) / days,
+        sync={"started": sync.started, "counted in sync": sync.counted_in_sync,
+              "run for real": sync.started - sync.counted_in_sync, "completed": sync.completed,
+              "reset": sync.reset, "records sent": sync.records_sent},
+        gossip={"published": gossip.published, "delivered": gossip.delivered,
+                "duplicates": gossip.duplicates, "ignored": gossip.ignored,
+                "IHAVE": gossip.ihave, "IWANT": gossip.iwant, "served": gossip.served,
+                "grafts": gossip.grafts, "prunes": gossip.prunes},
+        net={"connections": net.connections, "relayed": net.relayed_connections,
+             "dials failed": net.dials_failed, "messages lost": net.lost_messages,
+             "dead letters": net.dead_letters},
+        replica_bytes_mean=sum(sizes) / members, replica_bytes_max=max(sizes),
+        gossip_seen_peak=sim.gossip.stats.peak_seen,
+        folds=sim.views.folds, events=sim.loop.processed,
+        measured=Measured(setup_s, run_s, peak_rss_kib / 1024, peak_rss_kib / members),
+    )
