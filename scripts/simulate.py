@@ -37,7 +37,7 @@ _TABLE = (
      lambda s: f"{s['sync']['run for real']:,} / {s['sync']['counted in sync']:,}"),
     ("records sent by sync / deliveries",
      lambda s: f"{s['sync']['records sent'] / max(s['deliveries'], 1):.2f}"),
-    ("replica file per node: mean / max",
+    ("replica per node: mean / max",
      lambda s: f"{_b(s['replica_bytes_mean'])} / {_b(s['replica_bytes_max'])}"),
     ("peak RSS per node", lambda s: f"{s['measured']['rss_per_node_kib']:.0f} KiB"),
     ("wall time (run)", lambda s: f"{s['measured']['run_s']:.0f} s"),

@@ -13,7 +13,9 @@ crash loses that queue (and nothing committed).
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from enum import Enum
 
 from nacl.signing import SigningKey
@@ -25,6 +27,7 @@ from meshcrew.records import (
     Record,
     RecordError,
     decode_and_verify,
+    record_id,
     sign_record,
 )
 from meshcrew.spaces import RecordKind, SpaceState
@@ -129,6 +132,8 @@ class SimNode:
         """Per space: the XOR of the frontier's head ids; equal digests, equal frontiers."""
         self.queue: list[bytes] = []
         self.lost_on_crash = 0
+        self.duplicates = 0
+        """Received records that were already held when their turn to be committed came."""
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -154,11 +159,15 @@ class SimNode:
             self.replica.close()
             self.replica = None
 
-    def replica_bytes(self) -> int:
-        """Size of the replica's files (database and write-ahead log)."""
+    def replica_bytes(self) -> tuple[int, int]:
+        """The replica's size (its pages, as the last commit left them, WAL included) and the
+        size of its write-ahead log file."""
         path = self.home.replica_file
         wal = path.with_name(path.name + "-wal")
-        return os.path.getsize(path) + (os.path.getsize(wal) if wal.exists() else 0)
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        return int(pages * page_size), os.path.getsize(wal) if wal.exists() else 0
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -195,14 +204,29 @@ class SimNode:
 
     # -- writing -------------------------------------------------------------------------------
 
+    def holds(self, raw: bytes) -> bool:
+        """Whether the replica already holds this record (its chain's head is at or past it)."""
+        record = self._catalog.get(record_id(raw))
+        if record is None:
+            return False
+        head = self.heads.get(record.space_id, {}).get(record.author)
+        return head is not None and self._catalog[head].seq >= record.seq
+
     def commit(self, now_ms: int) -> list[bytes]:
-        """Append what waits in one transaction; return the ids the replica accepted."""
-        if not self.queue:
+        """Append what waits in one transaction; return the ids the replica accepted.
+
+        Records the replica already holds are left out: appending them would change nothing
+        but cost a signature check each (the replica verifies before it looks for duplicates),
+        and on waking a node receives the same records from several sessions at once.
+        """
+        raws = [raw for raw in self.queue if not self.holds(raw)]
+        self.duplicates += len(self.queue) - len(raws)
+        self.queue = []
+        if not raws:
             return []
-        raws, self.queue = self.queue, []
         report = self.store.append(raws, sender="sim", now_ms=now_ms)
-        for record_id in report.accepted:
-            self._advance(self._catalog[record_id])
+        for accepted in report.accepted:
+            self._advance(self._catalog[accepted])
         return report.accepted
 
     def _advance(self, record: Record) -> None:

@@ -85,11 +85,16 @@ class Summary:
     bytes_per_node_day_max: float
     relay_bytes_per_day_max: float
     """The busiest relay's forwarded bytes per day."""
+    received_twice: int
+    """Records a node received (by sync or gossip) that it already held."""
     sync: dict[str, int]
     gossip: dict[str, int]
     net: dict[str, int]
     replica_bytes_mean: float
+    """The replica per node at the end (SQLite pages in use)."""
     replica_bytes_max: int
+    wal_bytes_max: int
+    """The largest write-ahead log (SQLite checkpoints it at about 4 MiB)."""
     gossip_seen_peak: int
     """Most message ids one node remembered as seen at once."""
     folds: int
@@ -136,11 +141,13 @@ class Summary:
             ("bytes sent / node / day: p95 / max", f"{_size(self.bytes_per_node_day_p95)} / "
                                                    f"{_size(self.bytes_per_node_day_max)}"),
             ("busiest relay / day", _size(self.relay_bytes_per_day_max)),
+            ("records received again", f"{self.received_twice:,}"),
             ("sync sessions", ", ".join(f"{k} {v:,}" for k, v in self.sync.items())),
             ("gossip", ", ".join(f"{k} {v:,}" for k, v in self.gossip.items())),
             ("network", ", ".join(f"{k} {v:,}" for k, v in self.net.items())),
             ("replica per node: mean / max", f"{_size(self.replica_bytes_mean)} / "
                                              f"{_size(self.replica_bytes_max)}"),
+            ("write-ahead log: max", _size(self.wal_bytes_max)),
             ("gossip seen-cache peak", f"{self.gossip_seen_peak:,} ids"),
             ("simulated events", f"{self.events:,}"),
         ]
@@ -223,7 +230,8 @@ def summarize(sim: Simulation, end: float, *, setup_s: float, run_s: float,
     converged_at = max(metrics.complete_at.values(), default=0.0)
     kinds = Counter(sim.intent_of[rid].value for rid in metrics.made)
     gossip, sync, net = sim.gossip.stats, sim.sync.stats, sim.net.stats
-    sizes = [node.replica_bytes() for node in sim.nodes]
+    sizes = [node.replica_bytes()[0] for node in sim.nodes]
+    wal = max(node.replica_bytes()[1] for node in sim.nodes)
     return Summary(
         scenario=scenario.name, seed=scenario.seed, members=members, crews=scenario.crews,
         days=scenario.behaviour.days,
@@ -248,6 +256,7 @@ def summarize(sim: Simulation, end: float, *, setup_s: float, run_s: float,
         bytes_per_node_day_p95=quantile(per_node_day, 0.95),
         bytes_per_node_day_max=per_node_day[-1],
         relay_bytes_per_day_max=max(row[Traffic.RELAY] for row in sent) / days,
+        received_twice=sum(n.duplicates for n in sim.nodes),
         sync={"started": sync.started, "counted in sync": sync.counted_in_sync,
               "run for real": sync.started - sync.counted_in_sync, "completed": sync.completed,
               "reset": sync.reset, "records sent": sync.records_sent},
@@ -259,6 +268,7 @@ def summarize(sim: Simulation, end: float, *, setup_s: float, run_s: float,
              "dials failed": net.dials_failed, "messages lost": net.lost_messages,
              "dead letters": net.dead_letters},
         replica_bytes_mean=sum(sizes) / members, replica_bytes_max=max(sizes),
+        wal_bytes_max=wal,
         gossip_seen_peak=sim.gossip.stats.peak_seen,
         folds=sim.views.folds, events=sim.loop.processed,
         measured=Measured(setup_s, run_s, peak_rss_kib / 1024, peak_rss_kib / members),
