@@ -61,10 +61,10 @@ def networked(town: Town) -> tuple[bytes, Networked, list[LocalBackend]]:
     net.network = SyncStatus(
         running=True, detail="", listen_addrs=("/ip4/192.168.1.5/tcp/4001",),
         peers=(PeerStatus(bo.identity.public_key, ("/ip4/192.168.1.7/tcp/4001",), True,
-                          Route.LAN, now - 5_000, now - 60_000),
+                          Route.LAN, now - 5_000),
                PeerStatus(cy.identity.public_key, ("/dns4/cy.example.org/tcp/4001",), False,
-                          Route.INTERNET, now - 3 * HOUR, now - 3 * HOUR)),
-        last_sync_ms=now - 60_000)
+                          Route.INTERNET, now - 3 * HOUR)),
+        last_received_ms=now - 60_000)
     mine = LocalBackend.holdings(net, space_id)[ada.identity.public_key]
     behind = {author: seq - (2 if author == ada.identity.public_key else 0)
               for author, seq in mine.items()}
@@ -89,14 +89,14 @@ def test_sync_health_lists_peers_gaps_and_rejected_records(town: Town) -> None:
         assert "connected to 2 peers" not in words(app)
         assert "connected to 1 peer" in words(app)
         assert "1 on the LAN · 0 over the internet" in words(app)
-        assert "last sync: 1 min ago" in words(app)
+        assert "records last arrived: 1 min ago" in words(app)
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, SyncHealthScreen), "sync health")
         assert "node running · 1 of 2 known peers connected" in words(app)
         assert "/ip4/192.168.1.5/tcp/4001" in words(app)
         peers = {row[0]: row for row in cells(app, "peers")}
-        assert peers["Bo"][2:6] == ["yes", "lan", "just now", "1 min ago"]
-        assert peers["Bo"][6] == "/ip4/192.168.1.7/tcp/4001"
+        assert peers["Bo"][2:5] == ["yes", "lan", "just now"]
+        assert peers["Bo"][5] == "/ip4/192.168.1.7/tcp/4001"
         assert peers["Cy"][2:5] == ["no", "internet", "3 h ago"]
         gaps = {row[1]: row[2] for row in cells(app, "gaps")}
         assert gaps == {"Bo": "nothing", "Cy": "2 records"}

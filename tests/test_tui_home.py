@@ -39,7 +39,7 @@ def town(tmp_path: Path) -> Iterator[Town]:
 def test_first_run_creates_the_identity_shows_the_fingerprint_and_starts_a_crew(
         tmp_path: Path) -> None:
     home = Home(tmp_path / "new-home")
-    setup = HomeSetup(home, clock=Clock())
+    setup = HomeSetup(home, clock=Clock(), network=False)
     app = MeshcrewApp(setup=setup, tz=UTC)
 
     async def script(pilot: Pilot[None]) -> None:
@@ -72,7 +72,7 @@ def test_first_run_creates_the_identity_shows_the_fingerprint_and_starts_a_crew(
 
 
 def test_first_run_offers_joining_with_a_code(tmp_path: Path) -> None:
-    setup = HomeSetup(Home(tmp_path / "h"), clock=Clock())
+    setup = HomeSetup(Home(tmp_path / "h"), clock=Clock(), network=False)
     app = MeshcrewApp(setup=setup, tz=UTC)
 
     async def script(pilot: Pilot[None]) -> None:

@@ -22,6 +22,7 @@ from meshcrew.cli import (
 from meshcrew.cli.parsing import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
+    EXIT_OK,
     EXIT_USAGE,
     CliParser,
     Commands,
@@ -77,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             return exc.code if isinstance(exc.code, int) else EXIT_FAILURE
         handler: Handler | None = getattr(args, "handler", None)
         if handler is None:
-            parser.print_help()
-            return EXIT_USAGE
+            if not (sys.stdin.isatty() and sys.stdout.isatty()):
+                parser.print_help()  # no terminal to show the app in
+                return EXIT_USAGE
+            return _run_app(Session.from_args(args))
         return handler(args, Session.from_args(args))
     except UsageError as exc:
         _print_error(str(exc))
@@ -88,6 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _run_app(session: Session) -> int:
+    """``meshcrew`` alone: the app, with the node inside it (or attached to a running one)."""
+    from meshcrew.tui.app import run_app  # only the app imports Textual
+
+    run_app(session.home, passphrase=session.passphrase())
+    return EXIT_OK
 
 
 def _print_error(sentence: str) -> None:

@@ -149,20 +149,25 @@ class MeshcrewApp(App[None]):
             yield from screen.palette()
 
 
-def run_app(home: Home, *, passphrase: bytes | None = None) -> None:
+def run_app(home: Home, *, passphrase: bytes | None = None, network: bool = True) -> None:
     """Run the app on ``home``: the first-run screen if it holds no identity yet.
+
+    Args:
+        home: the home folder.
+        passphrase: the key file's passphrase, if it is sealed.
+        network: run a node in the app (attaching instead if one already runs).
 
     Raises:
         MeshcrewError: if the identity or the replica cannot be opened.
     """
     if home.key_file.exists():
-        opened = open_home(home, passphrase=passphrase)
+        opened = open_home(home, passphrase=passphrase, network=network)
         try:
             MeshcrewApp(opened.backend, node=opened.node, read_marks=opened.read_marks).run()
         finally:
             opened.close()
         return
-    setup = HomeSetup(home)
+    setup = HomeSetup(home, network=network)
     try:
         MeshcrewApp(setup=setup).run()
     finally:

@@ -3,12 +3,15 @@
 The app is given a backend through its constructor (as harlequin is given its adapter). The
 reads and writes are the member service's (:class:`meshcrew.service.Member`), with the same
 names and arguments; the rest is what only a node knows — :meth:`Backend.status` (peers,
-addresses, last sync) and :meth:`Backend.holdings` (who holds which records, for receipts) —
-and :meth:`Backend.join`, which a node makes asynchronous because it fetches the space first.
+addresses, when records last arrived) and :meth:`Backend.holdings` (who holds which records,
+for receipts) — and :meth:`Backend.join`, which a node makes asynchronous because it fetches
+the space first.
 
 :class:`LocalBackend` is the backend of an app without a network: the member service over the
-local replica; it reports :data:`~meshcrew.tui.health.OFFLINE` and what this replica holds. The
-node wraps the same service and reports what it hears.
+local replica; it reports :data:`~meshcrew.tui.health.OFFLINE` and what this replica holds.
+:class:`~meshcrew.tui.node_backend.NodeBackend` hands the same calls to an in-process node;
+:class:`~meshcrew.tui.attached.AttachedBackend` reads the replica and asks a node already
+running for the home folder to write.
 
 Events travel back as plain values (:data:`BackendEvent`) to the sink the app subscribes; the
 app turns them into Textual messages (:mod:`meshcrew.tui.messages`). This module imports no
@@ -32,11 +35,13 @@ from meshcrew.service import (
     CycleEntry,
     Member,
     MemberEntry,
+    MemberReads,
     PostEntry,
     RejectedEntry,
     RemovalEntry,
     SpaceSummary,
 )
+from meshcrew.service.posting import make_post_of_kind
 from meshcrew.spaces import Post, PostKind, Rhythm, SpaceKind, decode_invite_code
 from meshcrew.store import Replica
 from meshcrew.tui.health import OFFLINE, Holdings, SyncStatus
@@ -135,7 +140,7 @@ class Backend(Protocol):
     # -- what only a node knows ---------------------------------------------------------------
 
     def status(self) -> SyncStatus:
-        """Peers, addresses, last sync; :data:`OFFLINE` without a node."""
+        """Peers, addresses, when records last arrived; :data:`OFFLINE` without a node."""
         ...
 
     def holdings(self, space_id: bytes) -> Holdings:
@@ -192,12 +197,99 @@ class Backend(Protocol):
         ...
 
 
-class LocalBackend:
+class ServiceReads:
+    """The reads of the :class:`Backend` protocol, from a member service over a replica.
+
+    Subclasses add the writes and what a node knows. Without a node, :meth:`status` is
+    :data:`OFFLINE` and :meth:`holdings` knows only what this replica holds.
+    """
+
+    def __init__(self) -> None:
+        self._sinks: list[EventSink] = []
+
+    @property
+    def reads(self) -> MemberReads:
+        """The member service the reads go to."""
+        raise NotImplementedError
+
+    def emit(self, event: BackendEvent) -> None:
+        """Send an event to every subscriber."""
+        for sink in self._sinks:
+            sink(event)
+
+    def subscribe(self, sink: EventSink) -> None:
+        """Send later events to ``sink``."""
+        self._sinks.append(sink)
+
+    @property
+    def identity(self) -> Identity:
+        """This member."""
+        return self.reads.identity
+
+    @property
+    def home_path(self) -> Path:
+        """The replica's home folder."""
+        return self.reads.replica.home.path
+
+    def now(self) -> int:
+        """The service's clock."""
+        return self.reads.now()
+
+    def spaces(self) -> list[SpaceSummary]:
+        """See :meth:`Member.spaces`."""
+        return self.reads.spaces()
+
+    def summary(self, space_id: bytes) -> SpaceSummary:
+        """See :meth:`Member.summary`."""
+        return self.reads.summary(space_id)
+
+    def members(self, space_id: bytes) -> list[MemberEntry]:
+        """See :meth:`Member.members`."""
+        return self.reads.members(space_id)
+
+    def log(self, space_id: bytes, *, events: bool = False) -> list[PostEntry]:
+        """See :meth:`Member.log`."""
+        return self.reads.log(space_id, events=events)
+
+    def cycle(self, space_id: bytes) -> CycleEntry:
+        """See :meth:`Member.cycle`."""
+        return self.reads.cycle(space_id)
+
+    def energy(self, space_id: bytes) -> dict[bytes, list[tuple[int, int]]]:
+        """See :meth:`Member.energy`."""
+        return self.reads.energy(space_id)
+
+    def board(self, space_id: bytes) -> BoardView:
+        """See :meth:`Member.board`."""
+        return self.reads.board(space_id)
+
+    def removals(self, space_id: bytes) -> list[RemovalEntry]:
+        """See :meth:`Member.removals`."""
+        return self.reads.removals(space_id)
+
+    def rejected(self, space_id: bytes | None = None, *, limit: int = 100) -> list[RejectedEntry]:
+        """See :meth:`Member.rejected`."""
+        return self.reads.rejected(space_id, limit=limit)
+
+    def make_post(self, kind: PostKind | str, **fields: object) -> Post:
+        """Build a post from typed values (no signing: the same everywhere)."""
+        return make_post_of_kind(kind, **fields)
+
+    def status(self) -> SyncStatus:
+        """:data:`OFFLINE`: no node."""
+        return OFFLINE
+
+    def holdings(self, space_id: bytes) -> Holdings:
+        """Only what this replica holds, as this member's holdings."""
+        frontier = self.reads.replica.frontier(space_id)
+        return {self.reads.me: {author: head.seq for author, head in frontier.items()}}
+
+
+class LocalBackend(ServiceReads):
     """The member service over the local replica, with no network.
 
     It writes the replica itself, so it must be the replica's only writer (it holds the
-    writer lock through the replica). :meth:`status` is :data:`OFFLINE`; :meth:`holdings` knows
-    only this member's own replica; :meth:`join` works only when the space's records are in
+    writer lock through the replica). :meth:`join` works only when the space's records are in
     the replica already (imported from a file).
 
     Args:
@@ -209,81 +301,18 @@ class LocalBackend:
 
     def __init__(self, replica: Replica, identity: Identity, *, clock: Callable[[], int],
                  rng: Rng = os.urandom) -> None:
-        self._sinks: list[EventSink] = []
+        super().__init__()
         self.service = Member(replica, identity, clock=clock, rng=rng,
                               on_records=self.records_written)
+
+    @property
+    def reads(self) -> MemberReads:
+        """The member service (reads and writes)."""
+        return self.service
 
     def records_written(self, records: list[Record]) -> None:
         """Tell subscribers which spaces gained records (the service's ``on_records``)."""
         self.emit(SpacesChanged(frozenset(r.space_id for r in records)))
-
-    def emit(self, event: BackendEvent) -> None:
-        """Send an event to every subscriber."""
-        for sink in self._sinks:
-            sink(event)
-
-    @property
-    def identity(self) -> Identity:
-        """This member."""
-        return self.service.identity
-
-    @property
-    def home_path(self) -> Path:
-        """The replica's home folder."""
-        return self.service.replica.home.path
-
-    def now(self) -> int:
-        """The service's clock."""
-        return self.service.now()
-
-    def subscribe(self, sink: EventSink) -> None:
-        """Send later events to ``sink``."""
-        self._sinks.append(sink)
-
-    def spaces(self) -> list[SpaceSummary]:
-        """See :meth:`Member.spaces`."""
-        return self.service.spaces()
-
-    def summary(self, space_id: bytes) -> SpaceSummary:
-        """See :meth:`Member.summary`."""
-        return self.service.summary(space_id)
-
-    def members(self, space_id: bytes) -> list[MemberEntry]:
-        """See :meth:`Member.members`."""
-        return self.service.members(space_id)
-
-    def log(self, space_id: bytes, *, events: bool = False) -> list[PostEntry]:
-        """See :meth:`Member.log`."""
-        return self.service.log(space_id, events=events)
-
-    def cycle(self, space_id: bytes) -> CycleEntry:
-        """See :meth:`Member.cycle`."""
-        return self.service.cycle(space_id)
-
-    def energy(self, space_id: bytes) -> dict[bytes, list[tuple[int, int]]]:
-        """See :meth:`Member.energy`."""
-        return self.service.energy(space_id)
-
-    def board(self, space_id: bytes) -> BoardView:
-        """See :meth:`Member.board`."""
-        return self.service.board(space_id)
-
-    def removals(self, space_id: bytes) -> list[RemovalEntry]:
-        """See :meth:`Member.removals`."""
-        return self.service.removals(space_id)
-
-    def rejected(self, space_id: bytes | None = None, *, limit: int = 100) -> list[RejectedEntry]:
-        """See :meth:`Member.rejected`."""
-        return self.service.rejected(space_id, limit=limit)
-
-    def status(self) -> SyncStatus:
-        """Always :data:`OFFLINE`: there is no node."""
-        return OFFLINE
-
-    def holdings(self, space_id: bytes) -> Holdings:
-        """Only what this replica holds, as this member's holdings."""
-        frontier = self.service.replica.frontier(space_id)
-        return {self.service.me: {author: head.seq for author, head in frontier.items()}}
 
     def create_space(self, name: str, *, kind: SpaceKind | str = SpaceKind.CREW,
                      purpose: str = "", parent: bytes | None = None,
@@ -325,10 +354,6 @@ class LocalBackend:
     def react(self, record_id: bytes, *, emoji: str) -> bytes:
         """See :meth:`Member.react`."""
         return self.service.react(record_id, emoji=emoji)
-
-    def make_post(self, kind: PostKind | str, **fields: object) -> Post:
-        """See :meth:`Member.make_post`."""
-        return self.service.make_post(kind, **fields)
 
     def post(self, space_id: bytes, post: Post) -> bytes:
         """See :meth:`Member.post`."""

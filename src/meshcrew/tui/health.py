@@ -30,7 +30,6 @@ class PeerStatus:
         connected: whether a connection is open now.
         route: how the open connection (or the last one) reaches it.
         last_seen_ms: when the peer last spoke to this node, None if never.
-        last_sync_ms: when a catch-up sync with it last finished, None if never.
     """
 
     member: bytes
@@ -38,7 +37,6 @@ class PeerStatus:
     connected: bool = False
     route: Route = Route.INTERNET
     last_seen_ms: int | None = None
-    last_sync_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +48,15 @@ class SyncStatus:
         detail: one sentence for the person, e.g. why the app is not connected.
         listen_addrs: where this node listens.
         peers: every peer known, connected ones first.
-        last_sync_ms: when any catch-up sync last finished, None if never.
+        last_received_ms: when records last arrived from a peer, None if not since the node
+            started.
     """
 
     running: bool
     detail: str
     listen_addrs: tuple[str, ...] = ()
     peers: tuple[PeerStatus, ...] = ()
-    last_sync_ms: int | None = None
+    last_received_ms: int | None = None
 
     @property
     def connected(self) -> tuple[PeerStatus, ...]:

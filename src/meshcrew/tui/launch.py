@@ -1,7 +1,8 @@
 """Opening a home folder for the app: the backend (and, once there is one, the node).
 
-:func:`open_home` opens the identity and the replica (taking the home folder's writer lock) and
-wraps them in a :class:`~meshcrew.tui.backend.LocalBackend`. On a first run there is no identity
+:func:`open_home` opens the identity, then either attaches to the node already running for the
+home folder (:mod:`.attached`) or opens the replica (taking the writer lock) with a node to run
+inside the app (:mod:`.node_backend`), or none (offline). On a first run there is no identity
 yet: :class:`HomeSetup` creates it from the name the person types, then opens the home folder.
 
 This module imports no Textual; :mod:`meshcrew.tui.app` runs the app with what it opens.
@@ -19,6 +20,8 @@ from typing import Protocol
 from meshcrew import identity
 from meshcrew.errors import HomeError, IdentityError
 from meshcrew.home import Home
+from meshcrew.node.config import NodeConfig
+from meshcrew.node.control_client import ControlClient, control_types
 from meshcrew.store import Replica
 from meshcrew.tui.backend import Backend, LocalBackend
 from meshcrew.tui.node_runner import NodeMain
@@ -65,19 +68,36 @@ class Setup(Protocol):
 
 
 def open_home(home: Home, *, passphrase: bytes | None = None,
-              clock: Callable[[], int] = wall_clock) -> Opened:
-    """Open the identity and the replica of ``home`` for the app.
+              clock: Callable[[], int] = wall_clock, network: bool = True,
+              config: NodeConfig | None = None) -> Opened:
+    """Open ``home`` for the app: attach to its running node, or run one in the app.
+
+    Args:
+        home: the home folder.
+        passphrase: the key file's passphrase, if it is sealed.
+        clock: UTC milliseconds.
+        network: run a node in the app (else the app works on the replica alone, offline).
+        config: the in-process node's settings.
 
     Raises:
         IdentityError: if there is no identity, or it is damaged or locked.
-        HomeError: if another meshcrew (a headless node) holds the home folder. Attaching to
-            it through its control socket needs the node's socket client, which is not built
-            yet; until then the message says what to do.
+        HomeError: if another process holds the home folder but no node answers there.
     """
     person = identity.load(home.key_file, passphrase=passphrase)
+    marks = ReadMarks(home.path / FILE_NAME)
+    client = ControlClient.if_running(home, control_types())
+    if client is not None:
+        from meshcrew.tui.attached import AttachedBackend
+
+        attached = AttachedBackend(home, person, client, clock=clock)
+        return Opened(attached, attached.run, marks, attached.close)
     replica = Replica.open(home)
-    backend = LocalBackend(replica, person, clock=clock)
-    return Opened(backend, None, ReadMarks(home.path / FILE_NAME), replica.close)
+    if not network:
+        return Opened(LocalBackend(replica, person, clock=clock), None, marks, replica.close)
+    from meshcrew.tui.node_backend import NodeBackend
+
+    backend = NodeBackend(replica, person, clock=clock, config=config)
+    return Opened(backend, backend.run, marks, replica.close)
 
 
 class HomeSetup:
@@ -86,11 +106,14 @@ class HomeSetup:
     Args:
         home: the home folder (it may not exist yet).
         clock: the service's clock.
+        network: run a node in the app once the identity exists.
     """
 
-    def __init__(self, home: Home, *, clock: Callable[[], int] = wall_clock) -> None:
+    def __init__(self, home: Home, *, clock: Callable[[], int] = wall_clock,
+                 network: bool = True) -> None:
         self.home = home
         self._clock = clock
+        self._network = network
         self.opened: Opened | None = None
 
     @property
@@ -109,7 +132,7 @@ class HomeSetup:
             raise HomeError(f"The home folder {self.home.path} is open to others (mode "
                             f"{mode:04o}); run: chmod 700 {self.home.path}")
         identity.save(identity.Identity.generate(clean), self.home.key_file)
-        self.opened = open_home(self.home, clock=self._clock)
+        self.opened = open_home(self.home, clock=self._clock, network=self._network)
         return self.opened
 
     def close(self) -> None:
