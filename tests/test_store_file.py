@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 
@@ -84,6 +85,18 @@ def test_the_file_is_in_wal_mode_with_the_current_schema_version(home: Home) -> 
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 1
     finally:
         conn.close()
+
+
+def test_the_replica_and_its_wal_are_private_whatever_the_umask(home: Home) -> None:
+    old = os.umask(0o022)
+    try:
+        with Replica.open(home) as replica:
+            replica.append(raws(Chain(key(0), space(0)).extend(2)), now_ms=NOW_MS)
+            files = [home.replica_file.with_name(home.replica_file.name + suffix)
+                     for suffix in ("", "-wal", "-shm")]
+            assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
+    finally:
+        os.umask(old)
 
 
 def _set_version(home: Home, version: int) -> None:

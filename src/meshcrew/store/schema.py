@@ -29,6 +29,7 @@ sorts its records by time on read instead of keeping a third index on every inse
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -145,6 +146,7 @@ def connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
             conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None,
                                    check_same_thread=False)
         else:
+            _create_private(path)
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
         raise ReplicaError(f"The replica {path} cannot be opened: {exc}.") from None
@@ -166,6 +168,20 @@ def connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
                                    f"(journal mode {mode}); is the folder on a network drive?")
             conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def _create_private(path: Path) -> None:
+    """Create a missing replica file with mode 0600 (SQLite gives its WAL the same mode).
+
+    Crew content is encrypted, but who is in which space and when they wrote is not; the home
+    folder is closed to others already, and the file is too, whatever the umask.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ReplicaError(f"The replica {path} cannot be created: {exc.strerror}.") from None
 
 
 @contextmanager
