@@ -79,7 +79,7 @@ def test_check_in_form_validates_then_posts_to_the_timeline(town: Town) -> None:
         assert post.fields["ask"] == "someone to read my draft"
         text = screen_text(app)
         assert "Tired but glad" in text
-        assert "●●○○○" in text
+        assert "energy 2/5" in text
         assert "ask: someone to read my draft" in text
         assert "compass: belonging 4" in text
         assert "seen by 1 of 2" in text  # only Ada's replica is known to hold it

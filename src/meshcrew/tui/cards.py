@@ -22,7 +22,7 @@ from rich.text import Text
 
 from meshcrew.service import PostEntry
 from meshcrew.spaces import COMPASS_SCALES
-from meshcrew.tui.formatting import day, energy_dots, one_line, when
+from meshcrew.tui.formatting import day, energy_text, one_line, when
 
 MAX_REPLIES = 3
 """Replies shown inline; more are counted on one extra line."""
@@ -157,7 +157,7 @@ def card_lines(card: Card, width: int, *, style: Styler, tz: tzinfo | None,
     header.append(when(post.ts, tz), style("meta"))
     if post.kind == "checkin":
         header.append("  energy ", style("meta"))
-        header.append(energy_dots(int(fields.get("energy", 0))), style("energy"))
+        header.append(energy_text(int(fields.get("energy", 0))), style("energy"))
     header.append(f"  {receipt}", style("muted"))
     lines = [header]
     text = card.text()

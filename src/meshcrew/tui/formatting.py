@@ -17,7 +17,7 @@ from meshcrew.spaces import Period
 SPARK_BLOCKS = "▁▂▄▆█"
 """Energy 1 to 5 as a bar of rising height."""
 
-ENERGY_DOTS = 5
+ENERGY_MAX = 5
 
 
 def when(ts_ms: int, tz: tzinfo | None) -> str:
@@ -47,10 +47,9 @@ def ago(ts_ms: int | None, now_ms: int) -> str:
     return "1 day ago" if days == 1 else f"{days} days ago"
 
 
-def energy_dots(energy: int) -> str:
-    """Energy 1 to 5 as filled and empty dots, e.g. ``●●●○○``."""
-    energy = max(0, min(ENERGY_DOTS, energy))
-    return "●" * energy + "○" * (ENERGY_DOTS - energy)
+def energy_text(energy: int) -> str:
+    """Energy 1 to 5 as ``3/5`` (digits: every terminal font draws them one cell wide)."""
+    return f"{max(0, min(ENERGY_MAX, energy))}/{ENERGY_MAX}"
 
 
 def sparkline(energies: list[int], width: int) -> str:

@@ -59,7 +59,7 @@ class CheckInScreen(MeshcrewModal[bytes]):
                 with Horizontal(classes="compass-scale"):
                     yield Label(scale.question)
                     yield Select(compass_choices(scale.low, scale.high), prompt="–",
-                                 id=f"compass-{scale.key}")
+                                 id=f"compass-{scale.key}", compact=True)
             yield Label("An ask for support (optional)")
             yield Input(placeholder="e.g. someone to read my grant draft", id="ask",
                         max_length=MAX_ASK_CHARS)

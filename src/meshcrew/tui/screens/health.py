@@ -71,6 +71,8 @@ class SyncHealthScreen(MeshcrewScreen):
         self.query_one("#health-status", Static).update(status_text(status, now))
         peers = self.query_one("#peers", DataTable)
         peers.clear()
+        if not status.peers:
+            peers.add_row("no peers known yet", "", "", "", "", "")
         for peer in status.peers:
             peers.add_row(names.get(peer.member, "unknown"), fingerprint(peer.member),
                           "yes" if peer.connected else "no", peer.route.value,

@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 from meshcrew.spaces import COMPASS_SCALES
 from meshcrew.tui.cards import Card
-from meshcrew.tui.formatting import energy_dots, plural, short_id, when
+from meshcrew.tui.formatting import energy_text, plural, short_id, when
 from meshcrew.tui.screens.base import MeshcrewModal
 
 
@@ -45,7 +45,7 @@ class PostScreen(MeshcrewModal[None]):
         if fields.get("text"):
             text.append(f"{fields['text']}\n")
         if post.kind == "checkin":
-            text.append(f"\nenergy {energy_dots(int(fields.get('energy', 0)))}\n")
+            text.append(f"\nenergy {energy_text(int(fields.get('energy', 0)))}\n")
             compass = fields.get("compass") or {}
             for scale in COMPASS_SCALES:
                 if scale.key in compass:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import tzinfo
 from typing import ClassVar
 
+from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
@@ -160,13 +161,13 @@ class Timeline(ScrollView, can_focus=True):
                            receipt=self._receipts(card.post))
         console = self.app.console
         base = self.rich_style
-        strips = []
-        for text in lines:
-            strip = Strip(list(text.render(console))).crop_extend(
-                0, self._width, base)
-            if is_cursor:
-                strip = strip.apply_style(self._style("cursor"))
-            strips.append(strip)
+        # One background for the whole line (the cursor's, or the widget's), over whatever
+        # the roles' styles would put behind the text.
+        background = Style(bgcolor=(self._style("cursor") if is_cursor else base).bgcolor)
+        line_style = base + background
+        strips = [Strip(list(Segment.apply_style(text.render(console),
+                                                 post_style=background)))
+                  .crop_extend(0, self._width, line_style) for text in lines]
         self._lines[(index, is_cursor)] = strips
         return strips
 
