@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -95,6 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         print(table(names, args.out))
         return 0
+    if len(names) > 1:
+        # One process per scenario, so each one's peak memory is its own.
+        flags = [f for f, v in (("--no-plot", args.no_plot),) if v]
+        flags += [f"--out={args.out}"] + ([f"--seed={args.seed}"] if args.seed is not None else [])
+        flags += [f"--days={args.days}"] if args.days is not None else []
+        codes = [subprocess.run([sys.executable, __file__, name, *flags], check=False).returncode
+                 for name in names]
+        return max(codes)
     failed = False
     for name in names:
         scenario = SCENARIOS[name]

@@ -7,11 +7,12 @@ the member's replica accepts the record. For each delivery the run keeps two del
   replica accepted it;
 * **awake**: the part of that time the member's node was up (a member whose laptop is closed
   cannot receive anything);
-* **ready**: from the first moment the member's node and a node already holding the record were
-  up together until the member held it. Crew records live only on crewmates' nodes, so a post
-  written just before its author's laptop closes waits for the author; that wait is the
-  design's choice (only members hold a space's records), the ready delay is what the network,
-  gossip and sync take once delivery is possible.
+* **ready**: the time the member's node was up between the first moment it and a node already
+  holding the record were up together and the moment it held the record. Crew records live only
+  on crewmates' nodes, so a post written just before its author's laptop closes waits for the
+  author; that wait is the design's choice (only members hold a space's records). The ready
+  delay is what the network, gossip and sync take once delivery is possible (NAT permitting:
+  two NATed nodes need a public node up to meet).
 """
 
 from __future__ import annotations
@@ -154,7 +155,8 @@ class Metrics:
                     if since >= ready or ready <= floor:
                         break  # no later holder can make it ready earlier
                     ready = min(ready, first_together(logs[member], logs[holder], since))
-                delays.append(max(held - ready, 0.0))
+                log = logs[member]
+                delays.append(max(log.online_before(held) - log.online_before(ready), 0.0))
         return delays
 
     @property

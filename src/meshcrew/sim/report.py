@@ -70,7 +70,7 @@ class Summary:
     awake_p99_s: float
     awake_max_s: float
     ready_p50_s: float
-    """Per delivery: time from when the member and a holder were first up together."""
+    """Per delivery: the member's time up from when it and a holder were first up together."""
     ready_p99_s: float
     ready_max_s: float
     drain_s: float

@@ -70,6 +70,7 @@ class Simulation:
         """Posts planned or promised (answers) and not yet written."""
         self._crewmates = [[m for m in population.crews[population.crew_of[n]].members
                             if m != n] for n in range(population.size)]
+        self._public = [m for m in range(population.size) if self.net.reachable[m]]
         self._favorites = [self._pick_favorites(n) for n in range(population.size)]
         self._schedule_plans()
         self.setup_s = time.perf_counter() - started
@@ -186,16 +187,20 @@ class Simulation:
         return True
 
     def _keep_peers(self, node: int) -> None:
-        """Dial crewmates and favourite congregation peers; top up with others if too few."""
+        """Dial crewmates and favourite congregation peers; if too few congregation peers are
+        connected, dial as many other public members (not recently failed) as are missing."""
         for peer in (*self._crewmates[node], *self._favorites[node]):
             self._dial(node, peer)
         crew = self._crewmates[node]
-        wanted = self.scenario.net.congregation_peers
-        have = sum(1 for p in self.net.conns[node] if p not in crew)
-        for _ in range(max(wanted - have, 0)):
-            peer = self.rng.randrange(len(self.nodes))
-            if peer != node and self.net.reachable[peer]:
-                self._dial(node, peer)
+        missing = self.scenario.net.congregation_peers - sum(
+            1 for p in self.net.conns[node] if p not in crew)
+        if missing <= 0:
+            return
+        now, backoff = self.loop.now, self._backoff[node]
+        pool = [p for p in self._public if p != node and p not in self.net.conns[node]
+                and now >= backoff.get(p, (0.0, 0.0))[0]]
+        for peer in self.rng.sample(pool, min(missing, len(pool))):
+            self._dial(node, peer)
 
     def _on_open(self, conn: Conn) -> None:
         self._backoff[conn.a].pop(conn.b, None)
