@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import segno
 from textual.pilot import Pilot
 from textual.widgets import Input, ProgressBar
 
@@ -16,7 +17,7 @@ from meshcrew.tui.screens.home import HomeScreen
 from meshcrew.tui.screens.invite import InviteScreen
 from meshcrew.tui.screens.join import JoinScreen
 from meshcrew.tui.screens.space import SpaceScreen
-from meshcrew.tui.widgets.qr import qr_text
+from meshcrew.tui.widgets.qr import QUIET_ZONE, qr_text
 from test_tui_support import (
     DAY,
     WEEK,
@@ -67,12 +68,18 @@ def test_invite_shows_the_code_as_text_and_qr_and_copies_it(town: Town) -> None:
     assert ada.service.replica.get(invite.invite_id) is not None
 
 
-def test_qr_code_draws_two_modules_per_cell() -> None:
-    drawn = qr_text("mc1-abc")
-    rows = drawn.splitlines()
-    assert len({len(row) for row in rows}) == 1  # a square block of text
-    assert set(drawn) <= set(" ▀▄█\n")
-    assert len(rows) == (len(rows[0]) + 1) // 2  # 21 modules + 2x2 quiet zone = 25 wide
+def test_qr_code_text_holds_exactly_the_modules_of_the_code() -> None:
+    code = "mc1-" + "abcdefghijklmnopqrstuvwxyz234567" * 5
+    drawn = qr_text(code)
+    halves = {" ": (False, False), "▀": (True, False), "▄": (False, True), "█": (True, True)}
+    modules = []
+    for row in drawn.splitlines():
+        cells = [halves[c] for c in row]
+        modules += [[top for top, _ in cells], [bottom for _, bottom in cells]]
+    expected = [[bool(m) for m in row] for row in segno.make(
+        code.upper(), error="l", micro=False).matrix_iter(scale=1, border=QUIET_ZONE)]
+    assert modules[:len(expected)] == expected
+    assert not any(any(row) for row in modules[len(expected):])  # padding row, if any
 
 
 def test_join_with_a_code_opens_the_crew(town: Town) -> None:
