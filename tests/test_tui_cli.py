@@ -80,3 +80,14 @@ def test_cli_commands_do_not_load_textual() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", ["meshcrew.tui.backend", "meshcrew.tui.health",
+                                    "meshcrew.tui.node_runner", "meshcrew.tui.node_backend",
+                                    "meshcrew.tui.attached", "meshcrew.tui.launch"])
+def test_the_backend_side_of_the_app_does_not_load_textual(module: str) -> None:
+    code = (f"import sys, {module}; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "[]"

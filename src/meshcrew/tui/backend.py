@@ -370,9 +370,3 @@ class LocalBackend(ServiceReads):
     def consent(self, space_id: bytes, proposal_id: bytes) -> bytes:
         """See :meth:`Member.consent`."""
         return self.service.consent(space_id, proposal_id)
-
-
-def _check_protocol(backend: LocalBackend) -> Backend:
-    return backend  # mypy proves LocalBackend satisfies Backend
-
-

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class _Shared:
-    """Mixed into screens: typed access to the app and its backend."""
+class BackendAccess:
+    """Mixed into every meshcrew screen: typed access to the app, its backend and time zone."""
 
     @property
     def meshcrew(self) -> MeshcrewApp:
@@ -92,11 +92,11 @@ def _runner(screen: Screen[Any], action: str) -> Callable[[], Any]:
     return run
 
 
-class MeshcrewScreen(_Shared, Screen[None]):
+class MeshcrewScreen(BackendAccess, Screen[None]):
     """A full screen of the app."""
 
 
-class MeshcrewModal(_Shared, ModalScreen[T | None]):
+class MeshcrewModal(BackendAccess, ModalScreen[T | None]):
     """A dialog over the current screen; escape cancels it."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", tooltip="Close without doing anything")]  # noqa: RUF012

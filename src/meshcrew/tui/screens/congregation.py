@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 
 from meshcrew.errors import InputError, MeshcrewError
 from meshcrew.service import BoardItem, BoardView, MemberEntry
+from meshcrew.spaces.posts import MAX_NOTE_CHARS, MAX_TITLE_CHARS
 from meshcrew.tui.formatting import day, one_line, when
 from meshcrew.tui.messages import RecordsChanged
 from meshcrew.tui.screens import membership
@@ -25,6 +26,10 @@ from meshcrew.tui.screens.health import SyncHealthScreen
 from meshcrew.tui.screens.invite import InviteScreen
 
 WHEN_FORMAT = "%Y-%m-%d %H:%M"
+
+Values = dict[str, str | bool]
+PostFields = Callable[[Values], dict[str, object]]
+"""Turns a form's values into the fields of a post (raises InputError if they are wrong)."""
 
 
 class CongregationScreen(MeshcrewScreen):
@@ -167,9 +172,10 @@ class CongregationScreen(MeshcrewScreen):
 
     # -- actions ------------------------------------------------------------------------------
 
-    def _post_form(self, title: str, fields: list[Field], make: Callable[[dict[str, str | bool]],
-                   dict[str, object]], kind: str, *, checkbox: str | None = None) -> None:
-        def submit(values: dict[str, str | bool]) -> str | None:
+    def _post_form(self, kind: str, title: str, fields: list[Field], make: PostFields, *,
+                   checkbox: str | None = None) -> None:
+        """A form whose values ``make`` turns into the fields of a post of ``kind``."""
+        def submit(values: Values) -> str | None:
             try:
                 post = self.backend.make_post(kind, **make(values))
                 self.backend.post(self.space_id, post)
@@ -177,7 +183,7 @@ class CongregationScreen(MeshcrewScreen):
                 return str(exc)
             return None
 
-        def done(values: dict[str, str | bool] | None) -> None:
+        def done(values: Values | None) -> None:
             if values is not None:
                 self.notify(f"Posted: {title.lower()}.")
 
@@ -185,15 +191,15 @@ class CongregationScreen(MeshcrewScreen):
 
     def action_ask(self) -> None:
         """Ask the congregation for support."""
-        self._post_form("New ask", [Field("title", "What you ask for", required=True,
-                                          max_length=120), Field("text", "More about it")],
-                        lambda v: {"title": v["title"], "text": v["text"]}, "ask")
+        self._post_form("ask", "New ask", [
+            Field("title", "What you ask for", required=True, max_length=MAX_TITLE_CHARS),
+            Field("text", "More about it")], lambda v: {"title": v["title"], "text": v["text"]})
 
     def action_offer(self) -> None:
         """Offer something."""
-        self._post_form("New offer", [Field("title", "What you offer", required=True,
-                                            max_length=120), Field("text", "More about it")],
-                        lambda v: {"title": v["title"], "text": v["text"]}, "offer")
+        self._post_form("offer", "New offer", [
+            Field("title", "What you offer", required=True, max_length=MAX_TITLE_CHARS),
+            Field("text", "More about it")], lambda v: {"title": v["title"], "text": v["text"]})
 
     def action_follow_up(self) -> None:
         """Follow up on the selected ask or offer (its author may close it)."""
@@ -202,15 +208,15 @@ class CongregationScreen(MeshcrewScreen):
             self.notify("Select an ask or offer first (Asks & offers tab).", severity="warning")
             return
         mine = item.post.author == self.backend.identity.public_key
-        self._post_form(f"Follow up: {item.title}", [Field("text", "Your follow-up",
-                                                           required=True)],
+        self._post_form("followup", f"Follow up: {item.title}",
+                        [Field("text", "Your follow-up", required=True)],
                         lambda v: {"to": item.post.id, "text": v["text"],
-                                   "closes": bool(v.get("checkbox", False))}, "followup",
+                                   "closes": bool(v.get("checkbox", False))},
                         checkbox="This settles my own ask or offer (close it)" if mine else None)
 
     def action_gathering(self) -> None:
         """Call a gathering."""
-        def fields(values: dict[str, str | bool]) -> dict[str, object]:
+        def fields(values: Values) -> dict[str, object]:
             try:
                 moment = datetime.strptime(str(values["when"]), WHEN_FORMAT)
             except ValueError:
@@ -221,10 +227,10 @@ class CongregationScreen(MeshcrewScreen):
             return {"title": values["title"], "when_ms": int(aware.timestamp() * 1000),
                     "where": values["where"]}
 
-        self._post_form("New gathering", [
-            Field("title", "What", required=True, max_length=120),
+        self._post_form("gathering", "New gathering", [
+            Field("title", "What", required=True, max_length=MAX_TITLE_CHARS),
             Field("when", "When", placeholder="YYYY-MM-DD HH:MM", required=True),
-            Field("where", "Where (a place or a link)")], fields, "gathering")
+            Field("where", "Where (a place or a link)")], fields)
 
     def action_looking(self) -> None:
         """Say you are (or no longer are) looking for a crew."""
@@ -238,9 +244,10 @@ class CongregationScreen(MeshcrewScreen):
                     lambda: self.backend.post(self.space_id, post)) is not None:
                 self.notify("You are no longer listed as looking for a crew.")
             return
-        self._post_form("Looking for a crew", [Field("note", "A note for crews (what you "
-                                                            "look for)", max_length=500)],
-                        lambda v: {"looking": True, "note": v["note"]}, "looking_for_crew")
+        self._post_form("looking_for_crew", "Looking for a crew",
+                        [Field("note", "A note for crews (what you look for)",
+                               max_length=MAX_NOTE_CHARS)],
+                        lambda v: {"looking": True, "note": v["note"]})
 
     def action_crew_card(self) -> None:
         """Say whether one of your crews here is open to new crewmates."""

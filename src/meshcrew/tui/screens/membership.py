@@ -15,7 +15,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from meshcrew.service import MemberEntry, RemovalEntry
-from meshcrew.tui.screens.base import MeshcrewModal, _Shared
+from meshcrew.tui.screens.base import BackendAccess, MeshcrewModal
 from meshcrew.tui.screens.forms import ConfirmScreen
 
 
@@ -84,12 +84,12 @@ def consent_consequences(removal: RemovalEntry, space: str) -> str:
             "• A consent cannot be taken back.")
 
 
-def _space_name(screen: _Shared, space_id: bytes) -> str | None:
+def _space_name(screen: BackendAccess, space_id: bytes) -> str | None:
     summary = screen.attempt(lambda: screen.backend.summary(space_id))
     return None if summary is None else summary.name or "this space"
 
 
-def _then(screen: _Shared, action: Callable[[], bytes], done: str,
+def _then(screen: BackendAccess, action: Callable[[], bytes], done: str,
           after: Callable[[], None] | None = None) -> Callable[[bool | None], None]:
     def go(confirmed: bool | None) -> None:
         if confirmed and screen.attempt(action) is not None:
@@ -100,7 +100,7 @@ def _then(screen: _Shared, action: Callable[[], bytes], done: str,
     return go
 
 
-def leave(screen: _Shared, space_id: bytes) -> None:
+def leave(screen: BackendAccess, space_id: bytes) -> None:
     """Ask, then leave the space and go back to the home screen."""
     name = _space_name(screen, space_id)
     if name is None:
@@ -115,7 +115,7 @@ def leave(screen: _Shared, space_id: bytes) -> None:
                           after=back_home))
 
 
-def propose_removal(screen: _Shared, space_id: bytes, members: list[MemberEntry]) -> None:
+def propose_removal(screen: BackendAccess, space_id: bytes, members: list[MemberEntry]) -> None:
     """Pick a member, ask, then propose their removal."""
     name = _space_name(screen, space_id)
     if name is None:
@@ -143,7 +143,7 @@ def propose_removal(screen: _Shared, space_id: bytes, members: list[MemberEntry]
         [(m.key.hex(), f"{m.name}  ({m.fingerprint})") for m in others]), picked)
 
 
-def consent(screen: _Shared, space_id: bytes) -> None:
+def consent(screen: BackendAccess, space_id: bytes) -> None:
     """Pick an open removal proposal, ask, then consent to it."""
     name = _space_name(screen, space_id)
     removals = screen.attempt(lambda: screen.backend.removals(space_id))

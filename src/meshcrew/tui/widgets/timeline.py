@@ -19,7 +19,6 @@ from rich.style import Style
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.geometry import Region, Size
-from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -49,13 +48,6 @@ class Timeline(ScrollView, can_focus=True):
     ]
 
     cursor: reactive[int] = reactive(-1, always_update=True, init=False)
-
-    class Moved(Message):
-        """The cursor moved to another card (or the cards changed)."""
-
-        def __init__(self, card: Card | None) -> None:
-            super().__init__()
-            self.card = card
 
     def __init__(self, *, receipts: Receipts, tz: tzinfo | None = None,
                  id: str | None = None) -> None:
@@ -181,7 +173,6 @@ class Timeline(ScrollView, can_focus=True):
                 self._lines.discard((index, True))
         self.refresh()
         self._scroll_to_cursor()
-        self.post_message(self.Moved(self.selected))
 
     def _scroll_to_cursor(self) -> None:
         if self.laid_out and 0 <= self.cursor < len(self.cards):
