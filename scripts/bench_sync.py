@@ -10,8 +10,11 @@ replicas (SQLite, temporary home folders) and two real libp2p hosts on 127.0.0.1
 3. **soak** (``--soak K``, LIBP2P.md trap 8): K gossip messages published (paced) from one host to
    the other, then an idle wait; the process's RSS before, after and after the wait.
 
-This is a benchmark, not a test; the node-level benchmark (sync between running nodes) comes with
-the node.
+4. **nodes** (``scripts/bench_nodes.py``): catch-up of ``--node-records`` records between two
+   ``meshcrew node`` processes next to the raw verify rate, and publish-to-replica latency across
+   a crew of ``--crew`` node processes.
+
+This is a benchmark, not a test. It exits 1 if a target is missed.
 """
 
 from __future__ import annotations
@@ -166,12 +169,25 @@ def main() -> int:
     parser.add_argument("--soak", type=int, default=0, metavar="K",
                         help="also publish K gossip messages and report RSS (e.g. 15000)")
     parser.add_argument("--idle", type=float, default=30.0, help="idle seconds after the soak")
+    parser.add_argument("--node-records", type=int, default=100_000,
+                        help="records the node catch-up moves between two processes")
+    parser.add_argument("--crew", type=int, default=6, help="node processes in the latency crew")
+    parser.add_argument("--posts", type=int, default=120, help="check-ins timed for latency")
+    parser.add_argument("--interval", type=float, default=0.05,
+                        help="seconds between two timed check-ins")
+    parser.add_argument("--skip-nodes", action="store_true",
+                        help="only the in-process measurements (no node processes)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     result = trio.run(run, args)
+    if not args.skip_nodes:
+        from bench_nodes import run as run_nodes
+
+        result.update(run_nodes(args.node_records, args.crew, args.posts, args.interval))
+    ok = all(part.get("ok", True) for part in result.values() if isinstance(part, dict))
     if args.json:
         print(json.dumps(result))
-        return 0 if result["in_sync"]["ok"] else 1
+        return 0 if ok else 1
     c, s = result["catch_up"], result["in_sync"]
     print(f"catch-up: {c['records']:,} records in {c['seconds']} s "
           f"({c['records_per_s']:,}/s), {c['bytes']:,} bytes on the wire")
@@ -182,7 +198,17 @@ def main() -> int:
         print(f"soak: {k['delivered']:,}/{k['messages']:,} delivered in {k['seconds']} s; RSS "
               f"{k['rss_mb_before']} -> {k['rss_mb_after']} MB, {k['rss_mb_after_idle']} MB "
               f"after {k['idle_s']:.0f} s idle")
-    return 0 if s["ok"] else 1
+    if "node_catch_up" in result:
+        n = result["node_catch_up"]
+        print(f"node catch-up (2 processes): {n['records']:,} records in {n['seconds']} s "
+              f"({n['records_per_s']:,}/s); raw verify {n['raw_verify_per_s']:,}/s; ratio "
+              f"{n['ratio']:.0%} (target >= 70%) {'OK' if n['ok'] else 'UNDER'}")
+        lat = result["node_latency"]
+        print(f"publish-to-replica latency, crew of {lat['nodes']} processes: "
+              f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms over "
+              f"{lat['samples']} deliveries (targets p50 <= 50, p99 <= 250) "
+              f"{'OK' if lat['ok'] else 'OVER'}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -54,11 +54,12 @@ from meshcrew.node.reports import (
     RecordsChanged,
 )
 from meshcrew.reasons import Reason
-from meshcrew.records import Head, Record, record_id
+from meshcrew.records import PROTOCOL_VERSION, Head, Record, record_id
 from meshcrew.service import Member
-from meshcrew.spaces import invite_problem
+from meshcrew.spaces import RecordKind, invite_problem
 from meshcrew.store import Replica
 from meshcrew.sync import PeerFrontier, RecordsReceived, SyncEvent
+from meshcrew.sync.wire import record_space
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -87,13 +88,9 @@ def stored_record(raw: bytes) -> Record:
     return Record(version, kind, space, author, seq, prev, ts, body, sig, raw, record_id(raw))
 
 
-def kind_of_raw(raw: bytes) -> str | None:
-    """The kind an encoded record claims (None if it does not look like a record)."""
-    try:
-        kind = msgpack.unpackb(raw, raw=False)[1]
-    except (ValueError, TypeError, IndexError, KeyError, msgpack.UnpackException):
-        return None
-    return kind if isinstance(kind, str) else None
+_SEALED_PREFIX = bytes([0x99, PROTOCOL_VERSION, 0xA0 | len(RecordKind.SEALED)]) + \
+    RecordKind.SEALED.encode()
+"""How every encoded ``sealed`` record (a post) begins: a 9-array, the version, the kind."""
 
 
 def _peer_key(sender: str) -> bytes | None:
@@ -225,41 +222,45 @@ class Node:
 
     # --- records in ----------------------------------------------------------------------------
 
-    def take(self, raws: list[bytes], *, sender: str, propagate: bool) -> list[bytes]:
+    def take(self, raws: list[bytes], *, sender: str, propagate: bool,
+             space_id: bytes | None = None) -> list[bytes]:
         """Store records from a peer (or a file); return the ids accepted.
 
         Records that may change membership go through the member service (its housekeeping
         rotates keys for joiners); posts go straight to the replica. A peer that sent records
         with bad envelopes loses points.
+
+        Args:
+            raws: encoded records.
+            sender: the peer id they came from (for the reject log and penalties).
+            propagate: sync what was accepted on to the other connected members soon.
+            space_id: the space they all belong to, when the caller knows it.
         """
-        claimed = {record_id(raw): raw for raw in raws}
-        self._incoming = set(claimed)
-        try:
-            if any(kind_of_raw(raw) != "sealed" for raw in raws):
+        if all(raw.startswith(_SEALED_PREFIX) for raw in raws):
+            # Posts only: nothing about membership changes, and none was signed here.
+            appended = self.replica.append(raws, sender=sender, now_ms=self._clock())
+            accepted = appended.accepted
+            faults = [e.reason.value for e in appended.rejected]
+            if accepted:
+                spaces = {space_id} if space_id is not None else \
+                    {s for s in map(record_space, raws) if s is not None}
+                self._emit(RecordsChanged(frozenset(spaces), tuple(accepted), False,
+                                          self._clock()))
+        else:
+            claimed = {record_id(raw): raw for raw in raws}
+            self._incoming = set(claimed)
+            try:
                 report = self.member.ingest(raws, sender=sender)
-                accepted = list(report.accepted)
-                faults = [r.reason for r in report.rejected]
-            else:
-                appended = self.replica.append(raws, sender=sender, now_ms=self._clock())
-                accepted = appended.accepted
-                faults = [e.reason.value for e in appended.rejected]
-                self._on_records([self._stored(rid, claimed) for rid in accepted])
-        finally:
-            self._incoming = set()
+            finally:
+                self._incoming = set()
+            accepted = list(report.accepted)
+            faults = [r.reason for r in report.rejected]
         bad = sum(1 for reason in faults if reason in ENVELOPE_FAULTS)
         if bad and self._host is not None and _peer_key(sender) is not None:
             self._host.penalize(sender, INVALID_RECORD * bad, f"sent {bad} invalid records")
         if accepted and propagate:
             self._propagate(exclude=sender)
         return accepted
-
-    def _stored(self, rid: bytes, claimed: dict[bytes, bytes]) -> Record:
-        raw = claimed.get(rid)
-        if raw is not None:
-            return stored_record(raw)
-        record = self.replica.get(rid)  # an earlier pending record the batch unblocked
-        assert record is not None
-        return record
 
     def _on_records(self, records: list[Record]) -> None:
         """Every record the member signs or the replica accepts (Member's ``on_records``)."""
@@ -291,7 +292,7 @@ class Node:
 
     async def _on_sync_event(self, peer_id: str, event: SyncEvent) -> None:
         if isinstance(event, RecordsReceived):
-            self.take(list(event.raws), sender=peer_id, propagate=True)
+            self.take(list(event.raws), sender=peer_id, propagate=True, space_id=event.space_id)
         elif isinstance(event, PeerFrontier):
             key = _peer_key(peer_id)
             if key is not None:
@@ -352,11 +353,11 @@ class Node:
                     batch.append(messages.receive_nowait())
                 except trio.WouldBlock:
                     break
-            by_origin: dict[str, list[bytes]] = {}
+            by_origin: dict[tuple[str, bytes], list[bytes]] = {}
             for message in batch:
-                by_origin.setdefault(message.origin, []).append(message.data)
-            for origin, raws in by_origin.items():
-                self.take(raws, sender=origin, propagate=False)
+                by_origin.setdefault((message.origin, message.space_id), []).append(message.data)
+            for (origin, space_id), raws in by_origin.items():
+                self.take(raws, sender=origin, propagate=False, space_id=space_id)
                 self._note_published(origin, raws)
 
     def _note_published(self, origin: str, raws: list[bytes]) -> None:

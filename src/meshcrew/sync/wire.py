@@ -179,6 +179,15 @@ def record_space(raw: bytes) -> bytes | None:
     The replica verifies every record it keeps; this cheap look lets the session refuse records
     smuggled into a space the peers did not agree to sync.
     """
+    # Fast path for the canonical layout (the only one the replica accepts): a 9-array, a
+    # positive fixint version, a fixstr kind, then the space as a 32-byte bin 8. A batch of
+    # records is checked without unpacking each record; anything else takes the slow path.
+    if len(raw) > 40 and raw[0] == 0x99 and raw[1] < 0x80 and raw[2] & 0xE0 == 0xA0:
+        at = 3 + (raw[2] & 0x1F)
+        if raw[at : at + 2] == b"\xc4\x20":
+            space = raw[at + 2 : at + 2 + KEY_BYTES]
+            if len(space) == KEY_BYTES:
+                return record_id(raw) if space == NEW_SPACE else space
     try:
         fields = msgpack.unpackb(raw, use_list=True, raw=False)
     except (ValueError, TypeError, OverflowError, msgpack.UnpackException):
