@@ -2,10 +2,10 @@
 
 Member operations run the :class:`~meshcrew.service.Member` method of the same name with the
 arguments given, so a command behaves the same whether it runs locally or in the node. Node
-operations (``status``, ``peers``, ``seen_by``, ``connect``, ``join_network``) are the node's
-own. ``join`` joins over the network (falling back to a local join when no member can be
-reached but the replica already holds the space, e.g. after an import), and ``invite`` puts
-the node's addresses in the code when none are given.
+operations (``status``, ``peers``, ``seen_by``, ``connect``, ``join_network``, ``watch``) are
+the node's own. ``join`` joins over the network, or locally when the replica already holds the
+space (imported from the inviter's file); ``invite`` puts the node's addresses in the code when
+none are given.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from meshcrew.errors import JoinRefused, LocalProtocolError, UnknownName
+from meshcrew.errors import LocalProtocolError, UnknownName
 from meshcrew.node.control import SendProgress
 from meshcrew.node.control_client import MEMBER_OPS, control_types
+from meshcrew.node.dialer import peer_of
 from meshcrew.node.reports import JoinProgress, RecordsChanged
 from meshcrew.node.values import ValueTypes
 from meshcrew.spaces import decode_invite_code
@@ -81,15 +82,18 @@ class Dispatcher:
         return await self._join(code, report)
 
     async def _join(self, code: str, report: Callable[[JoinProgress], Awaitable[None]]) -> bytes:
-        """``Member.join`` with the network: fetch the space from a member, then join."""
+        """``Member.join`` with the network: locally when the space is already here (imported
+        from the inviter's file), else by the join handshake with a member's node."""
         node = self._node
+        invite = decode_invite_code(code)
         try:
+            node.member.view(invite.space_id)
+        except UnknownName:
             return (await node.join(code, progress=report)).space
-        except JoinRefused as exc:
-            if exc.reason != "unreachable":
-                raise
-            try:  # offline: the space may already be here (an import); join locally
-                node.member.view(decode_invite_code(code).space_id)
-            except UnknownName:
-                raise exc from None
-            return node.member.join(code)
+        space_id = node.member.join(code)
+        for addr in invite.addrs:  # the inviter is a member now: the dialer reaches it
+            peer_id = peer_of(addr)
+            if peer_id is not None:
+                node.book.learn(peer_id, [addr], source="invite")
+        node.contacts.dialer.wake()
+        return space_id
