@@ -247,8 +247,7 @@ class Node:
                 self._emit(RecordsChanged(frozenset(spaces), tuple(accepted), False,
                                           self._clock()))
         else:
-            claimed = {record_id(raw): raw for raw in raws}
-            self._incoming = set(claimed)
+            self._incoming = {record_id(raw) for raw in raws}  # not to publish them again
             try:
                 report = self.member.ingest(raws, sender=sender)
             finally:
