@@ -135,6 +135,10 @@ def test_receipts_count_members_known_to_hold_a_post(town: Town) -> None:
     async def script(pilot: Pilot[None]) -> None:
         await open_space(pilot, "Tuesday crew")
         assert "seen by 1 of 3" in screen_text(app)
+        cy_print = people[2].identity.fingerprint
+        assert cy_print not in screen_text(app)
+        await pilot.press("f")  # fingerprints on demand, to compare out loud
+        await until(pilot, lambda: cy_print in screen_text(app), "Cy's fingerprint")
 
     drive(app, script)
     assert ada.holdings(space_id).keys() == {ada.identity.public_key}

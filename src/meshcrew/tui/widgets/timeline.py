@@ -22,12 +22,18 @@ from textual.geometry import Region, Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.timer import Timer
 
 from meshcrew.service import PostEntry
 from meshcrew.tui.cards import Card, card_lines, card_starts
+from meshcrew.tui.memory import HOLD_S, CollectorHold
 
 Receipts = Callable[[PostEntry], str]
 """Gives the receipt line of a post, e.g. ``seen by 3 of 5``."""
+
+CACHED_CARDS = 96
+"""Cards whose lines are kept: a few screens' worth (each Strip carries several caches of its
+own, so a bigger cache mostly gives Python's cycle collector more to scan)."""
 
 _ROLES = ("author", "meta", "body", "energy", "ask", "reply", "reaction", "muted")
 
@@ -57,8 +63,10 @@ class Timeline(ScrollView, can_focus=True):
         self.cards: list[Card] = []
         self._starts: list[int] = [0]
         self._width = 0
-        self._lines: LRUCache[tuple[int, bool], list[Strip]] = LRUCache(512)
+        self._lines: LRUCache[tuple[int, bool], list[Strip]] = LRUCache(CACHED_CARDS)
         self._styles: dict[str, Style] = {}
+        self._collector = CollectorHold()
+        self._release_timer: Timer | None = None
 
     # -- data ---------------------------------------------------------------------------------
 
@@ -165,6 +173,22 @@ class Timeline(ScrollView, can_focus=True):
 
     # -- cursor -------------------------------------------------------------------------------
 
+    def _while_keys_come(self) -> None:
+        """Keep the cycle collector paused until the keys stop (see :mod:`..memory`)."""
+        self._collector.hold()
+        if self._release_timer is None:
+            self._release_timer = self.set_timer(HOLD_S, self._release_collector)
+        else:
+            self._release_timer.reset()
+
+    def _release_collector(self) -> None:
+        self._release_timer = None
+        self._collector.release()
+
+    def on_unmount(self) -> None:
+        """Never leave the collector paused."""
+        self._collector.release()
+
     def watch_cursor(self, old: int, new: int) -> None:
         """Repaint the two cards and keep the new one in view."""
         for index in (old, new):
@@ -180,11 +204,13 @@ class Timeline(ScrollView, can_focus=True):
 
     def action_cursor(self, step: int) -> None:
         """Move the cursor ``step`` cards (negative: up)."""
+        self._while_keys_come()
         if self.cards:
             self.cursor = max(0, min(len(self.cards) - 1, self.cursor + step))
 
     def action_page(self, direction: int) -> None:
         """Move a screenful up or down."""
+        self._while_keys_come()
         if not self.cards or not self.laid_out:
             return
         target = max(0, min(self._starts[-1] - 1, self._starts[max(self.cursor, 0)]
@@ -193,5 +219,6 @@ class Timeline(ScrollView, can_focus=True):
 
     def action_jump(self, index: int) -> None:
         """Go to the oldest (0) or newest (-1) card."""
+        self._while_keys_come()
         if self.cards:
             self.cursor = index % len(self.cards)
