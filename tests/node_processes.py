@@ -76,6 +76,15 @@ class NodeProcess:
 
     def start(self, *args: str, listen: str | None = LOOPBACK) -> None:
         """Start ``meshcrew node`` (no mDNS unless given) and wait until it answers."""
+        self.launch(*args, listen=listen)
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait until the launched node answers on its control socket."""
+        wait_for(self._answers, within=30, what=f"{self.name}'s node to start")
+
+    def launch(self, *args: str, listen: str | None = LOOPBACK) -> None:
+        """Start ``meshcrew node`` (no mDNS unless ``--mdns`` is given) without waiting."""
         assert self.process is None or self.process.poll() is not None
         extra = ["--listen", listen] if listen else []
         if "--mdns" in args:
@@ -87,7 +96,6 @@ class NodeProcess:
             [*self.wrap, MESHCREW, "--home", str(self.home.path), "node", *extra, *args],
             stdout=out, stderr=subprocess.STDOUT)
         out.close()
-        wait_for(self._answers, within=30, what=f"{self.name}'s node to start")
 
     def _answers(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
@@ -168,6 +176,23 @@ def fleet() -> Iterator[Fleet]:
         yield made
     finally:
         made.close()
+
+
+def start_all(*nodes: NodeProcess) -> None:
+    """Start several nodes at once and wait until each answers."""
+    for node in nodes:
+        node.launch()
+    for node in nodes:
+        node.wait_ready()
+
+
+def stop_all(*nodes: NodeProcess) -> list[float]:
+    """SIGTERM several nodes at once; how long each took to stop."""
+    started = time.monotonic()
+    for node in nodes:
+        if node.process is not None and node.process.poll() is None:
+            node.process.send_signal(signal.SIGTERM)
+    return [node.stop() + (time.monotonic() - started) for node in nodes]
 
 
 def crew_of(founder: NodeProcess, *joiners: NodeProcess, name: str = "Crew") -> str:

@@ -24,7 +24,7 @@ from meshcrew.net import SyncService, open_host, topic_name
 from meshcrew.records import MAX_RECORD_BYTES, decode_and_verify, sign_record
 from meshcrew.spaces import decode_invite_code
 from meshcrew.store import Replica
-from node_processes import Fleet, crew_of, fleet, wait_for
+from node_processes import Fleet, crew_of, fleet, start_all, stop_all, wait_for
 from node_world import found_crew, mint_checkins, person, wall_ms
 from raw_peer import RawPeer, open_raw_peer
 
@@ -35,8 +35,7 @@ __all__ = ["fleet"]  # the fixture
 @pytest.mark.timeout(120)
 def test_three_nodes_converge_through_the_cli(fleet: Fleet) -> None:
     ada, bo, cy = fleet.make("Ada", "Bo", "Cy")
-    ada.start()
-    bo.start()
+    start_all(ada, bo)
     # Bo joins through his running node; Cy joins with no node running (the command starts one
     # for the join), then starts hers.
     space = crew_of(ada, bo, cy)
@@ -55,8 +54,7 @@ def test_three_nodes_converge_through_the_cli(fleet: Fleet) -> None:
     # every node is connected to both others (addresses travel between members)
     wait_for(lambda: all(len(n.status().peers) == 2 for n in (ada, bo, cy)), within=20,
              what="a full mesh")
-    for node in (ada, bo, cy):
-        assert node.stop() < 2.0
+    assert max(stop_all(ada, bo, cy)) < 2.0
 
 
 @pytest.mark.slow
@@ -69,11 +67,9 @@ def test_a_late_joiner_receives_a_thousand_check_ins(fleet: Fleet) -> None:
     crew = found_crew(ada.home, founder)
     minted = mint_checkins(ada.home, founder, crew.space, 1000)
     space = crew.space.hex()
-    ada.start()
-    bo.start()
+    start_all(ada, bo, dee)
     bo.run("join", str(ada.cli("invite", space)["code"]))
     bo.run("checkin", space, "--text", "Bo was here first")
-    dee.start()
     joined = dee.run("join", str(ada.cli("invite", space)["code"]))
     assert "1,00" in joined.stderr  # the progress display counted the history in
     texts = dee.texts(space)
@@ -88,8 +84,7 @@ def test_a_late_joiner_receives_a_thousand_check_ins(fleet: Fleet) -> None:
 @pytest.mark.timeout(120)
 def test_a_killed_node_restarts_and_converges_losing_nothing(fleet: Fleet) -> None:
     ada, bo, cy = fleet.make("Ada", "Bo", "Cy")
-    for node in (ada, bo, cy):
-        node.start()
+    start_all(ada, bo, cy)
     space = crew_of(ada, bo, cy)
     wait_for(lambda: all(len(n.status().peers) == 2 for n in (ada, bo, cy)), within=20,
              what="a full mesh")
@@ -117,19 +112,18 @@ def test_a_killed_node_restarts_and_converges_losing_nothing(fleet: Fleet) -> No
 @pytest.mark.timeout(150)
 def test_two_halves_post_apart_then_reconnect_and_converge(fleet: Fleet) -> None:
     ada, bo, cy, dee = fleet.make("Ada", "Bo", "Cy", "Dee")
-    for node in (ada, bo, cy, dee):
-        node.start()
+    start_all(ada, bo, cy, dee)
     space = crew_of(ada, bo, cy, dee)
     wait_for(lambda: all(len(n.status().peers) == 3 for n in (ada, bo, cy, dee)), within=30,
              what="a full mesh")
-    for node in (ada, bo, cy, dee):
-        node.stop()
+    stop_all(ada, bo, cy, dee)
     # The partition: every node comes back on a new port, so the addresses each remembers of
     # the others are dead; each half is told only its own other member's address.
-    ada.start()
-    bo.start("--bootstrap", ada.status().addrs[0])
-    cy.start()
-    dee.start("--bootstrap", cy.status().addrs[0])
+    start_all(ada, cy)
+    bo.launch("--bootstrap", ada.status().addrs[0])
+    dee.launch("--bootstrap", cy.status().addrs[0])
+    bo.wait_ready()
+    dee.wait_ready()
     wait_for(lambda: bo.status().peers == (ada.status().peer_id,), within=20, what="Ada-Bo")
     wait_for(lambda: dee.status().peers == (cy.status().peer_id,), within=20, what="Cy-Dee")
     ada.run("checkin", space, "--text", "Ada in the west")
@@ -160,8 +154,7 @@ def forged(raw: bytes) -> bytes:
 @pytest.mark.timeout(120)
 def test_a_hostile_peer_is_dropped_banned_and_disconnected(fleet: Fleet) -> None:
     ada, bo = fleet.make("Ada", "Bo")
-    ada.start()
-    bo.start()
+    start_all(ada, bo)
     space = crew_of(ada, bo)
     space_id = bytes.fromhex(space)
     topic = topic_name(space_id)
@@ -229,8 +222,7 @@ def test_a_hostile_peer_is_dropped_banned_and_disconnected(fleet: Fleet) -> None
 @pytest.mark.timeout(60)
 def test_an_eavesdropper_gets_only_ciphertext_and_no_sync(fleet: Fleet, tmp_path: Path) -> None:
     ada, bo = fleet.make("Ada", "Bo")
-    ada.start()
-    bo.start()
+    start_all(ada, bo)
     space = crew_of(ada, bo)
     space_id = bytes.fromhex(space)
 
@@ -290,8 +282,10 @@ def test_two_nodes_find_each_other_on_the_lan_and_sync(netns: str, fleet: Fleet)
     space = str(ada.cli("crew", "create", "Crew")["id"])
     code = str(ada.cli("invite", space)["code"])
     assert not decode_invite_code(code).addrs
-    ada.start("--mdns")
-    bo.start("--mdns")
+    ada.launch("--mdns")
+    bo.launch("--mdns")
+    ada.wait_ready()
+    bo.wait_ready()
     wait_for(lambda: ada.status().mdns and bo.status().mdns, what="mDNS to start")
     bo.run("join", code)  # found on the LAN, not from an address
     bo.run("checkin", space, "--text", "found you")
