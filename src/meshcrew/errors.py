@@ -70,6 +70,11 @@ class NodeNotRunning(LocalError):
     """The command needs a running node (``meshcrew node``) and none holds the home folder."""
 
 
+class DemoError(LocalError):
+    """``meshcrew demo`` could not set up its crew (a demo node exited or did not answer, or
+    the demo folder cannot be used)."""
+
+
 class RemoteProtocolError(RemoteError):
     """A peer broke a meshcrew wire protocol (bad frame, oversize, unasked-for data).
 

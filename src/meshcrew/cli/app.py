@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from meshcrew import __version__
 from meshcrew.cli import (
+    demo_commands,
     doctor,
     identity_commands,
     node_commands,
@@ -42,6 +43,7 @@ COMMAND_GROUPS: Sequence[Callable[[Commands], None]] = (
     post_commands.register,
     transfer_commands.register,
     node_commands.register,
+    demo_commands.register,
 )
 """Each adds its commands to the top-level parser, in this order in ``--help``."""
 
