@@ -21,6 +21,7 @@ from test_tui_support import (
     drive,
     make_app,
     sync,
+    table_rows,
     town_at,
     until,
     words,
@@ -50,11 +51,6 @@ def riverside(town: Town) -> tuple[bytes, bytes, list[LocalBackend]]:
     return congregation, crew, [ada, bo, cy]
 
 
-def rows(app: object, table_id: str) -> list[list[str]]:
-    table = app.screen.query_one(f"#{table_id}", DataTable)  # type: ignore[attr-defined]
-    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
-
-
 async def fill(pilot: Pilot[None], **values: str) -> None:
     """Type into the open FieldsScreen's fields, then post."""
     await until(pilot, lambda: isinstance(pilot.app.screen, FieldsScreen), "the form")
@@ -70,18 +66,18 @@ def test_congregation_board_shows_and_takes_every_kind_of_post(town: Town) -> No
     async def script(pilot: Pilot[None]) -> None:
         await pilot.press("enter")  # Riverside is first in the tree
         await until(pilot, lambda: isinstance(app.screen, CongregationScreen), "the board")
-        assert rows(app, "items") == [["ask", "A van for Saturday", "Bo", "Mon 5 Jan", "0",
+        assert table_rows(app, "items") == [["ask", "A van for Saturday", "Bo", "Mon 5 Jan", "0",
                                        "open"]]
-        assert rows(app, "looking") == [["Cy", "mornings", "Mon 5 Jan"]]
-        assert rows(app, "gatherings")[0][1:] == ["Spring gathering", "the hall", "Bo"]
-        directory = {row[0]: row for row in rows(app, "directory")}
+        assert table_rows(app, "looking") == [["Cy", "mornings", "Mon 5 Jan"]]
+        assert table_rows(app, "gatherings")[0][1:] == ["Spring gathering", "the hall", "Bo"]
+        directory = {row[0]: row for row in table_rows(app, "directory")}
         assert set(directory) == {"Ada (you)", "Bo", "Cy"}
         assert directory["Cy"][4] == "yes"  # looking for a crew
 
         # Follow up on Bo's ask.
         await pilot.press("u")
         await fill(pilot, text="I can drive it at 9")
-        await until(pilot, lambda: rows(app, "items")[0][4] == "1", "the follow-up")
+        await until(pilot, lambda: table_rows(app, "items")[0][4] == "1", "the follow-up")
         assert "I can drive it at 9" in words(app)
 
         # A gathering: a bad time is refused in the form, a good one posted.
@@ -94,7 +90,7 @@ def test_congregation_board_shows_and_takes_every_kind_of_post(town: Town) -> No
         when.focus()
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, CongregationScreen), "the board")
-        gatherings = rows(app, "gatherings")
+        gatherings = table_rows(app, "gatherings")
         assert [r[1] for r in gatherings] == ["Spring gathering", "Potluck"]  # soonest first
         assert gatherings[1][0] == "Fri 9 Jan 18:30"
 
@@ -102,15 +98,15 @@ def test_congregation_board_shows_and_takes_every_kind_of_post(town: Town) -> No
         await pilot.press("c")
         await until(pilot, lambda: isinstance(app.screen, PickScreen), "the crew choice")
         await pilot.press("enter")  # the first choice: Garden crew, open
-        await until(pilot, lambda: bool(rows(app, "crews")), "the crew card")
-        assert rows(app, "crews") == [["Garden crew", "open", "", "your crew"]]
+        await until(pilot, lambda: bool(table_rows(app, "crews")), "the crew card")
+        assert table_rows(app, "crews") == [["Garden crew", "open", "", "your crew"]]
 
         # An offer, and Ada looking for a crew.
         await pilot.press("o")
         await fill(pilot, title="Bike repairs", text="Sundays")
         await pilot.press("f")
         await fill(pilot, note="a second crew, evenings")
-        await until(pilot, lambda: len(rows(app, "looking")) == 2, "Ada looking")
+        await until(pilot, lambda: len(table_rows(app, "looking")) == 2, "Ada looking")
 
     drive(app, script)
     board = ada.board(congregation)
@@ -136,7 +132,7 @@ def test_closing_my_own_ask_with_a_follow_up(town: Town) -> None:
         app.screen.query_one("#field-text", Input).value = "Sorted, thanks all"
         await pilot.click("#checkbox")
         await pilot.click("#send")
-        await until(pilot, lambda: rows(app, "items")[1][5] == "closed", "closed")
+        await until(pilot, lambda: table_rows(app, "items")[1][5] == "closed", "closed")
 
     drive(app, script)
     assert [item.closed for item in ada.board(congregation).items] == [False, True]

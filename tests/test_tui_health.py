@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable
 
 from meshcrew.records import sign_record
 from meshcrew.tui.backend import LocalBackend, PeersUpdated
@@ -26,6 +25,7 @@ from test_tui_support import (
     drive,
     make_app,
     screen_text,
+    table_rows,
     town_at,
     until,
     words,
@@ -72,11 +72,6 @@ def networked(town: Town) -> tuple[bytes, Networked, list[LocalBackend]]:
     return space_id, net, [ada, bo, cy]
 
 
-def cells(app: object, table_id: str) -> list[list[str]]:
-    table = app.screen.query_one(f"#{table_id}", DataTable)  # type: ignore[attr-defined]
-    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
-
-
 def test_sync_health_lists_peers_gaps_and_rejected_records(town: Town) -> None:
     space_id, net, (ada, bo, _cy) = networked(town)
     # A record with a broken signature, as a misbehaving peer would send it.
@@ -94,13 +89,13 @@ def test_sync_health_lists_peers_gaps_and_rejected_records(town: Town) -> None:
         await until(pilot, lambda: isinstance(app.screen, SyncHealthScreen), "sync health")
         assert "node running · 1 of 2 known peers connected" in words(app)
         assert "/ip4/192.168.1.5/tcp/4001" in words(app)
-        peers = {row[0]: row for row in cells(app, "peers")}
+        peers = {row[0]: row for row in table_rows(app, "peers")}
         assert peers["Bo"][2:5] == ["yes", "lan", "just now"]
         assert peers["Bo"][5] == "/ip4/192.168.1.7/tcp/4001"
         assert peers["Cy"][2:5] == ["no", "internet", "3 h ago"]
-        gaps = {row[1]: row[2] for row in cells(app, "gaps")}
+        gaps = {row[1]: row[2] for row in table_rows(app, "gaps")}
         assert gaps == {"Bo": "nothing", "Cy": "2 records"}
-        rejected = cells(app, "rejected")
+        rejected = table_rows(app, "rejected")
         assert [row[3:5] for row in rejected] == [["store", "bad_signature"]]
         assert "does not match the author's key" in rejected[0][5]
         assert rejected[0][6] == "12D3KooWpeer"
@@ -109,7 +104,7 @@ def test_sync_health_lists_peers_gaps_and_rejected_records(town: Town) -> None:
         net.network = SyncStatus(running=False, detail="The node stopped.")
         net.emit(PeersUpdated())
         await until(pilot, lambda: "The node stopped." in words(app), "the new status")
-        assert cells(app, "peers") == [["no peers known yet", "", "", "", "", ""]]
+        assert table_rows(app, "peers") == [["no peers known yet", "", "", "", "", ""]]
 
     drive(app, script)
 

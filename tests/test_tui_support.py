@@ -163,3 +163,11 @@ def words(app: MeshcrewApp) -> str:
     from textual.widgets import Static
 
     return "\n".join(str(widget.render()) for widget in app.screen.query(Static))
+
+
+def table_rows(app: MeshcrewApp, table_id: str) -> list[list[str]]:
+    """The cells of a DataTable on the current screen, as text."""
+    from textual.widgets import DataTable
+
+    table = app.screen.query_one(f"#{table_id}", DataTable)
+    return [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
