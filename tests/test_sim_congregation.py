@@ -31,6 +31,8 @@ def test_congregation_200_reduced_converges_within_the_bound() -> None:
     assert summary.crews == 30
     assert summary.converged, summary.table()
     assert summary.lost_records == 0
+    assert summary.undelivered == {}
+    assert summary.nodes_behind == 0
     assert summary.replica_mismatches == 0
     assert summary.refused_posts == 0
     assert summary.refused_locally == 0

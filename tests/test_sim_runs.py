@@ -42,6 +42,8 @@ def assert_clean(summary: object) -> None:
     assert isinstance(summary, Summary)
     assert summary.converged, summary.table()
     assert summary.lost_records == 0
+    assert summary.undelivered == {}
+    assert summary.nodes_behind == 0
     assert summary.replica_mismatches == 0
     assert summary.refused_posts == 0
     assert summary.refused_locally == 0
@@ -139,7 +141,8 @@ def test_sync_alone_converges_and_a_broken_sync_rule_does_not(
     monkeypatch.setattr(session_module.SyncSession, "_fetch", skips_second_records)
     broken, _ = run_scenario(scenario)
     assert not broken.converged
-    assert broken.lost_records > 0
+    assert broken.undelivered["congregation"] > 0
+    assert broken.lost_records == 0  # the authors still hold them
 
 
 def test_a_broken_membership_rule_stops_convergence(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,5 +159,6 @@ def test_a_broken_membership_rule_stops_convergence(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(SpaceState, "is_member", forgets_one_member)
     broken, _ = run_scenario(scenario)
     assert not broken.converged
-    assert broken.lost_records > 0
+    assert sum(broken.undelivered.values()) > 0
+    assert broken.nodes_behind > 0
     assert broken.refused_locally > 0  # the victim's own view will not let them write

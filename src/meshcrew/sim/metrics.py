@@ -1,7 +1,7 @@
 """What a run measures: who holds which record when, and for how long members were online.
 
 A *delivery* is one (record, member of its space other than the author) pair; it is done when
-the member's replica accepts the record. For each delivery the run keeps two delays:
+the member's replica accepts the record. For each delivery the run keeps three delays:
 
 * **simulated**: from the moment the author's replica committed the record until the member's
   replica accepted it;

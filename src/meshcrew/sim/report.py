@@ -48,9 +48,13 @@ class Summary:
     delivered: int
     converged: bool
     lost_records: int
-    """Records that some member of their space does not hold at the end (must be 0)."""
+    """Records that no replica holds at the end (must be 0)."""
+    undelivered: dict[str, int]
+    """Records some member of their space lacks at the end, by kind of space."""
+    nodes_behind: int
+    """Nodes whose replica lacks a record of one of their spaces at the end."""
     replica_mismatches: int
-    """Nodes whose replica's frontier differs from the truth at the end, in any space."""
+    """Nodes whose replica's frontier differs from what the run saw it accept (must be 0)."""
     refused_posts: int
     """Posts the space rules refuse when a member's replica is folded at the end (must be 0)."""
     leaks: int
@@ -120,8 +124,11 @@ class Summary:
             ("posts by kind", ", ".join(f"{k} {v:,}" for k, v in self.posts_by_kind.items())),
             ("deliveries done", f"{self.delivered:,} of {self.deliveries:,}"),
             ("converged", "yes" if self.converged else "NO"),
-            ("records lost", f"{self.lost_records}"),
-            ("replicas not matching truth", f"{self.replica_mismatches}"),
+            ("records lost (held by no replica)", f"{self.lost_records}"),
+            ("records undelivered at the end", ", ".join(
+                f"{k} {v}" for k, v in self.undelivered.items()) or "0"),
+            ("replicas lacking a record", f"{self.nodes_behind}"),
+            ("replicas unlike the run's account", f"{self.replica_mismatches}"),
             ("posts refused by space rules", f"{self.refused_posts}"),
             ("records leaked to non-members", f"{self.leaks}"),
             ("posts the author could not write", f"{self.refused_locally}"),
@@ -182,9 +189,21 @@ def _size(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
-def _check_replicas(sim: Simulation) -> tuple[int, int]:
-    """Compare every replica with the truth; fold one replica per space. Returns
-    (replica mismatches, refused posts)."""
+@dataclass(frozen=True, slots=True)
+class _Check:
+    behind: int
+    """Nodes whose replica lacks a record of one of their spaces."""
+    mismatches: int
+    """Nodes whose replica's frontier differs from what the run saw it accept."""
+    lost: int
+    """Records no replica holds any more."""
+    refused: int
+    """Posts that the space rules refuse, or that a member cannot open."""
+
+
+def _check_replicas(sim: Simulation) -> _Check:
+    """Compare every replica with the truth and with the run's bookkeeping; fold and open one
+    replica per space."""
     truth: dict[bytes, dict[bytes, bytes]] = {}
     best: dict[tuple[bytes, bytes], int] = {}
     for record in sim.catalog.values():
@@ -192,23 +211,28 @@ def _check_replicas(sim: Simulation) -> tuple[int, int]:
         if record.seq > best.get(key, 0):
             best[key] = record.seq
             truth.setdefault(record.space_id, {})[record.author] = record.id
-    mismatches = 0
+    behind = mismatches = 0
+    held: dict[tuple[bytes, bytes], int] = {}
     for node in sim.nodes:
         if node.replica is None:
             node.open()
-        frontiers = {s: {a: h.id for a, h in node.store.frontier(s).items()}
-                     for s in node.space_ids}
-        if any(frontiers[s] != truth[s] or node.heads[s] != truth[s] for s in node.space_ids):
-            mismatches += 1
+        frontiers = {s: node.store.frontier(s) for s in node.space_ids}
+        for space, frontier in frontiers.items():
+            for author, head in frontier.items():
+                held[(space, author)] = max(held.get((space, author), 0), head.seq)
+        ids = {s: {a: h.id for a, h in f.items()} for s, f in frontiers.items()}
+        behind += any(ids[s] != truth[s] for s in node.space_ids)
+        mismatches += any(ids[s] != node.heads[s] for s in node.space_ids)
+    lost = sum(1 for r in sim.catalog.values() if held.get((r.space_id, r.author), 0) < r.seq)
     refused = 0
     population = sim.population
-    for space in (population.congregation, *population.crews):
-        holder = sim.nodes[space.members[0]]
-        state = fold(space.space_id, holder.store.space_records(space.space_id))
+    for setup in (population.congregation, *population.crews):
+        holder = sim.nodes[setup.members[0]]
+        state = fold(setup.space_id, holder.store.space_records(setup.space_id))
         opened = open_posts(state, unlock(state, holder.key))
         sealed = [r for r in state.records.values() if r.kind == RecordKind.SEALED]
         refused += len(sealed) - len(opened.posts)
-    return mismatches, refused
+    return _Check(behind, mismatches, lost, refused)
 
 
 def summarize(sim: Simulation, end: float, *, setup_s: float, run_s: float,
@@ -218,7 +242,10 @@ def summarize(sim: Simulation, end: float, *, setup_s: float, run_s: float,
     scenario = sim.scenario
     members = len(sim.nodes)
     days = max(end / DAY, 1e-9)
-    mismatches, refused = _check_replicas(sim)
+    check = _check_replicas(sim)
+    congregation = sim.population.congregation.space_id
+    undelivered = Counter("congregation" if metrics.made[rid].space == congregation else "crew"
+                          for rid in metrics.incomplete())
     ready = metrics.ready_delays()
     sent = sim.net.stats.sent
     per_node_day = sorted(sum(row) / days for row in sent)
@@ -239,8 +266,9 @@ def summarize(sim: Simulation, end: float, *, setup_s: float, run_s: float,
         posts_by_kind=dict(sorted(kinds.items())),
         deliveries=metrics.expected, delivered=metrics.done,
         converged=complete and metrics.missing == 0,
-        lost_records=len(metrics.incomplete()), replica_mismatches=mismatches,
-        refused_posts=refused, leaks=metrics.leaks, refused_locally=sim.refused_locally,
+        lost_records=check.lost, undelivered=dict(sorted(undelivered.items())),
+        nodes_behind=check.behind, replica_mismatches=check.mismatches,
+        refused_posts=check.refused, leaks=metrics.leaks, refused_locally=sim.refused_locally,
         full_p50_s=quantile(full, 0.5), full_p95_s=quantile(full, 0.95),
         full_max_s=max(full, default=0.0),
         delay_p50_s=quantile(metrics.delays, 0.5), delay_p95_s=quantile(metrics.delays, 0.95),
