@@ -88,7 +88,8 @@ def run_demo(args: argparse.Namespace, session: Session) -> int:
 
         demo.set_up(your_node_process=False)
         progress.done()
-        session.print(f"Demo folder {demo.root} (removed when you quit).")
+        session.print(f"Demo folder {demo.root} "
+                      f"({'kept' if args.keep else 'removed'} when you quit).")
         session.out.flush()
         return EXIT_OK if run_demo_app(demo) == 0 else EXIT_FAILURE
 
