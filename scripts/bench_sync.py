@@ -201,8 +201,10 @@ def main() -> int:
     if "node_catch_up" in result:
         n = result["node_catch_up"]
         print(f"node catch-up (2 processes): {n['records']:,} records in {n['seconds']} s "
-              f"({n['records_per_s']:,}/s); raw verify {n['raw_verify_per_s']:,}/s; ratio "
-              f"{n['ratio']:.0%} (target >= 70%) {'OK' if n['ok'] else 'UNDER'}")
+              f"({n['records_per_s']:,}/s wall); the receiver used {n['receiver_cpu_seconds']} "
+              f"CPU s ({n['records_per_cpu_s']:,}/CPU s); raw verify "
+              f"{n['raw_verify_per_cpu_s']:,}/CPU s; ratio {n['ratio']:.0%} (target >= 70%) "
+              f"{'OK' if n['ok'] else 'UNDER'}; wall-clock ratio {n['wall_ratio']:.0%}")
         lat = result["node_latency"]
         print(f"publish-to-replica latency, crew of {lat['nodes']} processes: "
               f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms over "

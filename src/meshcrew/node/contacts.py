@@ -113,6 +113,9 @@ class Contacts:
                 if isinstance(event, PeerConnected):
                     self.dialer.connected(peer_id)
                     self._start(self._after_connecting, peer_id)
+                # At once, not at the next periodic save: a node killed right after meeting
+                # its peers must still find them when it restarts.
+                self._book.save()
                 self._emit(PeersChanged(frozenset(host.connected_peers())))
 
     async def _after_connecting(self, peer_id: str) -> None:
@@ -124,6 +127,7 @@ class Contacts:
             await self._exchange_with(peer_id)
         await trio.sleep(_IDENTIFY_SETTLE_S)
         self._book.learn(peer_id, self._host.peer_addrs(peer_id), source="connection")
+        self._book.save()
 
     def _start(self, fn: Callable[[str], object], peer_id: str) -> None:
         if self._nursery is not None:
