@@ -159,3 +159,27 @@ def test_join_progress_display() -> None:
     assert "1,000/1,000" in lines[3]
     assert not any("512" in line for line in lines)
     assert lines[-1].startswith("The keys arrived")
+
+
+def test_status_and_peers_without_a_running_node(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from meshcrew.cli import main
+
+    home = tmp_path / "h"
+    assert main(["--home", str(home), "init", "--name", "Ada"]) == 0
+    capsys.readouterr()
+    assert main(["--home", str(home), "status", "--json"]) == 1
+    assert "No node is running" in capsys.readouterr().err
+    book = PeerBook.load(Home(home))
+    book.learn(PEER, [f"/ip4/10.0.0.1/tcp/4001/p2p/{PEER}"], source="invite")
+    book.seen(PEER, 1234)
+    book.save()
+    assert main(["--home", str(home), "peers", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["running"] is False
+    [peer] = listed["peers"]
+    assert peer["peer_id"] == PEER
+    assert peer["connected"] is False
+    assert peer["last_seen_ms"] == 1234
+    assert main(["--home", str(home), "connect", f"/ip4/10.0.0.1/tcp/1/p2p/{PEER}"]) == 1
+    assert "No node is running" in capsys.readouterr().err
