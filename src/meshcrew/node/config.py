@@ -38,7 +38,7 @@ class NodeConfig:
     mdns_on_demand: bool = False
     bootstrap: tuple[str, ...] = ()
     sync_period_s: float = 60.0
-    propagate_delay_s: float = 1.0
+    propagate_delay_s: float = 2.0
     redial_min_s: float = 1.0
     redial_max_s: float = 300.0
     max_dials: int = 4
