@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import trio
 
@@ -129,9 +129,9 @@ class Contacts:
         self._book.learn(peer_id, self._host.peer_addrs(peer_id), source="connection")
         self._book.save()
 
-    def _start(self, fn: Callable[[str], object], peer_id: str) -> None:
+    def _start(self, fn: Callable[[str], Awaitable[object]], peer_id: str) -> None:
         if self._nursery is not None:
-            self._nursery.start_soon(fn, peer_id)  # type: ignore[arg-type]
+            self._nursery.start_soon(fn, peer_id)
 
     # --- the LAN -------------------------------------------------------------------------------
 
