@@ -91,7 +91,10 @@ def run_demo(args: argparse.Namespace, session: Session) -> int:
         session.print(f"Demo folder {demo.root} "
                       f"({'kept' if args.keep else 'removed'} when you quit).")
         session.out.flush()
-        return EXIT_OK if run_demo_app(demo) == 0 else EXIT_FAILURE
+        status = EXIT_OK if run_demo_app(demo) == 0 else EXIT_FAILURE
+    session.print("The demo has ended: its nodes are stopped"
+                  f"{'' if args.keep else ' and its folder removed'}.")
+    return status
 
 
 @contextmanager
