@@ -173,7 +173,7 @@ def main() -> int:
                         help="records the node catch-up moves between two processes")
     parser.add_argument("--crew", type=int, default=6, help="node processes in the latency crew")
     parser.add_argument("--posts", type=int, default=120, help="check-ins timed for latency")
-    parser.add_argument("--interval", type=float, default=0.05,
+    parser.add_argument("--interval", type=float, default=0.2,
                         help="seconds between two timed check-ins")
     parser.add_argument("--skip-nodes", action="store_true",
                         help="only the in-process measurements (no node processes)")
