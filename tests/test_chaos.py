@@ -6,11 +6,14 @@ Six nodes: a congregation of all six with two crews of three (``A`` = nodes 0-2,
 Six, not eight, because two cores must also run the CLI commands the controller starts (each a
 Python process) and the whole run has to stay within about 80 s a seed.
 
-A partition freezes a random minority of the running nodes with SIGSTOP: they neither dial nor
-answer, their connections stay open but silent (as behind a dropped link), and SIGCONT heals it.
-Nothing is posted to a frozen node (its control socket would not answer either). SIGKILL kills a
-node outright; a dead node's check-ins still go through the CLI, which then writes to the
-replica directly (no node runs), and the node carries them out when it restarts on the same home.
+A partition cuts the running nodes into two sides: every node of each side asks its node, over
+the control socket, to cut off the other side's peers (``partition``, ``node/partition.py``: it
+disconnects them, refuses them and does not dial them); ``heal`` lifts the cut. A freeze stops a
+random minority of the running nodes with SIGSTOP: they neither dial nor answer, and their
+connections stay open but silent (as behind a dropped link), until SIGCONT. Nothing is posted to
+a frozen node (its control socket would not answer either). SIGKILL kills a node outright; a
+dead node's check-ins still go through the CLI, which then writes to the replica directly (no
+node runs), and the node carries them out when it restarts on the same home.
 
 ``scripts/chaos`` runs :func:`run_chaos` for many seeds and prints a table.
 """
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from node_processes import MESHCREW, Fleet, NodeProcess, fleet, start_all
+from node_processes import MESHCREW, Fleet, NodeProcess, fleet, start_all, wait_for
 
 __all__ = ["fleet"]  # the fixture
 
@@ -45,6 +48,7 @@ class ChaosResult:
     kills: int = 0
     restarts: int = 0
     partitions: int = 0
+    freezes: int = 0
     posted: int = 0
     acknowledged: int = 0
     converge_s: float = 0.0
@@ -100,13 +104,19 @@ def run_chaos(fleet: Fleet, seed: int, steps: int = 30) -> ChaosResult:
     dead: set[int] = set()
     frozen: set[int] = set()
     acked: dict[str, set[str]] = {"A": set(), "B": set()}
+    peer_ids = [node.status().peer_id for node in nodes]
+    cut: list[str] = []
     try:
         for step in range(steps):
             result.steps = step + 1
             running = [i for i in range(len(nodes)) if i not in dead and i not in frozen]
             choices = ["checkin"] * 4
             if len(dead) + len(frozen) < 2:
-                choices += ["kill", "partition"]
+                choices += ["kill", "freeze"]
+            if not cut and len(running) >= 2:
+                choices.append("partition")
+            if cut:
+                choices.append("reconnect")
             if dead:
                 choices.append("restart")
             if frozen:
@@ -135,18 +145,36 @@ def run_chaos(fleet: Fleet, seed: int, steps: int = 30) -> ChaosResult:
                 result.restarts += 1
                 result.log.append(f"{step}: restart {NAMES[i]}")
             elif action == "partition":
-                side = rng.sample(running, k=1 if len(running) < 4 or rng.random() < 0.5 else 2)
-                for i in side:
-                    nodes[i].process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
-                frozen |= set(side)
+                side = set(rng.sample(running, k=rng.randint(1, len(running) // 2)))
+                other = set(running) - side
+                for a, b in ((side, other), (other, side)):
+                    for i in a:
+                        nodes[i].call("partition", [peer_ids[j] for j in b])
+                cut = [peer_ids[j] for j in running]
+                wait_for(lambda: not any(set(nodes[i].status().peers) & {peer_ids[j] for j in b}
+                                         for a, b in ((side, other), (other, side)) for i in a),
+                         within=15, what="the two sides to disconnect")
                 result.partitions += 1
-                result.log.append(f"{step}: partition off {[NAMES[i] for i in side]}")
+                result.log.append(f"{step}: partition {[NAMES[i] for i in sorted(side)]} | "
+                                  f"{[NAMES[i] for i in sorted(other)]}")
+            elif action == "reconnect":
+                for i in running:
+                    nodes[i].call("heal", cut)
+                result.log.append(f"{step}: heal the partition (on {len(running)} running)")
+                cut = []
+            elif action == "freeze":
+                stopped = rng.sample(running, k=1 if len(running) < 4 or rng.random() < 0.5 else 2)
+                for i in stopped:
+                    nodes[i].process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+                frozen |= set(stopped)
+                result.freezes += 1
+                result.log.append(f"{step}: freeze {[NAMES[i] for i in stopped]}")
             else:
                 for i in frozen:
                     nodes[i].process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
-                result.log.append(f"{step}: heal {[NAMES[i] for i in sorted(frozen)]}")
+                result.log.append(f"{step}: thaw {[NAMES[i] for i in sorted(frozen)]}")
                 frozen.clear()
-        # The heal: everyone thawed and running, and told where node 0 is.
+        # The heal: everyone thawed, running and reconnected, and told where node 0 is.
         for i in frozen:
             nodes[i].process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
         frozen.clear()
@@ -156,6 +184,8 @@ def run_chaos(fleet: Fleet, seed: int, steps: int = 30) -> ChaosResult:
         for i in sorted(dead):
             nodes[i].wait_ready()
         dead.clear()
+        for node in nodes:
+            node.call("heal", peer_ids)
         healed = time.monotonic()
         hub = nodes[0].status().addrs[0]
         for node in nodes[1:]:

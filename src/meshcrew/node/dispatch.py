@@ -17,6 +17,7 @@ from meshcrew.errors import LocalProtocolError, UnknownName
 from meshcrew.node.control import SendProgress
 from meshcrew.node.control_client import MEMBER_OPS, control_types
 from meshcrew.node.dialer import peer_of
+from meshcrew.node.partition import PARTITION_OPS, partition_op
 from meshcrew.node.reports import JoinProgress, RecordsChanged
 from meshcrew.node.values import ValueTypes
 from meshcrew.spaces import decode_invite_code
@@ -48,6 +49,8 @@ class Dispatcher:
         if op in MEMBER_OPS:
             method: Callable[..., Any] = getattr(node.member, op)
             return method(*args, **kwargs)
+        if op in PARTITION_OPS:
+            return partition_op(node, op, *args)
         if op not in NODE_OPS:
             raise LocalProtocolError(f"The node has no operation {op!r}.")
         if op == "ping":
