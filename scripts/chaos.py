@@ -39,16 +39,17 @@ def main() -> int:
     parser.add_argument("--first", type=int, default=1, help="the first seed (default 1)")
     parser.add_argument("--steps", type=int, default=30, help="chaos steps a seed (default 30)")
     args = parser.parse_args()
-    print("| seed | steps | kills | restarts | partitions | freezes | check-ins posted | acknowledged "
-          "| converged in | total | result |")
+    print("| seed | steps | kills | restarts | partitions | freezes | check-ins posted "
+          "| acknowledged | converged in | total | result |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     failed = 0
     for seed in range(args.first, args.first + args.seeds):
         r, total = one(seed, args.steps)
         failed += not r.ok
         verdict = "pass" if r.ok else f"FAIL ({r.problem})"
-        print(f"| {seed} | {r.steps} | {r.kills} | {r.restarts} | {r.partitions} | {r.freezes} | {r.posted} "
-              f"| {r.acknowledged} | {r.converge_s:.1f} s | {total:.0f} s | {verdict} |",
+        print(f"| {seed} | {r.steps} | {r.kills} | {r.restarts} | {r.partitions} | {r.freezes} "
+              f"| {r.posted} | {r.acknowledged} | {r.converge_s:.1f} s | {total:.0f} s "
+              f"| {verdict} |",
               flush=True)
         if not r.ok:
             print("\n".join(r.log), file=sys.stderr)

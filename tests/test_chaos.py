@@ -27,6 +27,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 import pytest
 
@@ -151,9 +152,8 @@ def run_chaos(fleet: Fleet, seed: int, steps: int = 30) -> ChaosResult:
                     for i in a:
                         nodes[i].call("partition", [peer_ids[j] for j in b])
                 cut = [peer_ids[j] for j in running]
-                wait_for(lambda: not any(set(nodes[i].status().peers) & {peer_ids[j] for j in b}
-                                         for a, b in ((side, other), (other, side)) for i in a),
-                         within=15, what="the two sides to disconnect")
+                wait_for(partial(_apart, nodes, peer_ids, side, other), within=15,
+                         what="the two sides to disconnect")
                 result.partitions += 1
                 result.log.append(f"{step}: partition {[NAMES[i] for i in sorted(side)]} | "
                                   f"{[NAMES[i] for i in sorted(other)]}")
@@ -199,6 +199,13 @@ def run_chaos(fleet: Fleet, seed: int, steps: int = 30) -> ChaosResult:
             process = nodes[i].process
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGCONT)
+
+
+def _apart(nodes: list[NodeProcess], peer_ids: list[str], side: set[int], other: set[int]
+           ) -> bool:
+    """Whether no node of either side is connected to a node of the other."""
+    return not any(set(nodes[i].status().peers) & {peer_ids[j] for j in b}
+                   for a, b in ((side, other), (other, side)) for i in a)
 
 
 def _members(space: str) -> tuple[int, ...]:
