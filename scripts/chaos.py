@@ -18,12 +18,12 @@ from node_processes import Fleet
 from test_chaos import ChaosResult, run_chaos
 
 
-def one(seed: int, steps: int) -> tuple[ChaosResult, float]:
+def one(seed: int, steps: int, size: int) -> tuple[ChaosResult, float]:
     """One seed in its own fleet, always stopped by pid."""
     started = time.monotonic()
     fleet = Fleet()
     try:
-        result = run_chaos(fleet, seed, steps=steps)
+        result = run_chaos(fleet, seed, steps=steps, size=size)
     except BaseException as error:  # pytest.fail raises outside BaseException's Exception tree
         if isinstance(error, KeyboardInterrupt):
             raise
@@ -38,13 +38,15 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=10, help="how many seeds (default 10)")
     parser.add_argument("--first", type=int, default=1, help="the first seed (default 1)")
     parser.add_argument("--steps", type=int, default=30, help="chaos steps a seed (default 30)")
+    parser.add_argument("--nodes", type=int, default=6, choices=range(4, 9),
+                        help="node processes (4-8, default 6)")
     args = parser.parse_args()
     print("| seed | steps | kills | restarts | partitions | freezes | check-ins posted "
           "| acknowledged | converged in | total | result |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     failed = 0
     for seed in range(args.first, args.first + args.seeds):
-        r, total = one(seed, args.steps)
+        r, total = one(seed, args.steps, args.nodes)
         failed += not r.ok
         verdict = "pass" if r.ok else f"FAIL ({r.problem})"
         print(f"| {seed} | {r.steps} | {r.kills} | {r.restarts} | {r.partitions} | {r.freezes} "
