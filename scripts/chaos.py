@@ -42,16 +42,16 @@ def main() -> int:
                         help="node processes (4-8, default 6)")
     args = parser.parse_args()
     print("| seed | steps | kills | restarts | partitions | freezes | check-ins posted "
-          "| acknowledged | converged in | total | result |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+          "| acknowledged | converged in | penalty bans | total | result |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     failed = 0
     for seed in range(args.first, args.first + args.seeds):
         r, total = one(seed, args.steps, args.nodes)
         failed += not r.ok
         verdict = "pass" if r.ok else f"FAIL ({r.problem})"
         print(f"| {seed} | {r.steps} | {r.kills} | {r.restarts} | {r.partitions} | {r.freezes} "
-              f"| {r.posted} | {r.acknowledged} | {r.converge_s:.1f} s | {total:.0f} s "
-              f"| {verdict} |",
+              f"| {r.posted} | {r.acknowledged} | {r.converge_s:.1f} s | {r.penalty_bans} "
+              f"| {total:.0f} s | {verdict} |",
               flush=True)
         if not r.ok:
             print("\n".join(r.log), file=sys.stderr)

@@ -59,6 +59,8 @@ class ChaosResult:
     posted: int = 0
     acknowledged: int = 0
     converge_s: float = 0.0
+    penalty_bans: int = 0
+    """Bans the nodes gave each other for misbehaving (stalls...), not asked by a partition."""
     ok: bool = False
     problem: str = ""
     log: list[str] = field(default_factory=list)
@@ -198,6 +200,7 @@ def run_chaos(fleet: Fleet, seed: int, steps: int = 30, size: int = SIZE) -> Cha
             node.run("connect", hub, check=False)
         result.problem = _wait_converged(nodes, spaces, acked)
         result.converge_s = time.monotonic() - healed
+        result.penalty_bans = sum(_penalty_bans(node) for node in nodes)
         result.ok = not result.problem
         return result
     finally:
@@ -205,6 +208,12 @@ def run_chaos(fleet: Fleet, seed: int, steps: int = 30, size: int = SIZE) -> Cha
             process = nodes[i].process
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGCONT)
+
+
+def _penalty_bans(node: NodeProcess) -> int:
+    """How many peers the node banned for misbehaving (its log says why it banned each)."""
+    lines = node.home.log_file.read_text(errors="replace").splitlines()
+    return sum("banning peer" in line and "partitioned off" not in line for line in lines)
 
 
 def _apart(nodes: list[NodeProcess], peer_ids: list[str], side: set[int], other: set[int]
