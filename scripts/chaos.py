@@ -8,6 +8,7 @@ to agree and hold every acknowledged check-in. Exit status 1 if any seed failed.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -33,7 +34,15 @@ def one(seed: int, steps: int, size: int) -> tuple[ChaosResult, float]:
     return result, time.monotonic() - started
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # SIGTERM, and SIGINT even when started in the background (where it is ignored), end the
+    # run through KeyboardInterrupt, so the current fleet is stopped by pid.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=10, help="how many seeds (default 10)")
     parser.add_argument("--first", type=int, default=1, help="the first seed (default 1)")
