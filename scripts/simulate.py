@@ -24,12 +24,13 @@ _TABLE = (
     ("posts (setup records)", lambda s: f"{s['posts']:,} ({s['setup_records']:,})"),
     ("deliveries", lambda s: f"{s['deliveries']:,}"),
     ("records lost", lambda s: f"{s['lost_records']}"),
-    ("records undelivered at the end", lambda s: f"{sum(s['undelivered'].values())}"),
+    ("records undelivered at the end", lambda s: f"{sum(s.get('undelivered', {}).values())}"),
     ("delivery p50 / p95", lambda s: f"{_t(s['delay_p50_s'])} / {_t(s['delay_p95_s'])}"),
     ("ready delay p50 / p99 / max", lambda s: f"{_t(s['ready_p50_s'])} / "
                                               f"{_t(s['ready_p99_s'])} / {_t(s['ready_max_s'])}"),
     ("record held by all p50 / max", lambda s: f"{_t(s['full_p50_s'])} / {_t(s['full_max_s'])}"),
-    ("last post to convergence", lambda s: _t(s["drain_s"])),
+    ("last post to convergence", lambda s: _t(s["drain_s"]) if s["converged"]
+     else f"not in {_t(s['drain_s'])}"),
     ("sent / node / day: mean", lambda s: _b(s["bytes_per_node_day"]["total"])),
     ("  of which gossip / control / sync",
      lambda s: " / ".join(_b(s["bytes_per_node_day"][k]) for k in ("gossip", "control", "sync"))),
