@@ -10,7 +10,8 @@ How records move (``docs/node.md`` has the whole picture):
 - a record this member signs is appended, published on its space's topic at once, and synced
   to connected members a moment later (which also tells who has received it);
 - gossip from peers passes :class:`~meshcrew.node.membership.GossipJudge` and is appended;
-- records from sync and joins are appended, then synced on to the other connected members;
+- records from sync and joins are appended, then synced on to the other connected members
+  (:mod:`.arrivals` takes gossip and sync batches in);
 - a record that may change membership (any kind but ``sealed``) goes through
   :meth:`Member.ingest`, whose housekeeping rotates keys for joiners; posts go straight to the
   replica, so a long catch-up never refolds its space batch after batch.
@@ -28,14 +29,14 @@ from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-import msgpack
 import trio
 
-from meshcrew.errors import IdentityError, ListenError
+from meshcrew.errors import ListenError
 from meshcrew.home import Home
-from meshcrew.identity import Identity, public_key_of_peer_id
+from meshcrew.identity import Identity
 from meshcrew.net import INVALID_RECORD, Host, NetConfig, SyncService, open_host
 from meshcrew.net.config import default_listen_addrs
+from meshcrew.node.arrivals import Arrivals, all_posts, peer_key
 from meshcrew.node.config import NodeConfig
 from meshcrew.node.contacts import Contacts
 from meshcrew.node.control import serve_control
@@ -54,11 +55,10 @@ from meshcrew.node.reports import (
     RecordsChanged,
 )
 from meshcrew.reasons import Reason
-from meshcrew.records import PROTOCOL_VERSION, Head, Record, record_id
+from meshcrew.records import Record, record_id
 from meshcrew.service import Member
-from meshcrew.spaces import RecordKind, invite_problem
+from meshcrew.spaces import invite_problem
 from meshcrew.store import Replica
-from meshcrew.sync import PeerFrontier, RecordsReceived, SyncEvent
 from meshcrew.sync.wire import record_space
 
 if TYPE_CHECKING:
@@ -74,11 +74,6 @@ ENVELOPE_FAULTS = frozenset({
 _SAVE_EVERY_S = 1.0
 """How often the peer book and receipts are written if they changed (a killed node loses at
 most this much of them)."""
-_GOSSIP_BATCH = 256
-_SYNC_APPEND_RECORDS = 4096
-"""Posts from sync are appended in transactions of up to this many records..."""
-_SYNC_APPEND_DELAY_S = 0.01
-"""...or of what arrived until the session paused this long."""
 
 
 def wall_clock_ms() -> int:
@@ -86,22 +81,6 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def stored_record(raw: bytes) -> Record:
-    """A record the replica has verified and stored, rebuilt without verifying it again."""
-    version, kind, space, author, seq, prev, ts, body, sig = msgpack.unpackb(raw, raw=False)
-    return Record(version, kind, space, author, seq, prev, ts, body, sig, raw, record_id(raw))
-
-
-_SEALED_PREFIX = bytes([0x99, PROTOCOL_VERSION, 0xA0 | len(RecordKind.SEALED)]) + \
-    RecordKind.SEALED.encode()
-"""How every encoded ``sealed`` record (a post) begins: a 9-array, the version, the kind."""
-
-
-def _peer_key(sender: str) -> bytes | None:
-    try:
-        return public_key_of_peer_id(sender)
-    except IdentityError:
-        return None
 
 
 class Node:
@@ -139,9 +118,7 @@ class Node:
         self._topics_changed = trio.Event()
         self._to_sync: set[str] = set()
         self._sync_wanted = trio.Event()
-        self._sync_records: dict[tuple[str, bytes], list[bytes]] = {}
-        self._sync_buffered = 0
-        self._sync_flush_wanted = trio.Event()
+        self._arrivals = Arrivals(self)
 
     # --- the handle ----------------------------------------------------------------------------
 
@@ -243,7 +220,7 @@ class Node:
             propagate: sync what was accepted on to the other connected members soon.
             space_id: the space they all belong to, when the caller knows it.
         """
-        if all(raw.startswith(_SEALED_PREFIX) for raw in raws):
+        if all_posts(raws):
             # Posts only: nothing about membership changes, and none was signed here.
             appended = self.replica.append(raws, sender=sender, now_ms=self._clock())
             accepted = appended.accepted
@@ -262,7 +239,7 @@ class Node:
             accepted = list(report.accepted)
             faults = [r.reason for r in report.rejected]
         bad = sum(1 for reason in faults if reason in ENVELOPE_FAULTS)
-        if bad and self._host is not None and _peer_key(sender) is not None:
+        if bad and self._host is not None and peer_key(sender) is not None:
             self._host.penalize(sender, INVALID_RECORD * bad, f"sent {bad} invalid records")
         if accepted and propagate:
             self._propagate(exclude=sender)
@@ -296,40 +273,6 @@ class Node:
         self._to_sync |= {p for p in self._host.connected_peers() if p in wanted} - {exclude}
         self._sync_wanted.set()
 
-    async def _on_sync_event(self, peer_id: str, event: SyncEvent) -> None:
-        if isinstance(event, RecordsReceived):
-            raws = list(event.raws)
-            if not all(raw.startswith(_SEALED_PREFIX) for raw in raws):
-                self._flush_sync_records()  # keep each sender's records in order
-                self.take(raws, sender=peer_id, propagate=True, space_id=event.space_id)
-                return
-            # Posts are gathered into larger appends: a catch-up then pays one commit per
-            # thousands of records rather than per batch of the wire (see docs/performance.md).
-            self._sync_records.setdefault((peer_id, event.space_id), []).extend(raws)
-            self._sync_buffered += len(raws)
-            if self._sync_buffered >= _SYNC_APPEND_RECORDS:
-                self._flush_sync_records()
-            else:
-                self._sync_flush_wanted.set()
-        elif isinstance(event, PeerFrontier):
-            key = _peer_key(peer_id)
-            if key is not None:
-                self.receipts.note_frontier(event.space_id, key, event.frontier)
-
-    def _flush_sync_records(self) -> None:
-        """Append the posts gathered from sync sessions."""
-        gathered, self._sync_records = self._sync_records, {}
-        self._sync_buffered = 0
-        for (peer_id, space_id), raws in gathered.items():
-            self.take(raws, sender=peer_id, propagate=True, space_id=space_id)
-
-    async def _flush_sync_records_soon(self) -> None:
-        while True:
-            await self._sync_flush_wanted.wait()
-            await trio.sleep(_SYNC_APPEND_DELAY_S)  # more batches of the session may follow
-            self._sync_flush_wanted = trio.Event()
-            self._flush_sync_records()
-
     def _emit(self, event: NodeEvent) -> None:
         for watcher in list(self._watchers):
             try:
@@ -344,7 +287,7 @@ class Node:
     async def _start(self, host: Host, nursery: trio.Nursery) -> None:
         self._host = host
         self._sync = SyncService(host, self.replica, self.membership.my_spaces,
-                                 self.membership.is_member, self._on_sync_event,
+                                 self.membership.is_member, self._arrivals.on_sync_event,
                                  period_s=self.config.sync_period_s)
         self._contacts = Contacts(host, self.book, self.membership, self.config, self._clock,
                                   self._emit)
@@ -353,8 +296,8 @@ class Node:
             admit=self._admit, penalize=host.penalize).serve)
         await nursery.start(self._sync.run)
         await nursery.start(self._keep_topics)
-        nursery.start_soon(self._take_gossip)
-        nursery.start_soon(self._flush_sync_records_soon)
+        nursery.start_soon(self._arrivals.take_gossip)
+        nursery.start_soon(self._arrivals.flush_sync_records_soon)
         nursery.start_soon(self._sync_when_wanted)
         nursery.start_soon(self._save_periodically)
         nursery.start_soon(self._contacts.run)
@@ -376,31 +319,6 @@ class Node:
                 started = True
             await self._topics_changed.wait()
             self._topics_changed = trio.Event()
-
-    async def _take_gossip(self) -> None:
-        messages = self.host.gossip.messages
-        async for first in messages:
-            batch = [first]
-            while len(batch) < _GOSSIP_BATCH:
-                try:
-                    batch.append(messages.receive_nowait())
-                except trio.WouldBlock:
-                    break
-            by_origin: dict[tuple[str, bytes], list[bytes]] = {}
-            for message in batch:
-                by_origin.setdefault((message.origin, message.space_id), []).append(message.data)
-            for (origin, space_id), raws in by_origin.items():
-                self.take(raws, sender=origin, propagate=False, space_id=space_id)
-                self._note_published(origin, raws)
-
-    def _note_published(self, origin: str, raws: list[bytes]) -> None:
-        """A record published by its own author proves the author holds its chain up to it."""
-        origin_key = _peer_key(origin)
-        for raw in raws:
-            record = stored_record(raw)
-            if record.author == origin_key and self.replica.state_of(record.id) is not None:
-                self.receipts.note_author_holds(record.space_id, record.author,
-                                                Head(record.seq, record.id))
 
     async def _sync_when_wanted(self) -> None:
         while True:

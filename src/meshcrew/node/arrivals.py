@@ -1,0 +1,128 @@
+"""Records arriving from peers: gossip messages and sync batches, handed to :meth:`Node.take`.
+
+Gossip messages are taken in batches (per publisher and space) as they come. Posts from a sync
+session are gathered into larger appends — up to :data:`SYNC_APPEND_RECORDS`, or whatever
+arrived until the session paused for :data:`SYNC_APPEND_DELAY_S` — so a catch-up pays one
+SQLite commit per thousands of records rather than per wire batch of 256 (see
+``docs/performance.md``). A batch holding anything but posts is taken at once, after what was
+gathered, so each sender's records stay in order. Frontiers from sync sessions become receipts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import msgpack
+import trio
+
+from meshcrew.errors import IdentityError
+from meshcrew.identity import public_key_of_peer_id
+from meshcrew.records import PROTOCOL_VERSION, Head, Record, record_id
+from meshcrew.spaces import RecordKind
+from meshcrew.sync import PeerFrontier, RecordsReceived, SyncEvent
+
+if TYPE_CHECKING:
+    from meshcrew.node.node import Node
+
+GOSSIP_BATCH = 256
+"""Gossip messages taken into the replica at once, at most."""
+SYNC_APPEND_RECORDS = 4096
+"""Posts from sync are appended in transactions of up to this many records..."""
+SYNC_APPEND_DELAY_S = 0.01
+"""...or of what arrived until the session paused this long."""
+
+def stored_record(raw: bytes) -> Record:
+    """A record the replica has verified and stored, rebuilt without verifying it again."""
+    version, kind, space, author, seq, prev, ts, body, sig = msgpack.unpackb(raw, raw=False)
+    return Record(version, kind, space, author, seq, prev, ts, body, sig, raw, record_id(raw))
+
+
+SEALED_PREFIX = bytes([0x99, PROTOCOL_VERSION, 0xA0 | len(RecordKind.SEALED)]) + \
+    RecordKind.SEALED.encode()
+"""How every encoded ``sealed`` record (a post) begins: a 9-array, the version, the kind."""
+
+
+def all_posts(raws: list[bytes]) -> bool:
+    """Whether every encoded record claims to be a post (kind ``sealed``)."""
+    return all(raw.startswith(SEALED_PREFIX) for raw in raws)
+
+
+def peer_key(peer_id: str) -> bytes | None:
+    """The member key of a peer id (None if it is not an ed25519 member key)."""
+    try:
+        return public_key_of_peer_id(peer_id)
+    except IdentityError:
+        return None
+
+
+class Arrivals:
+    """Takes what peers send into the node's replica."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._gathered: dict[tuple[str, bytes], list[bytes]] = {}
+        self._count = 0
+        self._flush_wanted = trio.Event()
+
+    async def on_sync_event(self, peer_id: str, event: SyncEvent) -> None:
+        """The sync service's event handler: records to take, frontiers to note."""
+        if isinstance(event, RecordsReceived):
+            raws = list(event.raws)
+            if not all_posts(raws):
+                self.flush_sync_records()  # keep each sender's records in order
+                self._node.take(raws, sender=peer_id, propagate=True, space_id=event.space_id)
+                return
+            # Posts are gathered into larger appends: a catch-up then pays one commit per
+            # thousands of records rather than per batch of the wire (see docs/performance.md).
+            self._gathered.setdefault((peer_id, event.space_id), []).extend(raws)
+            self._count += len(raws)
+            if self._count >= SYNC_APPEND_RECORDS:
+                self.flush_sync_records()
+            else:
+                self._flush_wanted.set()
+        elif isinstance(event, PeerFrontier):
+            key = peer_key(peer_id)
+            if key is not None:
+                self._node.receipts.note_frontier(event.space_id, key, event.frontier)
+
+    def flush_sync_records(self) -> None:
+        """Append the posts gathered from sync sessions."""
+        gathered, self._gathered = self._gathered, {}
+        self._count = 0
+        for (peer_id, space_id), raws in gathered.items():
+            self._node.take(raws, sender=peer_id, propagate=True, space_id=space_id)
+
+    async def flush_sync_records_soon(self) -> None:
+        """Append gathered posts once a session pauses, until cancelled."""
+        while True:
+            await self._flush_wanted.wait()
+            await trio.sleep(SYNC_APPEND_DELAY_S)  # more batches of the session may follow
+            self._flush_wanted = trio.Event()
+            self.flush_sync_records()
+
+    async def take_gossip(self) -> None:
+        """Take validated gossip messages as they come, until cancelled."""
+        messages = self._node.host.gossip.messages
+        async for first in messages:
+            batch = [first]
+            while len(batch) < GOSSIP_BATCH:
+                try:
+                    batch.append(messages.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            by_origin: dict[tuple[str, bytes], list[bytes]] = {}
+            for message in batch:
+                by_origin.setdefault((message.origin, message.space_id), []).append(message.data)
+            for (origin, space_id), raws in by_origin.items():
+                self._node.take(raws, sender=origin, propagate=False, space_id=space_id)
+                self.note_published(origin, raws)
+
+    def note_published(self, origin: str, raws: list[bytes]) -> None:
+        """A record published by its own author proves the author holds its chain up to it."""
+        origin_key = peer_key(origin)
+        for raw in raws:
+            record = stored_record(raw)
+            if record.author == origin_key and self._node.replica.state_of(record.id) is not None:
+                self._node.receipts.note_author_holds(record.space_id, record.author,
+                                                      Head(record.seq, record.id))
+
