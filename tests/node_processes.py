@@ -192,7 +192,11 @@ def stop_all(*nodes: NodeProcess) -> list[float]:
     for node in nodes:
         if node.process is not None and node.process.poll() is None:
             node.process.send_signal(signal.SIGTERM)
-    return [node.stop() + (time.monotonic() - started) for node in nodes]
+    took = []
+    for node in nodes:
+        node.stop()  # already signalled: this waits for the exit (SIGKILL past its deadline)
+        took.append(time.monotonic() - started)
+    return took
 
 
 def crew_of(founder: NodeProcess, *joiners: NodeProcess, name: str = "Crew") -> str:
