@@ -1,4 +1,4 @@
-"""The 200-member congregation scenario, reduced to half a day of posting (the full week is
+"""The 200-member congregation scenario, reduced to 0.4 days of posting (the full week is
 ``scripts/simulate congregation-200``; its figures are in docs/performance.md).
 
 The bound, and why (docs/performance.md, "Scale"):
@@ -26,7 +26,7 @@ from meshcrew.sim.params import DAY, MINUTE
 @pytest.mark.slow
 def test_congregation_200_reduced_converges_within_the_bound() -> None:
     base = SCENARIOS["congregation-200"]
-    summary, _ = run_scenario(reduced(base, days=0.5, drain_days=1.0))
+    summary, _ = run_scenario(reduced(base, days=0.4, drain_days=1.0))
     assert summary.members == 200
     assert summary.crews == 30
     assert summary.converged, summary.table()

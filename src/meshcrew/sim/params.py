@@ -8,7 +8,7 @@ are simulated seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 MINUTE = 60.0
@@ -159,10 +159,6 @@ class Scenario:
             raise ValueError("a scenario needs at least 3 members per crew")
         if not 0.0 <= self.net.loss < 1.0:
             raise ValueError("loss is a probability below 1")
-
-    def with_(self, **changes: object) -> Scenario:
-        """A copy with some fields changed (``seed=2``, ``behaviour=...``)."""
-        return replace(self, **changes)  # type: ignore[arg-type]
 
     @property
     def end_s(self) -> float:

@@ -77,9 +77,11 @@ class _Signer:
         self.heads: dict[tuple[bytes, bytes], Record] = {}
 
     def rng(self, n: int) -> bytes:
+        """Seeded random bytes."""
         return self.random.randbytes(n)
 
     def sign(self, key: SigningKey, space_id: bytes | None, made: spaces.Draft) -> Record:
+        """Sign ``made`` as ``key``'s next record in ``space_id`` (None: a new space)."""
         self.now += 1000
         head = self.heads.get((bytes(key.verify_key), space_id)) if space_id else None
         record = sign_record(key, kind=made.kind, space=space_id or NEW_SPACE,
