@@ -1,8 +1,8 @@
 """Run the real-network chaos test (tests/test_chaos.py) for N seeds and print a table.
 
-Each seed starts six ``meshcrew node`` processes on loopback in fresh homes, runs the seeded
-kill / restart / partition / check-in loop, heals, and waits for every replica of each space
-to agree and hold every acknowledged check-in. Exit status 1 if any seed failed.
+Each seed starts eight (``--nodes``) ``meshcrew node`` processes on loopback in fresh homes,
+runs the seeded kill / restart / partition / check-in loop, heals, and waits for every replica
+of each space to agree and hold every acknowledged check-in. Exit status 1 if any seed failed.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=10, help="how many seeds (default 10)")
     parser.add_argument("--first", type=int, default=1, help="the first seed (default 1)")
     parser.add_argument("--steps", type=int, default=30, help="chaos steps a seed (default 30)")
-    parser.add_argument("--nodes", type=int, default=6, choices=range(4, 9),
-                        help="node processes (4-8, default 6)")
+    parser.add_argument("--nodes", type=int, default=8, choices=range(4, 9),
+                        help="node processes (4-8, default 8)")
     args = parser.parse_args()
     print("| seed | steps | kills | restarts | partitions | freezes | check-ins posted "
           "| acknowledged | converged in | penalty bans | total | result |")
