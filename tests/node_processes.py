@@ -26,7 +26,7 @@ from meshcrew.node import ControlClient, NodeStatus, control_types
 MESHCREW = str(Path(sys.executable).with_name("meshcrew"))
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 CLI_TIMEOUT_S = 60.0
-_POLL_S = 0.05
+POLL_S = 0.05
 _TYPES = control_types()
 
 
@@ -36,7 +36,7 @@ def wait_for(condition: Callable[[], bool], within: float = 20.0, what: str = ""
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"gave up after {within:.0f} s waiting for {what or condition}")
-        time.sleep(_POLL_S)
+        time.sleep(POLL_S)
 
 
 class NodeProcess:

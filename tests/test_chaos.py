@@ -32,7 +32,7 @@ from functools import partial
 
 import pytest
 
-from node_processes import MESHCREW, Fleet, NodeProcess, fleet, start_all, wait_for
+from node_processes import MESHCREW, POLL_S, Fleet, NodeProcess, fleet, start_all, wait_for
 
 __all__ = ["fleet"]  # the fixture
 
@@ -247,8 +247,11 @@ def _wait_converged(nodes: list[NodeProcess], spaces: dict[str, str],
                 break
         if not problem:
             return ""
-        time.sleep(0.5)
+        time.sleep(CONVERGENCE_POLL_S)
     return problem
+
+
+CONVERGENCE_POLL_S = 10 * POLL_S  # each poll runs a CLI per member
 
 
 @pytest.mark.slow

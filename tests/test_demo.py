@@ -24,17 +24,10 @@ from pathlib import Path
 
 import pytest
 
+from node_processes import POLL_S, wait_for
+
 MESHCREW = str(Path(sys.executable).with_name("meshcrew"))
 DEMO_NAMES = ("Amara", "Bo", "Chen")
-
-
-def wait_for(condition: Callable[[], bool], within: float, what: str) -> None:
-    """Return once ``condition()`` holds; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {within:.0f} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def node_pids(folder: Path) -> set[int]:
@@ -225,7 +218,7 @@ class Tmux:
             if time.monotonic() > deadline:
                 pytest.fail(f"gave up after {within:.0f} s waiting for {what}; the screen:\n"
                             f"{screen}")
-            time.sleep(0.2)
+            time.sleep(POLL_S)
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True,
