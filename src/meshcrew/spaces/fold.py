@@ -125,11 +125,12 @@ def fold(space_id: bytes, records: Iterable[Record]) -> SpaceState:
     waiting = find_waiting(hard)
     ready = {rid: deps for rid, deps in hard.items() if rid not in waiting}
     machine = _Machine(space_id, by_id, bodies, early)
-    for rid in canonical_order(ready, _soft_deps(by_id, bodies, early, ready)):
+    sequence = canonical_order(ready, _soft_deps(by_id, bodies, early, ready))
+    for rid in sequence:
         machine.apply(by_id[rid])
     for rid, missing in waiting.items():
         machine.statuses[rid] = early.get(rid, Status(Outcome.WAITING, missing=missing))
-    return machine.result()
+    return machine.result(tuple(sequence))
 
 
 def _parse_all(space_id: bytes, by_id: dict[bytes, Record]
@@ -401,7 +402,7 @@ class _Machine:
                               f"{floor}, which the author already used")
         self.floor[author] = max(epoch.number, floor)
 
-    def result(self) -> SpaceState:
+    def result(self, sequence: tuple[bytes, ...]) -> SpaceState:
         """The state after every record has been applied."""
         version = len(self.changes)
         clean = [e for e in self.epochs.values()
@@ -411,5 +412,6 @@ class _Machine:
             space_id=self.space_id, kind=self.kind, founder=self.founder, history=self.history,
             members=self.members, epochs=self.epochs, current_epoch_id=current,
             invites=self.invites, removals=self.removals, changes=tuple(self.changes),
-            statuses=self.statuses, order=tuple(self.order), floors=self.floor,
+            statuses=self.statuses, order=tuple(self.order), sequence=sequence,
+            floors=self.floor,
             records=self.by_id)

@@ -185,6 +185,9 @@ class SpaceState:
     """Every record given to the fold, by id."""
     order: tuple[bytes, ...]
     """The accepted records, in canonical order."""
+    sequence: tuple[bytes, ...]
+    """Every record the rules were applied to, accepted or refused, in canonical order (the
+    order plus the refused records; the waiting ones are in neither)."""
     floors: Mapping[bytes, int]
     """Per author: the highest epoch number they wrote under or created (see rule 8)."""
     records: Mapping[bytes, Record] = field(repr=False)

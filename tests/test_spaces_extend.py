@@ -1,0 +1,123 @@
+"""Extending a fold by new posts gives exactly the fold of the larger set, or declines."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from meshcrew import spaces
+from meshcrew.records import Record
+from meshcrew.spaces import CheckIn, Profile, Reply
+from meshcrew.spaces.extend import extend
+from spaces_world import World, person, pk
+from test_spaces_properties import Sim, ops, run
+
+
+def crew_with_posts(posts: int, *, seed: int = 0) -> tuple[World, bytes, list[Record]]:
+    """A crew of three, then ``posts`` posts in turn; returns the posts' records."""
+    w = World(seed)
+    a, b, c = person("a"), person("b"), person("c")
+    space = w.found(a)
+    w.admit(a, b, space)
+    w.admit(a, c, space)
+    made = []
+    for n in range(posts):
+        author = (a, b, c)[n % 3]
+        made.append(w.post(author, space, CheckIn(f"check-in {n}", 1 + n % 5)))
+    return w, space, made
+
+
+def test_posts_arriving_one_by_one_extend_the_fold_exactly() -> None:
+    w, space, posts = crew_with_posts(30)
+    everything = w.of(space)
+    state = spaces.fold(space, everything[:-len(posts)])
+    for post in posts:
+        extended = extend(state, [post])
+        assert extended is not None, "a member's next post under the current keys"
+        state = extended
+        assert state == spaces.fold(space, list(state.records.values()))
+    assert state == spaces.fold(space, everything)
+
+
+def test_a_batch_of_posts_from_several_authors_extends_in_one_go() -> None:
+    w, space, _ = crew_with_posts(40, seed=3)
+    everything = w.of(space)
+    before = spaces.fold(space, everything[:-25])
+    extended = extend(before, everything[-25:])
+    assert extended is not None
+    assert extended == spaces.fold(space, everything)
+    assert set(extended.order) == set(before.order) | {r.id for r in everything[-25:]}
+
+
+def test_what_the_fast_path_cannot_take_is_declined() -> None:
+    w, space, _ = crew_with_posts(6)
+    a, b, d = person("a"), person("b"), person("d")
+    base = spaces.fold(space, w.of(space))
+    # a membership change
+    invite = w.invite(a, space)
+    assert extend(base, [w.of(space)[-1]]) is None
+    join = w.join(d, invite)
+    assert extend(spaces.fold(space, w.of(space)[:-1]), [join]) is None
+    # a post whose chain predecessor is missing: it would wait
+    w2, space2, posts = crew_with_posts(9, seed=5)
+    partial = spaces.fold(space2, [r for r in w2.of(space2) if r.id != posts[-4].id])
+    assert extend(partial, [posts[-1]]) is None
+    # nothing new is the same state
+    assert extend(base, []) is base
+    # an outsider's post: the fold refuses it, the fast path leaves that to the fold
+    outsider = w.sign(person("stranger"), space,
+                      spaces.bodies.draft(spaces.bodies.SealedBody(space, w.rng(40))))
+    assert extend(base, [outsider]) is None
+    assert pk(b) in base.active
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(moves=ops, seed=st.integers(0, 2**32 - 1), tail=st.integers(1, 12))
+def test_extend_equals_the_fold_of_the_union(moves: list[tuple[str, int, int, int]], seed: int,
+                                             tail: int) -> None:
+    """Any history, honest or not, any split into what was held and what arrived."""
+    sim = Sim()
+    for move in moves:
+        run(sim, move)
+    shuffler = random.Random(seed)
+    for author in sorted({pk(p) for p in (person("p0"), person("p1"), person("p2"))}):
+        state = spaces.fold(sim.space, sim.w.of(sim.space))
+        if state.is_member(author) and spaces.writable_epoch(state, author) is not None:
+            key = next(p for p in (person(f"p{i}") for i in range(6)) if pk(p) == author)
+            for n in range(shuffler.randint(0, 3)):
+                sim.w.post(key, sim.space, Reply(sim.space, f"more {n}") if n % 2 else
+                           Profile(f"name {n}"))
+    records = sim.w.of(sim.space)
+    for split in ("tail", "random"):
+        if split == "tail":
+            held, arrived = records[:-tail], records[-tail:]
+        else:
+            arrived = [r for r in records if r.id != sim.space and shuffler.random() < 0.2]
+            held = [r for r in records if r not in arrived]
+        if not held:
+            continue
+        extended = extend(spaces.fold(sim.space, held), arrived)
+        event(f"{split}: {'extended' if extended is not None else 'declined'}")
+        if extended is not None:
+            assert extended == spaces.fold(sim.space, records)
+
+
+def test_a_post_by_someone_a_proposal_names_goes_through_the_fold() -> None:
+    """Their next record is ordered behind the proposal and its consents (a soft rule)."""
+    w = World(7)
+    a, b, c, d = (person(n) for n in "abcd")
+    space = w.found(a)
+    for joiner in (b, c, d):
+        w.admit(a, joiner, space)
+    w.post(b, space, CheckIn("before", 3))
+    w.propose(a, space, b)  # needs a majority of the other three: not yet effective
+    for n in range(12):
+        w.post(c, space, CheckIn(f"meanwhile {n}", 2))
+    held = w.of(space)
+    later = w.post(b, space, CheckIn("after the proposal", 4))
+    state = spaces.fold(space, held)
+    assert not next(iter(state.removals.values())).effective
+    assert extend(state, [later]) is None
+    assert spaces.fold(space, [*held, later]).statuses[later.id].accepted
