@@ -121,3 +121,19 @@ def test_a_post_by_someone_a_proposal_names_goes_through_the_fold() -> None:
     assert not next(iter(state.removals.values())).effective
     assert extend(state, [later]) is None
     assert spaces.fold(space, [*held, later]).statuses[later.id].accepted
+
+
+def test_opening_only_the_new_posts_gives_what_opening_all_gives() -> None:
+    w, space, posts = crew_with_posts(20, seed=9)
+    everything = w.of(space)
+    state = spaces.fold(space, everything[:-len(posts)])
+    reader = person("b")
+    keyring = spaces.unlock(state, reader)
+    opened = spaces.open_posts(state, keyring)
+    for post in posts:
+        extended = extend(state, [post])
+        assert extended is not None
+        state = extended
+        opened = spaces.open_more(opened, state, keyring)
+        assert opened == spaces.open_posts(state, spaces.unlock(state, reader))
+    assert len(opened.posts) >= len(posts)

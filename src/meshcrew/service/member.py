@@ -255,8 +255,6 @@ class Member(MemberReads):
         just received its first key.
         """
         report = ingest_records(self.replica, list(raws), sender=sender, now_ms=self.now())
-        for sid in report.spaces:
-            self._views.pop(sid, None)
         if self._on_records is not None and report.accepted:
             found = [self.replica.get(rid) for rid in report.accepted]
             self._on_records([r for r in found if r is not None])
@@ -333,7 +331,6 @@ class Member(MemberReads):
         if record.id not in report.accepted:
             why = report.rejected[0].reason.sentence if report.rejected else "no reason given"
             raise ReplicaError(f"The replica refused this member's new record: {why}")
-        self._views.pop(record.space_id, None)
         if self._on_records is not None:
             self._on_records([record])
         status = self.view(record.space_id).state.status(record.id)

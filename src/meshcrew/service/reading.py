@@ -3,16 +3,18 @@
 :class:`MemberReads` answers every question the CLI and the TUI ask, from the replica alone;
 :class:`~meshcrew.service.member.Member` adds the writes. A
 :class:`~meshcrew.service.views.SpaceView` per space is kept until the space's frontier in the
-replica changes (one small query per read decides), so only spaces that gained or lost records
-are folded again; with a read-only replica this still sees what the writer adds.
+replica changes (one small query per read decides). When a space only gained posts, the new
+view extends the old one (only the new records are folded in and decrypted); otherwise the
+space is folded again. With a read-only replica this still sees what the writer adds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from meshcrew.errors import AmbiguousName, UnknownName
 from meshcrew.identity import Identity
+from meshcrew.records import Head
 from meshcrew.service.entries import (
     BoardView,
     CycleEntry,
@@ -72,10 +74,24 @@ class MemberReads:
         cached = self._views.get(space_id)
         if cached is not None and cached.frontier == frontier:
             return cached
-        view = SpaceView(space_id, self.replica.space_records(space_id), frontier,
-                         self.identity)
+        view = self._follow(cached, frontier) if cached is not None else None
+        if view is None:
+            view = SpaceView(space_id, self.replica.space_records(space_id), frontier,
+                             self.identity)
         self._views[space_id] = view
         return view
+
+    def _follow(self, cached: SpaceView, frontier: Mapping[bytes, Head]) -> SpaceView | None:
+        """The cached view extended by what arrived since, if the records only grew by posts.
+
+        The new view's frontier is the one its records give (the replica may have taken more
+        since ``frontier`` was read; the next read then extends again).
+        """
+        if any(frontier.get(author, Head(0, b"")).seq < head.seq
+               for author, head in cached.frontier.items()):
+            return None  # the replica lost records (a fork came to light): fold anew
+        new = self.replica.records_after(cached.space_id, cached.frontier, limit=2**62)
+        return cached.extended(new)
 
     def spaces(self) -> list[SpaceSummary]:
         """Every space the replica holds: this member's current ones first, then by name."""

@@ -8,6 +8,7 @@ every read until then. Nothing here touches the replica.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from collections.abc import Iterable, Mapping
 from functools import cached_property
@@ -39,6 +40,7 @@ from meshcrew.spaces import (
     SpaceState,
     fold,
     open_meta,
+    open_more,
     open_posts,
     unlock,
 )
@@ -52,11 +54,16 @@ from meshcrew.spaces.bodies import (
     RemoveBody,
     parse_body,
 )
+from meshcrew.spaces.extend import extend
 from meshcrew.spaces.posts import Post
 
 _CHECKIN_KINDS = (SpaceKind.CREW, SpaceKind.DYAD)
 _NOT_A_MEMBER = {"left": "You have left this space.",
                  "removed": "You were removed from this space by consent."}
+
+
+def _chronological(entry: PostEntry) -> tuple[int, bytes]:
+    return entry.ts, entry.id
 
 
 def post_fields(post: Post) -> dict[str, Any]:
@@ -83,6 +90,48 @@ class SpaceView:
         self.state: SpaceState = fold(space_id, records)
         self.keyring = unlock(self.state, me.signing_key)
         self.meta: SpaceMeta | None = open_meta(self.state, self.keyring)
+        self._previous: SpaceView | None = None
+
+    def extended(self, records: list[Record]) -> SpaceView | None:
+        """This view once ``records`` (new to it) have arrived, or None if that takes a new fold.
+
+        The new view reuses this one's work: the fold is extended (see
+        :func:`meshcrew.spaces.extend.extend`), only the new posts are decrypted, and the
+        entries are kept unless a new profile renames someone.
+        """
+        state = extend(self.state, records)
+        if state is None:
+            return None
+        view = object.__new__(SpaceView)
+        view.space_id, view.me, view.keyring, view.meta = (self.space_id, self.me, self.keyring,
+                                                           self.meta)
+        view.state = state
+        view.frontier = dict(self.frontier)
+        for record in records:
+            head = view.frontier.get(record.author)
+            if head is None or record.seq > head.seq:
+                view.frontier[record.author] = Head(record.seq, record.id)
+        view._previous = self
+        self._previous = None  # a chain of one: older views are let go
+        return view
+
+    def _reusable(self, name: str) -> Any:
+        """The previous view's computed ``name`` if it had one, else None."""
+        previous = self._previous
+        return None if previous is None else previous.__dict__.get(name)
+
+    @cached_property
+    def _new_posts(self) -> list[OpenedPost]:
+        """The readable posts this view has and the previous one had not (all if no previous)."""
+        previous = self._previous
+        if previous is None:
+            return list(self.opened.posts)
+        return [p for p in self.opened.posts if p.record_id not in previous.state.records]
+
+    @cached_property
+    def _renames(self) -> bool:
+        """Whether names may differ from the previous view's (a new profile post)."""
+        return any(p.kind is PostKind.PROFILE for p in self._new_posts)
 
     # -- where this member stands -------------------------------------------------------------
 
@@ -120,6 +169,9 @@ class SpaceView:
     @cached_property
     def opened(self) -> OpenedSpace:
         """The posts this member can read."""
+        before = self._reusable("opened")
+        if before is not None:
+            return open_more(before, self.state, self.keyring)
         return open_posts(self.state, self.keyring)
 
     @cached_property
@@ -129,6 +181,9 @@ class SpaceView:
 
     @cached_property
     def _member_views(self) -> list[domain_views.MemberView]:
+        before = self._reusable("_member_views")
+        if before is not None and not self._renames:
+            return before  # type: ignore[no-any-return]
         return domain_views.member_views(self.opened)
 
     @cached_property
@@ -152,8 +207,14 @@ class SpaceView:
     @cached_property
     def post_entries(self) -> tuple[PostEntry, ...]:
         """The readable posts, oldest first (signed time, then id)."""
-        entries = [self.entry_of(post) for post in self.opened.posts]
-        return tuple(sorted(entries, key=lambda e: (e.ts, e.id)))
+        before: tuple[PostEntry, ...] | None = self._reusable("post_entries")
+        if before is not None and not self._renames:
+            merged = list(before)
+            for post in self._new_posts:
+                entry = self.entry_of(post)
+                bisect.insort(merged, entry, key=_chronological)
+            return tuple(merged)
+        return tuple(sorted(map(self.entry_of, self.opened.posts), key=_chronological))
 
     @cached_property
     def all_entries(self) -> tuple[PostEntry, ...]:
@@ -166,7 +227,7 @@ class SpaceView:
                     entries.append(self._event(record, "locked", {}))
                 continue
             entries.append(self._membership_entry(record))
-        return tuple(sorted(entries, key=lambda e: (e.ts, e.id)))
+        return tuple(sorted(entries, key=_chronological))
 
     def _event(self, record: Record, kind: str, fields: dict[str, Any]) -> PostEntry:
         return PostEntry(record.id, self.space_id, kind, record.author,

@@ -69,6 +69,7 @@ from meshcrew.spaces.sealing import (
     OpenedPost,
     OpenedSpace,
     open_meta,
+    open_more,
     open_posts,
     seal_post,
     unlock,
@@ -93,6 +94,6 @@ __all__ = [
     "Reaction", "RecordKind", "Removal", "Reply", "Rhythm", "SpaceKind", "SpaceMeta",
     "SpaceState", "Status", "consent_to_removal", "create_invite", "create_space",
     "decode_invite_code", "encode_invite_code", "fold", "invite_code", "invite_problem",
-    "join_space", "leave_space", "open_meta", "open_posts", "propose_removal", "rotate_keys",
-    "seal_post", "unlock", "writable_epoch",
+    "join_space", "leave_space", "open_meta", "open_more", "open_posts", "propose_removal",
+    "rotate_keys", "seal_post", "unlock", "writable_epoch",
 ]

@@ -32,7 +32,7 @@ from nacl.signing import SigningKey
 from meshcrew.crypto import KEY_BYTES, Rng, decrypt, encrypt, open_sealed
 from meshcrew.errors import DecryptError, SpaceError
 from meshcrew.reasons import Reason
-from meshcrew.records import RecordError
+from meshcrew.records import Record, RecordError
 from meshcrew.spaces.bodies import Draft, GenesisBody, SealedBody, draft, parse_body
 from meshcrew.spaces.kinds import PostKind, RecordKind
 from meshcrew.spaces.posts import Post, decode_post, encode_post
@@ -200,30 +200,62 @@ class OpenedSpace:
 
 def open_posts(state: SpaceState, keyring: Keyring) -> OpenedSpace:
     """Decrypt and check every accepted ``sealed`` record this keyring opens."""
+    return _open(state, keyring, state.accepted(RecordKind.SEALED), {})
+
+
+def open_more(opened: OpenedSpace, state: SpaceState, keyring: Keyring) -> OpenedSpace:
+    """``open_posts(state, keyring)``, decrypting only what ``opened`` did not hold.
+
+    For a state that :func:`meshcrew.spaces.extend.extend` made from ``opened.state``: it adds
+    posts and leaves the epochs, and so the keyring, as they were.
+    """
+    fresh = [state.records[rid] for rid in state.order
+             if rid not in opened.state.records and state.records[rid].kind == RecordKind.SEALED]
+    done: dict[bytes, OpenedPost | Status | None] = {**opened.refused,
+                                                     **dict.fromkeys(opened.locked)}
+    done.update((post.record_id, post) for post in opened.posts)
+    return _open(state, keyring, fresh, done)
+
+
+def _open(state: SpaceState, keyring: Keyring, records: list[Record],
+          done: Mapping[bytes, OpenedPost | Status | None]) -> OpenedSpace:
+    """Open ``records``; ``done`` holds earlier results (None for locked) of the others."""
+    found: dict[bytes, OpenedPost | Status | None] = dict(done)
+    allowed = state.kind.post_kinds if state.kind is not None else frozenset()
+    for record in records:
+        found[record.id] = _open_one(state, keyring, record, allowed)
     posts: list[OpenedPost] = []
     refused: dict[bytes, Status] = {}
     locked: set[bytes] = set()
-    allowed = state.kind.post_kinds if state.kind is not None else frozenset()
-    for record in state.accepted(RecordKind.SEALED):
-        body = parse_body(record.kind, record.body)
-        assert isinstance(body, SealedBody)  # the fold accepted it
-        key = keyring.epoch_keys.get(body.epoch)
-        if key is None:
-            locked.add(record.id)
+    for rid in state.order:
+        if rid not in found:
             continue
-        try:
-            post = decode_post(decrypt(key, body.blob,
-                                       post_ad(state.space_id, record.author, body.epoch)))
-        except DecryptError as exc:
-            refused[record.id] = Status(Outcome.REJECTED, Reason.UNREADABLE, str(exc))
-            continue
-        except RecordError as exc:
-            refused[record.id] = Status(Outcome.REJECTED, exc.reason, exc.detail)
-            continue
-        if post.kind not in allowed:
-            refused[record.id] = Status(Outcome.REJECTED, Reason.BAD_BODY,
-                                        f"a {post.kind.value} does not belong in a {state.kind}")
-            continue
-        posts.append(OpenedPost(record.id, record.author, record.seq, record.ts, body.epoch,
-                                post))
+        result = found[rid]
+        if result is None:
+            locked.add(rid)
+        elif isinstance(result, Status):
+            refused[rid] = result
+        else:
+            posts.append(result)
     return OpenedSpace(state, tuple(posts), refused, frozenset(locked))
+
+
+def _open_one(state: SpaceState, keyring: Keyring, record: Record,
+              allowed: frozenset[PostKind]) -> OpenedPost | Status | None:
+    """One accepted ``sealed`` record: its post, why it is refused, or None if locked."""
+    body = parse_body(record.kind, record.body)
+    assert isinstance(body, SealedBody)  # the fold accepted it
+    key = keyring.epoch_keys.get(body.epoch)
+    if key is None:
+        return None
+    try:
+        post = decode_post(decrypt(key, body.blob,
+                                   post_ad(state.space_id, record.author, body.epoch)))
+    except DecryptError as exc:
+        return Status(Outcome.REJECTED, Reason.UNREADABLE, str(exc))
+    except RecordError as exc:
+        return Status(Outcome.REJECTED, exc.reason, exc.detail)
+    if post.kind not in allowed:
+        return Status(Outcome.REJECTED, Reason.BAD_BODY,
+                      f"a {post.kind.value} does not belong in a {state.kind}")
+    return OpenedPost(record.id, record.author, record.seq, record.ts, body.epoch, post)

@@ -1,0 +1,97 @@
+"""The member service keeps a view per space and extends it as posts arrive.
+
+Whatever path a view took (extended post by post, or folded anew after a membership change),
+every read must equal what a fresh reader with no cache computes from the same replica.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from meshcrew.service import Member, MemberReads
+from meshcrew.service import views as service_views
+from meshcrew.spaces import Profile, SpaceState, fold
+from test_service_support import Town, admit, crew_of, send, sync, town_at
+
+
+@pytest.fixture
+def town(tmp_path: Path) -> Iterator[Town]:
+    yield from town_at(tmp_path)
+
+
+@pytest.fixture
+def folds(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The spaces the service folded from scratch (a spy: the real fold still runs)."""
+    seen: list[bytes] = []
+
+    def counting(space_id: bytes, records: Any) -> SpaceState:
+        seen.append(space_id)
+        return fold(space_id, records)
+
+    monkeypatch.setattr(service_views.__name__ + ".fold", counting)
+    return seen
+
+
+def reads(reader: MemberReads, space: bytes) -> dict[str, Any]:
+    """Everything a screen shows of a space, as plain data."""
+    checkins = [e for e in reader.log(space) if e.kind == "checkin"]
+    return {
+        "log": [e.to_json() for e in reader.log(space, events=True)],
+        "members": [m.to_json() for m in reader.members(space)],
+        "energy": reader.energy(space),
+        "board": reader.board(space),
+        "rejected": reader.rejected(space),
+        "thread": reader.thread(checkins[0].id) if checkins else None,
+        "status": reader.summary(space).my_status,
+    }
+
+
+def fresh(member: Member) -> MemberReads:
+    """A reader of the same replica with nothing cached."""
+    return MemberReads(member.replica, member.identity, clock=member.now)
+
+
+def test_posts_extend_the_view_and_every_read_matches_a_fresh_reader(
+        town: Town, folds: list[bytes]) -> None:
+    space, (ada, bob, cy) = crew_of(town, "Ada", "Bob", "Cy")
+    for member in (ada, bob, cy):
+        member.log(space)
+    own_folds = 0
+    for n in range(12):
+        folds.clear()
+        author = (ada, bob, cy)[n % 3]
+        first = author.checkin(space, text=f"arriving {n}", energy=1 + n % 5)
+        if n % 4 == 1:
+            author.reply(first, text=f"answering myself {n}")
+        sync(space, ada, bob, cy)
+        mine = reads(ada, space)
+        own_folds += len(folds)
+        assert mine == reads(fresh(ada), space)
+        assert folds == [space], "the fresh reader folded once, the members not at all"
+    assert own_folds == 0, "posts alone extend the members' views; nothing is folded anew"
+
+
+def test_a_rename_and_a_membership_change_are_seen_exactly(town: Town) -> None:
+    space, (ada, bob) = crew_of(town, "Ada", "Bob")
+    for n in range(4):
+        ada.checkin(space, text=f"before {n}", energy=3)
+    send(ada, bob, space)
+    bob.log(space)
+    ada.post(space, Profile("Ada Lovelace", bio="counting"))  # a rename: entries change
+    send(ada, bob, space)
+    assert {e.author_name for e in bob.log(space) if e.author == ada.me} == {"Ada Lovelace"}
+    assert reads(bob, space) == reads(fresh(bob), space)
+    dee = town.person("Dee")
+    admit(ada, dee, space)  # a join and a key rotation: the fold runs again
+    send(ada, bob, space)
+    dee.checkin(space, text="new here", energy=4)
+    send(dee, bob, space)
+    assert reads(bob, space) == reads(fresh(bob), space)
+    assert any(e.author == dee.me for e in bob.log(space))
+    bob.leave(space)
+    assert reads(bob, space) == reads(fresh(bob), space)
+    assert bob.summary(space).my_status == "left"
