@@ -93,6 +93,28 @@ class MemberReads:
         new = self.replica.records_after(cached.space_id, cached.frontier, limit=2**62)
         return cached.extended(new)
 
+    def prepare(self, progress: Callable[[int, int, str | None], None] | None = None) -> None:
+        """Do the slow part of the first reads of every space now, on a connection of its own.
+
+        Folds and decrypts each space and builds its log, over a read-only replica of the same
+        home, and keeps the views for the reads that follow. Safe to call from a worker thread
+        while this reader is used elsewhere (views are immutable; a view is kept only if none
+        is yet).
+
+        Args:
+            progress: called with (spaces done, spaces in all, name of the space done).
+        """
+        with Replica.open(self.replica.home, read_only=True) as replica:
+            other = MemberReads(replica, self.identity, clock=self._clock)
+            held = replica.spaces()
+            for done, space_id in enumerate(held, start=1):
+                view = other.view(space_id)
+                view.post_entries  # noqa: B018 - computing it is the point
+                view.summary(self.now())
+                self._views.setdefault(space_id, view)
+                if progress is not None:
+                    progress(done, len(held), view.meta.name if view.meta else None)
+
     def spaces(self) -> list[SpaceSummary]:
         """Every space the replica holds: this member's current ones first, then by name."""
         now = self.now()

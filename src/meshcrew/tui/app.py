@@ -35,6 +35,11 @@ DARK_THEME = "textual-dark"
 LIGHT_THEME = "textual-light"
 
 
+PREPARE_ABOVE = 20_000
+"""Records from which folding every space takes long enough (about a second on a laptop) to
+show progress rather than a still screen."""
+
+
 class MeshcrewApp(App[None]):
     """The app.
 
@@ -44,6 +49,8 @@ class MeshcrewApp(App[None]):
         setup: creates the identity and the backend on a first run.
         read_marks: where unread marks are kept (default: in memory).
         tz: the time zone to show times in (default: the machine's).
+        prepare_above: from how many records in the replica the home screen opens the spaces
+            in a worker thread, showing its progress, before it lists them.
     """
 
     CSS_PATH = "app.tcss"
@@ -55,8 +62,11 @@ class MeshcrewApp(App[None]):
 
     def __init__(self, backend: Backend | None = None, *, node: NodeMain | None = None,
                  setup: Setup | None = None, read_marks: ReadMarks | None = None,
-                 tz: tzinfo | None = None) -> None:
+                 tz: tzinfo | None = None, prepare_above: int = PREPARE_ABOVE) -> None:
         super().__init__()
+        self.prepare_above = prepare_above
+        self.prepared = False
+        """Whether the first reads have been done (in a worker, for a big replica)."""
         if backend is None and setup is None:
             raise ValueError("give the app a backend, or a setup for the first run")
         self.backend = backend

@@ -3,9 +3,9 @@
 The app is given a backend through its constructor (as harlequin is given its adapter). The
 reads and writes are the member service's (:class:`meshcrew.service.Member`), with the same
 names and arguments; the rest is what only a node knows — :meth:`Backend.status` (peers,
-addresses, when records last arrived) and :meth:`Backend.holdings` (who holds which records,
-for receipts) — and :meth:`Backend.join`, which a node makes asynchronous because it fetches
-the space first.
+addresses, when each peer last synced, when records last arrived) and :meth:`Backend.holdings`
+(who holds which records, for receipts) — and :meth:`Backend.join`, which a node makes
+asynchronous because it fetches the space first.
 
 :class:`LocalBackend` is the backend of an app without a network: the member service over the
 local replica; it reports :data:`~meshcrew.tui.health.OFFLINE` and what this replica holds.
@@ -101,6 +101,17 @@ class Backend(Protocol):
 
     # -- reads (see meshcrew.service.Member) --------------------------------------------------
 
+    def record_count(self) -> int:
+        """How many records the replica holds, in all spaces."""
+        ...
+
+    def prepare(self, progress: Callable[[int, int, str | None], None]) -> None:
+        """Do the slow part of the first reads now (see :meth:`MemberReads.prepare`).
+
+        Called in a worker thread while the app shows that it is opening the spaces.
+        """
+        ...
+
     def spaces(self) -> list[SpaceSummary]:
         """Every space the replica holds."""
         ...
@@ -140,7 +151,7 @@ class Backend(Protocol):
     # -- what only a node knows ---------------------------------------------------------------
 
     def status(self) -> SyncStatus:
-        """Peers, addresses, when records last arrived; :data:`OFFLINE` without a node."""
+        """Peers, addresses, last syncs, last arrival; :data:`OFFLINE` without a node."""
         ...
 
     def holdings(self, space_id: bytes) -> Holdings:
@@ -234,6 +245,14 @@ class ServiceReads:
     def now(self) -> int:
         """The service's clock."""
         return self.reads.now()
+
+    def record_count(self) -> int:
+        """See :meth:`Replica.record_count`."""
+        return self.reads.replica.record_count()
+
+    def prepare(self, progress: Callable[[int, int, str | None], None]) -> None:
+        """See :meth:`MemberReads.prepare`."""
+        self.reads.prepare(progress)
 
     def spaces(self) -> list[SpaceSummary]:
         """See :meth:`Member.spaces`."""
