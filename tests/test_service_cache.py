@@ -6,6 +6,7 @@ every read must equal what a fresh reader with no cache computes from the same r
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,27 @@ def test_a_rename_and_a_membership_change_are_seen_exactly(town: Town) -> None:
     bob.leave(space)
     assert reads(bob, space) == reads(fresh(bob), space)
     assert bob.summary(space).my_status == "left"
+
+
+def test_prepare_in_a_thread_leaves_nothing_to_fold_for_the_reads(
+        town: Town, folds: list[bytes]) -> None:
+    space, (ada, bob) = crew_of(town, "Ada", "Bob")
+    for n in range(6):
+        bob.checkin(space, text=f"arriving {n}", energy=2)
+    send(bob, ada, space)
+    reader = fresh(ada)
+    folds.clear()
+    progress: list[tuple[int, int, str | None]] = []
+    worker = threading.Thread(target=reader.prepare, args=(lambda *p: progress.append(p),))
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive()
+    assert progress == [(1, 1, "Moon")]
+    assert folds == [space], "the worker folded the space"
+    folds.clear()
+    assert reads(reader, space) == reads(fresh(ada), space)
+    assert folds == [space], "only the second, fresh reader folded"
+    ada.checkin(space, text="after the prepare", energy=5)  # through the writer
+    folds.clear()
+    assert any(e.fields.get("text") == "after the prepare" for e in reader.log(space))
+    assert folds == [], "the prepared view was extended by the new post"
