@@ -14,7 +14,7 @@ from meshcrew.home import Home
 from meshcrew.node.addr_exchange import MAX_PEERS, decode_known
 from meshcrew.node.control_client import control_types, rebuild_error
 from meshcrew.node.dialer import backoff_s, peer_of
-from meshcrew.node.peerbook import MAX_ADDRS, PeerBook, peer_book_file
+from meshcrew.node.peerbook import MAX_ADDRS, MAX_SYNCED_SPACES, PeerBook, peer_book_file
 from meshcrew.node.peerbook import MAX_PEERS as BOOK_LIMIT
 from meshcrew.node.receipts import Receipts
 from meshcrew.node.reports import JoinProgress, NodeStatus, RecordsChanged
@@ -95,6 +95,33 @@ def test_the_peer_book_survives_a_restart_and_bounds_itself(tmp_path: Path) -> N
         again.seen(f"peer{n}", 10_000 + n)
     assert len(again.entries()) == BOOK_LIMIT
     assert again.get(PEER) is None  # the least recently seen went first
+
+
+def test_the_peer_book_keeps_when_each_peer_and_space_was_last_synced(tmp_path: Path) -> None:
+    home = Home(tmp_path / "h")
+    home.ensure()
+    book = PeerBook.load(home)
+    book.seen(PEER, 1000)
+    assert book.last_sync_ms() is None
+    assert book.get(PEER).last_sync_ms is None  # type: ignore[union-attr]
+    space_a, space_b = b"a" * 32, b"b" * 32
+    book.synced(PEER, [space_a, space_b], 2000)
+    book.synced(PEER, [space_a], 3000)  # b stopped at the cap this time: not level
+    book.synced("12D3KooWOther", [], 2500)  # a session that left no space level still counts
+    book.save()
+    again = PeerBook.load(home)
+    entry = again.get(PEER)
+    assert entry is not None
+    assert entry.last_sync_ms == 3000
+    assert entry.spaces_synced == {space_a: 3000, space_b: 2000}
+    assert entry.last_seen_ms == 1000
+    assert again.get("12D3KooWOther").last_sync_ms == 2500  # type: ignore[union-attr]
+    assert again.last_sync_ms() == 3000
+    many = [bytes([n]) * 32 for n in range(MAX_SYNCED_SPACES + 3)]
+    for n, space in enumerate(many):
+        again.synced(PEER, [space], 10_000 + n)
+    assert len(entry.spaces_synced) == MAX_SYNCED_SPACES
+    assert set(entry.spaces_synced) == set(many[3:])  # the longest unsynced went first
 
 
 def test_a_damaged_peer_book_is_set_aside(tmp_path: Path) -> None:

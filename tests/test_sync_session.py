@@ -159,6 +159,7 @@ def test_several_spaces_sync_together() -> None:
     run(a, b, ra, rb)
     assert ra.ids() == rb.ids()
     assert a.stats.spaces_in_common == 3
+    assert a.stats.spaces_synced == b.stats.spaces_synced == {S1, S2, S3}
 
 
 def test_a_space_only_one_side_offers_is_neither_synced_nor_named() -> None:
@@ -182,6 +183,7 @@ def test_a_space_only_one_side_offers_is_neither_synced_nor_named() -> None:
     assert all(r.raw not in sent_by_a for r in secret_records)
     assert a.stats.spaces_offered == 2
     assert a.stats.spaces_in_common == 1
+    assert a.stats.spaces_synced == b.stats.spaces_synced == {S2}
 
 
 def test_the_same_space_has_a_different_token_with_every_peer() -> None:
@@ -199,12 +201,15 @@ def test_a_session_stops_at_the_per_space_cap_and_says_more(
     run(a, b, ra, rb)
     assert len(rb.ids()) == 50
     assert b.stats.more_from_peer == frozenset({S1})
+    # Neither side counts the space as level: one stopped at the cap, the other was told "more".
+    assert a.stats.spaces_synced == b.stats.spaces_synced == frozenset()
     a, b = pair(ra, rb)
     run(a, b, ra, rb)
     a, b = pair(ra, rb)
     run(a, b, ra, rb)
     assert rb.ids() == ra.ids()
     assert b.stats.more_from_peer == frozenset()
+    assert a.stats.spaces_synced == b.stats.spaces_synced == {S1}
 
 
 def test_a_source_that_repeats_itself_cannot_make_the_session_loop() -> None:

@@ -47,17 +47,18 @@ def register(commands: Commands) -> None:
     status = add_command(
         commands, "status", summary="show the running node: peer id, addresses, peers",
         description="Show the running node: its peer id, the addresses peers can dial it at "
-        "(full multiaddrs ending in /p2p/<peer id>), the connected peers, the spaces it syncs "
-        "and its gossip counters. Exits 1 if no node is running.",
+        "(full multiaddrs ending in /p2p/<peer id>), the connected peers, when a sync with a "
+        "peer last ran to the end, the spaces it syncs and its gossip counters. Exits 1 if no "
+        "node is running.",
         handler=run_status)
     add_json_option(status)
 
     peers = add_command(
         commands, "peers", summary="list connected and known peers and what each lacks",
         description="List the peers the node knows: connected ones first, when each was last "
-        "seen, and per space you share, how many of your records each is not known to hold "
-        "(they lack) and how many of theirs you do not (we lack), as of the last sync. Without "
-        "a running node, lists the saved peer book.",
+        "seen and last synced, and per space you share, when it was last synced, how many of "
+        "your records each is not known to hold (they lack) and how many of theirs you do not "
+        "(we lack), as of the last sync. Without a running node, lists the saved peer book.",
         handler=run_peers)
     add_json_option(peers)
 
@@ -160,6 +161,9 @@ def run_status(args: argparse.Namespace, session: Session) -> int:
     for addr in status.addrs:
         session.print(f"  address    {addr}")
     session.print(f"  peers      {len(status.peers)} connected")
+    synced = status.synced_peers
+    session.print(f"  last sync  {_when(status.last_sync_ms)}" + (
+        f" ({synced} {'peer' if synced == 1 else 'peers'} synced so far)" if synced else ""))
     session.print(f"  spaces     {len(status.spaces)}, {status.records:,} records")
     session.print(f"  LAN        {'announced (mDNS)' if status.mdns else 'off'}")
     session.print(f"  gossip     {status.gossip_published} published, {status.gossip_received} "
@@ -182,7 +186,7 @@ def _offline_peers(session: Session) -> list[PeerReport]:
             key = None
         reports.append(PeerReport(entry.peer_id, key, None, False, tuple(entry.addrs),
                                   entry.last_seen_ms, entry.peer_id in book.banned,
-                                  entry.source, ()))
+                                  entry.source, (), entry.last_sync_ms))
     return reports
 
 
@@ -205,8 +209,10 @@ def run_peers(args: argparse.Namespace, session: Session) -> int:
             if not space.synced:
                 session.print(f"    {name}: not synced yet")
             else:
+                synced = "" if space.last_sync_ms is None else \
+                    f"; last synced {local_time(space.last_sync_ms)}"
                 session.print(f"    {name}: they lack {space.they_lack}, "
-                              f"we lack {space.we_lack}")
+                              f"we lack {space.we_lack}{synced}")
     return EXIT_OK
 
 
@@ -215,7 +221,12 @@ def _peer_line(report: PeerReport) -> str:
     state = "connected" if report.connected else (
         f"last seen {local_time(report.last_seen_ms)}" if report.last_seen_ms else "never seen")
     flags = "  BANNED" if report.banned else ""
-    return f"{who:<24} {report.peer_id}  {state}{flags}"
+    return f"{who:<24} {report.peer_id}  {state}, last sync {_when(report.last_sync_ms)}{flags}"
+
+
+def _when(ms: int | None) -> str:
+    """A local time, or ``never``."""
+    return "never" if ms is None else local_time(ms)
 
 
 def run_connect(args: argparse.Namespace, session: Session) -> int:

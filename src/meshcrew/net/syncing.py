@@ -39,6 +39,9 @@ _MAX_ROUNDS = 64
 
 SyncEventHandler = Callable[[str, SyncEvent], Awaitable[None]]
 """``handle(peer_id, event)``: take records into the replica, note the peer's frontier."""
+SyncCompleteHandler = Callable[[str, SyncStats], None]
+"""``completed(peer_id, stats)``: a session with the peer ran to the end (either side started
+it); ``stats.spaces_synced`` names the spaces it brought level."""
 
 
 async def run_session(stream: Stream, session: SyncSession, on_event: SyncEventHandler, *,
@@ -107,16 +110,19 @@ class SyncService:
         on_event: receives every event of every session (records to append, peer frontiers).
         period_s: how often connected peers are synced again.
         max_inbound: most inbound sessions at once; more are refused (reset).
+        on_complete: called after every session that ran to the end, dialled or answered.
     """
 
     def __init__(self, host: Host, source: RecordSource, my_spaces: Callable[[], Iterable[bytes]],
                  is_member: Callable[[bytes, bytes], bool], on_event: SyncEventHandler, *,
-                 period_s: float = 60.0, max_inbound: int = 8) -> None:
+                 period_s: float = 60.0, max_inbound: int = 8,
+                 on_complete: SyncCompleteHandler | None = None) -> None:
         self._host = host
         self._source = source
         self._my_spaces = my_spaces
         self._is_member = is_member
         self._on_event = on_event
+        self._on_complete = on_complete
         self._period_s = period_s
         self._inbound = trio.CapacityLimiter(max_inbound)
         self._outbound_busy: set[str] = set()
@@ -199,6 +205,8 @@ class SyncService:
             self._host.penalize(stream.peer_id, STALLED, str(exc))
             raise
         self.last_stats[stream.peer_id] = stats
+        if self._on_complete is not None:
+            self._on_complete(stream.peer_id, stats)
         return stats
 
     async def _sync_quietly(self, peer_id: str) -> None:

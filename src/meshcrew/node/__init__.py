@@ -22,6 +22,7 @@ from meshcrew.node.reports import (
     PeerReport,
     PeersChanged,
     PeerSpace,
+    PeerSynced,
     RecordsChanged,
 )
 
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ControlClient", "JoinProgress", "JoinResult", "Node", "NodeConfig", "NodeEvent",
-    "NodeStatus", "PeerReport", "PeerSpace", "PeersChanged", "RecordsChanged", "control_types",
-    "open_node",
+    "NodeStatus", "PeerReport", "PeerSpace", "PeerSynced", "PeersChanged", "RecordsChanged",
+    "control_types", "open_node",
 ]
 
 

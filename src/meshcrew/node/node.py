@@ -52,6 +52,7 @@ from meshcrew.node.reports import (
     NodeEvent,
     NodeStatus,
     PeerReport,
+    PeerSynced,
     RecordsChanged,
 )
 from meshcrew.reasons import Reason
@@ -59,6 +60,7 @@ from meshcrew.records import Record, record_id
 from meshcrew.service import Member
 from meshcrew.spaces import invite_problem
 from meshcrew.store import Replica
+from meshcrew.sync import SyncStats
 from meshcrew.sync.wire import record_space
 
 if TYPE_CHECKING:
@@ -155,7 +157,9 @@ class Node:
             mdns=self.contacts.mdns_running, started_ms=self.started_ms,
             banned=tuple(sorted(host.scores.banned)), gossip_published=stats.published,
             gossip_received=stats.received, gossip_rejected=stats.rejected,
-            gossip_dropped=stats.publish_dropped + stats.receive_dropped)
+            gossip_dropped=stats.publish_dropped + stats.receive_dropped,
+            last_sync_ms=self.book.last_sync_ms(),
+            synced_peers=sum(1 for e in self.book.entries() if e.last_sync_ms is not None))
 
     def peers(self) -> list[PeerReport]:
         """Connected and known peers, and per shared space what each lacks (``meshcrew peers``)."""
@@ -273,6 +277,18 @@ class Node:
         self._to_sync |= {p for p in self._host.connected_peers() if p in wanted} - {exclude}
         self._sync_wanted.set()
 
+    def _on_sync_complete(self, peer_id: str, stats: SyncStats) -> None:
+        """A session ran to the end (either side started it): note when, per peer and space.
+
+        A session that shared no space (a peer that is not a member, as either side sees it)
+        synced nothing, so it does not count.
+        """
+        if not stats.spaces_in_common:
+            return
+        now = self._clock()
+        self.book.synced(peer_id, stats.spaces_synced, now)
+        self._emit(PeerSynced(peer_id, stats.spaces_synced, now))
+
     def _emit(self, event: NodeEvent) -> None:
         for watcher in list(self._watchers):
             try:
@@ -288,7 +304,8 @@ class Node:
         self._host = host
         self._sync = SyncService(host, self.replica, self.membership.my_spaces,
                                  self.membership.is_member, self._arrivals.on_sync_event,
-                                 period_s=self.config.sync_period_s)
+                                 period_s=self.config.sync_period_s,
+                                 on_complete=self._on_sync_complete)
         self._contacts = Contacts(host, self.book, self.membership, self.config, self._clock,
                                   self._emit)
         host.set_stream_handler(JOIN_PROTOCOL, JoinServer(

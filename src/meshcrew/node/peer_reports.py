@@ -4,7 +4,8 @@ A peer is listed if it is connected, in the peer book, or a member of one of thi
 spaces. For each space both are in, the report compares the peer's frontier as last seen in a
 sync session (kept by :mod:`meshcrew.node.receipts`) with the replica's: ``they_lack`` counts
 this replica's records the peer is not known to hold, ``we_lack`` the peer's that are missing
-here (both as of that session).
+here (both as of that session). ``last_sync_ms`` says when a session with the peer last ran to
+the end, overall and per space (kept in the peer book).
 """
 
 from __future__ import annotations
@@ -54,18 +55,21 @@ def peer_reports(node: Node) -> list[PeerReport]:
             last_seen_ms=known_entry.last_seen_ms if known_entry else None,
             banned=node.host.scores.is_banned(peer_id),
             source=known_entry.source if known_entry else "member",
-            spaces=tuple(_space(node, space_id, key, space_names.get(space_id))
-                         for space_id in shared if key is not None)))
+            spaces=tuple(_space(node, space_id, key, space_names.get(space_id),
+                                known_entry.spaces_synced.get(space_id) if known_entry else None)
+                         for space_id in shared if key is not None),
+            last_sync_ms=known_entry.last_sync_ms if known_entry else None))
     reports.sort(key=lambda r: (not r.connected, -(r.last_seen_ms or 0), r.peer_id))
     return reports
 
 
-def _space(node: Node, space_id: bytes, key: bytes, name: str | None) -> PeerSpace:
+def _space(node: Node, space_id: bytes, key: bytes, name: str | None,
+           last_sync_ms: int | None) -> PeerSpace:
     ours = node.replica.frontier(space_id)
     theirs = node.receipts.frontier(space_id, key)
     if theirs is None:
-        return PeerSpace(space_id, name, None, None, False)
+        return PeerSpace(space_id, name, None, None, False, last_sync_ms)
     they_lack = node.receipts.lacks(space_id, key, ours)
     we_lack = sum(max(0, head.seq - (ours[a].seq if a in ours else 0))
                   for a, head in theirs.items())
-    return PeerSpace(space_id, name, they_lack, we_lack, True)
+    return PeerSpace(space_id, name, they_lack, we_lack, True, last_sync_ms)

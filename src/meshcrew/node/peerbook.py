@@ -1,9 +1,13 @@
-"""The peer book: every peer's last known addresses and when it was last seen, kept on disk.
+"""The peer book: every peer's last known addresses, when it was last seen and last synced.
 
 The node learns addresses from invite codes, mDNS, ``--bootstrap``, and libp2p's identify on
 every connection; it redials members it is not connected to from here, with exponential
 backoff (:mod:`meshcrew.node.dialer`). The book also keeps the ban list and the port the node
 listened on, so a restarted node is found where it was.
+
+"Last synced" is when a catch-up session with the peer last ran to the end (this node's clock),
+overall and per space: the session brought a space level when nothing was left over in it
+(see :attr:`~meshcrew.sync.SyncStats.spaces_synced`).
 
 The file (``peers.json`` in the home folder, mode 0600) is JSON so a person can read it; it is
 rewritten whole, beside its final name and renamed, so a crash never leaves half a file. A
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +34,8 @@ MAX_PEERS = 512
 """Peers kept; beyond it the least recently seen peer is forgotten."""
 MAX_ADDRS = 8
 """Addresses kept per peer, newest first."""
+MAX_SYNCED_SPACES = 64
+"""Spaces whose last sync is kept per peer; beyond it the longest unsynced is forgotten."""
 FILE_VERSION = 1
 
 
@@ -46,16 +53,23 @@ class PeerEntry:
         addrs: multiaddrs ending in ``/p2p/<peer id>``, newest first.
         last_seen_ms: when a connection to it was last open (None: never connected).
         source: how it was first learned: ``invite``, ``mdns``, ``bootstrap`` or ``connection``.
+        last_sync_ms: when a sync session with it that shared at least one space last ran to
+            the end (None: never).
+        spaces_synced: per space id, when a session last brought that space level with it.
     """
 
     peer_id: str
     addrs: list[str] = field(default_factory=list)
     last_seen_ms: int | None = None
     source: str = "connection"
+    last_sync_ms: int | None = None
+    spaces_synced: dict[bytes, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The entry as stored."""
-        return {"addrs": self.addrs, "last_seen_ms": self.last_seen_ms, "source": self.source}
+        return {"addrs": self.addrs, "last_seen_ms": self.last_seen_ms, "source": self.source,
+                "last_sync_ms": self.last_sync_ms,
+                "spaces_synced": {s.hex(): at for s, at in sorted(self.spaces_synced.items())}}
 
 
 class PeerBook:
@@ -95,9 +109,13 @@ class PeerBook:
         self._banned = {str(p) for p in doc.get("banned", [])}
         for peer_id, entry in dict(doc.get("peers", {})).items():
             seen = entry.get("last_seen_ms")
+            synced = entry.get("last_sync_ms")
+            spaces = {bytes.fromhex(s): at for s, at in dict(entry.get("spaces_synced", {})).items()
+                      if isinstance(at, int)}
             self._peers[str(peer_id)] = PeerEntry(
                 str(peer_id), [str(a) for a in entry.get("addrs", [])][:MAX_ADDRS],
-                seen if isinstance(seen, int) else None, str(entry.get("source", "connection")))
+                seen if isinstance(seen, int) else None, str(entry.get("source", "connection")),
+                synced if isinstance(synced, int) else None, spaces)
 
     # --- peers ---------------------------------------------------------------------------------
 
@@ -131,6 +149,25 @@ class PeerBook:
             self._forget_beyond_limit(keep=peer_id)
         entry.last_seen_ms = now_ms
         self._dirty = True
+
+    def synced(self, peer_id: str, spaces: Iterable[bytes], now_ms: int) -> None:
+        """Note that a sync session with the peer sharing at least one space ran to the end
+        now, bringing ``spaces`` level (none, if every space stopped at the per-session cap)."""
+        entry = self._peers.get(peer_id)
+        if entry is None:
+            entry = self._peers[peer_id] = PeerEntry(peer_id)
+            self._forget_beyond_limit(keep=peer_id)
+        entry.last_sync_ms = now_ms
+        for space_id in spaces:
+            entry.spaces_synced[space_id] = now_ms
+        while len(entry.spaces_synced) > MAX_SYNCED_SPACES:
+            del entry.spaces_synced[min(entry.spaces_synced, key=entry.spaces_synced.__getitem__)]
+        self._dirty = True
+
+    def last_sync_ms(self) -> int | None:
+        """When a sync with any peer last ran to the end (None: never)."""
+        return max((e.last_sync_ms for e in self._peers.values() if e.last_sync_ms is not None),
+                   default=None)
 
     def _forget_beyond_limit(self, *, keep: str) -> None:
         """Forget the least recently seen peers (never ``keep``, just learned) over the limit."""

@@ -35,6 +35,10 @@ class NodeStatus:
     gossip_received: int
     gossip_rejected: int
     gossip_dropped: int
+    last_sync_ms: int | None = None
+    """When a sync session with any peer (sharing a space) last ran to the end; None: never."""
+    synced_peers: int = 0
+    """Peers a sync session has ever run to the end with (as the peer book remembers)."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``status --json`` object."""
@@ -42,7 +46,8 @@ class NodeStatus:
                 "fingerprint": self.fingerprint, "home": self.home, "addrs": list(self.addrs),
                 "peers": list(self.peers), "spaces": [s.hex() for s in self.spaces],
                 "records": self.records, "mdns": self.mdns, "started_ms": self.started_ms,
-                "banned": list(self.banned),
+                "banned": list(self.banned), "last_sync_ms": self.last_sync_ms,
+                "synced_peers": self.synced_peers,
                 "gossip": {"published": self.gossip_published, "received": self.gossip_received,
                            "rejected": self.gossip_rejected, "dropped": self.gossip_dropped}}
 
@@ -59,11 +64,14 @@ class PeerSpace:
     """Records the peer held at the last sync that this replica does not hold."""
     synced: bool
     """Whether the peer's frontier of this space has been seen."""
+    last_sync_ms: int | None = None
+    """When a sync session last brought this space level with the peer; None: never."""
 
     def to_json(self) -> dict[str, Any]:
         """One item of a peer's ``spaces`` in ``peers --json``."""
         return {"space": self.space.hex(), "name": self.name, "they_lack": self.they_lack,
-                "we_lack": self.we_lack, "synced": self.synced}
+                "we_lack": self.we_lack, "synced": self.synced,
+                "last_sync_ms": self.last_sync_ms}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +89,15 @@ class PeerReport:
     banned: bool
     source: str
     spaces: tuple[PeerSpace, ...]
+    last_sync_ms: int | None = None
+    """When a sync session with it (sharing a space) last ran to the end; None: never."""
 
     def to_json(self) -> dict[str, Any]:
         """One item of ``peers --json``."""
         return {"peer_id": self.peer_id, "key": None if self.key is None else self.key.hex(),
                 "name": self.name, "connected": self.connected, "addrs": list(self.addrs),
-                "last_seen_ms": self.last_seen_ms, "banned": self.banned, "source": self.source,
+                "last_seen_ms": self.last_seen_ms, "last_sync_ms": self.last_sync_ms,
+                "banned": self.banned, "source": self.source,
                 "spaces": [s.to_json() for s in self.spaces]}
 
 
@@ -144,4 +155,15 @@ class PeersChanged:
     connected: frozenset[str]
 
 
-NodeEvent = RecordsChanged | PeersChanged
+@dataclass(frozen=True, slots=True)
+class PeerSynced:
+    """A sync session with a peer, sharing at least one space, ran to the end."""
+
+    peer_id: str
+    spaces: frozenset[bytes]
+    """The spaces it brought level."""
+    at_ms: int
+    """When (the node's clock)."""
+
+
+NodeEvent = RecordsChanged | PeersChanged | PeerSynced

@@ -47,3 +47,7 @@ class SyncStats:
     bytes_received: int
     more_from_peer: frozenset[bytes] = field(default_factory=frozenset)
     """Spaces where the peer stopped at the per-session cap; sync again to get the rest."""
+    spaces_synced: frozenset[bytes] = field(default_factory=frozenset)
+    """Spaces both sides offered that the session brought level (as of its start): in sync at
+    ``hello``, or exchanged to ``done`` with neither side stopping at the per-session cap.
+    Final once the session is complete."""

@@ -91,6 +91,15 @@ class _Space:
     more: bool = False
 
 
+def _level(space: _Space) -> bool:
+    """Whether a space both sides offered is level: in sync at ``hello``, or both ``done`` sent
+    with nothing left over on either side (neither stopped at the per-session cap)."""
+    if not space.active:
+        return True
+    return (space.send_done and space.recv_done and not space.more
+            and space.sent < MAX_RECORDS_PER_SPACE)
+
+
 class SyncSession:
     """One side of one sync exchange.
 
@@ -118,7 +127,7 @@ class SyncSession:
         self._out = bytearray(encode_message(
             Hello(SYNC_VERSION, tuple(Offer(t, self._spaces[t].digest) for t in offered))))
         self._hello_received = False
-        self._in_common = 0
+        self._common: list[_Space] = []
         self._active: list[_Space] = []
         self._turn = 0
         self._failed = False
@@ -138,13 +147,14 @@ class SyncSession:
         """Counts so far (final once :attr:`complete`)."""
         return SyncStats(
             spaces_offered=len(self._spaces),
-            spaces_in_common=self._in_common,
-            spaces_in_sync=self._in_common - len(self._active),
+            spaces_in_common=len(self._common),
+            spaces_in_sync=len(self._common) - len(self._active),
             records_sent=sum(s.sent for s in self._active),
             records_received=sum(s.received for s in self._active),
             bytes_sent=self._bytes_sent,
             bytes_received=self._bytes_received,
             more_from_peer=frozenset(s.space_id for s in self._active if s.more),
+            spaces_synced=frozenset(s.space_id for s in self._common if _level(s)),
         )
 
     # --- input ---------------------------------------------------------------------------------
@@ -248,7 +258,7 @@ class SyncSession:
             space = self._spaces.get(offer.token)
             if space is None:
                 continue
-            self._in_common += 1
+            self._common.append(space)
             if offer.digest == space.digest:
                 events.append(PeerFrontier(space.space_id, decode_frontier(space.frontier_blob)))
                 continue
