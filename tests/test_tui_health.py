@@ -1,5 +1,6 @@
-"""Journey: sync health — peers, their addresses and last contact, what each member lacks per
-space, rejected records and why; and the connection state on the home and space screens.
+"""Journey: sync health — peers, their addresses, last contact and last sync, what each member
+lacks per space, rejected records and why; and the connection state on the home and space
+screens.
 
 What peers there are is the node's to say; here a thin backend reports a fixed network (the
 replica, the service and the rejects are real).
@@ -8,6 +9,7 @@ replica, the service and the rejects are real).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -61,7 +63,7 @@ def networked(town: Town) -> tuple[bytes, Networked, list[LocalBackend]]:
     net.network = SyncStatus(
         running=True, detail="", listen_addrs=("/ip4/192.168.1.5/tcp/4001",),
         peers=(PeerStatus(bo.identity.public_key, ("/ip4/192.168.1.7/tcp/4001",), True,
-                          Route.LAN, now - 5_000),
+                          Route.LAN, now - 5_000, last_sync_ms=now - 120_000),
                PeerStatus(cy.identity.public_key, ("/dns4/cy.example.org/tcp/4001",), False,
                           Route.INTERNET, now - 3 * HOUR)),
         last_received_ms=now - 60_000)
@@ -84,15 +86,16 @@ def test_sync_health_lists_peers_gaps_and_rejected_records(town: Town) -> None:
         assert "connected to 2 peers" not in words(app)
         assert "connected to 1 peer" in words(app)
         assert "1 on the LAN · 0 over the internet" in words(app)
+        assert "last sync: 2 min ago (1 of 2 peers synced)" in words(app)
         assert "records last arrived: 1 min ago" in words(app)
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, SyncHealthScreen), "sync health")
-        assert "node running · 1 of 2 known peers connected" in words(app)
+        assert "node running · 1 of 2 known peers connected · last sync 2 min ago" in words(app)
         assert "/ip4/192.168.1.5/tcp/4001" in words(app)
         peers = {row[0]: row for row in table_rows(app, "peers")}
-        assert peers["Bo"][2:5] == ["yes", "lan", "just now"]
-        assert peers["Bo"][5] == "/ip4/192.168.1.7/tcp/4001"
-        assert peers["Cy"][2:5] == ["no", "internet", "3 h ago"]
+        assert peers["Bo"][2:6] == ["yes", "lan", "just now", "2 min ago"]
+        assert peers["Bo"][6] == "/ip4/192.168.1.7/tcp/4001"
+        assert peers["Cy"][2:6] == ["no", "internet", "3 h ago", "never"]
         gaps = {row[1]: row[2] for row in table_rows(app, "gaps")}
         assert gaps == {"Bo": "nothing", "Cy": "2 records"}
         rejected = table_rows(app, "rejected")
@@ -104,7 +107,7 @@ def test_sync_health_lists_peers_gaps_and_rejected_records(town: Town) -> None:
         net.network = SyncStatus(running=False, detail="The node stopped.")
         net.emit(PeersUpdated())
         await until(pilot, lambda: "The node stopped." in words(app), "the new status")
-        assert table_rows(app, "peers") == [["no peers known yet", "", "", "", "", ""]]
+        assert table_rows(app, "peers") == [["no peers known yet", "", "", "", "", "", ""]]
 
     drive(app, script)
 
@@ -121,5 +124,31 @@ def test_space_screen_shows_presence_and_receipts_from_the_node(town: Town) -> N
         assert "last seen 3 h ago" in text  # Cy
         # Ada's newest check-in: Bo holds it, Cy is two records behind.
         assert "seen by 2 of 3" in text
+
+    drive(app, script)
+
+
+def test_home_and_sync_health_say_never_until_a_sync_completes_then_follow_the_node(
+        town: Town) -> None:
+    _space_id, net, (_ada, bo, _cy) = networked(town)
+    now = town.clock.now
+    never = tuple(replace(peer, last_sync_ms=None) for peer in net.network.peers)
+    net.network = replace(net.network, peers=never)
+    app = make_app(net)
+
+    async def script(pilot: Pilot[None]) -> None:
+        assert "last sync: never (0 of 2 peers synced)" in words(app)
+        # A session with Bo runs to the end: the node says so, the home panel follows.
+        synced = replace(never[0], last_sync_ms=now)
+        assert synced.member == bo.identity.public_key
+        net.network = replace(net.network, peers=(synced, never[1]))
+        net.emit(PeersUpdated())
+        await until(pilot, lambda: "last sync: just now (1 of 2 peers synced)" in words(app),
+                    "the home panel to follow the node")
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, SyncHealthScreen), "sync health")
+        assert "last sync just now" in words(app)
+        last_sync = {row[0]: row[5] for row in table_rows(app, "peers")}
+        assert last_sync == {"Bo": "just now", "Cy": "never"}
 
     drive(app, script)

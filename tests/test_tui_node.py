@@ -67,6 +67,9 @@ def test_the_app_runs_its_node_and_joins_over_the_network(fleet: Fleet) -> None:
                          "the keys")
         await pilot.press("escape")
         await eventually(pilot, lambda: "connected to 1 peer" in words(app), "the peer")
+        # The node's sessions with Ada ran to the end: the home panel says when.
+        await eventually(pilot, lambda: "last sync: just now (1 of 1 peer synced)"
+                         in words(app), "the last sync")
 
     try:
         drive(app, script)
@@ -89,6 +92,7 @@ def test_the_app_attaches_to_a_running_node_and_writes_through_it(fleet: Fleet) 
     async def script(pilot: Pilot[None]) -> None:
         assert isinstance(app.screen, HomeScreen)
         assert "attached to the node already running" in words(app)
+        assert "last sync: never" in words(app)  # no peer yet, asked over the control socket
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, SpaceScreen), "the crew")
         await pilot.press("c")

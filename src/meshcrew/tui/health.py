@@ -30,6 +30,7 @@ class PeerStatus:
         connected: whether a connection is open now.
         route: how the open connection (or the last one) reaches it.
         last_seen_ms: when the peer last spoke to this node, None if never.
+        last_sync_ms: when a sync session with the peer last ran to the end, None if never.
     """
 
     member: bytes
@@ -37,6 +38,7 @@ class PeerStatus:
     connected: bool = False
     route: Route = Route.INTERNET
     last_seen_ms: int | None = None
+    last_sync_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,17 @@ class SyncStatus:
     def connected(self) -> tuple[PeerStatus, ...]:
         """The peers with an open connection."""
         return tuple(peer for peer in self.peers if peer.connected)
+
+    @property
+    def synced(self) -> tuple[PeerStatus, ...]:
+        """The peers a sync session has ever run to the end with."""
+        return tuple(peer for peer in self.peers if peer.last_sync_ms is not None)
+
+    @property
+    def last_sync_ms(self) -> int | None:
+        """When a sync with any peer last ran to the end, None if never."""
+        return max((peer.last_sync_ms for peer in self.synced if peer.last_sync_ms is not None),
+                   default=None)
 
     def peer(self, member: bytes) -> PeerStatus | None:
         """The status of one member's node, if the node knows it."""

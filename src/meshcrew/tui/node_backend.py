@@ -65,7 +65,8 @@ def sync_status(addrs: tuple[str, ...], reports: list[PeerReport],
     """The status of a running node from its addresses and peer reports."""
     peers = tuple(
         PeerStatus(member=report.key, addresses=report.addrs, connected=report.connected,
-                   route=route_of(report), last_seen_ms=report.last_seen_ms)
+                   route=route_of(report), last_seen_ms=report.last_seen_ms,
+                   last_sync_ms=report.last_sync_ms)
         for report in reports if report.key is not None)
     return SyncStatus(running=True, detail=detail, listen_addrs=addrs, peers=peers,
                       last_received_ms=last_received_ms)
@@ -125,14 +126,14 @@ class NodeBackend(LocalBackend):
             self._nursery = None
 
     def _forward(self, event: object) -> None:
-        from meshcrew.node import PeersChanged, RecordsChanged
+        from meshcrew.node import PeersChanged, PeerSynced, RecordsChanged
 
         if isinstance(event, RecordsChanged):
             if not event.local:
                 self._last_received_ms = self._clock()
             self.emit(SpacesChanged(event.spaces))
             self.emit(PeersUpdated())  # receipts change as peers sync what was written
-        elif isinstance(event, PeersChanged):
+        elif isinstance(event, PeersChanged | PeerSynced):
             self.emit(PeersUpdated())
 
     async def _tick_peers(self) -> None:
@@ -143,7 +144,7 @@ class NodeBackend(LocalBackend):
     # -- what the node knows ------------------------------------------------------------------
 
     def status(self) -> SyncStatus:
-        """The node's peers by route, where it listens, when records last arrived."""
+        """The node's peers by route and last sync, where it listens, the last arrival."""
         node = self.node
         if node is None:
             return SyncStatus(running=False, detail=self._detail)

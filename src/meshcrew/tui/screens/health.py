@@ -1,5 +1,5 @@
-"""Sync health: the peers and their addresses and last contact, what each member lacks in each
-space, and the records this replica refused with their reasons."""
+"""Sync health: the peers and their addresses, last contact and last completed sync, what each
+member lacks in each space, and the records this replica refused with their reasons."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class SyncHealthScreen(MeshcrewScreen):
         self.sub_title = "sync health"
         self.query_one("#health-status").border_title = "Node"
         self.query_one("#peers", DataTable).add_columns(
-            "peer", "fingerprint", "connected", "route", "last seen", "addresses")
+            "peer", "fingerprint", "connected", "route", "last seen", "last sync", "addresses")
         self.query_one("#gaps", DataTable).add_columns("space", "member", "lacks")
         self.query_one("#rejected", DataTable).add_columns(
             "when", "record", "space", "refused by", "reason", "why", "from")
@@ -72,11 +72,11 @@ class SyncHealthScreen(MeshcrewScreen):
         peers = self.query_one("#peers", DataTable)
         peers.clear()
         if not status.peers:
-            peers.add_row("no peers known yet", "", "", "", "", "")
+            peers.add_row("no peers known yet", "", "", "", "", "", "")
         for peer in status.peers:
             peers.add_row(names.get(peer.member, "unknown"), fingerprint(peer.member),
                           "yes" if peer.connected else "no", peer.route.value,
-                          ago(peer.last_seen_ms, now),
+                          ago(peer.last_seen_ms, now), ago(peer.last_sync_ms, now),
                           " ".join(peer.addresses) or "none known",
                           key=peer.member.hex())
         self._fill_gaps(spaces, names)
@@ -119,14 +119,15 @@ class SyncHealthScreen(MeshcrewScreen):
 
 
 def status_text(status: SyncStatus, now_ms: int) -> Text:
-    """The node panel: running or not, where it listens, when records last arrived."""
+    """The node panel: running or not, where it listens, the last sync, the last arrival."""
     text = Text()
     if not status.running:
         text.append("not connected\n", style="bold")
         text.append(status.detail, style="italic")
         return text
     text.append(f"node running · {len(status.connected)} of {len(status.peers)} known peers "
-                f"connected · records last arrived {ago(status.last_received_ms, now_ms)}\n",
+                f"connected · last sync {ago(status.last_sync_ms, now_ms)} · "
+                f"records last arrived {ago(status.last_received_ms, now_ms)}\n",
                 style="bold")
     text.append("listening on " + (", ".join(status.listen_addrs) or "nothing"))
     if status.detail:

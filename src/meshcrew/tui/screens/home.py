@@ -184,7 +184,7 @@ class HomeScreen(MeshcrewScreen):
         panel.update(text)
 
     def refresh_connection(self) -> None:
-        """Show whether a node runs, its peers by route, and when records last arrived."""
+        """Show whether a node runs, its peers by route, the last sync and the last arrival."""
         self.query_one("#connection", Static).update(connection_text(
             self.backend.status(), self.backend.now()))
 
@@ -228,7 +228,9 @@ class HomeScreen(MeshcrewScreen):
 
 
 def connection_text(status: SyncStatus, now_ms: int) -> Text:
-    """The connection panel: not connected, or peers by route and when records last arrived."""
+    """The connection panel: not connected, or peers by route, when a sync with a peer last ran
+    to the end (and with how many of the known peers one ever has), and when records last
+    arrived."""
     text = Text()
     if not status.running:
         text.append("○ not connected\n", style="bold")
@@ -238,7 +240,10 @@ def connection_text(status: SyncStatus, now_ms: int) -> Text:
     lan = sum(1 for p in connected if p.route is Route.LAN)
     text.append(f"● connected to {plural(len(connected), 'peer')}\n", style="bold")
     text.append(f"{lan} on the LAN · {len(connected) - lan} over the internet\n")
-    text.append(f"records last arrived: {ago(status.last_received_ms, now_ms)}\n")
+    text.append(f"last sync: {ago(status.last_sync_ms, now_ms)}")
+    if status.peers:
+        text.append(f" ({len(status.synced)} of {plural(len(status.peers), 'peer')} synced)")
+    text.append(f"\nrecords last arrived: {ago(status.last_received_ms, now_ms)}\n")
     if status.detail:
         text.append(status.detail, style="italic")
     return text
