@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 
 from meshcrew import identity
 from meshcrew.home import Home
+from meshcrew.service import views as service_views
+from meshcrew.spaces import SpaceState, fold
 from meshcrew.tui.app import MeshcrewApp
+from meshcrew.tui.backend import LocalBackend
 from meshcrew.tui.launch import HomeSetup
 from meshcrew.tui.screens.create_space import CreateSpaceScreen
 from meshcrew.tui.screens.first_run import FirstRunScreen
@@ -19,6 +24,7 @@ from meshcrew.tui.screens.home import HomeScreen
 from meshcrew.tui.screens.join import JoinScreen
 from meshcrew.tui.screens.space import SpaceScreen
 from test_tui_support import (
+    WAIT_S,
     Clock,
     Town,
     crew_of,
@@ -111,5 +117,54 @@ def test_home_nests_crews_in_their_congregation_with_unread_and_due_check_ins(
         assert "check-in due: you" in tuesday
         assert "Bo" not in tuesday.split("due:")[1]
         assert "not connected" in screen_text(app)
+
+    drive(app, script)
+
+
+class GatedBackend(LocalBackend):
+    """A backend whose prepare waits for the test to let it go (to see the screen meanwhile)."""
+
+    def __init__(self, backend: LocalBackend) -> None:
+        super().__init__(backend.reads.replica, backend.identity, clock=backend.reads.now)
+        self.gate = threading.Event()
+        self.threads: set[str] = set()
+
+    def prepare(self, progress: Callable[[int, int, str | None], None]) -> None:
+        self.threads.add(threading.current_thread().name)
+        assert self.gate.wait(WAIT_S), "the test never opened the gate"
+        super().prepare(progress)
+
+
+def test_a_big_replica_shows_its_opening_then_the_spaces_read_without_folding(
+        town: Town, monkeypatch: pytest.MonkeyPatch) -> None:
+    space_id, (ada, bo) = crew_of(town, "Ada", "Bo")
+    bo.checkin(space_id, text="Arriving rested", energy=4)
+    send(bo, ada, space_id)
+    backend = GatedBackend(ada)
+    app = make_app(backend, prepare_above=1)  # every replica counts as big here
+    folded_in: list[str] = []
+
+    def counting(space: bytes, records: Any) -> SpaceState:
+        folded_in.append(threading.current_thread().name)
+        return fold(space, records)
+
+    monkeypatch.setattr(service_views.__name__ + ".fold", counting)
+
+    async def script(pilot: Pilot[None]) -> None:
+        assert isinstance(app.screen, HomeScreen)
+        records = ada.reads.replica.record_count()
+        await until(pilot, lambda: f"Opening your spaces ({records:,} records)"
+                    in screen_text(app), "the opening notice")
+        assert app.screen.query("#opening"), "a progress bar while the spaces open"
+        assert "Tuesday crew" not in screen_text(app)
+        backend.gate.set()
+        await until(pilot, lambda: "Tuesday crew" in screen_text(app), "the crew")
+        assert not app.screen.query("#opening")
+        tuesday = next(line for line in screen_text(app).splitlines() if "Tuesday crew" in line)
+        assert "new" in tuesday  # unread counts and the cycle were read as usual
+        assert folded_in, "the worker folded the crew"
+        assert threading.main_thread().name not in folded_in, folded_in
+        assert backend.threads
+        assert threading.main_thread().name not in backend.threads
 
     drive(app, script)

@@ -11,8 +11,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static, Tree
+from textual.widgets import Footer, Header, ProgressBar, Static, Tree
 from textual.widgets.tree import TreeNode
+from textual.worker import Worker, WorkerState
 
 from meshcrew.errors import MeshcrewError
 from meshcrew.service import CycleEntry, SpaceSummary
@@ -63,7 +64,12 @@ class HomeScreen(MeshcrewScreen):
         self.query_one("#connection").border_title = "Connection"
         self.query_one("#space-info").border_title = "Space"
         self.sub_title = f"{self.backend.identity.name} · {self.backend.identity.fingerprint}"
-        self.refresh_spaces()
+        records = 0 if self.meshcrew.prepared else self.backend.record_count()
+        if records > self.meshcrew.prepare_above:
+            self._prepare(records)
+        else:
+            self.meshcrew.prepared = True
+            self.refresh_spaces()
         self.refresh_connection()
         self.query_one("#spaces").focus()
         if self._then is not None:
@@ -72,10 +78,48 @@ class HomeScreen(MeshcrewScreen):
 
     def on_screen_resume(self) -> None:
         """Unread counts change after reading a space."""
-        self.refresh_spaces()
+        if self.meshcrew.prepared:
+            self.refresh_spaces()
 
     def on_records_changed(self, _message: RecordsChanged) -> None:
         """New records: new spaces, counts, who is due."""
+        if self.meshcrew.prepared:
+            self.refresh_spaces()
+
+    # -- opening a big replica ----------------------------------------------------------------
+
+    def _prepare(self, records: int) -> None:
+        """Say what is happening, and fold and decrypt the spaces in a worker thread."""
+        tree: Tree[SpaceSummary | None] = self.query_one("#spaces", Tree)
+        tree.root.add_leaf(Text(f"Opening your spaces ({records:,} records)…", style="italic"),
+                           data=None)
+        bar = ProgressBar(id="opening", show_eta=False)
+        self.query_one("#home-side").mount(bar, before=0)
+        bar.border_title = "Opening"
+        self.run_worker(self._prepare_in_thread, thread=True, exclusive=True,
+                        group="prepare", exit_on_error=False)
+
+    def _prepare_in_thread(self) -> None:
+        def progress(done: int, total: int, name: str | None) -> None:
+            self.app.call_from_thread(self._opened, done, total, name)
+
+        self.backend.prepare(progress)
+
+    def _opened(self, done: int, total: int, name: str | None) -> None:
+        bar = self.query_one("#opening", ProgressBar)
+        bar.update(total=total, progress=done)
+        self.query_one("#space-info", Static).update(
+            Text(f"Opened {name or 'a locked space'} ({done} of {total})", style="italic"))
+
+    @on(Worker.StateChanged)
+    def _prepared(self, event: Worker.StateChanged) -> None:
+        """Once the worker is done (or failed: the reads then do the work and say why)."""
+        if event.worker.group != "prepare" or event.state not in (
+                WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            return
+        self.meshcrew.prepared = True
+        for bar in self.query("#opening"):
+            bar.remove()
         self.refresh_spaces()
 
     def on_peers_changed(self, _message: PeersChanged) -> None:
