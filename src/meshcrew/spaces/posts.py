@@ -246,6 +246,11 @@ Post = (Profile | CheckIn | Reply | Reaction | Ask | Offer | Followup | Gatherin
 _CLASSES: dict[PostKind, type[Any]] = {cls.kind: cls for cls in (
     Profile, CheckIn, Reply, Reaction, Ask, Offer, Followup, Gathering, LookingForCrew,
     CrewCard)}
+# Looked up once here rather than per decoded post: Enum.__call__ and dataclasses.fields are
+# slow in bulk.
+_CLASS_OF_VALUE: dict[str, type[Any]] = {kind.value: cls for kind, cls in _CLASSES.items()}
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {
+    cls: tuple(item.name for item in fields(cls)) for cls in _CLASSES.values()}
 
 
 def encode_post(post: Post) -> bytes:
@@ -272,12 +277,14 @@ def decode_post(data: bytes) -> Post:
         raise _bad(f"post is not msgpack ({type(exc).__name__})") from None
     if not isinstance(wire, dict):
         raise _bad("post is not a map")
-    try:
-        cls = _CLASSES[PostKind(str(wire.get("k")))]
-    except (ValueError, KeyError):
-        raise _bad(f"unknown post kind {str(wire.get('k'))[:32]!r}") from None
-    names = [item.name for item in fields(cls)]
-    args = {name: wire[name] for name in names if name in wire}
+    kind = str(wire.get("k"))
+    cls = _CLASS_OF_VALUE.get(kind) if type(kind) is str else None
+    if cls is None:
+        try:
+            cls = _CLASSES[PostKind(kind)]
+        except (ValueError, KeyError):
+            raise _bad(f"unknown post kind {str(wire.get('k'))[:32]!r}") from None
+    args = {name: wire[name] for name in _FIELD_NAMES[cls] if name in wire}
     try:
         post: Post = cls(**args)
     except TypeError:

@@ -32,6 +32,7 @@ _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 # Newline and tab lay text out; the zero-width (non-)joiners build emoji and scripts. Other
 # format characters (bidi overrides) and controls could disguise or redraw text.
 _ALLOWED_CONTROLS = frozenset("\n\t\u200c\u200d")
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co"})
 
 
 class Period(StrEnum):
@@ -113,12 +114,31 @@ def check_text(value: object, field: str, max_chars: int, *, allow_empty: bool =
         raise RecordError(Reason.BAD_BODY, f"{field} is longer than {max_chars} characters")
     if not allow_empty and not value.strip():
         raise RecordError(Reason.BAD_BODY, f"{field} is empty")
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") and c not in _ALLOWED_CONTROLS
-           for c in value):
+    # str.isprintable (C) settles almost every text at once; see _has_refused_characters.
+    if not str.isprintable(value) and _has_refused_characters(value):
         raise RecordError(Reason.BAD_BODY, f"{field} contains control characters")
     if not unicodedata.is_normalized("NFC", value):
         raise RecordError(Reason.BAD_BODY, f"{field} is not NFC-normalised")
     return value
+
+
+def _has_refused_characters(text: str) -> bool:
+    """Whether ``text`` holds a control, format, surrogate or private-use character other than
+    those in ``_ALLOWED_CONTROLS``."""
+    # str.isprintable (C, same Unicode database as unicodedata) is False for every character of
+    # the refused categories, and also for some that are fine here (Cn, Zs other than " ", Zl,
+    # Zp) - so a printable text is clean, and only the rest needs the exact check. Most texts
+    # are printable once newlines, tabs and joiners are taken out; each replace is a C scan.
+    if str.isprintable(text):
+        return False
+    rest = text
+    for allowed in _ALLOWED_CONTROLS:
+        rest = str.replace(rest, allowed, "")
+    if str.isprintable(rest):
+        return False
+    # Rare (a no-break space, an unassigned code point...): the exact check, once per distinct
+    # character.
+    return any(unicodedata.category(c) in _REFUSED_CATEGORIES for c in set(rest))
 
 
 def clean_text(value: str) -> str:
