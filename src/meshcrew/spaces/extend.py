@@ -92,7 +92,11 @@ def _removal_targets(state: SpaceState) -> set[bytes] | None:
 
 
 def _author_heads(state: SpaceState, authors: set[bytes]) -> dict[bytes, Record]:
-    """Each author's record with the highest seq in the state, whatever its status."""
+    """Each author's record with the highest seq in the state, whatever its status.
+
+    (All records are looked at: a refused record off the author's chain may hold a higher seq,
+    and then a new record at that seq is a fork, which the fold must judge.)
+    """
     heads: dict[bytes, Record] = {}
     for record in state.records.values():
         if record.author in authors:

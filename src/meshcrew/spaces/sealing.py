@@ -188,14 +188,25 @@ class OpenedSpace:
     """Accepted ``sealed`` records whose content is invalid (``unreadable``, ``bad_body``)."""
     locked: frozenset[bytes]
     """Accepted ``sealed`` records of epochs this member holds no key for."""
+    _by_id: Mapping[bytes, OpenedPost] = field(init=False, repr=False, compare=False)
+    _by_kind: Mapping[PostKind, tuple[OpenedPost, ...]] = field(init=False, repr=False,
+                                                                compare=False)
+
+    def __post_init__(self) -> None:
+        # Indexes for the views, which ask by id and by kind many times per screen.
+        by_kind: dict[PostKind, list[OpenedPost]] = {}
+        for post in self.posts:
+            by_kind.setdefault(post.kind, []).append(post)
+        object.__setattr__(self, "_by_id", {p.record_id: p for p in self.posts})
+        object.__setattr__(self, "_by_kind", {k: tuple(v) for k, v in by_kind.items()})
 
     def post(self, record_id: bytes) -> OpenedPost | None:
         """The opened post with that record id, if any."""
-        return next((p for p in self.posts if p.record_id == record_id), None)
+        return self._by_id.get(record_id)
 
     def of_kind(self, kind: PostKind) -> list[OpenedPost]:
         """The posts of one kind, in canonical order."""
-        return [p for p in self.posts if p.kind is kind]
+        return list(self._by_kind.get(kind, ()))
 
 
 def open_posts(state: SpaceState, keyring: Keyring) -> OpenedSpace:
