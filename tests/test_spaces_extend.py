@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from meshcrew import spaces
-from meshcrew.records import Record
+from meshcrew.records import Record, sign_record
 from meshcrew.spaces import CheckIn, Profile, Reply
 from meshcrew.spaces.extend import extend
 from spaces_world import World, person, pk
@@ -137,3 +137,20 @@ def test_opening_only_the_new_posts_gives_what_opening_all_gives() -> None:
         opened = spaces.open_more(opened, state, keyring)
         assert opened == spaces.open_posts(state, spaces.unlock(state, reader))
     assert len(opened.posts) >= len(posts)
+
+
+def test_a_refused_record_off_the_chain_still_makes_the_next_post_a_fork() -> None:
+    """A record at seq n+1 whose prev is not the author's record n is refused (chain_broken),
+    but an honest record at n+1 then forks the chain: the fold refuses both."""
+    w, space, posts = crew_with_posts(6, seed=11)
+    b = person("b")
+    head = w.heads[(pk(b), space)]
+    stray = sign_record(b, kind="sealed", space=space, seq=head.seq + 1, prev=posts[0].id,
+                        ts=w.tick(), body=posts[-1].body)
+    state = spaces.fold(space, [*w.of(space), stray])
+    assert state.statuses[stray.id].reason is not None
+    honest = w.post(b, space, CheckIn("the real next one", 3))
+    assert honest.seq == stray.seq
+    extended = extend(state, [honest])
+    assert extended is None or extended == spaces.fold(space, [*w.of(space), stray])
+    assert not spaces.fold(space, [*w.of(space), stray]).statuses[honest.id].accepted
