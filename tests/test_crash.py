@@ -27,7 +27,7 @@ import pytest
 from meshcrew.home import Home
 from meshcrew.records import Record
 from meshcrew.store import RecordState, Replica
-from test_store_support import NOW_MS, Chain, key, raws, space
+from store_factory import NOW_MS, Chain, key, raws, space
 
 BATCH = 1_000
 TOTAL = 100_000

@@ -10,7 +10,7 @@ from meshcrew.home import Home
 from meshcrew.reasons import Reason
 from meshcrew.records import NEW_SPACE, Head, sign_record
 from meshcrew.store import RecordState, Replica
-from test_store_support import NOW_MS, START_MS, Chain, key, raws, space
+from store_factory import NOW_MS, START_MS, Chain, key, raws, space
 
 
 @pytest.fixture

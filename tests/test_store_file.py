@@ -14,7 +14,7 @@ from meshcrew.errors import HomeError, ReplicaError
 from meshcrew.home import Home
 from meshcrew.records import Head
 from meshcrew.store import SCHEMA_VERSION, Replica, check_replica, schema
-from test_store_support import NOW_MS, Chain, key, raws, space
+from store_factory import NOW_MS, Chain, key, raws, space
 
 _HOLD_LOCK = """
 import sys

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from meshcrew.home import Home
 from meshcrew.records import Head, Record
 from meshcrew.store import Replica
-from test_store_support import NOW_MS, Chain, key, space
+from store_factory import NOW_MS, Chain, key, space
 
 SPACES = [space(0), space(1)]
 CHAIN_SLOTS = [(0, 0), (1, 0), (0, 1)]

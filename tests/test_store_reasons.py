@@ -15,7 +15,7 @@ from meshcrew.home import Home
 from meshcrew.reasons import Reason
 from meshcrew.records import MAX_BODY_BYTES, MAX_CLOCK_SKEW_MS, MAX_RECORD_BYTES, record_id
 from meshcrew.store import Replica
-from test_store_support import NOW_MS, Chain, craft, fields_of, key, space
+from store_factory import NOW_MS, Chain, craft, fields_of, key, space
 
 SENDER = "12D3KooWPeer"
 

@@ -1,4 +1,4 @@
-"""Record factories for the replica's tests (no tests here; shared by tests/test_store*.py).
+"""Record factories for the replica's tests (shared by tests/test_store*.py and test_crash.py).
 
 Keys, spaces and timestamps are deterministic, and ed25519 signatures are too, so the same call
 gives the same record ids in every run and in every process (the crash test relies on that).
