@@ -320,6 +320,46 @@ def test_doctor_checks_a_real_replica_and_finds_a_damaged_one(
     assert str(home.replica_file) in report["checks"][-1]["detail"]
 
 
+def test_doctor_reports_replica_files_open_to_others(
+        ada_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A replica made before meshcrew created it 0600 kept 0644; SQLite's -wal/-shm follow it."""
+    from meshcrew.store import Replica
+
+    home = Home(ada_home)
+    Replica.open(home).close()
+    home.replica_file.chmod(0o644)
+    companions = [home.replica_file.with_name(home.replica_file.name + suffix)
+                  for suffix in ("-wal", "-shm")]
+    with Replica.open(home):  # a running writer: SQLite gives the -wal/-shm the file's mode
+        files = [home.replica_file, *companions]
+        assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o644}
+        assert main(["--home", str(ada_home), "doctor", "--json"]) == 1
+        report = json.loads(capsys.readouterr().out)
+        assert report["ok"] is False
+        replica = report["checks"][-1]
+        assert replica["name"] == "replica"
+        assert replica["ok"] is False
+        assert replica["detail"].startswith("The replica is open to others: ")
+        for f in files:
+            assert f"{f} (mode 0644)" in replica["detail"]
+        assert f"run: chmod 600 {' '.join(map(str, files))}" in replica["detail"]
+        assert "damaged" not in replica["detail"]
+        assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o644}, "doctor changes nothing"
+
+        for f in files:  # what the sentence says to do
+            f.chmod(0o600)
+        assert main(["--home", str(ada_home), "doctor"]) == 0
+        assert f"ok: replica: {home.replica_file} is intact (mode 0600)" in capsys.readouterr().out
+
+    # With no writer, the companions are gone and only the file itself is checked.
+    home.replica_file.chmod(0o640)
+    assert not any(f.exists() for f in companions)
+    assert main(["--home", str(ada_home), "doctor"]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"problem: replica: The replica is open to others: {home.replica_file} (mode 0640); "
+        f"run: chmod 600 {home.replica_file}")
+
+
 def test_doctor_without_a_home_reports_only_that(tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--home", str(tmp_path / "nowhere"), "doctor"]) == 1

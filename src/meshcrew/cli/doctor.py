@@ -39,8 +39,9 @@ def register(commands: Commands) -> None:
         summary="check the home folder, key file and replica",
         description="Check that the home folder exists and is closed to others, that the key "
         "file exists, has mode 0600 and loads (give --passphrase-file for a sealed key), and "
-        "that the replica is intact. Prints one line per check; exits 1 if any check found a "
-        "problem. A check that depends on a failed one is not run. Changes nothing.",
+        "that the replica and its -wal/-shm files are closed to others and the replica is "
+        "intact. Prints one line per check; exits 1 if any check found a problem. A check "
+        "that depends on a failed one is not run. Changes nothing.",
         handler=run_doctor,
     )
     add_json_option(doctor)
@@ -94,8 +95,11 @@ def _check_replica(session: Session) -> Check:
         return Check("replica", False, str(exc))
     if problems:
         return Check("replica", False, "; ".join(problems))
-    return Check("replica", True, f"{session.home.replica_file} is intact"
-                 if session.home.replica_file.exists() else "no replica yet (nothing to check)")
+    path = session.home.replica_file
+    if not path.exists():
+        return Check("replica", True, "no replica yet (nothing to check)")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    return Check("replica", True, f"{path} is intact (mode {mode:04o})")
 
 
 def run_doctor(args: argparse.Namespace, session: Session) -> int:

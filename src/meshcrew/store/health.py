@@ -2,22 +2,56 @@
 
 from __future__ import annotations
 
+import shlex
 import sqlite3
+import stat
+from pathlib import Path
 
 from meshcrew.home import Home
 from meshcrew.store.schema import SCHEMA_VERSION, schema_version_of, too_new
 
 _MAX_INTEGRITY_LINES = 3
 
+_SIDE_FILES = ("-wal", "-shm")
+"""SQLite's companions of a replica in WAL mode: the log of recent commits and its index."""
+
 
 def check_replica(home: Home) -> list[str]:
     """Sentences describing what is wrong with the replica of ``home``; [] when it is fine.
 
-    A replica that does not exist yet is fine. Works while a node is writing the replica.
+    Checks that the replica file and its ``-wal``/``-shm`` companions are closed to others,
+    then that the replica is intact. A replica that does not exist yet is fine. Works while a
+    node is writing the replica.
     """
     path = home.replica_file
     if not path.exists():
         return []
+    return _files_open_to_others(path) + _content_problems(path)
+
+
+def _files_open_to_others(path: Path) -> list[str]:
+    """The sentence naming the replica files others may access, with the command that fixes it.
+
+    Replicas made before meshcrew created them with mode 0600 kept the umask's 0644, and SQLite
+    gives the ``-wal`` and ``-shm`` files the replica's own mode. The home folder (0700) keeps
+    others out already; the files should not rely on it.
+    """
+    found: list[tuple[Path, int]] = []
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in _SIDE_FILES)):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except FileNotFoundError:
+            continue  # no companion: a writer that closed cleanly removed them
+        if mode & 0o077:
+            found.append((file, mode))
+    if not found:
+        return []
+    listed = ", ".join(f"{file} (mode {mode:04o})" for file, mode in found)
+    return [f"The replica is open to others: {listed}; run: chmod 600 "
+            + " ".join(shlex.quote(str(file)) for file, _ in found)]
+
+
+def _content_problems(path: Path) -> list[str]:
     try:
         conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)
     except sqlite3.Error as exc:
