@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from meshcrew.service import PREPARE_ABOVE
+
 if TYPE_CHECKING:  # only the type: importing meshcrew.net loads libp2p, which the CLI avoids
     from meshcrew.net import NetConfig
 
@@ -31,6 +33,9 @@ class NodeConfig:
         keys_timeout_s: after joining, how long ``join`` waits for the keys to arrive.
         net: the libp2p adapter's settings (deadlines, gossip); its listen addresses are
             replaced by ``listen_addrs``. None: the defaults, with a 1 s shutdown deadline.
+        prepare_above: from how many records in the replica the node folds and decrypts every
+            space in a worker thread before it starts (so that the first reads do not hold up
+            the trio loop).
     """
 
     listen_addrs: tuple[str, ...] = ()
@@ -45,3 +50,4 @@ class NodeConfig:
     join_timeout_s: float = 60.0
     keys_timeout_s: float = 30.0
     net: NetConfig | None = None
+    prepare_above: int = PREPARE_ABOVE

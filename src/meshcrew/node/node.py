@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from meshcrew.errors import ListenError
+from meshcrew.errors import ListenError, MeshcrewError
 from meshcrew.home import Home
 from meshcrew.identity import Identity
 from meshcrew.net import INVALID_RECORD, Host, NetConfig, SyncService, open_host
@@ -407,6 +407,14 @@ async def open_node(home: Home, identity: Identity, config: NodeConfig | None = 
         if replica is None:
             replica = owned.enter_context(Replica.open(home))
         node = Node(home, identity, config, replica, clock)
+        records = replica.record_count()
+        if records > config.prepare_above:
+            # Fold and decrypt the spaces off the trio thread, before anything reads them.
+            log.info("opening the spaces: %d records", records)
+            try:
+                await trio.to_thread.run_sync(node.member.prepare)
+            except MeshcrewError as exc:  # the reads will do the work, and say what is wrong
+                log.warning("could not open the spaces ahead: %s", exc)
         try:
             async with AsyncExitStack() as stack:
                 host = await stack.enter_async_context(_open_host(node))

@@ -20,14 +20,14 @@ from meshcrew.service.entries import (
     ThreadEntry,
 )
 from meshcrew.service.member import Member
-from meshcrew.service.reading import MemberReads
+from meshcrew.service.reading import PREPARE_ABOVE, MemberReads
 from meshcrew.service.records_file import read_records, write_records
 from meshcrew.service.rhythm_text import format_rhythm, parse_rhythm
 from meshcrew.service.views import SpaceView
 
 __all__ = [
-    "BoardItem", "BoardView", "CycleEntry", "ExportReport", "IngestReport", "Member",
-    "MemberEntry", "MemberReads", "PostEntry", "RejectedEntry", "RemovalEntry", "SpaceSummary",
-    "SpaceView", "ThreadEntry", "format_rhythm", "parse_rhythm", "read_records",
+    "PREPARE_ABOVE", "BoardItem", "BoardView", "CycleEntry", "ExportReport", "IngestReport",
+    "Member", "MemberEntry", "MemberReads", "PostEntry", "RejectedEntry", "RemovalEntry",
+    "SpaceSummary", "SpaceView", "ThreadEntry", "format_rhythm", "parse_rhythm", "read_records",
     "write_records",
 ]

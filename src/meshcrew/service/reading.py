@@ -10,6 +10,7 @@ space is folded again. With a read-only replica this still sees what the writer 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 
 from meshcrew.errors import AmbiguousName, UnknownName
@@ -31,6 +32,10 @@ from meshcrew.service.views import SpaceView
 from meshcrew.spaces import views as domain_views
 from meshcrew.store import Replica
 
+PREPARE_ABOVE = 20_000
+"""Records from which opening every space takes long enough (about a second on a laptop) to do
+it in a worker thread: the node before it starts, the app while it shows its progress."""
+
 _STATUS_ORDER = {"active": 0, "left": 1, "removed": 2, "outsider": 3}
 
 
@@ -49,6 +54,7 @@ class MemberReads:
         self.identity = identity
         self._clock = clock
         self._views: dict[bytes, SpaceView] = {}
+        self._preparing = threading.Lock()
 
     @property
     def me(self) -> bytes:
@@ -99,19 +105,22 @@ class MemberReads:
         Folds and decrypts each space and builds its log, over a read-only replica of the same
         home, and keeps the views for the reads that follow. Safe to call from a worker thread
         while this reader is used elsewhere (views are immutable; a view is kept only if none
-        is yet).
+        is yet), and from two at once (the in-process node and the app's home screen): the
+        second waits for the first and finds the work done.
 
         Args:
             progress: called with (spaces done, spaces in all, name of the space done).
         """
-        with Replica.open(self.replica.home, read_only=True) as replica:
+        with self._preparing, Replica.open(self.replica.home, read_only=True) as replica:
             other = MemberReads(replica, self.identity, clock=self._clock)
             held = replica.spaces()
             for done, space_id in enumerate(held, start=1):
-                view = other.view(space_id)
-                view.post_entries  # noqa: B018 - computing it is the point
-                view.summary(self.now())
-                self._views.setdefault(space_id, view)
+                view = self._views.get(space_id)  # a second caller waits, then finds them
+                if view is None:
+                    view = other.view(space_id)
+                    view.post_entries  # noqa: B018 - computing it is the point
+                    view.summary(self.now())
+                    self._views.setdefault(space_id, view)
                 if progress is not None:
                     progress(done, len(held), view.meta.name if view.meta else None)
 

@@ -22,6 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from meshcrew.home import Home
+from meshcrew.service import PREPARE_ABOVE
 from meshcrew.tui.backend import Backend, BackendEvent, JoinProgress, PeersUpdated, SpacesChanged
 from meshcrew.tui.launch import HomeSetup, Opened, Setup, open_home
 from meshcrew.tui.messages import JoinProgressed, NodeStopped, PeersChanged, RecordsChanged
@@ -33,11 +34,6 @@ from meshcrew.tui.screens.home import HomeScreen
 
 DARK_THEME = "textual-dark"
 LIGHT_THEME = "textual-light"
-
-
-PREPARE_ABOVE = 20_000
-"""Records from which folding every space takes long enough (about a second on a laptop) to
-show progress rather than a still screen."""
 
 
 class MeshcrewApp(App[None]):
