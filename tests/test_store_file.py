@@ -196,6 +196,45 @@ def test_garbage_bytes_give_a_clear_error_not_a_traceback(home: Home) -> None:
     Replica.open(home).close()  # the lock was released despite the failure
 
 
+def _damaged(kind: str, good: bytes) -> bytes:
+    """A replica file damaged in one of the ways a disk, a copy or a person damages one."""
+    if kind == "garbage":
+        return b"this is not an SQLite database, just some bytes\n" * 100
+    if kind == "truncated":
+        return good[:1000]
+    if kind == "names":  # a table's name in the schema is no longer UTF-8
+        assert b"tablerecordsrecords" in good
+        return good.replace(b"tablerecordsrecords", b"tablerec\xffrdsrecords", 1)
+    assert kind == "version"  # user_version is signed; no meshcrew writes a negative one
+    return good[:60] + (-3).to_bytes(4, "big", signed=True) + good[64:]
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "names", "version"])
+def test_a_refused_open_leaves_the_folder_as_it_was(home: Home, kind: str) -> None:
+    with Replica.open(home) as replica:
+        replica.append(raws(Chain(key(0), space(0)).extend(20)), now_ms=NOW_MS)
+    damaged = _damaged(kind, home.replica_file.read_bytes())
+    home.replica_file.write_bytes(damaged)
+    before = sorted(home.path.iterdir())
+    assert [p.name for p in before] == ["replica.sqlite3", "writer.lock"]
+
+    with pytest.raises(ReplicaError, match=f"^The replica {home.replica_file} .*backup"):
+        Replica.open(home)
+    assert sorted(home.path.iterdir()) == before, "no -wal/-shm left beside it"
+    assert home.replica_file.read_bytes() == damaged, "the file is untouched"
+
+    # A reader is refused in one line too. Like every read-only connection (SQLite lets only
+    # a writer remove them), it may leave an empty -wal and the -shm index behind.
+    with pytest.raises(ReplicaError, match=f"^The replica {home.replica_file} "):
+        Replica.open(home, read_only=True)
+    assert home.replica_file.read_bytes() == damaged
+    problems = check_replica(home)
+    assert problems
+    assert all(str(home.replica_file) in p for p in problems)
+    home.replica_file.unlink()
+    Replica.open(home).close()  # the refused writer released the lock
+
+
 def test_check_replica_is_quiet_for_a_missing_or_healthy_replica(home: Home) -> None:
     assert check_replica(home) == []
     with Replica.open(home) as replica:

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 from meshcrew.home import Home
-from meshcrew.store.schema import SCHEMA_VERSION, schema_version_of, too_new
+from meshcrew.store.schema import SCHEMA_VERSION, schema_version_of, unknown_version
 
 _MAX_INTEGRITY_LINES = 3
 
@@ -59,7 +59,7 @@ def _content_problems(path: Path) -> list[str]:
     try:
         conn.execute("PRAGMA busy_timeout = 5000")
         version = schema_version_of(conn)
-        refusal = too_new(version, path)
+        refusal = unknown_version(version, path)
         if refusal:
             return [refusal]
         problems: list[str] = []
@@ -77,5 +77,9 @@ def _content_problems(path: Path) -> list[str]:
     except sqlite3.Error as exc:
         return [f"The replica {path} cannot be read: {exc}. Restore it from a backup, or move "
                 "it aside and sync again from your crew."]
+    except UnicodeDecodeError:
+        # SQLite's message quoted damaged bytes; see schema.closing_on_error.
+        return [f"The replica {path} cannot be read: it is damaged. Restore it from a backup, "
+                "or move it aside and sync again from your crew."]
     finally:
         conn.close()

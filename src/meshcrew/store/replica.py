@@ -27,7 +27,7 @@ from meshcrew.store.schema import (
     connect,
     migrate,
     schema_version_of,
-    too_new,
+    unknown_version,
 )
 
 PENDING_CAP = 10_000
@@ -94,7 +94,7 @@ class Replica:
             conn = connect(path, read_only=True)
             with closing_on_error(conn, path):
                 version = schema_version_of(conn)
-                refusal = too_new(version, path)
+                refusal = unknown_version(version, path)
                 if refusal:
                     raise ReplicaError(refusal)
                 if version < SCHEMA_VERSION:
@@ -307,12 +307,16 @@ class Replica:
             return self._connection().execute(sql, tuple(args)).fetchall()
         except sqlite3.Error as exc:
             raise ReplicaError(f"Cannot read the replica {self.path}: {exc}.") from exc
+        except UnicodeDecodeError as exc:  # SQLite's message quoted damaged bytes
+            raise ReplicaError(f"Cannot read the replica {self.path}: it is damaged.") from exc
 
     def _one(self, sql: str, args: Iterable[Any]) -> Any:
         try:
             return self._connection().execute(sql, tuple(args)).fetchone()
         except sqlite3.Error as exc:
             raise ReplicaError(f"Cannot read the replica {self.path}: {exc}.") from exc
+        except UnicodeDecodeError as exc:  # SQLite's message quoted damaged bytes
+            raise ReplicaError(f"Cannot read the replica {self.path}: it is damaged.") from exc
 
 
 def _record(raw: bytes, rid: bytes) -> Record:

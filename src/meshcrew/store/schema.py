@@ -45,6 +45,10 @@ EVIDENCE = 2
 ID_KEY_BYTES = 8
 """How many leading bytes of a record id the id index holds."""
 
+RESTORE_ADVICE = ("Restore it from a backup, or move it aside to start an empty replica and "
+                  "sync again from your crew.")
+"""What to do about a damaged replica, ending the sentences that refuse one."""
+
 _V1 = f"""
 CREATE TABLE chains (
     chain INTEGER PRIMARY KEY,
@@ -105,11 +109,19 @@ def schema_version_of(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def too_new(version: int, path: Path) -> str | None:
-    """The sentence refusing a file newer than this code, or None when the version is known."""
+def unknown_version(version: int, path: Path) -> str | None:
+    """The sentence refusing a version this code does not know, or None when it knows it.
+
+    A version above :data:`SCHEMA_VERSION` comes from a newer meshcrew. ``user_version`` is a
+    signed 32-bit field and no meshcrew writes a negative one, so a negative version means the
+    file's header is damaged (migrating from it would index :data:`MIGRATIONS` from the end).
+    """
     if version > len(MIGRATIONS):
         return (f"The replica {path} has schema version {version}, newer than this meshcrew "
                 f"knows ({len(MIGRATIONS)}); upgrade meshcrew.")
+    if version < 0:
+        return (f"The replica {path} has schema version {version}, which no meshcrew writes: "
+                f"its header is damaged. {RESTORE_ADVICE}")
     return None
 
 
@@ -120,7 +132,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
         ReplicaError: if the file is newer than this code.
     """
     version = schema_version_of(conn)
-    refusal = too_new(version, path)
+    refusal = unknown_version(version, path)
     if refusal:
         raise ReplicaError(refusal)
     for step in range(version, len(MIGRATIONS)):
@@ -155,6 +167,9 @@ def connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
         conn.execute("PRAGMA busy_timeout = 5000")
         if read_only:
             conn.execute("PRAGMA query_only = ON")
+            # Parse the schema now, so a damaged one is refused here in one line rather than
+            # by the first query (the writer's PRAGMA journal_mode parses it too).
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         else:
             # WAL lets readers (the TUI, `meshcrew doctor`) run while the node writes.
             # synchronous=NORMAL syncs the WAL at checkpoints, not at every commit: a committed
@@ -191,9 +206,14 @@ def closing_on_error(conn: sqlite3.Connection, path: Path) -> Iterator[None]:
         yield
     except sqlite3.Error as exc:
         conn.close()
-        raise ReplicaError(f"The replica {path} cannot be opened: {exc}. Restore it from a "
-                           "backup, or move it aside to start an empty replica and sync again "
-                           "from your crew.") from None
+        raise ReplicaError(f"The replica {path} cannot be opened: {exc}. "
+                           f"{RESTORE_ADVICE}") from None
+    except UnicodeDecodeError:
+        # SQLite's error message quotes the damaged bytes (a table name in a broken schema,
+        # say), and Python fails to decode the message instead of raising sqlite3.Error.
+        conn.close()
+        raise ReplicaError(f"The replica {path} cannot be opened: it is damaged. "
+                           f"{RESTORE_ADVICE}") from None
     except BaseException:
         conn.close()
         raise
