@@ -68,8 +68,15 @@ def _chronological(entry: PostEntry) -> tuple[int, bytes]:
 
 def post_fields(post: Post) -> dict[str, Any]:
     """The fields of a post as a dict (its kind is not a field; mappings become dicts)."""
-    values = {item.name: getattr(post, item.name) for item in dataclasses.fields(post)}
+    names = _FIELD_NAMES.get(type(post))
+    if names is None:
+        names = _FIELD_NAMES[type(post)] = tuple(f.name for f in dataclasses.fields(post))
+    values = {name: getattr(post, name) for name in names}
     return {name: dict(v) if isinstance(v, Mapping) else v for name, v in values.items()}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+"""Per post class, its field names (asked once per post when a log is built)."""
 
 
 class SpaceView:

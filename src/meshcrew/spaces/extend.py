@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from meshcrew.records import Record, RecordError
-from meshcrew.spaces.bodies import RemoveBody, SealedBody, parse_body
+from meshcrew.spaces.bodies import Body, RemoveBody, SealedBody, parse_body
 from meshcrew.spaces.kinds import RecordKind
 from meshcrew.spaces.state import ACCEPTED, Outcome, SpaceState
 
@@ -55,13 +55,15 @@ def extend(state: SpaceState, records: Iterable[Record]) -> SpaceState | None:
     heads = _author_heads(state, {r.author for r in new})
     floors = dict(state.floors)
     epochs_of: dict[bytes, bytes] = {}
+    bodies: dict[bytes, Body | None] = dict(state.bodies)
     for record in new:
-        epoch_id = _qualifies(state, record, heads.get(record.author), floors, targets)
-        if epoch_id is None:
+        body = _qualifies(state, record, heads.get(record.author), floors, targets)
+        if body is None:
             return None
         heads[record.author] = record
-        epochs_of[record.id] = epoch_id
-        floors[record.author] = max(state.epochs[epoch_id].number,
+        epochs_of[record.id] = body.epoch
+        bodies[record.id] = body
+        floors[record.author] = max(state.epochs[body.epoch].number,
                                     floors.get(record.author, 0))
     sequence = _merge(state.sequence, new, epochs_of)
     records_by_id = dict(state.records)
@@ -71,7 +73,7 @@ def extend(state: SpaceState, records: Iterable[Record]) -> SpaceState | None:
         statuses[record.id] = ACCEPTED
     order = tuple(rid for rid in sequence if statuses[rid].accepted)
     return replace(state, statuses=statuses, order=order, sequence=sequence, floors=floors,
-                   records=records_by_id)
+                   records=records_by_id, bodies=bodies)
 
 
 def _removal_targets(state: SpaceState) -> set[bytes] | None:
@@ -107,8 +109,8 @@ def _author_heads(state: SpaceState, authors: set[bytes]) -> dict[bytes, Record]
 
 
 def _qualifies(state: SpaceState, record: Record, head: Record | None,
-               floors: dict[bytes, int], targets: set[bytes]) -> bytes | None:
-    """The epoch id ``record`` is sealed under, if the fast path may take it; else None."""
+               floors: dict[bytes, int], targets: set[bytes]) -> SealedBody | None:
+    """The body of ``record`` if the fast path may take it; else None."""
     if (record.kind != RecordKind.SEALED or record.space_id != state.space_id
             or record.id in state.records or record.creates_space
             or not state.is_member(record.author) or record.author in targets):
@@ -126,7 +128,7 @@ def _qualifies(state: SpaceState, record: Record, head: Record | None,
     if (epoch is None or record.author not in epoch.shares
             or epoch.number < floors.get(record.author, 0)):
         return None
-    return epoch.id
+    return body
 
 
 def _merge(sequence: tuple[bytes, ...], new: list[Record],

@@ -173,6 +173,8 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
     That is the target's first record after the named seq, and every join using one of the
     target's invites: so whether the removal takes effect is known before they are applied.
     """
+    if not any(isinstance(bodies.get(rid), RemoveBody) and rid not in early for rid in ready):
+        return {}  # nothing to order behind: the common case, and a pass over every record
     consents: dict[bytes, list[bytes]] = {}
     proposals: list[bytes] = []
     slot: dict[tuple[bytes, int], list[bytes]] = {}
@@ -413,5 +415,5 @@ class _Machine:
             members=self.members, epochs=self.epochs, current_epoch_id=current,
             invites=self.invites, removals=self.removals, changes=tuple(self.changes),
             statuses=self.statuses, order=tuple(self.order), sequence=sequence,
-            floors=self.floor,
+            bodies=self.bodies, floors=self.floor,
             records=self.by_id)

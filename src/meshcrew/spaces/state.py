@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from meshcrew.reasons import Reason
 from meshcrew.records import Record
+from meshcrew.spaces.bodies import Body
 from meshcrew.spaces.kinds import RecordKind, SpaceKind
 
 
@@ -191,6 +192,9 @@ class SpaceState:
     floors: Mapping[bytes, int]
     """Per author: the highest epoch number they wrote under or created (see rule 8)."""
     records: Mapping[bytes, Record] = field(repr=False)
+    bodies: Mapping[bytes, Body | None] = field(default_factory=dict, repr=False, compare=False)
+    """The parsed bodies, by record id (None where the body does not parse or the kind is not
+    known): a function of the records, kept so that readers need not parse them again."""
 
     @property
     def exists(self) -> bool:
