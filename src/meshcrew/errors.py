@@ -75,6 +75,11 @@ class DemoError(LocalError):
     the demo folder cannot be used)."""
 
 
+class BackupError(LocalError):
+    """A backup file cannot be written or opened (wrong passphrase, damaged, cut short, not a
+    backup), or restoring it into this home folder is refused."""
+
+
 class RemoteProtocolError(RemoteError):
     """A peer broke a meshcrew wire protocol (bad frame, oversize, unasked-for data).
 

@@ -124,10 +124,22 @@ class Identity:
         return f"Identity(name={self.name!r}, fingerprint={self.fingerprint!r})"
 
 
+def derive_key(passphrase: bytes, salt: bytes, *, opslimit: int, memlimit: int) -> bytes:
+    """The 32-byte key argon2id derives from a passphrase and a 16-byte salt.
+
+    Seals the key file, and backup files (:mod:`meshcrew.backup`).
+
+    Raises:
+        ValueError, TypeError, CryptoError: if the salt or the costs are out of range (pynacl's
+            own errors; callers translate them).
+    """
+    return bytes(pwhash.argon2id.kdf(secret.SecretBox.KEY_SIZE, passphrase, salt,
+                                     opslimit=opslimit, memlimit=memlimit))
+
+
 def _seal(seed: bytes, passphrase: bytes) -> dict[str, Any]:
     salt = os.urandom(pwhash.argon2id.SALTBYTES)
-    key = pwhash.argon2id.kdf(secret.SecretBox.KEY_SIZE, passphrase, salt,
-                              opslimit=KDF_OPSLIMIT, memlimit=KDF_MEMLIMIT)
+    key = derive_key(passphrase, salt, opslimit=KDF_OPSLIMIT, memlimit=KDF_MEMLIMIT)
     return {"kdf": "argon2id", "ops": KDF_OPSLIMIT, "mem": KDF_MEMLIMIT, "salt": salt,
             "sealed": bytes(secret.SecretBox(key).encrypt(seed))}
 
@@ -137,8 +149,7 @@ def _unseal(doc: dict[str, Any], passphrase: bytes | None, path: Path) -> bytes:
         raise IdentityError(f"The key file {path} is protected by a passphrase; give it with "
                             "--passphrase-file or MESHCREW_PASSPHRASE_FILE.")
     try:
-        key = pwhash.argon2id.kdf(secret.SecretBox.KEY_SIZE, passphrase, doc["salt"],
-                                  opslimit=doc["ops"], memlimit=doc["mem"])
+        key = derive_key(passphrase, doc["salt"], opslimit=doc["ops"], memlimit=doc["mem"])
         return bytes(secret.SecretBox(key).decrypt(doc["sealed"]))
     except (KeyError, TypeError, ValueError):
         # Before CryptoError: pynacl's ValueError/TypeError (a bad salt or cost) are CryptoErrors
