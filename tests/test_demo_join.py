@@ -7,7 +7,7 @@ from meshcrew.demo.crew import LATE_ARRIVAL, late_arrivals_only
 
 def _as_libp2p_raises_it(*leaves: Exception) -> ExceptionGroup[Exception]:
     """The nesting seen when the joining node closes: trio's nursery, libp2p's service manager,
-    the connection's nursery (observed in about one join in eight on loopback)."""
+    the connection's nursery (observed in about one join in seven on loopback)."""
     inner = ExceptionGroup("Exceptions from Trio nursery", list(leaves))
     return ExceptionGroup("Exceptions from Trio nursery",
                           [ExceptionGroup("Encountered multiple Exceptions: ", [inner])])

@@ -241,7 +241,7 @@ def join_in_process(home: Home, you: identity.Identity, code: str,
 
     py-libp2p 0.8.1 sometimes fails while its host closes (a pubsub stream handler schedules a
     task after the connection's nursery stopped: "Nursery is closed to new arrivals"; about one
-    join in eight on loopback). net/host.py ignores that error only when it is not nested in
+    join in seven on loopback). net/host.py ignores that error only when it is not nested in
     libp2p's own exception groups, and here it is. Once the join is done its records are
     committed, so that error alone goes to the log; any other error is raised.
 
