@@ -11,6 +11,7 @@ import random
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -118,7 +119,7 @@ def test_a_changed_byte_with_a_recomputed_checksum_does_not_open(data: st.DataOb
 def test_a_cut_short_file_is_refused(keep: int | None) -> None:
     original = sealed()
     cut = original[: len(original) // 2 if keep is None else keep]
-    with pytest.raises(BackupError, match=r"cut short|not a meshcrew backup"):
+    with pytest.raises(BackupError, match=r"cut short|not a meshcrew backup|empty"):
         open_backup(cut, PASSPHRASE)
 
 
@@ -167,3 +168,22 @@ def test_the_format_module_is_pure() -> None:
     loaded = set(json.loads(done.stdout))
     assert "meshcrew" in loaded
     assert not loaded & {"trio", "libp2p", "sqlite3", "_sqlite3", "textual"}
+
+
+def test_docs_describe_this_layout() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+    section = doc[doc.index("## Backup file"):]
+    assert backup.HEADER_BYTES == 46
+    assert backup.MIN_FILE_BYTES == 118
+    assert "at least 118" in section
+    assert f"opslimit 1 to {backup.MAX_OPSLIMIT}" in section
+    assert backup.MAX_MEMLIMIT == 2**30
+    assert "memlimit 8 KiB to 1 GiB" in section
+    for key in msgpack.unpackb(backup.encode_payload(CONTENTS), raw=False):
+        assert f"| `{key}` |" in section
+    assert {"interactive": KdfCost(2, 64 << 20),
+                                "moderate": KdfCost(3, 256 << 20),
+                                "sensitive": KdfCost(4, 1 << 30)} == backup.KDF_COSTS
+    for shown in ("`interactive` (2 passes, 64 MiB)", "`moderate` (3, 256 MiB; the default)",
+                  "`sensitive` (4, 1 GiB)"):
+        assert shown in section

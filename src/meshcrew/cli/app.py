@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from meshcrew import __version__
 from meshcrew.cli import (
+    backup_commands,
     demo_commands,
     doctor,
     identity_commands,
@@ -42,6 +43,7 @@ COMMAND_GROUPS: Sequence[Callable[[Commands], None]] = (
     space_commands.register,
     post_commands.register,
     transfer_commands.register,
+    backup_commands.register,
     node_commands.register,
     demo_commands.register,
 )
