@@ -228,8 +228,10 @@ def read_header(data: bytes) -> BackupHeader:
         BackupError: if the bytes are not a meshcrew backup, are damaged or cut short, or come
             from a newer meshcrew.
     """
+    if not data:
+        raise BackupError("The backup file is empty; nothing was restored.")
     if not data.startswith(MAGIC):
-        if data and MAGIC.startswith(data):
+        if MAGIC.startswith(data):
             raise BackupError("The backup file is cut short; nothing was restored.")
         if data.startswith(_RECORDS_FILE_MAGIC):
             raise BackupError("This is a file of exported records, not a backup; bring it in "
