@@ -1,8 +1,9 @@
-"""The demo's in-process join ignores only py-libp2p's late-arrival error, however nested."""
+"""The host (and the demo's in-process join) ignore only py-libp2p's late-arrival error at
+close, however nested."""
 
 from __future__ import annotations
 
-from meshcrew.demo.crew import LATE_ARRIVAL, late_arrivals_only
+from meshcrew.net.host import LATE_ARRIVAL, late_arrivals_only
 
 
 def _as_libp2p_raises_it(*leaves: Exception) -> ExceptionGroup[Exception]:

@@ -316,7 +316,16 @@ def _check_port_free(addr: Multiaddr) -> None:
         probe.close()
 
 
-_LATE_ARRIVAL = "closed to new arrivals"
+LATE_ARRIVAL = "Nursery is closed to new arrivals"
+"""trio's message when libp2p starts a task in a nursery that has stopped."""
+
+
+def late_arrivals_only(group: BaseExceptionGroup[BaseException]) -> bool:
+    """Whether every error in ``group``, however deeply nested (libp2p nests it in groups of
+    its own), is trio's :data:`LATE_ARRIVAL` ``RuntimeError``."""
+    others = group.subgroup(lambda exc: not isinstance(exc, BaseExceptionGroup)
+                            and not (isinstance(exc, RuntimeError) and LATE_ARRIVAL in str(exc)))
+    return others is None
 
 
 async def _close_quietly(lp_host: Any, timeout_s: float) -> None:
@@ -395,6 +404,6 @@ async def open_host(identity: Identity, config: NetConfig | None = None, *,
     except* RuntimeError as group:
         # py-libp2p 0.8.1: a stream handler that starts while the host closes schedules a task in
         # a nursery that has already stopped. The host is closing anyway; nothing is lost.
-        if not closing or not all(_LATE_ARRIVAL in str(exc) for exc in group.exceptions):
+        if not closing or not late_arrivals_only(group):
             raise
         log.warning("libp2p failed while closing the host (ignored): %s", group.exceptions[0])
