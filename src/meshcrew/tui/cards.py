@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import textwrap
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from itertools import accumulate
@@ -121,6 +121,49 @@ def build_cards(log: Iterable[PostEntry]) -> list[Card]:
         card.measure()
     # The log is in (ts, id) order, and so are the cards unless an orphan was added last.
     return sorted(found, key=lambda card: (card.post.ts, card.post.id)) if orphans else found
+
+
+def extend_cards(cards: list[Card], old_log: Sequence[PostEntry],
+                 log: Sequence[PostEntry]) -> list[Card] | None:
+    """``build_cards(log)`` from ``cards = build_cards(old_log)``, when ``log`` is ``old_log``
+    (the same entries, by identity) with entries after it: what arrives while a space is open.
+
+    Answers attach to their cards (which are changed in place and measured again), other
+    posts become new cards at the end. Returns None when the cards must be built anew: the
+    log changed before its end (a rename rebuilds every entry; a post with an older time
+    sorts in), or a new post is what an orphan answer was waiting for.
+    """
+    known = len(old_log)
+    if len(log) < known or any(a is not b for a, b in zip(old_log, log, strict=False)):
+        return None
+    tail = log[known:]
+    fresh: dict[bytes, Card] = {}
+    answers = []
+    for entry in tail:
+        if entry.kind in ANSWER_KINDS:
+            answers.append(entry)
+        elif entry.kind not in HIDDEN_KINDS:
+            fresh[entry.id] = Card(entry)
+    if not answers and not fresh:
+        return cards
+    if fresh:
+        waiting = {card.post.fields.get("to") for card in cards
+                   if card.post.kind in ANSWER_KINDS}
+        if not waiting.isdisjoint(fresh):
+            return None
+    by_id = {card.post.id: card for card in cards} if answers else {}
+    touched: dict[bytes, Card] = {}
+    for entry in answers:
+        target = entry.fields.get("to")
+        parent = (fresh.get(target) or by_id.get(target)) if isinstance(target, bytes) else None
+        if parent is None:
+            fresh[entry.id] = Card(entry)
+            continue
+        (parent.reactions if entry.kind == "reaction" else parent.replies).append(entry)
+        touched[parent.post.id] = parent
+    for card in (*touched.values(), *fresh.values()):
+        card.measure()
+    return cards + sorted(fresh.values(), key=lambda card: (card.post.ts, card.post.id))
 
 
 def text_lines(size: int, width: int) -> int:

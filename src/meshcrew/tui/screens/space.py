@@ -13,7 +13,7 @@ from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
 from meshcrew.service import CycleEntry, MemberEntry, PostEntry, SpaceSummary
-from meshcrew.tui.cards import build_cards
+from meshcrew.tui.cards import build_cards, extend_cards
 from meshcrew.tui.formatting import ago, day, sparkline
 from meshcrew.tui.health import NO_HOLDINGS, Holdings, SyncStatus, receipt
 from meshcrew.tui.memory import long_lived
@@ -68,6 +68,8 @@ class SpaceScreen(MeshcrewScreen):
         self.holdings: Holdings = NO_HOLDINGS
         self.active: frozenset[bytes] = frozenset()
         self.cycle: CycleEntry | None = None
+        self._log: list[PostEntry] = []
+        """The log the timeline's cards were made from."""
 
     def compose(self) -> ComposeResult:
         """Members and the cycle beside the timeline."""
@@ -103,8 +105,13 @@ class SpaceScreen(MeshcrewScreen):
         if summary.name is not None and summary.my_status == "active":
             self.cycle = self.attempt(lambda: backend.cycle(self.space_id))
         log = self.attempt(lambda: backend.log(self.space_id)) or []
-        with long_lived(len(log)):
-            self.query_one(Timeline).set_cards(build_cards(log))
+        timeline = self.query_one(Timeline)
+        cards = extend_cards(timeline.cards, self._log, log) if self._log else None
+        if cards is None:
+            with long_lived(len(log)):
+                cards = build_cards(log)
+        self._log = log
+        timeline.set_cards(cards)
         self._show_cycle()
         self._show_members(backend.status())
         self.mark_read(log)
