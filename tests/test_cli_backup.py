@@ -29,9 +29,13 @@ from nacl import pwhash
 from meshcrew import identity
 from meshcrew.backup import KdfCost, seal_backup
 from meshcrew.cli import main
+from meshcrew.cli.backup_commands import ProgressLine
+from meshcrew.cli.service_access import wall_clock_ms
 from meshcrew.home import Home
+from meshcrew.node import home_backup
 from meshcrew.node.home_backup import read_backup
 from meshcrew.node.peerbook import PeerBook
+from meshcrew.records import decode_and_verify
 from meshcrew.store import Replica
 from node_processes import Fleet, fleet, wait_for
 from test_service_support import Town, crew_of, sync
@@ -331,3 +335,49 @@ def test_with_a_running_node_backup_works_and_restore_is_refused(fleet: Fleet,
                   "--backup-passphrase-file", passphrase)
     assert restored["accepted"] == made["records"]
     assert ok(tmp_path / "laptop", "log", space) == ok(ada.home.path, "log", space)
+
+
+def test_small_batches_keep_chain_order_and_report_progress(world: dict[str, Path],
+                                                             tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    home = Home(world["ada"])
+    ada = identity.load(home.key_file)
+    whole = home_backup.gather(home, ada, now_ms=1)
+    steps: list[tuple[int, int]] = []
+    monkeypatch.setattr(home_backup, "BATCH", 3)
+    small = home_backup.gather(home, ada, now_ms=1, on_progress=lambda *step: steps.append(step))
+    assert small.records == whole.records
+    total = len(whole.records)
+    assert steps[-1] == (total, total)
+    assert [done for done, _ in steps] == sorted({done for done, _ in steps})
+    assert len(steps) >= total // 3
+    chains: dict[tuple[bytes, bytes], list[int]] = {}
+    for raw in whole.records:
+        record = decode_and_verify(raw)
+        chains.setdefault((record.space_id, record.author), []).append(record.seq)
+    assert all(seqs == list(range(1, len(seqs) + 1)) for seqs in chains.values())
+
+    file = tmp_path / "small.mcb"
+    file.write_bytes(seal_backup(whole, b"pw", rng=random.Random(3).randbytes,
+                                 cost=KdfCost(pwhash.argon2id.OPSLIMIT_MIN,
+                                              pwhash.argon2id.MEMLIMIT_MIN)))
+    done = home_backup.restore(Home(tmp_path / "laptop"), file, b"pw", key_passphrase=None,
+                               now_ms=wall_clock_ms())
+    assert (done.accepted, done.pending, done.rejected) == (total, 0, ())
+
+
+def test_the_progress_line_shows_only_on_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    shown, piped = Terminal(), io.StringIO()
+    for stream in (shown, piped):
+        line = ProgressLine(stream, "Backing up")
+        line(2000, 4500)
+        line(4500, 4500)
+        line.end()
+    assert shown.getvalue() == ("\rBacking up: 2,000/4,500 records"
+                                "\rBacking up: 4,500/4,500 records\n")
+    assert piped.getvalue() == ""

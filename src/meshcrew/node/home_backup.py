@@ -110,8 +110,8 @@ def gather(home: Home, me: identity.Identity, *, now_ms: int,
         BackupError: if the key file or the peer book cannot be read.
         ReplicaError: if the replica cannot be read.
     """
-    identity.check_mode(home.key_file)
     try:
+        identity.check_mode(home.key_file)
         key_file = home.key_file.read_bytes()
     except OSError as exc:
         raise BackupError(f"Cannot read the key file {home.key_file}: "

@@ -28,6 +28,7 @@ from meshcrew.tui.launch import HomeSetup, Opened, Setup, open_home
 from meshcrew.tui.messages import JoinProgressed, NodeStopped, PeersChanged, RecordsChanged
 from meshcrew.tui.node_runner import NodeMain, TrioGuest
 from meshcrew.tui.read_marks import ReadMarks
+from meshcrew.tui.screens.backup import BackupScreen
 from meshcrew.tui.screens.base import BackendAccess
 from meshcrew.tui.screens.first_run import FirstRunScreen
 from meshcrew.tui.screens.home import HomeScreen
@@ -151,6 +152,10 @@ class MeshcrewApp(App[None]):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Light/dark", "Switch between the light and the dark theme",
                             self.action_toggle_dark)
+        if self.backend is not None:
+            yield SystemCommand("Back up to a file", "Write your identity, records and peer "
+                                "book to one passphrase-encrypted file",
+                                lambda: self.push_screen(BackupScreen()))
         if isinstance(screen, BackendAccess):
             yield from screen.palette()
 
