@@ -82,8 +82,9 @@ class HomeScreen(MeshcrewScreen):
             self.refresh_spaces()
 
     def on_records_changed(self, _message: RecordsChanged) -> None:
-        """New records: new spaces, counts, who is due."""
-        if self.meshcrew.prepared:
+        """New records: new spaces, counts, who is due (when shown: a screen above it brings
+        the home screen up to date as it closes, see :meth:`on_screen_resume`)."""
+        if self.meshcrew.prepared and self.is_current:
             self.refresh_spaces()
 
     # -- opening a big replica ----------------------------------------------------------------
