@@ -161,3 +161,49 @@ def test_a_refused_record_off_the_chain_still_makes_the_next_post_a_fork() -> No
     assert honest.seq == stray.seq
     assert not spaces.fold(space, [*w.of(space), stray]).statuses[honest.id].accepted
     assert extend(state, [honest]) is None
+
+
+def test_after_the_order_broke_a_cycle_the_fold_decides() -> None:
+    """One removal can close a cycle: a proposal made without seeing a join with the target's
+    invite orders that join behind it and its consents, while a consent follows a rotation
+    that names the join. The sort breaks the cycle by taking the smallest stalled record, which
+    a new post's place can change, so extend declines. (Found in review.)"""
+    w = World(0)
+    a, b, c, d, e = (person(n) for n in "abcde")
+    space = w.found(a)
+    for joiner in (b, c, d):
+        w.admit(a, joiner, space)
+    w.post(b, space, CheckIn("b", 1))
+    older = w.state(space)
+    d_head = w.heads[(pk(d), space)]
+    made = spaces.seal_post(older, d, CheckIn("written before the removal was seen", 2), w.rng)
+    proposal = w.propose(a, space, b)  # a has not seen the join below
+    w.join(e, w.invite(b, space))  # b invites e meanwhile
+    w.rotate(c, space)  # c sees the join and rotates, naming it
+    w.consent(c, space, proposal)  # then consents
+    held = w.of(space)
+    state = spaces.fold(space, held)
+    assert state.stalled
+    late = sign_record(d, kind=made.kind, space=space, seq=d_head.seq + 1, prev=d_head.id,
+                       ts=w.tick(), body=made.body)
+    assert extend(state, [late]) is None
+    assert spaces.fold(space, [*held, late]).statuses[late.id].accepted
+
+
+def test_a_record_refused_early_that_waits_for_the_new_one_sends_it_to_the_fold() -> None:
+    """A record can be both refused (its body) and waiting (its prev is absent); once the prev
+    arrives it takes its turn in the order, so extend declines. (Found in review.)"""
+    w = World(1)
+    a, b = person("a"), person("b")
+    space = w.found(a)
+    w.admit(a, b, space)
+    w.post(b, space, CheckIn("b", 1))
+    missing = w.post(a, space, CheckIn("a", 2))
+    b_head = w.heads[(pk(b), space)]
+    bad = sign_record(b, kind="sealed", space=space, seq=b_head.seq + 1, prev=missing.id,
+                      ts=w.tick(), body=b"\xc1")
+    held = [r for r in [*w.of(space), bad] if r.id != missing.id]
+    state = spaces.fold(space, held)
+    assert bad.id not in state.sequence
+    assert extend(state, [missing]) is None
+    assert bad.id in spaces.fold(space, [*held, missing]).sequence

@@ -125,12 +125,13 @@ def fold(space_id: bytes, records: Iterable[Record]) -> SpaceState:
     waiting = find_waiting(hard)
     ready = {rid: deps for rid, deps in hard.items() if rid not in waiting}
     machine = _Machine(space_id, by_id, bodies, early)
-    sequence = canonical_order(ready, _soft_deps(by_id, bodies, early, ready))
+    stalls: list[bytes] = []
+    sequence = canonical_order(ready, _soft_deps(by_id, bodies, early, ready), stalls)
     for rid in sequence:
         machine.apply(by_id[rid])
     for rid, missing in waiting.items():
         machine.statuses[rid] = early.get(rid, Status(Outcome.WAITING, missing=missing))
-    return machine.result(tuple(sequence))
+    return machine.result(tuple(sequence), bool(stalls))
 
 
 def _parse_all(space_id: bytes, by_id: dict[bytes, Record]
@@ -404,7 +405,7 @@ class _Machine:
                               f"{floor}, which the author already used")
         self.floor[author] = max(epoch.number, floor)
 
-    def result(self, sequence: tuple[bytes, ...]) -> SpaceState:
+    def result(self, sequence: tuple[bytes, ...], stalled: bool) -> SpaceState:
         """The state after every record has been applied."""
         version = len(self.changes)
         clean = [e for e in self.epochs.values()
@@ -415,5 +416,5 @@ class _Machine:
             members=self.members, epochs=self.epochs, current_epoch_id=current,
             invites=self.invites, removals=self.removals, changes=tuple(self.changes),
             statuses=self.statuses, order=tuple(self.order), sequence=sequence,
-            bodies=self.bodies, floors=self.floor,
+            bodies=self.bodies, stalled=stalled, floors=self.floor,
             records=self.by_id)

@@ -45,13 +45,16 @@ def find_waiting(hard: Mapping[bytes, Iterable[bytes]]) -> dict[bytes, frozenset
 
 
 def canonical_order(hard: Mapping[bytes, Iterable[bytes]],
-                    soft: Mapping[bytes, Iterable[bytes]]) -> list[bytes]:
+                    soft: Mapping[bytes, Iterable[bytes]],
+                    stalls: list[bytes] | None = None) -> list[bytes]:
     """The canonical order of the records whose hard dependencies are all present.
 
     Args:
         hard: every record id mapped to its hard dependencies (all present: waiting records
             removed beforehand with :func:`find_waiting`).
         soft: some record ids mapped to records that should come before them if present.
+        stalls: if given, each record taken with its soft dependencies ignored (a cycle) is
+            appended to it.
     """
     hard_left: dict[bytes, int] = {}
     soft_left: dict[bytes, int] = {}
@@ -77,6 +80,8 @@ def canonical_order(hard: Mapping[bytes, Iterable[bytes]],
             if not stalled:  # pragma: no cover - hard dependencies are hash links: acyclic
                 break
             rid = min(stalled)
+            if stalls is not None:
+                stalls.append(rid)
             soft_left[rid] = 0
             heapq.heappush(ready, rid)
         rid = heapq.heappop(ready)
