@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from meshcrew.node import open_node
-from meshcrew.service import Member
+from meshcrew.service import Member, ViewCache
 from meshcrew.service import views as service_views
 from meshcrew.spaces import SpaceState, fold
 from meshcrew.store import Replica
@@ -63,3 +64,35 @@ async def test_a_small_replica_is_read_as_it_comes(tmp_path: Path,
         assert folded_in in ([], [threading.current_thread().name])
         assert [s.name for s in node.member.spaces()] == ["Crew"]
         assert set(folded_in) == {threading.current_thread().name}
+
+
+async def test_the_app_and_its_node_share_the_views_and_prepare_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in ``meshcrew``: the app's member service and the in-process node's read one
+    replica; both prepare at start, and each space is folded once for the two."""
+    home, who = make_home(tmp_path, "Cy")
+    with Replica.open(home) as replica:
+        first = Member(replica, who, clock=wall_ms)
+        crew = first.create_space("Crew")
+        for n in range(3):
+            first.checkin(crew, text=f"arriving {n}", energy=3)
+    folded: list[bytes] = []
+
+    def counting(space: bytes, records: Any) -> SpaceState:
+        folded.append(space)
+        return fold(space, records)
+
+    monkeypatch.setattr(service_views.__name__ + ".fold", counting)
+    cache = ViewCache(who.public_key)
+    with Replica.open(home) as replica:
+        app_side = Member(replica, who, clock=wall_ms, views=cache)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.to_thread.run_sync, app_side.prepare)
+            async with open_node(home, who, replace(LOOPBACK_NODE, prepare_above=0),
+                                 replica=replica, views=cache) as node:
+                assert node.member.views is cache
+        assert folded == [crew], "one fold for both, whichever prepared first"
+        assert [e.fields.get("text") for e in app_side.log(crew)][-1] == "arriving 2"
+        assert folded == [crew]
+    with pytest.raises(ValueError, match="one member"):
+        Member(replica, make_home(tmp_path, "Dee")[1], clock=wall_ms, views=cache)

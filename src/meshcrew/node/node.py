@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from meshcrew.errors import ListenError, MeshcrewError
+from meshcrew.errors import ListenError
 from meshcrew.home import Home
 from meshcrew.identity import Identity
 from meshcrew.net import INVALID_RECORD, Host, NetConfig, SyncService, open_host
@@ -57,7 +57,7 @@ from meshcrew.node.reports import (
 )
 from meshcrew.reasons import Reason
 from meshcrew.records import Record, record_id
-from meshcrew.service import Member
+from meshcrew.service import Member, ViewCache
 from meshcrew.spaces import invite_problem
 from meshcrew.store import Replica
 from meshcrew.sync import SyncStats
@@ -100,13 +100,14 @@ class Node:
     """
 
     def __init__(self, home: Home, identity: Identity, config: NodeConfig, replica: Replica,
-                 clock: Callable[[], int]) -> None:
+                 clock: Callable[[], int], views: ViewCache | None = None) -> None:
         self.home = home
         self.identity = identity
         self.config = config
         self.replica = replica
         self._clock = clock
-        self.member = Member(replica, identity, clock=clock, on_records=self._on_records)
+        self.member = Member(replica, identity, clock=clock, on_records=self._on_records,
+                             views=views)
         self.membership = Membership(self.member)
         self.judge = GossipJudge(self.membership, clock)
         self.book = PeerBook.load(home)
@@ -381,7 +382,8 @@ class Node:
 @asynccontextmanager
 async def open_node(home: Home, identity: Identity, config: NodeConfig | None = None, *,
                     clock: Callable[[], int] = wall_clock_ms, replica: Replica | None = None,
-                    control: bool = True) -> AsyncIterator[Node]:
+                    control: bool = True, views: ViewCache | None = None
+                    ) -> AsyncIterator[Node]:
     """Run a node for ``identity`` over the replica of ``home`` until the block exits.
 
     Usable from any trio run (``trio.run``, or guest mode inside a Textual app).
@@ -395,6 +397,8 @@ async def open_node(home: Home, identity: Identity, config: NodeConfig | None = 
             node opens it, taking the home folder's writer lock, and closes it at the end.
         control: serve the control socket (a node started by a CLI command for one join does
             not).
+        views: the views of the member's spaces to share with another service over the same
+            replica (the app's, when the node runs inside it), so they are made once.
 
     Raises:
         HomeError: another process holds the home folder, or the control socket cannot be made.
@@ -406,15 +410,17 @@ async def open_node(home: Home, identity: Identity, config: NodeConfig | None = 
     with ExitStack() as owned:
         if replica is None:
             replica = owned.enter_context(Replica.open(home))
-        node = Node(home, identity, config, replica, clock)
+        node = Node(home, identity, config, replica, clock, views)
         records = replica.record_count()
         if records > config.prepare_above:
             # Fold and decrypt the spaces off the trio thread, before anything reads them.
             log.info("opening the spaces: %d records", records)
             try:
-                await trio.to_thread.run_sync(node.member.prepare)
-            except MeshcrewError as exc:  # the reads will do the work, and say what is wrong
-                log.warning("could not open the spaces ahead: %s", exc)
+                # trio-typing's stubs predate abandon_on_cancel (as in net/mdns.py)
+                await trio.to_thread.run_sync(node.member.prepare,
+                                              abandon_on_cancel=True)  # type: ignore[call-arg]
+            except Exception:  # only a head start: the reads will do the work, and say why
+                log.warning("could not open the spaces ahead", exc_info=True)
         try:
             async with AsyncExitStack() as stack:
                 host = await stack.enter_async_context(_open_host(node))

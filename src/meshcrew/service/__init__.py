@@ -20,7 +20,7 @@ from meshcrew.service.entries import (
     ThreadEntry,
 )
 from meshcrew.service.member import Member
-from meshcrew.service.reading import PREPARE_ABOVE, MemberReads
+from meshcrew.service.reading import PREPARE_ABOVE, MemberReads, ViewCache
 from meshcrew.service.records_file import read_records, write_records
 from meshcrew.service.rhythm_text import format_rhythm, parse_rhythm
 from meshcrew.service.views import SpaceView
@@ -28,6 +28,6 @@ from meshcrew.service.views import SpaceView
 __all__ = [
     "PREPARE_ABOVE", "BoardItem", "BoardView", "CycleEntry", "ExportReport", "IngestReport",
     "Member", "MemberEntry", "MemberReads", "PostEntry", "RejectedEntry", "RemovalEntry",
-    "SpaceSummary", "SpaceView", "ThreadEntry", "format_rhythm", "parse_rhythm", "read_records",
-    "write_records",
+    "SpaceSummary", "SpaceView", "ThreadEntry", "ViewCache", "format_rhythm", "parse_rhythm",
+    "read_records", "write_records",
 ]

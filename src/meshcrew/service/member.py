@@ -26,7 +26,7 @@ from meshcrew.identity import Identity
 from meshcrew.records import NEW_SPACE, Record, RecordError, sign_record
 from meshcrew.service.entries import ExportReport, IngestReport, RejectedEntry
 from meshcrew.service.posting import kind_label, make_post, make_post_of_kind
-from meshcrew.service.reading import MemberReads
+from meshcrew.service.reading import MemberReads, ViewCache
 from meshcrew.service.records_file import read_records, write_records
 from meshcrew.service.transfer import ingest_records
 from meshcrew.spaces import (
@@ -83,12 +83,15 @@ class Member(MemberReads):
         rng: random bytes (keys, nonces, invite secrets).
         on_records: called with every record this member signs, and every record
             :meth:`ingest` accepts, so a node can publish them and a TUI refresh.
+        views: a cache of views shared with another service over the same replica (see
+            :class:`~meshcrew.service.reading.ViewCache`).
     """
 
     def __init__(self, replica: Replica, identity: Identity, *, clock: Callable[[], int],
                  rng: Rng = os.urandom,
-                 on_records: Callable[[list[Record]], None] | None = None) -> None:
-        super().__init__(replica, identity, clock=clock)
+                 on_records: Callable[[list[Record]], None] | None = None,
+                 views: ViewCache | None = None) -> None:
+        super().__init__(replica, identity, clock=clock, views=views)
         self._rng = rng
         self._on_records = on_records
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 
-from meshcrew.errors import AmbiguousName, UnknownName
+from meshcrew.errors import AmbiguousName, MeshcrewError, UnknownName
 from meshcrew.identity import Identity
 from meshcrew.records import Head
 from meshcrew.service.entries import (
@@ -39,6 +39,19 @@ it in a worker thread: the node before it starts, the app while it shows its pro
 _STATUS_ORDER = {"active": 0, "left": 1, "removed": 2, "outsider": 3}
 
 
+class ViewCache:
+    """The views of one member's spaces, which several readers of one replica may share.
+
+    The app and its in-process node each hold a member service over the same replica; sharing
+    the cache lets whichever prepares first (see :meth:`MemberReads.prepare`) do it for both.
+    """
+
+    def __init__(self, member: bytes) -> None:
+        self.member = member
+        self.views: dict[bytes, SpaceView] = {}
+        self.preparing = threading.Lock()
+
+
 class MemberReads:
     """What this member can read, over one replica (which may be read-only).
 
@@ -46,15 +59,20 @@ class MemberReads:
         replica: the member's replica.
         identity: the member's identity (its keys open the spaces).
         clock: the current time in UTC milliseconds (for cycles and upcoming gatherings).
+        views: a cache of views to share with another reader of the same replica and member
+            (default: its own).
     """
 
     def __init__(self, replica: Replica, identity: Identity, *,
-                 clock: Callable[[], int]) -> None:
+                 clock: Callable[[], int], views: ViewCache | None = None) -> None:
         self.replica = replica
         self.identity = identity
         self._clock = clock
-        self._views: dict[bytes, SpaceView] = {}
-        self._preparing = threading.Lock()
+        self.views = views or ViewCache(identity.public_key)
+        if self.views.member != identity.public_key:
+            raise ValueError("a view cache serves one member")
+        self._views = self.views.views
+        self._preparing = self.views.preparing
 
     @property
     def me(self) -> bytes:
@@ -117,12 +135,17 @@ class MemberReads:
             for done, space_id in enumerate(held, start=1):
                 view = self._views.get(space_id)  # a second caller waits, then finds them
                 if view is None:
-                    view = other.view(space_id)
-                    view.post_entries  # noqa: B018 - computing it is the point
-                    view.summary(self.now())
-                    self._views.setdefault(space_id, view)
+                    try:
+                        view = other.view(space_id)
+                        view.post_entries  # noqa: B018 - computing it is the point
+                        view.summary(self.now())
+                    except MeshcrewError:
+                        view = None  # the reads will meet it again, and say what is wrong
+                    else:
+                        self._views.setdefault(space_id, view)
                 if progress is not None:
-                    progress(done, len(held), view.meta.name if view.meta else None)
+                    name = view.meta.name if view is not None and view.meta else None
+                    progress(done, len(held), name)
 
     def spaces(self) -> list[SpaceSummary]:
         """Every space the replica holds: this member's current ones first, then by name."""

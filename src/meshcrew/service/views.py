@@ -11,8 +11,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections.abc import Iterable, Mapping
-from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshcrew.errors import SpaceError
 from meshcrew.identity import Identity, fingerprint
@@ -60,6 +59,30 @@ from meshcrew.spaces.posts import Post
 _CHECKIN_KINDS = (SpaceKind.CREW, SpaceKind.DYAD)
 _NOT_A_MEMBER = {"left": "You have left this space.",
                  "removed": "You were removed from this space by consent."}
+
+
+if TYPE_CHECKING:
+    from functools import cached_property as memo
+else:
+    class memo:  # lower case: a decorator, like the cached_property it stands for
+        """A value computed on first use and kept in the instance: ``cached_property`` without
+        Python 3.11's lock, which is one per property for every instance (a worker thread
+        computing one space's view would hold up the app reading another's)."""
+
+        def __init__(self, func):
+            self.func = func
+            self.name = func.__name__
+            self.__doc__ = func.__doc__
+
+        def __set_name__(self, owner, name):
+            self.name = name
+
+        def __get__(self, instance, owner=None):
+            if instance is None:
+                return self
+            value = self.func(instance)
+            instance.__dict__[self.name] = value
+            return value
 
 
 def _chronological(entry: PostEntry) -> tuple[int, bytes]:
@@ -127,7 +150,7 @@ class SpaceView:
         previous = self._previous
         return None if previous is None else previous.__dict__.get(name)
 
-    @cached_property
+    @memo
     def _new_posts(self) -> list[OpenedPost]:
         """The readable posts this view has and the previous one had not (all if no previous)."""
         previous = self._previous
@@ -135,7 +158,7 @@ class SpaceView:
             return list(self.opened.posts)
         return [p for p in self.opened.posts if p.record_id not in previous.state.records]
 
-    @cached_property
+    @memo
     def _renames(self) -> bool:
         """Whether names may differ from the previous view's (a new profile post)."""
         return any(p.kind is PostKind.PROFILE for p in self._new_posts)
@@ -173,7 +196,7 @@ class SpaceView:
 
     # -- posts and names ----------------------------------------------------------------------
 
-    @cached_property
+    @memo
     def opened(self) -> OpenedSpace:
         """The posts this member can read."""
         before = self._reusable("opened")
@@ -181,19 +204,19 @@ class SpaceView:
             return open_more(before, self.state, self.keyring)
         return open_posts(self.state, self.keyring)
 
-    @cached_property
+    @memo
     def posts_by_id(self) -> dict[bytes, OpenedPost]:
         """Readable posts by record id."""
         return {post.record_id: post for post in self.opened.posts}
 
-    @cached_property
+    @memo
     def _member_views(self) -> list[domain_views.MemberView]:
         before = self._reusable("_member_views")
         if before is not None and not self._renames:
             return before  # type: ignore[no-any-return]
         return domain_views.member_views(self.opened)
 
-    @cached_property
+    @memo
     def names(self) -> dict[bytes, str]:
         """Every member's display name here (latest profile, else fingerprint)."""
         return {row.key: row.name for row in self._member_views}
@@ -211,7 +234,7 @@ class SpaceView:
         return PostEntry(post.record_id, self.space_id, post.kind.value, post.author,
                          self.name_of(post.author), post.seq, post.ts, post_fields(post.post))
 
-    @cached_property
+    @memo
     def post_entries(self) -> tuple[PostEntry, ...]:
         """The readable posts, oldest first (signed time, then id)."""
         before: tuple[PostEntry, ...] | None = self._reusable("post_entries")
@@ -223,7 +246,7 @@ class SpaceView:
             return tuple(merged)
         return tuple(sorted(map(self.entry_of, self.opened.posts), key=_chronological))
 
-    @cached_property
+    @memo
     def all_entries(self) -> tuple[PostEntry, ...]:
         """Posts, locked posts and membership records, oldest first."""
         entries = list(self.post_entries)
@@ -292,7 +315,7 @@ class SpaceView:
             needs_checkin=needs_checkin, founder=state.founder,
             created_ts=genesis.ts if genesis else None, last_ts=self.last_ts)
 
-    @cached_property
+    @memo
     def member_entries(self) -> tuple[MemberEntry, ...]:
         """Everyone who is or was a member: current members first, then by name."""
         return tuple(MemberEntry(

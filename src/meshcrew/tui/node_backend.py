@@ -106,7 +106,8 @@ class NodeBackend(LocalBackend):
 
         try:
             async with open_node(self._replica.home, self.identity, self._config,
-                                 clock=self._clock, replica=self._replica) as node:
+                                 clock=self._clock, replica=self._replica,
+                                 views=self.service.views) as node:
                 self.node = node
                 self.service = node.member
                 self._token = trio.lowlevel.current_trio_token()
