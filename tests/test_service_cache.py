@@ -6,7 +6,9 @@ every read must equal what a fresh reader with no cache computes from the same r
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,3 +122,14 @@ def test_prepare_in_a_thread_leaves_nothing_to_fold_for_the_reads(
     folds.clear()
     assert any(e.fields.get("text") == "after the prepare" for e in reader.log(space))
     assert folds == [], "the prepared view was extended by the new post"
+
+
+def test_an_extended_view_lets_the_one_before_it_go(town: Town) -> None:
+    space, (ada, bob) = crew_of(town, "Ada", "Bob")
+    ada.log(space)
+    before = weakref.ref(ada.view(space))
+    bob.checkin(space, text="one more", energy=3)
+    send(bob, ada, space)
+    assert ada.log(space)[-1].fields["text"] == "one more"  # extended: took what it could
+    gc.collect()
+    assert before() is None, "the previous view (the whole space, decrypted) was kept"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from meshcrew.errors import SpaceError
 from meshcrew.identity import Identity, fingerprint
@@ -98,6 +98,11 @@ def post_fields(post: Post) -> dict[str, Any]:
     return {name: dict(v) if isinstance(v, Mapping) else v for name, v in values.items()}
 
 
+T = TypeVar("T")
+
+_TAKEN = ("opened", "_member_views", "post_entries")
+"""What an extended view takes from the view before it."""
+
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 """Per post class, its field names (asked once per post when a log is built)."""
 
@@ -149,6 +154,14 @@ class SpaceView:
         """The previous view's computed ``name`` if it had one, else None."""
         previous = self._previous
         return None if previous is None else previous.__dict__.get(name)
+
+    def _took(self, name: str, value: T) -> T:
+        """Return ``value``, just computed for ``name``; once this view holds everything it
+        could take from the previous one (:data:`_TAKEN`), let that one go."""
+        if self._previous is not None and all(taken == name or taken in self.__dict__
+                                              for taken in _TAKEN):
+            self._previous = None
+        return value
 
     @memo
     def _new_posts(self) -> list[OpenedPost]:
@@ -213,8 +226,8 @@ class SpaceView:
     def _member_views(self) -> list[domain_views.MemberView]:
         before = self._reusable("_member_views")
         if before is not None and not self._renames:
-            return before  # type: ignore[no-any-return]
-        return domain_views.member_views(self.opened)
+            return self._took("_member_views", before)
+        return self._took("_member_views", domain_views.member_views(self.opened))
 
     @memo
     def names(self) -> dict[bytes, str]:
@@ -243,8 +256,9 @@ class SpaceView:
             for post in self._new_posts:
                 entry = self.entry_of(post)
                 bisect.insort(merged, entry, key=_chronological)
-            return tuple(merged)
-        return tuple(sorted(map(self.entry_of, self.opened.posts), key=_chronological))
+            return self._took("post_entries", tuple(merged))
+        return self._took("post_entries", tuple(sorted(map(self.entry_of, self.opened.posts),
+                                                       key=_chronological)))
 
     @memo
     def all_entries(self) -> tuple[PostEntry, ...]:
