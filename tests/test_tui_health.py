@@ -152,3 +152,18 @@ def test_home_and_sync_health_say_never_until_a_sync_completes_then_follow_the_n
         assert last_sync == {"Bo": "just now", "Cy": "never"}
 
     drive(app, script)
+
+
+def test_home_says_when_the_node_runs_but_no_peer_is_connected(town: Town) -> None:
+    _space_id, net, _people = networked(town)
+    net.network = replace(net.network, peers=tuple(
+        replace(p, connected=False) for p in net.network.peers))
+    app = make_app(net)
+
+    async def script(pilot: Pilot[None]) -> None:
+        assert "online, no peer connected yet" in words(app)
+        assert "looking for members on the LAN" in words(app)
+        assert "connected to 0 peers" not in words(app)
+        assert "last sync: 2 min ago (1 of 2 peers synced)" in words(app)
+
+    drive(app, script)

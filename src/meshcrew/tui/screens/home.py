@@ -94,7 +94,7 @@ class HomeScreen(MeshcrewScreen):
         tree: Tree[SpaceSummary | None] = self.query_one("#spaces", Tree)
         tree.root.add_leaf(Text(f"Opening your spaces ({records:,} records)…", style="italic"),
                            data=None)
-        bar = ProgressBar(id="opening", show_eta=False)
+        bar = ProgressBar(id="opening", show_eta=False, show_percentage=False)
         self.query_one("#home-side").mount(bar, before=0)
         bar.border_title = "Opening"
         self.run_worker(self._prepare_in_thread, thread=True, exclusive=True,
@@ -282,9 +282,14 @@ def connection_text(status: SyncStatus, now_ms: int) -> Text:
         text.append(status.detail, style="italic")
         return text
     connected = status.connected
-    lan = sum(1 for p in connected if p.route is Route.LAN)
-    text.append(f"● connected to {plural(len(connected), 'peer')}\n", style="bold")
-    text.append(f"{lan} on the LAN · {len(connected) - lan} over the internet\n")
+    if connected:
+        lan = sum(1 for p in connected if p.route is Route.LAN)
+        text.append(f"● connected to {plural(len(connected), 'peer')}\n", style="bold")
+        text.append(f"{lan} on the LAN · {len(connected) - lan} over the internet\n")
+    else:
+        text.append("◌ online, no peer connected yet\n", style="bold")
+        text.append("looking for members on the LAN and at their last addresses\n",
+                    style="italic")
     text.append(f"last sync: {ago(status.last_sync_ms, now_ms)}")
     if status.peers:
         text.append(f" ({len(status.synced)} of {plural(len(status.peers), 'peer')} synced)")
