@@ -22,6 +22,7 @@ from meshcrew.errors import HomeError, IdentityError
 from meshcrew.home import Home
 from meshcrew.node.config import NodeConfig
 from meshcrew.node.control_client import ControlClient, control_types
+from meshcrew.node.home_backup import RestoreReport, restore
 from meshcrew.store import Replica
 from meshcrew.tui.backend import Backend, LocalBackend
 from meshcrew.tui.node_runner import NodeMain
@@ -63,6 +64,25 @@ class Setup(Protocol):
 
         Raises:
             MeshcrewError: if the name is refused or the home folder cannot be used.
+        """
+        ...
+
+    def restore(self, path: Path, passphrase: bytes,
+                on_progress: Callable[[int, int], None] | None = None) -> RestoreReport:
+        """Restore a backup file into the home folder (identity, records, peer book); may run
+        in a worker thread.
+
+        Raises:
+            MeshcrewError: if the file does not open, or the home folder cannot be used.
+        """
+        ...
+
+    def open(self, passphrase: bytes | None = None) -> Opened:
+        """Open the home folder with the identity it holds (after :meth:`restore`).
+
+        Raises:
+            MeshcrewError: if the key file needs a passphrase not given, or the folder cannot
+                be used.
         """
         ...
 
@@ -124,6 +144,25 @@ class HomeSetup:
     def create(self, name: str) -> Opened:
         """Create the identity (key file mode 0600) and open the home folder with it."""
         clean = identity.check_name(name)
+        self._ready_for_an_identity()
+        identity.save(identity.Identity.generate(clean), self.home.key_file)
+        return self.open()
+
+    def restore(self, path: Path, passphrase: bytes,
+                on_progress: Callable[[int, int], None] | None = None) -> RestoreReport:
+        """Restore the backup at ``path`` into the (new) home folder; see
+        :func:`meshcrew.node.home_backup.restore`."""
+        self._ready_for_an_identity()
+        return restore(self.home, path, passphrase, key_passphrase=None, now_ms=self._clock(),
+                       on_progress=on_progress)
+
+    def open(self, passphrase: bytes | None = None) -> Opened:
+        """Open the home folder with its identity (made by :meth:`create` or restored)."""
+        self.opened = open_home(self.home, passphrase=passphrase, clock=self._clock,
+                                network=self._network)
+        return self.opened
+
+    def _ready_for_an_identity(self) -> None:
         if self.home.key_file.exists():
             raise IdentityError(f"The home folder {self.home.path} already holds an identity.")
         self.home.ensure()
@@ -131,9 +170,6 @@ class HomeSetup:
             mode = stat.S_IMODE(self.home.path.stat().st_mode)
             raise HomeError(f"The home folder {self.home.path} is open to others (mode "
                             f"{mode:04o}); run: chmod 700 {self.home.path}")
-        identity.save(identity.Identity.generate(clean), self.home.key_file)
-        self.opened = open_home(self.home, clock=self._clock, network=self._network)
-        return self.opened
 
     def close(self) -> None:
         """Close what :meth:`create` opened (if anything)."""

@@ -1,4 +1,5 @@
-"""First run: a name, then the identity is made, its fingerprint shown, and two ways on."""
+"""First run: a name, then the identity is made, its fingerprint shown, and two ways on; or
+the member comes back from a backup file (a new laptop)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from meshcrew.errors import MeshcrewError
 from meshcrew.identity import MAX_NAME_CHARS
-from meshcrew.tui.launch import Setup
+from meshcrew.tui.launch import Opened, Setup
 from meshcrew.tui.screens.base import MeshcrewScreen
 from meshcrew.tui.screens.create_space import CreateSpaceScreen
 from meshcrew.tui.screens.home import HomeScreen
 from meshcrew.tui.screens.join import JoinScreen
+from meshcrew.tui.screens.restore import RestoreScreen
 
 INTRO = (
     "meshcrew keeps your crew's check-ins on your own laptop and shares them directly with "
@@ -24,7 +26,8 @@ INTRO = (
 
 
 class FirstRunScreen(MeshcrewScreen):
-    """Ask for a name, create the identity, show the fingerprint; then start or join."""
+    """Ask for a name, create the identity, show the fingerprint; then start or join. Or
+    restore an identity and its records from a backup."""
 
     def __init__(self, setup: Setup) -> None:
         super().__init__()
@@ -39,7 +42,9 @@ class FirstRunScreen(MeshcrewScreen):
             yield Label("Your name, as crewmates will see it")
             yield Input(placeholder="e.g. Ada", id="name", max_length=MAX_NAME_CHARS)
             yield Static("", id="name-error", classes="error")
-            yield Button("Create my identity", id="create", variant="primary")
+            with Horizontal(classes="buttons"):
+                yield Button("Create my identity", id="create", variant="primary")
+                yield Button("Restore from a backup", id="restore")
         with Vertical(id="created", classes="panel"):
             yield Static("", id="identity")
             with Horizontal(classes="buttons"):
@@ -76,6 +81,17 @@ class FirstRunScreen(MeshcrewScreen):
         self.query_one("#welcome").display = False
         self.query_one("#created").display = True
         self.query_one("#start", Button).focus()
+
+    @on(Button.Pressed, "#restore")
+    def restore(self) -> None:
+        """A new laptop: bring the member back from a backup file instead."""
+        self.app.push_screen(RestoreScreen(self.setup), self._restored)
+
+    def _restored(self, opened: Opened | None) -> None:
+        if opened is None:
+            return
+        self.meshcrew.connect_opened(opened)
+        self.app.switch_screen(HomeScreen())
 
     @on(Button.Pressed, "#start")
     def start_crew(self) -> None:

@@ -1,0 +1,108 @@
+"""First run on a new laptop: "Restore from a backup" brings the member back, their spaces
+and records with them; a wrong passphrase restores nothing; a key with its own passphrase
+asks for it before it opens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, Label
+
+from meshcrew import identity
+from meshcrew.backup import MIN_MEMLIMIT, MIN_OPSLIMIT, KdfCost
+from meshcrew.home import Home
+from meshcrew.node.home_backup import back_up
+from meshcrew.tui.app import MeshcrewApp
+from meshcrew.tui.launch import HomeSetup
+from meshcrew.tui.screens.first_run import FirstRunScreen
+from meshcrew.tui.screens.home import HomeScreen
+from meshcrew.tui.screens.restore import RestoreScreen
+from test_tui_support import Clock, Town, crew_of, drive, screen_text, town_at, until
+
+CHEAP = KdfCost(MIN_OPSLIMIT, MIN_MEMLIMIT)  # the file records its cost; tests keep it low
+
+
+@pytest.fixture
+def town(tmp_path: Path) -> Iterator[Town]:
+    yield from town_at(tmp_path)
+
+
+def backed_up(town: Town, tmp_path: Path, *, key_passphrase: bytes | None = None
+              ) -> tuple[Path, bytes]:
+    """Ada's crew with a check-in, backed up to a file; returns the file and Ada's key."""
+    space_id, (ada, _bo) = crew_of(town, "Ada", "Bo")
+    ada.checkin(space_id, text="a good week, thanks to you all")
+    home = Home(ada.home_path)
+    identity.save(ada.identity, home.key_file, passphrase=key_passphrase)
+    target = tmp_path / "ada.mcb"
+    back_up(home, target, ada.identity, b"river stones", cost=CHEAP, now_ms=town.clock.now)
+    return target, ada.identity.public_key
+
+
+def fill(app: MeshcrewApp, path: Path, passphrase: str) -> None:
+    app.screen.query_one("#restore-path", Input).value = str(path)
+    app.screen.query_one("#restore-passphrase", Input).value = passphrase
+
+
+def error_text(app: MeshcrewApp) -> str:
+    return str(app.screen.query_one("#restore-error", Label).render())
+
+
+def test_a_new_laptop_restores_the_member_from_a_backup(town: Town, tmp_path: Path) -> None:
+    target, ada_key = backed_up(town, tmp_path)
+    new_home = Home(tmp_path / "new-laptop")
+    setup = HomeSetup(new_home, clock=Clock(), network=False)
+    app = MeshcrewApp(setup=setup, tz=UTC)
+
+    async def script(pilot: Pilot[None]) -> None:
+        assert isinstance(app.screen, FirstRunScreen)
+        await pilot.click("#restore")
+        await until(pilot, lambda: isinstance(app.screen, RestoreScreen), "the dialog")
+        fill(app, target, "not the passphrase")
+        await pilot.click("#send")
+        await until(pilot, lambda: "passphrase" in error_text(app), "the refusal")
+        assert not new_home.key_file.exists(), "nothing restored with a wrong passphrase"
+        fill(app, target, "river stones")
+        await pilot.click("#send")
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen), "home")
+        await until(pilot, lambda: "Tuesday crew" in screen_text(app), "the crew")
+        assert app.backend is not None
+        assert app.backend.identity.public_key == ada_key
+        assert "a good week, thanks to you all" in [e.fields.get("text") for e in
+                                                    app.backend.log(app.backend.spaces()[0].id)]
+
+    try:
+        drive(app, script)
+    finally:
+        setup.close()
+    assert new_home.key_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_key_with_its_own_passphrase_asks_for_it(town: Town, tmp_path: Path) -> None:
+    target, ada_key = backed_up(town, tmp_path, key_passphrase=b"ada's own")
+    new_home = Home(tmp_path / "new-laptop")
+    setup = HomeSetup(new_home, clock=Clock(), network=False)
+    app = MeshcrewApp(setup=setup, tz=UTC)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.click("#restore")
+        await until(pilot, lambda: isinstance(app.screen, RestoreScreen), "the dialog")
+        fill(app, target, "river stones")
+        await pilot.click("#send")
+        await until(pilot, lambda: "Restored" in error_text(app), "the question")
+        assert isinstance(app.screen, RestoreScreen)
+        assert new_home.key_file.exists()  # restored, not yet opened
+        app.screen.query_one("#restore-key-passphrase", Input).value = "ada's own"
+        await pilot.click("#send")
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen), "home")
+        assert app.backend is not None
+        assert app.backend.identity.public_key == ada_key
+
+    try:
+        drive(app, script)
+    finally:
+        setup.close()
