@@ -48,6 +48,13 @@ def fill(app: MeshcrewApp, path: Path, passphrase: str) -> None:
     app.screen.query_one("#restore-passphrase", Input).value = passphrase
 
 
+async def submit(pilot: Pilot[None], field: str = "#restore-passphrase") -> None:
+    """Press enter in a field, as a person who has just typed it would (two clicks on one
+    button in quick succession can read as one double click)."""
+    pilot.app.screen.query_one(field, Input).focus()
+    await pilot.press("enter")
+
+
 def error_text(app: MeshcrewApp) -> str:
     return str(app.screen.query_one("#restore-error", Label).render())
 
@@ -63,11 +70,11 @@ def test_a_new_laptop_restores_the_member_from_a_backup(town: Town, tmp_path: Pa
         await pilot.click("#restore")
         await until(pilot, lambda: isinstance(app.screen, RestoreScreen), "the dialog")
         fill(app, target, "not the passphrase")
-        await pilot.click("#send")
+        await submit(pilot)
         await until(pilot, lambda: "passphrase" in error_text(app), "the refusal")
         assert not new_home.key_file.exists(), "nothing restored with a wrong passphrase"
         fill(app, target, "river stones")
-        await pilot.click("#send")
+        await submit(pilot)
         await until(pilot, lambda: isinstance(app.screen, HomeScreen), "home")
         await until(pilot, lambda: "Tuesday crew" in screen_text(app), "the crew")
         assert app.backend is not None
@@ -97,7 +104,7 @@ def test_a_key_with_its_own_passphrase_asks_for_it(town: Town, tmp_path: Path) -
         assert isinstance(app.screen, RestoreScreen)
         assert new_home.key_file.exists()  # restored, not yet opened
         app.screen.query_one("#restore-key-passphrase", Input).value = "ada's own"
-        await pilot.click("#send")
+        await submit(pilot, "#restore-key-passphrase")
         await until(pilot, lambda: isinstance(app.screen, HomeScreen), "home")
         assert app.backend is not None
         assert app.backend.identity.public_key == ada_key
