@@ -186,7 +186,7 @@ class MemberReads:
 
     def energy(self, space_id: bytes) -> dict[bytes, list[tuple[int, int]]]:
         """Per member key: ``(ts, energy)`` of each check-in, oldest first."""
-        return domain_views.energy_series(self.view(space_id).opened)
+        return {key: list(points) for key, points in self.view(space_id).energy.items()}
 
     def compass(self, space_id: bytes, member: bytes) -> dict[str, list[tuple[int, int]]]:
         """One member's compass scores over time: scale → ``(ts, score)``, oldest first."""

@@ -30,10 +30,12 @@ from meshcrew.service.entries import (
 )
 from meshcrew.service.rhythm_text import format_rhythm
 from meshcrew.spaces import (
+    Cycle,
     OpenedPost,
     OpenedSpace,
     PostKind,
     RecordKind,
+    Rhythm,
     SpaceKind,
     SpaceMeta,
     SpaceState,
@@ -307,18 +309,33 @@ class SpaceView:
 
     # -- views --------------------------------------------------------------------------------
 
-    @property
+    @memo
     def last_ts(self) -> int:
         """The signed time of the newest record (0 if none)."""
         return max((r.ts for r in self.state.records.values()), default=0)
+
+    @memo
+    def energy(self) -> dict[bytes, list[tuple[int, int]]]:
+        """Per member key: ``(ts, energy)`` of each check-in, oldest first."""
+        return domain_views.energy_series(self.opened)
+
+    def _cycle_view(self, rhythm: Rhythm, now_ms: int) -> domain_views.CycleView:
+        """Who checked in during the cycle containing ``now_ms`` (kept per cycle: the home
+        and space screens ask several times per change)."""
+        cycles: dict[tuple[Rhythm, Cycle], domain_views.CycleView] = \
+            self.__dict__.setdefault("_cycles", {})
+        key = (rhythm, rhythm.cycle_at(now_ms))
+        found = cycles.get(key)
+        if found is None:
+            found = cycles[key] = domain_views.checkin_cycle(self.opened, rhythm, now_ms)
+        return found
 
     def summary(self, now_ms: int) -> SpaceSummary:
         """Where the space and this member stand, at ``now_ms``."""
         state, meta = self.state, self.meta
         genesis = state.records.get(self.space_id)
         needs_checkin = (self.is_member and meta is not None and state.kind in _CHECKIN_KINDS
-                         and self.me not in domain_views.checkin_cycle(
-                             self.opened, meta.rhythm, now_ms).checkins)
+                         and self.me not in self._cycle_view(meta.rhythm, now_ms).checkins)
         return SpaceSummary(
             id=self.space_id, kind=state.kind.value if state.kind else "unknown",
             name=meta.name if meta else None, purpose=meta.purpose if meta else "",
@@ -356,7 +373,7 @@ class SpaceView:
     def cycle(self, now_ms: int) -> CycleEntry:
         """The rhythm cycle containing ``now_ms``."""
         rhythm = self.require_meta().rhythm
-        view = domain_views.checkin_cycle(self.opened, rhythm, now_ms)
+        view = self._cycle_view(rhythm, now_ms)
         return CycleEntry(self.space_id, format_rhythm(rhythm), view.cycle.start_ms,
                           view.cycle.end_ms, tuple(self.entry_of(p) for p in
                                                    view.checkins.values()),
