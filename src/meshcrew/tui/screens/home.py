@@ -84,7 +84,7 @@ class HomeScreen(MeshcrewScreen):
     def on_records_changed(self, _message: RecordsChanged) -> None:
         """New records: new spaces, counts, who is due (when shown: a screen above it brings
         the home screen up to date as it closes, see :meth:`on_screen_resume`)."""
-        if self.meshcrew.prepared and self.is_current:
+        if self.meshcrew.prepared and self.app.screen is self:
             self.refresh_spaces()
 
     # -- opening a big replica ----------------------------------------------------------------
