@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Select, TextArea
 
+from meshcrew import collector
 from meshcrew.tui.formatting import SPARK_BLOCKS
+from meshcrew.tui.screens import space as space_screen
 from meshcrew.tui.screens.checkin import CheckInScreen
 from meshcrew.tui.screens.forms import PromptScreen
 from meshcrew.tui.screens.home import HomeScreen
@@ -159,3 +162,28 @@ def test_energy_sparkline_has_one_bar_per_cycle(town: Town) -> None:
         assert f"Bo  {expected}" in screen_text(app)
 
     drive(app, script)
+
+
+def test_a_big_space_freezes_its_cards_and_thaws_when_it_closes(
+        town: Town, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frozen objects are never collected: a closed space screen must not stay frozen."""
+    _space_id, (ada, _bo) = crew_of(town, "Ada", "Bo")
+    monkeypatch.setattr(collector, "FREEZE_ABOVE", 1)  # every space counts as big here
+    monkeypatch.setattr(space_screen, "FREEZE_ABOVE", 1)
+    app = make_app(ada)
+    frozen: list[int] = []
+
+    async def script(pilot: Pilot[None]) -> None:
+        gc.unfreeze()
+        await open_space(pilot, "Tuesday crew")
+        frozen.append(gc.get_freeze_count())
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen), "home")
+        frozen.append(gc.get_freeze_count())
+
+    try:
+        drive(app, script)
+    finally:
+        gc.unfreeze()
+    assert frozen[0] > 0, "the cards were built frozen"
+    assert frozen[1] == 0, "closing the screen thawed them"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 
-from meshcrew.collector import long_lived
+from meshcrew.collector import paused
 from meshcrew.errors import AmbiguousName, MeshcrewError, UnknownName
 from meshcrew.identity import Identity
 from meshcrew.records import Head
@@ -102,7 +102,7 @@ class MemberReads:
         view = self._follow(cached, frontier) if cached is not None else None
         if view is None:
             records = self.replica.space_records(space_id)
-            with long_lived(len(records)):
+            with paused(len(records)):
                 view = SpaceView(space_id, records, frontier, self.identity)
         self._views[space_id] = view
         return view
@@ -132,7 +132,7 @@ class MemberReads:
             progress: called with (spaces done, spaces in all, name of the space done).
         """
         with self._preparing, Replica.open(self.replica.home, read_only=True) as replica, \
-                long_lived(replica.record_count()):
+                paused(replica.record_count()):
             other = MemberReads(replica, self.identity, clock=self._clock)
             held = replica.spaces()
             for done, space_id in enumerate(held, start=1):

@@ -5,8 +5,9 @@ CPython's collector rescans every tracked object in a full collection, which the
 hundred milliseconds: a visible stall in the middle of scrolling. Two measures:
 
 * :func:`~meshcrew.collector.long_lived` builds a big space's cards with the collector paused
-  and then *freezes* what exists, so later collections skip it (the member service does the
-  same when it folds a big space).
+  and then *freezes* what exists, so later collections skip it; the space screen thaws
+  (:func:`~meshcrew.collector.thaw`) when it closes, so nothing stays frozen for good (the
+  member service only pauses the collector while it folds a big space).
 * :class:`CollectorHold` pauses the collector during a burst of key presses (as Textual does
   during smooth scrolling) and lets it run once the keys stop, so the full collections that
   drawing new lines eventually triggers happen between bursts, not between a key and its frame.
@@ -14,11 +15,9 @@ hundred milliseconds: a visible stall in the middle of scrolling. Two measures:
 
 from __future__ import annotations
 
-import gc
+from meshcrew.collector import FREEZE_ABOVE, long_lived, pause, resume, thaw
 
-from meshcrew.collector import FREEZE_ABOVE, long_lived
-
-__all__ = ["FREEZE_ABOVE", "HOLD_S", "CollectorHold", "long_lived"]
+__all__ = ["FREEZE_ABOVE", "HOLD_S", "CollectorHold", "long_lived", "thaw"]
 
 HOLD_S = 0.5
 """How long after the last key press the collector stays paused."""
@@ -36,13 +35,13 @@ class CollectorHold:
         return self._held
 
     def hold(self) -> None:
-        """Pause the collector (if it runs and no one else paused it)."""
-        if not self._held and gc.isenabled():
-            gc.disable()
+        """Pause the collector (once per hold; see :func:`meshcrew.collector.pause`)."""
+        if not self._held:
+            pause()
             self._held = True
 
     def release(self) -> None:
-        """Let the collector run again (if this hold paused it)."""
+        """End this hold's pause."""
         if self._held:
             self._held = False
-            gc.enable()
+            resume()

@@ -16,7 +16,7 @@ from meshcrew.service import CycleEntry, MemberEntry, PostEntry, SpaceSummary
 from meshcrew.tui.cards import build_cards, extend_cards
 from meshcrew.tui.formatting import ago, day, sparkline
 from meshcrew.tui.health import NO_HOLDINGS, Holdings, SyncStatus, receipt
-from meshcrew.tui.memory import long_lived
+from meshcrew.tui.memory import FREEZE_ABOVE, long_lived, thaw
 from meshcrew.tui.messages import PeersChanged, RecordsChanged
 from meshcrew.tui.screens import membership
 from meshcrew.tui.screens.base import MeshcrewScreen
@@ -69,6 +69,8 @@ class SpaceScreen(MeshcrewScreen):
         self.active: frozenset[bytes] = frozenset()
         self.cycle: CycleEntry | None = None
         self._log: list[PostEntry] = []
+        self._froze = False
+        """Whether building the cards froze the collector's view (undone on unmount)."""
         """The log the timeline's cards were made from."""
 
     def compose(self) -> ComposeResult:
@@ -87,6 +89,11 @@ class SpaceScreen(MeshcrewScreen):
         self.query_one("#timeline").border_title = "Check-ins"
         self.reload()
         self.query_one(Timeline).focus()
+
+    def on_unmount(self) -> None:
+        """Let the collector see what the cards' freeze hid (this screen's widgets among it)."""
+        if self._froze:
+            thaw()
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -110,6 +117,7 @@ class SpaceScreen(MeshcrewScreen):
         if cards is None:
             with long_lived(len(log)):
                 cards = build_cards(log)
+            self._froze = self._froze or len(log) >= FREEZE_ABOVE
         self._log = log
         timeline.set_cards(cards)
         self._show_cycle()
