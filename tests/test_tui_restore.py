@@ -14,6 +14,7 @@ from textual.widgets import Input, Label
 
 from meshcrew import identity
 from meshcrew.backup import MIN_MEMLIMIT, MIN_OPSLIMIT, KdfCost
+from meshcrew.errors import BackupError
 from meshcrew.home import Home
 from meshcrew.node.home_backup import back_up
 from meshcrew.tui.app import MeshcrewApp
@@ -43,7 +44,7 @@ def backed_up(town: Town, tmp_path: Path, *, key_passphrase: bytes | None = None
     return target, ada.identity.public_key
 
 
-def fill(app: MeshcrewApp, path: Path, passphrase: str) -> None:
+def fill(app: MeshcrewApp, path: Path | str, passphrase: str) -> None:
     app.screen.query_one("#restore-path", Input).value = str(path)
     app.screen.query_one("#restore-passphrase", Input).value = passphrase
 
@@ -69,6 +70,9 @@ def test_a_new_laptop_restores_the_member_from_a_backup(town: Town, tmp_path: Pa
         assert isinstance(app.screen, FirstRunScreen)
         await pilot.click("#restore")
         await until(pilot, lambda: isinstance(app.screen, RestoreScreen), "the dialog")
+        fill(app, "~no-such-user-here/ada.mcb", "river stones")
+        await submit(pilot)
+        await until(pilot, lambda: "No such home folder" in error_text(app), "the bad path")
         fill(app, target, "not the passphrase")
         await submit(pilot)
         await until(pilot, lambda: "passphrase" in error_text(app), "the refusal")
@@ -100,9 +104,15 @@ def test_a_key_with_its_own_passphrase_asks_for_it(town: Town, tmp_path: Path) -
         await until(pilot, lambda: isinstance(app.screen, RestoreScreen), "the dialog")
         fill(app, target, "river stones")
         await pilot.click("#send")
-        await until(pilot, lambda: "Restored" in error_text(app), "the question")
+        await until(pilot, lambda: "passphrase of its own" in error_text(app), "the question")
         assert isinstance(app.screen, RestoreScreen)
         assert new_home.key_file.exists()  # restored, not yet opened
+        await pilot.press("escape")  # no way back to a first run: the identity is here now
+        await until(pilot, lambda: "identity is restored" in error_text(app), "the answer")
+        assert isinstance(app.screen, RestoreScreen)
+        app.screen.query_one("#restore-key-passphrase", Input).value = "not it"
+        await submit(pilot, "#restore-key-passphrase")
+        await until(pilot, lambda: "not your key's passphrase" in error_text(app), "refusal")
         app.screen.query_one("#restore-key-passphrase", Input).value = "ada's own"
         await submit(pilot, "#restore-key-passphrase")
         await until(pilot, lambda: isinstance(app.screen, HomeScreen), "home")
@@ -113,3 +123,22 @@ def test_a_key_with_its_own_passphrase_asks_for_it(town: Town, tmp_path: Path) -
         drive(app, script)
     finally:
         setup.close()
+
+
+def test_a_restore_cut_short_can_be_done_again_but_not_over_someone_else(
+        town: Town, tmp_path: Path) -> None:
+    """The same identity takes the records again (merged); another identity is refused."""
+    target, ada_key = backed_up(town, tmp_path)
+    new_home = Home(tmp_path / "new-laptop")
+    setup = HomeSetup(new_home, clock=Clock(), network=False)
+    first = setup.restore(target, b"river stones")
+    again = setup.restore(target, b"river stones")
+    assert (first.key_file, again.key_file) == ("written", "kept")
+    assert again.accepted == 0
+    assert again.duplicates == first.accepted > 0
+    other = Home(tmp_path / "someone-else")
+    other.ensure()
+    identity.save(identity.Identity.generate("Cy"), other.key_file)
+    with pytest.raises(BackupError):
+        HomeSetup(other, clock=Clock(), network=False).restore(target, b"river stones")
+    assert identity.load(new_home.key_file).public_key == ada_key

@@ -193,6 +193,15 @@ def save(identity: Identity, path: Path, *, passphrase: bytes | None = None) -> 
     tmp.unlink()
 
 
+def is_sealed(path: Path) -> bool:
+    """Whether the key file at ``path`` is protected by a passphrase (False if unreadable)."""
+    try:
+        doc = msgpack.unpackb(path.read_bytes(), raw=False)
+    except (OSError, ValueError, msgpack.UnpackException):
+        return False
+    return isinstance(doc, dict) and "sealed" in doc
+
+
 def check_mode(path: Path) -> None:
     """Raise IdentityError if a key file can be read or written by anyone but its owner."""
     mode = stat.S_IMODE(path.stat().st_mode)

@@ -151,8 +151,10 @@ class HomeSetup:
     def restore(self, path: Path, passphrase: bytes,
                 on_progress: Callable[[int, int], None] | None = None) -> RestoreReport:
         """Restore the backup at ``path`` into the (new) home folder; see
-        :func:`meshcrew.node.home_backup.restore`."""
-        self._ready_for_an_identity()
+        :func:`meshcrew.node.home_backup.restore`. A home that already holds the backup's own
+        identity (a restore cut short, or done twice) takes the records again, merged; any
+        other identity is refused."""
+        self._ready_for_an_identity(keep_same=True)
         return restore(self.home, path, passphrase, key_passphrase=None, now_ms=self._clock(),
                        on_progress=on_progress)
 
@@ -162,8 +164,8 @@ class HomeSetup:
                                 network=self._network)
         return self.opened
 
-    def _ready_for_an_identity(self) -> None:
-        if self.home.key_file.exists():
+    def _ready_for_an_identity(self, *, keep_same: bool = False) -> None:
+        if self.home.key_file.exists() and not keep_same:
             raise IdentityError(f"The home folder {self.home.path} already holds an identity.")
         self.home.ensure()
         if self.home.open_to_others():

@@ -72,7 +72,11 @@ class BackupScreen(MeshcrewModal[BackupReport]):
         if self.query_one("#backup-again", Input).value != passphrase:
             error.update("The two passphrases differ.")
             return
-        path = Path(path_text).expanduser().absolute()
+        try:
+            path = Path(path_text).expanduser().absolute()
+        except RuntimeError:  # ~name of no such user
+            error.update(f"No such home folder: {path_text.split('/')[0]}.")
+            return
         if path.is_dir():
             error.update(f"{path} is a folder; give a file name in it.")
             return

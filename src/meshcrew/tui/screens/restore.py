@@ -8,14 +8,19 @@ a passphrase of its own asks for it before it opens; nothing is restored twice.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ProgressBar, Static
 
-from meshcrew.errors import MeshcrewError
+from meshcrew import identity
+from meshcrew.errors import IdentityError, MeshcrewError
+from meshcrew.home import Home
 from meshcrew.node.home_backup import RestoreReport
 from meshcrew.tui.launch import Opened, Setup
 from meshcrew.tui.screens.base import MeshcrewModal
@@ -75,23 +80,42 @@ class RestoreScreen(MeshcrewModal[Opened]):
         if not passphrase:
             error.update("Give the backup's passphrase.")
             return
-        path = Path(path_text).expanduser().absolute()
+        try:
+            path = Path(path_text).expanduser().absolute()
+        except RuntimeError:  # ~name of no such user
+            error.update(f"No such home folder: {path_text.split('/')[0]}.")
+            return
         error.update("")
         self._busy(True)
         self.query_one(".dialog").mount(ProgressBar(id="restore-progress", show_eta=False),
                                         before="#restore-error")
         self.run_worker(lambda: self._restore(path, passphrase.encode("utf-8")), thread=True,
-                        exclusive=True, group="restore")
+                        exclusive=True, group="restore", exit_on_error=False)
 
     def _restore(self, path: Path, passphrase: bytes) -> None:
-        """In the worker thread: restore the file; hand the result back to the screen."""
+        """In the worker thread: restore the file; hand the result back to the screen.
+
+        The restore runs to its end even if the app closes meanwhile (progress is then not
+        shown), so a home is never left half restored by quitting.
+        """
+        def progress(done: int, total: int) -> None:
+            with contextlib.suppress(RuntimeError):  # the app has stopped
+                self.app.call_from_thread(self._progress, done, total)
+
         try:
-            report = self.setup.restore(path, passphrase, lambda done, total:
-                                        self.app.call_from_thread(self._progress, done, total))
+            report = self.setup.restore(path, passphrase, progress)
         except MeshcrewError as exc:
-            self.app.call_from_thread(self._failed, str(exc))
+            self._tell(self._failed, str(exc))
             return
-        self.app.call_from_thread(self._restored, report)
+        except Exception as exc:  # a bug: say it in the dialog rather than end the app
+            self._tell(self._failed, f"The restore failed: {exc!r}")
+            return
+        self._tell(self._restored, report)
+
+    def _tell(self, callback: Callable[[Any], None], value: Any) -> None:
+        """Run ``callback(value)`` in the app's thread, if the app still runs."""
+        with contextlib.suppress(RuntimeError):
+            self.app.call_from_thread(callback, value)
 
     def _progress(self, done: int, total: int) -> None:
         for bar in self.query("#restore-progress").results(ProgressBar):
@@ -119,10 +143,17 @@ class RestoreScreen(MeshcrewModal[Opened]):
         key_passphrase = self.query_one("#restore-key-passphrase", Input).value
         try:
             opened = self.setup.open(key_passphrase.encode("utf-8") if key_passphrase else None)
+        except IdentityError as exc:
+            problem = (str(exc) if not identity.is_sealed(Home(self.setup.home_path).key_file) else
+                       "Your key has a passphrase of its own: give it above to open it."
+                       if not key_passphrase else "That is not your key's passphrase.")
+            self.query_one("#restore-error", Label).update(
+                f"Restored {report.records:,} records. {problem}")
+            self.query_one("#restore-key-passphrase", Input).focus()
+            return
         except MeshcrewError as exc:
             self.query_one("#restore-error", Label).update(
                 f"Restored {report.records:,} records. {exc}")
-            self.query_one("#restore-key-passphrase", Input).focus()
             return
         refused = f"; {len(report.rejected)} refused (see Sync health)" if report.rejected else ""
         self.app.notify(f"Welcome back, {report.name}: {report.records:,} records of "
@@ -141,6 +172,11 @@ class RestoreScreen(MeshcrewModal[Opened]):
         self.action_cancel()
 
     def action_cancel(self) -> None:
-        """Close without restoring (not while restoring; a restored home stays restored)."""
-        if not self.working:
+        """Close without restoring (not while restoring, nor once restored: the identity is
+        there now, and opening it is the only way on)."""
+        if self.report is not None:
+            self.query_one("#restore-error", Label).update(
+                "Your identity is restored; give your key's passphrase to open it (or quit: "
+                "meshcrew asks for it at the next start).")
+        elif not self.working:
             self.dismiss(None)
