@@ -3,6 +3,14 @@ close, however nested."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from meshcrew import identity
+from meshcrew.demo.crew import join_in_process
+from meshcrew.errors import MeshcrewError
+from meshcrew.home import Home
 from meshcrew.net.host import LATE_ARRIVAL, late_arrivals_only
 
 
@@ -27,3 +35,16 @@ def test_any_other_error_beside_them_is_not() -> None:
                                                        ValueError(LATE_ARRIVAL)))
     assert not late_arrivals_only(ExceptionGroup("flat", [RuntimeError(LATE_ARRIVAL),
                                                           OSError("reset")]))
+
+
+def test_a_refused_join_is_one_meshcrew_error_not_a_nest_of_groups(tmp_path: Path) -> None:
+    """trio and libp2p wrap an error raised inside the node in their task groups; the demo's
+    join hands the CLI the error itself, so it prints one sentence, not a traceback."""
+    home = Home(tmp_path / "you")
+    home.ensure()
+    you = identity.Identity.generate("You")
+    identity.save(you, home.key_file)
+    with pytest.raises(MeshcrewError) as caught:
+        join_in_process(home, you, "this is not an invite code", [])
+    assert not isinstance(caught.value, BaseExceptionGroup)
+    assert "invite" in str(caught.value).lower()

@@ -26,7 +26,7 @@ from meshcrew.demo.cast import MEMBERS
 from meshcrew.demo.live import LiveCrew
 from meshcrew.demo.processes import LOOPBACK, NodeProcess, stop_all, wait_all_ready
 from meshcrew.demo.seed import SeededCrew, make_home, seed_crew
-from meshcrew.errors import DemoError
+from meshcrew.errors import DemoError, MeshcrewError
 from meshcrew.home import Home
 from meshcrew.node.control_client import ControlClient, control_types
 from meshcrew.node.reports import JoinResult
@@ -240,6 +240,7 @@ def join_in_process(home: Home, you: identity.Identity, code: str,
     import trio
 
     from meshcrew.net.host import late_arrivals_only
+    from meshcrew.net.seam import first_error
     from meshcrew.node import NodeConfig, open_node
 
     joined: list[JoinResult] = []
@@ -251,6 +252,8 @@ def join_in_process(home: Home, you: identity.Identity, code: str,
 
     try:
         trio.run(join)
+    except* MeshcrewError as group:  # trio and libp2p nest it in their task groups
+        raise first_error(group) from None
     except* RuntimeError as group:
         if not joined or not late_arrivals_only(group):
             raise
