@@ -110,7 +110,7 @@ class HomeScreen(MeshcrewScreen):
         bar = self.query_one("#opening", ProgressBar)
         bar.update(total=total, progress=done)
         self.query_one("#space-info", Static).update(
-            Text(f"Opened {name or 'a locked space'} ({done} of {total})", style="italic"))
+            Text(f"Opened {name or 'a space'} ({done} of {total})", style="italic"))
 
     @on(Worker.StateChanged)
     def _prepared(self, event: Worker.StateChanged) -> None:
