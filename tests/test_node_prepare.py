@@ -92,7 +92,8 @@ async def test_the_app_and_its_node_share_the_views_and_prepare_once(
                                  replica=replica, views=cache) as node:
                 assert node.member.views is cache
         assert folded == [crew], "one fold for both, whichever prepared first"
-        assert [e.fields.get("text") for e in app_side.log(crew)][-1] == "arriving 2"
+        texts = {e.fields.get("text") for e in app_side.log(crew)}
+        assert {"arriving 0", "arriving 1", "arriving 2"} <= texts  # (same ms: any order)
         assert folded == [crew]
     with pytest.raises(ValueError, match="one member"):
         Member(replica, make_home(tmp_path, "Dee")[1], clock=wall_ms, views=cache)
