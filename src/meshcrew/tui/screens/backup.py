@@ -12,29 +12,28 @@ from pathlib import Path
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Input, Label, ProgressBar, Static
+from textual.widgets import Button, Input, Label, Static
 
 from meshcrew.backup import DEFAULT_KDF_COST, KDF_COSTS, KdfCost
-from meshcrew.errors import MeshcrewError
 from meshcrew.home import Home
 from meshcrew.node.home_backup import BackupReport, back_up
-from meshcrew.tui.screens.base import MeshcrewModal
+from meshcrew.tui.screens.file_work import FileWorkDialog
 
 DEFAULT_NAME = "meshcrew-backup.mcb"
 
 
-class BackupScreen(MeshcrewModal[BackupReport]):
+class BackupScreen(FileWorkDialog[BackupReport]):
     """Ask where to write the backup and for its passphrase; dismisses with what was written.
 
     Args:
         cost: how hard argon2id works (the default is what ``meshcrew backup`` uses).
     """
 
+    PREFIX = "backup"
+
     def __init__(self, cost: KdfCost = KDF_COSTS[DEFAULT_KDF_COST]) -> None:
         super().__init__()
         self.cost = cost
-        self.writing = False
-        """Whether the file is being written (the dialog then stays until it is done)."""
 
     def compose(self) -> ComposeResult:
         """The path, the passphrase twice, the buttons."""
@@ -60,62 +59,28 @@ class BackupScreen(MeshcrewModal[BackupReport]):
     @on(Input.Submitted)
     @on(Button.Pressed, "#send")
     def _send(self) -> None:
-        error = self.query_one("#backup-error", Label)
-        path_text = self.query_one("#backup-path", Input).value.strip()
+        if self.working:
+            return
         passphrase = self.query_one("#backup-passphrase", Input).value
-        if not path_text:
-            error.update("Give the file to write.")
+        path = self.path_from(self.query_one("#backup-path", Input).value,
+                              "Give the file to write.")
+        if path is None:
             return
         if not passphrase:
-            error.update("Choose a passphrase.")
+            self.error.update("Choose a passphrase.")
             return
         if self.query_one("#backup-again", Input).value != passphrase:
-            error.update("The two passphrases differ.")
-            return
-        try:
-            path = Path(path_text).expanduser().absolute()
-        except RuntimeError:  # ~name of no such user
-            error.update(f"No such home folder: {path_text.split('/')[0]}.")
+            self.error.update("The two passphrases differ.")
             return
         if path.is_dir():
-            error.update(f"{path} is a folder; give a file name in it.")
+            self.error.update(f"{path} is a folder; give a file name in it.")
             return
-        error.update("")
-        self.writing = True
-        for button in self.query(Button):
-            button.disabled = True
-        self.query_one(".dialog").mount(ProgressBar(id="backup-progress", show_eta=False),
-                                        before="#backup-error")
-        self.run_worker(lambda: self._write(path, passphrase.encode("utf-8")), thread=True,
-                        exclusive=True, group="backup")
-
-    def _write(self, path: Path, passphrase: bytes) -> None:
-        """In the worker thread: write the file; hand the result back to the screen."""
-        backend = self.backend
-        try:
-            report = back_up(Home(backend.home_path), path, backend.identity, passphrase,
-                             cost=self.cost, now_ms=backend.now(),
-                             on_progress=lambda done, total: self.app.call_from_thread(
-                                 self._progress, done, total))
-        except MeshcrewError as exc:
-            self.app.call_from_thread(self._failed, str(exc))
-            return
-        self.app.call_from_thread(self._done, report)
-
-    def _progress(self, done: int, total: int) -> None:
-        for bar in self.query("#backup-progress").results(ProgressBar):
-            bar.update(total=total, progress=done)
-
-    def _failed(self, problem: str) -> None:
-        for bar in self.query("#backup-progress"):
-            bar.remove()
-        self.query_one("#backup-error", Label).update(problem)
-        self.writing = False
-        for button in self.query(Button):
-            button.disabled = False
+        backend, secret = self.backend, passphrase.encode("utf-8")
+        self.start(lambda progress: back_up(Home(backend.home_path), path, backend.identity,
+                                            secret, cost=self.cost, now_ms=backend.now(),
+                                            on_progress=progress), self._done)
 
     def _done(self, report: BackupReport) -> None:
-        self.writing = False
         self.app.notify(f"Backed up {report.records:,} records of {report.spaces} "
                         f"space{'s' if report.spaces != 1 else ''} to {report.path}.",
                         title="Backup written", timeout=10)
@@ -125,7 +90,3 @@ class BackupScreen(MeshcrewModal[BackupReport]):
     def _cancel(self) -> None:
         self.action_cancel()
 
-    def action_cancel(self) -> None:
-        """Close without writing (not while the file is being written)."""
-        if not self.writing:
-            self.dismiss(None)

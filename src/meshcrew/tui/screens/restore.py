@@ -8,36 +8,31 @@ a passphrase of its own asks for it before it opens; nothing is restored twice.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Input, Label, ProgressBar, Static
+from textual.widgets import Button, Input, Label, Static
 
 from meshcrew import identity
 from meshcrew.errors import IdentityError, MeshcrewError
 from meshcrew.home import Home
 from meshcrew.node.home_backup import RestoreReport
 from meshcrew.tui.launch import Opened, Setup
-from meshcrew.tui.screens.base import MeshcrewModal
+from meshcrew.tui.screens.file_work import FileWorkDialog
 
 
-class RestoreScreen(MeshcrewModal[Opened]):
+class RestoreScreen(FileWorkDialog[Opened]):
     """Ask for the backup file and its passphrase; dismisses with the opened home folder.
 
     Args:
         setup: the first run's setup (it restores into its home folder, then opens it).
     """
 
+    PREFIX = "restore"
+
     def __init__(self, setup: Setup) -> None:
         super().__init__()
         self.setup = setup
-        self.working = False
-        """Whether the backup is being restored (the dialog then stays until it is done)."""
         self.report: RestoreReport | None = None
         """What was restored, once it was (then only the key's passphrase is asked for)."""
 
@@ -71,67 +66,19 @@ class RestoreScreen(MeshcrewModal[Opened]):
         if self.report is not None:  # restored; only the key's passphrase was missing
             self._open()
             return
-        error = self.query_one("#restore-error", Label)
-        path_text = self.query_one("#restore-path", Input).value.strip()
         passphrase = self.query_one("#restore-passphrase", Input).value
-        if not path_text:
-            error.update("Give the backup file.")
+        path = self.path_from(self.query_one("#restore-path", Input).value,
+                              "Give the backup file.")
+        if path is None:
             return
         if not passphrase:
-            error.update("Give the backup's passphrase.")
+            self.error.update("Give the backup's passphrase.")
             return
-        try:
-            path = Path(path_text).expanduser().absolute()
-        except RuntimeError:  # ~name of no such user
-            error.update(f"No such home folder: {path_text.split('/')[0]}.")
-            return
-        error.update("")
-        self._busy(True)
-        self.query_one(".dialog").mount(ProgressBar(id="restore-progress", show_eta=False),
-                                        before="#restore-error")
-        self.run_worker(lambda: self._restore(path, passphrase.encode("utf-8")), thread=True,
-                        exclusive=True, group="restore", exit_on_error=False)
-
-    def _restore(self, path: Path, passphrase: bytes) -> None:
-        """In the worker thread: restore the file; hand the result back to the screen.
-
-        The restore runs to its end even if the app closes meanwhile (progress is then not
-        shown), so a home is never left half restored by quitting.
-        """
-        def progress(done: int, total: int) -> None:
-            with contextlib.suppress(RuntimeError):  # the app has stopped
-                self.app.call_from_thread(self._progress, done, total)
-
-        try:
-            report = self.setup.restore(path, passphrase, progress)
-        except MeshcrewError as exc:
-            self._tell(self._failed, str(exc))
-            return
-        except Exception as exc:  # a bug: say it in the dialog rather than end the app
-            self._tell(self._failed, f"The restore failed: {exc!r}")
-            return
-        self._tell(self._restored, report)
-
-    def _tell(self, callback: Callable[[Any], None], value: Any) -> None:
-        """Run ``callback(value)`` in the app's thread, if the app still runs."""
-        with contextlib.suppress(RuntimeError):
-            self.app.call_from_thread(callback, value)
-
-    def _progress(self, done: int, total: int) -> None:
-        for bar in self.query("#restore-progress").results(ProgressBar):
-            bar.update(total=total, progress=done)
-
-    def _failed(self, problem: str) -> None:
-        for bar in self.query("#restore-progress"):
-            bar.remove()
-        self.query_one("#restore-error", Label).update(problem)
-        self._busy(False)
+        secret = passphrase.encode("utf-8")
+        self.start(lambda progress: self.setup.restore(path, secret, progress), self._restored)
 
     def _restored(self, report: RestoreReport) -> None:
-        for bar in self.query("#restore-progress"):
-            bar.remove()
         self.report = report
-        self._busy(False)
         for field in ("#restore-path", "#restore-passphrase"):
             self.query_one(field, Input).disabled = True
         self._open()
@@ -147,13 +94,11 @@ class RestoreScreen(MeshcrewModal[Opened]):
             problem = (str(exc) if not identity.is_sealed(Home(self.setup.home_path).key_file) else
                        "Your key has a passphrase of its own: give it above to open it."
                        if not key_passphrase else "That is not your key's passphrase.")
-            self.query_one("#restore-error", Label).update(
-                f"Restored {report.records:,} records. {problem}")
+            self.error.update(f"Restored {report.records:,} records. {problem}")
             self.query_one("#restore-key-passphrase", Input).focus()
             return
         except MeshcrewError as exc:
-            self.query_one("#restore-error", Label).update(
-                f"Restored {report.records:,} records. {exc}")
+            self.error.update(f"Restored {report.records:,} records. {exc}")
             return
         refused = f"; {len(report.rejected)} refused (see Sync health)" if report.rejected else ""
         self.app.notify(f"Welcome back, {report.name}: {report.records:,} records of "
@@ -161,11 +106,6 @@ class RestoreScreen(MeshcrewModal[Opened]):
                         f"restored{refused}. Your node syncs what was written since.",
                         title="Restored", timeout=10)
         self.dismiss(opened)
-
-    def _busy(self, busy: bool) -> None:
-        self.working = busy
-        for button in self.query(Button):
-            button.disabled = busy
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:
@@ -175,8 +115,7 @@ class RestoreScreen(MeshcrewModal[Opened]):
         """Close without restoring (not while restoring, nor once restored: the identity is
         there now, and opening it is the only way on)."""
         if self.report is not None:
-            self.query_one("#restore-error", Label).update(
-                "Your identity is restored; give your key's passphrase to open it (or quit: "
-                "meshcrew asks for it at the next start).")
-        elif not self.working:
-            self.dismiss(None)
+            self.error.update("Your identity is restored; give your key's passphrase to open "
+                              "it (or quit: meshcrew asks for it at the next start).")
+        else:
+            super().action_cancel()
