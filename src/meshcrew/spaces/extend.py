@@ -83,14 +83,9 @@ def _ordered_behind_removals(state: SpaceState) -> set[tuple[bytes, int]]:
     places = set()
     for rid in state.sequence:
         record = state.records[rid]
-        if record.kind == RecordKind.REMOVE:
-            try:
-                body = state.bodies[rid] if rid in state.bodies else parse_body(record.kind,
-                                                                                record.body)
-            except RecordError:
-                continue
-            if isinstance(body, RemoveBody):
-                places.add((body.member, body.last_seq + 1))
+        body = state.bodies[rid]
+        if record.kind == RecordKind.REMOVE and isinstance(body, RemoveBody):
+            places.add((body.member, body.last_seq + 1))
     return places
 
 

@@ -254,10 +254,8 @@ def _open(state: SpaceState, keyring: Keyring, records: list[Record],
 def _open_one(state: SpaceState, keyring: Keyring, record: Record,
               allowed: frozenset[PostKind]) -> OpenedPost | Status | None:
     """One accepted ``sealed`` record: its post, why it is refused, or None if locked."""
-    body = state.bodies.get(record.id)
-    if not isinstance(body, SealedBody):  # a state made without its bodies
-        body = parse_body(record.kind, record.body)
-        assert isinstance(body, SealedBody)  # the fold accepted it
+    body = state.bodies[record.id]
+    assert isinstance(body, SealedBody)  # the fold accepted it
     key = keyring.epoch_keys.get(body.epoch)
     if key is None:
         return None

@@ -192,10 +192,10 @@ class SpaceState:
     floors: Mapping[bytes, int]
     """Per author: the highest epoch number they wrote under or created (see rule 8)."""
     records: Mapping[bytes, Record] = field(repr=False)
-    bodies: Mapping[bytes, Body | None] = field(default_factory=dict, repr=False, compare=False)
+    bodies: Mapping[bytes, Body | None] = field(repr=False, compare=False)
     """The parsed bodies, by record id (None where the body does not parse or the kind is not
     known): a function of the records, kept so that readers need not parse them again."""
-    stalled: bool = field(default=False, repr=False, compare=False)
+    stalled: bool = field(repr=False, compare=False)
     """Whether the canonical order met a cycle through a soft dependency (a removal and what
     it orders behind itself, see :mod:`meshcrew.spaces.fold` rule 6) and broke it: a function
     of the records, kept for :func:`meshcrew.spaces.extend.extend`."""
