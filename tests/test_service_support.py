@@ -39,6 +39,15 @@ class FakeClock:
         self.now += ms
 
 
+def open_person(root: Path, name: str, salt: bytes) -> tuple[Replica, Identity]:
+    """A fresh home folder under ``root`` with its replica open, and ``name``'s identity (the
+    same key for the same name and salt in every run)."""
+    home = Home(root / name)
+    home.ensure()
+    return Replica.open(home), Identity.from_seed(hashlib.sha256(salt + name.encode()).digest(),
+                                                  name)
+
+
 class Town:
     """Several members, each with their own home folder and replica, sharing one clock."""
 
@@ -50,13 +59,9 @@ class Town:
 
     def person(self, name: str) -> Member:
         """A new member with a fresh home folder."""
-        home = Home(self.root / name)
-        home.ensure()
-        replica = Replica.open(home)
+        replica, who = open_person(self.root, name, b"meshcrew service test ")
         self._replicas.append(replica)
-        seed = hashlib.sha256(b"meshcrew service test " + name.encode()).digest()
-        rng = random.Random(name).randbytes
-        member = Member(replica, Identity.from_seed(seed, name), clock=self.clock, rng=rng)
+        member = Member(replica, who, clock=self.clock, rng=random.Random(name).randbytes)
         self.members[name] = member
         return member
 

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Input, Label
 
@@ -17,7 +16,7 @@ from meshcrew.node.home_backup import read_backup
 from meshcrew.tui.app import MeshcrewApp
 from meshcrew.tui.screens.backup import BackupScreen
 from meshcrew.tui.screens.home import HomeScreen
-from test_tui_support import Town, crew_of, drive, make_app, town_at, until
+from test_tui_support import Town, crew_of, drive, make_app, run_from_palette, town_at, until
 
 
 @pytest.fixture
@@ -52,17 +51,7 @@ def test_back_up_from_the_palette(town: Town, tmp_path: Path) -> None:
 
     async def script(pilot: Pilot[None]) -> None:
         await until(pilot, lambda: isinstance(app.screen, HomeScreen), "home")
-        await pilot.press("ctrl+p")
-        await until(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
-        await pilot.press(*"Back up")
-        results = app.screen.query_one(CommandList)
-
-        def found() -> bool:  # the palette searches in a worker
-            return results.option_count > 0 and "Back up to a file" in str(
-                results.get_option_at_index(0).prompt)
-
-        await until(pilot, found, "the palette's hit")
-        await pilot.press("enter")
+        await run_from_palette(pilot, "Back up", "Back up to a file")
         await until(pilot, lambda: isinstance(app.screen, BackupScreen), "the backup dialog")
         fill(app, target, "our crew's secret", "our crew's secret")
         await pilot.click("#send")

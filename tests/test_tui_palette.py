@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from textual.binding import Binding
-from textual.command import CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.screen import Screen
 
@@ -17,7 +16,7 @@ from meshcrew.tui.screens.congregation import CongregationScreen
 from meshcrew.tui.screens.health import SyncHealthScreen
 from meshcrew.tui.screens.home import HomeScreen
 from meshcrew.tui.screens.space import SpaceScreen
-from test_tui_support import Town, crew_of, drive, make_app, town_at, until
+from test_tui_support import Town, crew_of, drive, make_app, run_from_palette, town_at, until
 
 
 @pytest.fixture
@@ -55,17 +54,7 @@ def test_an_action_runs_from_the_palette(town: Town) -> None:
     async def script(pilot: Pilot[None]) -> None:
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, SpaceScreen), "the crew")
-        await pilot.press("ctrl+p")
-        await until(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
-        await pilot.press(*"Check in")
-        results = app.screen.query_one(CommandList)
-
-        def found() -> bool:  # the palette searches in a worker
-            return results.option_count > 0 and "Check in" in str(
-                results.get_option_at_index(0).prompt)
-
-        await until(pilot, found, "the palette's hit")
-        await pilot.press("enter")
+        await run_from_palette(pilot, "Check in", "Check in")
         await until(pilot, lambda: isinstance(app.screen, CheckInScreen), "the check-in form")
 
     drive(app, script)

@@ -13,7 +13,6 @@ pytest-trio, which would run an ``async def`` test under trio; see STYLE.md).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import random
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC
@@ -22,12 +21,11 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from meshcrew.home import Home
-from meshcrew.identity import Identity
 from meshcrew.store import Replica
 from meshcrew.tui.app import MeshcrewApp
 from meshcrew.tui.backend import LocalBackend
 from meshcrew.tui.read_marks import ReadMarks
+from test_service_support import open_person
 
 T0 = 1_767_657_000_000  # 2026-01-05 23:50 UTC, a Monday
 HOUR = 3_600_000
@@ -63,13 +61,9 @@ class Town:
 
     def person(self, name: str) -> LocalBackend:
         """A new member with a fresh home folder."""
-        home = Home(self.root / name)
-        home.ensure()
-        replica = Replica.open(home)
+        replica, who = open_person(self.root, name, b"meshcrew tui test ")
         self._replicas.append(replica)
-        seed = hashlib.sha256(b"meshcrew tui test " + name.encode()).digest()
-        backend = LocalBackend(replica, Identity.from_seed(seed, name), clock=self.clock,
-                               rng=random.Random(name).randbytes)
+        backend = LocalBackend(replica, who, clock=self.clock, rng=random.Random(name).randbytes)
         self.people[name] = backend
         return backend
 
@@ -151,6 +145,23 @@ async def until(pilot: Pilot[None], condition: Callable[[], bool], what: str) ->
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause()
+
+
+async def run_from_palette(pilot: Pilot[None], typed: str, title: str) -> None:
+    """Open the command palette, type ``typed``, and run the first hit once it is ``title``."""
+    from textual.command import CommandList, CommandPalette
+
+    app = pilot.app
+    await pilot.press("ctrl+p")
+    await until(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+    await pilot.press(*typed)
+    results = app.screen.query_one(CommandList)
+
+    def found() -> bool:  # the palette searches in a worker
+        return results.option_count > 0 and title in str(results.get_option_at_index(0).prompt)
+
+    await until(pilot, found, "the palette's hit")
+    await pilot.press("enter")
 
 
 def screen_text(app: MeshcrewApp) -> str:
