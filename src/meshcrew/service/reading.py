@@ -103,7 +103,7 @@ class MemberReads:
         if view is None:
             records = self.replica.space_records(space_id)
             with paused(len(records)):
-                view = SpaceView(space_id, records, frontier, self.identity)
+                view = SpaceView.folded(space_id, records, frontier, self.identity)
         self._views[space_id] = view
         return view
 

@@ -31,6 +31,7 @@ from meshcrew.service.entries import (
 from meshcrew.service.rhythm_text import format_rhythm
 from meshcrew.spaces import (
     Cycle,
+    Keyring,
     OpenedPost,
     OpenedSpace,
     PostKind,
@@ -112,45 +113,57 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 class SpaceView:
     """One space as one member sees it, for one set of its accepted records.
 
+    Made by :meth:`folded` (from scratch) or :meth:`extended` (from the view before it).
+
     Args:
         space_id: the space.
-        records: every accepted record of the space the replica holds.
         frontier: the replica's frontier of the space for those records (the cache key).
-        me: this member's identity.
+        me: this member's public key.
+        state: the space's state.
+        keyring: the keys this member holds for it.
+        meta: its settings, if this member can read them.
+        previous: the view this one extends (its computed posts and entries are reused).
     """
 
-    def __init__(self, space_id: bytes, records: Iterable[Record], frontier: Mapping[bytes, Head],
-                 me: Identity) -> None:
+    def __init__(self, space_id: bytes, frontier: Mapping[bytes, Head], me: bytes,
+                 state: SpaceState, keyring: Keyring, meta: SpaceMeta | None,
+                 previous: SpaceView | None = None) -> None:
         self.space_id = space_id
         self.frontier = dict(frontier)
-        self.me = me.public_key
-        self.state: SpaceState = fold(space_id, records)
-        self.keyring = unlock(self.state, me.signing_key)
-        self.meta: SpaceMeta | None = open_meta(self.state, self.keyring)
-        self._previous: SpaceView | None = None
+        self.me = me
+        self.state = state
+        self.keyring = keyring
+        self.meta = meta
+        self._previous = previous
+        """The view this one extends, while it has work this one can take over."""
+
+    @classmethod
+    def folded(cls, space_id: bytes, records: Iterable[Record], frontier: Mapping[bytes, Head],
+               me: Identity) -> SpaceView:
+        """The view of a space's records, folded from scratch."""
+        state = fold(space_id, records)
+        keyring = unlock(state, me.signing_key)
+        return cls(space_id, frontier, me.public_key, state, keyring, open_meta(state, keyring))
 
     def extended(self, records: list[Record]) -> SpaceView | None:
         """This view once ``records`` (new to it) have arrived, or None if that takes a new fold.
 
         The new view reuses this one's work: the fold is extended (see
         :func:`meshcrew.spaces.extend.extend`), only the new posts are decrypted, and the
-        entries are kept unless a new profile renames someone.
+        entries are kept unless a new profile renames someone. Posts change no epoch, so the
+        keys and the settings stay as they were.
         """
         state = extend(self.state, records)
         if state is None:
             return None
-        view = object.__new__(SpaceView)
-        view.space_id, view.me, view.keyring, view.meta = (self.space_id, self.me, self.keyring,
-                                                           self.meta)
-        view.state = state
-        view.frontier = dict(self.frontier)
+        frontier = dict(self.frontier)
         for record in records:
-            head = view.frontier.get(record.author)
+            head = frontier.get(record.author)
             if head is None or record.seq > head.seq:
-                view.frontier[record.author] = Head(record.seq, record.id)
-        view._previous = self
+                frontier[record.author] = Head(record.seq, record.id)
         self._previous = None  # a chain of one: older views are let go
-        return view
+        return SpaceView(self.space_id, frontier, self.me, state, self.keyring, self.meta,
+                         previous=self)
 
     def _reusable(self, name: str) -> Any:
         """The previous view's computed ``name`` if it had one, else None."""
