@@ -69,8 +69,10 @@ class Host:
 
     def __init__(self, lp_host: Any, pubsub: Any, router: Any, identity: Identity, *,
                  config: NetConfig, validator: GossipValidator | None,
-                 banned: Iterable[str]) -> None:
+                 banned: Iterable[str], noise: Any = None) -> None:
         self._lp = lp_host
+        self._noise = noise
+        """The Noise security transport (for fresh, unregistered handshakes: dial-backs)."""
         self.config = config
         """The settings the host was opened with."""
         self.peer_id: str = identity.peer_id
@@ -358,8 +360,8 @@ async def open_host(identity: Identity, config: NetConfig | None = None, *,
     for addr in addrs:
         _check_port_free(addr)
     key_pair = create_new_key_pair(identity.seed)
-    security = {NOISE_PROTOCOL_ID: NoiseTransport(
-        key_pair, noise_privkey=create_noise_key_pair().private_key)}
+    noise = NoiseTransport(key_pair, noise_privkey=create_noise_key_pair().private_key)
+    security = {NOISE_PROTOCOL_ID: noise}
     # Announce real interface addresses instead of a wildcard, and nothing peers merely observed
     # (an outbound connection's ephemeral port is not an address anyone can dial back).
     lp_host = new_host(key_pair=key_pair, sec_opt=security,
@@ -392,7 +394,7 @@ async def open_host(identity: Identity, config: NetConfig | None = None, *,
             await stack.enter_async_context(background_trio_service(router))
             await pubsub.wait_until_ready()
             host = Host(lp_host, pubsub, router, identity, config=config, validator=validator,
-                        banned=banned)
+                        banned=banned, noise=noise)
             lp_host.get_network().register_notifee(_ConnectionNotifee(host, lp_host))
             nursery = await stack.enter_async_context(trio.open_nursery())
             await nursery.start(host._run)
