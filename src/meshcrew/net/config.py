@@ -54,3 +54,5 @@ class NetConfig:
     penalty_decay_per_s: float = 1.0 / 60.0
     """Points forgiven per second, so rare honest mistakes never add up to a ban."""
     gossip: GossipConfig = field(default_factory=GossipConfig)
+    relay_strangers: bool = True
+    """As a relay, give peers that share no space the spec's limited relay (else nothing)."""

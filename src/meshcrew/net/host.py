@@ -33,9 +33,12 @@ from multiaddr import Multiaddr
 
 from meshcrew.errors import DialError, IdentityError, ListenError, PeerBanned
 from meshcrew.identity import Identity
+from meshcrew.net import internals
 from meshcrew.net.addresses import expand_wildcards
 from meshcrew.net.config import NetConfig
 from meshcrew.net.gossip import Gossip, GossipValidator, message_id
+from meshcrew.net.reach import PeerLink, Reach
+from meshcrew.net.relay import RelayServiceConfig, dial_through, split_circuit
 from meshcrew.net.scores import PeerScores
 from meshcrew.net.seam import log, translated
 from meshcrew.net.stream import Stream, abort
@@ -83,6 +86,12 @@ class Host:
         self._pubsub = pubsub
         self.gossip = Gossip(pubsub, router, config.gossip, validator, self.penalize)
         """Live gossip on space topics."""
+        self.is_member: Callable[[str], bool] = lambda peer_id: False
+        """Whether a peer shares a space with this node (the node sets it; relay limits)."""
+        self.reach = Reach(lp_host, self.peer_id, self.connect,
+                           self._shares_a_space, self.penalize,
+                           RelayServiceConfig(strangers=config.relay_strangers))
+        """Relay service, reservations, circuits and hole punching."""
         self._watchers: list[trio.MemorySendChannel[PeerEvent]] = []
         self._evict_send, self._evict_receive = trio.open_memory_channel[str](256)
         for peer_id in self.scores.banned:
@@ -129,6 +138,10 @@ class Host:
             raise DialError(f"{addr!r} is not a multiaddr ending in /p2p/<peer id>.") from None
         peer_id = str(info.peer_id)
         self._refuse_banned(peer_id)
+        circuit = split_circuit(addr)
+        if circuit is not None:
+            await self._connect_through(*circuit)
+            return peer_id
         # Dial exactly this address: libp2p dials only one known address per transport (the
         # first, often a stale one), and refuses for a minute a peer whose addresses all failed.
         # The node keeps its own addresses and backoff per peer (a restarted peer's new address
@@ -140,6 +153,27 @@ class Host:
                 trio.fail_after(self.config.dial_timeout_s):
             await self._lp.connect(info)
         return peer_id
+
+    async def _connect_through(self, relay_addr: str, relay_id: str, target: str) -> None:
+        """Dial ``target`` through a relay (dialling the relay first if need be)."""
+        if target in self.connected_peers():
+            return
+        if self.peer_id in (relay_id, target):
+            raise DialError(f"{target}: a circuit through or to this node itself.")
+        if relay_id not in self.connected_peers():
+            try:
+                await self.connect(relay_addr)
+            except DialError as exc:
+                raise DialError(f"No relay reachable for {target}: {exc}") from None
+        with trio.fail_after(self.config.dial_timeout_s):
+            await dial_through(self._lp, relay_id, target)
+
+    def _shares_a_space(self, peer_id: str) -> bool:
+        return self.is_member(peer_id)  # looked up at each call: the node sets is_member later
+
+    def link(self, peer_id: str) -> PeerLink:
+        """How a peer is connected now: direct, relayed (via whom) or hole-punched."""
+        return self.reach.link(peer_id)
 
     async def disconnect(self, peer_id: str) -> None:
         """Close every connection to a peer (no error if there is none)."""
@@ -233,6 +267,8 @@ class Host:
     async def _run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.gossip.run)
+            self.reach.install()
+            await nursery.start(self.reach.run)
             task_status.started()
             async for peer_id in self._evict_receive:
                 try:
@@ -281,6 +317,27 @@ class _ConnectionNotifee(INotifee):
         return None
 
 
+class _Announce:
+    """The host's ``addrs_factory``: its listen addresses (wildcards expanded), not what peers
+    observed. Circuits are added after libp2p's suffixing (:func:`internals.announce_also`)."""
+
+    def __init__(self) -> None:
+        self.host: Host | None = None
+
+    def __call__(self, candidates: list[Multiaddr]) -> list[Multiaddr]:
+        host = self.host
+        if host is None:
+            return expand_wildcards(candidates)
+        listening = {str(a) for a in host._lp.get_transport_addrs()}
+        return expand_wildcards([a for a in candidates if str(a) in listening])
+
+    def circuits(self) -> list[Multiaddr]:
+        host = self.host
+        if host is None:
+            return []
+        return [Multiaddr(a) for a in host.reach.reservations.circuit_addrs(host.peer_id)]
+
+
 def _parse_listen_addrs(texts: Iterable[str]) -> list[Multiaddr]:
     addrs = []
     for text in texts:
@@ -310,6 +367,10 @@ def _check_port_free(addr: Multiaddr) -> None:
     family = socket.AF_INET if "ip4" in protocols else socket.AF_INET6
     ip = addr.value_for_protocol("ip4" if "ip4" in protocols else "ip6")
     probe = socket.socket(family, socket.SOCK_STREAM)
+    # SO_REUSEADDR, as the listener itself will: connections of the last run lingering in
+    # TIME_WAIT must not count as "in use" (a restarted node would lose its port for a minute),
+    # while a socket listening there still does.
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         probe.bind((ip, port))
     except OSError as exc:
@@ -362,11 +423,14 @@ async def open_host(identity: Identity, config: NetConfig | None = None, *,
     key_pair = create_new_key_pair(identity.seed)
     noise = NoiseTransport(key_pair, noise_privkey=create_noise_key_pair().private_key)
     security = {NOISE_PROTOCOL_ID: noise}
-    # Announce real interface addresses instead of a wildcard, and nothing peers merely observed
-    # (an outbound connection's ephemeral port is not an address anyone can dial back).
+    # Announce real interface addresses instead of a wildcard, the circuits of the relays this
+    # node holds reservations on, and nothing peers merely observed (an outbound connection's
+    # ephemeral port is not an address anyone can dial back). libp2p still records what peers
+    # observe, for hole punching (DCUtR predicts the NAT's address from it).
+    announce = _Announce()
     lp_host = new_host(key_pair=key_pair, sec_opt=security,
                        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux}, listen_addrs=addrs,
-                       addrs_factory=expand_wildcards, disable_identify_address_discovery=True)
+                       addrs_factory=announce, disable_identify_address_discovery=False)
     g = config.gossip
     router = GossipSub(
         protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11],
@@ -395,6 +459,8 @@ async def open_host(identity: Identity, config: NetConfig | None = None, *,
             await pubsub.wait_until_ready()
             host = Host(lp_host, pubsub, router, identity, config=config, validator=validator,
                         banned=banned, noise=noise)
+            announce.host = host
+            internals.announce_also(lp_host, announce.circuits)
             lp_host.get_network().register_notifee(_ConnectionNotifee(host, lp_host))
             nursery = await stack.enter_async_context(trio.open_nursery())
             await nursery.start(host._run)
