@@ -43,6 +43,18 @@ def register(commands: Commands) -> None:
                       help="do not announce or look for peers on the LAN")
     node.add_argument("--sync-period", type=float, default=60.0, metavar="SECONDS",
                       help="how often connected peers are synced again (default: 60)")
+    node.add_argument("--reachability", choices=("auto", "public", "private"), default="auto",
+                      help="whether peers can dial this node directly: learnt from peers' "
+                      "dial-backs (auto, the default), or set; a public node relays for members "
+                      "behind NAT, a private one keeps reservations on relays")
+    node.add_argument("--relay", action="append", metavar="ADDR",
+                      help="a circuit relay (any libp2p relay v2) to keep a reservation on when "
+                      "not publicly reachable, a multiaddr ending in /p2p/<peer id> "
+                      "(repeatable; --bootstrap peers and public members are tried too)")
+    node.add_argument("--relay-strangers", choices=("on", "off"), default="on",
+                      help="as a relay, give peers that share no space with you the limited "
+                      "relay of the spec (2 min, 128 KiB: enough for a hole punch or a join), "
+                      "or nothing (default: on)")
 
     status = add_command(
         commands, "status", summary="show the running node: peer id, addresses, peers",
@@ -104,7 +116,9 @@ def run_node(args: argparse.Namespace, session: Session) -> int:
 
     person = session.load_identity()
     config = NodeConfig(listen_addrs=tuple(args.listen or ()), mdns=not args.no_mdns,
-                        bootstrap=tuple(args.bootstrap or ()), sync_period_s=args.sync_period)
+                        bootstrap=tuple(args.bootstrap or ()), sync_period_s=args.sync_period,
+                        reachability=args.reachability, relays=tuple(args.relay or ()),
+                        relay_strangers=args.relay_strangers == "on")
     handler = configure_logging(session)
     log = logging.getLogger("meshcrew.node")
 
@@ -166,6 +180,15 @@ def run_status(args: argparse.Namespace, session: Session) -> int:
         f" ({synced} {'peer' if synced == 1 else 'peers'} synced so far)" if synced else ""))
     session.print(f"  spaces     {len(status.spaces)}, {status.records:,} records")
     session.print(f"  LAN        {'announced (mDNS)' if status.mdns else 'off'}")
+    session.print(f"  reachable  {status.reachability}: {status.reachability_reason}")
+    if status.reservations:
+        session.print(f"  relays     reserved on {', '.join(status.reservations)}")
+    relay = status.relay
+    if relay is not None and relay.serving:
+        session.print(f"  relaying   {relay.reservations}/{relay.max_reservations} reservations, "
+                      f"{relay.circuits}/{relay.max_circuits} circuits, "
+                      f"{relay.bytes_today:,}/{relay.bytes_per_day:,} bytes today"
+                      + ("" if relay.strangers else ", members only"))
     session.print(f"  gossip     {status.gossip_published} published, {status.gossip_received} "
                   f"received, {status.gossip_rejected} rejected, {status.gossip_dropped} dropped")
     if status.banned:
@@ -221,6 +244,9 @@ def _peer_line(report: PeerReport) -> str:
     state = "connected" if report.connected else (
         f"last seen {local_time(report.last_seen_ms)}" if report.last_seen_ms else "never seen")
     flags = "  BANNED" if report.banned else ""
+    if report.connected:
+        state += {"direct": ", direct", "hole-punched": ", direct (hole-punched)",
+                  "relayed": f", relayed via {report.via or 'a relay'}"}.get(report.link, "")
     return f"{who:<24} {report.peer_id}  {state}, last sync {_when(report.last_sync_ms)}{flags}"
 
 

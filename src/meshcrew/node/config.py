@@ -33,6 +33,10 @@ class NodeConfig:
         keys_timeout_s: after joining, how long ``join`` waits for the keys to arrive.
         net: the libp2p adapter's settings (deadlines, gossip); its listen addresses are
             replaced by ``listen_addrs``. None: the defaults, with a 1 s shutdown deadline.
+        reachability: ``auto`` (learn by dial-backs from peers), ``public`` or ``private``.
+        relay_strangers: as a relay, give peers that share no space the spec's limited relay.
+        relays: multiaddrs of relays to keep reservations on when not publicly reachable
+            (``--bootstrap`` peers are tried too).
         prepare_above: from how many records in the replica the node folds and decrypts every
             space in a worker thread before it starts (so that the first reads do not hold up
             the trio loop).
@@ -51,3 +55,6 @@ class NodeConfig:
     keys_timeout_s: float = 30.0
     net: NetConfig | None = None
     prepare_above: int = PREPARE_ABOVE
+    reachability: str = "auto"
+    relay_strangers: bool = True
+    relays: tuple[str, ...] = ()

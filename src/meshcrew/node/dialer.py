@@ -99,6 +99,8 @@ class Dialer:
             return True
         known = self._book.get(peer_id)
         tried = list(dict.fromkeys([*addrs, *(known.addrs if known else [])]))
+        # Direct addresses first; a relay only when every direct one failed.
+        tried.sort(key=lambda a: "/p2p-circuit" in a)
         async with self._limit:
             for addr in tried:
                 try:

@@ -31,20 +31,22 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from meshcrew.errors import ListenError
+from meshcrew.errors import IdentityError, ListenError
 from meshcrew.home import Home
-from meshcrew.identity import Identity
+from meshcrew.identity import Identity, public_key_of_peer_id
 from meshcrew.net import INVALID_RECORD, Host, NetConfig, SyncService, open_host
 from meshcrew.net.config import default_listen_addrs
 from meshcrew.node.arrivals import Arrivals, all_posts, peer_key
 from meshcrew.node.config import NodeConfig
 from meshcrew.node.contacts import Contacts
 from meshcrew.node.control import serve_control
+from meshcrew.node.dialer import peer_of
 from meshcrew.node.dispatch import Dispatcher, value_types
 from meshcrew.node.join import JOIN_PROTOCOL, Admission, JoinServer
 from meshcrew.node.joining import Joining
 from meshcrew.node.membership import GossipJudge, Membership, changes_membership
 from meshcrew.node.peerbook import PeerBook
+from meshcrew.node.reachability import ReachabilityWatch, Verdict
 from meshcrew.node.receipts import Receipts
 from meshcrew.node.reports import (
     JoinProgress,
@@ -54,6 +56,7 @@ from meshcrew.node.reports import (
     PeerReport,
     PeerSynced,
     RecordsChanged,
+    RelayUse,
 )
 from meshcrew.reasons import Reason
 from meshcrew.records import Record, record_id
@@ -122,6 +125,7 @@ class Node:
         self._to_sync: set[str] = set()
         self._sync_wanted = trio.Event()
         self._arrivals = Arrivals(self)
+        self._reach: ReachabilityWatch | None = None
 
     # --- the handle ----------------------------------------------------------------------------
 
@@ -150,6 +154,8 @@ class Node:
         """The node at a glance (``meshcrew status``)."""
         host = self.host
         stats = host.gossip.statistics()
+        reach = self.reachability()
+        use = host.reach.service.statistics()
         return NodeStatus(
             peer_id=host.peer_id, key=self.identity.public_key, name=self.identity.name,
             fingerprint=self.identity.fingerprint, home=str(self.home.path),
@@ -160,7 +166,15 @@ class Node:
             gossip_received=stats.received, gossip_rejected=stats.rejected,
             gossip_dropped=stats.publish_dropped + stats.receive_dropped,
             last_sync_ms=self.book.last_sync_ms(),
-            synced_peers=sum(1 for e in self.book.entries() if e.last_sync_ms is not None))
+            synced_peers=sum(1 for e in self.book.entries() if e.last_sync_ms is not None),
+            reachability=reach.verdict, reachability_reason=reach.reason,
+            reservations=tuple(sorted(host.reach.reservations.active)),
+            relay=RelayUse(serving=use.enabled, strangers=use.strangers,
+                           reservations=use.reservations, max_reservations=use.max_reservations,
+                           circuits=use.circuits, max_circuits=use.max_circuits,
+                           max_circuits_per_peer=use.max_circuits_per_peer,
+                           bytes_today=use.bytes_today, bytes_per_day=use.bytes_per_day,
+                           circuits_served=use.circuits_served, refused=use.refused))
 
     def peers(self) -> list[PeerReport]:
         """Connected and known peers, and per shared space what each lacks (``meshcrew peers``)."""
@@ -309,6 +323,14 @@ class Node:
                                  on_complete=self._on_sync_complete)
         self._contacts = Contacts(host, self.book, self.membership, self.config, self._clock,
                                   self._emit)
+        host.is_member = self._shares_a_space
+        host.reach.on_direct = self._hole_punched
+        for addr in (*self.config.relays, *self.config.bootstrap):
+            relay_id = peer_of(addr)
+            if relay_id is not None:
+                host.reach.reservations.pin(relay_id, [addr])
+        self._reach = ReachabilityWatch(host, self.config.reachability)
+        await nursery.start(self._reach.run)
         host.set_stream_handler(JOIN_PROTOCOL, JoinServer(
             self.replica, is_active=self._is_active, check_invite=self._check_invite,
             admit=self._admit, penalize=host.penalize).serve)
@@ -352,6 +374,25 @@ class Node:
         while True:
             await trio.sleep(_SAVE_EVERY_S)
             self.save()
+
+    def reachability(self) -> Verdict:
+        """Whether peers can dial this node directly, and why the node thinks so."""
+        if self._reach is None:
+            return Verdict("unknown", "the node is not running")
+        return self._reach.verdict()
+
+    def _shares_a_space(self, peer_id: str) -> bool:
+        try:
+            key = public_key_of_peer_id(peer_id)
+        except IdentityError:
+            return False
+        return any(key in self.membership.active(s) for s in self.membership.my_spaces())
+
+    def _hole_punched(self, peer_id: str) -> None:
+        """A direct connection replaced a relayed one: sync over it (a session on the relayed
+        connection is cut when that closes)."""
+        if self._sync is not None and peer_id in self.host.connected_peers():
+            self.sync.sync_soon(peer_id)
 
     # --- the join handshake's member side ------------------------------------------------------
 
@@ -451,7 +492,8 @@ async def _open_host(node: Node) -> AsyncIterator[Host]:
         [default_listen_addrs(remembered or 0)] + ([default_listen_addrs(0)] if remembered else [])
     async with AsyncExitStack() as stack:
         for number, addrs in enumerate(choices, start=1):
-            net = replace(config.net or NetConfig(shutdown_timeout_s=1.0), listen_addrs=addrs)
+            net = replace(config.net or NetConfig(shutdown_timeout_s=1.0), listen_addrs=addrs,
+                          relay_strangers=config.relay_strangers)
             try:
                 host = await stack.enter_async_context(open_host(
                     node.identity, net, validator=node.judge, banned=node.book.banned))

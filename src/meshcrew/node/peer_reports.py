@@ -47,6 +47,7 @@ def peer_reports(node: Node) -> list[PeerReport]:
             key = None
         known_entry = node.book.get(peer_id)
         shared = spaces_of.get(key, []) if key is not None else []
+        link = node.host.link(peer_id)
         reports.append(PeerReport(
             peer_id=peer_id, key=key, name=names.get(key) if key is not None else None,
             connected=peer_id in connected,
@@ -58,7 +59,8 @@ def peer_reports(node: Node) -> list[PeerReport]:
             spaces=tuple(_space(node, space_id, key, space_names.get(space_id),
                                 known_entry.spaces_synced.get(space_id) if known_entry else None)
                          for space_id in shared if key is not None),
-            last_sync_ms=known_entry.last_sync_ms if known_entry else None))
+            last_sync_ms=known_entry.last_sync_ms if known_entry else None,
+            link=link.link, via=link.via, hole_punch=link.hole_punch))
     reports.sort(key=lambda r: (not r.connected, -(r.last_seen_ms or 0), r.peer_id))
     return reports
 

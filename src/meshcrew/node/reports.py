@@ -39,6 +39,14 @@ class NodeStatus:
     """When a sync session with any peer (sharing a space) last ran to the end; None: never."""
     synced_peers: int = 0
     """Peers a sync session has ever run to the end with (as the peer book remembers)."""
+    reachability: str = "unknown"
+    """``public``, ``private`` or ``unknown``: whether peers can dial this node directly."""
+    reachability_reason: str = ""
+    """Why the node concluded it (a sentence)."""
+    reservations: tuple[str, ...] = ()
+    """Relays holding a reservation for this node (its circuit addresses go through them)."""
+    relay: RelayUse | None = None
+    """This node's relay service: its caps and current use."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``status --json`` object."""
@@ -48,8 +56,38 @@ class NodeStatus:
                 "records": self.records, "mdns": self.mdns, "started_ms": self.started_ms,
                 "banned": list(self.banned), "last_sync_ms": self.last_sync_ms,
                 "synced_peers": self.synced_peers,
+                "reachability": {"verdict": self.reachability,
+                                 "reason": self.reachability_reason},
+                "reservations": list(self.reservations),
+                "relay": None if self.relay is None else self.relay.to_json(),
                 "gossip": {"published": self.gossip_published, "received": self.gossip_received,
                            "rejected": self.gossip_rejected, "dropped": self.gossip_dropped}}
+
+
+@dataclass(frozen=True, slots=True)
+class RelayUse:
+    """A node's circuit relay service: whether it serves, its caps, what is in use."""
+
+    serving: bool
+    strangers: bool
+    reservations: int
+    max_reservations: int
+    circuits: int
+    max_circuits: int
+    max_circuits_per_peer: int
+    bytes_today: int
+    bytes_per_day: int
+    circuits_served: int
+    refused: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``relay`` object of ``status --json``."""
+        return {"serving": self.serving, "strangers": self.strangers,
+                "reservations": self.reservations, "max_reservations": self.max_reservations,
+                "circuits": self.circuits, "max_circuits": self.max_circuits,
+                "max_circuits_per_peer": self.max_circuits_per_peer,
+                "bytes_today": self.bytes_today, "bytes_per_day": self.bytes_per_day,
+                "circuits_served": self.circuits_served, "refused": self.refused}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +129,12 @@ class PeerReport:
     spaces: tuple[PeerSpace, ...]
     last_sync_ms: int | None = None
     """When a sync session with it (sharing a space) last ran to the end; None: never."""
+    link: str = "none"
+    """``direct``, ``relayed``, ``hole-punched`` (direct, made by hole punching) or ``none``."""
+    via: str | None = None
+    """The relay, when the link is relayed."""
+    hole_punch: str = "not tried"
+    """``succeeded``, ``failed`` or ``not tried``."""
 
     def to_json(self) -> dict[str, Any]:
         """One item of ``peers --json``."""
@@ -98,6 +142,7 @@ class PeerReport:
                 "name": self.name, "connected": self.connected, "addrs": list(self.addrs),
                 "last_seen_ms": self.last_seen_ms, "last_sync_ms": self.last_sync_ms,
                 "banned": self.banned, "source": self.source,
+                "link": self.link, "via": self.via, "hole_punch": self.hole_punch,
                 "spaces": [s.to_json() for s in self.spaces]}
 
 
