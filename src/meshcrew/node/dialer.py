@@ -67,6 +67,8 @@ class Dialer:
         self._dialling: set[str] = set()
         self._pinned: set[str] = set()
         self._wake = trio.Event()
+        self.relay_delay_s = 1.0
+        """Head start of direct addresses before circuits through relays are dialled too."""
 
     def pin(self, addrs: Iterable[str], *, source: str) -> None:
         """Always keep dialling these addresses' peers (``--bootstrap``)."""
@@ -99,23 +101,54 @@ class Dialer:
             return True
         known = self._book.get(peer_id)
         tried = list(dict.fromkeys([*addrs, *(known.addrs if known else [])]))
-        # Direct addresses first; a relay only when every direct one failed.
-        tried.sort(key=lambda a: "/p2p-circuit" in a)
         async with self._limit:
-            for addr in tried:
-                try:
-                    await self._host.connect(addr)
-                except NetError as exc:
-                    log.debug("dialling %s at %s failed: %s", peer_id, addr, exc)
-                    continue
-                self._book.learn(peer_id, [addr], source=source)  # newest first now
-                self._attempts.pop(peer_id, None)
-                return True
+            won = await self._race(peer_id, tried)
+        if won is not None:
+            self._book.learn(peer_id, [won], source=source)  # newest first now
+            self._attempts.pop(peer_id, None)
+            return True
         attempt = self._attempts.setdefault(peer_id, _Attempts())
         attempt.failures += 1
         attempt.due = trio.current_time() + backoff_s(
             attempt.failures, low=self._low, high=self._high, jitter=random.uniform(0.5, 1.0))
         return False
+
+    async def _race(self, peer_id: str, addrs: list[str]) -> str | None:
+        """Dial direct addresses one by one and, after a head start of ``relay_delay_s`` (or as
+        soon as they all failed), circuits through relays; the first connection wins and the
+        other attempts are cancelled. Returns the address that connected, or None."""
+        direct = [a for a in addrs if "/p2p-circuit" not in a]
+        relayed = [a for a in addrs if "/p2p-circuit" in a]
+        won: list[str] = []
+        direct_done = trio.Event()
+
+        async def attempt(batch: list[str], scope: trio.CancelScope) -> None:
+            for addr in batch:
+                try:
+                    await self._host.connect(addr)
+                except NetError as exc:
+                    log.debug("dialling %s at %s failed: %s", peer_id, addr, exc)
+                    continue
+                won.append(addr)
+                scope.cancel()
+                return
+
+        async def directly(scope: trio.CancelScope) -> None:
+            try:
+                await attempt(direct, scope)
+            finally:
+                direct_done.set()
+
+        async def through_relays(scope: trio.CancelScope) -> None:
+            with trio.move_on_after(self.relay_delay_s if direct else 0):
+                await direct_done.wait()
+            await attempt(relayed, scope)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(directly, nursery.cancel_scope)
+            if relayed:
+                nursery.start_soon(through_relays, nursery.cancel_scope)
+        return won[0] if won else None
 
     async def run(self) -> None:
         """Redial wanted peers whose wait is over, until cancelled."""
