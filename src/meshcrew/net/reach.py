@@ -255,11 +255,13 @@ class HolePunch(DCUtRProtocol):
     async def punch(self, peer_id: str) -> bool:
         """Try to turn a relayed connection into a direct one."""
         try:
-            return bool(await self.initiate_hole_punch(ID.from_base58(peer_id)))
+            ok = bool(await self.initiate_hole_punch(ID.from_base58(peer_id)))
         except Exception as exc:  # libp2p raises assorted types; the link stays relayed
             log.info("hole punch with %s failed: %s", peer_id, exc)
-            self.outcomes[peer_id] = "failed"
-            return False
+            ok = False
+        if not ok and self.outcomes.get(peer_id) != "succeeded":
+            self.outcomes[peer_id] = "failed"  # also when it ended before any dial
+        return ok
 
 
 class Reach:

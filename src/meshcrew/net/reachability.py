@@ -38,6 +38,9 @@ Statuses the server sends:
 is *conclusive* if it is OK (reachable) or E_DIAL_ERROR (unreachable); refusals, timeouts and
 peers that do not speak the protocol count for nothing:
 
+- **private** at the first failure whose answer says peers see this node at an IP it does not
+  offer (it is behind a NAT, and asking again would only repeat it: a forwarded port is what
+  ``--reachability public`` is for), when no peer ever dialled back;
 - **private** once two conclusive failures have come since the last success, from two
   different peers, or from the only peer that gave conclusive answers at all (a crew with a
   single public member asks it twice);
@@ -508,6 +511,11 @@ def judge(results: Iterable[ProbeResult], now: float, *,
             return "private", f"{_peers(len(failing))} could not dial back {asked}{hint}"
         return "private", (f"the only peer that answered could not dial back {asked}, "
                            f"{len(since)} times{hint}")
+    if nat and not successes:
+        # Peers see this node at an IP it does not listen on: it is behind a NAT, and asking
+        # again would give the same answer (a forwarded port is what --reachability is for).
+        asked = _first_host_port(since[-1].asked)
+        return "private", f"{_peers(len(failing))} could not dial back {asked}{hint}"
     if successes:
         last = conclusive[successes[-1]]
         latest: dict[str, ProbeResult] = {r.peer_id: r for r in conclusive}

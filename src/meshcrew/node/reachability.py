@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
 from meshcrew.net import Host
+from meshcrew.net.reachability import Reachability, ReachabilityReport
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -43,26 +44,26 @@ class ReachabilityWatch:
         if mode not in MODES:
             raise ValueError(f"reachability must be one of {', '.join(MODES)}, not {mode!r}")
         self._host = host
-        self._mode = mode
-        self._current = Verdict("unknown", "no peer has tried to dial back yet")
-        if mode != "auto":
-            self._current = Verdict(mode, "set by --reachability")
+        self._check = Reachability(host, mode, on_change=self._changed)
+        self._current = describe(self._check.report())
 
     def verdict(self) -> Verdict:
+        self._current = describe(self._check.report())
         return self._current
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._apply(self._current)
-        task_status.started()
-        await trio.sleep_forever()
+        await self._check.run(task_status=task_status)
+
+    def _changed(self, report: ReachabilityReport) -> None:
+        self._apply(describe(report))
 
     def _apply(self, verdict: Verdict) -> None:
-        changed = verdict.verdict != self._current.verdict
         self._current = verdict
         self._host.reach.set_public(verdict.verdict == "public")
-        if changed:
-            log.info("reachability: %s (%s)", verdict.verdict, verdict.reason)
+        log.info("reachability: %s (%s)", verdict.verdict, verdict.reason)
 
 
-def describe(report: Any) -> Verdict:
-    return Verdict(str(report.verdict), str(report.reason))
+def describe(report: ReachabilityReport) -> Verdict:
+    """The verdict and its reason, as ``status`` shows them."""
+    return Verdict(str(report.verdict), report.reason)

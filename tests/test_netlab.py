@@ -1,0 +1,38 @@
+"""Issue 11's proof: real ``meshcrew node`` processes behind NATs in network namespaces.
+
+The cone scenario must end with a hole-punched direct link and the first record within 5 s of
+Bo's node starting; the symmetric one must fall back to the relay with every record crossing.
+Both need root (network namespaces, nftables) and skip with the reason where it is missing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from meshcrew.netlab import missing
+from meshcrew.netlab.scenarios import run
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(missing() is not None, reason=f"NAT lab: {missing()}")]
+
+
+def test_cone_nats_punch_a_direct_link_and_the_crew_syncs() -> None:
+    outcome = run("cone")
+    assert outcome.detail == ""
+    assert outcome.reachability == {"Rhea": "public", "Ana": "private", "Bo": "private"}
+    assert outcome.hole_punch == "succeeded"
+    assert outcome.connection == "direct"
+    assert outcome.records_agree
+    assert outcome.first_record_s is not None
+    assert outcome.first_record_s <= 5.0
+    assert outcome.ok
+
+
+def test_a_symmetric_nat_falls_back_to_the_relay() -> None:
+    outcome = run("symmetric")
+    assert outcome.detail == ""
+    assert outcome.reachability == {"Rhea": "public", "Ana": "private", "Bo": "private"}
+    assert outcome.hole_punch == "failed"
+    assert outcome.connection == "relayed"
+    assert outcome.records_agree
+    assert outcome.ok
