@@ -167,3 +167,22 @@ def test_home_says_when_the_node_runs_but_no_peer_is_connected(town: Town) -> No
         assert "last sync: 2 min ago (1 of 2 peers synced)" in words(app)
 
     drive(app, script)
+
+
+def test_the_route_is_what_the_node_says_of_the_link() -> None:
+    from meshcrew.node import PeerReport
+    from meshcrew.tui.node_backend import route_of
+    from meshcrew.tui.screens.health import route_text
+
+    relay = "12D3KooWRelayPeerIdxyz9"
+    base = PeerReport("12D3KooWBo", b"k" * 32, "Bo", True, ("/ip4/192.168.1.7/tcp/4001",),
+                      1, False, "connection", ())
+    assert route_of(base) is Route.LAN  # direct, at a private address
+    relayed = replace(base, link="relayed", via=relay)
+    assert route_of(relayed) is Route.RELAY
+    punched = replace(base, link="hole-punched", hole_punch="succeeded")
+    assert route_of(punched) is Route.HOLE_PUNCHED
+    assert route_of(replace(relayed, connected=False)) is Route.LAN  # the link is of now only
+    shown = PeerStatus(b"k" * 32, connected=True, route=Route.RELAY, via=relay)
+    assert route_text(shown) == "relay via 12D3…xyz9"
+    assert route_text(replace(shown, route=Route.HOLE_PUNCHED, via=None)) == "hole-punched"

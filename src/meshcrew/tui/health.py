@@ -18,6 +18,8 @@ class Route(StrEnum):
     LAN = "lan"
     INTERNET = "internet"
     RELAY = "relay"
+    HOLE_PUNCHED = "hole-punched"
+    """Direct across two NATs, made by hole punching over a relayed connection."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,7 @@ class PeerStatus:
         addresses: the peer's last known multiaddrs.
         connected: whether a connection is open now.
         route: how the open connection (or the last one) reaches it.
+        via: the relay's peer id, when the route is a relay.
         last_seen_ms: when the peer last spoke to this node, None if never.
         last_sync_ms: when a sync session with the peer last ran to the end, None if never.
     """
@@ -39,6 +42,7 @@ class PeerStatus:
     route: Route = Route.INTERNET
     last_seen_ms: int | None = None
     last_sync_ms: int | None = None
+    via: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

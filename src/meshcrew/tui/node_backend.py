@@ -44,7 +44,13 @@ PEERS_EVERY_S = 5.0
 
 
 def route_of(report: PeerReport) -> Route:
-    """LAN if found by mDNS or at a private address; relay through a circuit; else internet."""
+    """How the node says the peer is connected now (relayed, hole-punched); otherwise LAN if
+    found by mDNS or at a private address, relay if known only through a circuit, else internet.
+    """
+    if report.connected and report.link == "relayed":
+        return Route.RELAY
+    if report.connected and report.link == "hole-punched":
+        return Route.HOLE_PUNCHED
     if report.source == "mdns":
         return Route.LAN
     if any("/p2p-circuit" in addr for addr in report.addrs):
@@ -66,7 +72,7 @@ def sync_status(addrs: tuple[str, ...], reports: list[PeerReport],
     peers = tuple(
         PeerStatus(member=report.key, addresses=report.addrs, connected=report.connected,
                    route=route_of(report), last_seen_ms=report.last_seen_ms,
-                   last_sync_ms=report.last_sync_ms)
+                   last_sync_ms=report.last_sync_ms, via=report.via)
         for report in reports if report.key is not None)
     return SyncStatus(running=True, detail=detail, listen_addrs=addrs, peers=peers,
                       last_received_ms=last_received_ms)

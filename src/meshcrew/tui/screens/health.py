@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from meshcrew.identity import fingerprint
 from meshcrew.service import SpaceSummary
 from meshcrew.tui.formatting import ago, short_id, when
-from meshcrew.tui.health import SyncStatus, lacking
+from meshcrew.tui.health import PeerStatus, Route, SyncStatus, lacking
 from meshcrew.tui.messages import PeersChanged, RecordsChanged
 from meshcrew.tui.screens.base import MeshcrewScreen
 
@@ -75,7 +75,7 @@ class SyncHealthScreen(MeshcrewScreen):
             peers.add_row("no peers known yet", "", "", "", "", "", "")
         for peer in status.peers:
             peers.add_row(names.get(peer.member, "unknown"), fingerprint(peer.member),
-                          "yes" if peer.connected else "no", peer.route.value,
+                          "yes" if peer.connected else "no", route_text(peer),
                           ago(peer.last_seen_ms, now), ago(peer.last_sync_ms, now),
                           " ".join(peer.addresses) or "none known",
                           key=peer.member.hex())
@@ -116,6 +116,13 @@ class SyncHealthScreen(MeshcrewScreen):
                     f"{lacking(mine, theirs)} records"
                 gaps.add_row(summary.name or short_id(summary.id),
                              names.get(member.key, member.name), lacks)
+
+
+def route_text(peer: PeerStatus) -> str:
+    """"relay via 12D3…wxyz" for a relayed peer, else the route's name."""
+    if peer.route is Route.RELAY and peer.via:
+        return f"relay via {peer.via[:4]}…{peer.via[-4:]}"
+    return peer.route.value
 
 
 def status_text(status: SyncStatus, now_ms: int) -> Text:
