@@ -18,15 +18,13 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from bench_fleet import Fleet, NodeProcess, crew_of, mint_checkins, wait_for, wall_ms
 from nacl.signing import VerifyKey
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # shared test worlds
 
 from meshcrew import identity
 from meshcrew.home import Home
@@ -34,8 +32,6 @@ from meshcrew.node import ControlClient, RecordsChanged, control_types
 from meshcrew.records import SIG_BYTES, SIGN_DOMAIN
 from meshcrew.service import Member
 from meshcrew.store import Replica
-from node_processes import Fleet, NodeProcess, crew_of, wait_for
-from node_world import mint_checkins, wall_ms
 
 
 def _member(home: Home) -> tuple[Replica, Member]:
