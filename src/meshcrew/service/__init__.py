@@ -9,6 +9,7 @@ are plain values, so a node can offer the same methods over a local socket. See
 from meshcrew.service.entries import (
     BoardItem,
     BoardView,
+    CarrierEntry,
     CycleEntry,
     ExportReport,
     IngestReport,
@@ -26,8 +27,8 @@ from meshcrew.service.rhythm_text import format_rhythm, parse_rhythm
 from meshcrew.service.views import SpaceView
 
 __all__ = [
-    "PREPARE_ABOVE", "BoardItem", "BoardView", "CycleEntry", "ExportReport", "IngestReport",
-    "Member", "MemberEntry", "MemberReads", "PostEntry", "RejectedEntry", "RemovalEntry",
-    "SpaceSummary", "SpaceView", "ThreadEntry", "ViewCache", "format_rhythm", "parse_rhythm",
-    "read_records", "write_records",
+    "PREPARE_ABOVE", "BoardItem", "BoardView", "CarrierEntry", "CycleEntry", "ExportReport",
+    "IngestReport", "Member", "MemberEntry", "MemberReads", "PostEntry", "RejectedEntry",
+    "RemovalEntry", "SpaceSummary", "SpaceView", "ThreadEntry", "ViewCache", "format_rhythm",
+    "parse_rhythm", "read_records", "write_records",
 ]

@@ -225,6 +225,24 @@ class RemovalEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class CarrierEntry:
+    """A carrier a space names: a node that holds and serves its sealed records."""
+
+    key: bytes
+    peer_id: str
+    space: bytes
+    added_by: bytes
+    added_by_name: str
+    added_ts: int
+
+    def to_json(self) -> dict[str, Any]:
+        """One item of ``carriers --json``."""
+        return {"key": self.key.hex(), "peer_id": self.peer_id, "space": self.space.hex(),
+                "added_by": self.added_by.hex(), "added_by_name": self.added_by_name,
+                "added_ts": self.added_ts}
+
+
+@dataclass(frozen=True, slots=True)
 class RejectedEntry:
     """A refused record and why.
 

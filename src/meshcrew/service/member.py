@@ -44,10 +44,12 @@ from meshcrew.spaces import (
     create_invite,
     create_space,
     decode_invite_code,
+    drop_carrier,
     invite_code,
     invite_problem,
     join_space,
     leave_space,
+    name_carrier,
     propose_removal,
     rotate_keys,
     seal_post,
@@ -202,6 +204,18 @@ class Member(MemberReads):
             raise SpaceError("This removal has already taken effect.")
         return self._sign_and_append(space_id,
                                      consent_to_removal(view.state, self.me, proposal_id)).id
+
+    def add_carrier(self, space_id: bytes, carrier: bytes) -> bytes:
+        """Name a carrier of a space (its public key); returns the carrier record's id."""
+        view = self.view(space_id)
+        view.require_member()
+        return self._sign_and_append(space_id, name_carrier(view.state, self.me, carrier)).id
+
+    def drop_carrier(self, space_id: bytes, carrier: bytes) -> bytes:
+        """Stop a carrier carrying a space; returns the carrier record's id."""
+        view = self.view(space_id)
+        view.require_member()
+        return self._sign_and_append(space_id, drop_carrier(view.state, self.me, carrier)).id
 
     def rotate(self, space_id: bytes) -> list[bytes]:
         """Rotate the keys now if the membership changed since the last rotation.

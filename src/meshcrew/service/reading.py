@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping
 
 from meshcrew.collector import paused
 from meshcrew.errors import AmbiguousName, MeshcrewError, UnknownName
-from meshcrew.identity import Identity
+from meshcrew.identity import Identity, peer_id_of
 from meshcrew.records import Head
 from meshcrew.service.entries import (
     BoardView,
+    CarrierEntry,
     CycleEntry,
     MemberEntry,
     PostEntry,
@@ -164,6 +165,14 @@ class MemberReads:
     def members(self, space_id: bytes) -> list[MemberEntry]:
         """Everyone who is or was a member: current members first, then by name."""
         return list(self.view(space_id).member_entries)
+
+    def carriers(self, space_id: bytes) -> list[CarrierEntry]:
+        """The carriers the space names now, in the order they were named."""
+        view = self.view(space_id)
+        names = {m.key: m.name for m in view.member_entries}
+        found = sorted(view.state.carriers.values(), key=lambda c: (c.added_ts, c.key))
+        return [CarrierEntry(c.key, peer_id_of(c.key), space_id, c.added_by,
+                             names.get(c.added_by, "?"), c.added_ts) for c in found]
 
     def log(self, space_id: bytes, *, events: bool = False) -> list[PostEntry]:
         """The readable posts of a space, oldest first (signed time, then id).

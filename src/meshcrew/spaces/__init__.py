@@ -39,10 +39,12 @@ from meshcrew.spaces.actions import (
     consent_to_removal,
     create_invite,
     create_space,
+    drop_carrier,
     invite_code,
     invite_problem,
     join_space,
     leave_space,
+    name_carrier,
     propose_removal,
     rotate_keys,
 )
@@ -77,6 +79,7 @@ from meshcrew.spaces.sealing import (
 )
 from meshcrew.spaces.settings import Cycle, Period, Rhythm, SpaceMeta
 from meshcrew.spaces.state import (
+    Carrier,
     Epoch,
     Invite,
     Member,
@@ -88,12 +91,12 @@ from meshcrew.spaces.state import (
 )
 
 __all__ = [
-    "COMPASS_SCALES", "Ask", "CheckIn", "CrewCard", "Cycle", "Draft", "Epoch", "Followup",
-    "Gathering", "Invite", "InviteCode", "Keyring", "LookingForCrew", "Member", "MemberStatus",
-    "Offer", "OpenedPost", "OpenedSpace", "Outcome", "Period", "Post", "PostKind", "Profile",
-    "Reaction", "RecordKind", "Removal", "Reply", "Rhythm", "SpaceKind", "SpaceMeta",
+    "COMPASS_SCALES", "Ask", "Carrier", "CheckIn", "CrewCard", "Cycle", "Draft", "Epoch",
+    "Followup", "Gathering", "Invite", "InviteCode", "Keyring", "LookingForCrew", "Member",
+    "MemberStatus", "Offer", "OpenedPost", "OpenedSpace", "Outcome", "Period", "Post", "PostKind",
+    "Profile", "Reaction", "RecordKind", "Removal", "Reply", "Rhythm", "SpaceKind", "SpaceMeta",
     "SpaceState", "Status", "consent_to_removal", "create_invite", "create_space",
-    "decode_invite_code", "encode_invite_code", "fold", "invite_code", "invite_problem",
-    "join_space", "leave_space", "open_meta", "open_more", "open_posts", "propose_removal",
-    "rotate_keys", "seal_post", "unlock", "writable_epoch",
+    "decode_invite_code", "drop_carrier", "encode_invite_code", "fold", "invite_code",
+    "invite_problem", "join_space", "leave_space", "name_carrier", "open_meta", "open_more",
+    "open_posts", "propose_removal", "rotate_keys", "seal_post", "unlock", "writable_epoch",
 ]

@@ -18,6 +18,7 @@ from meshcrew.reasons import Reason
 from meshcrew.records import MAX_BODY_BYTES, Record
 from meshcrew.spaces.bodies import (
     MAX_INVITE_USES,
+    CarrierBody,
     ConsentBody,
     Draft,
     GenesisBody,
@@ -28,6 +29,7 @@ from meshcrew.spaces.bodies import (
     RemoveBody,
     draft,
 )
+from meshcrew.spaces.fold import MAX_CARRIERS
 from meshcrew.spaces.invites import (
     SECRET_BYTES,
     InviteCode,
@@ -174,6 +176,38 @@ def consent_to_removal(state: SpaceState, member: bytes, proposal_id: bytes) -> 
     if proposal.member == member:
         raise SpaceError("You cannot consent to your own removal.")
     return draft(ConsentBody(proposal_id))
+
+
+def name_carrier(state: SpaceState, member: bytes, carrier: bytes) -> Draft:
+    """Name a carrier of the space (any member may; see rule 10 of the fold)."""
+    _require_member(state, member)
+    if len(carrier) != 32:
+        raise SpaceError("A carrier is named by its 32-byte public key.")
+    if state.is_carrier(carrier):
+        raise SpaceError("That node already carries this space.")
+    if state.is_member(carrier):
+        raise SpaceError("That key is a member of this space; members hold its records anyway.")
+    if len(state.carriers) >= MAX_CARRIERS:
+        raise SpaceError(f"A space names at most {MAX_CARRIERS} carriers; drop one first.")
+    return draft(CarrierBody(carrier, add=True, after=_last_about(state, carrier)))
+
+
+def drop_carrier(state: SpaceState, member: bytes, carrier: bytes) -> Draft:
+    """Stop a carrier carrying the space (any member may)."""
+    _require_member(state, member)
+    if not state.is_carrier(carrier):
+        raise SpaceError("That node does not carry this space.")
+    return draft(CarrierBody(carrier, add=False, after=state.carriers[carrier].record_id))
+
+
+def _last_about(state: SpaceState, carrier: bytes) -> bytes | None:
+    """The latest accepted carrier record about ``carrier`` (a new naming follows it)."""
+    last = None
+    for record in state.accepted(RecordKind.CARRIER):
+        body = state.bodies.get(record.id)
+        if isinstance(body, CarrierBody) and body.carrier == carrier:
+            last = record.id
+    return last
 
 
 def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,

@@ -18,6 +18,9 @@ keys       ``{n: epoch number, p: previous epoch id, s: {member: sealed key}, a:
            membership changes it answers], h: blob of older keys (only if the space allows
            history), mk: blob}``
 sealed     ``{e: epoch id, c: blob of the post}``
+carrier    ``{c: carrier key, a: true to add, false to drop, r: the carrier record about that
+           key it follows (optional; the record waits for it, so a drop is ordered after
+           the naming it ends and a new naming after the drop)}``
 =========  ==============================================================================
 
 A *blob* is ``nonce || XChaCha20-Poly1305 ciphertext`` (see :mod:`meshcrew.crypto`).
@@ -125,8 +128,18 @@ class SealedBody:
     blob: bytes = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class CarrierBody:
+    """Names a carrier of the space (``add``) or drops one."""
+
+    carrier: bytes
+    add: bool
+    after: bytes | None = None
+    """The carrier record about the same key that this one follows (ordering only)."""
+
+
 Body = (GenesisBody | InviteBody | JoinBody | LeaveBody | RemoveBody | ConsentBody | KeysBody
-        | SealedBody)
+        | SealedBody | CarrierBody)
 
 
 def references(body: Body) -> tuple[bytes, ...]:
@@ -142,6 +155,8 @@ def references(body: Body) -> tuple[bytes, ...]:
             return (body.prev, *body.after)
         case SealedBody():
             return (body.epoch,)
+        case CarrierBody():
+            return () if body.after is None else (body.after,)
     return ()
 
 
@@ -177,6 +192,11 @@ def encode_body(body: Body) -> bytes:
             return _pack(wire)
         case SealedBody():
             return _pack({"e": body.epoch, "c": body.blob})
+        case CarrierBody():
+            wire = {"c": body.carrier, "a": body.add}
+            if body.after is not None:
+                wire["r"] = body.after
+            return _pack(wire)
     raise TypeError(f"not a body: {body!r}")
 
 
@@ -193,7 +213,7 @@ def draft(body: Body) -> Draft:
 _KIND_OF: dict[type[Any], RecordKind] = {
     GenesisBody: RecordKind.GENESIS, InviteBody: RecordKind.INVITE, JoinBody: RecordKind.JOIN,
     LeaveBody: RecordKind.LEAVE, RemoveBody: RecordKind.REMOVE, ConsentBody: RecordKind.CONSENT,
-    KeysBody: RecordKind.KEYS, SealedBody: RecordKind.SEALED,
+    KeysBody: RecordKind.KEYS, SealedBody: RecordKind.SEALED, CarrierBody: RecordKind.CARRIER,
 }
 
 
@@ -298,11 +318,20 @@ def _parse_sealed(wire: Mapping[str, Any]) -> Body:
     return SealedBody(epoch, blob)
 
 
+def _parse_carrier(wire: Mapping[str, Any]) -> Body:
+    add = wire.get("a")
+    if not isinstance(add, bool):
+        raise _bad("a is not a boolean")
+    after = _bytes(wire, "r", ID_BYTES) if "r" in wire else None
+    return CarrierBody(_bytes(wire, "c", KEY_BYTES), add, after)
+
+
 _PARSERS: dict[str, Callable[[Mapping[str, Any]], Body]] = {
     RecordKind.GENESIS.value: _parse_genesis, RecordKind.INVITE.value: _parse_invite,
     RecordKind.JOIN.value: _parse_join, RecordKind.LEAVE.value: _parse_leave,
     RecordKind.REMOVE.value: _parse_remove, RecordKind.CONSENT.value: _parse_consent,
     RecordKind.KEYS.value: _parse_keys, RecordKind.SEALED.value: _parse_sealed,
+    RecordKind.CARRIER.value: _parse_carrier,
 }
 """The parser of each record kind's body map, by the kind's string (a dict lookup is much
 cheaper than ``RecordKind(kind)``, which goes through ``Enum.__call__``)."""

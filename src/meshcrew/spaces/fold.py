@@ -49,6 +49,11 @@ Rules, in the order they are checked for each record:
    no older than an epoch the author already wrote under or created (``stale_epoch``). Honest
    clients write under the current epoch, so after a departure they rotate first.
 9. Records of a kind this version does not know are accepted from members, uninterpreted.
+10. ``carrier`` names a carrier (a node that holds and serves the space's sealed records
+    without being a member) or drops one. Any current member may do either; naming one already
+    named changes nothing (the first naming stands), dropping one not named is refused
+    (``bad_reference``), and a space names at most ``MAX_CARRIERS`` (``not_allowed``). Naming
+    a carrier is not a membership change: no key is sealed to it.
 
 No rule reads a clock: expiry compares two signed timestamps (invite ``exp`` and the join's
 ``ts``). A joiner who holds the secret could backdate their join; single use and revocation of a
@@ -64,6 +69,7 @@ from meshcrew.reasons import Reason
 from meshcrew.records import Record, RecordError
 from meshcrew.spaces.bodies import (
     Body,
+    CarrierBody,
     ConsentBody,
     GenesisBody,
     InviteBody,
@@ -80,6 +86,7 @@ from meshcrew.spaces.kinds import RecordKind, SpaceKind
 from meshcrew.spaces.order import canonical_order, find_waiting
 from meshcrew.spaces.state import (
     ACCEPTED,
+    Carrier,
     ChangeKind,
     Epoch,
     Invite,
@@ -91,6 +98,9 @@ from meshcrew.spaces.state import (
     SpaceState,
     Status,
 )
+
+MAX_CARRIERS = 8
+"""The most carriers a space names at once."""
 
 
 def _refused(reason: Reason, detail: str = "") -> Status:
@@ -228,6 +238,7 @@ class _Machine:
         self.floor: dict[bytes, int] = {}
         """Per author: the highest epoch number they wrote under or created."""
         self.applied_seq: dict[bytes, int] = {}
+        self.carriers: dict[bytes, Carrier] = {}
 
     def apply(self, record: Record) -> None:
         """Apply one record and note its status."""
@@ -272,6 +283,8 @@ class _Machine:
                 self._keys(record, body)
             case SealedBody():
                 self._sealed(record, body)
+            case CarrierBody():
+                self._carrier(record, body)
 
     def _genesis(self, record: Record, body: GenesisBody) -> None:
         if set(body.shares) != {record.author}:
@@ -405,6 +418,19 @@ class _Machine:
                               f"{floor}, which the author already used")
         self.floor[author] = max(epoch.number, floor)
 
+    def _carrier(self, record: Record, body: CarrierBody) -> None:
+        """Rule 10: any current member names or drops a carrier; at most MAX_CARRIERS."""
+        if not body.add:
+            if body.carrier not in self.carriers:
+                raise RecordError(Reason.BAD_REFERENCE, "that key is not a carrier here")
+            del self.carriers[body.carrier]
+            return
+        if body.carrier in self.carriers:
+            return  # named already: the first naming stands
+        if len(self.carriers) >= MAX_CARRIERS:
+            raise RecordError(Reason.NOT_ALLOWED, f"a space has at most {MAX_CARRIERS} carriers")
+        self.carriers[body.carrier] = Carrier(body.carrier, record.author, record.id, record.ts)
+
     def result(self, sequence: tuple[bytes, ...], stalled: bool) -> SpaceState:
         """The state after every record has been applied."""
         version = len(self.changes)
@@ -417,4 +443,4 @@ class _Machine:
             invites=self.invites, removals=self.removals, changes=tuple(self.changes),
             statuses=self.statuses, order=tuple(self.order), sequence=sequence,
             bodies=self.bodies, stalled=stalled, floors=self.floor,
-            records=self.by_id)
+            records=self.by_id, carriers=self.carriers)

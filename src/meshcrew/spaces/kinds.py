@@ -49,6 +49,8 @@ class RecordKind(StrEnum):
     CONSENT = "consent"
     KEYS = "keys"
     SEALED = "sealed"
+    CARRIER = "carrier"
+    """Names (or drops) a carrier: a node that holds and serves the space's sealed records."""
 
 
 class PostKind(StrEnum):

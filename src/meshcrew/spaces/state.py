@@ -140,6 +140,18 @@ class Removal:
         return None if self.effective else Reason.CONSENT_INSUFFICIENT
 
 
+@dataclass(frozen=True, slots=True)
+class Carrier:
+    """A node the space named to hold and serve its sealed records (not a member)."""
+
+    key: bytes
+    added_by: bytes
+    """The member who named it."""
+    record_id: bytes
+    """The carrier record that named it."""
+    added_ts: int
+
+
 class ChangeKind(StrEnum):
     """A change of membership."""
 
@@ -199,6 +211,8 @@ class SpaceState:
     """Whether the canonical order met a cycle through a soft dependency (a removal and what
     it orders behind itself, see :mod:`meshcrew.spaces.fold` rule 6) and broke it: a function
     of the records, kept for :func:`meshcrew.spaces.extend.extend`."""
+    carriers: Mapping[bytes, Carrier] = field(default_factory=dict)
+    """The carriers named now, by key."""
 
     @property
     def exists(self) -> bool:
@@ -209,6 +223,10 @@ class SpaceState:
     def active(self) -> frozenset[bytes]:
         """The keys of the current members."""
         return frozenset(k for k, m in self.members.items() if m.status is MemberStatus.ACTIVE)
+
+    def is_carrier(self, key: bytes) -> bool:
+        """Whether ``key`` is a carrier the space names now."""
+        return key in self.carriers
 
     def is_member(self, key: bytes) -> bool:
         """Whether ``key`` is a current member."""
