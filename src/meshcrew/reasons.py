@@ -48,6 +48,9 @@ class Reason(StrEnum):
     STALE_EPOCH = "stale_epoch"
     BAD_BODY = "bad_body"
     UNREADABLE = "unreadable"
+    # Carriers (node.carrying)
+    NOT_CARRIED = "not_carried"
+    OVER_QUOTA = "over_quota"
 
     @property
     def sentence(self) -> str:
@@ -93,4 +96,7 @@ _SENTENCES: dict[str, str] = {
     "bad_body": "The record's body is not valid for its kind (a field is missing, out of range "
                 "or too long).",
     "unreadable": "The body does not decrypt with the key of the epoch it names.",
+    "not_carried": "This node is a carrier, and the record's space has not named it (or has "
+                   "dropped it).",
+    "over_quota": "The carrier's disk quota (for this space, or in all) is full.",
 }

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from meshcrew import __version__
 from meshcrew.cli import (
     backup_commands,
+    carrier_commands,
     demo_commands,
     doctor,
     identity_commands,
@@ -45,6 +46,7 @@ COMMAND_GROUPS: Sequence[Callable[[Commands], None]] = (
     transfer_commands.register,
     backup_commands.register,
     node_commands.register,
+    carrier_commands.register,
     demo_commands.register,
 )
 """Each adds its commands to the top-level parser, in this order in ``--help``."""

@@ -51,6 +51,17 @@ def register(commands: Commands) -> None:
                       help="a circuit relay (any libp2p relay v2) to keep a reservation on when "
                       "not publicly reachable, a multiaddr ending in /p2p/<peer id> "
                       "(repeatable; --bootstrap peers and public members are tried too)")
+    node.add_argument("--carrier", action="store_true",
+                      help="carry the spaces that name this node: hold their sealed records "
+                      "and serve them to their members (an always-on node; see `meshcrew "
+                      "carrier --help`)")
+    node.add_argument("--carrier-quota", type=float, default=256, metavar="MIB",
+                      help="as a carrier, the most a space may take on disk (default: 256 MiB)")
+    node.add_argument("--carrier-total", type=float, default=4096, metavar="MIB",
+                      help="as a carrier, the most all spaces may take (default: 4096 MiB)")
+    node.add_argument("--carrier-grace", type=float, default=7.0, metavar="DAYS",
+                      help="as a carrier, how long the records of a space that dropped this "
+                      "node are kept before they are deleted (default: 7 days)")
     node.add_argument("--relay-strangers", choices=("on", "off"), default="on",
                       help="as a relay, give peers that share no space with you the limited "
                       "relay of the spec (2 min, 128 KiB: enough for a hole punch or a join), "
@@ -113,12 +124,18 @@ def run_node(args: argparse.Namespace, session: Session) -> int:
     import trio
 
     from meshcrew.node import NodeConfig, open_node
+    from meshcrew.node.config import MIB, CarrierConfig
 
     person = session.load_identity()
     config = NodeConfig(listen_addrs=tuple(args.listen or ()), mdns=not args.no_mdns,
                         bootstrap=tuple(args.bootstrap or ()), sync_period_s=args.sync_period,
                         reachability=args.reachability, relays=tuple(args.relay or ()),
-                        relay_strangers=args.relay_strangers == "on")
+                        relay_strangers=args.relay_strangers == "on",
+                        carrier=CarrierConfig(
+                            enabled=args.carrier,
+                            space_quota_bytes=int(args.carrier_quota * MIB),
+                            total_quota_bytes=int(args.carrier_total * MIB),
+                            drop_grace_ms=int(args.carrier_grace * 86_400_000)))
     handler = configure_logging(session)
     log = logging.getLogger("meshcrew.node")
 

@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from meshcrew.errors import LocalError
+from meshcrew.home import Home
 from meshcrew.netlab.topology import Lab, open_lab
+from meshcrew.store import Replica
 
 MESHCREW = str(Path(sys.executable).with_name("meshcrew"))
 SCENARIOS = ("cone", "symmetric", "relay-gone", "laptop-sleeps")
@@ -158,8 +160,34 @@ class LabNode:
     def has_text(self, space: str, text: str) -> bool:
         return any(r.get("text") == text for r in self.cli("log", space)["records"])
 
-    def checkin(self, space: str, text: str) -> None:
-        self.run("checkin", space, "--text", text, "--energy", "3")
+    def checkin(self, space: str, text: str) -> bytes:
+        """Check in; the record's id."""
+        return bytes.fromhex(str(self.cli("checkin", space, "--text", text, "--energy", "3")
+                                 ["id"]))
+
+    def holds(self, record_id: bytes) -> bool:
+        """Whether the record is in this member's replica (read directly, no CLI process)."""
+        if not Home(self.home).replica_file.exists():
+            return False
+        with Replica.open(Home(self.home), read_only=True) as replica:
+            return replica.get(record_id) is not None
+
+    def join_timed(self, code: str, record_id: bytes, started: float) -> float:
+        """Join with ``code`` (the CLI through the running node) while watching the replica;
+        the seconds from ``started`` until ``record_id`` was in it."""
+        join = subprocess.Popen([MESHCREW, "--home", str(self.home), "join", code],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            arrived = wait(lambda: self.holds(record_id) and time.monotonic(), 60,
+                           f"the record {record_id.hex()[:8]} at {self.name}")
+            _, err = join.communicate(timeout=CLI_TIMEOUT_S)
+        finally:
+            if join.poll() is None:
+                join.kill()
+                join.wait(timeout=10)
+        if join.returncode != 0:
+            raise ScenarioFailed(f"{self.name}'s join failed: {err.strip()}")
+        return arrived - started
 
     def verdict(self) -> str:
         return str(self.status()["reachability"]["verdict"])
@@ -204,12 +232,11 @@ def _crew_behind_nats(lab: Lab, root: Path) -> tuple[LabNode, LabNode, LabNode, 
     wait(lambda: relay.verdict() == "public", 30, "the relay to learn it is public")
     wait(lambda: ana.status()["reservations"], 45, "Ana's reservation on the relay")
     space = str(ana.cli("crew", "create", "Crew")["id"])
-    ana.checkin(space, "Ana arriving")
+    first_id = ana.checkin(space, "Ana arriving")
     code = str(ana.cli("invite", space)["code"])
     started = bo.start("--bootstrap", relay.addr())
-    bo.run("join", code)
-    wait(lambda: bo.has_text(space, "Ana arriving"), 30, "Ana's check-in at Bo")
-    first = time.monotonic() - started
+    first = bo.join_timed(code, first_id, started)
+    wait(lambda: bo.has_text(space, "Ana arriving"), 30, "Ana's check-in readable at Bo")
     bo.checkin(space, "Bo arriving")
     wait(lambda: ana.has_text(space, "Bo arriving"), 30, "Bo's check-in at Ana")
     return relay, ana, bo, space, started, first
@@ -294,10 +321,10 @@ def laptop_sleeps() -> Outcome:
         bo.start("--bootstrap", relay.addr(), port=PORTS["bo"] + 1)  # a new NAT mapping
         wait(lambda: bo.has_text(space, "Ana while Bo slept")
              and ana.has_text(space, "Bo offline"), 60, "the crew to converge after sleep")
-        link, punch = _link(bo, ana)
+        link, punch = _settled_link(ana, bo, 45)  # through the relay, then punched again
         agree = wait(lambda: _agree(space, ana, bo), 30, "records to agree")
         verdicts = {n.name: n.verdict() for n in (relay, ana, bo)}
-        ok = agree and link in ("direct", "relayed")
+        ok = agree and link == "direct" and punch == "succeeded"
         return Outcome("laptop-sleeps", ok, link, punch, round(first, 2), agree, verdicts,
                        "Bo came back on another port")
 

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from meshcrew.service import PREPARE_ABOVE
 
 if TYPE_CHECKING:  # only the type: importing meshcrew.net loads libp2p, which the CLI avoids
     from meshcrew.net import NetConfig
+
+
+MIB = 1024 * 1024
+DEFAULT_SPACE_QUOTA = 256 * MIB
+"""A congregation of 200 writes a few MiB a month (docs/performance.md): years of it."""
+DEFAULT_TOTAL_QUOTA = 4096 * MIB
+DEFAULT_DROP_GRACE_MS = 7 * 24 * 3_600_000
+"""How long a carrier keeps a space that dropped it (a member may name it again by mistake
+undone) before deleting its records."""
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierConfig:
+    """A carrier's settings (``meshcrew node --carrier``)."""
+
+    enabled: bool = False
+    space_quota_bytes: int = DEFAULT_SPACE_QUOTA
+    total_quota_bytes: int = DEFAULT_TOTAL_QUOTA
+    drop_grace_ms: int = DEFAULT_DROP_GRACE_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +56,7 @@ class NodeConfig:
         relay_strangers: as a relay, give peers that share no space the spec's limited relay.
         relays: multiaddrs of relays to keep reservations on when not publicly reachable
             (``--bootstrap`` peers are tried too).
+        carrier: carry the spaces that name this node (``--carrier``), with these quotas.
         prepare_above: from how many records in the replica the node folds and decrypts every
             space in a worker thread before it starts (so that the first reads do not hold up
             the trio loop).
@@ -58,3 +78,4 @@ class NodeConfig:
     reachability: str = "auto"
     relay_strangers: bool = True
     relays: tuple[str, ...] = ()
+    carrier: CarrierConfig = field(default_factory=CarrierConfig)

@@ -49,8 +49,10 @@ class Contacts:
     """
 
     def __init__(self, host: Host, book: PeerBook, membership: Membership, config: NodeConfig,
-                 clock: Callable[[], int], emit: Callable[[PeersChanged], None]) -> None:
+                 clock: Callable[[], int], emit: Callable[[PeersChanged], None], *,
+                 carriers: Callable[[bytes], frozenset[bytes]] | None = None) -> None:
         self._host = host
+        self._carriers = carriers or (lambda space_id: frozenset())
         self._book = book
         self._membership = membership
         self._config = config
@@ -66,10 +68,12 @@ class Contacts:
         self._nursery: trio.Nursery | None = None
 
     def wanted_peers(self) -> set[str]:
-        """Peer ids of the other current members of this member's spaces."""
+        """Peer ids of the other current members of this member's spaces, and of the carriers
+        those spaces name."""
         me = self._host.public_key
         membership = self._membership
-        keys = {k for s in membership.my_spaces() for k in membership.active(s)}
+        keys = {k for s in membership.my_spaces()
+                for k in membership.active(s) | self._carriers(s)}
         return {peer_id_of(k) for k in keys if k != me}
 
     async def run(self) -> None:
@@ -158,10 +162,10 @@ class Contacts:
     # --- address exchange ----------------------------------------------------------------------
 
     def _shared_members(self, remote: bytes) -> set[bytes]:
-        """Members of the spaces this member shares with ``remote``."""
+        """Members (and carriers) of the spaces this member shares with ``remote``."""
         membership = self._membership
         return {k for s in membership.my_spaces() if remote in membership.active(s)
-                for k in membership.active(s)}
+                for k in membership.active(s) | self._carriers(s)}
 
     def _known_for(self, remote: bytes) -> Known:
         known: Known = {self._host.peer_id: self._host.listen_addrs()}

@@ -41,10 +41,10 @@ MEMBER_OPS = frozenset({
     # reads
     "now", "spaces", "summary", "members", "log", "thread", "cycle", "energy", "compass",
     "board", "removals", "rejected", "resolve_space", "resolve_member", "resolve_record",
-    "resolve_proposal", "make_post", "export",
+    "resolve_proposal", "make_post", "export", "carriers",
     # writes
     "create_space", "leave", "propose_removal", "consent", "rotate", "checkin", "reply",
-    "react", "post", "export_file", "import_file",
+    "react", "post", "export_file", "import_file", "add_carrier", "drop_carrier",
 })
 """Member methods a running node runs by name for the CLI (``invite`` and ``join`` are the
 node's own versions; ``view`` and the replica are not reachable over the socket)."""

@@ -1,0 +1,52 @@
+"""What a carrier needs of its replica besides appending: sizes, refusals, forgetting a space.
+
+A carrier (``meshcrew.node.carrying``) holds quotas per space and in total, logs the records it
+refuses in the replica's reject log (so ``meshcrew rejects`` shows them), and deletes a space
+that dropped it. Deleting is whole-space only: a member never deletes records.
+"""
+
+from __future__ import annotations
+
+from meshcrew.reasons import Reason
+from meshcrew.store.replica import Replica
+
+
+def space_bytes(replica: Replica, space_id: bytes) -> int:
+    """Bytes of the records the replica holds of a space (accepted, pending and forks)."""
+    row = replica._connection().execute(
+        "SELECT coalesce(sum(length(r.raw)), 0) FROM records r JOIN chains c "
+        "ON r.chain = c.chain WHERE c.space = ?", (space_id,)).fetchone()
+    return int(row[0])
+
+
+def total_bytes(replica: Replica) -> int:
+    """Bytes of every record the replica holds."""
+    row = replica._connection().execute(
+        "SELECT coalesce(sum(length(raw)), 0) FROM records").fetchone()
+    return int(row[0])
+
+
+def log_refusal(replica: Replica, record_id: bytes | None, reason: Reason, detail: str,
+                sender: str, at_ms: int, space_id: bytes | None, author: bytes | None = None
+                ) -> None:
+    """Add a refusal to the reject log (as the replica's own refusals are)."""
+    # Autocommit mode: one statement is one transaction.
+    replica._connection().execute(
+        "INSERT INTO rejects (record_id, reason, detail, sender, at_ms, space, author) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (record_id, reason.value, detail, sender, at_ms, space_id, author))
+
+
+def delete_space(replica: Replica, space_id: bytes) -> int:
+    """Delete every record and chain of a space; the number of records deleted."""
+    conn = replica._connection()  # autocommit mode: the transaction is ours to run
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        deleted = conn.execute("DELETE FROM records WHERE chain IN (SELECT chain FROM chains "
+                               "WHERE space = ?)", (space_id,)).rowcount
+        conn.execute("DELETE FROM chains WHERE space = ?", (space_id,))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return int(deleted)
