@@ -31,7 +31,15 @@ from meshcrew.net.scores import (
     PeerScores,
 )
 from meshcrew.net.stream import Stream
-from meshcrew.net.syncing import SyncEventHandler, SyncService, run_session, starts_sessions
+from meshcrew.net.syncing import (
+    RecordsVerified,
+    SessionEvent,
+    SyncEventHandler,
+    SyncService,
+    Verifier,
+    run_session,
+    starts_sessions,
+)
 
 __all__ = [
     "INVALID_GOSSIP",
@@ -49,11 +57,14 @@ __all__ = [
     "PeerDisconnected",
     "PeerEvent",
     "PeerScores",
+    "RecordsVerified",
+    "SessionEvent",
     "Stream",
     "StreamHandler",
     "SyncEventHandler",
     "SyncService",
     "Verdict",
+    "Verifier",
     "default_listen_addrs",
     "open_host",
     "run_session",

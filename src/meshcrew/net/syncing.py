@@ -7,12 +7,21 @@ starts the automatic sessions, so a pair does not sync twice; either may call
 
 A session offers only spaces where the peer is a member (by this node's view), so a space's
 records are served only to its members: the peer's key is its peer id, authenticated by Noise.
+
+Given a :class:`Verifier`, a session checks the record batches it receives on worker threads
+(pynacl releases the GIL while it checks a signature, so a catch-up uses every core) and hands
+them on as :class:`RecordsVerified`, in the order they arrived, for
+:meth:`~meshcrew.store.Replica.append_verified`. Between the stream and the workers sits a
+bounded queue: once ``ahead`` batches wait, the session stops reading, the stream's flow control
+stops the peer, and memory stays bounded whatever the peer sends.
 """
 
 from __future__ import annotations
 
+import os
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import trio
@@ -29,7 +38,15 @@ from meshcrew.net.host import Host, PeerConnected
 from meshcrew.net.scores import PROTOCOL_VIOLATION, STALLED
 from meshcrew.net.seam import first_error, log, translated
 from meshcrew.net.stream import Stream
-from meshcrew.sync import PROTOCOL_ID, RecordSource, SyncEvent, SyncSession, SyncStats
+from meshcrew.store.verify import VerifiedBatch
+from meshcrew.sync import (
+    PROTOCOL_ID,
+    RecordSource,
+    RecordsReceived,
+    SyncEvent,
+    SyncSession,
+    SyncStats,
+)
 
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
@@ -37,53 +54,152 @@ if TYPE_CHECKING:
 _MAX_ROUNDS = 64
 """Most sessions in a row with one peer (each moves up to MAX_RECORDS_PER_SPACE per space)."""
 
-SyncEventHandler = Callable[[str, SyncEvent], Awaitable[None]]
+
+@dataclass(frozen=True, slots=True)
+class RecordsVerified:
+    """A batch of the peer's records of ``space_id`` after :func:`~meshcrew.store.verify_batch`
+    (what a session with a :class:`Verifier` hands on instead of
+    :class:`~meshcrew.sync.RecordsReceived`): give it to
+    :meth:`~meshcrew.store.Replica.append_verified`."""
+
+    space_id: bytes
+    batch: VerifiedBatch
+
+
+SessionEvent = SyncEvent | RecordsVerified
+"""What a session hands to its event handler."""
+SyncEventHandler = Callable[[str, SessionEvent], Awaitable[None]]
 """``handle(peer_id, event)``: take records into the replica, note the peer's frontier."""
 SyncCompleteHandler = Callable[[str, SyncStats], None]
 """``completed(peer_id, stats)``: a session with the peer ran to the end (either side started
 it); ``stats.spaces_synced`` names the spaces it brought level."""
 
+VERIFY_AHEAD = 16
+"""Received batches a session holds at most (verified or being verified) before it stops
+reading: 16 x 256 records, a few MB at most."""
+
+
+class Verifier:
+    """Checks received record batches on worker threads, at most ``workers`` at once, shared by
+    every session of a node.
+
+    Args:
+        verify: ``verify(raws)``: a batch's checks (e.g. ``verify_batch`` with the node's
+            clock); it runs in a worker thread.
+        workers: threads verifying at once; by default one per core.
+        ahead: per session, received batches held at most before the session stops reading.
+    """
+
+    def __init__(self, verify: Callable[[Sequence[bytes]], VerifiedBatch], *,
+                 workers: int | None = None, ahead: int = VERIFY_AHEAD) -> None:
+        self._verify = verify
+        self.workers = workers or os.cpu_count() or 1
+        self.ahead = ahead
+        self._limiter = trio.CapacityLimiter(self.workers)
+
+    async def verify(self, raws: Sequence[bytes]) -> VerifiedBatch:
+        """Check a batch on a worker thread (waiting for a free one first)."""
+        return await trio.to_thread.run_sync(self._verify, raws, limiter=self._limiter)
+
+
+@dataclass(slots=True)
+class _Delivery:
+    """One event of a session on its way to the handler, in arrival order."""
+
+    event: SessionEvent
+    ready: trio.Event | None = None
+    """Set once the batch's checks are done (None: nothing to wait for)."""
+
+
+class _Pump:
+    """Moves one session's bytes both ways and its events, in order, to the handler."""
+
+    def __init__(self, stream: Stream, session: SyncSession, on_event: SyncEventHandler,
+                 verifier: Verifier | None) -> None:
+        self.stream = stream
+        self.session = session
+        self.on_event = on_event
+        self.verifier = verifier
+        self.changed = trio.Event()
+        self.queue_in, self.queue_out = trio.open_memory_channel[_Delivery](
+            verifier.ahead if verifier is not None else 1)
+        self.receiving: trio.CancelScope | None = None
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.read_side, nursery)
+            nursery.start_soon(self.deliver)
+            await self.write_side()
+
+    async def write_side(self) -> None:
+        session = self.session
+        while True:
+            data = session.data_to_send()
+            if data:
+                await self.stream.send_all(data)
+            elif session.complete:
+                break
+            else:
+                await self.changed.wait()
+        if self.receiving is not None:
+            self.receiving.cancel()  # nothing more may come: stop waiting for it
+
+    async def read_side(self, nursery: trio.Nursery) -> None:
+        session = self.session
+        async with self.queue_in:
+            while not session.complete:
+                # Only the wait for bytes is cut short once the exchange is complete: the events
+                # of the bytes already received are all queued by then.
+                with trio.CancelScope() as waiting:
+                    self.receiving = waiting
+                    data = await self.stream.receive_some()
+                self.receiving = None
+                if waiting.cancelled_caught:
+                    return
+                if not data:
+                    session.receive_eof()  # raises unless the exchange is complete
+                    return
+                for event in session.receive_data(data):
+                    delivery = _Delivery(event)
+                    if self.verifier is not None and isinstance(event, RecordsReceived):
+                        delivery.ready = trio.Event()
+                        nursery.start_soon(self.check, self.verifier, delivery, event)
+                    await self.queue_in.send(delivery)  # waits while the queue is full
+                self.changed.set()
+                self.changed = trio.Event()
+
+    @staticmethod
+    async def check(verifier: Verifier, delivery: _Delivery, received: RecordsReceived) -> None:
+        batch = await verifier.verify(received.raws)
+        delivery.event = RecordsVerified(received.space_id, batch)
+        assert delivery.ready is not None
+        delivery.ready.set()
+
+    async def deliver(self) -> None:
+        async for delivery in self.queue_out:
+            if delivery.ready is not None:
+                await delivery.ready.wait()
+            await self.on_event(self.stream.peer_id, delivery.event)
+
 
 async def run_session(stream: Stream, session: SyncSession, on_event: SyncEventHandler, *,
-                      timeout_s: float) -> SyncStats:
+                      timeout_s: float, verifier: Verifier | None = None) -> SyncStats:
     """Drive ``session`` over ``stream`` until the exchange is complete, then close the stream.
 
-    Reading and writing run side by side (both peers may be sending batches at once). On any
-    failure the stream is reset, so the peer never waits for a dead session.
+    Reading and writing run side by side (both peers may be sending batches at once). Events go
+    to ``on_event`` in the order they arrived (after the batches' checks, when there is a
+    ``verifier``), all of them before this returns. On any failure the stream is reset, so the
+    peer never waits for a dead session.
 
     Raises:
         RemoteProtocolError: the peer broke the protocol.
         PeerTimeout: the peer stalled past a read deadline, or the session took over ``timeout_s``.
         ConnectionLost: the stream closed or reset midway.
-        Exception: whatever ``on_event`` raised.
+        Exception: whatever ``on_event`` (or the verifier) raised.
     """
-    changed = trio.Event()
-
-    async def read_side() -> None:
-        nonlocal changed
-        while not session.complete:
-            data = await stream.receive_some()
-            if not data:
-                session.receive_eof()  # raises unless the exchange is complete
-                return
-            for event in session.receive_data(data):
-                await on_event(stream.peer_id, event)
-            changed.set()
-            changed = trio.Event()
-
     try:
         with translated(f"syncing with {stream.peer_id}"), trio.fail_after(timeout_s):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(read_side)
-                while True:
-                    data = session.data_to_send()
-                    if data:
-                        await stream.send_all(data)
-                    elif session.complete:
-                        break
-                    else:
-                        await changed.wait()
-                nursery.cancel_scope.cancel()
+            await _Pump(stream, session, on_event, verifier).run()
     except BaseExceptionGroup as group:
         await stream.reset()
         raise first_error(group) from None
@@ -111,13 +227,17 @@ class SyncService:
         period_s: how often connected peers are synced again.
         max_inbound: most inbound sessions at once; more are refused (reset).
         on_complete: called after every session that ran to the end, dialled or answered.
+        verifier: checks received batches on worker threads; then ``on_event`` gets
+            :class:`RecordsVerified` instead of :class:`~meshcrew.sync.RecordsReceived`.
     """
 
     def __init__(self, host: Host, source: RecordSource, my_spaces: Callable[[], Iterable[bytes]],
                  is_member: Callable[[bytes, bytes], bool], on_event: SyncEventHandler, *,
                  period_s: float = 60.0, max_inbound: int = 8,
-                 on_complete: SyncCompleteHandler | None = None) -> None:
+                 on_complete: SyncCompleteHandler | None = None,
+                 verifier: Verifier | None = None) -> None:
         self._host = host
+        self._verifier = verifier
         self._source = source
         self._my_spaces = my_spaces
         self._is_member = is_member
@@ -197,7 +317,8 @@ class SyncService:
     async def _run_and_score(self, stream: Stream, session: SyncSession) -> SyncStats:
         try:
             stats = await run_session(stream, session, self._on_event,
-                                      timeout_s=self._host.config.session_timeout_s)
+                                      timeout_s=self._host.config.session_timeout_s,
+                                      verifier=self._verifier)
         except RemoteProtocolError as exc:
             self._host.penalize(stream.peer_id, PROTOCOL_VIOLATION, str(exc))
             raise

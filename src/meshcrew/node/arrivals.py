@@ -1,5 +1,8 @@
 """Records arriving from peers: gossip messages and sync batches, handed to :meth:`Node.take`.
 
+Sync batches arrive already checked (signatures and all, on worker threads: the sync service's
+``Verifier``), so taking them is only the chain rules and SQLite.
+
 Gossip messages are taken in batches (per publisher and space) as they come. Posts from a sync
 session are gathered into larger appends — up to :data:`SYNC_APPEND_RECORDS`, or whatever
 arrived until the session paused for :data:`SYNC_APPEND_DELAY_S` — so a catch-up pays one
@@ -17,9 +20,11 @@ import trio
 
 from meshcrew.errors import IdentityError
 from meshcrew.identity import public_key_of_peer_id
+from meshcrew.net import RecordsVerified, SessionEvent
 from meshcrew.records import PROTOCOL_VERSION, Head, Record, record_id
 from meshcrew.spaces import RecordKind
-from meshcrew.sync import PeerFrontier, RecordsReceived, SyncEvent
+from meshcrew.store import VerifiedBatch
+from meshcrew.sync import PeerFrontier, RecordsReceived
 
 if TYPE_CHECKING:
     from meshcrew.node.node import Node
@@ -60,21 +65,27 @@ class Arrivals:
 
     def __init__(self, node: Node) -> None:
         self._node = node
-        self._gathered: dict[tuple[str, bytes], list[bytes]] = {}
+        self._gathered: dict[tuple[str, bytes], VerifiedBatch] = {}
         self._count = 0
         self._flush_wanted = trio.Event()
 
-    async def on_sync_event(self, peer_id: str, event: SyncEvent) -> None:
-        """The sync service's event handler: records to take, frontiers to note."""
-        if isinstance(event, RecordsReceived):
-            raws = list(event.raws)
+    async def on_sync_event(self, peer_id: str, event: SessionEvent) -> None:
+        """The sync service's event handler: records to take (checked on worker threads by the
+        sync service's verifier), frontiers to note."""
+        if isinstance(event, RecordsReceived):  # a session without a verifier
+            self.flush_sync_records()
+            self._node.take(list(event.raws), sender=peer_id, propagate=True,
+                            space_id=event.space_id)
+        elif isinstance(event, RecordsVerified):
+            raws = event.batch.raws
             if not all_posts(raws):
                 self.flush_sync_records()  # keep each sender's records in order
                 self._node.take(raws, sender=peer_id, propagate=True, space_id=event.space_id)
                 return
             # Posts are gathered into larger appends: a catch-up then pays one commit per
             # thousands of records rather than per batch of the wire (see docs/performance.md).
-            self._gathered.setdefault((peer_id, event.space_id), []).extend(raws)
+            self._gathered.setdefault((peer_id, event.space_id), VerifiedBatch()).extend(
+                event.batch)
             self._count += len(raws)
             if self._count >= SYNC_APPEND_RECORDS:
                 self.flush_sync_records()
@@ -89,8 +100,9 @@ class Arrivals:
         """Append the posts gathered from sync sessions."""
         gathered, self._gathered = self._gathered, {}
         self._count = 0
-        for (peer_id, space_id), raws in gathered.items():
-            self._node.take(raws, sender=peer_id, propagate=True, space_id=space_id)
+        for (peer_id, space_id), batch in gathered.items():
+            self._node.take(batch.raws, sender=peer_id, propagate=True, space_id=space_id,
+                            verified=batch)
 
     async def flush_sync_records_soon(self) -> None:
         """Append gathered posts once a session pauses, until cancelled."""

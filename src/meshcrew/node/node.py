@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -34,7 +34,7 @@ import trio
 from meshcrew.errors import IdentityError, ListenError
 from meshcrew.home import Home
 from meshcrew.identity import Identity, public_key_of_peer_id
-from meshcrew.net import INVALID_RECORD, Host, NetConfig, SyncService, open_host
+from meshcrew.net import INVALID_RECORD, Host, NetConfig, SyncService, Verifier, open_host
 from meshcrew.net.config import default_listen_addrs
 from meshcrew.node.arrivals import Arrivals, all_posts, peer_key
 from meshcrew.node.config import NodeConfig
@@ -62,7 +62,7 @@ from meshcrew.reasons import Reason
 from meshcrew.records import Record, record_id
 from meshcrew.service import Member, ViewCache
 from meshcrew.spaces import invite_problem
-from meshcrew.store import Replica
+from meshcrew.store import Replica, VerifiedBatch, verify_batch
 from meshcrew.sync import SyncStats
 from meshcrew.sync.wire import record_space
 
@@ -226,7 +226,7 @@ class Node:
     # --- records in ----------------------------------------------------------------------------
 
     def take(self, raws: list[bytes], *, sender: str, propagate: bool,
-             space_id: bytes | None = None) -> list[bytes]:
+             space_id: bytes | None = None, verified: VerifiedBatch | None = None) -> list[bytes]:
         """Store records from a peer (or a file); return the ids accepted.
 
         Records that may change membership go through the member service (its housekeeping
@@ -238,10 +238,15 @@ class Node:
             sender: the peer id they came from (for the reject log and penalties).
             propagate: sync what was accepted on to the other connected members soon.
             space_id: the space they all belong to, when the caller knows it.
+            verified: ``raws`` already checked by ``verify_batch`` (on a worker thread).
         """
         if all_posts(raws):
             # Posts only: nothing about membership changes, and none was signed here.
-            appended = self.replica.append(raws, sender=sender, now_ms=self._clock())
+            if verified is not None:
+                appended = self.replica.append_verified(verified, sender=sender,
+                                                        now_ms=self._clock())
+            else:
+                appended = self.replica.append(raws, sender=sender, now_ms=self._clock())
             accepted = appended.accepted
             faults = [e.reason.value for e in appended.rejected]
             if accepted:
@@ -263,6 +268,10 @@ class Node:
         if accepted and propagate:
             self._propagate(exclude=sender)
         return accepted
+
+    def _verify_received(self, raws: Sequence[bytes]) -> VerifiedBatch:
+        """The checks of records from sync, on a worker thread (see ``net.syncing.Verifier``)."""
+        return verify_batch(raws, now_ms=self._clock())
 
     def _on_records(self, records: list[Record]) -> None:
         """Every record the member signs or the replica accepts (Member's ``on_records``)."""
@@ -320,7 +329,8 @@ class Node:
         self._sync = SyncService(host, self.replica, self.membership.my_spaces,
                                  self.membership.is_member, self._arrivals.on_sync_event,
                                  period_s=self.config.sync_period_s,
-                                 on_complete=self._on_sync_complete)
+                                 on_complete=self._on_sync_complete,
+                                 verifier=Verifier(self._verify_received))
         self._contacts = Contacts(host, self.book, self.membership, self.config, self._clock,
                                   self._emit)
         host.is_member = self._shares_a_space

@@ -14,7 +14,7 @@ import msgpack
 from meshcrew.errors import ReplicaError
 from meshcrew.home import Home
 from meshcrew.reasons import Reason
-from meshcrew.records import Frontier, Head, Record, RecordError, decode_and_verify
+from meshcrew.records import Frontier, Head, Record
 from meshcrew.store.ingest import AppendReport, Ingest, RejectEntry
 from meshcrew.store.lock import WriterLock
 from meshcrew.store.schema import (
@@ -29,6 +29,7 @@ from meshcrew.store.schema import (
     schema_version_of,
     unknown_version,
 )
+from meshcrew.store.verify import VerifiedBatch, verify_batch
 
 PENDING_CAP = 10_000
 """Default for how many records may wait for a missing predecessor, per author and space."""
@@ -153,18 +154,33 @@ class Replica:
         Raises:
             ReplicaError: if the replica is read-only or the write fails (nothing is written).
         """
+        return self.append_verified(verify_batch(raws, now_ms=now_ms), sender=sender,
+                                    now_ms=now_ms)
+
+    def append_verified(self, batch: VerifiedBatch, *, sender: str = "local",
+                        now_ms: int) -> AppendReport:
+        """Apply the chain rules to records already checked by :func:`verify_batch`, in one
+        transaction; log those it refused. ``append(raws)`` is
+        ``append_verified(verify_batch(raws))``: the checks may run in other threads first.
+
+        Args:
+            batch: the verified records (only :func:`verify_batch` makes them: the chain rules
+                trust their signatures).
+            sender: who sent them, for the reject log (a peer id, or "local").
+            now_ms: the receiver's clock, for the reject log.
+
+        Raises:
+            ReplicaError: if the replica is read-only or the write fails (nothing is written).
+        """
         conn = self._connection()
         if self._lock is None:
             raise ReplicaError(f"The replica {self.path} was opened read-only; only the node "
                                "writes it.")
         ingest = Ingest(conn, sender=sender, now_ms=now_ms, pending_cap=self.pending_cap,
                         reject_log_size=self.reject_log_size)
-        records: list[Record] = []
-        for raw in raws:
-            try:
-                records.append(decode_and_verify(raw, now_ms=now_ms))
-            except RecordError as exc:
-                ingest.reject_envelope(raw, exc)
+        for raw, error in batch.refused:
+            ingest.reject_envelope(raw, error)
+        records = batch.records
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
