@@ -90,3 +90,23 @@ def test_quota_and_unnamed_spaces_are_refused_with_their_reasons(fleet: Fleet) -
     assert held <= 0.05 * 1024 * 1024
     assert pi.status().peers  # still up and answering
     assert Reason.NOT_CARRIED.value == "not_carried"
+
+
+def test_status_and_peers_show_the_carrier_and_what_it_holds(fleet: Fleet) -> None:
+    ana, pi = fleet.make("Ana", "Pi")
+    pi.start("--carrier")
+    ana.start()
+    space = str(ana.cli("crew", "create", "Crew")["id"])
+    ana.cli("carrier", "add", space, str(pi.cli("carrier", "offer")["code"]))
+    pi_id = pi.status().peer_id
+
+    def carried() -> bool:
+        return [c["space"] for c in pi.cli("status")["carried"]] == [space]
+
+    wait_for(carried, within=20, what="the carrier's status to list the space")
+    assert pi.cli("status")["carrier"] is True
+    assert ana.cli("status")["carrier"] is False
+    peers = {p["peer_id"]: p for p in ana.cli("peers")["peers"]}
+    assert peers[pi_id]["role"] == "carrier"
+    assert [s["space"] for s in peers[pi_id]["spaces"]] == [space]
+    assert "(carrier)" in ana.run("peers").stdout

@@ -36,3 +36,11 @@ def test_a_symmetric_nat_falls_back_to_the_relay() -> None:
     assert outcome.connection == "relayed"
     assert outcome.records_agree
     assert outcome.ok
+
+
+def test_a_carrier_on_the_internet_bridges_two_laptops_never_online_together() -> None:
+    outcome = run("carrier")
+    assert outcome.detail == "Ana and Bo never online together"
+    assert outcome.reachability == {"Pi": "public", "Bo": "private"}
+    assert outcome.records_agree
+    assert outcome.ok

@@ -200,6 +200,13 @@ def run_status(args: argparse.Namespace, session: Session) -> int:
     session.print(f"  reachable  {status.reachability}: {status.reachability_reason}")
     if status.reservations:
         session.print(f"  relays     reserved on {', '.join(status.reservations)}")
+    if status.carrier:
+        held = ", ".join(f"{short(c.space)} ({c.bytes / 1_048_576:.1f} MiB"
+                         + ("" if c.named else ", dropped: deleted after the grace period")
+                         + ")" for c in status.carried) or "nothing yet"
+        session.print(f"  carrier    carrying {held}")
+    for carrier, why in status.carrier_refusals:
+        session.print(f"  carrier    {carrier} refused: {why}")
     relay = status.relay
     if relay is not None and relay.serving:
         session.print(f"  relaying   {relay.reservations}/{relay.max_reservations} reservations, "
@@ -257,7 +264,8 @@ def run_peers(args: argparse.Namespace, session: Session) -> int:
 
 
 def _peer_line(report: PeerReport) -> str:
-    who = report.name or "(not a member of your spaces)"
+    who = report.name or ("(carrier)" if report.role == "carrier" else
+                          "(not a member of your spaces)")
     state = "connected" if report.connected else (
         f"last seen {local_time(report.last_seen_ms)}" if report.last_seen_ms else "never seen")
     flags = "  BANNED" if report.banned else ""

@@ -314,6 +314,11 @@ class SyncService:
         if stats.more_from_peer:  # the peer stopped at the per-session cap: ask for the rest
             self.sync_soon(stream.peer_id)
 
+    async def run_on(self, stream: Stream, session: SyncSession) -> SyncStats:
+        """Run a session the caller made (e.g. for one space) on a stream it opened or
+        accepted, scored and reported like every other session."""
+        return await self._run_and_score(stream, session)
+
     async def _run_and_score(self, stream: Stream, session: SyncSession) -> SyncStats:
         try:
             stats = await run_session(stream, session, self._on_event,

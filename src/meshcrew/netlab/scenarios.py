@@ -40,7 +40,7 @@ from meshcrew.netlab.topology import Lab, open_lab
 from meshcrew.store import Replica
 
 MESHCREW = str(Path(sys.executable).with_name("meshcrew"))
-SCENARIOS = ("cone", "symmetric", "relay-gone", "laptop-sleeps")
+SCENARIOS = ("cone", "symmetric", "relay-gone", "laptop-sleeps", "carrier")
 PORTS = {"relay": 4001, "relay2": 4002, "ana": 4010, "bo": 4020}
 CLI_TIMEOUT_S = 90.0
 POLL_S = 0.05
@@ -171,6 +171,11 @@ class LabNode:
             return False
         with Replica.open(Home(self.home), read_only=True) as replica:
             return replica.get(record_id) is not None
+
+    def replica_ids(self, space: str) -> set[bytes]:
+        """Ids of every record of the space in this node's replica (members and carriers)."""
+        with Replica.open(Home(self.home), read_only=True) as replica:
+            return {r.id for r in replica.space_records(bytes.fromhex(space))}
 
     def join_timed(self, code: str, record_id: bytes, started: float) -> float:
         """Join with ``code`` (the CLI through the running node) while watching the replica;
@@ -329,6 +334,39 @@ def laptop_sleeps() -> Outcome:
                        "Bo came back on another port")
 
 
+def carrier() -> Outcome:
+    """Ana and Bo, both behind NATs, are never online together; the only node up in between is
+    a carrier on the internet (which also relays). Bo gets Ana's check-in through it."""
+    with _world("cone") as (lab, root):
+        pi = LabNode(lab, root, "Pi", "relay")
+        ana = LabNode(lab, root, "Ana", "ana")
+        bo = LabNode(lab, root, "Bo", "bo")
+        pi.start("--carrier")
+        ana.start("--bootstrap", pi.addr())
+        wait(lambda: ana.status()["reservations"], 45, "Ana's reservation on the carrier")
+        space = str(ana.cli("crew", "create", "Crew")["id"])
+        code = str(ana.cli("invite", space)["code"])
+        bo.start("--bootstrap", pi.addr())
+        bo.run("join", code)
+        ana.run("carrier", "add", space, str(pi.cli("carrier", "offer")["code"]))
+        bo.stop()
+        record = ana.checkin(space, "Ana, while Bo sleeps")
+        wait(lambda: pi.holds(record), 30, "the carrier to hold Ana's check-in")
+        ana.stop()
+        started = bo.start("--bootstrap", pi.addr())
+        arrived = wait(lambda: bo.holds(record) and time.monotonic(), 60,
+                       "Ana's check-in at Bo through the carrier")
+        readable = wait(lambda: bo.has_text(space, "Ana, while Bo sleeps"), 30,
+                        "Bo to read Ana's check-in")
+        link, punch = _link(bo, pi)
+        verdicts = {n.name: n.verdict() for n in (pi, bo)}
+        agree = wait(lambda: pi.replica_ids(space) == bo.replica_ids(space), 30,
+                     "the carrier's and Bo's records to agree")
+        ok = readable and agree and _private(verdicts, pi.name)
+        return Outcome("carrier", ok, link, punch, round(arrived - started, 2), agree, verdicts,
+                       "Ana and Bo never online together")
+
+
 def _private(verdicts: dict[str, str], public: str) -> bool:
     """The relay concluded public and every laptop private."""
     return all((v == "public") == (name == public) for name, v in verdicts.items())
@@ -336,7 +374,7 @@ def _private(verdicts: dict[str, str], public: str) -> bool:
 
 RUNNERS: dict[str, Callable[[], Outcome]] = {
     "cone": cone, "symmetric": symmetric, "relay-gone": relay_gone,
-    "laptop-sleeps": laptop_sleeps}
+    "laptop-sleeps": laptop_sleeps, "carrier": carrier}
 
 
 def run(name: str) -> Outcome:

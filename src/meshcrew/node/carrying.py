@@ -71,10 +71,15 @@ class Serving:
         self._me = me
         self.carrier = carrier
         self._carried: list[bytes] | None = None
+        self._carriers: dict[bytes, frozenset[bytes]] = {}
+        """Per space, the carriers it names: asked on every append (whom to sync next), so kept
+        until a record that may change them arrives (reading the state would extend the
+        space's view by every new post first)."""
 
     def changed(self) -> None:
         """A record that may change membership or carriers arrived: look again next time."""
         self._carried = None
+        self._carriers.clear()
 
     def carried(self) -> list[bytes]:
         """The spaces that name this node as a carrier (on a carrier; else [])."""
@@ -95,8 +100,12 @@ class Serving:
 
     def carriers(self, space_id: bytes) -> frozenset[bytes]:
         """The keys of the carriers a space names now."""
-        state = self._membership.state(space_id)
-        return frozenset(state.carriers) if state is not None else frozenset()
+        carriers = self._carriers.get(space_id)
+        if carriers is None:
+            state = self._membership.state(space_id)
+            carriers = frozenset(state.carriers) if state is not None else frozenset()
+            self._carriers[space_id] = carriers
+        return carriers
 
     def shares(self, space_id: bytes, key: bytes) -> bool:
         """Whether ``key`` may be offered and sent the records of ``space_id``: a current

@@ -31,12 +31,32 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from meshcrew.errors import IdentityError, ListenError
+from meshcrew.errors import IdentityError, ListenError, MeshcrewError, NetError
 from meshcrew.home import Home
 from meshcrew.identity import Identity, public_key_of_peer_id
-from meshcrew.net import INVALID_RECORD, Host, NetConfig, SyncService, Verifier, open_host
+from meshcrew.net import (
+    INVALID_RECORD,
+    PROTOCOL_VIOLATION,
+    Host,
+    NetConfig,
+    Stream,
+    SyncService,
+    Verifier,
+    open_host,
+)
 from meshcrew.net.config import default_listen_addrs
 from meshcrew.node.arrivals import Arrivals, all_posts, peer_key
+from meshcrew.node.carrying import (
+    CARRY_PROTOCOL,
+    CarrierContacts,
+    Carrying,
+    ReceiveOnly,
+    Serving,
+    accept_carry,
+    bring,
+    read_carry_request,
+    refuse_carry,
+)
 from meshcrew.node.config import NodeConfig
 from meshcrew.node.contacts import Contacts
 from meshcrew.node.control import serve_control
@@ -49,6 +69,7 @@ from meshcrew.node.peerbook import PeerBook
 from meshcrew.node.reachability import ReachabilityWatch, Verdict
 from meshcrew.node.receipts import Receipts
 from meshcrew.node.reports import (
+    CarriedUse,
     JoinProgress,
     JoinResult,
     NodeEvent,
@@ -63,7 +84,7 @@ from meshcrew.records import Record, record_id
 from meshcrew.service import Member, ViewCache
 from meshcrew.spaces import invite_problem
 from meshcrew.store import Replica, VerifiedBatch, verify_batch
-from meshcrew.sync import SyncStats
+from meshcrew.sync import SyncSession, SyncStats
 from meshcrew.sync.wire import record_space
 
 if TYPE_CHECKING:
@@ -112,6 +133,13 @@ class Node:
         self.member = Member(replica, identity, clock=clock, on_records=self._on_records,
                              views=views)
         self.membership = Membership(self.member)
+        self.serving = Serving(self.membership, replica, identity.public_key,
+                               carrier=config.carrier.enabled)
+        """Which spaces the node syncs, and with whom (members, carriers)."""
+        self.carrying = Carrying(replica, self.serving, self.membership, config.carrier,
+                                 clock) if config.carrier.enabled else None
+        """The carrier's side (``--carrier``), else None."""
+        self._carriers: CarrierContacts | None = None
         self.judge = GossipJudge(self.membership, clock)
         self.book = PeerBook.load(home)
         self.receipts = Receipts.load(home)
@@ -174,7 +202,12 @@ class Node:
                            circuits=use.circuits, max_circuits=use.max_circuits,
                            max_circuits_per_peer=use.max_circuits_per_peer,
                            bytes_today=use.bytes_today, bytes_per_day=use.bytes_per_day,
-                           circuits_served=use.circuits_served, refused=use.refused))
+                           circuits_served=use.circuits_served, refused=use.refused),
+            carrier=self.carrying is not None,
+            carried=tuple(CarriedUse(c.space, c.records, c.bytes, c.named)
+                          for c in (self.carrying.held() if self.carrying else [])),
+            carrier_refusals=tuple(sorted(self._carriers.refusals.items()))
+            if self._carriers else ())
 
     def peers(self) -> list[PeerReport]:
         """Connected and known peers, and per shared space what each lacks (``meshcrew peers``)."""
@@ -183,12 +216,22 @@ class Node:
         return peer_reports(self)
 
     def seen_by(self, record_id: bytes) -> list[bytes]:
-        """Member keys known to hold a record (its author and this member included)."""
+        """Member keys known to hold a record (its author and this member included); carriers
+        are not members and are left out (:meth:`held_by_carriers`)."""
         record = self.replica.get(record_id)
         if record is None:
             return []
         holders = set(self.receipts.holders(record.space_id, record.author, record.seq))
-        return sorted(holders | {record.author, self.identity.public_key})
+        carriers = self.serving.carriers(record.space_id)
+        return sorted((holders | {record.author, self.identity.public_key}) - carriers)
+
+    def held_by_carriers(self, record_id: bytes) -> list[bytes]:
+        """Keys of the space's carriers known to hold a record ("held by the carrier")."""
+        record = self.replica.get(record_id)
+        if record is None:
+            return []
+        holders = set(self.receipts.holders(record.space_id, record.author, record.seq))
+        return sorted(holders & self.serving.carriers(record.space_id))
 
     def subscribe(self, buffer: int = 256) -> trio.MemoryReceiveChannel[NodeEvent]:
         """A channel of :data:`~meshcrew.node.reports.NodeEvent` from now on.
@@ -240,6 +283,12 @@ class Node:
             space_id: the space they all belong to, when the caller knows it.
             verified: ``raws`` already checked by ``verify_batch`` (on a worker thread).
         """
+        if self.carrying is not None:  # a carrier takes only what the spaces it carries allow
+            kept = self.carrying.admit(raws, sender)
+            if len(kept) != len(raws):
+                raws, verified = kept, None
+            if not raws:
+                return []
         if all_posts(raws):
             # Posts only: nothing about membership changes, and none was signed here.
             if verified is not None:
@@ -286,6 +335,9 @@ class Node:
             for record in records:
                 if changes_membership(record.kind):
                     self.membership.changed(record.space_id)
+            self.serving.changed()
+            if self._carriers is not None:
+                self._carriers.changed()
             self._topics_changed.set()
         if local:
             self._propagate(exclude=None)
@@ -326,13 +378,13 @@ class Node:
 
     async def _start(self, host: Host, nursery: trio.Nursery) -> None:
         self._host = host
-        self._sync = SyncService(host, self.replica, self.membership.my_spaces,
-                                 self.membership.is_member, self._arrivals.on_sync_event,
+        self._sync = SyncService(host, self.replica, self.serving.spaces,
+                                 self.serving.shares, self._arrivals.on_sync_event,
                                  period_s=self.config.sync_period_s,
                                  on_complete=self._on_sync_complete,
                                  verifier=Verifier(self._verify_received))
         self._contacts = Contacts(host, self.book, self.membership, self.config, self._clock,
-                                  self._emit)
+                                  self._emit, carriers=self.serving.carriers)
         host.is_member = self._shares_a_space
         host.reach.on_direct = self._hole_punched
         for addr in (*self.config.relays, *self.config.bootstrap):
@@ -345,6 +397,11 @@ class Node:
             self.replica, is_active=self._is_active, check_invite=self._check_invite,
             admit=self._admit, penalize=host.penalize).serve)
         await nursery.start(self._sync.run)
+        host.set_stream_handler(CARRY_PROTOCOL, self._serve_carry)
+        self._carriers = CarrierContacts(host, self.serving, self.membership, self._bring)
+        nursery.start_soon(self._carriers.run)
+        if self.carrying is not None:
+            nursery.start_soon(self.carrying.forget_dropped)
         await nursery.start(self._keep_topics)
         nursery.start_soon(self._arrivals.take_gossip)
         nursery.start_soon(self._arrivals.flush_sync_records_soon)
@@ -357,7 +414,7 @@ class Node:
         gossip = self.host.gossip
         started = False
         while True:
-            wanted = set(self.membership.my_spaces())
+            wanted = set(self.serving.spaces())
             for space_id in sorted(wanted - gossip.joined):
                 await gossip.join(space_id)
             for space_id in sorted(gossip.joined - wanted):
@@ -384,6 +441,42 @@ class Node:
         while True:
             await trio.sleep(_SAVE_EVERY_S)
             self.save()
+
+    # --- carriers ------------------------------------------------------------------------------
+
+    async def _run_sync_on(self, stream: Stream, spaces: list[bytes]) -> SyncStats:
+        """A sync session offering exactly ``spaces`` (the carry protocol's second half)."""
+        session = SyncSession(self.identity.public_key, stream.remote_key, spaces, self.replica)
+        return await self.sync.run_on(stream, session)
+
+    async def _serve_carry(self, stream: Stream) -> None:
+        """A peer offers a space on the carry protocol: a member bringing it to this carrier,
+        or a carrier bringing a space of this member's that this node does not yet know names
+        it (then this side only receives, and tells it nothing, until its fold says so)."""
+        try:
+            space_id = await read_carry_request(stream)
+        except (NetError, ValueError) as exc:
+            log.info("carry: a malformed request from %s: %s", stream.peer_id, exc)
+            self.host.penalize(stream.peer_id, PROTOCOL_VIOLATION, "malformed carry request")
+            await stream.reset()
+            return
+        if space_id in self.membership.my_spaces():
+            await accept_carry(stream)
+            known = self.serving.shares(space_id, stream.remote_key)
+            source = self.replica if known else ReceiveOnly()
+            session = SyncSession(self.identity.public_key, stream.remote_key, [space_id],
+                                  source)
+            try:
+                await self.sync.run_on(stream, session)
+            except MeshcrewError as exc:
+                log.info("carry: a session with %s failed: %s", stream.peer_id, exc)
+        elif self.carrying is not None:
+            await self.carrying.serve(stream, space_id, self._run_sync_on)
+        else:
+            await refuse_carry(stream, Reason.NOT_CARRIED)
+
+    async def _bring(self, peer_id: str, space_id: bytes) -> str | None:
+        return await bring(self.host, peer_id, space_id, self._run_sync_on)
 
     def reachability(self) -> Verdict:
         """Whether peers can dial this node directly, and why the node thinks so."""

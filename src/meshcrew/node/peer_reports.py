@@ -24,6 +24,7 @@ def peer_reports(node: Node) -> list[PeerReport]:
     """The report of every peer the node knows: connected first, then most recently seen."""
     me = node.identity.public_key
     names: dict[bytes, str] = {}
+    carriers: set[bytes] = set()
     spaces_of: dict[bytes, list[bytes]] = {}
     space_names: dict[bytes, str | None] = {}
     for space_id in node.membership.my_spaces():
@@ -36,6 +37,9 @@ def peer_reports(node: Node) -> list[PeerReport]:
             if entry.status == "active" and entry.key != me:
                 names.setdefault(entry.key, entry.name)
                 spaces_of.setdefault(entry.key, []).append(space_id)
+        for carrier in node.serving.carriers(space_id) - {me}:
+            carriers.add(carrier)
+            spaces_of.setdefault(carrier, []).append(space_id)
     connected = set(node.host.connected_peers())
     known = {e.peer_id for e in node.book.entries()}
     peer_ids = connected | known | {peer_id_of(k) for k in spaces_of}
@@ -60,9 +64,16 @@ def peer_reports(node: Node) -> list[PeerReport]:
                                 known_entry.spaces_synced.get(space_id) if known_entry else None)
                          for space_id in shared if key is not None),
             last_sync_ms=known_entry.last_sync_ms if known_entry else None,
-            link=link.link, via=link.via, hole_punch=link.hole_punch))
+            link=link.link, via=link.via, hole_punch=link.hole_punch,
+            role=_role(key, names, carriers)))
     reports.sort(key=lambda r: (not r.connected, -(r.last_seen_ms or 0), r.peer_id))
     return reports
+
+
+def _role(key: bytes | None, members: dict[bytes, str], carriers: set[bytes]) -> str:
+    if key is not None and key in members:
+        return "member"
+    return "carrier" if key in carriers else "other"
 
 
 def _space(node: Node, space_id: bytes, key: bytes, name: str | None,

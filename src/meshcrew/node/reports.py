@@ -47,6 +47,12 @@ class NodeStatus:
     """Relays holding a reservation for this node (its circuit addresses go through them)."""
     relay: RelayUse | None = None
     """This node's relay service: its caps and current use."""
+    carrier: bool = False
+    """Whether this node runs as a carrier (``--carrier``)."""
+    carried: tuple[CarriedUse, ...] = ()
+    """On a carrier: the spaces it holds."""
+    carrier_refusals: tuple[tuple[str, str], ...] = ()
+    """``(carrier peer id, why)``: carriers of this member's spaces that refused one."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``status --json`` object."""
@@ -60,8 +66,27 @@ class NodeStatus:
                                  "reason": self.reachability_reason},
                 "reservations": list(self.reservations),
                 "relay": None if self.relay is None else self.relay.to_json(),
+                "carrier": self.carrier, "carried": [c.to_json() for c in self.carried],
+                "carrier_refusals": [{"carrier": p, "reason": r}
+                                     for p, r in self.carrier_refusals],
                 "gossip": {"published": self.gossip_published, "received": self.gossip_received,
                            "rejected": self.gossip_rejected, "dropped": self.gossip_dropped}}
+
+
+@dataclass(frozen=True, slots=True)
+class CarriedUse:
+    """One space a carrier holds."""
+
+    space: bytes
+    records: int
+    bytes: int
+    named: bool
+    """Still named by the space (else it waits out the grace period before deletion)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """One item of ``status --json``'s ``carried``."""
+        return {"space": self.space.hex(), "records": self.records, "bytes": self.bytes,
+                "named": self.named}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +160,9 @@ class PeerReport:
     """The relay, when the link is relayed."""
     hole_punch: str = "not tried"
     """``succeeded``, ``failed`` or ``not tried``."""
+    role: str = "member"
+    """``member`` (of a space this member shares with it), ``carrier`` (of one of this member's
+    spaces, or, on a carrier, ...) or ``other``."""
 
     def to_json(self) -> dict[str, Any]:
         """One item of ``peers --json``."""
@@ -143,6 +171,7 @@ class PeerReport:
                 "last_seen_ms": self.last_seen_ms, "last_sync_ms": self.last_sync_ms,
                 "banned": self.banned, "source": self.source,
                 "link": self.link, "via": self.via, "hole_punch": self.hole_punch,
+                "role": self.role,
                 "spaces": [s.to_json() for s in self.spaces]}
 
 
