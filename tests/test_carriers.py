@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from meshcrew.home import Home
 from meshcrew.reasons import Reason
 from meshcrew.store import Replica
 from node_processes import Fleet, NodeProcess, fleet, wait_for
