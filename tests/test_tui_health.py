@@ -186,3 +186,19 @@ def test_the_route_is_what_the_node_says_of_the_link() -> None:
     shown = PeerStatus(b"k" * 32, connected=True, route=Route.RELAY, via=relay)
     assert route_text(shown) == "relay via 12D3…xyz9"
     assert route_text(replace(shown, route=Route.HOLE_PUNCHED, via=None)) == "hole-punched"
+
+
+def test_sync_health_names_a_carrier_as_a_carrier(town: Town) -> None:
+    space_id, net, (_ada, _bo, _cy) = networked(town)
+    carrier = b"c" * 32
+    net.network = replace(net.network, peers=(*net.network.peers, PeerStatus(
+        carrier, ("/ip4/198.51.100.2/tcp/4001",), True, Route.INTERNET, town.clock.now,
+        role="carrier")))
+    app = make_app(net)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, SyncHealthScreen), "sync health")
+        assert "carrier" in {row[0] for row in table_rows(app, "peers")}
+
+    drive(app, script)

@@ -43,6 +43,9 @@ class PeerStatus:
     last_seen_ms: int | None = None
     last_sync_ms: int | None = None
     via: str | None = None
+    role: str = "member"
+    """``member``, ``carrier`` (an always-on node that holds a space's sealed records) or
+    ``other``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,7 +74,8 @@ class SyncHealthScreen(MeshcrewScreen):
         if not status.peers:
             peers.add_row("no peers known yet", "", "", "", "", "", "")
         for peer in status.peers:
-            peers.add_row(names.get(peer.member, "unknown"), fingerprint(peer.member),
+            fallback = "carrier" if peer.role == "carrier" else "unknown"
+            peers.add_row(names.get(peer.member, fallback), fingerprint(peer.member),
                           "yes" if peer.connected else "no", route_text(peer),
                           ago(peer.last_seen_ms, now), ago(peer.last_sync_ms, now),
                           " ".join(peer.addresses) or "none known",
