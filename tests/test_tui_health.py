@@ -189,7 +189,7 @@ def test_the_route_is_what_the_node_says_of_the_link() -> None:
 
 
 def test_sync_health_names_a_carrier_as_a_carrier(town: Town) -> None:
-    space_id, net, (_ada, _bo, _cy) = networked(town)
+    _space, net, _members = networked(town)
     carrier = b"c" * 32
     net.network = replace(net.network, peers=(*net.network.peers, PeerStatus(
         carrier, ("/ip4/198.51.100.2/tcp/4001",), True, Route.INTERNET, town.clock.now,
