@@ -3,11 +3,12 @@
 1. **catch-up**: a crew whose founder holds N check-ins (made in-process, real signed and sealed
    records) and a member who holds only the crew's first records; both nodes start, the member
    dials the founder, and the clock runs until the member's replica holds every record. The
-   receiving node's rate per second of CPU it used is compared with the raw pynacl verify rate of
-   the same records in this process per second of CPU, measured just before and just after
-   (issue 4's target: the catch-up runs at >= 70% of it). Per CPU second, because on a shared
-   machine the wall-clock rates of two processes and of one swing with everything else running;
-   the wall-clock figures are printed too (on an idle machine the two agree).
+   catch-up's wall-clock rate is compared with the raw pynacl verify rate of the same records on
+   one thread of this process, measured just before and just after it (issue 15's target, on a
+   machine of more than one core: >= 130% of it, beyond what one core can do; issue 4's on one
+   core: >= 70%). The same catch-up runs first with the receiving node held to one core (its
+   threads pinned), for the per-core scaling; and the rates per second of CPU are printed too
+   (the receiver's CPU against this process's for the raw loop).
 2. **latency**: a crew of K node processes; members take turns checking in (over the control
    socket, as the CLI does); every node streams the records its replica takes (the ``watch``
    control operation) with its clock; the latency of a record on a node is the time it reached
@@ -18,6 +19,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -63,23 +65,53 @@ def record_ids(home: Home, space: bytes) -> set[bytes]:
         return {r.id for r in replica.records_after(space, {}, limit=2**62)}
 
 
-def raw_verify_rate(home: Home, space: bytes) -> float:
-    """Records per second pynacl verifies: the records' own signed messages, one core."""
+def raw_verify_rates(home: Home, space: bytes) -> tuple[float, float]:
+    """Records per second pynacl verifies on one thread, the records' own signed messages: per
+    second of wall-clock time, and per second of this process's CPU time."""
     with Replica.open(home, read_only=True) as replica:
         records = replica.records_after(space, {}, limit=2**62)
     keys = {r.author: VerifyKey(r.author) for r in records}
     signed = [(keys[r.author], SIGN_DOMAIN + b"\x98" + r.raw[1: len(r.raw) - SIG_BYTES - 2],
                r.sig) for r in records]
-    started = time.process_time()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for key, message, sig in signed:
         key.verify(message, sig)
-    return len(signed) / (time.process_time() - started)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return len(signed) / wall, len(signed) / cpu
 
 
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time a process has used (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pin(pid: int, cores: set[int]) -> None:
+    """Keep every thread of a process (and those it starts later) on ``cores`` (Linux)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), cores)
+
+
+def one_catch_up(founder: NodeProcess, member: NodeProcess, lacking: int,
+                 cores: set[int] | None) -> dict[str, float]:
+    """Start both nodes (the member's on ``cores`` only, if given), have the member dial the
+    founder, and time until its replica holds the ``lacking`` records; stop both."""
+    founder.start()
+    member.start()
+    if cores is not None:
+        pin(member.pid, cores)
+    held = member.status().records
+    cpu_before, founder_before = cpu_seconds(member.pid), cpu_seconds(founder.pid)
+    started = time.perf_counter()
+    member.call("connect", founder.status().addrs[0])
+    wait_for(lambda: member.status().records >= held + lacking, within=600,
+             what="the catch-up")
+    took = time.perf_counter() - started
+    cpu = cpu_seconds(member.pid) - cpu_before
+    founder_cpu = cpu_seconds(founder.pid) - founder_before
+    founder.stop()
+    member.stop()
+    return {"seconds": took, "cpu": cpu, "founder_cpu": founder_cpu}
 
 
 def catch_up(fleet: Fleet, count: int) -> dict[str, Any]:
@@ -89,28 +121,47 @@ def catch_up(fleet: Fleet, count: int) -> dict[str, Any]:
     made = time.perf_counter()
     mint_checkins(founder.home, identity.load(founder.home.key_file), space, count)
     mint_s = time.perf_counter() - made
-    raw_before = raw_verify_rate(founder.home, space)
     lacking = len(record_ids(founder.home, space) - record_ids(member.home, space))
-    founder.start()
-    member.start()
-    held = member.status().records
-    cpu_before = cpu_seconds(member.pid)
-    started = time.perf_counter()
-    member.call("connect", founder.status().addrs[0])
-    wait_for(lambda: member.status().records >= held + lacking, within=600,
-             what="the catch-up")
-    took = time.perf_counter() - started
-    cpu = cpu_seconds(member.pid) - cpu_before
-    founder.stop()
-    member.stop()
-    # Measured before and after, so a change in the machine's load hits both sides alike.
-    raw = (raw_before + raw_verify_rate(founder.home, space)) / 2
-    per_core = lacking / cpu
-    return {"records": lacking, "seconds": round(took, 2), "records_per_s": round(lacking / took),
-            "receiver_cpu_seconds": round(cpu, 2), "records_per_cpu_s": round(per_core),
-            "raw_verify_per_cpu_s": round(raw), "ratio": round(per_core / raw, 3),
-            "wall_ratio": round(lacking / took / raw, 3), "target_ratio": 0.70,
-            "ok": per_core >= 0.70 * raw, "mint_seconds": round(mint_s, 1)}
+    before = fleet.root / "member-before"
+    shutil.copytree(member.home.path, before)
+    cores = os.cpu_count() or 1
+    runs: dict[str, dict[str, float]] = {}
+    raws: list[tuple[float, float]] = []
+    # One core first (on a machine of more), then all: each next to the raw rate measured just
+    # before and just after it, so a change in the machine's load hits both sides alike.
+    for name, pinned in ([("one_core", {min(os.sched_getaffinity(0))})] if cores > 1 else []) \
+            + [("all_cores", None)]:
+        if runs:
+            shutil.rmtree(member.home.path)
+            shutil.copytree(before, member.home.path)
+        raw_before = raw_verify_rates(founder.home, space)
+        runs[name] = one_catch_up(founder, member, lacking, pinned)
+        raw_after = raw_verify_rates(founder.home, space)
+        runs[name]["raw_wall"] = (raw_before[0] + raw_after[0]) / 2
+        runs[name]["raw_cpu"] = (raw_before[1] + raw_after[1]) / 2
+        raws += [raw_before, raw_after]
+    main = runs["all_cores"]
+    target = 1.30 if cores > 1 else 0.70
+    wall_ratio = lacking / main["seconds"] / main["raw_wall"]
+    result: dict[str, Any] = {
+        "records": lacking, "cores": cores, "seconds": round(main["seconds"], 2),
+        "records_per_s": round(lacking / main["seconds"]),
+        "raw_verify_per_s": round(main["raw_wall"]), "wall_ratio": round(wall_ratio, 3),
+        "target_wall_ratio": target, "ok": wall_ratio >= target,
+        "receiver_cpu_seconds": round(main["cpu"], 2),
+        "sender_cpu_seconds": round(main["founder_cpu"], 2),
+        "records_per_cpu_s": round(lacking / main["cpu"]),
+        "raw_verify_per_cpu_s": round(main["raw_cpu"]),
+        "cpu_ratio": round(lacking / main["cpu"] / main["raw_cpu"], 3),
+        "mint_seconds": round(mint_s, 1)}
+    if "one_core" in runs:
+        one = runs["one_core"]
+        result["one_core"] = {
+            "seconds": round(one["seconds"], 2), "records_per_s": round(lacking / one["seconds"]),
+            "raw_verify_per_s": round(one["raw_wall"]),
+            "wall_ratio": round(lacking / one["seconds"] / one["raw_wall"], 3),
+            "receiver_cpu_seconds": round(one["cpu"], 2)}
+    return result
 
 
 class Watcher(threading.Thread):

@@ -54,9 +54,11 @@ def test_bench_ingest_runs_without_test_tools(without_test_tools: dict[str, str]
 @pytest.mark.slow
 def test_bench_sync_runs_without_test_tools(without_test_tools: dict[str, str]) -> None:
     out = run_bench(without_test_tools, "bench-sync", "--members", "20", "--records", "50",
+                    "--apart-members", "30",
                     "--node-records", "60", "--crew", "2", "--posts", "4", "--interval", "0.05",
                     within=240)
-    assert "node catch-up (2 processes)" in out
+    assert "node catch-up (2 processes" in out
+    assert "records apart, 30 members" in out
     assert "publish-to-replica latency" in out
 
 

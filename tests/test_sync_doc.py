@@ -6,7 +6,8 @@ from pathlib import Path
 
 from meshcrew.net import INVALID_GOSSIP, INVALID_RECORD, PROTOCOL_VIOLATION, STALLED, NetConfig
 from meshcrew.net.config import GossipConfig
-from meshcrew.sync import PROTOCOL_ID, SyncSession
+from meshcrew.sync import PROTOCOL_ID, PROTOCOL_IDS, SYNC_VERSION, SyncSession
+from meshcrew.sync.reconcile import FANOUT, FINGERPRINT_BYTES, LEAF_ENTRIES, MAX_DEPTH
 from meshcrew.sync.wire import (
     ENTRY_BYTES,
     MAX_BATCH_BYTES,
@@ -24,6 +25,12 @@ DOC = (Path(__file__).parent.parent / "docs" / "sync.md").read_text(encoding="ut
 
 def test_the_documented_limits_are_the_codes() -> None:
     assert f"**`{PROTOCOL_ID}`**" in DOC
+    assert SYNC_VERSION == 2
+    assert f"`{PROTOCOL_IDS[1]}` (version 1" in DOC
+    assert (FANOUT, FINGERPRINT_BYTES, LEAF_ENTRIES, MAX_DEPTH) == (16, 4, 2, 64)
+    assert "the first 4 bytes of\n  `BLAKE2b(entries, person = \"meshcrew.sync.rf\")`" in DOC
+    assert "at most 2 entries there" in DOC
+    assert "down to depth 64" in DOC
     assert MAX_FRAME_BYTES == 1 << 20
     assert "MAX_FRAME_BYTES` (1 MiB)" in DOC
     assert f"`MAX_BATCH_RECORDS` ({MAX_BATCH_RECORDS})" in DOC

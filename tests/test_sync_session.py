@@ -39,10 +39,18 @@ S1, S2, S3 = space_id(1), space_id(2), space_id(3)
 NOW_MS = 1_800_000_000_000
 
 
+@pytest.fixture(params=[1, 2], ids=["v1", "v2"])
+def version(request: pytest.FixtureRequest) -> int:
+    """Each outcome holds for both protocol versions."""
+    return int(request.param)
+
+
 def pair(ra: MemoryReplica, rb: MemoryReplica, spaces_a: Iterable[bytes] = (S1,),
-         spaces_b: Iterable[bytes] | None = None) -> tuple[SyncSession, SyncSession]:
+         spaces_b: Iterable[bytes] | None = None, *,
+         version: int) -> tuple[SyncSession, SyncSession]:
     spaces_b = spaces_a if spaces_b is None else spaces_b
-    return (SyncSession(KEY_A, KEY_B, spaces_a, ra), SyncSession(KEY_B, KEY_A, spaces_b, rb))
+    return (SyncSession(KEY_A, KEY_B, spaces_a, ra, version=version),
+            SyncSession(KEY_B, KEY_A, spaces_b, rb, version=version))
 
 
 def apply(events: list[SyncEvent], replica: MemoryReplica, log: list[SyncEvent]) -> None:
@@ -78,10 +86,10 @@ def chains(space: bytes, authors: Iterable[int], count: int) -> list[Record]:
     return [r for n in authors for r in make_chain(signing_key(n), space, count)]
 
 
-def test_in_sync_pair_takes_one_round_trip_and_few_bytes_per_member() -> None:
+def test_in_sync_pair_takes_one_round_trip_and_few_bytes_per_member(version: int) -> None:
     records = chains(S1, range(200), 1)  # a 200-member congregation, one record each
     ra, rb = MemoryReplica(records), MemoryReplica(records)
-    a, b = pair(ra, rb)
+    a, b = pair(ra, rb, version=version)
     _, _, flights = run(a, b, ra, rb)
     assert flights == 1  # hello crossed hello; nothing else
     total = a.stats.bytes_sent + b.stats.bytes_sent
@@ -91,18 +99,18 @@ def test_in_sync_pair_takes_one_round_trip_and_few_bytes_per_member() -> None:
     assert a.stats.spaces_in_sync == b.stats.spaces_in_sync == 1
 
 
-def test_in_sync_pair_reports_the_peer_frontier() -> None:
+def test_in_sync_pair_reports_the_peer_frontier(version: int) -> None:
     records = chains(S1, range(3), 2)
     ra, rb = MemoryReplica(records), MemoryReplica(records)
-    a, b = pair(ra, rb)
+    a, b = pair(ra, rb, version=version)
     got_a, _, _ = run(a, b, ra, rb)
     assert got_a == [PeerFrontier(S1, rb.frontier(S1))]
 
 
-def test_empty_side_receives_everything_in_chain_order() -> None:
+def test_empty_side_receives_everything_in_chain_order(version: int) -> None:
     records = chains(S1, range(4), 5)
     ra, rb = MemoryReplica(records), MemoryReplica()
-    a, b = pair(ra, rb)
+    a, b = pair(ra, rb, version=version)
     _, got_b, _ = run(a, b, ra, rb)
     assert rb.ids() == ra.ids()
     assert not rb.pending  # nothing arrived ahead of its predecessor
@@ -111,29 +119,29 @@ def test_empty_side_receives_everything_in_chain_order() -> None:
     assert frontiers == [PeerFrontier(S1, ra.frontier(S1))]
 
 
-def test_both_sides_end_with_the_union() -> None:
+def test_both_sides_end_with_the_union(version: int) -> None:
     full = {n: make_chain(signing_key(n), S1, 6) for n in range(5)}
     ra = MemoryReplica(r for n in (0, 1, 2) for r in full[n][:4])
     rb = MemoryReplica(r for n in (1, 2, 3, 4) for r in full[n][: 2 + n])
-    a, b = pair(ra, rb)
+    a, b = pair(ra, rb, version=version)
     run(a, b, ra, rb)
     assert ra.ids() == rb.ids()
     assert ra.frontier(S1) == rb.frontier(S1)
     assert len(ra.ids()) == 4 + 4 + 4 + 5 + 6
 
 
-def test_one_byte_at_a_time_gives_the_same_result() -> None:
+def test_one_byte_at_a_time_gives_the_same_result(version: int) -> None:
     records = chains(S1, range(3), 4)
     ra, rb = MemoryReplica(records[:5]), MemoryReplica(records[3:])
-    a, b = pair(ra, rb)
+    a, b = pair(ra, rb, version=version)
     run(a, b, ra, rb, chunk=1)
     assert ra.ids() == rb.ids() == {r.id for r in records}
 
 
-def test_long_chains_go_in_bounded_batches() -> None:
+def test_long_chains_go_in_bounded_batches(version: int) -> None:
     records = make_chain(signing_key(7), S1, 2 * MAX_BATCH_RECORDS + 10)
     ra, rb = MemoryReplica(records), MemoryReplica()
-    a, b = pair(ra, rb)
+    a, b = pair(ra, rb, version=version)
     _, got_b, _ = run(a, b, ra, rb)
     batches = [e for e in got_b if isinstance(e, RecordsReceived)]
     assert len(batches) == 3
@@ -141,10 +149,10 @@ def test_long_chains_go_in_bounded_batches() -> None:
     assert rb.ids() == ra.ids()
 
 
-def test_large_records_go_in_batches_bounded_by_bytes() -> None:
+def test_large_records_go_in_batches_bounded_by_bytes(version: int) -> None:
     records = make_chain(signing_key(8), S1, 20, body_bytes=60_000)
     ra, rb = MemoryReplica(records), MemoryReplica()
-    a, b = pair(ra, rb)
+    a, b = pair(ra, rb, version=version)
     _, got_b, _ = run(a, b, ra, rb)
     batches = [e for e in got_b if isinstance(e, RecordsReceived)]
     assert len(batches) >= 3
@@ -152,21 +160,21 @@ def test_large_records_go_in_batches_bounded_by_bytes() -> None:
     assert rb.ids() == ra.ids()
 
 
-def test_several_spaces_sync_together() -> None:
+def test_several_spaces_sync_together(version: int) -> None:
     ra = MemoryReplica(chains(S1, [1], 3) + chains(S2, [2], 3))
     rb = MemoryReplica(chains(S2, [3], 2) + chains(S3, [4], 2))
-    a, b = pair(ra, rb, [S1, S2, S3])
+    a, b = pair(ra, rb, [S1, S2, S3], version=version)
     run(a, b, ra, rb)
     assert ra.ids() == rb.ids()
     assert a.stats.spaces_in_common == 3
     assert a.stats.spaces_synced == b.stats.spaces_synced == {S1, S2, S3}
 
 
-def test_a_space_only_one_side_offers_is_neither_synced_nor_named() -> None:
+def test_a_space_only_one_side_offers_is_neither_synced_nor_named(version: int) -> None:
     secret_records = chains(S1, [1], 3)
     ra = MemoryReplica(secret_records + chains(S2, [2], 2))
     rb = MemoryReplica()
-    a, b = pair(ra, rb, spaces_a=[S1, S2], spaces_b=[S2])
+    a, b = pair(ra, rb, spaces_a=[S1, S2], spaces_b=[S2], version=version)
     sent_by_a = bytearray()
     while True:
         out_a, out_b = a.data_to_send(), b.data_to_send()
@@ -193,26 +201,26 @@ def test_the_same_space_has_a_different_token_with_every_peer() -> None:
 
 
 def test_a_session_stops_at_the_per_space_cap_and_says_more(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, version: int) -> None:
     monkeypatch.setattr(session_module, "MAX_RECORDS_PER_SPACE", 50)
     records = make_chain(signing_key(9), S1, 120)
     ra, rb = MemoryReplica(records), MemoryReplica()
-    a, b = pair(ra, rb)
+    a, b = pair(ra, rb, version=version)
     run(a, b, ra, rb)
     assert len(rb.ids()) == 50
     assert b.stats.more_from_peer == frozenset({S1})
     # Neither side counts the space as level: one stopped at the cap, the other was told "more".
     assert a.stats.spaces_synced == b.stats.spaces_synced == frozenset()
-    a, b = pair(ra, rb)
+    a, b = pair(ra, rb, version=version)
     run(a, b, ra, rb)
-    a, b = pair(ra, rb)
+    a, b = pair(ra, rb, version=version)
     run(a, b, ra, rb)
     assert rb.ids() == ra.ids()
     assert b.stats.more_from_peer == frozenset()
     assert a.stats.spaces_synced == b.stats.spaces_synced == {S1}
 
 
-def test_a_source_that_repeats_itself_cannot_make_the_session_loop() -> None:
+def test_a_source_that_repeats_itself_cannot_make_the_session_loop(version: int) -> None:
     records = make_chain(signing_key(10), S1, 3)
 
     class Stuck(MemoryReplica):
@@ -220,25 +228,25 @@ def test_a_source_that_repeats_itself_cannot_make_the_session_loop() -> None:
             return list(records)  # ignores what the peer has
 
     ra, rb = Stuck(records), MemoryReplica()
-    a, b = pair(ra, rb)
+    a, b = pair(ra, rb, version=version)
     run(a, b, ra, rb)
     assert rb.ids() == ra.ids()
     assert a.stats.records_sent == 3
 
 
-def test_a_fork_at_the_head_is_shown_to_both_sides() -> None:
+def test_a_fork_at_the_head_is_shown_to_both_sides(version: int) -> None:
     key = signing_key(11)
     left = make_chain(key, S1, 2)
     right = make_chain(key, S1, 2, start_ts=1)  # same seqs, different records
     ra, rb = MemoryReplica(left), MemoryReplica(right)
-    a, b = pair(ra, rb)
+    a, b = pair(ra, rb, version=version)
     run(a, b, ra, rb)
     assert a.stats.records_sent == b.stats.records_sent == 1  # each side's head, as evidence
     assert ra.forks == [right[1]]
     assert rb.forks == [left[1]]
 
 
-def test_two_real_replicas_converge(tmp_path: Path) -> None:
+def test_two_real_replicas_converge(tmp_path: Path, version: int) -> None:
     """The store's Replica is a RecordSource; its fork evidence passes the session's checks."""
     key = signing_key(14)
     mine, forked = make_chain(key, S2, 2), make_chain(key, S2, 2, start_ts=5)
@@ -247,8 +255,8 @@ def test_two_real_replicas_converge(tmp_path: Path) -> None:
             Replica.open(Home(tmp_path / "b")) as store_b:
         store_a.append([r.raw for r in records[:7] + mine], now_ms=NOW_MS)
         store_b.append([r.raw for r in records[5:] + forked], now_ms=NOW_MS)  # author 1 from seq 2
-        a = SyncSession(KEY_A, KEY_B, [S1, S2], store_a)
-        b = SyncSession(KEY_B, KEY_A, [S1, S2], store_b)
+        a = SyncSession(KEY_A, KEY_B, [S1, S2], store_a, version=version)
+        b = SyncSession(KEY_B, KEY_A, [S1, S2], store_b, version=version)
         forks: dict[str, list[bytes]] = {"a": [], "b": []}
         while out := (a.data_to_send(), b.data_to_send()):
             if not any(out):
@@ -271,9 +279,9 @@ def test_two_real_replicas_converge(tmp_path: Path) -> None:
         assert forks == {"a": [forked[1].id], "b": [mine[1].id]}
 
 
-def test_eof_before_completion_is_a_lost_connection() -> None:
+def test_eof_before_completion_is_a_lost_connection(version: int) -> None:
     ra, rb = MemoryReplica(chains(S1, [1], 2)), MemoryReplica()
-    a, b = pair(ra, rb)
+    a, b = pair(ra, rb, version=version)
     b.receive_data(a.data_to_send())
     with pytest.raises(ConnectionLost):
         b.receive_eof()
@@ -281,9 +289,9 @@ def test_eof_before_completion_is_a_lost_connection() -> None:
         b.data_to_send()
 
 
-def test_eof_inside_a_frame_is_the_peers_fault() -> None:
+def test_eof_inside_a_frame_is_the_peers_fault(version: int) -> None:
     ra, rb = MemoryReplica(chains(S1, [1], 2)), MemoryReplica()
-    a, b = pair(ra, rb)
+    a, b = pair(ra, rb, version=version)
     b.receive_data(a.data_to_send()[:-1])
     with pytest.raises(RemoteProtocolError, match="middle of a frame"):
         b.receive_eof()
@@ -294,7 +302,7 @@ def test_eof_inside_a_frame_is_the_peers_fault() -> None:
 
 def fresh_b(records: Iterable[Record] = ()) -> SyncSession:
     """B, offering S1 and S2, after its own hello was sent."""
-    b = SyncSession(KEY_B, KEY_A, [S1, S2], MemoryReplica(records))
+    b = SyncSession(KEY_B, KEY_A, [S1, S2], MemoryReplica(records), version=1)
     b.data_to_send()
     return b
 
@@ -396,10 +404,10 @@ def test_too_many_records_in_a_session_is_the_peers_fault(
         b.receive_data(frame(RecordsMsg(TOKEN, (SAME_SPACE_RECORD,))))
 
 
-def test_data_after_completion_is_the_peers_fault() -> None:
+def test_data_after_completion_is_the_peers_fault(version: int) -> None:
     records = chains(S1, [1], 1)
     ra, rb = MemoryReplica(records), MemoryReplica(records)
-    a, b = pair(ra, rb)
+    a, b = pair(ra, rb, version=version)
     run(a, b, ra, rb)
     with pytest.raises(RemoteProtocolError, match="after"):
         b.receive_data(frame(Hello(1, ())))
@@ -416,13 +424,13 @@ def test_keys_must_be_public_keys() -> None:
         SyncSession(b"short", KEY_B, [], MemoryReplica())
 
 
-def test_a_malformed_local_frontier_is_a_local_fault() -> None:
+def test_a_malformed_local_frontier_is_a_local_fault(version: int) -> None:
     class Broken(MemoryReplica):
         def frontier(self, space: bytes) -> dict[bytes, Head]:
             return {KEY_A: Head(1, b"short id")}
 
     with pytest.raises(LocalProtocolError):
-        SyncSession(KEY_A, KEY_B, [S1], Broken())
+        SyncSession(KEY_A, KEY_B, [S1], Broken(), version=version)
 
 
 def test_the_frontier_encoding_is_canonical() -> None:

@@ -2,8 +2,8 @@
 
 ``open_host`` runs a member's host (Noise-only, yamux, TCP); ``host.gossip`` carries live
 gossip on one topic per space; :class:`SyncService` runs the catch-up sync protocol on
-``/meshcrew/sync/1.0.0``. Everything raises meshcrew errors (``NetError`` and its kinds,
-``RemoteProtocolError``), never libp2p's or trio's.
+``/meshcrew/sync/2.0.0`` (``1.0.0`` with older nodes). Everything raises meshcrew errors
+(``NetError`` and its kinds, ``RemoteProtocolError``), never libp2p's or trio's.
 """
 
 from meshcrew.net.config import GossipConfig, NetConfig, default_listen_addrs

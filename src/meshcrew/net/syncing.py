@@ -1,9 +1,14 @@
-"""Catch-up sync over libp2p: run :class:`~meshcrew.sync.SyncSession` on ``/meshcrew/sync/1.0.0``.
+"""Catch-up sync over libp2p: run :class:`~meshcrew.sync.SyncSession` on ``/meshcrew/sync/2.0.0``
+(or ``/meshcrew/sync/1.0.0`` with a node that only speaks version 1).
 
 :class:`SyncService` serves inbound sync streams and starts sessions itself: on every new
 connection and every ``period_s``. Of two connected peers only the one with the lower public key
 starts the automatic sessions, so a pair does not sync twice; either may call
 :meth:`SyncService.sync_with` at any time.
+
+The protocol id names the session's version. A node serves both; it opens version 2 first and,
+if the peer refuses that protocol, version 1, and keeps using version 1 with that peer until it
+connects again (an upgraded peer is found on its next connection).
 
 A session offers only spaces where the peer is a member (by this node's view), so a space's
 records are served only to its members: the peer's key is its peer id, authenticated by Noise.
@@ -27,6 +32,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from meshcrew.errors import (
+    DialError,
     IdentityError,
     MeshcrewError,
     NetError,
@@ -40,7 +46,9 @@ from meshcrew.net.seam import first_error, log, translated
 from meshcrew.net.stream import Stream
 from meshcrew.store.verify import VerifiedBatch
 from meshcrew.sync import (
-    PROTOCOL_ID,
+    PROTOCOL_IDS,
+    SYNC_VERSION,
+    SYNC_VERSIONS,
     RecordSource,
     RecordsReceived,
     SyncEvent,
@@ -229,15 +237,21 @@ class SyncService:
         on_complete: called after every session that ran to the end, dialled or answered.
         verifier: checks received batches on worker threads; then ``on_event`` gets
             :class:`RecordsVerified` instead of :class:`~meshcrew.sync.RecordsReceived`.
+        versions: the protocol versions served and tried, the preferred first (tests give
+            ``(1,)`` to stand for a node of an older release).
     """
 
     def __init__(self, host: Host, source: RecordSource, my_spaces: Callable[[], Iterable[bytes]],
                  is_member: Callable[[bytes, bytes], bool], on_event: SyncEventHandler, *,
                  period_s: float = 60.0, max_inbound: int = 8,
                  on_complete: SyncCompleteHandler | None = None,
-                 verifier: Verifier | None = None) -> None:
+                 verifier: Verifier | None = None,
+                 versions: Sequence[int] = SYNC_VERSIONS) -> None:
         self._host = host
         self._verifier = verifier
+        self._versions = tuple(versions)
+        self._peer_version: dict[str, int] = {}
+        """Peers that refused the preferred version on this connection: what they speak."""
         self._source = source
         self._my_spaces = my_spaces
         self._is_member = is_member
@@ -251,14 +265,16 @@ class SyncService:
         self.last_stats: dict[str, SyncStats] = {}
         """The last completed session's statistics per peer id."""
 
-    def new_session(self, remote_key: bytes) -> SyncSession:
+    def new_session(self, remote_key: bytes, version: int = SYNC_VERSION) -> SyncSession:
         """A session offering the spaces both this member and the peer belong to."""
         offer = [s for s in self._my_spaces() if self._is_member(s, remote_key)]
-        return SyncSession(self._host.public_key, remote_key, offer, self._source)
+        return SyncSession(self._host.public_key, remote_key, offer, self._source,
+                           version=version)
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve sync streams and start sessions on connection and periodically, until cancelled."""
-        self._host.set_stream_handler(PROTOCOL_ID, self._serve)
+        for version in self._versions:
+            self._host.set_stream_handler(PROTOCOL_IDS[version], self._server_of(version))
         with self._host.watch_connections() as connections:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -266,6 +282,7 @@ class SyncService:
                 nursery.start_soon(self._sync_periodically, nursery)
                 async for event in connections:
                     if isinstance(event, PeerConnected):
+                        self._peer_version.pop(event.peer_id, None)
                         nursery.start_soon(self._sync_quietly, event.peer_id)
 
     def sync_soon(self, peer_id: str) -> None:
@@ -289,15 +306,37 @@ class SyncService:
             RemoteProtocolError, NetError: as :func:`run_session`; the peer is penalized for
                 protocol violations and stalls.
         """
-        stream = await self._host.open_stream(peer_id, PROTOCOL_ID)
+        stream, version = await self._open(peer_id)
         try:
-            session = self.new_session(stream.remote_key)
+            session = self.new_session(stream.remote_key, version)
         except BaseException:
             await stream.reset()
             raise
         return await self._run_and_score(stream, session)
 
-    async def _serve(self, stream: Stream) -> None:
+    async def _open(self, peer_id: str) -> tuple[Stream, int]:
+        """A sync stream to the peer in the newest version both speak, and that version."""
+        known = self._peer_version.get(peer_id)
+        versions = [v for v in self._versions if known is None or v <= known]
+        for index, version in enumerate(versions):
+            try:
+                stream = await self._host.open_stream(peer_id, PROTOCOL_IDS[version])
+            except DialError:
+                if index + 1 == len(versions):
+                    raise
+                continue  # refused (or the connection failed, which the next try shows)
+            if index:
+                log.info("%s speaks sync version %d", peer_id, version)
+                self._peer_version[peer_id] = version
+            return stream, version
+        raise DialError(f"No sync version to open with {peer_id}.")
+
+    def _server_of(self, version: int) -> Callable[[Stream], Awaitable[None]]:
+        async def serve(stream: Stream) -> None:
+            await self._serve(stream, version)
+        return serve
+
+    async def _serve(self, stream: Stream, version: int) -> None:
         try:
             self._inbound.acquire_nowait()
         except trio.WouldBlock:
@@ -305,7 +344,8 @@ class SyncService:
             await stream.reset()
             return
         try:
-            stats = await self._run_and_score(stream, self.new_session(stream.remote_key))
+            stats = await self._run_and_score(stream, self.new_session(stream.remote_key,
+                                                                       version))
         except MeshcrewError as exc:
             log.info("sync with %s failed: %s", stream.peer_id, exc)
             return

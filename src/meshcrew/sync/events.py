@@ -51,3 +51,8 @@ class SyncStats:
     """Spaces both sides offered that the session brought level (as of its start): in sync at
     ``hello``, or exchanged to ``done`` with neither side stopping at the per-session cap.
     Final once the session is complete."""
+    version: int = 2
+    """The protocol version the session spoke."""
+    frontiers_sent: int = 0
+    """Whole frontiers this side sent: one per active space in version 1; in version 2 only
+    when a reconciliation disagreed with the peer's digest (a collision, or a lying peer)."""

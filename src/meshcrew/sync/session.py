@@ -7,8 +7,11 @@ whatever :meth:`SyncSession.data_to_send` returns. The session ends by itself.
 State rules, per space both sides offered (``hello`` carries a token and a frontier digest):
 
 - equal digests: the space is in sync; nothing more is sent for it;
-- different digests: each side sends its full frontier, then, once it has the peer's frontier,
-  the records the peer lacks in chain order, in bounded batches, then ``done``.
+- different digests: each side learns the peer's frontier, then sends the records the peer lacks
+  in chain order, in bounded batches, then ``done``. In version 1 each side sends its full
+  frontier; in version 2 the two reconcile them (:mod:`meshcrew.sync.reconcile`, the lower key
+  speaking first), and a side whose result disagrees with the peer's ``hello`` digest sends its
+  full frontier, which the peer answers with its own.
 
 The session is complete when both ``hello`` messages have crossed and, for every space that was
 out of sync, this side has sent ``done`` and received the peer's ``done``. In sync, that is one
@@ -33,18 +36,21 @@ from typing import Protocol
 from meshcrew.errors import ConnectionLost, LocalProtocolError, RemoteProtocolError
 from meshcrew.records import KEY_BYTES, Frontier, Head, Record
 from meshcrew.sync.events import PeerFrontier, RecordsReceived, SyncEvent, SyncStats
+from meshcrew.sync.reconcile import Reconciler
 from meshcrew.sync.wire import (
     MAX_BATCH_BYTES,
     MAX_BATCH_RECORDS,
     MAX_OFFERS,
     MAX_RECORDS_PER_SPACE,
     SYNC_VERSION,
+    SYNC_VERSIONS,
     DoneMsg,
     FrameBuffer,
     FrontierMsg,
     Hello,
     Message,
     Offer,
+    ReconcileMsg,
     RecordsMsg,
     decode_frontier,
     decode_message,
@@ -79,13 +85,16 @@ class _Space:
     # set once the peer's hello names this space with a different digest
     active: bool = False
     peer_digest: bytes = b""
-    # sending side: the peer's frontier advanced by every record sent
+    # learning the peer's frontier (version 2: by reconciliation, or whole as a fallback)
+    reconciler: Reconciler | None = None
+    frontier_sent: bool = False
+    frontier_received: bool = False
+    # sending side: the peer's frontier advanced by every record sent (None until known)
     cursor: dict[bytes, Head] | None = None
     pending: deque[Record] = field(default_factory=deque)
     sent: int = 0
     send_done: bool = False
     # receiving side
-    got_frontier: bool = False
     received: int = 0
     recv_done: bool = False
     more: bool = False
@@ -109,12 +118,18 @@ class SyncSession:
         spaces: the spaces to offer: those this node belongs to *and* in which ``remote_key`` is a
             member by this node's view. At most ``MAX_OFFERS`` are offered (the lowest tokens).
         source: the local replica.
+        version: the protocol version the stream was opened for (both sides must use the
+            same; ``meshcrew.net`` negotiates it with the stream's protocol id).
     """
 
     def __init__(self, local_key: bytes, remote_key: bytes, spaces: Iterable[bytes],
-                 source: RecordSource) -> None:
+                 source: RecordSource, *, version: int = SYNC_VERSION) -> None:
         if len(local_key) != KEY_BYTES or len(remote_key) != KEY_BYTES:
             raise LocalProtocolError("sync keys must be 32-byte ed25519 public keys")
+        if version not in SYNC_VERSIONS:
+            raise LocalProtocolError(f"sync version {version} is not one this node speaks")
+        self.version = version
+        self._initiator = local_key < remote_key
         self._source = source
         by_token: dict[bytes, _Space] = {}
         for space_id in set(spaces):
@@ -125,7 +140,7 @@ class SyncSession:
         self._spaces = {token: by_token[token] for token in offered}
         self._frames = FrameBuffer()
         self._out = bytearray(encode_message(
-            Hello(SYNC_VERSION, tuple(Offer(t, self._spaces[t].digest) for t in offered))))
+            Hello(version, tuple(Offer(t, self._spaces[t].digest) for t in offered))))
         self._hello_received = False
         self._common: list[_Space] = []
         self._active: list[_Space] = []
@@ -155,6 +170,8 @@ class SyncSession:
             bytes_received=self._bytes_received,
             more_from_peer=frozenset(s.space_id for s in self._active if s.more),
             spaces_synced=frozenset(s.space_id for s in self._common if _level(s)),
+            version=self.version,
+            frontiers_sent=sum(s.frontier_sent for s in self._active),
         )
 
     # --- input ---------------------------------------------------------------------------------
@@ -221,18 +238,19 @@ class SyncSession:
             case Hello():
                 self._on_hello(msg, events)
             case FrontierMsg(token, blob):
+                self._on_frontier(self._space(token), blob, events)
+            case ReconcileMsg(token, payload):
                 space = self._space(token)
-                if space.got_frontier:
-                    raise RemoteProtocolError("The peer sent a space's frontier twice.")
-                if frontier_digest(blob) != space.peer_digest:
-                    raise RemoteProtocolError("The peer's frontier does not match its digest.")
-                theirs = decode_frontier(blob)
-                space.got_frontier = True
-                space.cursor = dict(theirs)
-                events.append(PeerFrontier(space.space_id, theirs))
+                if space.reconciler is None or space.reconciler.finished() or space.recv_done:
+                    raise RemoteProtocolError("The peer sent reconciliation out of turn.")
+                answer = space.reconciler.receive(payload)
+                if answer is not None:
+                    self._out += encode_message(ReconcileMsg(space.token, answer))
+                if space.reconciler.finished():
+                    self._on_reconciled(space, events)
             case RecordsMsg(token, raws):
                 space = self._space(token)
-                if not space.got_frontier or space.recv_done:
+                if not self._may_receive(space):
                     raise RemoteProtocolError("The peer sent records out of turn.")
                 if space.received + len(raws) > MAX_RECORDS_PER_SPACE:
                     raise RemoteProtocolError("The peer sent more records than a session allows.")
@@ -242,17 +260,57 @@ class SyncSession:
                 events.append(RecordsReceived(space.space_id, raws))
             case DoneMsg(token, more):
                 space = self._space(token)
-                if not space.got_frontier or space.recv_done:
+                if not self._may_receive(space):
                     raise RemoteProtocolError("The peer ended a space out of turn.")
                 space.recv_done = True
                 space.more = more
 
+    def _may_receive(self, space: _Space) -> bool:
+        """Whether the peer may send records or ``done`` for an active space now: in version 1
+        once it sent its frontier; in version 2 whenever it knows this side's (which this
+        side cannot tell); never after its ``done``."""
+        if space.recv_done:
+            return False
+        return self.version >= 2 or space.frontier_received
+
+    def _on_frontier(self, space: _Space, blob: bytes, events: list[SyncEvent]) -> None:
+        """The peer's whole frontier: version 1's second message, version 2's fallback."""
+        if space.frontier_received:
+            raise RemoteProtocolError("The peer sent a space's frontier twice.")
+        if frontier_digest(blob) != space.peer_digest:
+            raise RemoteProtocolError("The peer's frontier does not match its digest.")
+        theirs = decode_frontier(blob)
+        space.frontier_received = True
+        if space.cursor is None:
+            self._learned(space, theirs, events)
+        self._send_frontier(space)  # version 2: a frontier is answered by a frontier
+
+    def _on_reconciled(self, space: _Space, events: list[SyncEvent]) -> None:
+        assert space.reconciler is not None
+        blob = space.reconciler.peer_blob()
+        if space.cursor is not None:
+            return  # the peer's whole frontier came first
+        if frontier_digest(blob) == space.peer_digest:
+            self._learned(space, decode_frontier(blob), events)
+        else:  # a fingerprint collision, or a peer whose answers disagree with its hello
+            self._send_frontier(space)
+
+    def _send_frontier(self, space: _Space) -> None:
+        if not space.frontier_sent:
+            space.frontier_sent = True
+            self._out += encode_message(FrontierMsg(space.token, space.frontier_blob))
+
+    def _learned(self, space: _Space, theirs: dict[bytes, Head], events: list[SyncEvent]) -> None:
+        """The peer's frontier is known: sending the records it lacks may begin."""
+        space.cursor = dict(theirs)
+        events.append(PeerFrontier(space.space_id, theirs))
+
     def _on_hello(self, hello: Hello, events: list[SyncEvent]) -> None:
         if self._hello_received:
             raise RemoteProtocolError("The peer sent hello twice.")
-        if hello.version != SYNC_VERSION:
-            raise RemoteProtocolError(f"The peer speaks sync version {hello.version}, "
-                                      f"this node {SYNC_VERSION}.")
+        if hello.version != self.version:
+            raise RemoteProtocolError(f"The peer speaks sync version {hello.version} on a "
+                                      f"stream of version {self.version}.")
         self._hello_received = True
         for offer in hello.offers:
             space = self._spaces.get(offer.token)
@@ -265,7 +323,12 @@ class SyncSession:
             space.active = True
             space.peer_digest = offer.digest
             self._active.append(space)
-            self._out += encode_message(FrontierMsg(space.token, space.frontier_blob))
+            if self.version == 1:
+                self._send_frontier(space)
+                continue
+            space.reconciler = Reconciler(space.frontier_blob, initiator=self._initiator)
+            if self._initiator:
+                self._out += encode_message(ReconcileMsg(space.token, space.reconciler.start()))
 
     # --- output --------------------------------------------------------------------------------
 

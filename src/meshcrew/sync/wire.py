@@ -30,8 +30,13 @@ from meshcrew.records import (
     record_id,
 )
 
-SYNC_VERSION = 1
-"""The message-set version carried in ``hello``; the stream protocol id names it too."""
+SYNC_VERSION = 2
+"""The message-set version this code speaks by default, carried in ``hello``; the stream
+protocol id names it too. Version 2 reconciles frontiers (:mod:`meshcrew.sync.reconcile`);
+version 1 sends them whole."""
+
+SYNC_VERSIONS = (2, 1)
+"""Every version this code speaks, the preferred first."""
 
 MAX_FRAME_BYTES = 1 << 20
 """Largest frame payload accepted; the length prefix is checked before any payload is buffered."""
@@ -71,6 +76,7 @@ class MsgType(IntEnum):
     FRONTIER = 1
     RECORDS = 2
     DONE = 3
+    RECONCILE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +119,16 @@ class DoneMsg:
     more: bool
 
 
-Message = Hello | FrontierMsg | RecordsMsg | DoneMsg
+@dataclass(frozen=True, slots=True)
+class ReconcileMsg:
+    """A step of the reconciliation of one space's frontiers (version 2 only); the payload's
+    layout is :mod:`meshcrew.sync.reconcile`'s."""
+
+    token: bytes
+    payload: bytes
+
+
+Message = Hello | FrontierMsg | RecordsMsg | DoneMsg | ReconcileMsg
 
 
 def space_token(space_id: bytes, key_a: bytes, key_b: bytes) -> bytes:
@@ -203,7 +218,8 @@ def record_space(raw: bytes) -> bytes | None:
 # --- framing ---------------------------------------------------------------------------------
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """An unsigned LEB128 varint (the frame length prefix, and counts inside messages)."""
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -227,10 +243,32 @@ def encode_message(msg: Message) -> bytes:
             body = [MsgType.RECORDS, token, list(raws)]
         case DoneMsg(token, more):
             body = [MsgType.DONE, token, more]
+        case ReconcileMsg(token, steps):
+            body = [MsgType.RECONCILE, token, steps]
     payload: bytes = msgpack.packb(body, use_bin_type=True)
     if len(payload) > MAX_FRAME_BYTES:
         raise LocalProtocolError(f"a sync frame of {len(payload)} bytes is over the limit")
-    return _varint(len(payload)) + payload
+    return varint(len(payload)) + payload
+
+
+def read_varint(data: bytes, at: int) -> tuple[int, int]:
+    """A minimally encoded varint of at most 4 bytes at ``data[at:]``: its value and the offset
+    after it.
+
+    Raises:
+        RemoteProtocolError: if it is cut short, too long or not minimal.
+    """
+    value = 0
+    for index in range(_MAX_VARINT_BYTES):
+        if at + index >= len(data):
+            raise RemoteProtocolError("A sync message ends inside a number.")
+        byte = data[at + index]
+        value |= (byte & 0x7F) << (7 * index)
+        if not byte & 0x80:
+            if byte == 0 and index > 0:
+                raise RemoteProtocolError("A number in a sync message is not minimally encoded.")
+            return value, at + index + 1
+    raise RemoteProtocolError("A number in a sync message is too long.")
 
 
 class FrameBuffer:
@@ -345,4 +383,9 @@ def decode_message(payload: bytes) -> Message:
         if len(fields) != 3 or not isinstance(fields[2], bool):
             raise RemoteProtocolError("A done message has the wrong shape.")
         return DoneMsg(_bin(fields[1], TOKEN_BYTES, "token"), fields[2])
+    if kind == MsgType.RECONCILE:
+        if len(fields) != 3:
+            raise RemoteProtocolError("A reconcile message has the wrong shape.")
+        return ReconcileMsg(_bin(fields[1], TOKEN_BYTES, "token"),
+                            _bin(fields[2], None, "reconciliation"))
     raise RemoteProtocolError(f"Unknown sync message type {kind}.")
