@@ -14,9 +14,12 @@ from libp2p import new_host
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_noise_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
@@ -48,6 +51,25 @@ class RawPeer:
     def in_mesh(self, topic: str, peer_id: str) -> bool:
         return peer_id in {str(p) for p in self.router.mesh.get(topic, ())}
 
+    def message(self, topic: str, data: bytes) -> Any:
+        """A GossipSub message published by this peer (signed as libp2p's ``publish`` signs)."""
+        msg = rpc_pb2.Message(data=data, topicIDs=[topic], from_id=self.host.get_id().to_bytes(),
+                              seqno=self.pubsub._next_seqno())
+        msg.signature = self.pubsub.sign_key.sign(
+            PUBSUB_SIGNING_PREFIX.encode() + msg.SerializeToString())
+        msg.key = self.host.get_public_key().serialize()
+        return msg
+
+    async def send_together(self, peer_id: str, topic: str, datas: list[bytes]) -> None:
+        """Write messages to one peer in a single RPC, straight to its pubsub stream: libp2p's
+        ``publish`` sends one message per RPC through a bounded queue that drops when full, so
+        it neither delivers a real flood nor puts two messages in front of the receiver's
+        validator at once."""
+        stream = self.pubsub.peers[ID.from_base58(peer_id)]
+        rpc = rpc_pb2.RPC(publish=[self.message(topic, data) for data in datas])
+        if not await self.pubsub.write_msg(stream, rpc):
+            raise ConnectionError(f"the pubsub stream to {peer_id} is closed")
+
 
 @asynccontextmanager
 async def open_raw_peer(name: str) -> AsyncIterator[RawPeer]:
@@ -65,7 +87,12 @@ async def open_raw_peer(name: str) -> AsyncIterator[RawPeer]:
         async with host.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]), \
                 background_trio_service(pubsub), background_trio_service(router):
             await pubsub.wait_until_ready()
-            yield RawPeer(host, pubsub, router, SigningKey(seed))
+            try:
+                yield RawPeer(host, pubsub, router, SigningKey(seed))
+            finally:  # leaving host.run() leaves live connections' sockets open
+                with trio.CancelScope(shield=True), trio.move_on_after(2):
+                    for peer in list(host.get_connected_peers()):
+                        await host.disconnect(peer)
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(2):
             await host.close()

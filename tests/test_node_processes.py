@@ -20,11 +20,19 @@ import trio
 from hosts_on_loopback import LOOPBACK, wait_until
 from meshcrew import identity
 from meshcrew.home import Home
+from meshcrew.identity import Identity
 from meshcrew.net import SyncService, open_host, topic_name
-from meshcrew.records import MAX_RECORD_BYTES, decode_and_verify, sign_record
-from meshcrew.spaces import decode_invite_code
+from meshcrew.reasons import Reason
+from meshcrew.records import (
+    MAX_RECORD_BYTES,
+    Record,
+    decode_and_verify,
+    record_id,
+    sign_record,
+)
+from meshcrew.spaces import SpaceState, decode_invite_code, fold, join_space
 from meshcrew.store import Replica
-from node_processes import Fleet, crew_of, fleet, start_all, stop_all, wait_for
+from node_processes import Fleet, NodeProcess, crew_of, fleet, start_all, stop_all, wait_for
 from node_world import found_crew, mint_checkins, person, wall_ms
 from raw_peer import RawPeer, open_raw_peer
 
@@ -217,6 +225,82 @@ def test_a_hostile_peer_is_dropped_banned_and_disconnected(fleet: Fleet) -> None
     assert ada.rss_mb() - rss_before < 64
     assert ada.call("export", space_id) == good
     assert bo.call("export", space_id) == good
+
+
+def folded(node: NodeProcess, space_id: bytes) -> SpaceState:
+    """The space as the fold sees the node's replica."""
+    return fold(space_id, [decode_and_verify(raw) for raw in node.call("export", space_id)])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+def test_the_loser_of_a_race_for_an_invite_is_refused_by_every_node(
+        fleet: Fleet, tmp_path: Path) -> None:
+    """Two joiners race for one single-use invite: both joins reach every node together, so
+    gossip validation accepts both before either is folded. Once the fold has both, the loser
+    (the higher id) is no member anywhere: its gossip is rejected and sync offers it nothing."""
+    ada, bo = fleet.make("Ada", "Bo")
+    start_all(ada, bo)
+    space = crew_of(ada, bo)
+    space_id = bytes.fromhex(space)
+    topic = topic_name(space_id)
+    wait_for(lambda: len(bo.status().peers) == 1, what="Ada and Bo connected")
+    code = decode_invite_code(str(ada.cli("invite", space)["code"]))  # one use
+    wait_for(lambda: folded(bo, space_id).invites.keys() == folded(ada, space_id).invites.keys(),
+             what="the invite on Bo's node")
+    joins: dict[bytes, tuple[Record, Identity]] = {}
+    for name in ("Jo", "Kit"):
+        joiner = person(name)
+        made = join_space(code, joiner.signing_key)
+        join = decode_and_verify(sign_record(joiner.signing_key, kind=made.kind, space=space_id,
+                                             seq=1, prev=None, ts=wall_ms(), body=made.body).raw)
+        joins[join.id] = (join, joiner)
+    (winner_join, winner), (loser_join, loser) = (joins[i] for i in sorted(joins))
+    nodes = (ada, bo)
+
+    async def race_then_try_as_the_loser() -> None:
+        peers = [n.status().peer_id for n in nodes]
+        async with open_raw_peer("courier") as courier:
+            for node in nodes:
+                await courier.connect(node.status().addrs[0])
+            await courier.pubsub.subscribe(topic)
+            await wait_until(lambda: all(courier.in_mesh(topic, p) for p in peers))
+            for peer in peers:  # both joins in one message: validated before either is stored
+                await courier.send_together(peer, topic, [loser_join.raw, winner_join.raw])
+            for node in nodes:
+                await wait_until(lambda node=node: folded(node, space_id).is_member(
+                    winner.public_key))
+        with Replica.open(Home(tmp_path / "loser")) as replica:
+            async with open_host(loser, LOOPBACK) as host, trio.open_nursery() as nursery:
+                sync = SyncService(host, replica, lambda: [space_id], lambda s, k: True,
+                                   keep_nothing)
+                await nursery.start(sync.run)
+                for peer, node in zip(peers, nodes, strict=True):
+                    await host.connect(node.status().addrs[0])
+                    with trio.fail_after(5):  # "within a few seconds, without a restart"
+                        while (await sync.sync_with(peer)).spaces_in_common:  # noqa: ASYNC110
+                            await trio.sleep(0.1)  # (a session is the condition: no event)
+                # A post signed by the loser after its join, published by the loser itself.
+                before = [n.status().gossip_rejected for n in nodes]
+                await host.gossip.join(space_id)
+                await wait_until(lambda: set(peers) <= host.gossip.mesh_peers(space_id))
+                post = sign_record(loser.signing_key, kind="sealed", space=space_id, seq=2,
+                                   prev=loser_join.id, ts=wall_ms(), body=b"x" * 40)
+                host.gossip.publish(space_id, post.raw)
+                for node, rejected in zip(nodes, before, strict=True):
+                    await wait_until(lambda node=node, rejected=rejected:
+                                     node.status().gossip_rejected > rejected)
+                    assert post.id not in {record_id(r) for r in node.call("export", space_id)}
+                nursery.cancel_scope.cancel()
+
+    trio.run(race_then_try_as_the_loser)
+    for node in nodes:
+        state = folded(node, space_id)
+        assert state.is_member(winner.public_key)
+        assert not state.is_member(loser.public_key)
+        status = state.status(loser_join.id)
+        assert status is not None
+        assert status.reason is Reason.INVITE_EXHAUSTED
 
 
 @pytest.mark.timeout(60)

@@ -4,8 +4,14 @@ Sync offers a space only to its members and the gossip validator checks every me
 so both ask "is this key a member of this space?" many times a second. Folding a space answers
 it, but a fold reads every record of the space, so :class:`Membership` keeps each space's
 current members and folds again only when a record that can change membership arrives: any kind
-but ``sealed`` (posts never change who is in). A join accepted by gossip validation counts at
-once, before the fold, so the new member's first posts are not refused in the meantime.
+but ``sealed`` (posts never change who is in).
+
+A join accepted by gossip validation counts at once, before the fold, so the new member's first
+posts are not refused in the meantime. That early note lasts only until the fold has seen the
+join (stored, whatever the fold made of it), or :data:`EARLY_JOIN_MS` if it never arrives: from
+then on the fold alone says who is in. So the loser of a race for a single-use invite, whose
+join looked valid to a node that had not seen the winner's yet, stops counting as soon as both
+joins are in the replica.
 
 :class:`GossipJudge` is the validator libp2p runs on every message of a space's topic, at every
 hop, before delivering or forwarding it (``docs/node.md`` gives its rules).
@@ -14,6 +20,7 @@ hop, before delivering or forwarding it (``docs/node.md`` gives its rules).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from meshcrew.errors import IdentityError, MeshcrewError
 from meshcrew.identity import public_key_of_peer_id
@@ -21,12 +28,15 @@ from meshcrew.net import Verdict
 from meshcrew.reasons import Reason
 from meshcrew.records import Record, RecordError, decode_and_verify
 from meshcrew.service import Member
-from meshcrew.spaces import RecordKind, SpaceState
+from meshcrew.spaces import MemberStatus, RecordKind, SpaceState, invite_problem
 from meshcrew.spaces.bodies import JoinBody, parse_body
 from meshcrew.spaces.invites import verify_invite_proof
 
 _MAX_EARLY_JOINS = 64
 """Joins per space counted ahead of the fold (more wait for it: a crowd of joiners is rare)."""
+EARLY_JOIN_MS = 60_000
+"""How long a join accepted by gossip counts without the fold having seen it (a message that
+was validated but then dropped from a full queue; sync brings the join later)."""
 
 UNJUDGEABLE = frozenset({Reason.UNKNOWN_VERSION, Reason.FROM_FUTURE})
 """Envelope refusals that are not the sender's fault: a newer peer, or a skewed clock."""
@@ -37,13 +47,21 @@ def changes_membership(kind: str) -> bool:
     return kind != RecordKind.SEALED
 
 
+@dataclass(frozen=True, slots=True)
+class _EarlyJoin:
+    """A join gossip validation accepted before the fold saw it."""
+
+    join_id: bytes
+    until_ms: int
+
+
 class Membership:
     """Current members per space, refolded only when membership may have changed."""
 
     def __init__(self, member: Member) -> None:
         self._member = member
         self._active: dict[bytes, frozenset[bytes]] = {}
-        self._joined_early: dict[bytes, set[bytes]] = {}
+        self._joined_early: dict[bytes, dict[bytes, _EarlyJoin]] = {}
         self._mine: list[bytes] | None = None
 
     def state(self, space_id: bytes) -> SpaceState | None:
@@ -61,13 +79,30 @@ class Membership:
             members = state.active if state is not None else frozenset()
             self._active[space_id] = members
             early = self._joined_early.get(space_id)
-            if early:  # joins the fold now counts need no early note any more
-                early -= members
+            if early and state is not None:  # the fold's word replaces the notes of what it saw
+                for key in [k for k, note in early.items()
+                            if state.status(note.join_id) is not None]:
+                    del early[key]
         return members
 
     def is_member(self, space_id: bytes, key: bytes) -> bool:
-        """Whether ``key`` is a current member (or its valid join was just seen)."""
-        return key in self.active(space_id) or key in self._joined_early.get(space_id, ())
+        """Whether ``key`` is a current member (or its valid join was just accepted by gossip
+        and has not reached the fold yet)."""
+        return key in self.active(space_id) or self._joined_early_counts(space_id, key)
+
+    def _joined_early_counts(self, space_id: bytes, key: bytes) -> bool:
+        early = self._joined_early.get(space_id)
+        note = early.get(key) if early else None
+        if early is None or note is None:
+            return False
+        state = self.state(space_id)
+        if state is not None and state.status(note.join_id) is not None:
+            del early[key]  # the fold has the join: it alone says whether it counts
+            return state.is_member(key)
+        if self._member.now() > note.until_ms:
+            del early[key]
+            return False
+        return True
 
     def my_spaces(self) -> list[bytes]:
         """The spaces this member is currently in."""
@@ -82,27 +117,42 @@ class Membership:
         self._mine = None
 
     def valid_join(self, record: Record) -> bool:
-        """Whether ``record`` is a join that this node's view of the space would admit."""
+        """Whether ``record`` is a join that this node's view of the space would admit.
+
+        The checks are the fold's join rule (``meshcrew.spaces.fold``, rules 3 and 4) against
+        the space as folded now; a join the fold has already seen is valid only if it counts.
+        """
         if record.kind != RecordKind.JOIN:
             return False
         state = self.state(record.space_id)
+        if state is None or not state.exists:
+            return False
+        seen = state.status(record.id)
+        if seen is not None:
+            return seen.accepted
         try:
             body = parse_body(record.kind, record.body)
         except RecordError:
             return False
-        if state is None or not isinstance(body, JoinBody) or body.joiner != record.author:
+        if not isinstance(body, JoinBody) or body.joiner != record.author:
             return False
+        known = state.members.get(record.author)
+        if known is not None and known.status is not MemberStatus.LEFT:
+            return False  # a member already, or removed by consent (rule 3 refuses the join)
         invite = state.invites.get(body.invite)
-        return (invite is not None and not invite.revoked
-                and len(invite.used_by) < invite.uses and record.ts <= invite.expires_ms
-                and verify_invite_proof(invite.public_key, record.space_id, record.author,
-                                        body.proof))
+        if invite is None or invite_problem(state, invite.id, record.ts) is not None or \
+                not verify_invite_proof(invite.public_key, record.space_id, record.author,
+                                        body.proof):
+            return False
+        head = state.head(record.author)  # the fold applies it now, not once a gap is filled
+        return (record.seq, record.prev) == ((1, None) if head is None else
+                                             (head.seq + 1, head.id))
 
     def note_early_join(self, record: Record) -> None:
-        """Count the author of a valid join as a member until a fold counts them."""
-        early = self._joined_early.setdefault(record.space_id, set())
+        """Count the author of a valid join as a member until the fold has seen the join."""
+        early = self._joined_early.setdefault(record.space_id, {})
         if len(early) < _MAX_EARLY_JOINS:
-            early.add(record.author)
+            early[record.author] = _EarlyJoin(record.id, self._member.now() + EARLY_JOIN_MS)
 
 
 class GossipJudge:

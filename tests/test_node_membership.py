@@ -1,0 +1,149 @@
+"""The node's view of membership (:mod:`meshcrew.node.membership`) against the fold.
+
+Gossip validation counts a valid join before the fold has it; these tests check that the count
+ends as soon as the fold has seen the join, and that validation admits only joins the fold would
+apply now. Real members on real replicas (``test_service_support``), no network: the
+multi-process race is ``test_node_processes``' loser-of-a-race test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from meshcrew.node.membership import EARLY_JOIN_MS, Membership
+from meshcrew.reasons import Reason
+from meshcrew.records import Record, sign_record
+from meshcrew.service import Member
+from meshcrew.spaces import decode_invite_code, join_space
+from test_service_support import WEEK, Town, crew_of, send, sync, town_at
+
+
+@pytest.fixture
+def town(tmp_path: Path) -> Iterator[Town]:
+    yield from town_at(tmp_path)
+
+
+def signed_join(joiner: Member, code: str, *, seq: int = 1, prev: bytes | None = None) -> Record:
+    """``joiner``'s join with ``code``, signed but not stored anywhere."""
+    invite = decode_invite_code(code)
+    made = join_space(invite, joiner.identity.signing_key)
+    return sign_record(joiner.identity.signing_key, kind=made.kind, space=invite.space_id,
+                       seq=seq, prev=prev, ts=joiner.now(), body=made.body)
+
+
+def refusal(member: Member, space: bytes, record: Record) -> Reason | None:
+    status = member.view(space).state.status(record.id)
+    assert status is not None
+    return status.reason
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["together", "loser-first"])
+def test_the_loser_of_a_race_for_an_invite_stops_counting_once_the_fold_has_both(
+        town: Town, together: bool) -> None:
+    ada, jo, kit = town.person("Ada"), town.person("Jo"), town.person("Kit")
+    space = ada.create_space("Moon")
+    code = ada.invite(space, expires_ms=ada.now() + WEEK)  # one use
+    membership = Membership(ada)
+    winner, loser = sorted([signed_join(jo, code), signed_join(kit, code)], key=lambda r: r.id)
+    for join in (loser, winner):  # both look valid to a node that has neither
+        assert membership.valid_join(join)
+        membership.note_early_join(join)
+        assert membership.is_member(space, join.author)
+    batches = [[loser.raw, winner.raw]] if together else [[loser.raw], [winner.raw]]
+    for batch in batches:
+        ada.ingest(batch, sender="gossip")
+        membership.changed(space)  # what the node does for every stored record but a post
+    assert membership.is_member(space, winner.author)
+    assert not membership.is_member(space, loser.author)
+    assert refusal(ada, space, loser) is Reason.INVITE_EXHAUSTED
+    assert not membership.valid_join(loser)  # and its join, gossiped again, is no longer valid
+    assert membership.valid_join(winner)
+
+
+def test_an_early_join_that_never_reaches_the_fold_stops_counting(town: Town) -> None:
+    ada, jo = town.person("Ada"), town.person("Jo")
+    space = ada.create_space("Moon")
+    join = signed_join(jo, ada.invite(space, expires_ms=ada.now() + WEEK))
+    membership = Membership(ada)
+    membership.note_early_join(join)
+    assert membership.is_member(space, jo.me)
+    town.clock.advance(EARLY_JOIN_MS)  # dropped from a full queue, say: sync brings it later
+    assert not membership.is_member(space, jo.me)
+    ada.ingest([join.raw], sender="sync")
+    membership.changed(space)
+    assert membership.is_member(space, jo.me)
+
+
+def test_a_member_removed_by_consent_cannot_rejoin_through_gossip(town: Town) -> None:
+    space, (ada, bob, cy, dee) = crew_of(town, "Ada", "Bob", "Cy", "Dee")
+    code = bob.invite(space, uses=2, expires_ms=bob.now() + WEEK)  # a code Dee got hold of
+    proposal = ada.propose_removal(space, dee.me)
+    sync(space, ada, bob, cy, dee)
+    bob.consent(space, proposal)
+    sync(space, ada, bob, cy, dee)
+    assert [m.status for m in ada.members(space) if m.name == "Dee"] == ["removed"]
+    cy.leave(space)
+    sync(space, ada, bob, cy)
+    membership = Membership(ada)
+    head = dee.replica.frontier(space)[dee.me]
+    rejoin = signed_join(dee, code, seq=head.seq + 1, prev=head.id)
+    assert not membership.valid_join(rejoin)
+    cy_head = cy.replica.frontier(space)[cy.me]
+    comeback = signed_join(cy, code, seq=cy_head.seq + 1, prev=cy_head.id)
+    assert membership.valid_join(comeback)  # who left may come back with an invite
+    ada.ingest([rejoin.raw, comeback.raw], sender="file")
+    assert refusal(ada, space, rejoin) is Reason.REMOVED_MEMBER
+    assert refusal(ada, space, comeback) is None
+
+
+def test_a_join_to_a_full_space_is_not_taken_early(town: Town) -> None:
+    ada, bob, cy = town.person("Ada"), town.person("Bob"), town.person("Cy")
+    space = ada.create_space("Pair", kind="dyad")
+    code = ada.invite(space, uses=2, expires_ms=ada.now() + WEEK)
+    send(ada, bob, space)
+    bob.join(code)
+    ada.ingest(bob.export(space), sender="bob")
+    send(ada, cy, space)
+    join = signed_join(cy, code)
+    membership = Membership(ada)
+    assert not membership.valid_join(join)
+    # Sync may still bring it: then the fold lets in whichever join comes first in canonical
+    # order (the lower id), and the node's membership follows.
+    ada.ingest([join.raw], sender="sync")
+    membership.changed(space)
+    state = ada.view(space).state
+    joins = [r for r in state.records.values() if r.kind == "join"]
+    assert sorted(refusal(ada, space, j) is Reason.SPACE_FULL for j in joins) == [False, True]
+    for key in (bob.me, cy.me):
+        assert membership.is_member(space, key) == state.is_member(key)
+
+
+def test_a_join_the_fold_cannot_apply_yet_is_not_taken_early(town: Town) -> None:
+    ada, jo = town.person("Ada"), town.person("Jo")
+    space = ada.create_space("Moon")
+    code = ada.invite(space, expires_ms=ada.now() + WEEK)
+    membership = Membership(ada)
+    # A join that claims a predecessor nobody has would wait in the replica forever.
+    assert not membership.valid_join(signed_join(jo, code, seq=2, prev=b"p" * 32))
+    assert membership.valid_join(signed_join(jo, code))
+
+
+def test_validation_follows_the_invite_rules(town: Town) -> None:
+    space, (ada, bob) = crew_of(town, "Ada", "Bob")
+    jo = town.person("Jo")
+    membership = Membership(ada)
+    code = ada.invite(space, expires_ms=ada.now() + WEEK)
+    good = signed_join(jo, code)
+    assert membership.valid_join(good)
+    wrong_space = bob.create_space("Other")
+    assert not Membership(bob).valid_join(sign_record(
+        jo.identity.signing_key, kind=good.kind, space=wrong_space, seq=1, prev=None,
+        ts=good.ts, body=good.body))  # an invite of another space
+    town.clock.advance(2 * WEEK)
+    assert not membership.valid_join(signed_join(jo, code))  # signed after the expiry
+    assert membership.valid_join(good)  # signed before it: the fold reads no clock
+    assert not membership.valid_join(signed_join(bob, ada.invite(
+        space, expires_ms=ada.now() + WEEK)))  # a member already
