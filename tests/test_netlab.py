@@ -2,7 +2,8 @@
 
 The cone scenario must end with a hole-punched direct link and the first record within 5 s of
 Bo's node starting; the symmetric one must fall back to the relay with every record crossing.
-Both need root (network namespaces, nftables) and skip with the reason where it is missing.
+Both need root (network namespaces, nftables) and skip with the reason where it is missing
+(fail, where ``MESHCREW_REQUIRE_NAMESPACES=1``: see ``tests/namespaces.py``).
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ import pytest
 
 from meshcrew.netlab import missing
 from meshcrew.netlab.scenarios import run
+from namespaces import skip_unless_namespaces
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(missing() is not None, reason=f"NAT lab: {missing()}")]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _lab_possible() -> None:
+    skip_unless_namespaces(None if missing() is None else f"NAT lab: {missing()}")
 
 
 def test_cone_nats_punch_a_direct_link_and_the_crew_syncs() -> None:

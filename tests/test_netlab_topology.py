@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from meshcrew.netlab import HOSTS, Lab, LabError, missing, open_lab, topology
+from namespaces import skip_unless_namespaces
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -74,7 +75,7 @@ def wait_for(condition: Callable[[], bool], what: str, within: float = 10.0) -> 
 def lab() -> Iterator[Lab]:
     reason = missing()
     if reason is not None:
-        pytest.skip(reason)
+        skip_unless_namespaces(reason)
     with open_lab() as made:
         yield made
 
@@ -213,7 +214,7 @@ def start_sleeper(lab: Lab, host: str, tmp_path: Path, *, tracked: bool,
 
 def test_the_lab_leaves_no_namespace_interface_or_process_behind(tmp_path: Path) -> None:
     if (reason := missing()) is not None:
-        pytest.skip(reason)
+        skip_unless_namespaces(reason)
     untracked: subprocess.Popen[bytes] | None = None
     try:
         with open_lab(stop_timeout=1.0) as lab:
@@ -245,7 +246,7 @@ def test_the_lab_leaves_no_namespace_interface_or_process_behind(tmp_path: Path)
 def test_the_lab_is_taken_down_on_ctrl_c_and_on_a_failed_build(
         monkeypatch: pytest.MonkeyPatch) -> None:
     if (reason := missing()) is not None:
-        pytest.skip(reason)
+        skip_unless_namespaces(reason)
     with pytest.raises(KeyboardInterrupt), open_lab() as lab:  # noqa: PT012
         tag = lab.tag
         raise KeyboardInterrupt
@@ -276,7 +277,7 @@ with open_lab() as lab:
 
 def test_a_script_killed_with_sigterm_takes_its_lab_down() -> None:
     if (reason := missing()) is not None:
-        pytest.skip(reason)
+        skip_unless_namespaces(reason)
     script = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, text=True)
     try:
         assert script.stdout is not None

@@ -32,6 +32,7 @@ from meshcrew.records import (
 )
 from meshcrew.spaces import SpaceState, decode_invite_code, fold, join_space
 from meshcrew.store import Replica
+from namespaces import skip_unless_namespaces
 from node_processes import Fleet, NodeProcess, crew_of, fleet, start_all, stop_all, wait_for
 from node_world import found_crew, mint_checkins, person, wall_ms
 from raw_peer import RawPeer, open_raw_peer
@@ -345,11 +346,12 @@ def netns() -> Iterator[str]:
     """A private network namespace with only loopback (up), removed afterwards."""
     name = f"mc-test-{os.getpid()}"
     if shutil.which("ip") is None:
-        pytest.skip("no `ip` command here to make a network namespace")
+        skip_unless_namespaces("no `ip` command here to make a network namespace (Debian's "
+                               "iproute2; scripts/install test installs it)")
     made = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True,
                           check=False)
     if made.returncode != 0:
-        pytest.skip(f"this machine forbids network namespaces: {made.stderr.strip()}")
+        skip_unless_namespaces(f"this machine forbids network namespaces: {made.stderr.strip()}")
     try:
         subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
                        check=True, timeout=10)
