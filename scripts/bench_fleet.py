@@ -43,13 +43,15 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def wait_for(condition: Callable[[], bool], within: float = 20.0, what: str = "") -> None:
-    """Return once ``condition()`` holds; raise :class:`BenchTimeout` after ``within`` s."""
+def wait_for(condition: Callable[[], bool], within: float = 20.0, what: str = "",
+             every: float = POLL_S) -> None:
+    """Return once ``condition()`` holds (asked every ``every`` s); raise
+    :class:`BenchTimeout` after ``within`` s."""
     deadline = time.monotonic() + within
     while not condition():
         if time.monotonic() > deadline:
             raise BenchTimeout(f"gave up after {within:.0f} s waiting for {what or condition}")
-        time.sleep(POLL_S)
+        time.sleep(every)
 
 
 class NodeProcess(DemoNode):

@@ -271,7 +271,7 @@ def main() -> int:
         print(f"  CPU: the receiver used {n['receiver_cpu_seconds']} s "
               f"({n['records_per_cpu_s']:,} records/CPU s; raw verify "
               f"{n['raw_verify_per_cpu_s']:,}/CPU s: {n['cpu_ratio']:.0%}), the sender "
-              f"{n['sender_cpu_seconds']} s")
+              f"{n['sender_cpu_seconds']} s; load average {n['load_average']}")
         lat = result["node_latency"]
         print(f"publish-to-replica latency, crew of {lat['nodes']} processes: "
               f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms over "

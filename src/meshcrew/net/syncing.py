@@ -82,6 +82,10 @@ SyncCompleteHandler = Callable[[str, SyncStats], None]
 """``completed(peer_id, stats)``: a session with the peer ran to the end (either side started
 it); ``stats.spaces_synced`` names the spaces it brought level."""
 
+READ_BYTES = 1 << 20
+"""Bytes a session asks the stream for at once: large reads mean fewer of yamux's window
+updates (each an encrypted frame back to the peer) during a catch-up."""
+
 VERIFY_AHEAD = 16
 """Received batches a session holds at most (verified or being verified) before it stops
 reading: 16 x 256 records, a few MB at most."""
@@ -160,7 +164,7 @@ class _Pump:
                 # of the bytes already received are all queued by then.
                 with trio.CancelScope() as waiting:
                     self.receiving = waiting
-                    data = await self.stream.receive_some()
+                    data = await self.stream.receive_some(READ_BYTES)
                 self.receiving = None
                 if waiting.cancelled_caught:
                     return
