@@ -20,6 +20,7 @@ from meshcrew.crypto import BLOB_OVERHEAD, SEALED_KEY_BYTES
 from meshcrew.reasons import Reason
 from meshcrew.records import ID_BYTES, KEY_BYTES, MAX_TS_MS, RecordError
 from meshcrew.spaces.bodies import (
+    CarrierBody,
     MAX_HISTORY_BLOB_BYTES,
     MAX_INVITE_USES,
     MAX_META_BLOB_BYTES,
@@ -333,6 +334,12 @@ def _parse(kind: RecordKind, wire: Mapping[str, Any]) -> Body:
             if len(blob) < BLOB_OVERHEAD:
                 raise _bad("c is too short to be a ciphertext")
             return SealedBody(_bytes(wire, "e", ID_BYTES), blob)
+        case RecordKind.CARRIER:
+            add = wire.get("a")
+            if not isinstance(add, bool):
+                raise _bad("a is not a boolean")
+            after = _bytes(wire, "r", ID_BYTES) if "r" in wire else None
+            return CarrierBody(_bytes(wire, "c", KEY_BYTES), add, after)
     raise AssertionError(kind)  # pragma: no cover - every RecordKind is matched
 
 

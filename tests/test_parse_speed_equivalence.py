@@ -222,6 +222,7 @@ GOOD_BODIES: dict[str, dict[str, Any]] = {
     "keys": {"n": 2, "p": RID, "s": SHARES, "a": [RID], "h": bytes(60),
              "mk": bytes(bodies.META_KEY_BLOB_BYTES)},
     "sealed": {"e": RID, "c": bytes(BLOB_OVERHEAD + 10)},
+    "carrier": {"c": bytes(KEY_BYTES), "a": True, "r": RID},
 }
 BODY_FIELDS = sorted({name for wire in GOOD_BODIES.values() for name in wire})
 BYTE_SIZES = sorted({0, 1, ID_BYTES - 1, ID_BYTES, ID_BYTES + 1, KEY_BYTES, BLOB_OVERHEAD - 1,
