@@ -36,6 +36,8 @@ def main() -> int:
                 print(json.dumps(outcome.to_json()), flush=True)
             else:
                 first = "-" if outcome.first_record_s is None else f"{outcome.first_record_s} s"
+                if outcome.connect_record_s is not None:
+                    first += f" ({outcome.connect_record_s} s after connecting)"
                 print(f"{name:<14} run {number}: {'ok' if outcome.ok else 'FAILED'}  "
                       f"{outcome.connection}, hole punch {outcome.hole_punch}, first record "
                       f"{first}, records agree: {outcome.records_agree}  {outcome.detail}",

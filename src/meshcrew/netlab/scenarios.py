@@ -68,6 +68,8 @@ class Outcome:
     reachability: dict[str, str]
     """Each node's verdict."""
     detail: str = ""
+    connect_record_s: float | None = None
+    """From Bo's node answering (ready to dial) to Ana's first check-in in Bo's replica."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,9 +179,11 @@ class LabNode:
         with Replica.open(Home(self.home), read_only=True) as replica:
             return {r.id for r in replica.space_records(bytes.fromhex(space))}
 
-    def join_timed(self, code: str, record_id: bytes, started: float) -> float:
+    def join_timed(self, code: str, record_id: bytes, started: float) -> tuple[float, float]:
         """Join with ``code`` (the CLI through the running node) while watching the replica;
-        the seconds from ``started`` until ``record_id`` was in it."""
+        the seconds from ``started``, and from now (the node is up), until ``record_id`` was
+        in it."""
+        ready = time.monotonic()
         join = subprocess.Popen([MESHCREW, "--home", str(self.home), "join", code],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
@@ -192,7 +196,7 @@ class LabNode:
                 join.wait(timeout=10)
         if join.returncode != 0:
             raise ScenarioFailed(f"{self.name}'s join failed: {err.strip()}")
-        return arrived - started
+        return arrived - started, arrived - ready
 
     def verdict(self) -> str:
         return str(self.status()["reachability"]["verdict"])
@@ -225,10 +229,11 @@ def _agree(space: str, *nodes: LabNode) -> bool:
 
 
 def _crew_behind_nats(lab: Lab, root: Path) -> tuple[LabNode, LabNode, LabNode, str, float,
-                                                     float]:
+                                                     float, float]:
     """A public relay (a stranger to the crew), Ana who founds a crew and invites, Bo who joins
     with the code alone; both check in. Returns the nodes, the crew, Bo's start time and the
-    seconds until Ana's check-in was in Bo's replica."""
+    seconds until Ana's check-in was in Bo's replica (from Bo's start, and from its node being
+    up)."""
     relay = LabNode(lab, root, "Rhea", "relay")
     ana = LabNode(lab, root, "Ana", "ana")
     bo = LabNode(lab, root, "Bo", "bo")
@@ -240,11 +245,11 @@ def _crew_behind_nats(lab: Lab, root: Path) -> tuple[LabNode, LabNode, LabNode, 
     first_id = ana.checkin(space, "Ana arriving")
     code = str(ana.cli("invite", space)["code"])
     started = bo.start("--bootstrap", relay.addr())
-    first = bo.join_timed(code, first_id, started)
+    first, after_connect = bo.join_timed(code, first_id, started)
     wait(lambda: bo.has_text(space, "Ana arriving"), 30, "Ana's check-in readable at Bo")
     bo.checkin(space, "Bo arriving")
     wait(lambda: ana.has_text(space, "Bo arriving"), 30, "Bo's check-in at Ana")
-    return relay, ana, bo, space, started, first
+    return relay, ana, bo, space, first, after_connect, started
 
 
 def _settled_link(ana: LabNode, bo: LabNode, within: float) -> tuple[str, str]:
@@ -262,22 +267,24 @@ def _settled_link(ana: LabNode, bo: LabNode, within: float) -> tuple[str, str]:
 
 def cone() -> Outcome:
     with _world("cone") as (lab, root):
-        relay, ana, bo, space, _, first = _crew_behind_nats(lab, root)
+        relay, ana, bo, space, first, connect, _ = _crew_behind_nats(lab, root)
         link, punch = _settled_link(ana, bo, 45)
-        verdicts = {n.name: n.verdict() for n in (relay, ana, bo)}
+        verdicts = _verdicts(relay, ana, bo)
         agree = wait(lambda: _agree(space, ana, bo), 30, "Ana's and Bo's records to agree")
         ok = link == "direct" and punch == "succeeded" and _private(verdicts, relay.name)
-        return Outcome("cone", ok, link, punch, round(first, 2), agree, verdicts)
+        return Outcome("cone", ok, link, punch, round(first, 2), agree, verdicts,
+                       connect_record_s=round(connect, 2))
 
 
 def symmetric() -> Outcome:
     with _world("symmetric") as (lab, root):
-        relay, ana, bo, space, _, first = _crew_behind_nats(lab, root)
+        relay, ana, bo, space, first, connect, _ = _crew_behind_nats(lab, root)
         link, punch = _settled_link(ana, bo, 60)
-        verdicts = {n.name: n.verdict() for n in (relay, ana, bo)}
+        verdicts = _verdicts(relay, ana, bo)
         agree = wait(lambda: _agree(space, ana, bo), 30, "Ana's and Bo's records to agree")
         ok = link == "relayed" and _private(verdicts, relay.name)
-        return Outcome("symmetric", ok, link, punch, round(first, 2), agree, verdicts)
+        return Outcome("symmetric", ok, link, punch, round(first, 2), agree, verdicts,
+                       connect_record_s=round(connect, 2))
 
 
 def relay_gone() -> Outcome:
@@ -310,7 +317,7 @@ def relay_gone() -> Outcome:
              "check-ins written after the relay died to cross")
         link, punch = _link(bo, ana)
         agree = wait(lambda: _agree(space, ana, bo, other), 60, "records to agree")
-        verdicts = {n.name: n.verdict() for n in (other, ana, bo)}
+        verdicts = _verdicts(other, ana, bo)
         ok = agree and link == "relayed" and _private(verdicts, other.name)
         return Outcome("relay-gone", ok, link, punch, round(first, 2), agree, verdicts,
                        f"{dead.name}'s relay died; {other.name} took over")
@@ -318,7 +325,7 @@ def relay_gone() -> Outcome:
 
 def laptop_sleeps() -> Outcome:
     with _world("cone") as (lab, root):
-        relay, ana, bo, space, _, first = _crew_behind_nats(lab, root)
+        relay, ana, bo, space, first, _, _ = _crew_behind_nats(lab, root)
         _settled_link(ana, bo, 45)
         bo.stop()
         ana.checkin(space, "Ana while Bo slept")
@@ -328,7 +335,7 @@ def laptop_sleeps() -> Outcome:
              and ana.has_text(space, "Bo offline"), 60, "the crew to converge after sleep")
         link, punch = _settled_link(ana, bo, 45)  # through the relay, then punched again
         agree = wait(lambda: _agree(space, ana, bo), 30, "records to agree")
-        verdicts = {n.name: n.verdict() for n in (relay, ana, bo)}
+        verdicts = _verdicts(relay, ana, bo)
         ok = agree and link == "direct" and punch == "succeeded"
         return Outcome("laptop-sleeps", ok, link, punch, round(first, 2), agree, verdicts,
                        "Bo came back on another port")
@@ -359,12 +366,23 @@ def carrier() -> Outcome:
         readable = wait(lambda: bo.has_text(space, "Ana, while Bo sleeps"), 30,
                         "Bo to read Ana's check-in")
         link, punch = _link(bo, pi)
-        verdicts = {n.name: n.verdict() for n in (pi, bo)}
+        verdicts = _verdicts(pi, bo)
         agree = wait(lambda: pi.replica_ids(space) == bo.replica_ids(space), 30,
                      "the carrier's and Bo's records to agree")
-        ok = readable and agree and _private(verdicts, pi.name)
+        ok = readable and agree and verdicts["Pi"] == "public" and verdicts["Bo"] != "public"
         return Outcome("carrier", ok, link, punch, round(arrived - started, 2), agree, verdicts,
                        "Ana and Bo never online together")
+
+
+def _verdicts(*nodes: LabNode) -> dict[str, str]:
+    """Each node's reachability verdict, once none is unknown (dial-backs take a moment after a
+    node starts), or as it stands after 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        verdicts = {n.name: n.verdict() for n in nodes}
+        if "unknown" not in verdicts.values() or time.monotonic() > deadline:
+            return verdicts
+        time.sleep(0.2)
 
 
 def _private(verdicts: dict[str, str], public: str) -> bool:
