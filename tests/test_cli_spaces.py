@@ -27,7 +27,7 @@ from meshcrew.store import Replica
 
 SPACE_KEYS = {"id", "kind", "name", "purpose", "rhythm", "parent", "history", "members",
               "my_status", "waiting_for_keys", "needs_checkin", "founder", "created_ts",
-              "last_ts"}
+              "last_ts", "quorum"}
 MEMBER_KEYS = {"key", "name", "fingerprint", "bio", "status", "joined_ts", "invited_by", "is_me",
                "is_founder"}
 RECORD_KEYS = {"id", "space", "kind", "author", "author_name", "seq", "ts"}

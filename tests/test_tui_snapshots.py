@@ -138,6 +138,41 @@ def test_main_screens(screen: str, size: tuple[int, int], town: Town,
     assert snap_compare(lived_in(town), terminal_size=size, run_before=SCREENS[screen])
 
 
+def deciding(town: Town) -> MeshcrewApp:
+    """Ada's app: a crew deciding a proposal (Bo consents, Cy objects, Dee has not answered)."""
+    crew, (ada, bo, cy, _dee) = crew_of(town, "Ada", "Bo", "Cy", "Dee")
+    town.clock.tick()
+    pid = ada.propose(crew, title="Meet on Thursdays from March",
+                      text="Tuesdays clash with the choir for two of us. Same time, same place.")
+    sync(crew, ada, bo, cy)
+    town.clock.tick()
+    bo.answer(pid, position="consent")
+    cy.answer(pid, position="object", reason="Thursdays I teach until seven")
+    town.clock.tick()
+    ada.amend_proposal(pid, text="Thursdays from March, at eight so Cy can come.")
+    sync(crew, ada, bo, cy)
+    return MeshcrewApp(ada, read_marks=ReadMarks(), tz=UTC)
+
+
+async def proposals(pilot: Pilot[None]) -> None:
+    await space(pilot)
+    await pilot.press("p")
+    await pilot.pause()
+
+
+async def proposal(pilot: Pilot[None]) -> None:
+    await proposals(pilot)
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("screen", [proposals, proposal], ids=["proposals", "proposal"])
+def test_proposal_screens(screen: Script, size: tuple[int, int], town: Town,
+                          snap_compare: SnapCompare) -> None:
+    assert snap_compare(deciding(town), terminal_size=size, run_before=screen)
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_first_run(size: tuple[int, int], tmp_path: Path, snap_compare: SnapCompare) -> None:
     setup = HomeSetup(Home(tmp_path / "home"), clock=Clock(), network=False)

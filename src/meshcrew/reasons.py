@@ -48,6 +48,10 @@ class Reason(StrEnum):
     STALE_EPOCH = "stale_epoch"
     BAD_BODY = "bad_body"
     UNREADABLE = "unreadable"
+    # Proposals (spaces.proposals)
+    PROPOSAL_UNKNOWN = "proposal_unknown"
+    PROPOSAL_CLOSED = "proposal_closed"
+    NOT_PROPOSER = "not_proposer"
     # Carriers (node.carrying)
     NOT_CARRIED = "not_carried"
     OVER_QUOTA = "over_quota"
@@ -96,6 +100,10 @@ _SENTENCES: dict[str, str] = {
     "bad_body": "The record's body is not valid for its kind (a field is missing, out of range "
                 "or too long).",
     "unreadable": "The body does not decrypt with the key of the epoch it names.",
+    "proposal_unknown": "It answers, amends or withdraws a proposal this space does not hold.",
+    "proposal_closed": "The proposal had already been decided, withdrawn or reached its "
+                       "deadline when this was signed.",
+    "not_proposer": "Only the member who made a proposal may amend or withdraw it.",
     "not_carried": "This node is a carrier, and the record's space has not named it (or has "
                    "dropped it).",
     "over_quota": "The carrier's disk quota (for this space, or in all) is full.",

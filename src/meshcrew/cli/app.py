@@ -19,6 +19,7 @@ from meshcrew.cli import (
     identity_commands,
     node_commands,
     post_commands,
+    proposal_commands,
     space_commands,
     transfer_commands,
 )
@@ -43,6 +44,7 @@ COMMAND_GROUPS: Sequence[Callable[[Commands], None]] = (
     doctor.register,
     space_commands.register,
     post_commands.register,
+    proposal_commands.register,
     transfer_commands.register,
     backup_commands.register,
     node_commands.register,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from meshcrew.service import MemberEntry, PostEntry, SpaceSummary
+from meshcrew.service import MemberEntry, PostEntry, ProposalEntry, SpaceSummary
 
 SHORT_ID = 8
 """Hex digits shown for an id (any unique prefix of 4 or more is accepted back)."""
@@ -90,6 +90,17 @@ def _describe(entry: PostEntry) -> str:
         case "crew_card":
             state = "open to new crewmates" if f["open"] else "not taking new crewmates"
             return f"crew card of {f['name']}: {state}"
+        case "proposal":
+            return (f"proposed {one_line(f['title'], 60)!r} (until "
+                    f"{local_time(f['deadline_ms'])})")
+        case "answer":
+            reason = f": {one_line(f['reason'], 60)}" if f.get("reason") else ""
+            return (f"answered {f['to'].hex()[:SHORT_ID]} "
+                    f"{str(f['position']).replace('_', ' ')}{reason}")
+        case "amend":
+            return f"amended {f['to'].hex()[:SHORT_ID]}: {one_line(f['title'], 60)!r}"
+        case "withdraw":
+            return f"withdrew {f['to'].hex()[:SHORT_ID]}"
     return _describe_event(entry, f)
 
 
@@ -120,3 +131,30 @@ def log_line(entry: PostEntry) -> str:
     """One line of ``meshcrew log``."""
     return (f"{local_time(entry.ts)}  {short(entry.id)}  {one_line(entry.author_name, 20):<20}"
             f"  {_describe(entry)}")
+
+
+_STATUS_WORDS = {"open": "open", "blocked": "blocked", "passed": "passed",
+                 "expired": "expired (too few answers by the deadline)",
+                 "withdrawn": "withdrawn"}
+
+
+def proposal_lines(entry: ProposalEntry) -> list[str]:
+    """A proposal in ``meshcrew proposals``: its head line, who answered what, who is awaited."""
+    if entry.decided_ms is not None:
+        when = f"since {local_time(entry.decided_ms)}"
+    else:
+        when = f"until {local_time(entry.deadline_ms)}"
+    quorum = "everyone" if entry.quorum == 100 else f"{entry.quorum}% ({entry.needed})"
+    lines = [f"{short(entry.id)}  {one_line(entry.title, 60)!r} by {entry.proposer_name}: "
+             f"{_STATUS_WORDS.get(entry.status, entry.status)} {when}; quorum {quorum}"]
+    if entry.text:
+        lines.append(f"    {one_line(entry.text)}")
+    if entry.amendments:
+        lines.append(f"    amended {entry.amendments} time{'s' if entry.amendments > 1 else ''}")
+    for answer in entry.answers:
+        reason = f": {one_line(answer.reason, 70)}" if answer.reason else ""
+        earlier = " (to an earlier version)" if answer.before_amendment else ""
+        lines.append(f"    {answer.name}: {answer.position.replace('_', ' ')}{reason}{earlier}")
+    if entry.waiting:
+        lines.append(f"    waiting for: {', '.join(k.name for k in entry.waiting)}")
+    return lines

@@ -58,6 +58,10 @@ def register(commands: Commands) -> None:
                         "this machine's current offset)")
     create.add_argument("--no-history", action="store_true",
                         help="joiners cannot read what was written before they joined")
+    create.add_argument("--quorum", type=int, default=100, metavar="PERCENT",
+                        help="how many of the members (1-100 percent) must have answered a "
+                        "proposal by its deadline for it to pass without objection (default "
+                        "100: everyone)")
     add_json_option(create)
 
     card = add_command(
@@ -176,7 +180,7 @@ def run_create(args: argparse.Namespace, session: Session) -> int:
         parent = member.resolve_space(args.parent) if args.parent is not None else None
         space_id = member.create_space(args.name, kind=args.kind, purpose=args.purpose,
                                        parent=parent, rhythm=rhythm,
-                                       history=not args.no_history)
+                                       history=not args.no_history, quorum=args.quorum)
         if args.json:
             session.print_json(member.summary(space_id).to_json())
         else:

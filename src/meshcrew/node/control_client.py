@@ -41,10 +41,12 @@ MEMBER_OPS = frozenset({
     # reads
     "now", "spaces", "summary", "members", "log", "thread", "cycle", "energy", "compass",
     "board", "removals", "rejected", "resolve_space", "resolve_member", "resolve_record",
-    "resolve_proposal", "make_post", "export", "carriers",
+    "resolve_proposal", "make_post", "export", "carriers", "proposals", "proposal",
+    "resolve_proposal_post",
     # writes
     "create_space", "leave", "propose_removal", "consent", "rotate", "checkin", "reply",
-    "react", "post", "export_file", "import_file", "add_carrier", "drop_carrier",
+    "react", "post", "export_file", "import_file", "add_carrier", "drop_carrier", "propose",
+    "answer", "amend_proposal", "withdraw_proposal",
 })
 """Member methods a running node runs by name for the CLI (``invite`` and ``join`` are the
 node's own versions; ``view`` and the replica are not reachable over the socket)."""

@@ -7,6 +7,7 @@ are plain values, so a node can offer the same methods over a local socket. See
 """
 
 from meshcrew.service.entries import (
+    AnswerEntry,
     BoardItem,
     BoardView,
     CarrierEntry,
@@ -14,7 +15,9 @@ from meshcrew.service.entries import (
     ExportReport,
     IngestReport,
     MemberEntry,
+    NamedKey,
     PostEntry,
+    ProposalEntry,
     RejectedEntry,
     RemovalEntry,
     SpaceSummary,
@@ -27,8 +30,8 @@ from meshcrew.service.rhythm_text import format_rhythm, parse_rhythm
 from meshcrew.service.views import SpaceView
 
 __all__ = [
-    "PREPARE_ABOVE", "BoardItem", "BoardView", "CarrierEntry", "CycleEntry", "ExportReport",
-    "IngestReport", "Member", "MemberEntry", "MemberReads", "PostEntry", "RejectedEntry",
-    "RemovalEntry", "SpaceSummary", "SpaceView", "ThreadEntry", "ViewCache", "format_rhythm",
-    "parse_rhythm", "read_records", "write_records",
+    "PREPARE_ABOVE", "AnswerEntry", "BoardItem", "BoardView", "CarrierEntry", "CycleEntry",
+    "ExportReport", "IngestReport", "Member", "MemberEntry", "MemberReads", "NamedKey",
+    "PostEntry", "ProposalEntry", "RejectedEntry", "RemovalEntry", "SpaceSummary", "SpaceView",
+    "ThreadEntry", "ViewCache", "format_rhythm", "parse_rhythm", "read_records", "write_records",
 ]

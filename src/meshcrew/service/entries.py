@@ -54,6 +54,9 @@ class SpaceSummary:
     created_ts: int | None
     last_ts: int
     """The signed time of the newest accepted record of the space."""
+    quorum: int | None = None
+    """Percent of the electorate that must have answered a proposal at its deadline (None
+    while locked)."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``spaces --json`` object of this space."""
@@ -63,7 +66,7 @@ class SpaceSummary:
             "members": self.members, "my_status": self.my_status,
             "waiting_for_keys": self.waiting_for_keys, "needs_checkin": self.needs_checkin,
             "founder": hex_or_none(self.founder), "created_ts": self.created_ts,
-            "last_ts": self.last_ts,
+            "last_ts": self.last_ts, "quorum": self.quorum,
         }
 
 
@@ -310,3 +313,84 @@ class ExportReport:
         """The ``export --json`` object."""
         return {"path": self.path, "records": self.records,
                 "spaces": [s.hex() for s in self.spaces]}
+
+
+@dataclass(frozen=True, slots=True)
+class NamedKey:
+    """A member's key with their display name in the space."""
+
+    key: bytes
+    name: str
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"key", "name"}``."""
+        return {"key": self.key.hex(), "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerEntry:
+    """A member's answer to a proposal, the one that counts."""
+
+    id: bytes
+    member: bytes
+    name: str
+    position: str
+    """``consent``, ``stand_aside`` or ``object``."""
+    reason: str
+    ts: int
+    before_amendment: bool
+    """Given before the proposal's latest amendment (it answered an earlier version)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """One item of a PROPOSAL's ``answers``."""
+        return {"id": self.id.hex(), "member": self.member.hex(), "name": self.name,
+                "position": self.position, "reason": self.reason, "ts": self.ts,
+                "before_amendment": self.before_amendment}
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalEntry:
+    """A proposal, who answered what, and its outcome (see :mod:`meshcrew.spaces.proposals`)."""
+
+    id: bytes
+    space: bytes
+    proposer: bytes
+    proposer_name: str
+    title: str
+    """The latest title (amendments included)."""
+    text: str
+    ts: int
+    deadline_ms: int
+    status: str
+    """``open``, ``blocked``, ``passed``, ``expired`` or ``withdrawn``."""
+    decided_ms: int | None
+    """When the outcome became final (None while open)."""
+    quorum: int
+    needed: int
+    """Answers needed at the deadline for the quorum (the proposer's included)."""
+    electorate: tuple[NamedKey, ...]
+    answers: tuple[AnswerEntry, ...]
+    waiting: tuple[NamedKey, ...]
+    """Members of the electorate who have not answered."""
+    amendments: int
+
+    @property
+    def decided(self) -> bool:
+        """Whether the outcome is final."""
+        return self.decided_ms is not None
+
+    def answer_of(self, member: bytes) -> AnswerEntry | None:
+        """``member``'s answer that counts, if any."""
+        return next((a for a in self.answers if a.member == member), None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``proposals --json`` object of one proposal."""
+        return {"id": self.id.hex(), "space": self.space.hex(),
+                "proposer": self.proposer.hex(), "proposer_name": self.proposer_name,
+                "title": self.title, "text": self.text, "ts": self.ts,
+                "deadline_ms": self.deadline_ms, "status": self.status,
+                "decided": self.decided, "decided_ms": self.decided_ms, "quorum": self.quorum,
+                "needed": self.needed, "electorate": [k.to_json() for k in self.electorate],
+                "answers": [a.to_json() for a in self.answers],
+                "waiting": [k.to_json() for k in self.waiting],
+                "amendments": self.amendments}

@@ -23,23 +23,29 @@ from pathlib import Path
 from meshcrew.crypto import Rng
 from meshcrew.errors import InputError, ReplicaError, SpaceError, UnknownName
 from meshcrew.identity import Identity
+from meshcrew.reasons import Reason
 from meshcrew.records import NEW_SPACE, Record, RecordError, sign_record
-from meshcrew.service.entries import ExportReport, IngestReport, RejectedEntry
+from meshcrew.service.entries import ExportReport, IngestReport, ProposalEntry, RejectedEntry
 from meshcrew.service.posting import kind_label, make_post, make_post_of_kind
 from meshcrew.service.reading import MemberReads, ViewCache
 from meshcrew.service.records_file import read_records, write_records
 from meshcrew.service.transfer import ingest_records
 from meshcrew.spaces import (
     COMPASS_SCALES,
+    Amend,
+    Answer,
     CheckIn,
     Draft,
+    Position,
     Post,
     PostKind,
     Profile,
+    Proposal,
     Reaction,
     Reply,
     Rhythm,
     SpaceKind,
+    Withdraw,
     consent_to_removal,
     create_invite,
     create_space,
@@ -55,7 +61,7 @@ from meshcrew.spaces import (
     seal_post,
     writable_epoch,
 )
-from meshcrew.spaces.settings import SpaceMeta, clean_text
+from meshcrew.spaces.settings import QUORUM_ALL, SpaceMeta, clean_text
 from meshcrew.store import Replica
 
 MAX_ROTATIONS = 8
@@ -101,7 +107,8 @@ class Member(MemberReads):
 
     def create_space(self, name: str, *, kind: SpaceKind | str = SpaceKind.CREW,
                      purpose: str = "", parent: bytes | None = None,
-                     rhythm: Rhythm | None = None, history: bool = True) -> bytes:
+                     rhythm: Rhythm | None = None, history: bool = True,
+                     quorum: int = QUORUM_ALL) -> bytes:
         """Found a space (then post this member's profile in it); returns its id.
 
         Args:
@@ -111,6 +118,8 @@ class Member(MemberReads):
             parent: the congregation a crew or dyad belongs to (this member must be in it).
             rhythm: the check-in rhythm (default weekly on Monday, UTC).
             history: whether joiners may read what was written before they joined.
+            quorum: how much of the members (percent) must have answered a proposal by its
+                deadline for it to pass without objection (default everyone).
         """
         try:
             space_kind = SpaceKind(kind)
@@ -122,8 +131,11 @@ class Member(MemberReads):
             parent_view.require_member()
             if parent_view.state.kind is not SpaceKind.CONGREGATION:
                 raise SpaceError("A crew or dyad can only belong to a congregation.")
+        if type(quorum) is not int or not 1 <= quorum <= QUORUM_ALL:
+            raise InputError(f"The quorum is a percentage from 1 to {QUORUM_ALL}.")
         try:
-            meta = SpaceMeta(clean_text(name), clean_text(purpose), rhythm or Rhythm(), parent)
+            meta = SpaceMeta(clean_text(name), clean_text(purpose), rhythm or Rhythm(), parent,
+                             quorum)
         except RecordError as exc:
             raise InputError(f"Cannot create the space: {exc.detail}.") from None
         genesis = self._sign_and_append(None, create_space(
@@ -260,6 +272,78 @@ class Member(MemberReads):
             InputError: if the kind is unknown or a field is missing or out of range.
         """
         return make_post_of_kind(kind, **fields)
+
+    # -- writing: proposals --------------------------------------------------------------------
+
+    def propose(self, space_id: bytes, *, title: str, text: str = "",
+                deadline_ms: int | None = None) -> bytes:
+        """Put a proposal to the members (it counts as this member's consent).
+
+        Args:
+            space_id: the space.
+            title: what is proposed, in a line (1 to 120 characters).
+            text: the proposal in full (up to 2000 characters).
+            deadline_ms: when it closes (UTC ms); default the end of the next rhythm cycle.
+        """
+        view = self.view(space_id)
+        view.require_member()
+        now = self._next_ts(space_id)
+        if deadline_ms is None:
+            rhythm = view.require_meta().rhythm
+            deadline_ms = rhythm.cycle_at(rhythm.cycle_at(now).end_ms).end_ms
+        if deadline_ms <= now:
+            raise InputError("The deadline has passed already; give a later one.")
+        return self._write_post(space_id, make_post(Proposal, title=title, text=text,
+                                                    deadline_ms=deadline_ms))
+
+    def answer(self, proposal_id: bytes, *, position: Position | str,
+               reason: str = "") -> bytes:
+        """Answer a proposal: consent, stand aside or object (with a reason); a later answer
+        replaces an earlier one while the proposal is open."""
+        proposal = self._open_proposal(proposal_id)
+        if proposal.proposer == self.me:
+            raise SpaceError("Your proposal already counts as your consent; to take it back, "
+                             "withdraw it.")
+        try:
+            chosen = Position(position)
+        except ValueError:
+            raise InputError(f"{position!r} is not an answer; answer consent, stand_aside or "
+                             "object.") from None
+        if chosen is not Position.CONSENT and not reason.strip():
+            raise InputError("To stand aside or object, say why (--reason TEXT).")
+        return self._write_post(proposal.space, make_post(Answer, to=proposal_id,
+                                                          position=chosen, reason=reason))
+
+    def amend_proposal(self, proposal_id: bytes, *, title: str | None = None,
+                       text: str | None = None) -> bytes:
+        """Change the title or text of this member's open proposal (what is left out stays)."""
+        proposal = self._open_proposal(proposal_id, proposer_only=True)
+        if title is None and text is None:
+            raise InputError("Give a new title or a new text.")
+        return self._write_post(proposal.space, make_post(
+            Amend, to=proposal_id, title=proposal.title if title is None else title,
+            text=proposal.text if text is None else text))
+
+    def withdraw_proposal(self, proposal_id: bytes, *, note: str = "") -> bytes:
+        """Withdraw this member's open proposal."""
+        proposal = self._open_proposal(proposal_id, proposer_only=True)
+        return self._write_post(proposal.space, make_post(Withdraw, to=proposal_id,
+                                                          note=note))
+
+    def _open_proposal(self, proposal_id: bytes, *, proposer_only: bool = False
+                       ) -> ProposalEntry:
+        """The proposal, if this member may still act on it; else a refusal saying why."""
+        proposal = self.proposal(proposal_id)
+        self.view(proposal.space).require_member()
+        if proposer_only and proposal.proposer != self.me:
+            raise SpaceError(Reason.NOT_PROPOSER.sentence)
+        if proposal.decided_ms is not None:
+            raise SpaceError(f"This proposal is closed ({proposal.status}): "
+                             f"{Reason.PROPOSAL_CLOSED.sentence}")
+        if self._next_ts(proposal.space) >= proposal.deadline_ms:
+            raise SpaceError(f"This proposal reached its deadline: "
+                             f"{Reason.PROPOSAL_CLOSED.sentence}")
+        return proposal
 
     # -- records in and out -------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 from meshcrew.errors import InputError
 from meshcrew.records import RecordError
 from meshcrew.spaces import (
+    Amend,
+    Answer,
     Ask,
     CheckIn,
     CrewCard,
@@ -23,8 +25,10 @@ from meshcrew.spaces import (
     Post,
     PostKind,
     Profile,
+    Proposal,
     Reaction,
     Reply,
+    Withdraw,
 )
 from meshcrew.spaces.settings import clean_text
 
@@ -32,7 +36,7 @@ P = TypeVar("P", bound=Post)
 
 POST_CLASSES: dict[PostKind, type[Any]] = {cls.kind: cls for cls in (
     Profile, CheckIn, Reply, Reaction, Ask, Offer, Followup, Gathering, LookingForCrew,
-    CrewCard)}
+    CrewCard, Proposal, Answer, Amend, Withdraw)}
 
 
 _LABELS = {"checkin": "check-in", "looking_for_crew": "looking-for-crew note"}

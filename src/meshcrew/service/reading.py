@@ -23,6 +23,7 @@ from meshcrew.service.entries import (
     CycleEntry,
     MemberEntry,
     PostEntry,
+    ProposalEntry,
     RejectedEntry,
     RemovalEntry,
     SpaceSummary,
@@ -31,6 +32,7 @@ from meshcrew.service.entries import (
 from meshcrew.service.resolve import pick_member, pick_record, pick_space
 from meshcrew.service.transfer import store_refusal
 from meshcrew.service.views import SpaceView
+from meshcrew.spaces import PostKind
 from meshcrew.spaces import views as domain_views
 from meshcrew.store import Replica
 
@@ -205,6 +207,34 @@ class MemberReads:
         """Asks and offers with follow-ups, upcoming gatherings, crew cards, looking for crew."""
         return self.view(space_id).board(self.now())
 
+    def proposals(self, space_id: bytes) -> list[ProposalEntry]:
+        """The proposals of a space with who answered what and their outcome, oldest first."""
+        return self.view(space_id).proposal_entries(self.now())
+
+    def proposal(self, proposal_id: bytes) -> ProposalEntry:
+        """One proposal, by its record id.
+
+        Raises:
+            UnknownName: if no readable proposal has that id.
+        """
+        view = self._post_view(proposal_id, what="proposal")
+        found = view.proposals(self.now()).get(proposal_id)
+        if found is None:
+            raise UnknownName(f"The post {proposal_id.hex()[:12]} is not a proposal.")
+        return view.proposal_entry(found)
+
+    def resolve_proposal_post(self, text: str) -> bytes:
+        """The proposal (of any space) whose id starts with ``text``."""
+        ids: list[bytes] = []
+        labels: dict[bytes, str] = {}
+        for sid in self.replica.spaces():
+            view = self.view(sid)
+            for post in view.opened.of_kind(PostKind.PROPOSAL):
+                ids.append(post.record_id)
+                labels[post.record_id] = f"{getattr(post.post, 'title', '')!r}"
+        return pick_record(text, ids, what="proposal", labels=labels,
+                           listing="meshcrew proposals SPACE")
+
     def removals(self, space_id: bytes) -> list[RemovalEntry]:
         """Removal proposals of a space and their consents, oldest first."""
         return self.view(space_id).removal_entries()
@@ -284,9 +314,9 @@ class MemberReads:
         self.view(space_id)  # refuses an unknown space
         return [r.raw for r in self.replica.records_after(space_id, {}, limit=2**62)]
 
-    def _post_view(self, record_id: bytes) -> SpaceView:
+    def _post_view(self, record_id: bytes, *, what: str = "post") -> SpaceView:
         record = self.replica.get(record_id)
         view = self.view(record.space_id) if record is not None else None
         if view is None or record_id not in view.posts_by_id:
-            raise UnknownName(f"No post you can read has the id {record_id.hex()}.")
+            raise UnknownName(f"No {what} you can read has the id {record_id.hex()}.")
         return view

@@ -75,11 +75,13 @@ def pick_member(text: str, members: Iterable[tuple[bytes, str, str]]) -> bytes:
 
 
 def pick_record(text: str, ids: Iterable[bytes], *, what: str = "record",
-                labels: Mapping[bytes, str] | None = None) -> bytes:
-    """The record whose id starts with the hex digits ``text``, among ``ids``."""
+                labels: Mapping[bytes, str] | None = None,
+                listing: str = "meshcrew log SPACE") -> bytes:
+    """The record whose id starts with the hex digits ``text``, among ``ids`` (``listing``
+    is the command that shows them)."""
     lowered = text.strip().lower()
     if not is_hex_prefix(lowered):
         raise UnknownName(f"{text!r} is not a {what} id: give at least {MIN_PREFIX} of its hex "
-                          "digits (as meshcrew log shows them).")
+                          f"digits (as {listing} shows them).")
     found = [rid for rid in ids if rid.hex().startswith(lowered)]
-    return _one(text, what, found, labels or {}, "see the ids with: meshcrew log SPACE")
+    return _one(text, what, found, labels or {}, f"see the ids with: {listing}")

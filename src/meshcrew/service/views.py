@@ -18,11 +18,14 @@ from meshcrew.identity import Identity, fingerprint
 from meshcrew.reasons import Reason
 from meshcrew.records import Head, Record
 from meshcrew.service.entries import (
+    AnswerEntry,
     BoardItem,
     BoardView,
     CycleEntry,
     MemberEntry,
+    NamedKey,
     PostEntry,
+    ProposalEntry,
     RejectedEntry,
     RemovalEntry,
     SpaceSummary,
@@ -46,6 +49,7 @@ from meshcrew.spaces import (
     open_posts,
     unlock,
 )
+from meshcrew.spaces import proposals as domain_proposals
 from meshcrew.spaces import views as domain_views
 from meshcrew.spaces.bodies import (
     ConsentBody,
@@ -357,7 +361,8 @@ class SpaceView:
             members=len(state.active), my_status=self.my_status,
             waiting_for_keys=self.is_member and not self.holds_keys,
             needs_checkin=needs_checkin, founder=state.founder,
-            created_ts=genesis.ts if genesis else None, last_ts=self.last_ts)
+            created_ts=genesis.ts if genesis else None, last_ts=self.last_ts,
+            quorum=meta.quorum if meta else None)
 
     @memo
     def member_entries(self) -> tuple[MemberEntry, ...]:
@@ -411,10 +416,58 @@ class SpaceView:
                            tuple(map(self.entry_of, found.reactions)),
                            tuple(map(self.entry_of, found.followups)))
 
+    def proposals(self, now_ms: int) -> domain_proposals.Proposals:
+        """Every proposal with its outcome at ``now_ms`` (see :mod:`meshcrew.spaces.proposals`).
+
+        Kept per deadline crossed: the outcome changes with the time only at a deadline.
+        """
+        found: dict[tuple[int, ...], domain_proposals.Proposals] = \
+            self.__dict__.setdefault("_proposals", {})
+        deadlines = self._deadlines
+        key = tuple(d for d in deadlines if d <= now_ms)
+        held = found.get(key)
+        if held is None:
+            quorum = self.meta.quorum if self.meta is not None else domain_proposals.ALL
+            held = found[key] = domain_proposals.decide(self.opened, now_ms,
+                                                        lambda _post: quorum)
+        return held
+
+    @memo
+    def _deadlines(self) -> tuple[int, ...]:
+        """The deadlines of the space's proposals, soonest first."""
+        return tuple(sorted(p.post.deadline_ms  # type: ignore[union-attr]
+                            for p in self.opened.of_kind(PostKind.PROPOSAL)))
+
+    def proposal_entry(self, view: domain_proposals.ProposalView) -> ProposalEntry:
+        """The entry of one proposal (names as this member sees them)."""
+        def named(keys: Iterable[bytes]) -> tuple[NamedKey, ...]:
+            return tuple(sorted((NamedKey(k, self.name_of(k)) for k in keys),
+                                key=lambda n: (n.name.casefold(), n.key)))
+
+        answers = tuple(sorted(
+            (AnswerEntry(a.post.record_id, a.member, self.name_of(a.member), a.position.value,
+                         a.reason, a.post.ts, a.before_amendment)
+             for a in view.answers.values()), key=lambda a: (a.name.casefold(), a.member)))
+        return ProposalEntry(
+            id=view.id, space=self.space_id, proposer=view.proposer,
+            proposer_name=self.name_of(view.proposer), title=view.title, text=view.text,
+            ts=view.post.ts, deadline_ms=view.deadline_ms, status=view.status.value,
+            decided_ms=view.decided_ms, quorum=view.quorum, needed=view.needed,
+            electorate=named(view.electorate), answers=answers, waiting=named(view.waiting),
+            amendments=len(view.amendments))
+
+    def proposal_entries(self, now_ms: int) -> list[ProposalEntry]:
+        """Every proposal, oldest first."""
+        return [self.proposal_entry(v) for v in self.proposals(now_ms).proposals]
+
     def refusals(self) -> list[RejectedEntry]:
-        """Records the space rules refused, and accepted posts whose content is invalid."""
+        """Records the space rules refused, and accepted posts whose content is invalid (or
+        that the proposal rules refuse)."""
         rows = []
-        for source, refused in (("space", self.state.rejected()), ("post", self.opened.refused)):
+        # Which proposal posts are refused does not depend on the time (only outcomes do).
+        by_rules = self.proposals(self.last_ts).refused
+        for source, refused in (("space", self.state.rejected()),
+                                ("post", {**self.opened.refused, **by_rules})):
             for rid, status in refused.items():
                 record = self.state.records[rid]
                 reason = status.reason or Reason.BAD_BODY

@@ -54,6 +54,8 @@ from meshcrew.spaces.invites import InviteCode, decode_invite_code, encode_invit
 from meshcrew.spaces.kinds import PostKind, RecordKind, SpaceKind
 from meshcrew.spaces.posts import (
     COMPASS_SCALES,
+    Amend,
+    Answer,
     Ask,
     CheckIn,
     CrewCard,
@@ -61,11 +63,15 @@ from meshcrew.spaces.posts import (
     Gathering,
     LookingForCrew,
     Offer,
+    Position,
     Post,
     Profile,
+    Proposal,
     Reaction,
     Reply,
+    Withdraw,
 )
+from meshcrew.spaces.proposals import ProposalStatus, ProposalView, decide
 from meshcrew.spaces.sealing import (
     Keyring,
     OpenedPost,
@@ -91,11 +97,12 @@ from meshcrew.spaces.state import (
 )
 
 __all__ = [
-    "COMPASS_SCALES", "Ask", "Carrier", "CheckIn", "CrewCard", "Cycle", "Draft", "Epoch",
-    "Followup", "Gathering", "Invite", "InviteCode", "Keyring", "LookingForCrew", "Member",
-    "MemberStatus", "Offer", "OpenedPost", "OpenedSpace", "Outcome", "Period", "Post", "PostKind",
-    "Profile", "Reaction", "RecordKind", "Removal", "Reply", "Rhythm", "SpaceKind", "SpaceMeta",
-    "SpaceState", "Status", "consent_to_removal", "create_invite", "create_space",
+    "COMPASS_SCALES", "Amend", "Answer", "Ask", "Carrier", "CheckIn", "CrewCard", "Cycle", "Draft",
+    "Epoch", "Followup", "Gathering", "Invite", "InviteCode", "Keyring", "LookingForCrew",
+    "Member", "MemberStatus", "Offer", "OpenedPost", "OpenedSpace", "Outcome", "Period",
+    "Position", "Post", "PostKind", "Profile", "Proposal", "ProposalStatus", "ProposalView",
+    "Reaction", "RecordKind", "Removal", "Reply", "Rhythm", "SpaceKind", "SpaceMeta", "SpaceState",
+    "Status", "Withdraw", "consent_to_removal", "create_invite", "create_space", "decide",
     "decode_invite_code", "drop_carrier", "encode_invite_code", "fold", "invite_code",
     "invite_problem", "join_space", "leave_space", "name_carrier", "open_meta", "open_more",
     "open_posts", "propose_removal", "rotate_keys", "seal_post", "unlock", "writable_epoch",

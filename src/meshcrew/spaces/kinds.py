@@ -66,10 +66,19 @@ class PostKind(StrEnum):
     GATHERING = "gathering"
     LOOKING_FOR_CREW = "looking_for_crew"
     CREW_CARD = "crew_card"
+    PROPOSAL = "proposal"
+    """A decision the members take by consent (see :mod:`meshcrew.spaces.proposals`)."""
+    ANSWER = "answer"
+    """A member's answer to a proposal: consent, stand aside or object."""
+    AMEND = "amend"
+    """The proposer's new title and text for their proposal."""
+    WITHDRAW = "withdraw"
+    """The proposer takes their proposal back."""
 
 
 _EVERYWHERE = frozenset({PostKind.PROFILE, PostKind.REPLY, PostKind.REACTION, PostKind.ASK,
-                         PostKind.OFFER, PostKind.FOLLOWUP})
+                         PostKind.OFFER, PostKind.FOLLOWUP, PostKind.PROPOSAL, PostKind.ANSWER,
+                         PostKind.AMEND, PostKind.WITHDRAW})
 _SMALL_ONLY = frozenset({PostKind.CHECKIN})
 _CONGREGATION_ONLY = frozenset({PostKind.GATHERING, PostKind.LOOKING_FOR_CREW,
                                 PostKind.CREW_CARD})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -240,12 +241,94 @@ class CrewCard:
         check_text(self.note, "note", MAX_NOTE_CHARS)
 
 
+class Position(StrEnum):
+    """A member's answer to a proposal."""
+
+    CONSENT = "consent"
+    """I can live with it and support it going ahead."""
+    STAND_ASIDE = "stand_aside"
+    """I will not take part, but I do not block it (a reason is given)."""
+    OBJECT = "object"
+    """It would harm the crew or its purpose: it must not go ahead as it is (a reason is
+    given). An objection blocks the proposal while it stands."""
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A decision put to the members, decided by consent before ``deadline_ms``.
+
+    The outcome is worked out from the records by :mod:`meshcrew.spaces.proposals`.
+    """
+
+    kind: ClassVar[PostKind] = PostKind.PROPOSAL
+    title: str
+    text: str
+    deadline_ms: int
+    """When it closes (UTC ms): answers signed from then on do not count."""
+
+    def __post_init__(self) -> None:
+        check_text(self.title, "title", MAX_TITLE_CHARS, allow_empty=False)
+        check_text(self.text, "text", MAX_TEXT_CHARS)
+        if type(self.deadline_ms) is not int or not 0 < self.deadline_ms < MAX_TS_MS:
+            raise _bad("deadline_ms is not a millisecond timestamp")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A member's answer to a proposal; their latest one (by their own chain) counts."""
+
+    kind: ClassVar[PostKind] = PostKind.ANSWER
+    to: bytes
+    """The proposal answered."""
+    position: Position
+    reason: str = ""
+    """Why (required to stand aside or object)."""
+
+    def __post_init__(self) -> None:
+        _record_id(self.to, "to")
+        try:
+            object.__setattr__(self, "position", Position(self.position))
+        except ValueError:
+            raise _bad(f"position {str(self.position)[:32]!r} is not consent, stand_aside or "
+                       "object") from None
+        check_text(self.reason, "reason", MAX_NOTE_CHARS,
+                   allow_empty=self.position is Position.CONSENT)
+
+
+@dataclass(frozen=True, slots=True)
+class Amend:
+    """The proposer's new title and text (answers given before it are shown as such)."""
+
+    kind: ClassVar[PostKind] = PostKind.AMEND
+    to: bytes
+    title: str
+    text: str
+
+    def __post_init__(self) -> None:
+        _record_id(self.to, "to")
+        check_text(self.title, "title", MAX_TITLE_CHARS, allow_empty=False)
+        check_text(self.text, "text", MAX_TEXT_CHARS)
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """The proposer withdraws their proposal before it is decided."""
+
+    kind: ClassVar[PostKind] = PostKind.WITHDRAW
+    to: bytes
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        _record_id(self.to, "to")
+        check_text(self.note, "note", MAX_NOTE_CHARS)
+
+
 Post = (Profile | CheckIn | Reply | Reaction | Ask | Offer | Followup | Gathering
-        | LookingForCrew | CrewCard)
+        | LookingForCrew | CrewCard | Proposal | Answer | Amend | Withdraw)
 
 _CLASSES: dict[PostKind, type[Any]] = {cls.kind: cls for cls in (
     Profile, CheckIn, Reply, Reaction, Ask, Offer, Followup, Gathering, LookingForCrew,
-    CrewCard)}
+    CrewCard, Proposal, Answer, Amend, Withdraw)}
 # Looked up once here rather than per decoded post: Enum.__call__ and dataclasses.fields are
 # slow in bulk.
 _CLASS_OF_VALUE: dict[str, type[Any]] = {kind.value: cls for kind, cls in _CLASSES.items()}
@@ -258,7 +341,11 @@ def encode_post(post: Post) -> bytes:
     wire: dict[str, Any] = {"k": post.kind.value}
     for item in fields(post):
         value = getattr(post, item.name)
-        wire[item.name] = dict(value) if isinstance(value, Mapping) else value
+        if isinstance(value, Mapping):
+            value = dict(value)
+        elif isinstance(value, StrEnum):
+            value = value.value
+        wire[item.name] = value
     data: bytes = msgpack.packb(wire, use_bin_type=True)
     return data
 

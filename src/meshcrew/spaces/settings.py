@@ -28,6 +28,8 @@ WEEK_MS = 7 * DAY_MS
 MAX_UTC_OFFSET_MIN = 14 * 60
 MAX_SPACE_NAME_CHARS = 64
 MAX_PURPOSE_CHARS = 500
+QUORUM_ALL = 100
+"""The default quorum of proposals: everyone (see :mod:`meshcrew.spaces.proposals`)."""
 _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 # Newline and tab lay text out; the zero-width (non-)joiners build emoji and scripts. Other
 # format characters (bidi overrides) and controls could disguise or redraw text.
@@ -155,6 +157,9 @@ class SpaceMeta:
     rhythm: Rhythm = Rhythm()
     parent: bytes | None = None
     """The congregation this crew or dyad belongs to (its space id), if any."""
+    quorum: int = QUORUM_ALL
+    """How much of the electorate must have answered a proposal at its deadline for it to
+    pass without objection: a percentage, 100 (the default) meaning everyone."""
 
     def __post_init__(self) -> None:
         check_text(self.name, "name", MAX_SPACE_NAME_CHARS, allow_empty=False)
@@ -162,11 +167,16 @@ class SpaceMeta:
         if self.parent is not None and (
                 not isinstance(self.parent, bytes) or len(self.parent) != ID_BYTES):
             raise RecordError(Reason.BAD_BODY, f"parent is not a {ID_BYTES}-byte space id")
+        if type(self.quorum) is not int or not 1 <= self.quorum <= QUORUM_ALL:
+            raise RecordError(Reason.BAD_BODY, "quorum is not a percentage from 1 to 100")
 
     def to_wire(self) -> dict[str, Any]:
-        """The msgpack-ready form."""
-        return {"name": self.name, "purpose": self.purpose, "rhythm": self.rhythm.to_wire(),
-                "parent": self.parent}
+        """The msgpack-ready form (the quorum only when it is not the default)."""
+        wire: dict[str, Any] = {"name": self.name, "purpose": self.purpose,
+                                "rhythm": self.rhythm.to_wire(), "parent": self.parent}
+        if self.quorum != QUORUM_ALL:
+            wire["quorum"] = self.quorum
+        return wire
 
     @classmethod
     def from_wire(cls, value: object) -> SpaceMeta:
@@ -174,4 +184,5 @@ class SpaceMeta:
         if not isinstance(value, dict):
             raise RecordError(Reason.BAD_BODY, "settings are not a map")
         return cls(value.get("name"), value.get("purpose", ""),  # type: ignore[arg-type]
-                   Rhythm.from_wire(value.get("rhythm")), value.get("parent"))
+                   Rhythm.from_wire(value.get("rhythm")), value.get("parent"),
+                   value.get("quorum", QUORUM_ALL))

@@ -27,7 +27,7 @@ from meshcrew.node.receipts import Receipts
 from meshcrew.node.reports import JoinProgress as NodeJoinProgress
 from meshcrew.records import Head
 from meshcrew.service import MemberReads
-from meshcrew.spaces import Post, Rhythm, SpaceKind
+from meshcrew.spaces import Position, Post, Rhythm, SpaceKind
 from meshcrew.store import Replica
 from meshcrew.tui.backend import JoinProgress, PeersUpdated, ServiceReads, SpacesChanged
 from meshcrew.tui.health import Holdings, SyncStatus
@@ -196,4 +196,28 @@ class AttachedBackend(ServiceReads):
     def consent(self, space_id: bytes, proposal_id: bytes) -> bytes:
         """Consent to a removal, in the node."""
         made: bytes = self._call("consent", space_id, proposal_id)
+        return made
+
+    def propose(self, space_id: bytes, *, title: str, text: str = "",
+                deadline_ms: int | None = None) -> bytes:
+        """Make a proposal, in the node."""
+        made: bytes = self._call("propose", space_id, title=title, text=text,
+                                 deadline_ms=deadline_ms)
+        return made
+
+    def answer(self, proposal_id: bytes, *, position: Position | str, reason: str = "") -> bytes:
+        """Answer a proposal, in the node."""
+        made: bytes = self._call("answer", proposal_id, position=position,
+                                 reason=reason)
+        return made
+
+    def amend_proposal(self, proposal_id: bytes, *, title: str | None = None,
+                       text: str | None = None) -> bytes:
+        """Amend a proposal, in the node."""
+        made: bytes = self._call("amend_proposal", proposal_id, title=title, text=text)
+        return made
+
+    def withdraw_proposal(self, proposal_id: bytes, *, note: str = "") -> bytes:
+        """Withdraw a proposal, in the node."""
+        made: bytes = self._call("withdraw_proposal", proposal_id, note=note)
         return made

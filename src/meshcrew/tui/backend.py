@@ -37,12 +37,13 @@ from meshcrew.service import (
     MemberEntry,
     MemberReads,
     PostEntry,
+    ProposalEntry,
     RejectedEntry,
     RemovalEntry,
     SpaceSummary,
 )
 from meshcrew.service.posting import make_post_of_kind
-from meshcrew.spaces import Post, PostKind, Rhythm, SpaceKind, decode_invite_code
+from meshcrew.spaces import Position, Post, PostKind, Rhythm, SpaceKind, decode_invite_code
 from meshcrew.store import Replica
 from meshcrew.tui.health import OFFLINE, Holdings, SyncStatus
 
@@ -144,6 +145,14 @@ class Backend(Protocol):
         """Removal proposals and their consents."""
         ...
 
+    def proposals(self, space_id: bytes) -> list[ProposalEntry]:
+        """Proposals with who answered what and their outcome, oldest first."""
+        ...
+
+    def proposal(self, proposal_id: bytes) -> ProposalEntry:
+        """One proposal."""
+        ...
+
     def rejected(self, space_id: bytes | None = None, *, limit: int = 100) -> list[RejectedEntry]:
         """Refused records with their reasons, newest first."""
         ...
@@ -205,6 +214,24 @@ class Backend(Protocol):
 
     def consent(self, space_id: bytes, proposal_id: bytes) -> bytes:
         """Consent to a removal proposal."""
+        ...
+
+    def propose(self, space_id: bytes, *, title: str, text: str = "",
+                deadline_ms: int | None = None) -> bytes:
+        """Put a proposal to the members (default deadline: the end of the next cycle)."""
+        ...
+
+    def answer(self, proposal_id: bytes, *, position: Position | str, reason: str = "") -> bytes:
+        """Answer a proposal: consent, stand aside or object."""
+        ...
+
+    def amend_proposal(self, proposal_id: bytes, *, title: str | None = None,
+                       text: str | None = None) -> bytes:
+        """Change this member's open proposal."""
+        ...
+
+    def withdraw_proposal(self, proposal_id: bytes, *, note: str = "") -> bytes:
+        """Withdraw this member's open proposal."""
         ...
 
 
@@ -289,6 +316,14 @@ class ServiceReads:
     def rejected(self, space_id: bytes | None = None, *, limit: int = 100) -> list[RejectedEntry]:
         """See :meth:`Member.rejected`."""
         return self.reads.rejected(space_id, limit=limit)
+
+    def proposals(self, space_id: bytes) -> list[ProposalEntry]:
+        """See :meth:`Member.proposals`."""
+        return self.reads.proposals(space_id)
+
+    def proposal(self, proposal_id: bytes) -> ProposalEntry:
+        """See :meth:`Member.proposal`."""
+        return self.reads.proposal(proposal_id)
 
     def make_post(self, kind: PostKind | str, **fields: object) -> Post:
         """Build a post from typed values (no signing: the same everywhere)."""
@@ -389,3 +424,21 @@ class LocalBackend(ServiceReads):
     def consent(self, space_id: bytes, proposal_id: bytes) -> bytes:
         """See :meth:`Member.consent`."""
         return self.service.consent(space_id, proposal_id)
+
+    def propose(self, space_id: bytes, *, title: str, text: str = "",
+                deadline_ms: int | None = None) -> bytes:
+        """See :meth:`Member.propose`."""
+        return self.service.propose(space_id, title=title, text=text, deadline_ms=deadline_ms)
+
+    def answer(self, proposal_id: bytes, *, position: Position | str, reason: str = "") -> bytes:
+        """See :meth:`Member.answer`."""
+        return self.service.answer(proposal_id, position=position, reason=reason)
+
+    def amend_proposal(self, proposal_id: bytes, *, title: str | None = None,
+                       text: str | None = None) -> bytes:
+        """See :meth:`Member.amend_proposal`."""
+        return self.service.amend_proposal(proposal_id, title=title, text=text)
+
+    def withdraw_proposal(self, proposal_id: bytes, *, note: str = "") -> bytes:
+        """See :meth:`Member.withdraw_proposal`."""
+        return self.service.withdraw_proposal(proposal_id, note=note)

@@ -31,8 +31,9 @@ TEXT_LINES = 2
 """Lines of a post's text shown inline."""
 
 ANSWER_KINDS = frozenset({"reply", "reaction", "followup"})
-HIDDEN_KINDS = frozenset({"profile"})
-"""Posts that are not cards: profiles only rename their author."""
+HIDDEN_KINDS = frozenset({"profile", "answer", "amend", "withdraw"})
+"""Posts that are not cards: profiles only rename their author; answers to a proposal, its
+amendments and withdrawal show on the proposal's screen (``p``)."""
 
 _SCALE_LABELS = {scale.key: scale.high for scale in COMPASS_SCALES}
 
@@ -67,7 +68,7 @@ class Card:
         """The post's main text on one line (a check-in's arrival, an ask's title, ...)."""
         fields = self.post.fields
         kind = self.post.kind
-        if kind in ("ask", "offer"):
+        if kind in ("ask", "offer", "proposal"):
             body = one_line(str(fields.get("text", "")))
             title = one_line(str(fields.get("title", "")))
             return f"{title} — {body}" if body else title
@@ -187,7 +188,7 @@ def card_starts(cards: list[Card], width: int) -> list[int]:
 _KIND_LABELS = {"checkin": "checked in", "ask": "asks", "offer": "offers",
                 "gathering": "calls a gathering", "crew_card": "crew card",
                 "looking_for_crew": "crew search", "reply": "replied", "followup": "followed up",
-                "reaction": "reacted"}
+                "reaction": "reacted", "proposal": "proposes (p to answer)"}
 
 
 def card_lines(card: Card, width: int, *, style: Styler, tz: tzinfo | None,

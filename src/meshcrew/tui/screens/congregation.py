@@ -24,6 +24,7 @@ from meshcrew.tui.screens.create_space import CreateSpaceScreen
 from meshcrew.tui.screens.forms import Field, FieldsScreen
 from meshcrew.tui.screens.health import SyncHealthScreen
 from meshcrew.tui.screens.invite import InviteScreen
+from meshcrew.tui.screens.proposals import ProposalsScreen
 
 WHEN_FORMAT = "%Y-%m-%d %H:%M"
 
@@ -50,6 +51,8 @@ class CongregationScreen(MeshcrewScreen):
         Binding("c", "crew_card", "Crew card", tooltip="Say whether one of your crews is open "
                 "to new crewmates"),
         Binding("n", "new_crew", "New crew", tooltip="Start a crew in this congregation"),
+        Binding("p", "proposals", "Proposals", tooltip="Decide together: proposals and who "
+                "answered what"),
         Binding("i", "invite", "Invite", tooltip="An invite code for this congregation"),
         Binding("l", "leave", "Leave", tooltip="Leave this congregation"),
         Binding("s", "sync_health", "Sync", tooltip="Peers, what each lacks, rejected records"),
@@ -277,6 +280,10 @@ class CongregationScreen(MeshcrewScreen):
     def action_new_crew(self) -> None:
         """Start a crew (choose this congregation in the form)."""
         self.app.push_screen(CreateSpaceScreen())
+
+    def action_proposals(self) -> None:
+        """The congregation's proposals."""
+        self.app.push_screen(ProposalsScreen(self.space_id))
 
     def action_invite(self) -> None:
         """An invite code for the congregation."""

@@ -14,7 +14,7 @@ from textual.widgets.option_list import Option
 
 from meshcrew.service import CycleEntry, MemberEntry, PostEntry, SpaceSummary
 from meshcrew.tui.cards import build_cards, extend_cards
-from meshcrew.tui.formatting import ago, day, sparkline
+from meshcrew.tui.formatting import ago, day, one_line, sparkline
 from meshcrew.tui.health import NO_HOLDINGS, Holdings, SyncStatus, receipt
 from meshcrew.tui.memory import FREEZE_ABOVE, long_lived, thaw
 from meshcrew.tui.messages import PeersChanged, RecordsChanged
@@ -25,6 +25,7 @@ from meshcrew.tui.screens.forms import PromptScreen
 from meshcrew.tui.screens.health import SyncHealthScreen
 from meshcrew.tui.screens.invite import InviteScreen
 from meshcrew.tui.screens.post import PostScreen
+from meshcrew.tui.screens.proposals import ProposalsScreen
 from meshcrew.tui.widgets.timeline import Timeline
 
 SPARK_WIDTH = 10
@@ -55,6 +56,8 @@ class SpaceScreen(MeshcrewScreen):
         Binding("x", "propose_removal", "Remove…", tooltip="Propose removing a member (needs "
                 "the consent of a majority)"),
         Binding("a", "consent", "Consent…", tooltip="Consent to an open removal proposal"),
+        Binding("p", "proposals", "Proposals", tooltip="Decide together: proposals and who "
+                "answered what"),
         Binding("l", "leave", "Leave", tooltip="Leave this space"),
         Binding("s", "sync_health", "Sync", tooltip="Peers, what each lacks, rejected records"),
     ]
@@ -141,6 +144,13 @@ class SpaceScreen(MeshcrewScreen):
             text.append(f"\nremoval of {removal.member_name} proposed: "
                         f"{len(removal.consents)} of {removal.needed} consents (a)",
                         style="italic")
+        me = self.backend.identity.public_key
+        for proposal in self.attempt(lambda: self.backend.proposals(self.space_id)) or []:
+            if not proposal.decided:
+                yours = " — your answer is awaited" if any(
+                    w.key == me for w in proposal.waiting) else ""
+                text.append(f"\nproposal {one_line(proposal.title)!r}: {proposal.status}"
+                            f"{yours} (p)", style="italic")
         self.query_one("#cycle", Static).update(text)
 
     def _show_members(self, status: SyncStatus) -> None:
@@ -264,6 +274,10 @@ class SpaceScreen(MeshcrewScreen):
     def action_consent(self) -> None:
         """Consent to an open removal proposal."""
         membership.consent(self, self.space_id)
+
+    def action_proposals(self) -> None:
+        """The space's proposals."""
+        self.app.push_screen(ProposalsScreen(self.space_id))
 
     def action_leave(self) -> None:
         """Leave this space, after saying what that means."""

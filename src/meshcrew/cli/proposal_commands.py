@@ -1,0 +1,166 @@
+"""Proposals by consent: ``propose``, ``answer``, ``amend``, ``withdraw`` and ``proposals``.
+
+Each handler resolves what the person typed and makes one call of the member service; the rules
+are in ``meshcrew.spaces.proposals`` (docs/spaces.md, Proposals).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from meshcrew.cli.display import proposal_lines
+from meshcrew.cli.parsing import EXIT_OK, Commands, add_command, add_json_option
+from meshcrew.cli.service_access import open_member
+from meshcrew.cli.session import Session
+from meshcrew.cli.values import time_ms
+from meshcrew.errors import InputError
+
+_SPACE_HELP = "the space (name, or id or its start)"
+_PROPOSAL_HELP = "the proposal's id, or its first hex digits as meshcrew proposals shows them"
+_IN = re.compile(r"(\d+)\s*([smhdw])\Z")
+_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
+MAX_DEADLINE_DAYS = 366
+_POSITIONS = {"consent": "consent", "stand-aside": "stand_aside", "stand_aside": "stand_aside",
+              "object": "object"}
+
+
+def deadline_ms(text: str, now_ms: int) -> int:
+    """``--deadline``: a time from now (``90s``, ``30m``, ``12h``, ``3d``, ``2w``) or a date and
+    time (``2026-02-01 18:00``, local unless it names an offset), in UTC ms.
+
+    Raises:
+        InputError: if it is neither, or more than a year away.
+    """
+    match = _IN.match(text.strip().lower())
+    at = now_ms + int(match[1]) * _UNIT_MS[match[2]] if match else time_ms(text)
+    if at - now_ms > MAX_DEADLINE_DAYS * _UNIT_MS["d"]:
+        raise InputError(f"A deadline is at most {MAX_DEADLINE_DAYS} days away.")
+    return at
+
+
+def register(commands: Commands) -> None:
+    """Add the proposal commands."""
+    propose = add_command(
+        commands, "propose", summary="put a proposal to a space's members",
+        description="Put a proposal to the members of a space: they answer consent, stand "
+        "aside or object. It passes once everyone has answered and no one objects, or at the "
+        "deadline if no one objects and the space's quorum has answered; an objection blocks "
+        "it. Your proposal counts as your consent. Prints its id.", handler=run_propose)
+    propose.add_argument("space", metavar="SPACE", help=_SPACE_HELP)
+    propose.add_argument("--title", required=True, metavar="TEXT",
+                         help="what you propose, in a line (1-120 characters)")
+    propose.add_argument("--text", default="", metavar="TEXT",
+                         help="the proposal in full (up to 2000 characters)")
+    propose.add_argument("--deadline", metavar="WHEN",
+                         help="when it closes: a time from now (90s, 30m, 12h, 3d, 2w) or a date "
+                         "and time (2026-02-01 18:00); default the end of the next check-in "
+                         "cycle")
+    add_json_option(propose)
+
+    answer = add_command(
+        commands, "answer", summary="answer a proposal: consent, stand aside or object",
+        description="Answer a proposal. consent: you support it going ahead. stand-aside: "
+        "you will not take part but do not block it. object: it must not go ahead as it is "
+        "(this blocks it while you hold to it). Standing aside and objecting need a reason. "
+        "You may answer again while it is open: your latest answer counts. Prints the "
+        "answer's id.", handler=run_answer)
+    answer.add_argument("proposal", metavar="PROPOSAL", help=_PROPOSAL_HELP)
+    answer.add_argument("position", metavar="ANSWER", choices=sorted(_POSITIONS),
+                        help="consent, stand-aside or object")
+    answer.add_argument("--reason", default="", metavar="TEXT",
+                        help="why (required to stand aside or object; up to 500 characters)")
+    add_json_option(answer)
+
+    amend = add_command(
+        commands, "amend", summary="change the title or text of your open proposal",
+        description="Change the title or text of a proposal you made, while it is open. "
+        "Answers given before stay, and are shown as answering an earlier version. Prints the "
+        "amendment's id.", handler=run_amend)
+    amend.add_argument("proposal", metavar="PROPOSAL", help=_PROPOSAL_HELP)
+    amend.add_argument("--title", metavar="TEXT", help="the new title")
+    amend.add_argument("--text", metavar="TEXT", help="the new text")
+    add_json_option(amend)
+
+    withdraw = add_command(
+        commands, "withdraw", summary="withdraw your open proposal",
+        description="Withdraw a proposal you made, while it is open. Prints the withdrawal's "
+        "id.", handler=run_withdraw)
+    withdraw.add_argument("proposal", metavar="PROPOSAL", help=_PROPOSAL_HELP)
+    withdraw.add_argument("--note", default="", metavar="TEXT",
+                          help="why (up to 500 characters)")
+    add_json_option(withdraw)
+
+    listing = add_command(
+        commands, "proposals", summary="list a space's proposals and who answered what",
+        description="List the proposals of a space, oldest first: where each stands (open, "
+        "blocked, passed, expired, withdrawn), who answered what and who has not answered "
+        "yet.", handler=run_proposals)
+    listing.add_argument("space", metavar="SPACE", help=_SPACE_HELP)
+    listing.add_argument("--open", action="store_true", dest="open_only",
+                         help="only proposals that are not decided yet")
+    add_json_option(listing)
+
+
+def _done(args: argparse.Namespace, session: Session, space_id: bytes, record: bytes) -> int:
+    if args.json:
+        session.print_json({"id": record.hex(), "space": space_id.hex()})
+    else:
+        session.print(record.hex())
+    return EXIT_OK
+
+
+def run_propose(args: argparse.Namespace, session: Session) -> int:
+    """Make a proposal."""
+    with open_member(session) as member:
+        space_id = member.resolve_space(args.space)
+        deadline = None if args.deadline is None else deadline_ms(args.deadline, member.now())
+        record = member.propose(space_id, title=args.title, text=args.text,
+                                deadline_ms=deadline)
+        return _done(args, session, space_id, record)
+
+
+def run_answer(args: argparse.Namespace, session: Session) -> int:
+    """Answer a proposal."""
+    with open_member(session) as member:
+        proposal = member.resolve_proposal_post(args.proposal)
+        space_id = member.proposal(proposal).space
+        record = member.answer(proposal, position=_POSITIONS[args.position],
+                               reason=args.reason)
+        return _done(args, session, space_id, record)
+
+
+def run_amend(args: argparse.Namespace, session: Session) -> int:
+    """Amend a proposal."""
+    with open_member(session) as member:
+        proposal = member.resolve_proposal_post(args.proposal)
+        space_id = member.proposal(proposal).space
+        record = member.amend_proposal(proposal, title=args.title, text=args.text)
+        return _done(args, session, space_id, record)
+
+
+def run_withdraw(args: argparse.Namespace, session: Session) -> int:
+    """Withdraw a proposal."""
+    with open_member(session) as member:
+        proposal = member.resolve_proposal_post(args.proposal)
+        space_id = member.proposal(proposal).space
+        record = member.withdraw_proposal(proposal, note=args.note)
+        return _done(args, session, space_id, record)
+
+
+def run_proposals(args: argparse.Namespace, session: Session) -> int:
+    """List a space's proposals."""
+    with open_member(session) as member:
+        space_id = member.resolve_space(args.space)
+        entries = [e for e in member.proposals(space_id)
+                   if not (args.open_only and e.decided)]
+    if args.json:
+        session.print_json({"space": space_id.hex(), "proposals": [e.to_json()
+                                                                   for e in entries]})
+        return EXIT_OK
+    if not entries:
+        session.print("No proposals yet: make one with meshcrew propose SPACE --title TEXT")
+    for entry in entries:
+        for line in proposal_lines(entry):
+            session.print(line)
+    return EXIT_OK
