@@ -84,6 +84,8 @@ def test_quota_and_unnamed_spaces_are_refused_with_their_reasons(fleet: Fleet) -
             return any(r.reason is Reason.OVER_QUOTA for r in replica.rejects(limit=500))
 
     wait_for(refused_over_quota, within=30, what="the carrier to refuse past its quota")
+    shown = {row["reason"] for row in pi.cli("rejects", "--limit", "500")["rejects"]}
+    assert Reason.OVER_QUOTA.value in shown  # `meshcrew rejects` on the carrier says why
     with Replica.open(pi.home, read_only=True) as replica:
         held = sum(len(r.raw) for r in replica.space_records(bytes.fromhex(space)))
     assert held <= 0.05 * 1024 * 1024
