@@ -81,9 +81,36 @@ def raw_verify_rates(home: Home, space: bytes) -> tuple[float, float]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used (Linux)."""
+    """User and system CPU time a process and its live children (the node's record checks run
+    in worker processes) have used (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    used = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children.update(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    for child in children:
+        try:
+            used += cpu_seconds(child)
+        except OSError:
+            continue
+    return used
+
+
+def share_priority(pid: int) -> None:
+    """Give a node process the CPU share this process has (Linux).
+
+    The kernel shares the CPU between sessions (autogroups) before it shares it between their
+    threads, and each node runs in a session of its own: give its session this one's nice value,
+    so the raw loop here and the nodes compete alike with whatever else runs.
+    """
+    try:
+        nice = Path("/proc/self/autogroup").read_text().split()[-1]
+        Path(f"/proc/{pid}/autogroup").write_text(nice)
+    except (OSError, IndexError):
+        pass
 
 
 def pin(pid: int, cores: set[int]) -> None:
@@ -98,6 +125,8 @@ def one_catch_up(founder: NodeProcess, member: NodeProcess, lacking: int,
     founder, and time until its replica holds the ``lacking`` records; stop both."""
     founder.start()
     member.start()
+    for node in (founder, member):
+        share_priority(node.pid)
     if cores is not None:
         pin(member.pid, cores)
     held = member.status().records

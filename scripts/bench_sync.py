@@ -268,7 +268,7 @@ def main() -> int:
               f"{n['seconds']} s ({n['records_per_s']:,}/s); raw verify on one thread "
               f"{n['raw_verify_per_s']:,}/s; ratio {n['wall_ratio']:.0%} (target >= "
               f"{n['target_wall_ratio']:.0%}) {'OK' if n['ok'] else 'UNDER'}")
-        print(f"  CPU: the receiver used {n['receiver_cpu_seconds']} s "
+        print(f"  CPU: the receiver used {n['receiver_cpu_seconds']} s with its workers "
               f"({n['records_per_cpu_s']:,} records/CPU s; raw verify "
               f"{n['raw_verify_per_cpu_s']:,}/CPU s: {n['cpu_ratio']:.0%}), the sender "
               f"{n['sender_cpu_seconds']} s; load average {n['load_average']}")

@@ -13,9 +13,10 @@ connects again (an upgraded peer is found on its next connection).
 A session offers only spaces where the peer is a member (by this node's view), so a space's
 records are served only to its members: the peer's key is its peer id, authenticated by Noise.
 
-Given a :class:`Verifier`, a session checks the record batches it receives on worker threads
-(pynacl releases the GIL while it checks a signature, so a catch-up uses every core) and hands
-them on as :class:`RecordsVerified`, in the order they arrived, for
+Given a :class:`Verifier`, a session checks the record batches it receives away from trio's
+thread (the node's checks run in worker processes, :class:`~meshcrew.store.VerifyPool`, so a
+catch-up uses every core) and hands them on as :class:`RecordsVerified`, in the order they
+arrived, for
 :meth:`~meshcrew.store.Replica.append_verified`. Between the stream and the workers sits a
 bounded queue: once ``ahead`` batches wait, the session stops reading, the stream's flow control
 stops the peer, and memory stays bounded whatever the peer sends.
@@ -92,26 +93,34 @@ reading: 16 x 256 records, a few MB at most."""
 
 
 class Verifier:
-    """Checks received record batches on worker threads, at most ``workers`` at once, shared by
-    every session of a node.
+    """Checks received record batches away from trio's thread, at most ``workers`` at once,
+    shared by every session of a node.
 
     Args:
-        verify: ``verify(raws)``: a batch's checks (e.g. ``verify_batch`` with the node's
-            clock); it runs in a worker thread.
-        workers: threads verifying at once; by default one per core.
+        verify: ``verify(raws)``: a batch's checks (e.g. ``verify_batch`` with the node's clock,
+            or a :class:`~meshcrew.store.VerifyPool`'s); it runs in a thread of its own.
+        workers: batches checked at once; by default one per core.
         ahead: per session, received batches held at most before the session stops reading.
+        close: called when the sync service stops (e.g. the pool's ``close``).
     """
 
     def __init__(self, verify: Callable[[Sequence[bytes]], VerifiedBatch], *,
-                 workers: int | None = None, ahead: int = VERIFY_AHEAD) -> None:
+                 workers: int | None = None, ahead: int = VERIFY_AHEAD,
+                 close: Callable[[], None] | None = None) -> None:
         self._verify = verify
         self.workers = workers or os.cpu_count() or 1
         self.ahead = ahead
         self._limiter = trio.CapacityLimiter(self.workers)
+        self._close = close
 
     async def verify(self, raws: Sequence[bytes]) -> VerifiedBatch:
-        """Check a batch on a worker thread (waiting for a free one first)."""
+        """Check a batch in a thread (waiting for a free slot first)."""
         return await trio.to_thread.run_sync(self._verify, raws, limiter=self._limiter)
+
+    def close(self) -> None:
+        """Release what the checks hold (worker processes); harmless to call twice."""
+        if self._close is not None:
+            self._close()
 
 
 @dataclass(slots=True)
@@ -279,15 +288,19 @@ class SyncService:
         """Serve sync streams and start sessions on connection and periodically, until cancelled."""
         for version in self._versions:
             self._host.set_stream_handler(PROTOCOL_IDS[version], self._server_of(version))
-        with self._host.watch_connections() as connections:
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                task_status.started()
-                nursery.start_soon(self._sync_periodically, nursery)
-                async for event in connections:
-                    if isinstance(event, PeerConnected):
-                        self._peer_version.pop(event.peer_id, None)
-                        nursery.start_soon(self._sync_quietly, event.peer_id)
+        try:
+            with self._host.watch_connections() as connections:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    task_status.started()
+                    nursery.start_soon(self._sync_periodically, nursery)
+                    async for event in connections:
+                        if isinstance(event, PeerConnected):
+                            self._peer_version.pop(event.peer_id, None)
+                            nursery.start_soon(self._sync_quietly, event.peer_id)
+        finally:
+            if self._verifier is not None:
+                self._verifier.close()
 
     def sync_soon(self, peer_id: str) -> None:
         """Start a session with a connected peer now, whichever side usually starts.

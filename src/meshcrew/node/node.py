@@ -27,6 +27,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
@@ -83,7 +84,7 @@ from meshcrew.reasons import Reason
 from meshcrew.records import Record, record_id
 from meshcrew.service import Member, ViewCache
 from meshcrew.spaces import invite_problem
-from meshcrew.store import Replica, VerifiedBatch, verify_batch
+from meshcrew.store import Replica, VerifiedBatch, VerifyPool
 from meshcrew.sync import SyncSession, SyncStats
 from meshcrew.sync.wire import record_space
 
@@ -281,7 +282,7 @@ class Node:
             sender: the peer id they came from (for the reject log and penalties).
             propagate: sync what was accepted on to the other connected members soon.
             space_id: the space they all belong to, when the caller knows it.
-            verified: ``raws`` already checked by ``verify_batch`` (on a worker thread).
+            verified: ``raws`` already checked (by the sync service's worker processes).
         """
         if self.carrying is not None:  # a carrier takes only what the spaces it carries allow
             kept = self.carrying.admit(raws, sender)
@@ -318,9 +319,9 @@ class Node:
             self._propagate(exclude=sender)
         return accepted
 
-    def _verify_received(self, raws: Sequence[bytes]) -> VerifiedBatch:
-        """The checks of records from sync, on a worker thread (see ``net.syncing.Verifier``)."""
-        return verify_batch(raws, now_ms=self._clock())
+    def _verify_received(self, pool: VerifyPool, raws: Sequence[bytes]) -> VerifiedBatch:
+        """The checks of records from sync, in worker processes (``net.syncing.Verifier``)."""
+        return pool.verify(raws, now_ms=self._clock())
 
     def _on_records(self, records: list[Record]) -> None:
         """Every record the member signs or the replica accepts (Member's ``on_records``)."""
@@ -378,11 +379,13 @@ class Node:
 
     async def _start(self, host: Host, nursery: trio.Nursery) -> None:
         self._host = host
+        pool = VerifyPool()  # its worker processes start with the first large batch
         self._sync = SyncService(host, self.replica, self.serving.spaces,
                                  self.serving.shares, self._arrivals.on_sync_event,
                                  period_s=self.config.sync_period_s,
                                  on_complete=self._on_sync_complete,
-                                 verifier=Verifier(self._verify_received))
+                                 verifier=Verifier(partial(self._verify_received, pool),
+                                                   workers=pool.workers, close=pool.close))
         self._contacts = Contacts(host, self.book, self.membership, self.config, self._clock,
                                   self._emit, carriers=self.serving.carriers)
         host.is_member = self._shares_a_space

@@ -2,33 +2,51 @@
 
 Verifying a record (decoding it, its limits, its canonical form, its id and above all its
 ed25519 signature) is most of what a record costs the replica, and it needs nothing but the
-record's bytes and a clock. :func:`verify_batch` does it for a batch, in any thread: pynacl
-releases the GIL while it checks a signature, so batches verified in several threads at once
-use several cores. :meth:`Replica.append_verified <meshcrew.store.Replica.append_verified>`
-then applies the chain rules to a verified batch in one transaction, in the order given: the
-replica's order and chain rules are the same as :meth:`~meshcrew.store.Replica.append`'s, which
-is exactly ``append_verified(verify_batch(raws))``.
+record's bytes and a clock. :func:`verify_batch` does it for a batch, anywhere.
+:meth:`Replica.append_verified <meshcrew.store.Replica.append_verified>` then applies the chain
+rules to a verified batch in one transaction, in the order given: the replica's order and chain
+rules are those of :meth:`~meshcrew.store.Replica.append`, which is exactly
+``append_verified(verify_batch(raws))``.
 
-:func:`append_in_parallel` is that pipeline for plain threads (files, benchmarks); the node runs
-the same two steps under trio (``meshcrew.net.syncing``).
+:class:`VerifyPool` runs the checks in worker processes, one per core. Threads would share one
+interpreter: pynacl releases the GIL during the signature check itself, but the rest of a
+record's checks hold it, and three threads handing the GIL back and forth twice per record cost
+more CPU than they saved (measured in ``docs/performance.md``). A worker process answers a batch
+with the positions and reasons of the records it refused, so only those few cross back; the
+others are rebuilt here from the same bytes without checking them again.
+
+:func:`append_in_parallel` is the pipeline for plain threads (files, benchmarks); the node runs
+the same steps under trio (``meshcrew.net.syncing``).
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from meshcrew.records import Record, RecordError, decode_and_verify
+import msgpack
+
+from meshcrew.errors import ReplicaError
+from meshcrew.reasons import Reason
+from meshcrew.records import Record, RecordError, check_record, decode_and_verify, record_id
 from meshcrew.store.ingest import AppendReport
 
 if TYPE_CHECKING:
     from meshcrew.store.replica import Replica
 
 CHUNK_RECORDS = 256
-"""Records verified by one worker at a time in :func:`append_in_parallel`."""
+"""Records one worker checks at a time in :func:`append_in_parallel`."""
+
+IN_WORKERS_FROM = 64
+"""Batches of fewer records are checked by :meth:`VerifyPool.verify` in the calling thread: a
+few live records are not worth a process (or starting the workers)."""
 
 
 @dataclass(slots=True)
@@ -76,24 +94,158 @@ def verify_batch(raws: Iterable[bytes], *, now_ms: int) -> VerifiedBatch:
     return batch
 
 
-def append_in_parallel(replica: Replica, raws: Sequence[bytes], *, now_ms: int, workers: int,
+Refusals = list[tuple[int, str, str]]
+"""``(position, reason, detail)`` of each record of a batch that failed its checks."""
+
+
+def refusals_of(raws: Sequence[bytes], now_ms: int) -> Refusals:
+    """Check a batch (in a worker process); the positions and reasons of the records refused."""
+    refused: Refusals = []
+    for position, raw in enumerate(raws):
+        try:
+            check_record(raw, now_ms=now_ms)
+        except RecordError as exc:
+            refused.append((position, exc.reason.value, exc.detail))
+    return refused
+
+
+def _exit_with(parent: int) -> None:
+    """A worker's initializer: end the worker once its parent is gone (even SIGKILLed, when no
+    shutdown message comes), polling once a second on a thread of its own."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+_PARENT_POLL_S = 1.0
+
+
+def rebuilt(raws: Sequence[bytes], refusals: Refusals) -> VerifiedBatch:
+    """The batch :func:`verify_batch` would have made, from a worker's refusals: the records it
+    passed are decoded again from the same bytes, without checking them again."""
+    refused = {position: (reason, detail) for position, reason, detail in refusals}
+    batch = VerifiedBatch()
+    for position, raw in enumerate(raws):
+        verdict = refused.get(position)
+        if verdict is not None:
+            batch.refused.append((raw, RecordError(Reason(verdict[0]), verdict[1])))
+            continue
+        version, kind, space, author, seq, prev, ts, body, sig = msgpack.unpackb(raw, raw=False)
+        batch.records.append(Record(version, kind, space, author, seq, prev, ts, body, sig, raw,
+                                    record_id(raw)))
+    return batch
+
+
+class VerifyPool:
+    """Worker processes (one per core by default) that check batches of encoded records.
+
+    They start on first use (a node that never catches up on much never starts them) and stop
+    with :meth:`close`, or within a second of this process's end however it ends; a worker that
+    dies fails its batch, and the next batch gets new workers. Safe to use from several threads
+    at once.
+
+    Args:
+        workers: processes; by default one per core.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, raws: Sequence[bytes], *, now_ms: int) -> Future[Refusals]:
+        """Start checking a batch; the future gives :func:`refusals_of`'s answer.
+
+        Raises:
+            ReplicaError: the pool is closed.
+        """
+        with self._lock:
+            if self._closed:
+                raise ReplicaError("The record checks were stopped.")
+            if self._pool is None:
+                # spawn, not fork: the node has threads (trio's, SQLite's) a fork would copy
+                # mid-flight; a spawned worker imports only what the checks need.
+                self._pool = ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_exit_with, initargs=(os.getpid(),))
+            pool = self._pool
+        try:
+            return pool.submit(refusals_of, list(raws), now_ms)
+        except RuntimeError as exc:  # broken (a worker died): the next batch starts afresh
+            self._forget(pool)
+            raise ReplicaError(f"Checking records failed: {type(exc).__name__}.") from exc
+
+    def verify(self, raws: Sequence[bytes], *, now_ms: int) -> VerifiedBatch:
+        """Check a batch in a worker and wait (call it from a thread of its own); a batch of
+        fewer than :data:`IN_WORKERS_FROM` records is checked in the calling thread.
+
+        Raises:
+            ReplicaError: the pool is closed, or its worker died while checking.
+        """
+        if len(raws) < IN_WORKERS_FROM:
+            return verify_batch(raws, now_ms=now_ms)
+        return rebuilt(raws, self.result(self.submit(raws, now_ms=now_ms)))
+
+    def result(self, future: Future[Refusals]) -> Refusals:
+        """Wait for a batch's answer.
+
+        Raises:
+            ReplicaError: its worker died (the next batch gets new workers).
+        """
+        try:
+            return future.result()
+        except Exception as exc:  # BrokenProcessPool, or the pool was closed meanwhile
+            with self._lock:
+                pool = self._pool
+            if pool is not None:
+                self._forget(pool)
+            raise ReplicaError(f"Checking records failed: {type(exc).__name__}.") from exc
+
+    def _forget(self, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Stop the workers (they finish the batch in hand); harmless to call twice."""
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> VerifyPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def append_in_parallel(replica: Replica, raws: Sequence[bytes], *, now_ms: int, pool: VerifyPool,
                        sender: str = "local", transaction_records: int = 4096,
                        chunk_records: int = CHUNK_RECORDS,
                        in_flight_chunks: int | None = None) -> AppendReport:
-    """Append encoded records with their checks spread over ``workers`` threads.
+    """Append encoded records with their checks spread over ``pool``'s workers.
 
-    Chunks of ``chunk_records`` are verified by the workers while this thread applies the
-    chunks already verified, in their order, in transactions of about ``transaction_records``.
-    At most ``in_flight_chunks`` chunks (default: twice the workers) are verified ahead of the
-    one being applied, which bounds the memory held whatever the input's size. The outcome is
-    the same as ``replica.append(raws)``'s (the reports of the transactions joined).
+    Chunks of ``chunk_records`` are checked by the workers while this thread applies the chunks
+    already checked, in their order, in transactions of about ``transaction_records``. At most
+    ``in_flight_chunks`` chunks (default: twice the workers) are checked ahead of the one being
+    applied, which bounds the memory held whatever the input's size. The outcome is the same as
+    ``replica.append(raws)``'s (the reports of the transactions joined).
 
     Raises:
-        ReplicaError: as :meth:`Replica.append_verified`; what was applied before stays.
+        ReplicaError: as :meth:`Replica.append_verified`, or the workers failed; what was
+            applied before stays.
     """
     from meshcrew.store.replica import RecordState  # replica.py imports this module
 
-    ahead = in_flight_chunks or 2 * workers
+    ahead = in_flight_chunks or 2 * pool.workers
     chunks = (raws[i : i + chunk_records] for i in range(0, len(raws), chunk_records))
     report = AppendReport()
     gathered = VerifiedBatch()
@@ -106,23 +258,24 @@ def append_in_parallel(replica: Replica, raws: Sequence[bytes], *, now_ms: int, 
         report.forks += done.forks
         report.rejected += done.rejected
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
-        queue: deque[Future[VerifiedBatch]] = deque()
-        try:
-            for chunk in chunks:
-                queue.append(pool.submit(verify_batch, chunk, now_ms=now_ms))
-                if len(queue) > ahead:
-                    gathered.extend(queue.popleft().result())
-                    if len(gathered) >= transaction_records:
-                        apply(gathered)
-                        gathered = VerifiedBatch()
-            while queue:
-                gathered.extend(queue.popleft().result())
-            if len(gathered):
-                apply(gathered)
-        finally:
-            for future in queue:
-                future.cancel()
+    queue: deque[tuple[Sequence[bytes], Future[Refusals]]] = deque()
+    try:
+        for chunk in chunks:
+            queue.append((chunk, pool.submit(chunk, now_ms=now_ms)))
+            if len(queue) > ahead:
+                first, future = queue.popleft()
+                gathered.extend(rebuilt(first, pool.result(future)))
+                if len(gathered) >= transaction_records:
+                    apply(gathered)
+                    gathered = VerifiedBatch()
+        while queue:
+            first, future = queue.popleft()
+            gathered.extend(rebuilt(first, pool.result(future)))
+        if len(gathered):
+            apply(gathered)
+    finally:
+        for _, future in queue:
+            future.cancel()
     if report.forks:  # a fork found by a later transaction may have overtaken earlier records
         report.accepted = [rid for rid in report.accepted
                            if replica.state_of(rid) is RecordState.ACCEPTED]
