@@ -41,6 +41,7 @@ from meshcrew.spaces.posts import (
     COMPASS_KEYS,
     MAX_ASK_CHARS,
     MAX_BIO_CHARS,
+    MAX_CARD_GENESIS_BYTES,
     MAX_NAME_CHARS,
     MAX_NOTE_CHARS,
     MAX_PLACE_CHARS,
@@ -49,6 +50,7 @@ from meshcrew.spaces.posts import (
     MAX_TITLE_CHARS,
     SCORE_MAX,
     SCORE_MIN,
+    SIGNATURE_BYTES,
     Amend,
     Answer,
     Proposal,
@@ -222,12 +224,20 @@ class CrewCard:
     name: str
     open: bool
     note: str = ""
+    # The proof came later (issue 14), checked as the fast code does.
+    genesis: bytes = field(default=b"", repr=False)
+    proof: bytes = field(default=b"", repr=False)
 
     def __post_init__(self) -> None:
         _record_id(self.crew, "crew")
         check_text(self.name, "name", MAX_NAME_CHARS, allow_empty=False)
         _flag(self.open, "open")
         check_text(self.note, "note", MAX_NOTE_CHARS)
+        if not isinstance(self.genesis, bytes) or len(self.genesis) > MAX_CARD_GENESIS_BYTES:
+            raise _post_bad(f"genesis is not a record of at most {MAX_CARD_GENESIS_BYTES} "
+                            "bytes")
+        if not isinstance(self.proof, bytes) or len(self.proof) not in (0, SIGNATURE_BYTES):
+            raise _post_bad(f"proof is not a {SIGNATURE_BYTES}-byte signature")
 
 
 _CLASSES: dict[PostKind, type[Any]] = {cls.kind: cls for cls in (
@@ -315,7 +325,9 @@ def _parse(kind: RecordKind, wire: Mapping[str, Any]) -> Body:
                 raise _bad("hist is not a boolean")
             return GenesisBody(space_kind, history, _shares(wire),
                                _bytes(wire, "mk", META_KEY_BLOB_BYTES),
-                               _bytes(wire, "m", max_length=MAX_META_BLOB_BYTES))
+                               _bytes(wire, "m", max_length=MAX_META_BLOB_BYTES),
+                               # the card key came later (issue 14): read as the fast code does
+                               _bytes(wire, "ck", KEY_BYTES) if "ck" in wire else None)
         case RecordKind.INVITE:
             return InviteBody(_bytes(wire, "pk", KEY_BYTES), _int(wire, "exp", 0, MAX_TS_MS),
                               _int(wire, "uses", 1, MAX_INVITE_USES))

@@ -26,6 +26,7 @@ from meshcrew.spaces import (
     SpaceState,
     decode_invite_code,
 )
+from meshcrew.spaces.cards import prove_card
 
 T0 = 1_767_571_200_000  # 2026-01-05 00:00 UTC, a Monday
 HOUR = 3_600_000
@@ -139,6 +140,16 @@ class World:
         """Consent to a removal proposal."""
         return self.sign(key, space_id, spaces.consent_to_removal(self.state(space_id), pk(key),
                                                                   proposal.id))
+
+    def card(self, key: SigningKey, congregation: bytes, crew: bytes, name: str, *,
+             open: bool, note: str = "", ts: int | None = None) -> Record:
+        """Post a crew's card, proven with the crew's card key as ``key`` holds it."""
+        crew_state = self.state(crew)
+        meta_key = spaces.unlock(crew_state, key).meta_key
+        assert meta_key is not None, "only a member of the crew holds its card key"
+        card = prove_card(spaces.CrewCard(crew, name, open, note), congregation=congregation,
+                          author=pk(key), meta_key=meta_key, genesis=crew_state.records[crew].raw)
+        return self.post(key, congregation, card, ts=ts)
 
     def opened(self, key: SigningKey, space_id: bytes,
                records: Iterable[Record] | None = None) -> spaces.OpenedSpace:

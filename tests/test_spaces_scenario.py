@@ -19,7 +19,6 @@ from meshcrew.records import Record
 from meshcrew.spaces import (
     Ask,
     CheckIn,
-    CrewCard,
     Followup,
     Gathering,
     LookingForCrew,
@@ -62,8 +61,8 @@ def build_month() -> tuple[World, dict[str, bytes], dict[str, Record]]:
     crew_a = form(w, "bo", CREW_A[1:], SpaceKind.CREW, "Moon", parent=hall)
     crew_b = form(w, "fay", CREW_B[1:], SpaceKind.CREW, "Sun", parent=hall, history=False)
     dyad = form(w, "kim", DYAD[1:], SpaceKind.DYAD, "Kim & Lee", parent=hall)
-    w.post(P["bo"], hall, CrewCard(crew_a, "Moon", open=True, note="we meet Mondays"))
-    w.post(P["fay"], hall, CrewCard(crew_b, "Sun", open=False))
+    w.card(P["bo"], hall, crew_a, "Moon", open=True, note="we meet Mondays")
+    w.card(P["fay"], hall, crew_b, "Sun", open=False)
     w.post(P["ada"], hall, LookingForCrew(True, "anything with bikes"))
     w.post(P["ada"], hall, Gathering("Spring gathering", T0 + 5 * WEEK, "Town hall, 10am"))
     ask = w.post(P["gus"], hall, Ask("help moving", "a van on Saturday?"))

@@ -52,6 +52,8 @@ class Reason(StrEnum):
     PROPOSAL_UNKNOWN = "proposal_unknown"
     PROPOSAL_CLOSED = "proposal_closed"
     NOT_PROPOSER = "not_proposer"
+    # Crew cards (spaces.cards)
+    CARD_UNPROVEN = "card_unproven"
     # Carriers (node.carrying)
     NOT_CARRIED = "not_carried"
     OVER_QUOTA = "over_quota"
@@ -104,6 +106,8 @@ _SENTENCES: dict[str, str] = {
     "proposal_closed": "The proposal had already been decided, withdrawn or reached its "
                        "deadline when this was signed.",
     "not_proposer": "Only the member who made a proposal may amend or withdraw it.",
+    "card_unproven": "The crew card is not signed with the crew's card key, so it cannot be "
+                     "shown to come from a member of that crew.",
     "not_carried": "This node is a carrier, and the record's space has not named it (or has "
                    "dropped it).",
     "over_quota": "The carrier's disk quota (for this space, or in all) is full.",

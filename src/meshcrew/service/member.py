@@ -35,6 +35,7 @@ from meshcrew.spaces import (
     Amend,
     Answer,
     CheckIn,
+    CrewCard,
     Draft,
     Position,
     Post,
@@ -61,6 +62,7 @@ from meshcrew.spaces import (
     seal_post,
     writable_epoch,
 )
+from meshcrew.spaces.cards import prove_card
 from meshcrew.spaces.settings import QUORUM_ALL, SpaceMeta, clean_text
 from meshcrew.store import Replica
 
@@ -389,9 +391,28 @@ class Member(MemberReads):
 
     # -- plumbing -----------------------------------------------------------------------------
 
+    def _proven(self, congregation: bytes, card: CrewCard) -> CrewCard:
+        """``card`` with the proof that it comes from a member of its crew (see
+        :mod:`meshcrew.spaces.cards`)."""
+        try:
+            crew = self.view(card.crew)
+        except UnknownName:
+            raise SpaceError("Only a member of the crew can post its card.") from None
+        if not crew.is_member:
+            raise SpaceError("Only a member of the crew can post its card.")
+        meta = crew.require_meta()
+        genesis = crew.state.records.get(card.crew)
+        if meta.parent != congregation or genesis is None or crew.keyring.meta_key is None:
+            raise SpaceError(f"{meta.name} does not belong to this congregation, so its card "
+                             "cannot be posted here.")
+        return prove_card(card, congregation=congregation, author=self.me,
+                          meta_key=crew.keyring.meta_key, genesis=genesis.raw)
+
     def _write_post(self, space_id: bytes, post: Post) -> bytes:
         view = self.view(space_id)
         view.require_member()
+        if isinstance(post, CrewCard) and not post.proof:
+            post = self._proven(space_id, post)
         assert view.state.kind is not None
         if post.kind not in view.state.kind.post_kinds:
             raise SpaceError(f"A {kind_label(post.kind)} cannot be posted in a "

@@ -43,6 +43,7 @@ from meshcrew.spaces import (
     SpaceKind,
     SpaceMeta,
     SpaceState,
+    Status,
     fold,
     open_meta,
     open_more,
@@ -60,6 +61,7 @@ from meshcrew.spaces.bodies import (
     RemoveBody,
     parse_body,
 )
+from meshcrew.spaces.cards import unproven_cards
 from meshcrew.spaces.extend import extend
 from meshcrew.spaces.posts import Post
 
@@ -97,10 +99,15 @@ def _chronological(entry: PostEntry) -> tuple[int, bytes]:
 
 
 def post_fields(post: Post) -> dict[str, Any]:
-    """The fields of a post as a dict (its kind is not a field; mappings become dicts)."""
+    """The fields of a post as a dict (its kind is not a field; mappings become dicts).
+
+    Fields that are proof rather than content (``repr=False``: a crew card's genesis record
+    and signature) are left out.
+    """
     names = _FIELD_NAMES.get(type(post))
     if names is None:
-        names = _FIELD_NAMES[type(post)] = tuple(f.name for f in dataclasses.fields(post))
+        names = _FIELD_NAMES[type(post)] = tuple(f.name for f in dataclasses.fields(post)
+                                                 if f.repr)
     values = {name: getattr(post, name) for name in names}
     return {name: dict(v) if isinstance(v, Mapping) else v for name, v in values.items()}
 
@@ -438,6 +445,11 @@ class SpaceView:
         return tuple(sorted(p.post.deadline_ms  # type: ignore[union-attr]
                             for p in self.opened.of_kind(PostKind.PROPOSAL)))
 
+    @memo
+    def _unproven_cards(self) -> dict[bytes, Status]:
+        """Crew cards not proven to come from their crew (see :mod:`meshcrew.spaces.cards`)."""
+        return unproven_cards(self.opened)
+
     def proposal_entry(self, view: domain_proposals.ProposalView) -> ProposalEntry:
         """The entry of one proposal (names as this member sees them)."""
         def named(keys: Iterable[bytes]) -> tuple[NamedKey, ...]:
@@ -465,7 +477,7 @@ class SpaceView:
         that the proposal rules refuse)."""
         rows = []
         # Which proposal posts are refused does not depend on the time (only outcomes do).
-        by_rules = self.proposals(self.last_ts).refused
+        by_rules = {**self.proposals(self.last_ts).refused, **self._unproven_cards}
         for source, refused in (("space", self.state.rejected()),
                                 ("post", {**self.opened.refused, **by_rules})):
             for rid, status in refused.items():

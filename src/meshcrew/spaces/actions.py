@@ -29,6 +29,7 @@ from meshcrew.spaces.bodies import (
     RemoveBody,
     draft,
 )
+from meshcrew.spaces.cards import card_public_key
 from meshcrew.spaces.fold import MAX_CARRIERS
 from meshcrew.spaces.invites import (
     SECRET_BYTES,
@@ -87,7 +88,8 @@ def create_space(founder: SigningKey, kind: SpaceKind, meta: SpaceMeta, rng: Rng
     return draft(GenesisBody(
         space_kind=kind, history=history, shares={me: seal_to_member(me, epoch_key, rng)},
         meta_key=encrypt(epoch_key, meta_key, epoch_ad(META_KEY_AD, me, 0), rng),
-        meta=encrypt(meta_key, meta_bytes, META_AD + me, rng)))
+        meta=encrypt(meta_key, meta_bytes, META_AD + me, rng),
+        card_key=None if kind is SpaceKind.CONGREGATION else card_public_key(meta_key)))
 
 
 def create_invite(state: SpaceState, inviter: bytes, *, expires_ms: int, rng: Rng,

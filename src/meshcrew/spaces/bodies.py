@@ -7,7 +7,8 @@ sealed or encrypted blobs. Names, purposes, rhythms and every post are inside bl
 =========  ==============================================================================
 kind       body
 =========  ==============================================================================
-genesis    ``{kind, hist, s: {founder: sealed epoch-0 key}, mk: blob, m: blob}``
+genesis    ``{kind, hist, s: {founder: sealed epoch-0 key}, mk: blob, m: blob, ck: card key
+           (a crew or dyad)}``
 invite     ``{pk: invite public key, exp: expiry (ms, compared with the join's ts), uses}``
 join       ``{i: invite record id, who: joiner key, proof: invite-key signature}``
 leave      ``{}``
@@ -62,6 +63,10 @@ class GenesisBody:
     shares: Mapping[bytes, bytes]
     meta_key: bytes
     meta: bytes
+    card_key: bytes | None = None
+    """A crew's or dyad's *card key*: the public half of an ed25519 key derived from the meta
+    key, so that only its members can sign its card in a congregation (see
+    :mod:`meshcrew.spaces.cards`). None for a congregation, and in spaces made before it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +176,12 @@ def encode_body(body: Body) -> bytes:
     """The wire bytes of a body (the inverse of :func:`parse_body`)."""
     match body:
         case GenesisBody():
-            return _pack({"kind": body.space_kind.value, "hist": body.history,
-                          "s": dict(body.shares), "mk": body.meta_key, "m": body.meta})
+            genesis: dict[str, Any] = {"kind": body.space_kind.value, "hist": body.history,
+                                       "s": dict(body.shares), "mk": body.meta_key,
+                                       "m": body.meta}
+            if body.card_key is not None:
+                genesis["ck"] = body.card_key
+            return _pack(genesis)
         case InviteBody():
             return _pack({"pk": body.public_key, "exp": body.expires_ms, "uses": body.uses})
         case JoinBody():
@@ -270,7 +279,8 @@ def _parse_genesis(wire: Mapping[str, Any]) -> Body:
         raise _bad("hist is not a boolean")
     return GenesisBody(space_kind, history, _shares(wire),
                        _bytes(wire, "mk", META_KEY_BLOB_BYTES),
-                       _bytes(wire, "m", max_length=MAX_META_BLOB_BYTES))
+                       _bytes(wire, "m", max_length=MAX_META_BLOB_BYTES),
+                       _bytes(wire, "ck", KEY_BYTES) if "ck" in wire else None)
 
 
 def _parse_invite(wire: Mapping[str, Any]) -> Body:

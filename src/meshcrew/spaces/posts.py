@@ -64,6 +64,9 @@ MAX_BIO_CHARS = 280
 MAX_REACTION_CHARS = 16
 MAX_PLACE_CHARS = 300
 MAX_NOTE_CHARS = 500
+MAX_CARD_GENESIS_BYTES = 8192
+"""A crew's genesis record carried in its card (its settings blob is at most 4 KiB)."""
+SIGNATURE_BYTES = 64
 
 
 def _bad(detail: str) -> RecordError:
@@ -233,12 +236,20 @@ class CrewCard:
     name: str
     open: bool
     note: str = ""
+    genesis: bytes = field(default=b"", repr=False)
+    """The crew's genesis record, which holds its card key (see :mod:`meshcrew.spaces.cards`)."""
+    proof: bytes = field(default=b"", repr=False)
+    """The card key's signature over the card, its congregation and its author."""
 
     def __post_init__(self) -> None:
         _record_id(self.crew, "crew")
         check_text(self.name, "name", MAX_NAME_CHARS, allow_empty=False)
         _flag(self.open, "open")
         check_text(self.note, "note", MAX_NOTE_CHARS)
+        if not isinstance(self.genesis, bytes) or len(self.genesis) > MAX_CARD_GENESIS_BYTES:
+            raise _bad(f"genesis is not a record of at most {MAX_CARD_GENESIS_BYTES} bytes")
+        if not isinstance(self.proof, bytes) or len(self.proof) not in (0, SIGNATURE_BYTES):
+            raise _bad(f"proof is not a {SIGNATURE_BYTES}-byte signature")
 
 
 class Position(StrEnum):

@@ -6,7 +6,8 @@ record id, so two members who read the same posts see the same views.
 
 "Latest" for things a member keeps up to date about themself (profile, looking for a crew) means
 highest seq in their own chain. For things anyone may post about a shared subject (a crew's
-card) it means the highest signed ``ts``, then the highest record id.
+card, posted by any of its members) it means the highest signed ``ts``, then the highest record
+id.
 
 A check-in belongs to the cycle that contains its record's signed ``ts``.
 """
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from meshcrew.identity import fingerprint
+from meshcrew.spaces.cards import unproven_cards
 from meshcrew.spaces.kinds import PostKind
 from meshcrew.spaces.posts import Ask, CheckIn, CrewCard, Followup, Gathering, LookingForCrew
 from meshcrew.spaces.posts import Profile as ProfilePost
@@ -195,10 +197,17 @@ def gatherings(opened: OpenedSpace, now_ms: int, *, past: bool = False) -> list[
 
 
 def crew_cards(opened: OpenedSpace) -> list[OpenedPost]:
-    """The latest card of each crew (highest ts, then id), open crews first, then by name."""
+    """The latest card of each crew (highest ts, then id), open crews first, then by name.
+
+    Only cards proven to come from a member of their crew count (see
+    :mod:`meshcrew.spaces.cards`).
+    """
     latest: dict[bytes, OpenedPost] = {}
+    unproven = unproven_cards(opened)
     for post in opened.of_kind(PostKind.CREW_CARD):
         assert isinstance(post.post, CrewCard)
+        if post.record_id in unproven:
+            continue
         held = latest.get(post.post.crew)
         if held is None or _chrono(post) > _chrono(held):
             latest[post.post.crew] = post
