@@ -15,13 +15,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from meshcrew import identity
 from meshcrew.home import Home
 from meshcrew.node import ControlClient, NodeStatus, control_types
+from meshcrew.node.peerbook import PeerBook
+from meshcrew.service import Member
+from meshcrew.store import Replica
 
 MESHCREW = str(Path(sys.executable).with_name("meshcrew"))
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
@@ -48,7 +53,12 @@ class NodeProcess:
         self.wrap = list(wrap)
         """A command the node runs under (e.g. ``ip netns exec NS``)."""
         self.process: subprocess.Popen[bytes] | None = None
-        self.cli("init", "--name", name)
+        # What `meshcrew init` does, without starting a Python for it (the CLI's own tests
+        # cover init): a home folder and a new identity in its key file.
+        self.home.ensure()
+        identity.save(identity.Identity.generate(name), self.home.key_file)
+        self.key = identity.load(self.home.key_file).public_key
+        """The member's public key."""
 
     # --- the CLI -------------------------------------------------------------------------------
 
@@ -207,6 +217,40 @@ def crew_of(founder: NodeProcess, *joiners: NodeProcess, name: str = "Crew") -> 
         code = str(founder.cli("invite", space)["code"])
         joiner.run("join", code)
     return space
+
+
+def crew_in_process(founder: NodeProcess, *joiners: NodeProcess, name: str = "Crew") -> str:
+    """A crew made and joined offline, in this process, while none of the nodes runs (what
+    ``join CODE --from FILE`` does, without a Python per command); every home ends with every
+    record. Returns the space id (hex). The nodes know no addresses yet (see :func:`remember`).
+    """
+    with ExitStack() as stack:
+        members = [Member(stack.enter_context(Replica.open(n.home)), identity.load(n.home.key_file),
+                          clock=lambda: time.time_ns() // 1_000_000)
+                   for n in (founder, *joiners)]
+        first = members[0]
+        space = first.create_space(name)
+        for joiner in members[1:]:
+            code = first.invite(space, expires_ms=first.now() + 3_600_000)
+            joiner.ingest(first.export(space), sender="file")
+            joiner.join(code)
+            first.ingest(joiner.export(space), sender="file")  # the inviter rotates the keys
+        for _ in range(5):  # until every home has every record (profiles follow the keys)
+            moved = sum(len(b.ingest(a.export(space), sender="file").accepted)
+                        for a in members for b in members if a is not b)
+            if not moved:
+                break
+    return space.hex()
+
+
+def remember(node: NodeProcess, *others: NodeProcess) -> None:
+    """Put the running ``others``' addresses in ``node``'s peer book (its node not running), as
+    an invite code would."""
+    book = PeerBook.load(node.home)
+    for other in others:
+        status = other.status()
+        book.learn(status.peer_id, list(status.addrs), source="invite")
+    book.save()
 
 
 def environ_without_home() -> dict[str, str]:
