@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,11 @@ from meshcrew.net import Verdict
 from meshcrew.node import ControlClient, NodeConfig, control_types, open_node
 from meshcrew.node.join import ASK, JOIN_PROTOCOL, JOIN_VERSION, REFUSED, Messages, encode_frame
 from meshcrew.node.membership import GossipJudge
+from meshcrew.node.peerbook import peer_book_file
 from meshcrew.records import MAX_CLOCK_SKEW_MS, sign_record
+from meshcrew.service import Member
 from meshcrew.spaces import decode_invite_code, join_space
+from meshcrew.store import Replica
 from node_world import LOOPBACK_NODE, make_home, open_nodes, wall_ms
 
 pytestmark = pytest.mark.trio
@@ -136,6 +140,40 @@ async def test_the_gossip_judge(tmp_path: Path) -> None:
             join = by(bo, space, kind=made.kind, body=made.body)
             assert judge(space, join, bo.host.peer_id) is Verdict.ACCEPT
             assert judge(space, by(bo, space), bo.host.peer_id) is Verdict.ACCEPT  # counted
+
+
+async def test_a_member_back_on_its_remembered_address_is_redialled(tmp_path: Path) -> None:
+    """Nobody calls connect: Ada's dialer keeps trying Bo's address from her peer book, with a
+    growing wait, and reaches him once his node is back there; they converge."""
+    ada_home, ada_who = make_home(tmp_path, "Ada")
+    bo_home, bo_who = make_home(tmp_path, "Bo")
+    with Replica.open(ada_home) as ada_replica, Replica.open(bo_home) as bo_replica:
+        ada_member = Member(ada_replica, ada_who, clock=wall_ms)
+        bo_member = Member(bo_replica, bo_who, clock=wall_ms)
+        space = ada_member.create_space("Crew")
+        code = ada_member.invite(space, expires_ms=wall_ms() + HOUR_MS)
+        bo_member.ingest(ada_member.export(space), sender="file")
+        bo_member.join(code)
+        ada_member.ingest(bo_member.export(space), sender="file")
+        bo_member.ingest(ada_member.export(space), sender="file")
+    assert LOOPBACK_NODE.redial_max_s <= 2.0
+    with trio.fail_after(40):
+        async with open_node(ada_home, ada_who, LOOPBACK_NODE) as ada:
+            async with open_node(bo_home, bo_who, LOOPBACK_NODE) as bo:
+                bo_peer, bo_addr = bo.host.peer_id, bo.addrs()[0]
+                await ada.connect(bo_addr)  # Ada's peer book remembers where Bo was
+            dialer = ada.contacts.dialer
+            await wait_until(lambda: dialer.failures(bo_peer) >= 3, within=10)
+            ada.member.checkin(space, text="while Bo was away", energy=3)
+            # Bo comes back at the same address remembering no peer: only Ada can dial.
+            peer_book_file(bo_home).unlink()
+            back = replace(LOOPBACK_NODE, listen_addrs=(bo_addr.split("/p2p/")[0],))
+            async with open_node(bo_home, bo_who, back) as bo:
+                assert bo.book.entries() == []
+                await wait_until(lambda: bo_peer in ada.host.connected_peers(),
+                                 within=2 * LOOPBACK_NODE.redial_max_s + 3)
+                assert dialer.failures(bo_peer) == 0
+                await wait_until(lambda: "while Bo was away" in texts(bo, space), within=10)
 
 
 async def test_a_restarted_node_keeps_its_port_peers_and_bans(tmp_path: Path) -> None:

@@ -83,6 +83,11 @@ class Dialer:
         """A connection opened: the next disconnection may be redialled at once."""
         self._attempts.pop(peer_id, None)
 
+    def failures(self, peer_id: str) -> int:
+        """How many dials of ``peer_id`` failed in a row (0 since it was last connected)."""
+        attempt = self._attempts.get(peer_id)
+        return 0 if attempt is None else attempt.failures
+
     def wake(self) -> None:
         """Look for peers to dial now rather than at the next tick."""
         self._wake.set()
