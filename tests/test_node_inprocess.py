@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import trio
 
-from hosts_on_loopback import wait_until
-from meshcrew.errors import JoinRefused, LocalProtocolError, UnknownName
-from meshcrew.net import Verdict
+from hosts_on_loopback import LOOPBACK, wait_until
+from meshcrew.errors import JoinRefused, LocalProtocolError, MeshcrewError, UnknownName
+from meshcrew.net import SyncService, Verdict, open_host
 from meshcrew.node import ControlClient, NodeConfig, control_types, open_node
 from meshcrew.node.join import ASK, JOIN_PROTOCOL, JOIN_VERSION, REFUSED, Messages, encode_frame
 from meshcrew.node.membership import GossipJudge
 from meshcrew.node.peerbook import peer_book_file
-from meshcrew.records import MAX_CLOCK_SKEW_MS, sign_record
+from meshcrew.records import MAX_CLOCK_SKEW_MS, Head, Record, sign_record
 from meshcrew.service import Member
 from meshcrew.spaces import decode_invite_code, join_space
 from meshcrew.store import Replica
@@ -174,6 +177,92 @@ async def test_a_member_back_on_its_remembered_address_is_redialled(tmp_path: Pa
                                  within=2 * LOOPBACK_NODE.redial_max_s + 3)
                 assert dialer.failures(bo_peer) == 0
                 await wait_until(lambda: "while Bo was away" in texts(bo, space), within=10)
+
+
+class ForgingSource:
+    """A member's replica as a hostile peer serves it: its frontier is true, but the records it
+    sends carry broken signatures, ``budget`` of them in all (whichever sessions ask)."""
+
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
+        self.budget = 0
+
+    def frontier(self, space_id: bytes) -> Mapping[bytes, Head]:
+        return self.replica.frontier(space_id)
+
+    def records_after(self, space_id: bytes, theirs: Mapping[bytes, Head], *,
+                      limit: int) -> list[Record]:
+        if self.budget <= 0:
+            return []
+        found = list(self.replica.records_after(space_id, theirs,
+                                                limit=min(limit, self.budget)))
+        self.budget -= len(found)
+        return [dataclasses.replace(r, raw=r.raw[:-1] + bytes([r.raw[-1] ^ 1])) for r in found]
+
+
+async def keep_nothing(peer_id: str, event: object) -> None:
+    """A sync event handler that stores nothing."""
+
+
+async def test_a_peer_serving_forged_records_by_sync_loses_points_and_is_banned(
+        tmp_path: Path) -> None:
+    """docs/sync.md: a record from sync refused by the replica costs 10 points; at 100 points
+    the peer is banned (disconnected and refused). The numbers are the documented ones."""
+    ada_home, ada_who = make_home(tmp_path, "Ada")
+    bo_home, bo_who = make_home(tmp_path, "Bo")
+    with Replica.open(ada_home) as ada_replica, Replica.open(bo_home) as bo_replica:
+        ada_member = Member(ada_replica, ada_who, clock=wall_ms)
+        bo_member = Member(bo_replica, bo_who, clock=wall_ms)
+        space = ada_member.create_space("Crew")
+        code = ada_member.invite(space, expires_ms=wall_ms() + HOUR_MS)
+        bo_member.ingest(ada_member.export(space), sender="file")
+        bo_member.join(code)
+        ada_member.ingest(bo_member.export(space), sender="file")
+        bo_member.ingest(ada_member.export(space), sender="file")
+        ada_member.ingest(bo_member.export(space), sender="file")  # Bo's profile
+        for n in range(12):  # what Ada lacks, to be served forged
+            bo_member.checkin(space, text=f"check-in {n}", energy=3)
+    with trio.fail_after(30):
+        async with open_node(ada_home, ada_who, LOOPBACK_NODE) as ada:
+            with Replica.open(bo_home) as bo_replica:
+                source = ForgingSource(bo_replica)
+                async with open_host(bo_who, LOOPBACK) as host, trio.open_nursery() as nursery:
+                    sync = SyncService(host, source, lambda: [space], lambda s, k: True,
+                                       keep_nothing)
+                    await nursery.start(sync.run)
+                    await host.connect(ada.addrs()[0])
+                    bo_peer = host.peer_id
+
+                    def points() -> float:
+                        return ada.host.scores.points(bo_peer, time.monotonic())
+
+                    async def serve(count: int) -> None:
+                        source.budget = count
+                        await sync.sync_with(ada.host.peer_id)
+                        assert source.budget == 0
+
+                    await serve(1)
+                    await wait_until(lambda: points() > 0)
+                    assert 9.5 < points() <= 10.0  # 10 points, less a minute's drain
+                    await serve(8)
+                    await wait_until(lambda: points() > 85)
+                    assert 85 < points() < 100
+                    assert not ada.host.scores.is_banned(bo_peer)
+                    assert bo_peer in ada.host.connected_peers()
+                    with contextlib.suppress(MeshcrewError):  # the ban may cut the session
+                        await serve(2)
+                    await wait_until(lambda: ada.host.scores.is_banned(bo_peer))
+                    await wait_until(lambda: bo_peer not in ada.host.connected_peers())
+
+                    async def again() -> None:
+                        await host.connect(ada.addrs()[0])
+                        await sync.sync_with(ada.host.peer_id)
+
+                    with pytest.raises(MeshcrewError):  # refused while banned
+                        await again()
+                    assert ada.replica.frontier(space)[bo_who.public_key].seq < \
+                        bo_replica.frontier(space)[bo_who.public_key].seq  # none taken
+                    nursery.cancel_scope.cancel()
 
 
 async def test_a_restarted_node_keeps_its_port_peers_and_bans(tmp_path: Path) -> None:
