@@ -129,12 +129,12 @@ class NodeProcess:
         assert self.process is not None
         return self.process.pid
 
-    def stop(self, *, within: float = 5.0) -> float:
-        """SIGTERM, wait (SIGKILL after ``within``); return how long it took to stop."""
+    def stop(self, *, within: float = 5.0, signum: int = signal.SIGTERM) -> float:
+        """Send ``signum``, wait (SIGKILL after ``within``); return how long it took to stop."""
         if self.process is None or self.process.poll() is not None:
             return 0.0
         started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(signum)
         try:
             self.process.wait(timeout=within)
         except subprocess.TimeoutExpired:

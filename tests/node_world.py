@@ -64,8 +64,13 @@ def found_crew(home: Home, founder: Identity, name: str = "Crew") -> Crew:
 
 
 def mint_checkins(home: Home, author: Identity, space: bytes, count: int, *,
-                  text: str = "check-in {n}", batch: int = 2000) -> list[bytes]:
-    """Append ``count`` check-ins by ``author`` (a member holding the current key); their ids."""
+                  text: str = "check-in {n}", batch: int = 2000,
+                  sealed_once: bool = False) -> list[bytes]:
+    """Append ``count`` check-ins by ``author`` (a member holding the current key); their ids.
+
+    With ``sealed_once`` every record carries the same sealed body (the text of check-in 0):
+    only the signing is repeated, for a long history made in a second or two.
+    """
     ids: list[bytes] = []
     with Replica.open(home) as replica:
         member = Member(replica, author, clock=wall_ms)
@@ -73,9 +78,12 @@ def mint_checkins(home: Home, author: Identity, space: bytes, count: int, *,
         head = replica.frontier(space)[author.public_key]
         prev, seq, ts = head.id, head.seq, wall_ms()
         pending: list[bytes] = []
+        made = seal_post(state, author.signing_key, CheckIn(text=text.format(n=0), energy=1),
+                         os.urandom)
         for n in range(count):
-            made = seal_post(state, author.signing_key, CheckIn(text=text.format(n=n),
-                                                                energy=1 + n % 5), os.urandom)
+            if n and not sealed_once:
+                made = seal_post(state, author.signing_key,
+                                 CheckIn(text=text.format(n=n), energy=1 + n % 5), os.urandom)
             seq += 1
             record = sign_record(author.signing_key, kind=made.kind, space=space, seq=seq,
                                  prev=prev, ts=ts, body=made.body)
