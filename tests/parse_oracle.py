@@ -34,6 +34,7 @@ from meshcrew.spaces.bodies import (
     KeysBody,
     LeaveBody,
     RemoveBody,
+    RevokeBody,
     SealedBody,
 )
 from meshcrew.spaces.kinds import MAX_MEMBERS_ANY, PostKind, RecordKind, SpaceKind
@@ -358,6 +359,8 @@ def _parse(kind: RecordKind, wire: Mapping[str, Any]) -> Body:
                 raise _bad("a is not a boolean")
             after = _bytes(wire, "r", ID_BYTES) if "r" in wire else None
             return CarrierBody(_bytes(wire, "c", KEY_BYTES), add, after)
+        case RecordKind.REVOKE:  # came later (issue 14), read as the fast code does
+            return RevokeBody(_bytes(wire, "i", ID_BYTES), _ids(wire, "u"))
     raise AssertionError(kind)  # pragma: no cover - every RecordKind is matched
 
 

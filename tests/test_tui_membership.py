@@ -121,3 +121,28 @@ def test_proposing_a_removal_says_who_decides(town: Town) -> None:
     assert removal.member_name == "Cy"
     assert not removal.effective
     assert removal.consents == (ada.identity.public_key,)
+
+
+def test_revoking_an_invite_explains_then_revokes(town: Town) -> None:
+    space_id, (ada, _bo) = crew_of(town, "Ada", "Bo")
+    ada.invite(space_id, expires_ms=town.clock.now + 7 * 86_400_000)
+    app = make_app(ada)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await into_crew(pilot)
+        await pilot.press("v")
+        await pick(pilot, "0 of 1 used")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the dialog")
+        text = words(app)
+        assert "Revoke this invite?" in text
+        assert "even with the code in hand" in text
+        assert "Whoever already joined with it stays" in text
+        await pilot.click("#confirm")
+        await until(pilot, lambda: isinstance(app.screen, SpaceScreen), "the crew again")
+        await pilot.press("v")  # nothing left to revoke: a notice, no choice
+        await until(pilot, lambda: any("No invite of this space can admit anyone" in n.message
+                                       for n in app._notifications), "the notice")
+        assert not isinstance(app.screen, PickScreen)
+
+    drive(app, script)
+    assert [i.revoked for i in ada.invites(space_id) if i.uses == 1 and i.used == 0] == [True]

@@ -87,10 +87,12 @@ _SENTENCES: dict[str, str] = {
     "already_member": "The author is already a member of this space.",
     "space_full": "The space already has as many members as its kind allows.",
     "invite_unknown": "The join names no valid invite of this space.",
-    "invite_expired": "The invite had expired when the join was signed.",
+    "invite_expired": "The invite had expired when the join was signed, or before a member "
+                      "let the joiner in.",
     "invite_exhausted": "The invite has already been used as many times as it allows.",
     "invite_bad_proof": "The join does not prove possession of the invite's secret.",
-    "invite_revoked": "The invite's maker was removed from the space, so it admits no one.",
+    "invite_revoked": "The invite was revoked by a member, or its maker was removed from the "
+                      "space, so it admits no one.",
     "join_forged": "The join was made for a different key than the one that signed it.",
     "consent_insufficient": "The removal lacks the consent of a majority of the other members.",
     "not_allowed": "The author may not do this here (for example consent to their own removal).",

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from meshcrew.cli.display import local_time, member_line, short, space_line
+from meshcrew.cli.invite_commands import run_revoke
 from meshcrew.cli.parsing import (
     EXIT_OK,
     Commands,
@@ -87,12 +88,16 @@ def register(commands: Commands) -> None:
     add_json_option(spaces)
 
     invite = add_command(
-        commands, "invite", summary="make an invite code for a space",
+        commands, "invite", summary="make an invite code for a space (or revoke one)",
         description="Make an invite and print its one-line code. Give the code to the person "
         "you invite, privately: whoever holds it can join. With -o, also write the space's "
         "records to a file for a joiner who is not online with you (they run: meshcrew join "
-        "CODE --from FILE).", handler=run_invite)
-    invite.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")
+        "CODE --from FILE). `meshcrew invite revoke INVITE` revokes an invite instead (its code, "
+        "or its id as meshcrew invites shows it): no one can join with it any more.",
+        handler=run_invite)
+    invite.add_argument("space", metavar="SPACE", help="the space (name, or id or its start); "
+                        "or `revoke`, followed by the invite to revoke")
+    invite.add_argument("invite_ref", nargs="?", metavar="INVITE", help=argparse.SUPPRESS)
     invite.add_argument("--uses", type=int, default=1, metavar="N",
                         help="how many people the code admits (default 1)")
     invite.add_argument("--expires", default=DEFAULT_EXPIRY, metavar="DURATION",
@@ -224,7 +229,13 @@ def run_spaces(args: argparse.Namespace, session: Session) -> int:
 
 
 def run_invite(args: argparse.Namespace, session: Session) -> int:
-    """Make an invite; print the code (and write the records with -o)."""
+    """Make an invite; print the code (and write the records with -o). ``invite revoke
+    INVITE`` revokes one (see :mod:`meshcrew.cli.invite_commands`)."""
+    if args.space == "revoke" and args.invite_ref is not None:
+        return run_revoke(args, session)
+    if args.invite_ref is not None:
+        raise UsageError(f"unrecognized argument: {args.invite_ref} (to revoke an invite: "
+                         "meshcrew invite revoke INVITE)", "meshcrew invite")
     ttl = duration_ms(args.expires)
     output = file_path(args.output) if args.output else None
     with open_member(session) as member:

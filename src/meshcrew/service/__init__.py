@@ -14,6 +14,7 @@ from meshcrew.service.entries import (
     CycleEntry,
     ExportReport,
     IngestReport,
+    InviteEntry,
     MemberEntry,
     NamedKey,
     PostEntry,
@@ -31,7 +32,8 @@ from meshcrew.service.views import SpaceView
 
 __all__ = [
     "PREPARE_ABOVE", "AnswerEntry", "BoardItem", "BoardView", "CarrierEntry", "CycleEntry",
-    "ExportReport", "IngestReport", "Member", "MemberEntry", "MemberReads", "NamedKey",
-    "PostEntry", "ProposalEntry", "RejectedEntry", "RemovalEntry", "SpaceSummary", "SpaceView",
-    "ThreadEntry", "ViewCache", "format_rhythm", "parse_rhythm", "read_records", "write_records",
+    "ExportReport", "IngestReport", "InviteEntry", "Member", "MemberEntry", "MemberReads",
+    "NamedKey", "PostEntry", "ProposalEntry", "RejectedEntry", "RemovalEntry", "SpaceSummary",
+    "SpaceView", "ThreadEntry", "ViewCache", "format_rhythm", "parse_rhythm", "read_records",
+    "write_records",
 ]

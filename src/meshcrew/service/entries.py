@@ -394,3 +394,29 @@ class ProposalEntry:
                 "answers": [a.to_json() for a in self.answers],
                 "waiting": [k.to_json() for k in self.waiting],
                 "amendments": self.amendments}
+
+
+@dataclass(frozen=True, slots=True)
+class InviteEntry:
+    """An invite of a space and what became of it."""
+
+    id: bytes
+    space: bytes
+    inviter: bytes
+    inviter_name: str
+    uses: int
+    used: int
+    """How many joins have taken a use (a join that lapsed included)."""
+    expires_ms: int
+    revoked: bool
+    open: bool
+    """It can still admit someone: not revoked, not used up, not expired (by this member's
+    clock)."""
+    ts: int
+
+    def to_json(self) -> dict[str, Any]:
+        """One item of ``invites --json``."""
+        return {"id": self.id.hex(), "space": self.space.hex(), "inviter": self.inviter.hex(),
+                "inviter_name": self.inviter_name, "uses": self.uses, "used": self.used,
+                "expires_ms": self.expires_ms, "revoked": self.revoked, "open": self.open,
+                "ts": self.ts}

@@ -58,6 +58,7 @@ from meshcrew.spaces import (
     leave_space,
     name_carrier,
     propose_removal,
+    revoke_invite,
     rotate_keys,
     seal_post,
     writable_epoch,
@@ -72,8 +73,8 @@ MAX_ROTATIONS = 8
 _INVITE_PROBLEMS = {
     "invite_unknown": "This invite is not among the records this replica holds; ask the inviter "
                       "for an export made after the invite (meshcrew export SPACE -o FILE).",
-    "invite_revoked": "This invite no longer admits anyone: its maker was removed from the "
-                      "space.",
+    "invite_revoked": "This invite no longer admits anyone: a member revoked it, or its maker "
+                      "was removed from the space.",
     "invite_expired": "This invite has expired; ask for a new one.",
     "invite_exhausted": "This invite has already been used; ask for a new one.",
     "space_full": "This space is full.",
@@ -194,6 +195,16 @@ class Member(MemberReads):
             raise SpaceError(_INVITE_PROBLEMS.get(problem.value, problem.sentence))
         self._sign_and_append(invite.space_id, join_space(invite, self.identity.signing_key))
         return invite.space_id
+
+    def revoke_invite(self, space_id: bytes, invite_id: bytes) -> bytes:
+        """Revoke an invite that can still admit someone; returns the revoke record's id.
+
+        Any current member may. Every member's node then refuses a join with it
+        (``invite_revoked``), however it reaches them; joins it had already admitted stand.
+        """
+        view = self.view(space_id)
+        view.require_member()
+        return self._sign_and_append(space_id, revoke_invite(view.state, self.me, invite_id)).id
 
     def leave(self, space_id: bytes) -> bytes:
         """Leave a space (always allowed); returns the leave record's id."""
@@ -434,7 +445,8 @@ class Member(MemberReads):
             if not view.state.needs_rekey and writable_epoch(view.state, self.me) is not None:
                 break
             made.append(self._sign_and_append(space_id, rotate_keys(
-                view.state, self.identity.signing_key, self._rng, view.keyring)))
+                view.state, self.identity.signing_key, self._rng, view.keyring,
+                now_ms=self._next_ts(space_id))))
         return made
 
     def _next_ts(self, space_id: bytes | None) -> int:

@@ -21,6 +21,7 @@ from meshcrew.service.entries import (
     BoardView,
     CarrierEntry,
     CycleEntry,
+    InviteEntry,
     MemberEntry,
     PostEntry,
     ProposalEntry,
@@ -32,8 +33,9 @@ from meshcrew.service.entries import (
 from meshcrew.service.resolve import pick_member, pick_record, pick_space
 from meshcrew.service.transfer import store_refusal
 from meshcrew.service.views import SpaceView
-from meshcrew.spaces import PostKind
+from meshcrew.spaces import PostKind, decode_invite_code
 from meshcrew.spaces import views as domain_views
+from meshcrew.spaces.invites import CODE_PREFIX
 from meshcrew.store import Replica
 
 PREPARE_ABOVE = 20_000
@@ -234,6 +236,34 @@ class MemberReads:
                 labels[post.record_id] = f"{getattr(post.post, 'title', '')!r}"
         return pick_record(text, ids, what="proposal", labels=labels,
                            listing="meshcrew proposals SPACE")
+
+    def invites(self, space_id: bytes) -> list[InviteEntry]:
+        """The invites of a space, newest first, and whether each can still admit someone."""
+        view = self.view(space_id)
+        now = self.now()
+        rows = []
+        for invite in view.state.invites.values():
+            left = not invite.revoked and len(invite.used_by) < invite.uses
+            rows.append(InviteEntry(
+                id=invite.id, space=space_id, inviter=invite.author,
+                inviter_name=view.name_of(invite.author), uses=invite.uses,
+                used=len(invite.used_by), expires_ms=invite.expires_ms,
+                revoked=invite.revoked, open=left and now <= invite.expires_ms,
+                ts=view.state.records[invite.id].ts))
+        return sorted(rows, key=lambda r: (-r.ts, r.id))
+
+    def resolve_invite(self, text: str) -> tuple[bytes, bytes]:
+        """The (space, invite) an invite code or a unique start of an invite's id names."""
+        if text.strip().lower().startswith(CODE_PREFIX):
+            code = decode_invite_code(text)
+            self.view(code.space_id)  # refuses a space this replica does not hold
+            return code.space_id, code.invite_id
+        found: dict[bytes, bytes] = {}
+        for sid in self.replica.spaces():
+            for invite_id in self.view(sid).state.invites:
+                found[invite_id] = sid
+        invite_id = pick_record(text, found, what="invite", listing="meshcrew invites SPACE")
+        return found[invite_id], invite_id
 
     def removals(self, space_id: bytes) -> list[RemovalEntry]:
         """Removal proposals of a space and their consents, oldest first."""

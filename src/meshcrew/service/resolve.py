@@ -81,7 +81,8 @@ def pick_record(text: str, ids: Iterable[bytes], *, what: str = "record",
     is the command that shows them)."""
     lowered = text.strip().lower()
     if not is_hex_prefix(lowered):
-        raise UnknownName(f"{text!r} is not a {what} id: give at least {MIN_PREFIX} of its hex "
-                          f"digits (as {listing} shows them).")
+        article = "an" if what[:1] in ("a", "e", "i", "o", "u") else "a"
+        raise UnknownName(f"{text!r} is not {article} {what} id: give at least {MIN_PREFIX} of "
+                          f"its hex digits (as {listing} shows them).")
     found = [rid for rid in ids if rid.hex().startswith(lowered)]
     return _one(text, what, found, labels or {}, f"see the ids with: {listing}")

@@ -221,10 +221,13 @@ class SpaceView:
         return bool(self.keyring.epoch_keys)
 
     def require_member(self) -> None:
-        """Raise SpaceError unless this member is a current member."""
+        """Raise SpaceError unless this member is a current member whose join was let in."""
         if not self.is_member:
             raise SpaceError(_NOT_A_MEMBER.get(self.my_status,
                                                "You are not a member of this space."))
+        if self.me in self.state.pending:
+            raise SpaceError("Your join has not been let in yet: a member rotates the keys for "
+                             "you (usually the inviter, as soon as your join reaches them).")
 
     def require_meta(self) -> SpaceMeta:
         """The settings, or raise SpaceError if this member holds no key yet."""

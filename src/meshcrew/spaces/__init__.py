@@ -46,6 +46,7 @@ from meshcrew.spaces.actions import (
     leave_space,
     name_carrier,
     propose_removal,
+    revoke_invite,
     rotate_keys,
 )
 from meshcrew.spaces.bodies import Draft
@@ -105,5 +106,6 @@ __all__ = [
     "Status", "Withdraw", "consent_to_removal", "create_invite", "create_space", "decide",
     "decode_invite_code", "drop_carrier", "encode_invite_code", "fold", "invite_code",
     "invite_problem", "join_space", "leave_space", "name_carrier", "open_meta", "open_more",
-    "open_posts", "propose_removal", "rotate_keys", "seal_post", "unlock", "writable_epoch",
+    "open_posts", "propose_removal", "revoke_invite", "rotate_keys", "seal_post", "unlock",
+    "writable_epoch",
 ]

@@ -27,6 +27,7 @@ from meshcrew.spaces.bodies import (
     KeysBody,
     LeaveBody,
     RemoveBody,
+    RevokeBody,
     draft,
 )
 from meshcrew.spaces.cards import card_public_key
@@ -48,7 +49,7 @@ from meshcrew.spaces.sealing import (
     unlock,
 )
 from meshcrew.spaces.settings import SpaceMeta
-from meshcrew.spaces.state import SpaceState
+from meshcrew.spaces.state import Invite, SpaceState
 
 # Sizes on the wire, for fitting a rotation into one record: a share is a 32-byte key and an
 # 80-byte sealed key with their msgpack headers; an id is 32 bytes and its header; the rest
@@ -62,9 +63,15 @@ def _public(key: SigningKey) -> bytes:
     return bytes(key.verify_key)
 
 
+_NOT_LET_IN = ("Your join has not been let in yet: a member's key rotation admits you (usually "
+               "the inviter's, as soon as your join reaches them).")
+
+
 def _require_member(state: SpaceState, member: bytes) -> None:
     if not state.is_member(member):
         raise SpaceError("You are not a member of this space.")
+    if member in state.pending:
+        raise SpaceError(_NOT_LET_IN)
 
 
 def create_space(founder: SigningKey, kind: SpaceKind, meta: SpaceMeta, rng: Rng, *,
@@ -213,20 +220,24 @@ def _last_about(state: SpaceState, carrier: bytes) -> bytes | None:
 
 
 def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
-                keyring: Keyring | None = None) -> Draft:
+                keyring: Keyring | None = None, *, now_ms: int | None = None) -> Draft:
     """A ``keys`` record opening a new epoch sealed to the current members.
 
     Make one after a join (the inviter does) and after a departure (anyone who wants to write
     and finds :attr:`SpaceState.needs_rekey` true). A rotation names the join of every new
-    recipient; if more people joined since the last rotation than one record can name (at
-    least 190 fit, even in a congregation of 500), it takes in the first ones only, and
-    ``needs_rekey`` stays true: rotate again.
+    recipient, and so lets them in (fold rule 7); if more people joined since the last
+    rotation than one record can name (at least 190 fit, even in a congregation of 500), it
+    takes in the first ones only, and ``needs_rekey`` stays true: rotate again.
 
     Args:
         state: the space as the author sees it.
         author: the author's identity key.
         rng: random bytes.
         keyring: the author's keys (computed with :func:`unlock` if not given).
+        now_ms: the time the record will be signed at (its ``ts``). A joiner waiting to be
+            let in whose invite had expired by then is left out, and their join named, so
+            it lapses; without it, every waiting joiner is taken in (and the fold refuses the
+            rotation if one's invite had expired when it was signed).
     """
     me = _public(author)
     _require_member(state, me)
@@ -238,15 +249,19 @@ def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
     prev = min(held, key=lambda e: (-e.number, e.id))
     number = prev.number + 1
     # Wait for (and so be ordered after) the joins of new recipients and the latest change.
-    staying = [key for key in state.active if key in prev.shares
-               or state.records[state.members[key].joined_id].kind != RecordKind.JOIN]
+    expired = set() if now_ms is None else {
+        key for key in state.pending if now_ms > _invite_of_join(state, key).expires_ms}
+    staying = [key for key in state.active if key not in expired and (
+        key in prev.shares
+        or state.records[state.members[key].joined_id].kind != RecordKind.JOIN)]
     joining = sorted((state.members[key].joined_id, key) for key in state.active
-                     if key not in staying)
+                     if key not in staying and key not in expired)
     room = (MAX_BODY_BYTES - _KEYS_OVERHEAD - _SHARE_BYTES * len(staying)) // (
         _SHARE_BYTES + _ID_BYTES)
     joining = joining[:max(room, 0)]
     recipients = sorted([*staying, *(key for _, key in joining)])
-    after = {join_id for join_id, _ in joining} | {state.changes[-1].record_id}
+    after = ({join_id for join_id, _ in joining} | {state.changes[-1].record_id}
+             | {state.pending[key] for key in expired})  # named and left out: they lapse
     new = new_key(rng)
     history = None
     if state.history:
@@ -258,3 +273,28 @@ def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
         shares={key: seal_to_member(key, new, rng) for key in recipients},
         after=tuple(sorted(after)), history=history,
         meta_key=encrypt(new, keyring.meta_key, epoch_ad(META_KEY_AD, me, number), rng)))
+
+
+def _invite_of_join(state: SpaceState, joiner: bytes) -> Invite:
+    """The invite a joiner waiting to be let in joined with."""
+    body = state.bodies[state.pending[joiner]]
+    assert isinstance(body, JoinBody)
+    return state.invites[body.invite]
+
+
+def revoke_invite(state: SpaceState, member: bytes, invite_id: bytes) -> Draft:
+    """Revoke an invite that still admits someone (any current member may; fold rule 11).
+
+    The record names the joins with the invite that ``state`` holds: they stand. Any other join
+    with it, wherever it sits in the order, is refused ``invite_revoked``.
+    """
+    _require_member(state, member)
+    invite = state.invites.get(invite_id)
+    if invite is None:
+        raise SpaceError("There is no such invite in this space.")
+    if invite.revoked:
+        raise SpaceError("This invite is revoked already.")
+    if len(invite.used_by) >= invite.uses:
+        raise SpaceError("This invite has been used as many times as it allows; there is "
+                         "nothing left to revoke.")
+    return draft(RevokeBody(invite_id, tuple(sorted(invite.used_by))))

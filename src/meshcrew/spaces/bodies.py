@@ -22,6 +22,7 @@ sealed     ``{e: epoch id, c: blob of the post}``
 carrier    ``{c: carrier key, a: true to add, false to drop, r: the carrier record about that
            key it follows (optional; the record waits for it, so a drop is ordered after
            the naming it ends and a new naming after the drop)}``
+revoke     ``{i: invite id, u: [the joins with it its author had seen: they stand]}``
 =========  ==============================================================================
 
 A *blob* is ``nonce || XChaCha20-Poly1305 ciphertext`` (see :mod:`meshcrew.crypto`).
@@ -134,6 +135,15 @@ class SealedBody:
 
 
 @dataclass(frozen=True, slots=True)
+class RevokeBody:
+    """Revokes an invite: every join with it that this record does not name is refused."""
+
+    invite: bytes
+    used: tuple[bytes, ...] = ()
+    """The joins with the invite its author had seen: they stand (the record waits for them)."""
+
+
+@dataclass(frozen=True, slots=True)
 class CarrierBody:
     """Names a carrier of the space (``add``) or drops one."""
 
@@ -144,6 +154,7 @@ class CarrierBody:
 
 
 Body = (GenesisBody | InviteBody | JoinBody | LeaveBody | RemoveBody | ConsentBody | KeysBody
+        | RevokeBody
         | SealedBody | CarrierBody)
 
 
@@ -162,6 +173,8 @@ def references(body: Body) -> tuple[bytes, ...]:
             return (body.epoch,)
         case CarrierBody():
             return () if body.after is None else (body.after,)
+        case RevokeBody():
+            return (body.invite, *body.used)
     return ()
 
 
@@ -206,6 +219,8 @@ def encode_body(body: Body) -> bytes:
             if body.after is not None:
                 wire["r"] = body.after
             return _pack(wire)
+        case RevokeBody():
+            return _pack({"i": body.invite, "u": list(body.used)})
     raise TypeError(f"not a body: {body!r}")
 
 
@@ -223,6 +238,7 @@ _KIND_OF: dict[type[Any], RecordKind] = {
     GenesisBody: RecordKind.GENESIS, InviteBody: RecordKind.INVITE, JoinBody: RecordKind.JOIN,
     LeaveBody: RecordKind.LEAVE, RemoveBody: RecordKind.REMOVE, ConsentBody: RecordKind.CONSENT,
     KeysBody: RecordKind.KEYS, SealedBody: RecordKind.SEALED, CarrierBody: RecordKind.CARRIER,
+    RevokeBody: RecordKind.REVOKE,
 }
 
 
@@ -336,12 +352,16 @@ def _parse_carrier(wire: Mapping[str, Any]) -> Body:
     return CarrierBody(_bytes(wire, "c", KEY_BYTES), add, after)
 
 
+def _parse_revoke(wire: Mapping[str, Any]) -> Body:
+    return RevokeBody(_bytes(wire, "i", ID_BYTES), _ids(wire, "u"))
+
+
 _PARSERS: dict[str, Callable[[Mapping[str, Any]], Body]] = {
     RecordKind.GENESIS.value: _parse_genesis, RecordKind.INVITE.value: _parse_invite,
     RecordKind.JOIN.value: _parse_join, RecordKind.LEAVE.value: _parse_leave,
     RecordKind.REMOVE.value: _parse_remove, RecordKind.CONSENT.value: _parse_consent,
     RecordKind.KEYS.value: _parse_keys, RecordKind.SEALED.value: _parse_sealed,
-    RecordKind.CARRIER.value: _parse_carrier,
+    RecordKind.CARRIER.value: _parse_carrier, RecordKind.REVOKE.value: _parse_revoke,
 }
 """The parser of each record kind's body map, by the kind's string (a dict lookup is much
 cheaper than ``RecordKind(kind)``, which goes through ``Enum.__call__``)."""

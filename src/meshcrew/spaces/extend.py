@@ -9,11 +9,12 @@ once: linear, but a small constant next to a fold). When any new record is of an
 optimisation, never a second set of rules.
 
 Why the result equals the fold. A new ``sealed`` record ``r`` qualifies when its author is a
-current member, ``r`` follows the author's newest record (which was accepted) and names an
-accepted epoch sealed to the author no older than the author's floor, no removal proposal
-orders ``r`` behind itself (it names the author with ``r``'s seq as the first after the named
-one), every record of the old state was applied (none waits), and the old canonical order
-never had to break a cycle. Then:
+current member whose join has been admitted, ``r`` follows the author's newest record (which
+was accepted) and names an accepted epoch sealed to the author no older than the author's
+floor, no removal proposal or key rotation orders ``r`` behind itself (a removal naming the
+author with ``r``'s seq as the first after the named one, a rotation naming the join just
+before ``r`` in the author's chain), every record of the old state was applied (none
+waits), and the old canonical order never had to break a cycle. Then:
 
 * no old record depends on ``r`` (nothing waits), and ``r`` has no soft dependencies;
 * ``r`` does not touch membership, epochs, invites or removals, so every old record keeps its
@@ -35,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from meshcrew.records import Record, RecordError
-from meshcrew.spaces.bodies import Body, RemoveBody, SealedBody, parse_body
+from meshcrew.spaces.bodies import Body, KeysBody, RemoveBody, SealedBody, parse_body
 from meshcrew.spaces.kinds import RecordKind
 from meshcrew.spaces.state import ACCEPTED, Outcome, SpaceState
 
@@ -52,21 +53,23 @@ def extend(state: SpaceState, records: Iterable[Record]) -> SpaceState | None:
         return state
     if state.kind is None or state.stalled or len(state.sequence) != len(state.records):
         return None  # no genesis, a broken cycle, or records that wait (refused early or not)
-    behind = _ordered_behind_removals(state)
+    behind, rotations = _ordered_behind(state)
     heads = _author_heads(state, {r.author for r in new})
     floors = dict(state.floors)
-    epochs_of: dict[bytes, bytes] = {}
+    deps_of: dict[bytes, list[bytes]] = {}
     bodies: dict[bytes, Body | None] = dict(state.bodies)
     for record in new:
         body = _qualifies(state, record, heads.get(record.author), floors, behind)
         if body is None:
             return None
         heads[record.author] = record
-        epochs_of[record.id] = body.epoch
+        # A joiner's first record after their join comes after every rotation naming the
+        # join (a soft rule of the fold): old records, so only more of what it is placed after.
+        deps_of[record.id] = [body.epoch, *rotations.get((record.author, record.seq), ())]
         bodies[record.id] = body
         floors[record.author] = max(state.epochs[body.epoch].number,
                                     floors.get(record.author, 0))
-    sequence = _merge(state.sequence, new, epochs_of)
+    sequence = _merge(state.sequence, new, deps_of)
     records_by_id = dict(state.records)
     statuses = dict(state.statuses)
     for record in new:
@@ -77,16 +80,29 @@ def extend(state: SpaceState, records: Iterable[Record]) -> SpaceState | None:
                    records=records_by_id, bodies=bodies)
 
 
-def _ordered_behind_removals(state: SpaceState) -> set[tuple[bytes, int]]:
-    """(author, seq) places that a removal proposal orders behind itself and its consents:
-    the target's first record after the one the proposal names (fold rule 6)."""
+def _ordered_behind(state: SpaceState
+                    ) -> tuple[set[tuple[bytes, int]], dict[tuple[bytes, int], list[bytes]]]:
+    """(author, seq) places the fold orders behind other records.
+
+    Returns:
+        The places a removal proposal orders behind itself and its consents (the target's
+        first record after the one it names, fold rule 6; the fast path declines them), and
+        for each joiner's first record after a join, the key rotations naming that join
+        (rule 7; the fast path places the record after them).
+    """
     places = set()
+    rotations: dict[tuple[bytes, int], list[bytes]] = {}
     for rid in state.sequence:
         record = state.records[rid]
         body = state.bodies[rid]
         if record.kind == RecordKind.REMOVE and isinstance(body, RemoveBody):
             places.add((body.member, body.last_seq + 1))
-    return places
+        elif record.kind == RecordKind.KEYS and isinstance(body, KeysBody):
+            for named in body.after:
+                join = state.records.get(named)
+                if join is not None and join.kind == RecordKind.JOIN:
+                    rotations.setdefault((join.author, join.seq + 1), []).append(rid)
+    return places, rotations
 
 
 def _author_heads(state: SpaceState, authors: set[bytes]) -> dict[bytes, Record]:
@@ -110,7 +126,7 @@ def _qualifies(state: SpaceState, record: Record, head: Record | None,
     """The body of ``record`` if the fast path may take it; else None."""
     if (record.kind != RecordKind.SEALED or record.space_id != state.space_id
             or record.id in state.records or record.creates_space
-            or not state.is_member(record.author) or (record.author, record.seq) in behind):
+            or not state.is_admitted(record.author) or (record.author, record.seq) in behind):
         return None
     if head is None or record.prev != head.id or record.seq != head.seq + 1:
         return None
@@ -129,15 +145,18 @@ def _qualifies(state: SpaceState, record: Record, head: Record | None,
 
 
 def _merge(sequence: tuple[bytes, ...], new: list[Record],
-           epochs_of: dict[bytes, bytes]) -> tuple[bytes, ...]:
+           deps_of: dict[bytes, list[bytes]]) -> tuple[bytes, ...]:
     """The canonical sequence of the old records and the new ones (see the module doc).
 
-    Replays the tail of Kahn's sort: at each step the old sequence's next record is the
-    smallest ready old record, so a ready new record goes first exactly when its id is smaller.
-    (The sequence holds refused records too: they take their turn in the sort like any other.)
+    ``deps_of`` gives each new record the old records it comes after besides its chain
+    predecessor (its epoch, and any rotation the fold orders it behind). Replays the tail of
+    Kahn's sort: at each step the old sequence's next record is the smallest ready old record,
+    so a ready new record goes first exactly when its id is smaller. (The sequence holds
+    refused records too: they take their turn in the sort like any other.)
     """
     new_ids = {r.id for r in new}
-    wanted = {r.prev for r in new if r.prev not in new_ids} | set(epochs_of.values())
+    wanted = ({r.prev for r in new if r.prev not in new_ids}
+              | {dep for deps in deps_of.values() for dep in deps})
     position: dict[bytes, int] = {}
     for index in range(len(sequence) - 1, -1, -1):
         if sequence[index] in wanted:
@@ -148,7 +167,7 @@ def _merge(sequence: tuple[bytes, ...], new: list[Record],
     ready_at: dict[int, list[bytes]] = {}
     successor: dict[bytes, bytes] = {}
     for record in new:
-        old_deps = [epochs_of[record.id]] + ([] if record.prev in new_ids else [record.prev])
+        old_deps = deps_of[record.id] + ([] if record.prev in new_ids else [record.prev])
         step_of[record.id] = max(position[dep] for dep in old_deps if dep is not None) + 1
         ready_at.setdefault(step_of[record.id], []).append(record.id)
         if record.prev in new_ids:

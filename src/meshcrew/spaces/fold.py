@@ -16,11 +16,14 @@ Rules, in the order they are checked for each record:
    (``removed_member``), including a later join.
 4. ``join`` (by someone not a current member): the body names the joiner, which must be the
    signer (``join_forged``); the invite must be an accepted invite of this space
-   (``invite_unknown``) whose maker has not been removed (``invite_revoked``); the proof must
-   verify (``invite_bad_proof``); the join's own signed ``ts`` must not be after the invite's
-   expiry (``invite_expired``); the invite must have uses left (``invite_exhausted``), and the
-   space room (``space_full``). Uses are taken in canonical order, so of two concurrent joins
-   with a single-use invite the one with the lower id wins, on every replica.
+   (``invite_unknown``), not revoked, whose maker has not been removed (``invite_revoked``);
+   the proof must verify (``invite_bad_proof``); the join's own signed ``ts`` must not be after
+   the invite's expiry (``invite_expired``); the invite must have uses left
+   (``invite_exhausted``), and the space room (``space_full``). Uses are taken in canonical
+   order, so of two concurrent joins with a single-use invite the one with the lower id wins,
+   on every replica. The joiner is then a current member *waiting to be let in* (``pending``):
+   nothing else they sign counts (``not_member``) and they have no say in a removal until a
+   key rotation lets them in (rule 7).
 5. Every other record needs its author to be a current member (``not_member``).
 6. ``remove`` names a member other than its author and their record at the named seq
    (``bad_reference``; if they have already left or been removed it is accepted and moot), and
@@ -44,7 +47,12 @@ Rules, in the order they are checked for each record:
    are all accepted; the *current* epoch is one accepted after the latest membership change
    and sealed to exactly the current members (highest number, then lowest id); if none is,
    ``needs_rekey`` is true. (An older epoch sealed to the same members is not current: a
-   departed member may hold its key through a history link.)
+   departed member may hold its key through a history link.) A rotation **lets in** the
+   waiting joiners it seals the key to, if its own signed ``ts`` (a member's clock, not the
+   joiner's) is no later than their invite's expiry; a later one is refused
+   (``invite_expired``). A waiting joiner whose join it names but leaves out, signed after
+   their invite expired, *lapses*: the join is refused (``invite_expired``) and they are no
+   member. The joiner's first record after the join is ordered after every rotation naming it.
 8. ``sealed`` names an accepted epoch (``bad_reference``) whose key was sealed to its author and
    no older than an epoch the author already wrote under or created (``stale_epoch``). Honest
    clients write under the current epoch, so after a departure they rotate first.
@@ -54,10 +62,13 @@ Rules, in the order they are checked for each record:
     named changes nothing (the first naming stands), dropping one not named is refused
     (``bad_reference``), and a space names at most ``MAX_CARRIERS`` (``not_allowed``). Naming
     a carrier is not a membership change: no key is sealed to it.
+11. ``revoke`` (by any current member) names an accepted invite (``bad_reference``); every
+    join with it that the revocation does not name (it names those its author had seen) is
+    ordered after it and refused (``invite_revoked``), whatever the arrival order.
 
-No rule reads a clock: expiry compares two signed timestamps (invite ``exp`` and the join's
-``ts``). A joiner who holds the secret could backdate their join; single use and revocation of a
-removed member's invites limit what that gains.
+No rule reads a clock: expiry compares signed timestamps (invite ``exp`` with the join's
+``ts``, and with the ``ts`` of the member's rotation that lets the joiner in). A joiner who holds
+an old secret could backdate their join, but not the member's rotation: such a join lapses.
 """
 
 from __future__ import annotations
@@ -77,6 +88,7 @@ from meshcrew.spaces.bodies import (
     KeysBody,
     LeaveBody,
     RemoveBody,
+    RevokeBody,
     SealedBody,
     parse_body,
     references,
@@ -179,38 +191,60 @@ def _parse_all(space_id: bytes, by_id: dict[bytes, Record]
 def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
                early: dict[bytes, Status], ready: dict[bytes, list[bytes]]
                ) -> dict[bytes, set[bytes]]:
-    """Order what a removal would void behind the proposal and its consents.
+    """Ordering hints, so that what a record would decide is decided before what it affects.
 
-    That is the target's first record after the named seq, and every join using one of the
-    target's invites: so whether the removal takes effect is known before they are applied.
+    * A removal and its consents come before the target's first record after the named seq,
+      and before every join using one of the target's invites (rule 6).
+    * A key rotation that names a join comes before the joiner's next record, so that record
+      meets an admitted (or lapsed) joiner whatever the arrival order (rule 7).
+    * A revocation comes before every join with its invite that it does not name (rule 11).
     """
-    if not any(isinstance(bodies.get(rid), RemoveBody) and rid not in early for rid in ready):
-        return {}  # nothing to order behind: the common case, and a pass over every record
     consents: dict[bytes, list[bytes]] = {}
-    proposals: list[bytes] = []
-    slot: dict[tuple[bytes, int], list[bytes]] = {}
+    behind: dict[tuple[bytes, int], set[bytes]] = {}  # (author, seq) → what comes first
+    joins_by_invite: dict[bytes, list[bytes]] = {}
     joins_by_inviter: dict[bytes, list[bytes]] = {}
+    removals: list[bytes] = []
+    revokes: list[bytes] = []
     for rid in ready:
         body = bodies.get(rid)
-        record = by_id[rid]
-        slot.setdefault((record.author, record.seq), []).append(rid)
-        if rid in early:
+        if rid in early or body is None:
             continue
-        if isinstance(body, ConsentBody):
+        if isinstance(body, JoinBody):
+            joins_by_invite.setdefault(body.invite, []).append(rid)
+            joins_by_inviter.setdefault(by_id[body.invite].author, []).append(rid)
+        elif isinstance(body, ConsentBody):
             consents.setdefault(body.proposal, []).append(rid)
         elif isinstance(body, RemoveBody):
-            proposals.append(rid)
-        elif isinstance(body, JoinBody):
-            joins_by_inviter.setdefault(by_id[body.invite].author, []).append(rid)
+            removals.append(rid)
+        elif isinstance(body, RevokeBody):
+            revokes.append(rid)
+        elif isinstance(body, KeysBody):
+            for named in body.after:
+                join = by_id.get(named)
+                if join is not None and join.kind == RecordKind.JOIN:
+                    behind.setdefault((join.author, join.seq + 1), set()).add(rid)
     soft: dict[bytes, set[bytes]] = {}
-    for pid in proposals:
+    for pid in removals:
         body = bodies[pid]
         assert isinstance(body, RemoveBody)
-        before = [pid, *consents.get(pid, ())]
+        before = {pid, *consents.get(pid, ())}
+        behind.setdefault((body.member, body.last_seq + 1), set()).update(before)
         known = set(body.after)  # joins the proposer had seen come first, not after
-        for after in (*slot.get((body.member, body.last_seq + 1), ()),
-                      *(j for j in joins_by_inviter.get(body.member, ()) if j not in known)):
-            soft.setdefault(after, set()).update(before)
+        for join_id in joins_by_inviter.get(body.member, ()):
+            if join_id not in known:
+                soft.setdefault(join_id, set()).update(before)
+    for vid in revokes:
+        body = bodies[vid]
+        assert isinstance(body, RevokeBody)
+        for join_id in joins_by_invite.get(body.invite, ()):
+            if join_id not in body.used:
+                soft.setdefault(join_id, set()).add(vid)
+    if behind:
+        for rid in ready:
+            record = by_id[rid]
+            first = behind.get((record.author, record.seq))
+            if first is not None:
+                soft.setdefault(rid, set()).update(first)
     return soft
 
 
@@ -239,6 +273,12 @@ class _Machine:
         """Per author: the highest epoch number they wrote under or created."""
         self.applied_seq: dict[bytes, int] = {}
         self.carriers: dict[bytes, Carrier] = {}
+        self.pending: dict[bytes, bytes] = {}
+        """Joiners awaiting admission by a key rotation: key → join id (rule 7)."""
+        self.before_join: dict[bytes, Member | None] = {}
+        """What ``members`` held for a pending joiner before their join (restored on lapse)."""
+        self.lapsed: dict[bytes, bytes] = {}
+        """Join id → the rotation that let it lapse (its invite expired, no one let them in)."""
 
     def apply(self, record: Record) -> None:
         """Apply one record and note its status."""
@@ -269,6 +309,9 @@ class _Machine:
         if author not in self.active:
             left = author in self.members
             raise RecordError(Reason.NOT_MEMBER, "the author has left" if left else "")
+        if author in self.pending:
+            raise RecordError(Reason.NOT_MEMBER, "their join awaits admission: no key rotation "
+                              "has let them in yet")
         match body:
             case InviteBody():
                 self.invites[record.id] = Invite(record.id, author, body.public_key,
@@ -285,6 +328,8 @@ class _Machine:
                 self._sealed(record, body)
             case CarrierBody():
                 self._carrier(record, body)
+            case RevokeBody():
+                self._revoke(record, body)
 
     def _genesis(self, record: Record, body: GenesisBody) -> None:
         if set(body.shares) != {record.author}:
@@ -321,15 +366,19 @@ class _Machine:
             raise RecordError(Reason.SPACE_FULL, f"a {self.kind} has at most "
                               f"{self.kind.max_members} members")
         self.invites[invite.id] = replace(invite, used_by=(*invite.used_by, record.id))
+        self.before_join[author] = self.members.get(author)
         self.members[author] = Member(author, MemberStatus.ACTIVE, record.id, record.ts,
                                       invite.author)
         self.active.add(author)
+        self.pending[author] = record.id
         self.changes.append(MembershipChange(record.id, ChangeKind.JOINED, author))
 
     def _depart(self, member: bytes, by: bytes, last_seq: int, status: MemberStatus) -> None:
         self.members[member] = replace(self.members[member], status=status, ended_id=by,
                                        last_seq=last_seq)
         self.active.discard(member)
+        self.pending.pop(member, None)
+        self.before_join.pop(member, None)
         change = ChangeKind.LEFT if status is MemberStatus.LEFT else ChangeKind.REMOVED
         self.changes.append(MembershipChange(by, change, member))
 
@@ -346,7 +395,8 @@ class _Machine:
         # whoever else is a member now. Later joins and departures neither add nor lower the bar.
         named = {self.by_id[i].author for i in body.after
                  if self.by_id[i].kind in (RecordKind.JOIN, RecordKind.GENESIS)}
-        electorate = ((named & self.members.keys()) | self.active) - {body.member}
+        electorate = (((named & self.members.keys()) | self.active) - {body.member}
+                      - self.pending.keys())  # a joiner not yet let in has no say yet
         self.removals[record.id] = Removal(record.id, record.author, body.member, body.last_seq,
                                            body.last_id, frozenset({record.author}),
                                            frozenset(electorate))
@@ -399,10 +449,60 @@ class _Machine:
         if self.history != (body.history is not None):
             raise RecordError(Reason.BAD_EPOCH, "a history link must be present exactly when "
                               "the space lets joiners read history")
+        admitted, lapsing = self._admissions(record, body)
+        for key in admitted:
+            del self.pending[key]
+            self.before_join.pop(key, None)
+        for key in lapsing:
+            self._lapse(key, record.id)
         self.epochs[record.id] = Epoch(record.id, body.number, record.author, body.prev,
                                        body.shares, body.history, body.meta_key,
                                        len(self.changes))
         self.floor[record.author] = max(body.number, self.floor.get(record.author, 0))
+
+    def _admissions(self, record: Record, body: KeysBody) -> tuple[list[bytes], list[bytes]]:
+        """Rule 7: which pending joiners this rotation lets in, and which lapse.
+
+        The rotation's own signed time is its author's clock: a member's, not the joiner's.
+        It lets in the pending joiners it seals the key to, if signed no later than their
+        invite's expiry (else it is refused, ``invite_expired``); and a pending joiner whose
+        join it names but leaves out lapses if it is signed after their invite expired.
+        """
+        named = set(body.after)
+        admitted, lapsing = [], []
+        for key, join_id in sorted(self.pending.items()):
+            join = self.bodies[join_id]
+            assert isinstance(join, JoinBody)
+            expired = record.ts > self.invites[join.invite].expires_ms
+            if key in body.shares:
+                if expired:
+                    raise RecordError(Reason.INVITE_EXPIRED, "the rotation lets a joiner in "
+                                      "after their invite expired")
+                admitted.append(key)
+            elif expired and join_id in named:
+                lapsing.append(key)
+        return admitted, lapsing
+
+    def _lapse(self, key: bytes, by: bytes) -> None:
+        """A pending join lapses: the joiner is no member (as before their join)."""
+        join_id = self.pending.pop(key)
+        previous = self.before_join.pop(key, None)
+        self.active.discard(key)
+        if previous is None:
+            del self.members[key]
+        else:
+            self.members[key] = previous
+        self.lapsed[join_id] = by
+        self.changes.append(MembershipChange(by, ChangeKind.LAPSED, key))
+
+    def _revoke(self, record: Record, body: RevokeBody) -> None:
+        """Rule 11: any current member revokes an invite; the joins it does not name are
+        ordered after it (see ``_soft_deps``), so they meet a revoked invite."""
+        invite = self.invites.get(body.invite)
+        if invite is None:
+            raise RecordError(Reason.BAD_REFERENCE, "it names no accepted invite")
+        if not invite.revoked:
+            self.invites[invite.id] = replace(invite, revoked=True, revoked_by=record.id)
 
     def _sealed(self, record: Record, body: SealedBody) -> None:
         epoch = self.epochs.get(body.epoch)
@@ -437,10 +537,17 @@ class _Machine:
         clean = [e for e in self.epochs.values()
                  if e.version == version and e.recipients == self.active]
         current = min(clean, key=lambda e: (-e.number, e.id)).id if clean else None
+        order = self.order
+        if self.lapsed:  # a lapsed join never counted: refused, with the reason the rule gives
+            for join_id in self.lapsed:
+                self.statuses[join_id] = _refused(
+                    Reason.INVITE_EXPIRED, "no member let the joiner in before the invite "
+                    "expired")
+            order = [rid for rid in order if rid not in self.lapsed]
         return SpaceState(
             space_id=self.space_id, kind=self.kind, founder=self.founder, history=self.history,
             members=self.members, epochs=self.epochs, current_epoch_id=current,
             invites=self.invites, removals=self.removals, changes=tuple(self.changes),
-            statuses=self.statuses, order=tuple(self.order), sequence=sequence,
+            statuses=self.statuses, order=tuple(order), sequence=sequence,
             bodies=self.bodies, stalled=stalled, floors=self.floor,
-            records=self.by_id, carriers=self.carriers)
+            records=self.by_id, carriers=self.carriers, pending=self.pending)

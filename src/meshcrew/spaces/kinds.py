@@ -51,6 +51,8 @@ class RecordKind(StrEnum):
     SEALED = "sealed"
     CARRIER = "carrier"
     """Names (or drops) a carrier: a node that holds and serves the space's sealed records."""
+    REVOKE = "revoke"
+    """Revokes an invite: it admits no one more."""
 
 
 class PostKind(StrEnum):

@@ -104,7 +104,10 @@ class Invite:
     uses: int
     used_by: tuple[bytes, ...] = ()
     revoked: bool = False
-    """Its maker was removed, so it admits no one more."""
+    """Its maker was removed, or a member revoked it: it admits no one more."""
+    revoked_by: bytes | None = None
+    """The ``revoke`` record that revoked it (None if its maker's removal did, or if it was
+    not revoked)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,8 @@ class ChangeKind(StrEnum):
     JOINED = "joined"
     LEFT = "left"
     REMOVED = "removed"
+    LAPSED = "lapsed"
+    """A join no member let in before its invite expired (see fold rule 7)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +218,10 @@ class SpaceState:
     of the records, kept for :func:`meshcrew.spaces.extend.extend`."""
     carriers: Mapping[bytes, Carrier] = field(default_factory=dict)
     """The carriers named now, by key."""
+    pending: Mapping[bytes, bytes] = field(default_factory=dict)
+    """Joiners no key rotation has let in yet (key → their join's id). They count as current
+    members (so a rotation must include or drop them) but nothing else they sign counts until
+    a rotation admits them (see :mod:`meshcrew.spaces.fold`, rules 4 and 7)."""
 
     @property
     def exists(self) -> bool:
@@ -229,9 +238,13 @@ class SpaceState:
         return key in self.carriers
 
     def is_member(self, key: bytes) -> bool:
-        """Whether ``key`` is a current member."""
+        """Whether ``key`` is a current member (one whose join awaits admission included)."""
         member = self.members.get(key)
         return member is not None and member.status is MemberStatus.ACTIVE
+
+    def is_admitted(self, key: bytes) -> bool:
+        """Whether ``key`` is a current member whose records count (not awaiting admission)."""
+        return self.is_member(key) and key not in self.pending
 
     @property
     def current_epoch(self) -> Epoch | None:

@@ -221,3 +221,8 @@ class AttachedBackend(ServiceReads):
         """Withdraw a proposal, in the node."""
         made: bytes = self._call("withdraw_proposal", proposal_id, note=note)
         return made
+
+    def revoke_invite(self, space_id: bytes, invite_id: bytes) -> bytes:
+        """Revoke an invite, in the node."""
+        made: bytes = self._call("revoke_invite", space_id, invite_id)
+        return made

@@ -33,6 +33,7 @@ from meshcrew.records import Record
 from meshcrew.service import (
     BoardView,
     CycleEntry,
+    InviteEntry,
     Member,
     MemberEntry,
     MemberReads,
@@ -153,6 +154,10 @@ class Backend(Protocol):
         """One proposal."""
         ...
 
+    def invites(self, space_id: bytes) -> list[InviteEntry]:
+        """The invites of a space, newest first."""
+        ...
+
     def rejected(self, space_id: bytes | None = None, *, limit: int = 100) -> list[RejectedEntry]:
         """Refused records with their reasons, newest first."""
         ...
@@ -232,6 +237,10 @@ class Backend(Protocol):
 
     def withdraw_proposal(self, proposal_id: bytes, *, note: str = "") -> bytes:
         """Withdraw this member's open proposal."""
+        ...
+
+    def revoke_invite(self, space_id: bytes, invite_id: bytes) -> bytes:
+        """Revoke an invite that can still admit someone."""
         ...
 
 
@@ -324,6 +333,10 @@ class ServiceReads:
     def proposal(self, proposal_id: bytes) -> ProposalEntry:
         """See :meth:`Member.proposal`."""
         return self.reads.proposal(proposal_id)
+
+    def invites(self, space_id: bytes) -> list[InviteEntry]:
+        """See :meth:`Member.invites`."""
+        return self.reads.invites(space_id)
 
     def make_post(self, kind: PostKind | str, **fields: object) -> Post:
         """Build a post from typed values (no signing: the same everywhere)."""
@@ -442,3 +455,7 @@ class LocalBackend(ServiceReads):
     def withdraw_proposal(self, proposal_id: bytes, *, note: str = "") -> bytes:
         """See :meth:`Member.withdraw_proposal`."""
         return self.service.withdraw_proposal(proposal_id, note=note)
+
+    def revoke_invite(self, space_id: bytes, invite_id: bytes) -> bytes:
+        """See :meth:`Member.revoke_invite`."""
+        return self.service.revoke_invite(space_id, invite_id)

@@ -54,6 +54,8 @@ class CongregationScreen(MeshcrewScreen):
         Binding("p", "proposals", "Proposals", tooltip="Decide together: proposals and who "
                 "answered what"),
         Binding("i", "invite", "Invite", tooltip="An invite code for this congregation"),
+        Binding("v", "revoke_invite", "Revoke invite…", tooltip="Revoke an invite that can "
+                "still admit someone", show=False),
         Binding("l", "leave", "Leave", tooltip="Leave this congregation"),
         Binding("s", "sync_health", "Sync", tooltip="Peers, what each lacks, rejected records"),
     ]
@@ -280,6 +282,10 @@ class CongregationScreen(MeshcrewScreen):
     def action_new_crew(self) -> None:
         """Start a crew (choose this congregation in the form)."""
         self.app.push_screen(CreateSpaceScreen())
+
+    def action_revoke_invite(self) -> None:
+        """Revoke an open invite, after saying what that means."""
+        membership.revoke_invite(self, self.space_id)
 
     def action_proposals(self) -> None:
         """The congregation's proposals."""

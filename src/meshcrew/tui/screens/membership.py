@@ -1,4 +1,4 @@
-"""Changing membership: leave, propose a removal, consent to one.
+"""Changing membership: leave, propose a removal, consent to one, revoke an invite.
 
 Each goes through a confirmation that says what will happen — who must agree, that the key
 rotates, what the departed member keeps — before anything is signed.
@@ -15,6 +15,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from meshcrew.service import MemberEntry, RemovalEntry
+from meshcrew.tui.formatting import when
 from meshcrew.tui.screens.base import BackendAccess, MeshcrewModal
 from meshcrew.tui.screens.forms import ConfirmScreen
 
@@ -170,3 +171,34 @@ def consent(screen: BackendAccess, space_id: bytes) -> None:
         "Which removal do you consent to?",
         [(r.id.hex(), f"remove {r.member_name}: {len(r.consents)} of {r.needed} consents")
          for r in open_ones]), picked)
+
+
+def revoke_invite(screen: BackendAccess, space_id: bytes) -> None:
+    """Pick an invite that can still admit someone, ask, then revoke it."""
+    name = _space_name(screen, space_id)
+    invites = screen.attempt(lambda: screen.backend.invites(space_id))
+    if name is None or invites is None:
+        return
+    open_ones = [i for i in invites if i.open]
+    if not open_ones:
+        screen.meshcrew.notify("No invite of this space can admit anyone now.")
+        return
+    tz = screen.tz
+
+    def picked(id_hex: str | None) -> None:
+        invite = next((i for i in open_ones if i.id.hex() == id_hex), None)
+        if invite is None:
+            return
+        screen.meshcrew.push_screen(
+            ConfirmScreen("Revoke this invite?", (
+                f"No one can join {name} with it any more, even with the code in hand: every "
+                "member's node refuses it once the revocation reaches it. Whoever already "
+                "joined with it stays.\n\nTo invite someone after all, make a new invite."),
+                "Revoke"),
+            _then(screen, lambda: screen.backend.revoke_invite(space_id, invite.id),
+                  "The invite is revoked."))
+
+    screen.meshcrew.push_screen(PickScreen(
+        "Which invite do you revoke?",
+        [(i.id.hex(), f"{i.id.hex()[:8]} by {i.inviter_name}: {i.used} of {i.uses} used, "
+          f"until {when(i.expires_ms, tz)}") for i in open_ones]), picked)

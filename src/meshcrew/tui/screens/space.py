@@ -51,6 +51,8 @@ class SpaceScreen(MeshcrewScreen):
         Binding("h", "heard", "Heard you", tooltip="React 'heard you' to the selected post"),
         Binding("enter", "open_post", "Open", tooltip="The selected post with every reply"),
         Binding("i", "invite", "Invite", tooltip="An invite code (text and QR) for this space"),
+        Binding("v", "revoke_invite", "Revoke invite…", tooltip="Revoke an invite that can "
+                "still admit someone", show=False),
         Binding("f", "fingerprints", "Fingerprints", tooltip="Show or hide members' "
                 "fingerprints"),
         Binding("x", "propose_removal", "Remove…", tooltip="Propose removing a member (needs "
@@ -274,6 +276,10 @@ class SpaceScreen(MeshcrewScreen):
     def action_consent(self) -> None:
         """Consent to an open removal proposal."""
         membership.consent(self, self.space_id)
+
+    def action_revoke_invite(self) -> None:
+        """Revoke an open invite, after saying what that means."""
+        membership.revoke_invite(self, self.space_id)
 
     def action_proposals(self) -> None:
         """The space's proposals."""
