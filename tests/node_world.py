@@ -97,6 +97,25 @@ def mint_checkins(home: Home, author: Identity, space: bytes, count: int, *,
     return ids
 
 
+def next_checkins(home: Home, author: Identity, space: bytes, count: int) -> list[bytes]:
+    """``count`` check-ins by ``author`` following their head in ``home``'s replica, signed but
+    stored nowhere (sealed once, as :func:`mint_checkins` with ``sealed_once``): what a member's
+    node would publish next."""
+    with Replica.open(home, read_only=True) as replica:
+        state = Member(replica, author, clock=wall_ms).view(space).state
+        head = replica.frontier(space)[author.public_key]
+    made = seal_post(state, author.signing_key, CheckIn(text="again", energy=5), os.urandom)
+    raws: list[bytes] = []
+    prev, seq, ts = head.id, head.seq, wall_ms()
+    for _ in range(count):
+        seq += 1
+        record = sign_record(author.signing_key, kind=made.kind, space=space, seq=seq,
+                             prev=prev, ts=ts, body=made.body)
+        raws.append(record.raw)
+        prev = record.id
+    return raws
+
+
 @asynccontextmanager
 async def open_nodes(root: Path, *names: str, config: NodeConfig = LOOPBACK_NODE
                      ) -> AsyncIterator[list[Node]]:

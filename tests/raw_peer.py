@@ -60,21 +60,38 @@ class RawPeer:
         msg.key = self.host.get_public_key().serialize()
         return msg
 
+    async def flood(self, peer_id: str, topic: str, datas: list[bytes], batch: int = 64) -> int:
+        """Write the messages ``batch`` per RPC, each RPC as soon as the stream takes the last;
+        stop when the peer closes the stream (a ban). Returns how many were written."""
+        written = 0
+        for start in range(0, len(datas), batch):
+            try:
+                await self.send_together(peer_id, topic, datas[start:start + batch])
+            except Exception:  # the peer reset the stream, or the connection is gone
+                break
+            written += len(datas[start:start + batch])
+        return written
+
     async def send_together(self, peer_id: str, topic: str, datas: list[bytes]) -> None:
-        """Write messages to one peer in a single RPC, straight to its pubsub stream: libp2p's
-        ``publish`` sends one message per RPC through a bounded queue that drops when full, so
-        it neither delivers a real flood nor puts two messages in front of the receiver's
-        validator at once."""
-        stream = self.pubsub.peers[ID.from_base58(peer_id)]
+        """Send messages to one peer in a single RPC, through the peer's outbound queue (libp2p's
+        one writer of the stream), waiting for room rather than dropping: libp2p's ``publish``
+        sends one message per RPC and drops what its queue does not take, so it neither delivers
+        a real flood nor puts two messages in front of the receiver's validator at once."""
         rpc = rpc_pb2.RPC(publish=[self.message(topic, data) for data in datas])
-        if not await self.pubsub.write_msg(stream, rpc):
-            raise ConnectionError(f"the pubsub stream to {peer_id} is closed")
+        while True:
+            queue = self.pubsub.peer_queues.get(ID.from_base58(peer_id))
+            if queue is None or queue.closed:
+                raise ConnectionError(f"no pubsub stream to {peer_id}")
+            if queue.push(rpc):
+                return
+            await trio.sleep(0.001)  # full: the writer is busy with what came before
 
 
 @asynccontextmanager
-async def open_raw_peer(name: str) -> AsyncIterator[RawPeer]:
-    """A raw libp2p peer on 127.0.0.1 whose key is derived from ``name``."""
-    seed = hashlib.sha256(f"raw peer {name}".encode()).digest()
+async def open_raw_peer(name: str, seed: bytes | None = None) -> AsyncIterator[RawPeer]:
+    """A raw libp2p peer on 127.0.0.1 whose ed25519 key is made from ``seed`` (a member's, for a
+    member's runaway node), else derived from ``name``."""
+    seed = seed or hashlib.sha256(f"raw peer {name}".encode()).digest()
     key_pair = create_new_key_pair(seed)
     security = {NOISE_PROTOCOL_ID: NoiseTransport(
         key_pair, noise_privkey=create_noise_key_pair().private_key)}

@@ -9,8 +9,9 @@ import pytest
 import trio
 
 from hosts_on_loopback import LOOPBACK, member, open_hosts, wait_until
-from meshcrew.net import GossipConfig, GossipMessage, Host, Verdict, open_host
+from meshcrew.net import GossipConfig, GossipMessage, Host, Verdict, open_host, topic_name
 from meshcrew.records import Record, RecordError, decode_and_verify, sign_record
+from raw_peer import open_raw_peer
 from replica_in_memory import make_chain, signing_key, space_id
 
 pytestmark = pytest.mark.trio
@@ -141,6 +142,26 @@ async def test_relayed_bursts_pass_the_spam_limit() -> None:
                 a.gossip.publish(S, raw)
             got = await receive(c, len(burst))
             assert {m.data for m in got} == set(burst)
+
+
+async def test_many_messages_in_one_rpc_all_arrive() -> None:
+    """A peer may put many messages in one RPC (a runaway member's node; issue 19): libp2p
+    validates them all in one turn, and its 32-message subscription channel used to drop all
+    but 32 of them before the node could take any."""
+    records = make_chain(signing_key(1), S, 600)
+    with trio.fail_after(20):
+        async with open_hosts(1, validator=verify) as [host], open_raw_peer("burst") as peer:
+            await host.gossip.join(S)
+            topic = topic_name(S)
+            await peer.connect(host.listen_addrs()[0])
+            await peer.pubsub.subscribe(topic)
+            await wait_until(lambda: peer.in_mesh(topic, host.peer_id))
+            assert await peer.flood(host.peer_id, topic, [r.raw for r in records],
+                                    batch=200) == 600
+            arrived = await receive(host, 600)
+            assert sorted(m.data for m in arrived) == sorted(r.raw for r in records)
+            stats = host.gossip.statistics()
+            assert (stats.received, stats.receive_dropped) == (600, 0)
 
 
 async def test_a_full_publish_queue_drops_and_says_so() -> None:

@@ -45,7 +45,7 @@ from node_processes import (
     stop_all,
     wait_for,
 )
-from node_world import found_crew, mint_checkins, person, wall_ms
+from node_world import found_crew, mint_checkins, next_checkins, person, wall_ms
 from raw_peer import RawPeer, open_raw_peer
 
 __all__ = ["fleet"]  # the fixture
@@ -174,8 +174,10 @@ def forged(raw: bytes) -> bytes:
 @pytest.mark.timeout(120)
 def test_a_hostile_peer_is_dropped_banned_and_disconnected(fleet: Fleet) -> None:
     ada, bo = fleet.make("Ada", "Bo")
-    start_all(ada, bo)
-    space = crew_of(ada, bo)
+    space = crew_in_process(ada, bo)
+    ada.start()
+    remember(bo, ada)
+    bo.start()
     space_id = bytes.fromhex(space)
     topic = topic_name(space_id)
     wait_for(lambda: len(bo.status().peers) == 1, what="Ada and Bo connected")
@@ -185,6 +187,7 @@ def test_a_hostile_peer_is_dropped_banned_and_disconnected(fleet: Fleet) -> None
     ada_before, bo_before = ada.status(), bo.status()
     rss_before = ada.rss_mb()
     slowest: list[float] = []
+    junk: dict[str, int] = {}
 
     def hostile_records(peer: RawPeer) -> list[bytes]:
         def by_me(space_of: bytes, seq: int) -> bytes:
@@ -216,12 +219,14 @@ def test_a_hostile_peer_is_dropped_banned_and_disconnected(fleet: Fleet) -> None
                     slowest.append(time.monotonic() - started)
 
             nursery.start_soon(keep_asking)
-            for n in range(3000):
-                if not flood.connected_to(ada_peer):
-                    break
-                with trio.move_on_after(1):
-                    await flood.pubsub.publish(topic, b"junk %d" % n + bytes(500))
+            before = await trio.to_thread.run_sync(ada.status)
+            # 64 per RPC, straight to the node's stream (libp2p's publish would drop most)
+            junk["written"] = await flood.flood(
+                ada_peer, topic, [b"junk %d" % n + bytes(500) for n in range(3000)])
             await wait_until(lambda: not flood.connected_to(ada_peer))
+            after = await trio.to_thread.run_sync(ada.status)
+            junk["judged"] = after.gossip_judged - before.gossip_judged
+            junk["rejected"] = after.gossip_rejected - before.gossip_rejected
             nursery.cancel_scope.cancel()
 
     trio.run(attack)
@@ -230,6 +235,10 @@ def test_a_hostile_peer_is_dropped_banned_and_disconnected(fleet: Fleet) -> None
     assert bo_after.records == bo_before.records  # nothing forwarded
     assert bo_after.gossip_rejected == bo_before.gossip_rejected == 0  # none reached Bo
     assert ada_after.gossip_rejected >= 5
+    # The junk reached the node's validator (its own count), and 4 of it (25 points each)
+    # banned the stranger, whose messages still in flight were then dropped unjudged.
+    assert junk["written"] >= 64
+    assert 4 <= junk["judged"] == junk["rejected"] <= 8
     assert len(ada_after.banned) == 2
     assert set(ada_after.peers) == {bo.status().peer_id}
     assert slowest
@@ -347,6 +356,63 @@ def test_sigint_and_sigterm_stop_a_node_mid_sync_within_two_seconds(fleet: Fleet
     space_id = bytes.fromhex(space)
     wait_for(lambda: bo.status().records == full, within=30, what="the rest of the catch-up")
     assert bo.call("export", space_id) == ada.call("export", space_id)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_runaway_members_flood_is_stored_once_while_the_node_answers(fleet: Fleet) -> None:
+    """Bo's key floods Ada's node with 3,000 valid check-ins, 64 per GossipSub RPC as fast as
+    her node takes them, then one more record 1,000 times and a last one. Ada's own counters
+    prove every message arrived: each judged, accepted, handed on and stored once; her node
+    answers status throughout, and its memory does not grow with the messages."""
+    ada, bo = fleet.make("Ada", "Bo")
+    space = crew_in_process(ada, bo)  # Bo's node never runs: his key is the runaway's
+    space_id = bytes.fromhex(space)
+    topic = topic_name(space_id)
+    bo_who = identity.load(bo.home.key_file)
+    *flood, again, last = next_checkins(bo.home, bo_who, space_id, 3002)
+    ada.start()
+    ada_addr, ada_peer = ada.status().addrs[0], ada.status().peer_id
+    before, rss_before = ada.status(), ada.rss_mb()
+    slowest: list[float] = []
+
+    def taken() -> int:
+        return ada.status().gossip_stored - before.gossip_stored
+
+    async def run_away() -> None:
+        async with open_raw_peer("runaway", seed=bytes(bo_who.signing_key)) as runaway, \
+                trio.open_nursery() as nursery:
+            assert runaway.peer_id == bo_who.peer_id
+            await runaway.connect(ada_addr)
+            await runaway.pubsub.subscribe(topic)
+            await wait_until(lambda: runaway.in_mesh(topic, ada_peer))
+
+            async def keep_asking() -> None:  # the node answers while it is flooded
+                while True:
+                    started = time.monotonic()
+                    await trio.to_thread.run_sync(ada.status)
+                    slowest.append(time.monotonic() - started)
+
+            nursery.start_soon(keep_asking)
+            assert await runaway.flood(ada_peer, topic, flood) == len(flood)
+            assert await runaway.flood(ada_peer, topic, [again] * 1000) == 1000
+            assert await runaway.flood(ada_peer, topic, [last]) == 1
+            # The stream is ordered: once the last record is stored, every copy was seen.
+            await wait_until(lambda: taken() == len(flood) + 2, within=60)
+            nursery.cancel_scope.cancel()
+
+    trio.run(run_away)
+    after = ada.status()
+    assert after.gossip_judged - before.gossip_judged == len(flood) + 2  # each copy once
+    assert after.gossip_accepted - before.gossip_accepted == len(flood) + 2
+    assert after.gossip_received - before.gossip_received == len(flood) + 2
+    assert after.gossip_stored - before.gossip_stored == len(flood) + 2
+    assert after.records - before.records == len(flood) + 2
+    assert after.gossip_dropped == before.gossip_dropped
+    assert len(slowest) > 10
+    assert max(slowest) < 2.0
+    assert ada.rss_mb() - rss_before < 64
+    assert {*flood, again, last} <= set(ada.call("export", space_id))
 
 
 @pytest.mark.timeout(60)

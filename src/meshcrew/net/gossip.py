@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+import libp2p.pubsub.pubsub as libp2p_pubsub
 import trio
 from libp2p.peer.id import ID
 
@@ -138,6 +139,12 @@ class Gossip:
         topic = topic_name(space_id)
         self._topics[space_id] = topic
         self._pubsub.set_topic_validator(topic, self._topic_validator(space_id), False)
+        # libp2p hands validated messages to a subscription through a channel of
+        # SUBSCRIPTION_CHANNEL_SIZE (32), read at subscribe time, and drops what does not fit.
+        # The messages of one RPC are validated in one go, before _deliver can move any, so a
+        # peer sending many per RPC lost all but 32 of each (issue 19): size it like our queue.
+        libp2p_pubsub.SUBSCRIPTION_CHANNEL_SIZE = max(libp2p_pubsub.SUBSCRIPTION_CHANNEL_SIZE,
+                                                      self._config.receive_queue)
         subscription = await self._pubsub.subscribe(topic)
         self._nursery.start_soon(self._deliver, space_id, subscription)
 
@@ -192,15 +199,27 @@ class Gossip:
         return validate
 
     async def _deliver(self, space_id: bytes, subscription: Any) -> None:
-        # libp2p's subscription channel holds 32 messages and drops the rest, so move them to
-        # this node's larger queue at once, without waiting for the node to take them.
-        async for msg in subscription:
-            origin = str(ID(msg.from_id))
-            if origin == self._own_id:
-                continue
-            self._received += 1
-            item = GossipMessage(space_id, bytes(msg.data), origin)
-            try:
-                self._deliver_send.send_nowait(item)
-            except trio.WouldBlock:
-                self._receive_dropped += 1
+        # Move libp2p's messages to this node's queue at once, without waiting for the node to
+        # take them (what does not fit there is counted as dropped; sync brings it later). All
+        # that are waiting move in one go: a receive per message would take one per turn of
+        # trio's scheduler while libp2p validates a whole RPC per turn.
+        channel = subscription.receive_channel
+        async for first in channel:
+            msg = first
+            while True:
+                self._take_delivered(space_id, msg)
+                try:
+                    msg = channel.receive_nowait()
+                except trio.WouldBlock:
+                    break
+
+    def _take_delivered(self, space_id: bytes, msg: Any) -> None:
+        origin = str(ID(msg.from_id))
+        if origin == self._own_id:
+            return
+        self._received += 1
+        item = GossipMessage(space_id, bytes(msg.data), origin)
+        try:
+            self._deliver_send.send_nowait(item)
+        except trio.WouldBlock:
+            self._receive_dropped += 1

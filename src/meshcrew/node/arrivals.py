@@ -68,6 +68,10 @@ class Arrivals:
         self._gathered: dict[tuple[str, bytes], VerifiedBatch] = {}
         self._count = 0
         self._flush_wanted = trio.Event()
+        self.gossip_taken = 0
+        """Records from validated gossip messages handed to the replica."""
+        self.gossip_stored = 0
+        """Of those, the ones it stored (the rest it held already, or refused)."""
 
     async def on_sync_event(self, peer_id: str, event: SessionEvent) -> None:
         """The sync service's event handler: records to take (checked on worker threads by the
@@ -126,7 +130,9 @@ class Arrivals:
             for message in batch:
                 by_origin.setdefault((message.origin, message.space_id), []).append(message.data)
             for (origin, space_id), raws in by_origin.items():
-                self._node.take(raws, sender=origin, propagate=False, space_id=space_id)
+                stored = self._node.take(raws, sender=origin, propagate=False, space_id=space_id)
+                self.gossip_taken += len(raws)
+                self.gossip_stored += len(stored)
                 self.note_published(origin, raws)
 
     def note_published(self, origin: str, raws: list[bytes]) -> None:

@@ -171,9 +171,27 @@ class GossipJudge:
     def __init__(self, membership: Membership, clock: Callable[[], int]) -> None:
         self._membership = membership
         self._clock = clock
+        self.verdicts: dict[Verdict, int] = dict.fromkeys(Verdict, 0)
+        """How many messages got each verdict since the node started (libp2p drops a message
+        it has seen before without asking again)."""
+
+    @property
+    def judged(self) -> int:
+        """Messages judged since the node started (this node's own included)."""
+        return sum(self.verdicts.values())
+
+    @property
+    def accepted(self) -> int:
+        """Of those, the messages accepted."""
+        return self.verdicts[Verdict.ACCEPT]
 
     def __call__(self, space_id: bytes, data: bytes, origin: str) -> Verdict:
         """Judge one message published on ``space_id``'s topic by ``origin``."""
+        verdict = self._judge(space_id, data, origin)
+        self.verdicts[verdict] += 1
+        return verdict
+
+    def _judge(self, space_id: bytes, data: bytes, origin: str) -> Verdict:
         membership = self._membership
         try:
             record = decode_and_verify(data, now_ms=self._clock())

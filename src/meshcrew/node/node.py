@@ -208,7 +208,9 @@ class Node:
             carried=tuple(CarriedUse(c.space, c.records, c.bytes, c.named)
                           for c in (self.carrying.held() if self.carrying else [])),
             carrier_refusals=tuple(sorted(self._carriers.refusals.items()))
-            if self._carriers else ())
+            if self._carriers else (),
+            gossip_judged=self.judge.judged, gossip_accepted=self.judge.accepted,
+            gossip_stored=self._arrivals.gossip_stored)
 
     def peers(self) -> list[PeerReport]:
         """Connected and known peers, and per shared space what each lacks (``meshcrew peers``)."""

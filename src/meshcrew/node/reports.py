@@ -53,6 +53,13 @@ class NodeStatus:
     """On a carrier: the spaces it holds."""
     carrier_refusals: tuple[tuple[str, str], ...] = ()
     """``(carrier peer id, why)``: carriers of this member's spaces that refused one."""
+    gossip_judged: int = 0
+    """Gossip messages the validator judged, the first time each was seen (this node's own
+    included)..."""
+    gossip_accepted: int = 0
+    """...of which it accepted these (``gossip_rejected`` it refused; the rest it ignored)."""
+    gossip_stored: int = 0
+    """Records from gossip the replica stored (new to it)."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``status --json`` object."""
@@ -70,7 +77,9 @@ class NodeStatus:
                 "carrier_refusals": [{"carrier": p, "reason": r}
                                      for p, r in self.carrier_refusals],
                 "gossip": {"published": self.gossip_published, "received": self.gossip_received,
-                           "rejected": self.gossip_rejected, "dropped": self.gossip_dropped}}
+                           "rejected": self.gossip_rejected, "dropped": self.gossip_dropped,
+                           "judged": self.gossip_judged, "accepted": self.gossip_accepted,
+                           "stored": self.gossip_stored}}
 
 
 @dataclass(frozen=True, slots=True)
