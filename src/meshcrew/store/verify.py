@@ -41,7 +41,7 @@ from meshcrew.store.ingest import AppendReport
 if TYPE_CHECKING:
     from meshcrew.store.replica import Replica
 
-CHUNK_RECORDS = 256
+CHUNK_RECORDS = 512
 """Records one worker checks at a time in :func:`append_in_parallel`."""
 
 IN_WORKERS_FROM = 64
