@@ -67,3 +67,10 @@ def test_bench_tui_runs_without_test_tools(without_test_tools: dict[str, str]) -
     out = run_bench(without_test_tools, "bench-tui", "--records", "60", "--presses", "2",
                     within=240)
     assert out.strip()
+
+
+@pytest.mark.slow
+def test_bench_flood_runs_without_test_tools(without_test_tools: dict[str, str]) -> None:
+    out = run_bench(without_test_tools, "bench-flood", "--records", "200", "--copies", "100",
+                    "--junk", "200", within=240)
+    assert "runaway member: 200 records written" in out
