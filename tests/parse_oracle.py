@@ -23,6 +23,7 @@ from meshcrew.spaces.bodies import (
     MAX_HISTORY_BLOB_BYTES,
     MAX_INVITE_USES,
     MAX_META_BLOB_BYTES,
+    MAX_SETTINGS_BLOB_BYTES,
     META_KEY_BLOB_BYTES,
     PROOF_BYTES,
     Body,
@@ -55,6 +56,7 @@ from meshcrew.spaces.posts import (
     Amend,
     Answer,
     Proposal,
+    Settings,
     Withdraw,
 )
 
@@ -243,7 +245,7 @@ class CrewCard:
 
 _CLASSES: dict[PostKind, type[Any]] = {cls.kind: cls for cls in (
     Profile, CheckIn, Reply, Reaction, Ask, Offer, Followup, Gathering, LookingForCrew,
-    CrewCard, Proposal, Answer, Amend, Withdraw)}
+    CrewCard, Proposal, Answer, Amend, Withdraw, Settings)}
 # Post kinds added after the parser was made faster are checked by their own classes alone
 # (shared, as the bodies are): only the decoding around them is the reference here.
 
@@ -347,7 +349,11 @@ def _parse(kind: RecordKind, wire: Mapping[str, Any]) -> Body:
                        if "h" in wire else None)
             return KeysBody(_int(wire, "n", 1, MAX_TS_MS), _bytes(wire, "p", ID_BYTES),
                             _shares(wire), _ids(wire, "a"), history,
-                            _bytes(wire, "mk", META_KEY_BLOB_BYTES))
+                            _bytes(wire, "mk", META_KEY_BLOB_BYTES),
+                            # the settings snapshot came later (issue 14), read as the fast
+                            # code does
+                            _bytes(wire, "ss", max_length=MAX_SETTINGS_BLOB_BYTES)
+                            if "ss" in wire else None)
         case RecordKind.SEALED:
             blob = _bytes(wire, "c")
             if len(blob) < BLOB_OVERHEAD:

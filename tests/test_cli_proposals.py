@@ -17,7 +17,7 @@ __all__ = ["_no_meshcrew_env", "crew"]  # fixtures
 
 PROPOSAL_KEYS = {"id", "space", "proposer", "proposer_name", "title", "text", "ts",
                  "deadline_ms", "status", "decided", "decided_ms", "quorum", "needed",
-                 "electorate", "answers", "waiting", "amendments"}
+                 "electorate", "answers", "waiting", "amendments", "change", "carried_out"}
 ANSWER_KEYS = {"id", "member", "name", "position", "reason", "ts", "before_amendment"}
 DOC = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 

@@ -13,6 +13,7 @@ from textual.widgets import Input
 from meshcrew.tui.app import MeshcrewApp
 from meshcrew.tui.screens.forms import ConfirmScreen, FieldsScreen, PromptScreen
 from meshcrew.tui.screens.proposals import ProposalScreen, ProposalsScreen
+from meshcrew.tui.screens.settings import SettingsScreen
 from meshcrew.tui.screens.space import SpaceScreen
 from test_tui_support import (
     DAY,
@@ -151,3 +152,43 @@ def test_withdrawing_asks_first(town: Town) -> None:
 
     drive(app, script)
     assert ada.proposal(pid).status == "withdrawn"
+
+
+def test_a_settings_change_proposed_from_the_app_and_its_history(town: Town) -> None:
+    space_id, (ada, bo, cy) = crew_of(town, "Ada", "Bo", "Cy")
+    app = make_app(ada)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, SpaceScreen), "the crew")
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), "the settings")
+        assert "Tuesday crew" in words(app)
+        assert "by a proposal that passed" in words(app)
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, FieldsScreen), "the form")
+        app.screen.query_one("#field-title", Input).value = "Meet on Thursdays"
+        change = app.screen.query_one("#field-change", Input)
+        change.value = "colour=red"
+        change.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: "not a setting to change" in words(app), "the refusal")
+        change.value = "name=Thursday crew; rhythm=weekly:thu"
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen), "the settings")
+        sync(space_id, ada, bo, cy)
+        [entry] = bo.proposals(space_id)
+        assert entry.change == {"name": "Thursday crew", "rhythm": "weekly:thu+00:00"}
+        town.clock.tick()
+        bo.answer(entry.id, position="consent")
+        cy.answer(entry.id, position="consent")
+        sync(space_id, ada, bo, cy)  # Ada's node sees it passed and makes the change
+        await until(pilot, lambda: "Thursday crew" in str(table_rows(app, "settings-history")),
+                    "the change in the history")
+        [row] = table_rows(app, "settings-history")
+        assert row[1:] == ["Ada", "name → Thursday crew, rhythm → weekly:thu+00:00",
+                           "Meet on Thursdays"]
+        assert "Thursday crew" in words(app)
+
+    drive(app, script)
+    assert {m.summary(space_id).name for m in (ada, bo, cy)} == {"Thursday crew"}

@@ -52,6 +52,7 @@ class Reason(StrEnum):
     PROPOSAL_UNKNOWN = "proposal_unknown"
     PROPOSAL_CLOSED = "proposal_closed"
     NOT_PROPOSER = "not_proposer"
+    NOT_CONSENTED = "not_consented"
     # Crew cards (spaces.cards)
     CARD_UNPROVEN = "card_unproven"
     # Carriers (node.carrying)
@@ -108,6 +109,9 @@ _SENTENCES: dict[str, str] = {
     "proposal_closed": "The proposal had already been decided, withdrawn or reached its "
                        "deadline when this was signed.",
     "not_proposer": "Only the member who made a proposal may amend or withdraw it.",
+    "not_consented": "The settings of this space change only by a proposal that passed, and "
+                     "this change names none (or one that had not passed, or proposed "
+                     "something else).",
     "card_unproven": "The crew card is not signed with the crew's card key, so it cannot be "
                      "shown to come from a member of that crew.",
     "not_carried": "This node is a carrier, and the record's space has not named it (or has "

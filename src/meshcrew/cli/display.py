@@ -101,6 +101,9 @@ def _describe(entry: PostEntry) -> str:
             return f"amended {f['to'].hex()[:SHORT_ID]}: {one_line(f['title'], 60)!r}"
         case "withdraw":
             return f"withdrew {f['to'].hex()[:SHORT_ID]}"
+        case "settings":
+            what = ", ".join(f"{k} = {v}" for k, v in f["change"].items())
+            return f"changed the settings: {what}"
     return _describe_event(entry, f)
 
 
@@ -122,6 +125,8 @@ def _describe_event(entry: PostEntry, f: dict[str, Any]) -> str:
             return f"consented to removing {f['member_name']}"
         case "keys":
             return f"rotated the keys (epoch {f['epoch']}, {f['recipients']} members)"
+        case "revoke":
+            return f"revoked the invite {f['invite'].hex()[:SHORT_ID]}"
         case "locked":
             return "a post you hold no key for"
     return f"a {entry.kind} record this version does not show"
@@ -149,6 +154,10 @@ def proposal_lines(entry: ProposalEntry) -> list[str]:
              f"{_STATUS_WORDS.get(entry.status, entry.status)} {when}; quorum {quorum}"]
     if entry.text:
         lines.append(f"    {one_line(entry.text)}")
+    if entry.change is not None:
+        what = ", ".join(f"{k} = {v}" for k, v in entry.change.items())
+        done = " (made)" if entry.carried_out else ""
+        lines.append(f"    changes the settings: {what}{done}")
     if entry.amendments:
         lines.append(f"    amended {entry.amendments} time{'s' if entry.amendments > 1 else ''}")
     for answer in entry.answers:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import re
 
-from meshcrew.cli.display import proposal_lines
-from meshcrew.cli.parsing import EXIT_OK, Commands, add_command, add_json_option
+from meshcrew.cli.display import local_time, proposal_lines
+from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, add_json_option
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
 from meshcrew.cli.values import time_ms
 from meshcrew.errors import InputError
+from meshcrew.service import Member, parse_rhythm
+from meshcrew.service.settings_text import parse_change
+from meshcrew.spaces import SettingsChange
 
 _SPACE_HELP = "the space (name, or id or its start)"
 _PROPOSAL_HELP = "the proposal's id, or its first hex digits as meshcrew proposals shows them"
@@ -56,7 +59,26 @@ def register(commands: Commands) -> None:
                          help="when it closes: a time from now (90s, 30m, 12h, 3d, 2w) or a date "
                          "and time (2026-02-01 18:00); default the end of the next check-in "
                          "cycle")
+    propose.add_argument("--set", action="append", dest="changes", metavar="NAME=VALUE",
+                         help="a change of the space's settings it proposes, made once it "
+                         "passes (repeat for several): name=TEXT, purpose=TEXT, rhythm=weekly:thu, "
+                         "quorum=PERCENT, edits=proposal|anyone (congregations)")
     add_json_option(propose)
+
+    settings = add_command(
+        commands, "settings", summary="show a space's settings and their history; change them",
+        description="Show a space's settings (name, purpose, rhythm, quorum) and every change "
+        "made to them. In a crew or dyad they change only by a proposal that passed (meshcrew "
+        "propose SPACE --set NAME=VALUE); it is made by itself once it passes, or with --by "
+        "PROPOSAL. In a congregation any member may change them with --set, unless it decided "
+        "that changes need a proposal (edits=proposal).", handler=run_settings)
+    settings.add_argument("space", metavar="SPACE", help=_SPACE_HELP)
+    settings.add_argument("--set", action="append", dest="changes", metavar="NAME=VALUE",
+                          help="change a setting (a congregation's, by any member): name, "
+                          "purpose, rhythm, quorum, edits")
+    settings.add_argument("--by", metavar="PROPOSAL",
+                          help="make the change of this passed proposal")
+    add_json_option(settings)
 
     answer = add_command(
         commands, "answer", summary="answer a proposal: consent, stand aside or object",
@@ -115,8 +137,9 @@ def run_propose(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         space_id = member.resolve_space(args.space)
         deadline = None if args.deadline is None else deadline_ms(args.deadline, member.now())
+        change = _change(member, space_id, args.changes)
         record = member.propose(space_id, title=args.title, text=args.text,
-                                deadline_ms=deadline)
+                                deadline_ms=deadline, change=None if change.empty else change)
         return _done(args, session, space_id, record)
 
 
@@ -163,4 +186,42 @@ def run_proposals(args: argparse.Namespace, session: Session) -> int:
     for entry in entries:
         for line in proposal_lines(entry):
             session.print(line)
+    return EXIT_OK
+
+
+def _change(member: Member, space_id: bytes, pairs: list[str] | None) -> SettingsChange:
+    """The ``--set`` pairs as a change; a rhythm without an offset keeps the space's."""
+    rhythm = member.summary(space_id).rhythm
+    offset = parse_rhythm(rhythm).utc_offset_min if rhythm else 0
+    return parse_change(pairs or (), default_offset_min=offset)
+
+
+def run_settings(args: argparse.Namespace, session: Session) -> int:
+    """Show a space's settings and history, or change them."""
+    if args.changes and args.by:
+        raise UsageError("give either --set (a change) or --by (a passed proposal's change)",
+                         "meshcrew settings")
+    with open_member(session) as member:
+        space_id = member.resolve_space(args.space)
+        change = _change(member, space_id, args.changes)
+        if args.changes or args.by:
+            by = member.resolve_proposal_post(args.by) if args.by else None
+            record = member.change_settings(space_id, None if by else change, by=by)
+            return _done(args, session, space_id, record)
+        current = member.settings(space_id)
+        history = member.settings_history(space_id)
+    if args.json:
+        session.print_json({"space": space_id.hex(), "settings": current.to_json(),
+                            "history": [h.to_json() for h in history]})
+        return EXIT_OK
+    quorum = "everyone" if current.quorum == 100 else f"{current.quorum}%"
+    for label, value in (("name", current.name), ("purpose", current.purpose or "-"),
+                         ("rhythm", current.rhythm), ("quorum", quorum),
+                         ("changes", "by a passed proposal" if current.edit_by_proposal
+                          else "by any member")):
+        session.print(f"{label:<8} {value}")
+    for entry in history:
+        what = ", ".join(f"{k} = {v}" for k, v in entry.change.items())
+        why = f" (proposal {entry.by_title!r})" if entry.by_title is not None else ""
+        session.print(f"{local_time(entry.ts)}  {entry.author_name}: {what}{why}")
     return EXIT_OK

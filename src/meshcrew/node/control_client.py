@@ -42,11 +42,11 @@ MEMBER_OPS = frozenset({
     "now", "spaces", "summary", "members", "log", "thread", "cycle", "energy", "compass",
     "board", "removals", "rejected", "resolve_space", "resolve_member", "resolve_record",
     "resolve_proposal", "make_post", "export", "carriers", "proposals", "proposal",
-    "resolve_proposal_post", "invites", "resolve_invite",
+    "resolve_proposal_post", "invites", "resolve_invite", "settings", "settings_history",
     # writes
     "create_space", "leave", "propose_removal", "consent", "rotate", "checkin", "reply",
     "react", "post", "export_file", "import_file", "add_carrier", "drop_carrier", "propose",
-    "answer", "amend_proposal", "withdraw_proposal", "revoke_invite",
+    "answer", "amend_proposal", "withdraw_proposal", "revoke_invite", "change_settings",
 })
 """Member methods a running node runs by name for the CLI (``invite`` and ``join`` are the
 node's own versions; ``view`` and the replica are not reachable over the socket)."""

@@ -21,6 +21,8 @@ from meshcrew.service.entries import (
     ProposalEntry,
     RejectedEntry,
     RemovalEntry,
+    SettingsChangeEntry,
+    SettingsEntry,
     SpaceSummary,
     ThreadEntry,
 )
@@ -33,7 +35,7 @@ from meshcrew.service.views import SpaceView
 __all__ = [
     "PREPARE_ABOVE", "AnswerEntry", "BoardItem", "BoardView", "CarrierEntry", "CycleEntry",
     "ExportReport", "IngestReport", "InviteEntry", "Member", "MemberEntry", "MemberReads",
-    "NamedKey", "PostEntry", "ProposalEntry", "RejectedEntry", "RemovalEntry", "SpaceSummary",
-    "SpaceView", "ThreadEntry", "ViewCache", "format_rhythm", "parse_rhythm", "read_records",
-    "write_records",
+    "NamedKey", "PostEntry", "ProposalEntry", "RejectedEntry", "RemovalEntry",
+    "SettingsChangeEntry", "SettingsEntry", "SpaceSummary", "SpaceView", "ThreadEntry",
+    "ViewCache", "format_rhythm", "parse_rhythm", "read_records", "write_records",
 ]

@@ -130,7 +130,7 @@ class PostEntry:
 
 
 EVENT_KINDS = frozenset({"genesis", "invite", "join", "leave", "remove", "consent", "keys",
-                         "locked", "unknown"})
+                         "revoke", "carrier", "locked", "unknown"})
 """Log kinds that are not readable posts."""
 
 
@@ -373,6 +373,10 @@ class ProposalEntry:
     waiting: tuple[NamedKey, ...]
     """Members of the electorate who have not answered."""
     amendments: int
+    change: Mapping[str, Any] | None = None
+    """The settings it proposes to change (as :func:`change_json` gives them), if any."""
+    carried_out: bool = False
+    """Its change has been made (by a ``settings`` post naming it)."""
 
     @property
     def decided(self) -> bool:
@@ -393,7 +397,9 @@ class ProposalEntry:
                 "needed": self.needed, "electorate": [k.to_json() for k in self.electorate],
                 "answers": [a.to_json() for a in self.answers],
                 "waiting": [k.to_json() for k in self.waiting],
-                "amendments": self.amendments}
+                "amendments": self.amendments,
+                "change": None if self.change is None else dict(self.change),
+                "carried_out": self.carried_out}
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,3 +426,43 @@ class InviteEntry:
                 "inviter_name": self.inviter_name, "uses": self.uses, "used": self.used,
                 "expires_ms": self.expires_ms, "revoked": self.revoked, "open": self.open,
                 "ts": self.ts}
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsEntry:
+    """A space's settings now (as ``settings --json`` shows them)."""
+
+    name: str
+    purpose: str
+    rhythm: str
+    quorum: int
+    edit_by_proposal: bool
+    """Whether the settings change only by a passed proposal (always true in a crew or dyad)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``settings`` object."""
+        return {"name": self.name, "purpose": self.purpose, "rhythm": self.rhythm,
+                "quorum": self.quorum, "edit_by_proposal": self.edit_by_proposal}
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChangeEntry:
+    """One change of a space's settings that counted."""
+
+    id: bytes
+    space: bytes
+    author: bytes
+    author_name: str
+    ts: int
+    by: bytes | None
+    """The proposal it carried out (None: a congregation member's own change)."""
+    by_title: str | None
+    change: Mapping[str, Any]
+    """What changed, as :func:`change_json` gives it."""
+
+    def to_json(self) -> dict[str, Any]:
+        """One item of ``settings --json``'s ``history``."""
+        return {"id": self.id.hex(), "space": self.space.hex(), "author": self.author.hex(),
+                "author_name": self.author_name, "ts": self.ts,
+                "by": hex_or_none(self.by), "by_title": self.by_title,
+                "change": dict(self.change)}

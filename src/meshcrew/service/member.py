@@ -45,6 +45,7 @@ from meshcrew.spaces import (
     Reaction,
     Reply,
     Rhythm,
+    Settings,
     SpaceKind,
     Withdraw,
     consent_to_removal,
@@ -64,7 +65,7 @@ from meshcrew.spaces import (
     writable_epoch,
 )
 from meshcrew.spaces.cards import prove_card
-from meshcrew.spaces.settings import QUORUM_ALL, SpaceMeta, clean_text
+from meshcrew.spaces.settings import QUORUM_ALL, SettingsChange, SpaceMeta, clean_text
 from meshcrew.store import Replica
 
 MAX_ROTATIONS = 8
@@ -289,7 +290,7 @@ class Member(MemberReads):
     # -- writing: proposals --------------------------------------------------------------------
 
     def propose(self, space_id: bytes, *, title: str, text: str = "",
-                deadline_ms: int | None = None) -> bytes:
+                deadline_ms: int | None = None, change: SettingsChange | None = None) -> bytes:
         """Put a proposal to the members (it counts as this member's consent).
 
         Args:
@@ -297,6 +298,7 @@ class Member(MemberReads):
             title: what is proposed, in a line (1 to 120 characters).
             text: the proposal in full (up to 2000 characters).
             deadline_ms: when it closes (UTC ms); default the end of the next rhythm cycle.
+            change: a change of the space's settings it proposes; made once it passes.
         """
         view = self.view(space_id)
         view.require_member()
@@ -306,8 +308,9 @@ class Member(MemberReads):
             deadline_ms = rhythm.cycle_at(rhythm.cycle_at(now).end_ms).end_ms
         if deadline_ms <= now:
             raise InputError("The deadline has passed already; give a later one.")
+        wire = {} if change is None else change.to_wire()
         return self._write_post(space_id, make_post(Proposal, title=title, text=text,
-                                                    deadline_ms=deadline_ms))
+                                                    deadline_ms=deadline_ms, change=wire))
 
     def answer(self, proposal_id: bytes, *, position: Position | str,
                reason: str = "") -> bytes:
@@ -324,8 +327,53 @@ class Member(MemberReads):
                              "object.") from None
         if chosen is not Position.CONSENT and not reason.strip():
             raise InputError("To stand aside or object, say why (--reason TEXT).")
-        return self._write_post(proposal.space, make_post(Answer, to=proposal_id,
+        made = self._write_post(proposal.space, make_post(Answer, to=proposal_id,
                                                           position=chosen, reason=reason))
+        self._carry_out_passed(proposal.space)  # this answer may have made it pass
+        return made
+
+    def change_settings(self, space_id: bytes, change: SettingsChange | None = None, *,
+                        by: bytes | None = None) -> bytes:
+        """Change a space's settings; returns the ``settings`` post's id.
+
+        Args:
+            space_id: the space.
+            change: what to change. In a crew or dyad (or a congregation that decided so) it
+                needs a passed proposal: give ``by`` instead.
+            by: a passed proposal whose change to make.
+        """
+        view = self.view(space_id)
+        view.require_member()
+        meta = view.require_meta()
+        if by is not None:
+            proposal = self.proposal(by)
+            if proposal.space != space_id or proposal.change is None:
+                raise SpaceError("That proposal proposes no change of this space's settings.")
+            if proposal.status != "passed":
+                raise SpaceError(f"That proposal has not passed ({proposal.status}); its change "
+                                 "can be made once it has.")
+            if proposal.carried_out:
+                raise SpaceError("That proposal's change has been made already.")
+            body = view.posts_by_id[by].post
+            assert isinstance(body, Proposal)
+            return self._write_post(space_id, Settings(body.change, by))
+        if change is None or change.empty:
+            raise InputError("Give a setting to change.")
+        if view.state.kind is not SpaceKind.CONGREGATION or meta.edit_by_proposal:
+            raise SpaceError("In this space the settings change by consent: put the change to "
+                             "the members with meshcrew propose SPACE --title TEXT --set "
+                             "NAME=VALUE; once it passes, it is made.")
+        return self._write_post(space_id, Settings(change.to_wire()))
+
+    def _carry_out_passed(self, space_id: bytes) -> list[bytes]:
+        """Make the change of every passed proposal whose change is not made yet (any member
+        may; two doing it at once is harmless: only the first counts)."""
+        made = []
+        for entry in self.proposals(space_id):
+            if entry.status == "passed" and entry.change is not None \
+                    and not entry.carried_out:
+                made.append(self.change_settings(space_id, by=entry.id))
+        return made
 
     def amend_proposal(self, proposal_id: bytes, *, title: str | None = None,
                        text: str | None = None) -> bytes:
@@ -384,6 +432,12 @@ class Member(MemberReads):
             if (view.is_member and writable_epoch(view.state, self.me) is not None
                     and not view.has_profile(self.me)):
                 self._write_post(sid, Profile(self.identity.name))
+            view = self.view(sid)
+            if view.is_member and view.meta is not None \
+                    and writable_epoch(view.state, self.me) is not None and any(
+                        e.proposer == self.me and e.status == "passed" and e.change is not None
+                        and not e.carried_out for e in self.proposals(sid)):
+                self._carry_out_passed(sid)  # a proposer makes the change they proposed
         return IngestReport(report.accepted, report.pending, report.duplicates,
                             report.rejected, tuple(refused), report.spaces, tuple(rotated))
 
@@ -446,7 +500,7 @@ class Member(MemberReads):
                 break
             made.append(self._sign_and_append(space_id, rotate_keys(
                 view.state, self.identity.signing_key, self._rng, view.keyring,
-                now_ms=self._next_ts(space_id))))
+                now_ms=self._next_ts(space_id), settings=view.settings_snapshot())))
         return made
 
     def _next_ts(self, space_id: bytes | None) -> int:

@@ -28,6 +28,7 @@ from meshcrew.spaces import (
     Proposal,
     Reaction,
     Reply,
+    Settings,
     Withdraw,
 )
 from meshcrew.spaces.settings import clean_text
@@ -36,7 +37,7 @@ P = TypeVar("P", bound=Post)
 
 POST_CLASSES: dict[PostKind, type[Any]] = {cls.kind: cls for cls in (
     Profile, CheckIn, Reply, Reaction, Ask, Offer, Followup, Gathering, LookingForCrew,
-    CrewCard, Proposal, Answer, Amend, Withdraw)}
+    CrewCard, Proposal, Answer, Amend, Withdraw, Settings)}
 
 
 _LABELS = {"checkin": "check-in", "looking_for_crew": "looking-for-crew note"}

@@ -27,6 +27,8 @@ from meshcrew.service.entries import (
     ProposalEntry,
     RejectedEntry,
     RemovalEntry,
+    SettingsChangeEntry,
+    SettingsEntry,
     SpaceSummary,
     ThreadEntry,
 )
@@ -236,6 +238,14 @@ class MemberReads:
                 labels[post.record_id] = f"{getattr(post.post, 'title', '')!r}"
         return pick_record(text, ids, what="proposal", labels=labels,
                            listing="meshcrew proposals SPACE")
+
+    def settings(self, space_id: bytes) -> SettingsEntry:
+        """A space's settings now (changes made by passed proposals included)."""
+        return self.view(space_id).settings_entry()
+
+    def settings_history(self, space_id: bytes) -> list[SettingsChangeEntry]:
+        """The changes of a space's settings that counted, oldest first."""
+        return self.view(space_id).settings_changes()
 
     def invites(self, space_id: bytes) -> list[InviteEntry]:
         """The invites of a space, newest first, and whether each can still admit someone."""

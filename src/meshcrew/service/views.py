@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from meshcrew.errors import SpaceError
@@ -28,6 +28,8 @@ from meshcrew.service.entries import (
     ProposalEntry,
     RejectedEntry,
     RemovalEntry,
+    SettingsChangeEntry,
+    SettingsEntry,
     SpaceSummary,
     ThreadEntry,
 )
@@ -59,11 +61,15 @@ from meshcrew.spaces.bodies import (
     JoinBody,
     KeysBody,
     RemoveBody,
+    RevokeBody,
     parse_body,
 )
 from meshcrew.spaces.cards import unproven_cards
+from meshcrew.spaces.editing import SettingsHistory, settings_history
 from meshcrew.spaces.extend import extend
-from meshcrew.spaces.posts import Post
+from meshcrew.spaces.posts import Post, Proposal
+from meshcrew.spaces.sealing import settings_start
+from meshcrew.spaces.settings import SettingsChange, SettingsSnapshot
 
 _CHECKIN_KINDS = (SpaceKind.CREW, SpaceKind.DYAD)
 _NOT_A_MEMBER = {"left": "You have left this space.",
@@ -92,6 +98,22 @@ else:
             value = self.func(instance)
             instance.__dict__[self.name] = value
             return value
+
+
+def change_json(change: SettingsChange) -> dict[str, Any]:
+    """What a settings change changes, with plain values (the rhythm as text)."""
+    out: dict[str, Any] = {}
+    if change.name is not None:
+        out["name"] = change.name
+    if change.purpose is not None:
+        out["purpose"] = change.purpose
+    if change.rhythm is not None:
+        out["rhythm"] = format_rhythm(change.rhythm)
+    if change.quorum is not None:
+        out["quorum"] = change.quorum
+    if change.edit_by_proposal is not None:
+        out["edit_by_proposal"] = change.edit_by_proposal
+    return out
 
 
 def _chronological(entry: PostEntry) -> tuple[int, bytes]:
@@ -132,7 +154,8 @@ class SpaceView:
         me: this member's public key.
         state: the space's state.
         keyring: the keys this member holds for it.
-        meta: its settings, if this member can read them.
+        meta: its settings as its genesis made them, if this member can read them (the
+            current ones are :attr:`meta`).
         previous: the view this one extends (its computed posts and entries are reused).
     """
 
@@ -144,7 +167,7 @@ class SpaceView:
         self.me = me
         self.state = state
         self.keyring = keyring
-        self.meta = meta
+        self.genesis_meta = meta
         self._previous = previous
         """The view this one extends, while it has work this one can take over."""
 
@@ -173,8 +196,8 @@ class SpaceView:
             if head is None or record.seq > head.seq:
                 frontier[record.author] = Head(record.seq, record.id)
         self._previous = None  # a chain of one: older views are let go
-        return SpaceView(self.space_id, frontier, self.me, state, self.keyring, self.meta,
-                         previous=self)
+        return SpaceView(self.space_id, frontier, self.me, state, self.keyring,
+                         self.genesis_meta, previous=self)
 
     def _reusable(self, name: str) -> Any:
         """The previous view's computed ``name`` if it had one, else None."""
@@ -201,6 +224,31 @@ class SpaceView:
     def _renames(self) -> bool:
         """Whether names may differ from the previous view's (a new profile post)."""
         return any(p.kind is PostKind.PROFILE for p in self._new_posts)
+
+    # -- settings -----------------------------------------------------------------------------
+
+    @memo
+    def settings(self) -> SettingsHistory | None:
+        """The settings and their history of changes (None while this member holds no key)."""
+        if self.genesis_meta is None:
+            return None
+        return settings_history(self.opened, self.genesis_meta,
+                                start=settings_start(self.state, self.keyring))
+
+    def settings_snapshot(self) -> SettingsSnapshot | None:
+        """The settings now, as a key rotation by this member carries them for joiners."""
+        history = self.settings
+        if history is None:
+            return None
+        last = history.applied[-1].post if history.applied else None
+        return SettingsSnapshot(history.current, last.ts if last else 0,
+                                last.record_id if last else None)
+
+    @property
+    def meta(self) -> SpaceMeta | None:
+        """The space's settings now, if this member can read them."""
+        history = self.settings
+        return None if history is None else history.current
 
     # -- where this member stands -------------------------------------------------------------
 
@@ -328,6 +376,8 @@ class SpaceView:
                           "member_name": self.name_of(target)}
             case KeysBody():
                 fields = {"epoch": body.number, "recipients": len(body.shares)}
+            case RevokeBody():
+                fields = {"invite": body.invite}
             case None:
                 return self._event(record, "unknown", {"record_kind": record.kind})
             case _:
@@ -437,9 +487,10 @@ class SpaceView:
         key = tuple(d for d in deadlines if d <= now_ms)
         held = found.get(key)
         if held is None:
-            quorum = self.meta.quorum if self.meta is not None else domain_proposals.ALL
-            held = found[key] = domain_proposals.decide(self.opened, now_ms,
-                                                        lambda _post: quorum)
+            history = self.settings
+            quorum_of: Callable[[OpenedPost], int] = (
+                history.quorum_of if history is not None else lambda _post: domain_proposals.ALL)
+            held = found[key] = domain_proposals.decide(self.opened, now_ms, quorum_of)
         return held
 
     @memo
@@ -463,13 +514,39 @@ class SpaceView:
             (AnswerEntry(a.post.record_id, a.member, self.name_of(a.member), a.position.value,
                          a.reason, a.post.ts, a.before_amendment)
              for a in view.answers.values()), key=lambda a: (a.name.casefold(), a.member)))
+        body = view.post.post
+        assert isinstance(body, Proposal)
+        change = body.settings_change
+        history = self.settings
         return ProposalEntry(
             id=view.id, space=self.space_id, proposer=view.proposer,
             proposer_name=self.name_of(view.proposer), title=view.title, text=view.text,
             ts=view.post.ts, deadline_ms=view.deadline_ms, status=view.status.value,
             decided_ms=view.decided_ms, quorum=view.quorum, needed=view.needed,
             electorate=named(view.electorate), answers=answers, waiting=named(view.waiting),
-            amendments=len(view.amendments))
+            amendments=len(view.amendments),
+            change=None if change.empty else change_json(change),
+            carried_out=history is not None and view.id in history.carried_out)
+
+    def settings_entry(self) -> SettingsEntry:
+        """The settings now (raises SpaceError while this member holds no key)."""
+        meta = self.require_meta()
+        return SettingsEntry(meta.name, meta.purpose, format_rhythm(meta.rhythm), meta.quorum,
+                             meta.edit_by_proposal or self.state.kind is not
+                             SpaceKind.CONGREGATION)
+
+    def settings_changes(self) -> list[SettingsChangeEntry]:
+        """The changes of the settings that counted, oldest first."""
+        self.require_meta()
+        history = self.settings
+        assert history is not None
+        titles = {p.record_id: getattr(p.post, "title", "")
+                  for p in self.opened.of_kind(PostKind.PROPOSAL)}
+        return [SettingsChangeEntry(
+            id=a.post.record_id, space=self.space_id, author=a.post.author,
+            author_name=self.name_of(a.post.author), ts=a.post.ts, by=a.by,
+            by_title=titles.get(a.by) if a.by is not None else None,
+            change=change_json(a.change)) for a in history.applied]
 
     def proposal_entries(self, now_ms: int) -> list[ProposalEntry]:
         """Every proposal, oldest first."""
@@ -480,7 +557,8 @@ class SpaceView:
         that the proposal rules refuse)."""
         rows = []
         # Which proposal posts are refused does not depend on the time (only outcomes do).
-        by_rules = {**self.proposals(self.last_ts).refused, **self._unproven_cards}
+        by_rules = {**self.proposals(self.last_ts).refused, **self._unproven_cards,
+                    **(self.settings.refused if self.settings is not None else {})}
         for source, refused in (("space", self.state.rejected()),
                                 ("post", {**self.opened.refused, **by_rules})):
             for rid, status in refused.items():

@@ -70,6 +70,7 @@ from meshcrew.spaces.posts import (
     Proposal,
     Reaction,
     Reply,
+    Settings,
     Withdraw,
 )
 from meshcrew.spaces.proposals import ProposalStatus, ProposalView, decide
@@ -84,7 +85,7 @@ from meshcrew.spaces.sealing import (
     unlock,
     writable_epoch,
 )
-from meshcrew.spaces.settings import Cycle, Period, Rhythm, SpaceMeta
+from meshcrew.spaces.settings import Cycle, Period, Rhythm, SettingsChange, SpaceMeta
 from meshcrew.spaces.state import (
     Carrier,
     Epoch,
@@ -102,10 +103,10 @@ __all__ = [
     "Epoch", "Followup", "Gathering", "Invite", "InviteCode", "Keyring", "LookingForCrew",
     "Member", "MemberStatus", "Offer", "OpenedPost", "OpenedSpace", "Outcome", "Period",
     "Position", "Post", "PostKind", "Profile", "Proposal", "ProposalStatus", "ProposalView",
-    "Reaction", "RecordKind", "Removal", "Reply", "Rhythm", "SpaceKind", "SpaceMeta", "SpaceState",
-    "Status", "Withdraw", "consent_to_removal", "create_invite", "create_space", "decide",
-    "decode_invite_code", "drop_carrier", "encode_invite_code", "fold", "invite_code",
-    "invite_problem", "join_space", "leave_space", "name_carrier", "open_meta", "open_more",
-    "open_posts", "propose_removal", "revoke_invite", "rotate_keys", "seal_post", "unlock",
-    "writable_epoch",
+    "Reaction", "RecordKind", "Removal", "Reply", "Rhythm", "Settings", "SettingsChange",
+    "SpaceKind", "SpaceMeta", "SpaceState", "Status", "Withdraw", "consent_to_removal",
+    "create_invite", "create_space", "decide", "decode_invite_code", "drop_carrier",
+    "encode_invite_code", "fold", "invite_code", "invite_problem", "join_space", "leave_space",
+    "name_carrier", "open_meta", "open_more", "open_posts", "propose_removal", "revoke_invite",
+    "rotate_keys", "seal_post", "unlock", "writable_epoch",
 ]

@@ -46,9 +46,10 @@ from meshcrew.spaces.sealing import (
     META_KEY_AD,
     Keyring,
     epoch_ad,
+    seal_settings,
     unlock,
 )
-from meshcrew.spaces.settings import SpaceMeta
+from meshcrew.spaces.settings import SettingsSnapshot, SpaceMeta
 from meshcrew.spaces.state import Invite, SpaceState
 
 # Sizes on the wire, for fitting a rotation into one record: a share is a 32-byte key and an
@@ -220,7 +221,8 @@ def _last_about(state: SpaceState, carrier: bytes) -> bytes | None:
 
 
 def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
-                keyring: Keyring | None = None, *, now_ms: int | None = None) -> Draft:
+                keyring: Keyring | None = None, *, now_ms: int | None = None,
+                settings: SettingsSnapshot | None = None) -> Draft:
     """A ``keys`` record opening a new epoch sealed to the current members.
 
     Make one after a join (the inviter does) and after a departure (anyone who wants to write
@@ -238,6 +240,8 @@ def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
             let in whose invite had expired by then is left out, and their join named, so
             it lapses; without it, every waiting joiner is taken in (and the fold refuses the
             rotation if one's invite had expired when it was signed).
+        settings: the settings as the author knows them; carried (in a space without
+            history) for joiners, who cannot read the changes made before they joined.
     """
     me = _public(author)
     _require_member(state, me)
@@ -268,11 +272,14 @@ def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
         older = {e.id: keyring.epoch_keys[e.id] for e in held if e.number == prev.number}
         history = encrypt(new, msgpack.packb(older, use_bin_type=True),
                           epoch_ad(HISTORY_AD, me, number), rng)
+    snapshot = (None if state.history or settings is None
+                else seal_settings(new, settings, me, number, rng))
     return draft(KeysBody(
         number=number, prev=prev.id,
         shares={key: seal_to_member(key, new, rng) for key in recipients},
         after=tuple(sorted(after)), history=history,
-        meta_key=encrypt(new, keyring.meta_key, epoch_ad(META_KEY_AD, me, number), rng)))
+        meta_key=encrypt(new, keyring.meta_key, epoch_ad(META_KEY_AD, me, number), rng),
+        settings=snapshot))
 
 
 def _invite_of_join(state: SpaceState, joiner: bytes) -> Invite:

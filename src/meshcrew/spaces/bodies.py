@@ -17,7 +17,7 @@ remove     ``{m: member key, s: seq of their last counting record, r: its id, a:
 consent    ``{p: removal proposal id}``
 keys       ``{n: epoch number, p: previous epoch id, s: {member: sealed key}, a: [ids of the
            membership changes it answers], h: blob of older keys (only if the space allows
-           history), mk: blob}``
+           history), mk: blob, ss: blob of the settings as its author knew them (optional)}``
 sealed     ``{e: epoch id, c: blob of the post}``
 carrier    ``{c: carrier key, a: true to add, false to drop, r: the carrier record about that
            key it follows (optional; the record waits for it, so a drop is ordered after
@@ -44,6 +44,8 @@ from meshcrew.spaces.kinds import MAX_MEMBERS_ANY, RecordKind, SpaceKind
 MAX_INVITE_USES = 500
 MAX_META_BLOB_BYTES = 4096
 MAX_HISTORY_BLOB_BYTES = 8192
+MAX_SETTINGS_BLOB_BYTES = 4096 + 128
+"""A rotation's settings snapshot: the settings (at most about 4 KiB) and where they stand."""
 PROOF_BYTES = 64
 META_KEY_BLOB_BYTES = 32 + BLOB_OVERHEAD
 
@@ -124,6 +126,9 @@ class KeysBody:
     ``prev``, and the latest change its author had applied. The rotation waits for them."""
     history: bytes | None
     meta_key: bytes
+    settings: bytes | None = None
+    """Blob of the space's settings as its author knew them, under the new key: what a joiner
+    who cannot read the space's history starts from (see :mod:`meshcrew.spaces.editing`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +216,8 @@ def encode_body(body: Body) -> bytes:
                                     "a": list(body.after), "mk": body.meta_key}
             if body.history is not None:
                 wire["h"] = body.history
+            if body.settings is not None:
+                wire["ss"] = body.settings
             return _pack(wire)
         case SealedBody():
             return _pack({"e": body.epoch, "c": body.blob})
@@ -324,8 +331,11 @@ def _parse_consent(wire: Mapping[str, Any]) -> Body:
 
 def _parse_keys(wire: Mapping[str, Any]) -> Body:
     history = _bytes(wire, "h", max_length=MAX_HISTORY_BLOB_BYTES) if "h" in wire else None
+    settings = (_bytes(wire, "ss", max_length=MAX_SETTINGS_BLOB_BYTES) if "ss" in wire
+                else None)
     return KeysBody(_int(wire, "n", 1, MAX_TS_MS), _bytes(wire, "p", ID_BYTES), _shares(wire),
-                    _ids(wire, "a"), history, _bytes(wire, "mk", META_KEY_BLOB_BYTES))
+                    _ids(wire, "a"), history, _bytes(wire, "mk", META_KEY_BLOB_BYTES),
+                    settings)
 
 
 def _parse_sealed(wire: Mapping[str, Any]) -> Body:

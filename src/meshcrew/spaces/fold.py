@@ -457,7 +457,7 @@ class _Machine:
             self._lapse(key, record.id)
         self.epochs[record.id] = Epoch(record.id, body.number, record.author, body.prev,
                                        body.shares, body.history, body.meta_key,
-                                       len(self.changes))
+                                       len(self.changes), body.settings)
         self.floor[record.author] = max(body.number, self.floor.get(record.author, 0))
 
     def _admissions(self, record: Record, body: KeysBody) -> tuple[list[bytes], list[bytes]]:

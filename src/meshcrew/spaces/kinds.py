@@ -76,11 +76,14 @@ class PostKind(StrEnum):
     """The proposer's new title and text for their proposal."""
     WITHDRAW = "withdraw"
     """The proposer takes their proposal back."""
+    SETTINGS = "settings"
+    """A change of the space's name, purpose, rhythm or quorum (see
+    :mod:`meshcrew.spaces.editing`)."""
 
 
 _EVERYWHERE = frozenset({PostKind.PROFILE, PostKind.REPLY, PostKind.REACTION, PostKind.ASK,
                          PostKind.OFFER, PostKind.FOLLOWUP, PostKind.PROPOSAL, PostKind.ANSWER,
-                         PostKind.AMEND, PostKind.WITHDRAW})
+                         PostKind.AMEND, PostKind.WITHDRAW, PostKind.SETTINGS})
 _SMALL_ONLY = frozenset({PostKind.CHECKIN})
 _CONGREGATION_ONLY = frozenset({PostKind.GATHERING, PostKind.LOOKING_FOR_CREW,
                                 PostKind.CREW_CARD})

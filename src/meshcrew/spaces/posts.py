@@ -25,7 +25,7 @@ import msgpack
 from meshcrew.reasons import Reason
 from meshcrew.records import ID_BYTES, MAX_TS_MS, RecordError
 from meshcrew.spaces.kinds import PostKind
-from meshcrew.spaces.settings import check_text
+from meshcrew.spaces.settings import SettingsChange, check_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,12 +276,22 @@ class Proposal:
     text: str
     deadline_ms: int
     """When it closes (UTC ms): answers signed from then on do not count."""
+    change: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """A change of the space's settings it proposes (the wire map of a
+    :class:`~meshcrew.spaces.settings.SettingsChange`; empty: none). Once it passes, a
+    ``settings`` post naming it makes the change (see :mod:`meshcrew.spaces.editing`)."""
 
     def __post_init__(self) -> None:
         check_text(self.title, "title", MAX_TITLE_CHARS, allow_empty=False)
         check_text(self.text, "text", MAX_TEXT_CHARS)
         if type(self.deadline_ms) is not int or not 0 < self.deadline_ms < MAX_TS_MS:
             raise _bad("deadline_ms is not a millisecond timestamp")
+        object.__setattr__(self, "change", _change_map(self.change))
+
+    @property
+    def settings_change(self) -> SettingsChange:
+        """The change it proposes (empty for none)."""
+        return SettingsChange.from_wire(self.change)
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,12 +344,44 @@ class Withdraw:
         check_text(self.note, "note", MAX_NOTE_CHARS)
 
 
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """A change of the space's settings: by a passed proposal it names (``by``), or, in a
+    congregation that has not decided otherwise, by any member (see
+    :mod:`meshcrew.spaces.editing`)."""
+
+    kind: ClassVar[PostKind] = PostKind.SETTINGS
+    change: Mapping[str, Any]
+    """The wire map of a :class:`~meshcrew.spaces.settings.SettingsChange` (not empty)."""
+    by: bytes = b""
+    """The passed proposal it carries out (empty: none)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "change", _change_map(self.change))
+        if not self.change:
+            raise _bad("the change is empty")
+        if self.by:
+            _record_id(self.by, "by")
+        elif not isinstance(self.by, bytes):
+            raise _bad("by is not a record id")
+
+    @property
+    def settings_change(self) -> SettingsChange:
+        """The change it makes."""
+        return SettingsChange.from_wire(self.change)
+
+
+def _change_map(value: object) -> Mapping[str, Any]:
+    """A settings change's wire map, checked and in its one form (read-only)."""
+    return MappingProxyType(SettingsChange.from_wire(value).to_wire())
+
+
 Post = (Profile | CheckIn | Reply | Reaction | Ask | Offer | Followup | Gathering
-        | LookingForCrew | CrewCard | Proposal | Answer | Amend | Withdraw)
+        | LookingForCrew | CrewCard | Proposal | Answer | Amend | Withdraw | Settings)
 
 _CLASSES: dict[PostKind, type[Any]] = {cls.kind: cls for cls in (
     Profile, CheckIn, Reply, Reaction, Ask, Offer, Followup, Gathering, LookingForCrew,
-    CrewCard, Proposal, Answer, Amend, Withdraw)}
+    CrewCard, Proposal, Answer, Amend, Withdraw, Settings)}
 # Looked up once here rather than per decoded post: Enum.__call__ and dataclasses.fields are
 # slow in bulk.
 _CLASS_OF_VALUE: dict[str, type[Any]] = {kind.value: cls for kind, cls in _CLASSES.items()}

@@ -36,13 +36,14 @@ from meshcrew.records import Record, RecordError
 from meshcrew.spaces.bodies import Draft, GenesisBody, SealedBody, draft, parse_body
 from meshcrew.spaces.kinds import PostKind, RecordKind
 from meshcrew.spaces.posts import Post, decode_post, encode_post
-from meshcrew.spaces.settings import SpaceMeta
+from meshcrew.spaces.settings import SettingsSnapshot, SpaceMeta
 from meshcrew.spaces.state import Epoch, Outcome, SpaceState, Status
 
 POST_AD = b"meshcrew/post/v1\x00"
 META_AD = b"meshcrew/meta/v1\x00"
 META_KEY_AD = b"meshcrew/meta-key/v1\x00"
 HISTORY_AD = b"meshcrew/history/v1\x00"
+SETTINGS_AD = b"meshcrew/settings/v1\x00"
 
 
 def post_ad(space_id: bytes, author: bytes, epoch_id: bytes) -> bytes:
@@ -124,6 +125,37 @@ def open_meta(state: SpaceState, keyring: Keyring) -> SpaceMeta | None:
         return SpaceMeta.from_wire(wire)
     except (DecryptError, RecordError, ValueError, TypeError, msgpack.UnpackException):
         return None
+
+
+def seal_settings(key: bytes, snapshot: SettingsSnapshot, author: bytes, number: int,
+                  rng: Rng) -> bytes:
+    """The settings snapshot of a rotation by ``author`` opening epoch ``number``."""
+    return encrypt(key, msgpack.packb(snapshot.to_wire(), use_bin_type=True),
+                   epoch_ad(SETTINGS_AD, author, number), rng)
+
+
+def settings_start(state: SpaceState, keyring: Keyring) -> SettingsSnapshot | None:
+    """Where this member's view of the settings starts, if not at the genesis.
+
+    In a space without history, a member who joined later holds no key of the epochs before
+    their first: they start from the settings a rotation they can read carries (of those, the
+    one that includes the latest change). Everyone else starts from the genesis (None).
+    """
+    if state.history or not keyring.epoch_keys or state.space_id in keyring.epoch_keys:
+        return None
+    found = []
+    for eid in sorted(keyring.epoch_keys):
+        epoch = state.epochs[eid]
+        if epoch.settings is None:
+            continue
+        try:
+            wire = msgpack.unpackb(decrypt(keyring.epoch_keys[eid], epoch.settings,
+                                           epoch_ad(SETTINGS_AD, epoch.author, epoch.number)),
+                                   raw=False, strict_map_key=True)
+            found.append(SettingsSnapshot.from_wire(wire))
+        except (DecryptError, RecordError, ValueError, TypeError, msgpack.UnpackException):
+            continue
+    return max(found, key=lambda s: (s.ts, s.last or b""), default=None)
 
 
 def writable_epoch(state: SpaceState, author: bytes) -> Epoch | None:

@@ -16,7 +16,8 @@ crew in Wellington can set +720 and see cycles start at their own midnight.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -160,6 +161,9 @@ class SpaceMeta:
     quorum: int = QUORUM_ALL
     """How much of the electorate must have answered a proposal at its deadline for it to
     pass without objection: a percentage, 100 (the default) meaning everyone."""
+    edit_by_proposal: bool = False
+    """In a congregation: whether its settings change only by a passed proposal (in a crew or
+    dyad they always do; see :mod:`meshcrew.spaces.editing`)."""
 
     def __post_init__(self) -> None:
         check_text(self.name, "name", MAX_SPACE_NAME_CHARS, allow_empty=False)
@@ -169,6 +173,8 @@ class SpaceMeta:
             raise RecordError(Reason.BAD_BODY, f"parent is not a {ID_BYTES}-byte space id")
         if type(self.quorum) is not int or not 1 <= self.quorum <= QUORUM_ALL:
             raise RecordError(Reason.BAD_BODY, "quorum is not a percentage from 1 to 100")
+        if not isinstance(self.edit_by_proposal, bool):
+            raise RecordError(Reason.BAD_BODY, "edit_by_proposal is not true or false")
 
     def to_wire(self) -> dict[str, Any]:
         """The msgpack-ready form (the quorum only when it is not the default)."""
@@ -176,6 +182,8 @@ class SpaceMeta:
                                 "rhythm": self.rhythm.to_wire(), "parent": self.parent}
         if self.quorum != QUORUM_ALL:
             wire["quorum"] = self.quorum
+        if self.edit_by_proposal:
+            wire["ebp"] = True
         return wire
 
     @classmethod
@@ -185,4 +193,101 @@ class SpaceMeta:
             raise RecordError(Reason.BAD_BODY, "settings are not a map")
         return cls(value.get("name"), value.get("purpose", ""),  # type: ignore[arg-type]
                    Rhythm.from_wire(value.get("rhythm")), value.get("parent"),
-                   value.get("quorum", QUORUM_ALL))
+                   value.get("quorum", QUORUM_ALL),
+                   value.get("ebp", False))
+
+
+_CHANGE_KEYS = ("name", "purpose", "rhythm", "quorum", "ebp")
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChange:
+    """A change of some of a space's settings (what is None stays as it is).
+
+    The parent congregation never changes. On the wire: a map of the changed settings, with
+    the keys of :meth:`SpaceMeta.to_wire` (``ebp`` for ``edit_by_proposal``).
+    """
+
+    name: str | None = None
+    purpose: str | None = None
+    rhythm: Rhythm | None = None
+    quorum: int | None = None
+    edit_by_proposal: bool | None = None
+
+    def __post_init__(self) -> None:
+        # The same checks as the settings themselves: apply it to a stand-in.
+        self.apply(SpaceMeta("x"))
+
+    @property
+    def empty(self) -> bool:
+        """Whether it changes nothing."""
+        return self == SettingsChange()
+
+    def apply(self, meta: SpaceMeta) -> SpaceMeta:
+        """``meta`` with this change made.
+
+        Raises:
+            RecordError: ``bad_body`` if a value is out of range.
+        """
+        changed: dict[str, Any] = {name: value for name, value in (
+            ("name", self.name), ("purpose", self.purpose), ("rhythm", self.rhythm),
+            ("quorum", self.quorum), ("edit_by_proposal", self.edit_by_proposal))
+            if value is not None}
+        if "rhythm" in changed and not isinstance(changed["rhythm"], Rhythm):
+            raise RecordError(Reason.BAD_BODY, "rhythm is not a rhythm")
+        return replace(meta, **changed)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The msgpack-ready map of what changes."""
+        wire: dict[str, Any] = {}
+        if self.name is not None:
+            wire["name"] = self.name
+        if self.purpose is not None:
+            wire["purpose"] = self.purpose
+        if self.rhythm is not None:
+            wire["rhythm"] = self.rhythm.to_wire()
+        if self.quorum is not None:
+            wire["quorum"] = self.quorum
+        if self.edit_by_proposal is not None:
+            wire["ebp"] = self.edit_by_proposal
+        return wire
+
+    @classmethod
+    def from_wire(cls, value: object) -> SettingsChange:
+        """Read the form made by :meth:`to_wire`; raise RecordError(BAD_BODY) if it is wrong."""
+        if not isinstance(value, Mapping):
+            raise RecordError(Reason.BAD_BODY, "the change is not a map")
+        unknown = [str(k)[:16] for k in value if k not in _CHANGE_KEYS]
+        if unknown:
+            raise RecordError(Reason.BAD_BODY, f"the change has no setting {unknown[0]!r}")
+        rhythm = value.get("rhythm")
+        return cls(value.get("name"), value.get("purpose"),
+                   None if rhythm is None else Rhythm.from_wire(rhythm),
+                   value.get("quorum"), value.get("ebp"))
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsSnapshot:
+    """The settings as a rotation's author knew them: where a member who cannot read the
+    space's history starts (see :mod:`meshcrew.spaces.editing`)."""
+
+    meta: SpaceMeta
+    ts: int = 0
+    """The signed time of the latest change it includes (0: none)."""
+    last: bytes | None = None
+    """The ``settings`` post of that change."""
+
+    def to_wire(self) -> dict[str, Any]:
+        """The msgpack-ready form."""
+        return {"m": self.meta.to_wire(), "t": self.ts, "i": self.last}
+
+    @classmethod
+    def from_wire(cls, value: object) -> SettingsSnapshot:
+        """Read the form made by :meth:`to_wire`; raise RecordError(BAD_BODY) if it is wrong."""
+        if not isinstance(value, Mapping):
+            raise RecordError(Reason.BAD_BODY, "the snapshot is not a map")
+        ts, last = value.get("t"), value.get("i")
+        if type(ts) is not int or not (last is None or (isinstance(last, bytes)
+                                                         and len(last) == ID_BYTES)):
+            raise RecordError(Reason.BAD_BODY, "the snapshot's position is wrong")
+        return cls(SpaceMeta.from_wire(value.get("m")), ts, last)

@@ -86,6 +86,8 @@ class Epoch:
     version: int = 0
     """How many membership changes had been applied when this epoch was accepted; only an
     epoch made after the latest change can be current."""
+    settings: bytes | None = field(default=None, repr=False)
+    """Blob of the settings as the rotation's author knew them, under this epoch's key."""
 
     @property
     def recipients(self) -> frozenset[bytes]:

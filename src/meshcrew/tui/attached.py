@@ -27,7 +27,7 @@ from meshcrew.node.receipts import Receipts
 from meshcrew.node.reports import JoinProgress as NodeJoinProgress
 from meshcrew.records import Head
 from meshcrew.service import MemberReads
-from meshcrew.spaces import Position, Post, Rhythm, SpaceKind
+from meshcrew.spaces import Position, Post, Rhythm, SettingsChange, SpaceKind
 from meshcrew.store import Replica
 from meshcrew.tui.backend import JoinProgress, PeersUpdated, ServiceReads, SpacesChanged
 from meshcrew.tui.health import Holdings, SyncStatus
@@ -199,10 +199,16 @@ class AttachedBackend(ServiceReads):
         return made
 
     def propose(self, space_id: bytes, *, title: str, text: str = "",
-                deadline_ms: int | None = None) -> bytes:
+                deadline_ms: int | None = None, change: SettingsChange | None = None) -> bytes:
         """Make a proposal, in the node."""
         made: bytes = self._call("propose", space_id, title=title, text=text,
-                                 deadline_ms=deadline_ms)
+                                 deadline_ms=deadline_ms, change=change)
+        return made
+
+    def change_settings(self, space_id: bytes, change: SettingsChange | None = None, *,
+                        by: bytes | None = None) -> bytes:
+        """Change the settings, in the node."""
+        made: bytes = self._call("change_settings", space_id, change, by=by)
         return made
 
     def answer(self, proposal_id: bytes, *, position: Position | str, reason: str = "") -> bytes:

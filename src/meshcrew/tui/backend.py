@@ -41,10 +41,20 @@ from meshcrew.service import (
     ProposalEntry,
     RejectedEntry,
     RemovalEntry,
+    SettingsChangeEntry,
+    SettingsEntry,
     SpaceSummary,
 )
 from meshcrew.service.posting import make_post_of_kind
-from meshcrew.spaces import Position, Post, PostKind, Rhythm, SpaceKind, decode_invite_code
+from meshcrew.spaces import (
+    Position,
+    Post,
+    PostKind,
+    Rhythm,
+    SettingsChange,
+    SpaceKind,
+    decode_invite_code,
+)
 from meshcrew.store import Replica
 from meshcrew.tui.health import OFFLINE, Holdings, SyncStatus
 
@@ -158,6 +168,14 @@ class Backend(Protocol):
         """The invites of a space, newest first."""
         ...
 
+    def settings(self, space_id: bytes) -> SettingsEntry:
+        """The settings of a space now."""
+        ...
+
+    def settings_history(self, space_id: bytes) -> list[SettingsChangeEntry]:
+        """The changes of a space's settings, oldest first."""
+        ...
+
     def rejected(self, space_id: bytes | None = None, *, limit: int = 100) -> list[RejectedEntry]:
         """Refused records with their reasons, newest first."""
         ...
@@ -222,8 +240,13 @@ class Backend(Protocol):
         ...
 
     def propose(self, space_id: bytes, *, title: str, text: str = "",
-                deadline_ms: int | None = None) -> bytes:
+                deadline_ms: int | None = None, change: SettingsChange | None = None) -> bytes:
         """Put a proposal to the members (default deadline: the end of the next cycle)."""
+        ...
+
+    def change_settings(self, space_id: bytes, change: SettingsChange | None = None, *,
+                        by: bytes | None = None) -> bytes:
+        """Change a space's settings (a congregation's), or make a passed proposal's change."""
         ...
 
     def answer(self, proposal_id: bytes, *, position: Position | str, reason: str = "") -> bytes:
@@ -338,6 +361,14 @@ class ServiceReads:
         """See :meth:`Member.invites`."""
         return self.reads.invites(space_id)
 
+    def settings(self, space_id: bytes) -> SettingsEntry:
+        """See :meth:`Member.settings`."""
+        return self.reads.settings(space_id)
+
+    def settings_history(self, space_id: bytes) -> list[SettingsChangeEntry]:
+        """See :meth:`Member.settings_history`."""
+        return self.reads.settings_history(space_id)
+
     def make_post(self, kind: PostKind | str, **fields: object) -> Post:
         """Build a post from typed values (no signing: the same everywhere)."""
         return make_post_of_kind(kind, **fields)
@@ -439,9 +470,15 @@ class LocalBackend(ServiceReads):
         return self.service.consent(space_id, proposal_id)
 
     def propose(self, space_id: bytes, *, title: str, text: str = "",
-                deadline_ms: int | None = None) -> bytes:
+                deadline_ms: int | None = None, change: SettingsChange | None = None) -> bytes:
         """See :meth:`Member.propose`."""
-        return self.service.propose(space_id, title=title, text=text, deadline_ms=deadline_ms)
+        return self.service.propose(space_id, title=title, text=text, deadline_ms=deadline_ms,
+                                    change=change)
+
+    def change_settings(self, space_id: bytes, change: SettingsChange | None = None, *,
+                        by: bytes | None = None) -> bytes:
+        """See :meth:`Member.change_settings`."""
+        return self.service.change_settings(space_id, change, by=by)
 
     def answer(self, proposal_id: bytes, *, position: Position | str, reason: str = "") -> bytes:
         """See :meth:`Member.answer`."""

@@ -25,6 +25,7 @@ from meshcrew.tui.screens.forms import Field, FieldsScreen
 from meshcrew.tui.screens.health import SyncHealthScreen
 from meshcrew.tui.screens.invite import InviteScreen
 from meshcrew.tui.screens.proposals import ProposalsScreen
+from meshcrew.tui.screens.settings import SettingsScreen
 
 WHEN_FORMAT = "%Y-%m-%d %H:%M"
 
@@ -53,6 +54,8 @@ class CongregationScreen(MeshcrewScreen):
         Binding("n", "new_crew", "New crew", tooltip="Start a crew in this congregation"),
         Binding("p", "proposals", "Proposals", tooltip="Decide together: proposals and who "
                 "answered what"),
+        Binding("e", "settings", "Settings", tooltip="The space's settings and their changes; "
+                "propose a change", show=False),
         Binding("i", "invite", "Invite", tooltip="An invite code for this congregation"),
         Binding("v", "revoke_invite", "Revoke invite…", tooltip="Revoke an invite that can "
                 "still admit someone", show=False),
@@ -282,6 +285,10 @@ class CongregationScreen(MeshcrewScreen):
     def action_new_crew(self) -> None:
         """Start a crew (choose this congregation in the form)."""
         self.app.push_screen(CreateSpaceScreen())
+
+    def action_settings(self) -> None:
+        """The space's settings and the history of their changes."""
+        self.app.push_screen(SettingsScreen(self.space_id))
 
     def action_revoke_invite(self) -> None:
         """Revoke an open invite, after saying what that means."""

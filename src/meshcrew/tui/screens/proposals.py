@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from meshcrew.errors import MeshcrewError
 from meshcrew.service import ProposalEntry
+from meshcrew.service.settings_text import parse_change
 from meshcrew.spaces.posts import MAX_NOTE_CHARS, MAX_TITLE_CHARS
 from meshcrew.tui.formatting import day, one_line, when
 from meshcrew.tui.messages import RecordsChanged
@@ -134,7 +135,8 @@ class ProposalsScreen(MeshcrewScreen):
 
 
 def propose(screen: MeshcrewScreen, space_id: bytes) -> None:
-    """Ask for a title, a text and a deadline, then put the proposal to the members."""
+    """Ask for a title, a text, a deadline and an optional settings change, then put the
+    proposal to the members."""
     def submit(values: dict[str, str | bool]) -> str | None:
         days = str(values["days"])
         deadline = None
@@ -143,8 +145,11 @@ def propose(screen: MeshcrewScreen, space_id: bytes) -> None:
                 return f"The deadline is a whole number of days, 1 to {MAX_DEADLINE_DAYS}."
             deadline = screen.backend.now() + int(days) * DAY_MS
         try:
+            pairs = [p for p in str(values["change"]).split(";") if p.strip()]
+            change = parse_change(pairs)
             screen.backend.propose(space_id, title=str(values["title"]),
-                                   text=str(values["text"]), deadline_ms=deadline)
+                                   text=str(values["text"]), deadline_ms=deadline,
+                                   change=None if change.empty else change)
         except MeshcrewError as exc:
             return str(exc)
         return None
@@ -158,6 +163,8 @@ def propose(screen: MeshcrewScreen, space_id: bytes) -> None:
         Field("text", "The proposal in full"),
         Field("days", "Days until the deadline",
               placeholder="default: the end of the next check-in cycle", max_length=3),
+        Field("change", "Settings it changes once passed",
+              placeholder="name=Sun; rhythm=weekly:thu; quorum=60"),
     ], submit=submit), done)
 
 
@@ -211,6 +218,11 @@ class ProposalScreen(MeshcrewScreen):
             head.append(f"; amended {entry.amendments}×", style="dim")
         if entry.text:
             head.append(f"\n\n{entry.text}")
+        if entry.change is not None:
+            what = ", ".join(f"{k.replace('_', ' ')} → {v}" for k, v in entry.change.items())
+            head.append(f"\n\nChanges the settings: {what}", style="bold")
+            if entry.carried_out:
+                head.append(" (made)", style="green")
         self.query_one("#proposal-text", Static).update(head)
         outcome = Text(outcome_line(entry), style=_STYLE[entry.status])
         quorum = "everyone" if entry.quorum == 100 else f"{entry.quorum}% ({entry.needed})"

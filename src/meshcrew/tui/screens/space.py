@@ -26,6 +26,7 @@ from meshcrew.tui.screens.health import SyncHealthScreen
 from meshcrew.tui.screens.invite import InviteScreen
 from meshcrew.tui.screens.post import PostScreen
 from meshcrew.tui.screens.proposals import ProposalsScreen
+from meshcrew.tui.screens.settings import SettingsScreen
 from meshcrew.tui.widgets.timeline import Timeline
 
 SPARK_WIDTH = 10
@@ -60,6 +61,8 @@ class SpaceScreen(MeshcrewScreen):
         Binding("a", "consent", "Consent…", tooltip="Consent to an open removal proposal"),
         Binding("p", "proposals", "Proposals", tooltip="Decide together: proposals and who "
                 "answered what"),
+        Binding("e", "settings", "Settings", tooltip="The space's settings and their changes; "
+                "propose a change", show=False),
         Binding("l", "leave", "Leave", tooltip="Leave this space"),
         Binding("s", "sync_health", "Sync", tooltip="Peers, what each lacks, rejected records"),
     ]
@@ -276,6 +279,10 @@ class SpaceScreen(MeshcrewScreen):
     def action_consent(self) -> None:
         """Consent to an open removal proposal."""
         membership.consent(self, self.space_id)
+
+    def action_settings(self) -> None:
+        """The space's settings and the history of their changes."""
+        self.app.push_screen(SettingsScreen(self.space_id))
 
     def action_revoke_invite(self) -> None:
         """Revoke an open invite, after saying what that means."""
