@@ -17,6 +17,7 @@ from meshcrew.sim import (
     NodeParams,
     Online,
     Partition,
+    RelayParams,
     Scenario,
     congregation,
     run_scenario,
@@ -85,6 +86,9 @@ def test_a_small_congregation_converges_with_nothing_lost() -> None:
     assert summary.posts_by_kind["checkin"] == planned > 12
     assert summary.sync["run for real"] > 0
     assert summary.gossip["delivered"] > 0
+    # Cone crewmates punch through, crewmates behind a symmetric NAT stay on relays.
+    assert summary.net["hole-punched"] > 0
+    assert summary.net["relayed"] > 0
 
 
 def test_always_online_without_loss_gossip_delivers_within_seconds() -> None:
@@ -162,3 +166,24 @@ def test_a_broken_membership_rule_stops_convergence(monkeypatch: pytest.MonkeyPa
     assert sum(broken.undelivered.values()) > 0
     assert broken.nodes_behind > 0
     assert broken.refused_locally > 0  # the victim's own view will not let them write
+
+
+def test_with_no_public_member_nobody_behind_nat_can_be_reached() -> None:
+    # No public member, so no relay: no circuit to reach a NATed member through, and no
+    # circuit to coordinate a hole punch over (even between two cone NATs). Members wait.
+    summary, simulation = run_scenario(small(18, net=NetParams(public=0.0)))
+    assert not any(simulation.net.reachable)
+    assert summary.net["connections"] == summary.delivered == 0
+    assert summary.net["callee without relay"] > 0
+    assert summary.lost_records == 0
+
+
+def test_circuits_cut_at_their_data_limit_are_dialled_again_until_records_arrive() -> None:
+    # Mostly symmetric NATs, so crewmates talk through relays; circuits of 12 KiB (the node's
+    # hold 64 MiB) are cut again and again, and each redial's session goes on from what arrived.
+    relay = RelayParams(member_data_bytes=12 * 1024)
+    summary, _ = run_scenario(small(18, net=NetParams(public=0.2, symmetric=0.8, relay=relay)))
+    assert_clean(summary)
+    assert summary.net["hole-punched"] == 0
+    assert summary.net["cut at data limit"] > 50
+    assert summary.net["relayed"] > summary.net["cut at data limit"]

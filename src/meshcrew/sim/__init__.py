@@ -7,7 +7,8 @@ It runs the node's own code where the node has it and models only what lies outs
   ``spaces.seal_post``; one SQLite ``store.Replica`` per node, which verifies and keeps every
   record; catch-up sync by pairs of ``sync.SyncSession`` reading those replicas; the gossip
   validator's checks (signature, membership by the node's own view);
-* **modelled**: the network (latency, uplink bandwidth, loss, NAT, relays, partitions), GossipSub
+* **modelled**: the network (latency, uplink bandwidth, loss, partitions; NAT types, hole
+  punching and relays with the node's rules and limits, as the NAT lab measured them), GossipSub
   (mesh, IHAVE/IWANT, seen-cache) with meshcrew's parameters, members' days (online windows,
   crashes, what they write and when).
 
@@ -19,10 +20,12 @@ same scenario and seed give the same :class:`Summary`. Not imported by the node 
 from meshcrew.sim.params import (
     Behaviour,
     GossipParams,
+    Nat,
     NetParams,
     NodeParams,
     Online,
     Partition,
+    RelayParams,
     Scenario,
 )
 from meshcrew.sim.report import Summary
@@ -34,10 +37,12 @@ __all__ = [
     "SCENARIOS",
     "Behaviour",
     "GossipParams",
+    "Nat",
     "NetParams",
     "NodeParams",
     "Online",
     "Partition",
+    "RelayParams",
     "Scenario",
     "Simulation",
     "Summary",

@@ -1,7 +1,7 @@
 """What a simulated run is made of: one typed declaration per part, with documented defaults.
 
 A :class:`Scenario` names a congregation (members, crews), how members behave (when they are
-online, how often they post), the network (latency, bandwidth, loss, address reachability,
+online, how often they post), the network (latency, bandwidth, loss, NAT types and relays,
 how many peers each node keeps), the gossip mesh parameters and faults (a partition). Times
 are simulated seconds.
 """
@@ -16,13 +16,61 @@ HOUR = 3600.0
 DAY = 86_400.0
 
 
+class Nat(StrEnum):
+    """How a node meets the internet: the three cases the NAT lab builds (docs/netlab.md)."""
+
+    PUBLIC = "public"
+    """A public address: anyone can dial it. Its dial-backs say "public", so it relays."""
+    CONE = "cone"
+    """Behind a port-preserving NAT (Linux's default masquerade, most home routers): it keeps
+    one outside port for every destination, so a hole punch with another cone NAT works."""
+    SYMMETRIC = "symmetric"
+    """Behind a NAT that picks a new port per destination (``masquerade random``; many mobile
+    and carrier-grade NATs): the port one peer observes is useless to another, so hole punching
+    fails."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayParams:
+    """Circuit relay v2 as the node runs it: ``meshcrew.net.relay`` (``RelayServiceConfig``,
+    ``MEMBER_LIMITS``, ``STRANGER_LIMITS``) and ``meshcrew.net.reach`` (``Reservations``); a test
+    checks they match.
+
+    Only publicly reachable nodes relay. A node behind NAT holds reservations on up to
+    ``reservations_per_node`` of the public peers it is connected to, and takes another when one
+    goes away. A circuit to a peer whose relay and dialler both share a space with the relay gets
+    the member limits, otherwise the stranger limits; the relay cuts it at whichever limit comes
+    first (data counts both directions together).
+    """
+
+    reservations_per_node: int = 2
+    member_duration_s: float = 3600.0
+    member_data_bytes: int = 64 * 1024 * 1024
+    stranger_duration_s: float = 120.0
+    stranger_data_bytes: int = 128 * 1024
+    strangers: bool = True
+    """Relay peers that share no space with the relay (with the stranger limits), or refuse."""
+    max_reservations: int = 128
+    max_circuits: int = 64
+    max_circuits_per_peer: int = 4
+    """Circuits one peer may have through the relay at once, as either end."""
+    bytes_per_day: int = 2 * 1024 * 1024 * 1024
+    """Relayed bytes per day after which the relay opens no new circuit."""
+
+
 @dataclass(frozen=True, slots=True)
 class NetParams:
     """The network between nodes.
 
-    A link's one-way latency is the sum of both ends' access latencies (plus the relay's, when
-    relayed). Each node sends through one uplink of its own bandwidth, first come first served,
-    so a big catch-up delays the node's gossip. Receivers' downlinks are not modelled.
+    A link's one-way latency is the sum of both ends' access latencies (plus twice the relay's,
+    when relayed). Each node sends through one uplink of its own bandwidth, first come first
+    served, so a big catch-up delays the node's gossip. Receivers' downlinks are not modelled.
+
+    NAT: a node with a public address is dialled straight. A node behind NAT can only be reached
+    through a relay it holds a reservation on; over that circuit it starts a hole punch (DCUtR),
+    and if the punch works the connection becomes direct, otherwise it stays on the relay's
+    circuit, with its limits. With no relay, nobody can open a connection to it (it can still
+    dial out).
     """
 
     access_latency_ms: tuple[float, float] = (5.0, 60.0)
@@ -32,10 +80,24 @@ class NetParams:
     loss: float = 0.01
     """Chance that a message vanishes: a gossip message (or control message) is lost; a lost
     flight of a sync stream resets that stream (what the peer already got is kept)."""
-    reachable: float = 0.3
-    """Share of nodes with a public address; the others are behind NAT and can only dial out."""
-    hole_punch: float = 0.7
-    """Chance that two NATed nodes punch a direct connection; otherwise they talk via a relay."""
+    public: float = 0.3
+    """Share of nodes with a public address (laptops on university or office networks, IPv6
+    without an inbound firewall, routers with a forwarded port); they relay for the others."""
+    symmetric: float = 0.12
+    """Share of nodes behind a symmetric NAT (phone tethering, carrier-grade NAT); the rest,
+    ``1 - public - symmetric``, are behind cone NATs (home routers). With the defaults, 69% of
+    the pairs of NATed nodes are cone-cone, about the 70% ± 7% hole-punch success the libp2p
+    measurement campaign found in the IPFS network (arXiv 2510.27500): the field's rate, now
+    carried by the nodes' NAT types, so the same symmetric node fails with everyone."""
+    punch_cone_cone: float = 1.0
+    """Chance that a hole punch between two cone NATs works: measured in the NAT lab (DCUtR over
+    TCP, py-libp2p 0.8.1; docs/netlab.md), where it succeeded in 10 of 10 runs
+    (docs/performance.md, "Reach across NATs")."""
+    punch_with_symmetric: float = 0.0
+    """Chance that a hole punch works with a symmetric NAT at either end: measured in the NAT
+    lab, where it failed in 10 of 10 runs. (A public dialler needs no punch: the NATed callee
+    dials it back.)"""
+    relay: RelayParams = field(default_factory=RelayParams)
     congregation_peers: int = 4
     """Publicly reachable congregation members each node keeps connections to, besides its
     crewmates ("peers that connect only to a few others")."""
@@ -48,7 +110,8 @@ class NetParams:
     keepalive_s: float = 30.0
     """How long a peer takes to notice that a connection died silently (sleep, partition)."""
     reset_notice_s: float = 0.6
-    """How long a peer takes to notice a crashed process (the kernel resets its sockets)."""
+    """How long a peer takes to notice a crashed process or a circuit its relay cut (the
+    streams are reset)."""
     redial_s: tuple[float, float] = (60.0, 1_800.0)
     """Back-off between failed dials of the same peer: first, and the cap (it doubles)."""
 
@@ -159,6 +222,9 @@ class Scenario:
             raise ValueError("a scenario needs at least 3 members per crew")
         if not 0.0 <= self.net.loss < 1.0:
             raise ValueError("loss is a probability below 1")
+        if min(self.net.public, self.net.symmetric) < 0 or \
+                self.net.public + self.net.symmetric > 1.0:
+            raise ValueError("the public and symmetric shares must add up to at most 1")
 
     @property
     def end_s(self) -> float:

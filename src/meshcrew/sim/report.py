@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from meshcrew.sim.metrics import quantile
 from meshcrew.sim.network import Traffic
-from meshcrew.sim.params import DAY
+from meshcrew.sim.params import DAY, Nat
 from meshcrew.spaces import RecordKind, fold, open_posts, unlock
 
 if TYPE_CHECKING:
@@ -292,9 +292,17 @@ def summarize(sim: Simulation, end: float, *, setup_s: float, run_s: float,
                 "duplicates": gossip.duplicates, "ignored": gossip.ignored,
                 "IHAVE": gossip.ihave, "IWANT": gossip.iwant, "served": gossip.served,
                 "grafts": gossip.grafts, "prunes": gossip.prunes},
-        net={"connections": net.connections, "relayed": net.relayed_connections,
-             "dials failed": net.dials_failed, "messages lost": net.lost_messages,
-             "dead letters": net.dead_letters},
+        net={**{f"{kind.value} nodes": sim.net.nat.count(kind) for kind in Nat},
+             "connections": net.connections, "relayed": net.relayed_connections,
+             "hole-punched": net.punched, "reversed": net.reversed,
+             "punches failed": net.punches_failed, "dials failed": net.dials_failed,
+             "callee without relay": net.no_relay, "circuits refused": net.circuits_refused,
+             "reservations refused": net.reservations_refused,
+             "cut at data limit": net.cut_at_data_limit,
+             "cut at time limit": net.cut_at_time_limit,
+             "relay peak circuits": net.peak_circuits,
+             "relay peak reservations": net.peak_reservations,
+             "messages lost": net.lost_messages, "dead letters": net.dead_letters},
         replica_bytes_mean=sum(sizes) / members, replica_bytes_max=max(sizes),
         wal_bytes_max=wal,
         gossip_seen_peak=sim.gossip.stats.peak_seen,

@@ -50,8 +50,11 @@ class Simulation:
         self.nodes = [SimNode(m, population.keys[m], homes[m],
                               tuple(s.space_id for s in population.spaces_of(m)), self.views,
                               self.catalog, self.verifier) for m in range(population.size)]
+        spaces_of = [frozenset(s.space_id for s in population.spaces_of(m))
+                     for m in range(population.size)]
         self.net = Network(self.loop, scenario.net, population.size, seed,
-                           lambda m: self.nodes[m].online)
+                           lambda m: self.nodes[m].online,
+                           lambda m, n: not spaces_of[m].isdisjoint(spaces_of[n]))
         self.gossip = GossipRouter(self.loop, self.net, self.nodes, scenario.gossip, seed,
                                    self._on_gossip)
         self.sync = SyncDriver(self.net, self.nodes, scenario.node, self._on_sync)

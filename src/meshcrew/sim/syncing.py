@@ -109,9 +109,7 @@ class SyncDriver:
         # A lost in-sync exchange changes nothing either, so no loss is drawn for it.
         self.stats.counted_in_sync += 1
         for node, offers in ((a, offers_a), (b, offers_b)):
-            self.net.charge(node, hello_bytes(offers), Traffic.SYNC)
-            if conn.relay is not None:
-                self.net.charge(conn.relay, hello_bytes(offers), Traffic.RELAY)
+            self.net.charge_conn(conn, node, hello_bytes(offers), Traffic.SYNC)
 
     def _pump(self, run: _Run, node: int) -> None:
         session = run.sessions[node]
