@@ -39,7 +39,7 @@ from meshcrew.store import Replica, VerifyPool, append_in_parallel
 START_MS = 1_700_000_000_000
 TARGET = 0.70
 PARALLEL_TARGET = 1.30
-SEGMENT = 10_000
+SEGMENT = 25_000
 PROGRESS_EVERY = 10_000 if sys.stderr.isatty() else 25_000
 
 
