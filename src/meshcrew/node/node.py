@@ -381,13 +381,15 @@ class Node:
 
     async def _start(self, host: Host, nursery: trio.Nursery) -> None:
         self._host = host
-        pool = VerifyPool()  # its worker processes start with the first large batch
+        # The pool's worker processes start with the first large batch; twice as many batches
+        # in flight as workers, so a worker never waits while a checked batch is handed back.
+        pool = VerifyPool()
         self._sync = SyncService(host, self.replica, self.serving.spaces,
                                  self.serving.shares, self._arrivals.on_sync_event,
                                  period_s=self.config.sync_period_s,
                                  on_complete=self._on_sync_complete,
                                  verifier=Verifier(partial(self._verify_received, pool),
-                                                   workers=pool.workers, close=pool.close))
+                                                   workers=2 * pool.workers, close=pool.close))
         self._contacts = Contacts(host, self.book, self.membership, self.config, self._clock,
                                   self._emit, carriers=self.serving.carriers)
         host.is_member = self._shares_a_space
