@@ -314,3 +314,29 @@ async def test_a_node_refuses_a_second_node_on_its_home(tmp_path: Path) -> None:
             with pytest.raises(HomeError, match="Another meshcrew"):
                 async with open_node(home, who, LOOPBACK_NODE):
                     pass
+
+
+async def test_a_join_that_lapses_while_waiting_for_keys_is_refused(tmp_path: Path) -> None:
+    # Cy (a member) lets Bo in by the handshake while the invite is open by her clock; Ada,
+    # who made the invite, takes the join in only after it expired by hers (five minutes
+    # ahead, within the allowed skew), so her rotation leaves Bo out and the join lapses.
+    ahead = [0]
+    with trio.fail_after(45):
+        async with contextlib.AsyncExitStack() as stack:
+            nodes = []
+            for name, clock in (("Ada", lambda: wall_ms() + ahead[0]), ("Cy", wall_ms),
+                                ("Bo", wall_ms)):
+                home, who = make_home(tmp_path, name)
+                nodes.append(await stack.enter_async_context(
+                    open_node(home, who, LOOPBACK_NODE, clock=clock)))
+            ada, cy, bo = nodes
+            space = ada.member.create_space("Crew")
+            await cy.join(ada.member.invite(space, expires_ms=wall_ms() + HOUR_MS,
+                                            addrs=ada.addrs()))
+            code = ada.member.invite(space, expires_ms=wall_ms() + 60_000, addrs=cy.addrs())
+            ahead[0] = 5 * 60_000
+            with pytest.raises(JoinRefused, match="too late") as refused:
+                await bo.join(code)
+            assert refused.value.reason == "invite_expired"
+            assert bo.member.summary(space).my_status == "outsider"
+            assert bo.identity.public_key not in ada.membership.active(space)

@@ -9,7 +9,8 @@ The node tries, in order, until one lets it in or ``join_timeout_s`` passes:
 A node that is not in the space says so (``not_here``) and the next is tried; a refusal of the
 invite itself (used up, expired, wrong) ends the join. Once in, the node syncs with that member
 and waits up to ``keys_timeout_s`` for the keys, which the invite's maker shares when its node
-takes in the join (usually within the handshake itself).
+takes in the join (usually within the handshake itself). A join that lapses meanwhile (the
+inviter's node let nobody in after the invite's expiry) is refused ``invite_expired``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from meshcrew.errors import JoinRefused, MeshcrewError, NetError, RemoteProtocol
 from meshcrew.node.dialer import peer_of
 from meshcrew.node.join import JOIN_PROTOCOL, NOT_HERE, ask_to_join
 from meshcrew.node.reports import JoinProgress, JoinResult, RecordsChanged
+from meshcrew.reasons import Reason
 from meshcrew.spaces import decode_invite_code
 
 if TYPE_CHECKING:
@@ -140,6 +142,12 @@ class Joining:
                 event = await events.receive()
                 while not (isinstance(event, RecordsChanged) and space_id in event.spaces):
                     event = await events.receive()
-        has_keys = not node.member.summary(space_id).waiting_for_keys
+        summary = node.member.summary(space_id)
+        if summary.my_status != "active":
+            # Not waiting any more because no longer a member: the inviter's rotation came
+            # after the invite's expiry and left this joiner out (the join lapsed).
+            raise JoinRefused("The join came too late: no member let you in before the invite "
+                              "expired. Ask for a new invite.", Reason.INVITE_EXPIRED.value)
+        has_keys = not summary.waiting_for_keys
         await self._say("keys" if has_keys else "waiting_for_keys", peer_id)
         return JoinResult(space_id, peer_id, received, has_keys)
