@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh home folder, deterministic identities, a cheap passphrase KDF."""
+"""Shared fixtures: a fresh home folder, deterministic identities, a cheap passphrase KDF; the
+Hypothesis profile (``tests/hypothesis_profiles.py``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from pathlib import Path
 import pytest
 from nacl import pwhash
 
+from hypothesis_profiles import register_profiles
 from meshcrew import identity
 from meshcrew.home import Home
+
+register_profiles()
 
 MakeIdentity = Callable[..., identity.Identity]
 

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl import pwhash
 
+from hypothesis_profiles import examples
 from meshcrew import backup, identity
 from meshcrew.backup import BackupContents, KdfCost, open_backup, read_header, seal_backup
 from meshcrew.errors import BackupError
@@ -87,7 +88,7 @@ def test_an_empty_passphrase_is_refused() -> None:
         seal_backup(CONTENTS, b"", cost=CHEAP, rng=random.Random(0).randbytes)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.data())
 def test_any_flipped_bit_is_refused_as_damage(data: st.DataObject) -> None:
     original = sealed()
@@ -101,7 +102,7 @@ def test_any_flipped_bit_is_refused_as_damage(data: st.DataObject) -> None:
         assert "damaged or cut short" in str(refused.value)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.data())
 def test_a_changed_byte_with_a_recomputed_checksum_does_not_open(data: st.DataObject) -> None:
     """The checksum is no secret: the AEAD (header as associated data) is what authenticates."""

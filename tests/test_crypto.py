@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from nacl.public import PrivateKey, SealedBox
 from nacl.signing import SigningKey
 
+from hypothesis_profiles import examples
 from meshcrew import crypto
 from meshcrew.errors import DecryptError
 
@@ -76,7 +77,7 @@ def test_body_round_trip_and_associated_data_binding() -> None:
         crypto.decrypt(key, blob[:10], b"space|author|epoch")
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(plaintext=st.binary(max_size=200), data=st.data())
 def test_any_change_to_a_body_blob_is_detected(plaintext: bytes, data: st.DataObject) -> None:
     key = crypto.new_key(rng_of(11))

@@ -15,6 +15,7 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.id import ID
 
 from conftest import MakeIdentity
+from hypothesis_profiles import examples
 from meshcrew import identity, records
 from meshcrew.errors import IdentityError
 from meshcrew.home import Home
@@ -241,7 +242,7 @@ def test_repr_does_not_show_the_seed(make_identity: MakeIdentity) -> None:
     assert person.fingerprint in repr(person)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(seed=st.binary(min_size=32, max_size=32))
 def test_peer_id_equals_libp2p(seed: bytes) -> None:
     person = identity.Identity.from_seed(seed, "Ada")

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey
 
+from hypothesis_profiles import examples
 from meshcrew.reasons import Reason
 from meshcrew.records import (
     MAX_BODY_BYTES,
@@ -126,7 +127,7 @@ records_st = record_args().map(lambda args: sign_record(**args))
 # Round trips and tamper evidence
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(args=record_args())
 def test_sign_then_decode_round_trips(args: dict[str, Any]) -> None:
     rec = sign_record(**args)
@@ -139,7 +140,7 @@ def test_sign_then_decode_round_trips(args: dict[str, Any]) -> None:
     assert sign_record(**args).raw == rec.raw, "signing is deterministic"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(rec=records_st, data=st.data())
 def test_any_single_byte_change_is_rejected(rec: Record, data: st.DataObject) -> None:
     position = data.draw(st.integers(0, len(rec.raw) - 1), label="position")
@@ -164,7 +165,7 @@ def test_every_byte_change_of_one_record_is_rejected() -> None:
     assert accepted == []
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(rec=records_st, data=st.data())
 def test_cut_or_extended_records_are_rejected(rec: Record, data: st.DataObject) -> None:
     cut = data.draw(st.integers(0, len(rec.raw) - 1), label="cut")
@@ -173,7 +174,7 @@ def test_cut_or_extended_records_are_rejected(rec: Record, data: st.DataObject) 
     assert reason_of(rec.raw + extra) == Reason.MALFORMED
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(data=st.binary(max_size=400))
 def test_random_bytes_are_refused_with_a_reason(data: bytes) -> None:
     assert reason_of(data) in ENVELOPE_REASONS
@@ -188,7 +189,7 @@ msgpack_values = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(value=st.one_of(msgpack_values, st.lists(msgpack_values, min_size=9, max_size=9),
                        st.tuples(st.just(1), *[msgpack_values] * 8).map(list)))
 def test_random_msgpack_is_refused_with_a_reason(value: Any) -> None:
@@ -383,7 +384,7 @@ PINNED_GENESIS_ID = "08699530ce6341aed0ad666fe0db38850f5045e469c0e70377250283239
 PINNED_REPLY_ID = "9fd3fe3e25f7fb56e144594e09b0644dc26e65f05390f593d33336c0d4e5a698"
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(a=records_st, b=records_st)
 def test_different_records_have_different_ids(a: Record, b: Record) -> None:
     assume(a.raw != b.raw)

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
+from hypothesis_profiles import examples
 from meshcrew import spaces
 from meshcrew.reasons import Reason
 from meshcrew.records import Record
@@ -170,7 +171,7 @@ def test_a_settings_change_is_a_bad_body_when_it_is_empty_or_unknown() -> None:
         rhythm=Rhythm(Period.WEEKLY, 3)).to_wire()).rhythm == Rhythm(Period.WEEKLY, 3)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(moves=st.lists(st.tuples(st.sampled_from(["propose", "consent", "object", "carry",
                                                  "alone"]),
                                 st.integers(0, 2), st.integers(0, 5)), max_size=14),

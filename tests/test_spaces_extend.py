@@ -7,6 +7,7 @@ import random
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
 from meshcrew import spaces
 from meshcrew.records import Record, sign_record
 from meshcrew.spaces import CheckIn, Profile, Reply
@@ -75,7 +76,7 @@ def test_what_the_fast_path_cannot_take_is_declined() -> None:
     assert pk(b) in base.active
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(moves=ops, seed=st.integers(0, 2**32 - 1), tail=st.integers(1, 12))
 def test_extend_equals_the_fold_of_the_union(moves: list[tuple[str, int, int, int]], seed: int,
                                              tail: int) -> None:

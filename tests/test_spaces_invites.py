@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
 from meshcrew.errors import InviteCodeError
 from meshcrew.spaces.invites import (
     CODE_PREFIX,
@@ -52,7 +53,7 @@ def test_every_single_character_typo_reads_as_damaged() -> None:
                 decode_invite_code(typo)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(data=st.data())
 def test_random_edits_read_as_damaged(data: st.DataObject) -> None:
     text = encode_invite_code(CODE)

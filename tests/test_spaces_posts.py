@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
 from meshcrew import crypto, spaces
 from meshcrew.errors import SpaceError
 from meshcrew.reasons import Reason
@@ -94,7 +95,7 @@ def test_the_constructors_refuse_what_decoding_refuses() -> None:
         decode_post(b"\xc1")
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(energy=st.integers(-5, 10), scores=st.dictionaries(
     st.sampled_from([s.key for s in COMPASS_SCALES]), st.integers(-1, 7), max_size=6))
 def test_check_in_ranges(energy: int, scores: dict[str, int]) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
 from meshcrew import crypto, spaces
 from meshcrew.errors import SpaceError
 from meshcrew.reasons import Reason
@@ -238,7 +239,7 @@ def check_invariants(state: SpaceState) -> None:
             assert state.members[removal.member].status is MemberStatus.REMOVED
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(moves=ops, seed=st.integers(0, 2**32 - 1))
 def test_every_delivery_order_gives_the_same_state(moves: list[tuple[str, int, int, int]],
                                                    seed: int) -> None:
@@ -263,7 +264,7 @@ def test_every_delivery_order_gives_the_same_state(moves: list[tuple[str, int, i
         assert sim.state_of(i) == reference
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(moves=ops, seed=st.integers(0, 2**32 - 1))
 def test_partial_sets_never_break_the_rules(moves: list[tuple[str, int, int, int]],
                                             seed: int) -> None:
@@ -301,7 +302,7 @@ def voided_by_removals(state: SpaceState) -> set[bytes]:
     return voided
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(moves=honest_ops)
 def test_honest_members_in_sync_are_never_refused(moves: list[tuple[str, int, int, int]]) -> None:
     """When everyone has every record before acting, every honest record counts, except what

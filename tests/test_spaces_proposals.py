@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
+from hypothesis_profiles import examples
 from meshcrew import spaces
 from meshcrew.reasons import Reason
 from meshcrew.records import Record, RecordError
@@ -397,7 +398,7 @@ def reference(h: History, quorum: int) -> tuple[ProposalStatus, int | None]:
     return ProposalStatus.EXPIRED, deadline
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=st.lists(event, max_size=14), proposer=st.integers(0, 3),
        quorum=st.sampled_from([100, 75, 50, 1]), seed=st.integers(0, 2**32 - 1))
 def test_any_order_and_duplicates_give_the_outcome_the_rules_give(
@@ -438,7 +439,7 @@ def test_any_order_and_duplicates_give_the_outcome_the_rules_give(
         assert (closed is not None and closed.reason is Reason.PROPOSAL_CLOSED) == late
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=st.lists(event, max_size=12), proposer=st.integers(0, 3))
 def test_a_decided_outcome_never_changes_later(events: list[tuple[str, int, Position, int]],
                                                proposer: int) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
 from meshcrew.errors import RemoteProtocolError
 from meshcrew.sync import PeerFrontier, RecordsReceived, SyncEvent, SyncSession
 from meshcrew.sync.wire import Hello, Offer, encode_message, space_token
@@ -53,7 +54,7 @@ def shuttle(a: SyncSession, b: SyncSession, ra: MemoryReplica, rb: MemoryReplica
     raise AssertionError("the exchange did not settle")
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(prefixes, prefixes, offers, offers, st.sampled_from([1, 5, 64, 1 << 20]), versions)
 def test_both_sides_end_with_the_union_of_shared_spaces(
         have_a: dict[tuple[bytes, int], int], have_b: dict[tuple[bytes, int], int],
@@ -81,7 +82,7 @@ def test_both_sides_end_with_the_union_of_shared_spaces(
     assert b.stats.records_sent == len(ra.ids() - before_a)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(prefixes, prefixes, st.sets(st.sampled_from(sorted(TRUTH))),
        st.sets(st.sampled_from(sorted(TRUTH))), offers, offers,
        st.sampled_from([1, 7, 1 << 20]), st.booleans(), st.booleans())
@@ -111,7 +112,7 @@ def test_version_2_ends_exactly_as_version_1(
     assert outcomes[0] == outcomes[1]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.binary(max_size=300), st.booleans(), versions)
 def test_junk_from_a_peer_is_only_ever_a_remote_protocol_error(junk: bytes, after_hello: bool,
                                                                 version: int) -> None:

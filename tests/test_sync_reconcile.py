@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
 from meshcrew.errors import LocalProtocolError, RemoteProtocolError
 from meshcrew.records import Head, Record
 from meshcrew.sync import RecordsReceived, SyncSession
@@ -90,7 +91,7 @@ def frontier_pairs(draw: st.DrawFn) -> tuple[bytes, bytes]:
     return blob(a), blob(b)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frontier_pairs(), st.booleans())
 def test_each_side_learns_the_others_frontier_exactly(pair: tuple[bytes, bytes],
                                                       swap: bool) -> None:
@@ -269,7 +270,7 @@ def test_reconciliation_after_it_ended_or_in_version_1_is_refused() -> None:
         a.receive(b"")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=400), st.booleans())
 def test_junk_reconciliation_is_only_ever_a_remote_protocol_error(junk: bytes,
                                                                    first: bool) -> None:
