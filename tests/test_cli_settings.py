@@ -13,7 +13,8 @@ from test_cli_spaces import _no_meshcrew_env, cli, cli_json, crew, record_count,
 
 __all__ = ["_no_meshcrew_env", "crew"]  # fixtures
 
-SETTINGS_KEYS = {"name", "purpose", "rhythm", "quorum", "edit_by_proposal"}
+SETTINGS_KEYS = {"name", "purpose", "rhythm", "quorum", "edit_by_proposal", "keep_checkins",
+                 "keep_posts"}
 CHANGE_KEYS = {"id", "space", "author", "author_name", "ts", "by", "by_title", "change"}
 DOC = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 

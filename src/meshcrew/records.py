@@ -49,6 +49,9 @@ FIELD_COUNT = 9
 NEW_SPACE = bytes(KEY_BYTES)
 """The ``space`` value of a record that creates a space."""
 
+HUSK_VERSION = 0
+"""The version field of a husk: what a replica keeps of a record whose post expired."""
+
 SIGN_DOMAIN = b"meshcrew/record/v1\x00"
 ID_PERSON = b"meshcrew.rec.v1"
 
@@ -103,6 +106,11 @@ class Record:
     def creates_space(self) -> bool:
         """Whether this record is a space's genesis."""
         return self.space == NEW_SPACE
+
+    @property
+    def expired(self) -> bool:
+        """Whether this is the husk of an expired post (see :func:`encode_husk`)."""
+        return self.version == HUSK_VERSION
 
 
 def record_id(raw: bytes) -> bytes:
@@ -232,3 +240,26 @@ def _checked_fields(data: bytes, now_ms: int | None) -> list[Any]:
     if now_ms is not None and ts > now_ms + MAX_CLOCK_SKEW_MS:
         raise RecordError(Reason.FROM_FUTURE, f"{(ts - now_ms) // 1000} s ahead")
     return fields
+
+
+def encode_husk(record: Record, stub: bytes) -> bytes:
+    """What a replica keeps of ``record`` once its post expired: the envelope without its
+    content and signature, and the record's id.
+
+    A husk is a msgpack array of nine fields like a record, ``[0, kind, space, author, seq,
+    prev, ts, stub, id]``: version 0 (:data:`HUSK_VERSION`), ``stub`` (what the space rules
+    need of the body, without the post: the caller's choice) in place of the body, and the
+    record's id in place of its signature. It cannot be verified alone (the signature needs
+    the deleted body); a node of any version reads it as a record of an unknown version, which
+    proves nothing against its sender. See docs/protocol.md "Husks".
+    """
+    return _pack([HUSK_VERSION, record.kind, record.space, record.author, record.seq,
+                  record.prev, record.ts, stub, record.id])
+
+
+def decode_husk(raw: bytes) -> Record:
+    """The record a stored husk stands for: its id, its envelope fields, ``stub`` as its body
+    and no signature (``expired`` is true)."""
+    version, kind, space, author, seq, prev, ts, stub, rid = msgpack.unpackb(raw, raw=False)
+    assert version == HUSK_VERSION
+    return Record(version, kind, space, author, seq, prev, ts, stub, b"", raw, rid)

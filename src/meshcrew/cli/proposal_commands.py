@@ -16,7 +16,7 @@ from meshcrew.cli.session import Session
 from meshcrew.cli.values import time_ms
 from meshcrew.errors import InputError
 from meshcrew.service import Member, parse_rhythm
-from meshcrew.service.settings_text import parse_change
+from meshcrew.service.settings_text import format_keep, parse_change
 from meshcrew.spaces import SettingsChange
 
 _SPACE_HELP = "the space (name, or id or its start)"
@@ -62,12 +62,14 @@ def register(commands: Commands) -> None:
     propose.add_argument("--set", action="append", dest="changes", metavar="NAME=VALUE",
                          help="a change of the space's settings it proposes, made once it "
                          "passes (repeat for several): name=TEXT, purpose=TEXT, rhythm=weekly:thu, "
-                         "quorum=PERCENT, edits=proposal|anyone (congregations)")
+                         "quorum=PERCENT, edits=proposal|anyone (congregations), "
+                         "keep_checkins=CYCLES|forever, keep_posts=CYCLES|forever")
     add_json_option(propose)
 
     settings = add_command(
         commands, "settings", summary="show a space's settings and their history; change them",
-        description="Show a space's settings (name, purpose, rhythm, quorum) and every change "
+        description="Show a space's settings (name, purpose, rhythm, quorum, how long posts "
+        "are kept) and every change "
         "made to them. In a crew or dyad they change only by a proposal that passed (meshcrew "
         "propose SPACE --set NAME=VALUE); it is made by itself once it passes, or with --by "
         "PROPOSAL. In a congregation any member may change them with --set, unless it decided "
@@ -75,7 +77,7 @@ def register(commands: Commands) -> None:
     settings.add_argument("space", metavar="SPACE", help=_SPACE_HELP)
     settings.add_argument("--set", action="append", dest="changes", metavar="NAME=VALUE",
                           help="change a setting (a congregation's, by any member): name, "
-                          "purpose, rhythm, quorum, edits")
+                          "purpose, rhythm, quorum, edits, keep_checkins, keep_posts")
     settings.add_argument("--by", metavar="PROPOSAL",
                           help="make the change of this passed proposal")
     add_json_option(settings)
@@ -217,6 +219,8 @@ def run_settings(args: argparse.Namespace, session: Session) -> int:
     quorum = "everyone" if current.quorum == 100 else f"{current.quorum}%"
     for label, value in (("name", current.name), ("purpose", current.purpose or "-"),
                          ("rhythm", current.rhythm), ("quorum", quorum),
+                         ("checkins", f"kept {format_keep(current.keep_checkins)}"),
+                         ("posts", f"kept {format_keep(current.keep_posts)}"),
                          ("changes", "by a passed proposal" if current.edit_by_proposal
                           else "by any member")):
         session.print(f"{label:<8} {value}")

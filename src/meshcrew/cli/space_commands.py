@@ -24,6 +24,7 @@ from meshcrew.cli.session import Session
 from meshcrew.cli.values import duration_ms, file_path
 from meshcrew.errors import SpaceError
 from meshcrew.service import Member, RemovalEntry, parse_rhythm
+from meshcrew.service.settings_text import parse_keep
 from meshcrew.spaces import PostKind, SpaceKind, decode_invite_code
 from meshcrew.spaces.settings import MAX_UTC_OFFSET_MIN
 
@@ -59,10 +60,7 @@ def register(commands: Commands) -> None:
                         "this machine's current offset)")
     create.add_argument("--no-history", action="store_true",
                         help="joiners cannot read what was written before they joined")
-    create.add_argument("--quorum", type=int, default=100, metavar="PERCENT",
-                        help="how many of the members (1-100 percent) must have answered a "
-                        "proposal by its deadline for it to pass without objection (default "
-                        "100: everyone)")
+    _add_rule_options(create)
     add_json_option(create)
 
     card = add_command(
@@ -178,14 +176,30 @@ def local_offset_min() -> int:
     return max(-MAX_UTC_OFFSET_MIN, min(MAX_UTC_OFFSET_MIN, minutes))
 
 
+def _add_rule_options(create: argparse.ArgumentParser) -> None:
+    """The options of ``crew create`` that set how the space decides and what it keeps."""
+    create.add_argument("--quorum", type=int, default=100, metavar="PERCENT",
+                        help="how many of the members (1-100 percent) must have answered a "
+                        "proposal by its deadline for it to pass without objection (default "
+                        "100: everyone)")
+    create.add_argument("--keep-checkins", default="forever", metavar="CYCLES",
+                        help="how many rhythm cycles check-ins are kept before every member's "
+                        "node deletes them (default: forever)")
+    create.add_argument("--keep-posts", default="forever", metavar="CYCLES",
+                        help="the same for replies, reactions, asks, offers, follow-ups and "
+                        "gatherings (default: forever)")
+
+
 def run_create(args: argparse.Namespace, session: Session) -> int:
     """Create a space; print its id."""
     rhythm = parse_rhythm(args.rhythm, default_offset_min=local_offset_min())
+    keep_checkins, keep_posts = parse_keep(args.keep_checkins), parse_keep(args.keep_posts)
     with open_member(session) as member:
         parent = member.resolve_space(args.parent) if args.parent is not None else None
         space_id = member.create_space(args.name, kind=args.kind, purpose=args.purpose,
                                        parent=parent, rhythm=rhythm,
-                                       history=not args.no_history, quorum=args.quorum)
+                                       history=not args.no_history, quorum=args.quorum,
+                                       keep_checkins=keep_checkins, keep_posts=keep_posts)
         if args.json:
             session.print_json(member.summary(space_id).to_json())
         else:

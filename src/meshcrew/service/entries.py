@@ -438,11 +438,16 @@ class SettingsEntry:
     quorum: int
     edit_by_proposal: bool
     """Whether the settings change only by a passed proposal (always true in a crew or dyad)."""
+    keep_checkins: int = 0
+    """How many cycles check-ins are kept (0: forever)."""
+    keep_posts: int = 0
+    """How many cycles other conversation posts are kept (0: forever)."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``settings`` object."""
         return {"name": self.name, "purpose": self.purpose, "rhythm": self.rhythm,
-                "quorum": self.quorum, "edit_by_proposal": self.edit_by_proposal}
+                "quorum": self.quorum, "edit_by_proposal": self.edit_by_proposal,
+                "keep_checkins": self.keep_checkins, "keep_posts": self.keep_posts}
 
 
 @dataclass(frozen=True, slots=True)

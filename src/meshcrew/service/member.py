@@ -24,7 +24,7 @@ from meshcrew.crypto import Rng
 from meshcrew.errors import InputError, ReplicaError, SpaceError, UnknownName
 from meshcrew.identity import Identity
 from meshcrew.reasons import Reason
-from meshcrew.records import NEW_SPACE, Record, RecordError, sign_record
+from meshcrew.records import NEW_SPACE, Record, RecordError, encode_husk, sign_record
 from meshcrew.service.entries import ExportReport, IngestReport, ProposalEntry, RejectedEntry
 from meshcrew.service.posting import kind_label, make_post, make_post_of_kind
 from meshcrew.service.reading import MemberReads, ViewCache
@@ -64,7 +64,9 @@ from meshcrew.spaces import (
     seal_post,
     writable_epoch,
 )
+from meshcrew.spaces.bodies import SealedBody
 from meshcrew.spaces.cards import prove_card
+from meshcrew.spaces.retention import Expiry, expiry, husk_stub
 from meshcrew.spaces.settings import QUORUM_ALL, SettingsChange, SpaceMeta, clean_text
 from meshcrew.store import Replica
 
@@ -112,7 +114,8 @@ class Member(MemberReads):
     def create_space(self, name: str, *, kind: SpaceKind | str = SpaceKind.CREW,
                      purpose: str = "", parent: bytes | None = None,
                      rhythm: Rhythm | None = None, history: bool = True,
-                     quorum: int = QUORUM_ALL) -> bytes:
+                     quorum: int = QUORUM_ALL, keep_checkins: int = 0,
+                     keep_posts: int = 0) -> bytes:
         """Found a space (then post this member's profile in it); returns its id.
 
         Args:
@@ -124,6 +127,8 @@ class Member(MemberReads):
             history: whether joiners may read what was written before they joined.
             quorum: how much of the members (percent) must have answered a proposal by its
                 deadline for it to pass without objection (default everyone).
+            keep_checkins: how many rhythm cycles check-ins are kept (0: forever).
+            keep_posts: how many rhythm cycles other posts are kept (0: forever).
         """
         try:
             space_kind = SpaceKind(kind)
@@ -139,7 +144,7 @@ class Member(MemberReads):
             raise InputError(f"The quorum is a percentage from 1 to {QUORUM_ALL}.")
         try:
             meta = SpaceMeta(clean_text(name), clean_text(purpose), rhythm or Rhythm(), parent,
-                             quorum)
+                             quorum, keep_checkins=keep_checkins, keep_posts=keep_posts)
         except RecordError as exc:
             raise InputError(f"Cannot create the space: {exc.detail}.") from None
         genesis = self._sign_and_append(None, create_space(
@@ -206,6 +211,45 @@ class Member(MemberReads):
         view = self.view(space_id)
         view.require_member()
         return self._sign_and_append(space_id, revoke_invite(view.state, self.me, invite_id)).id
+
+    def expire_due(self, space_id: bytes) -> Expiry | None:
+        """Delete from the disk the posts of a space whose retention has run out by now.
+
+        Each becomes its husk in the replica (see :mod:`meshcrew.spaces.retention` and
+        :meth:`Replica.expire`); the views let go of their plaintext. If this member's own
+        newest record has expired, they re-post their profile first (unchanged), so that the
+        chain has a newer record to be checked from and the post can go on every node.
+
+        Returns:
+            What expired and when the next post does; None while the settings are locked.
+        """
+        view = self.view(space_id)
+        meta = view.meta
+        if meta is None:
+            return None
+        heads = {head.id for head in self.replica.frontier(space_id).values()}
+        found = expiry(view.opened, meta, self.now(), heads)
+        mine = self.replica.frontier(space_id).get(self.me)
+        if mine is not None and mine.id in found.waiting and view.is_member:
+            profiles = [p.post for p in view.opened.of_kind(PostKind.PROFILE)
+                        if p.author == self.me]
+            try:
+                self._write_post(space_id, profiles[-1] if profiles
+                                 else Profile(self.identity.name))
+            except SpaceError:
+                pass  # not let in, say: the post waits for a later pass
+            else:
+                view = self.view(space_id)
+                heads = {head.id for head in self.replica.frontier(space_id).values()}
+                found = expiry(view.opened, meta, self.now(), heads)
+        husks = {}
+        for rid in found.due:
+            body = view.state.bodies[rid]
+            assert isinstance(body, SealedBody)  # only posts expire
+            husks[rid] = encode_husk(view.state.records[rid], husk_stub(body))
+        if husks:
+            self.replica.expire(husks)
+        return found
 
     def leave(self, space_id: bytes) -> bytes:
         """Leave a space (always allowed); returns the leave record's id."""

@@ -57,6 +57,8 @@ class ViewCache:
     def __init__(self, member: bytes) -> None:
         self.member = member
         self.views: dict[bytes, SpaceView] = {}
+        self.expired: dict[bytes, int] = {}
+        """Per space, how many husks its view was made with (an expiry changes no frontier)."""
         self.preparing = threading.Lock()
 
 
@@ -104,6 +106,9 @@ class MemberReads:
             self._views.pop(space_id, None)
             raise UnknownName(f"This replica holds no space with id {space_id.hex()}.")
         cached = self._views.get(space_id)
+        expired = self.replica.expired_count(space_id)
+        if cached is not None and self.views.expired.get(space_id, 0) != expired:
+            cached = None  # posts expired: let go of their plaintext, fold the husks
         if cached is not None and cached.frontier == frontier:
             return cached
         view = self._follow(cached, frontier) if cached is not None else None
@@ -112,6 +117,7 @@ class MemberReads:
             with paused(len(records)):
                 view = SpaceView.folded(space_id, records, frontier, self.identity)
         self._views[space_id] = view
+        self.views.expired[space_id] = expired
         return view
 
     def _follow(self, cached: SpaceView, frontier: Mapping[bytes, Head]) -> SpaceView | None:

@@ -113,6 +113,10 @@ def change_json(change: SettingsChange) -> dict[str, Any]:
         out["quorum"] = change.quorum
     if change.edit_by_proposal is not None:
         out["edit_by_proposal"] = change.edit_by_proposal
+    if change.keep_checkins is not None:
+        out["keep_checkins"] = change.keep_checkins
+    if change.keep_posts is not None:
+        out["keep_posts"] = change.keep_posts
     return out
 
 
@@ -533,7 +537,7 @@ class SpaceView:
         meta = self.require_meta()
         return SettingsEntry(meta.name, meta.purpose, format_rhythm(meta.rhythm), meta.quorum,
                              meta.edit_by_proposal or self.state.kind is not
-                             SpaceKind.CONGREGATION)
+                             SpaceKind.CONGREGATION, meta.keep_checkins, meta.keep_posts)
 
     def settings_changes(self) -> list[SettingsChangeEntry]:
         """The changes of the settings that counted, oldest first."""

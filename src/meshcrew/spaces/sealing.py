@@ -220,6 +220,9 @@ class OpenedSpace:
     """Accepted ``sealed`` records whose content is invalid (``unreadable``, ``bad_body``)."""
     locked: frozenset[bytes]
     """Accepted ``sealed`` records of epochs this member holds no key for."""
+    expired: frozenset[bytes] = frozenset()
+    """Accepted ``sealed`` records held as husks: their post expired and was deleted (see
+    :mod:`meshcrew.spaces.retention`)."""
     _by_id: Mapping[bytes, OpenedPost] = field(init=False, repr=False, compare=False)
     _by_kind: Mapping[PostKind, tuple[OpenedPost, ...]] = field(init=False, repr=False,
                                                                 compare=False)
@@ -254,8 +257,8 @@ def open_more(opened: OpenedSpace, state: SpaceState, keyring: Keyring) -> Opene
     """
     fresh = [state.records[rid] for rid in state.order
              if rid not in opened.state.records and state.records[rid].kind == RecordKind.SEALED]
-    done: dict[bytes, OpenedPost | Status | None] = {**opened.refused,
-                                                     **dict.fromkeys(opened.locked)}
+    done: dict[bytes, OpenedPost | Status | None] = {
+        **opened.refused, **dict.fromkeys(opened.locked), **dict.fromkeys(opened.expired)}
     done.update((post.record_id, post) for post in opened.posts)
     return _open(state, keyring, fresh, done)
 
@@ -270,17 +273,21 @@ def _open(state: SpaceState, keyring: Keyring, records: list[Record],
     posts: list[OpenedPost] = []
     refused: dict[bytes, Status] = {}
     locked: set[bytes] = set()
+    expired: set[bytes] = set()
     for rid in state.order:
         if rid not in found:
             continue
         result = found[rid]
         if result is None:
-            locked.add(rid)
+            if state.records[rid].expired:
+                expired.add(rid)
+            else:
+                locked.add(rid)
         elif isinstance(result, Status):
             refused[rid] = result
         else:
             posts.append(result)
-    return OpenedSpace(state, tuple(posts), refused, frozenset(locked))
+    return OpenedSpace(state, tuple(posts), refused, frozenset(locked), frozenset(expired))
 
 
 def _open_one(state: SpaceState, keyring: Keyring, record: Record,
@@ -289,7 +296,7 @@ def _open_one(state: SpaceState, keyring: Keyring, record: Record,
     body = state.bodies[record.id]
     assert isinstance(body, SealedBody)  # the fold accepted it
     key = keyring.epoch_keys.get(body.epoch)
-    if key is None:
+    if key is None or record.expired:  # an expired post's husk has nothing to open
         return None
     try:
         post = decode_post(decrypt(key, body.blob,

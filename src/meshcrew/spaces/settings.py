@@ -30,6 +30,9 @@ MAX_UTC_OFFSET_MIN = 14 * 60
 MAX_SPACE_NAME_CHARS = 64
 MAX_PURPOSE_CHARS = 500
 QUORUM_ALL = 100
+KEEP_FOREVER = 0
+"""Retention of posts: never expire (the default; see :mod:`meshcrew.spaces.retention`)."""
+MAX_KEEP_CYCLES = 10_000
 """The default quorum of proposals: everyone (see :mod:`meshcrew.spaces.proposals`)."""
 _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 # Newline and tab lay text out; the zero-width (non-)joiners build emoji and scripts. Other
@@ -164,6 +167,11 @@ class SpaceMeta:
     edit_by_proposal: bool = False
     """In a congregation: whether its settings change only by a passed proposal (in a crew or
     dyad they always do; see :mod:`meshcrew.spaces.editing`)."""
+    keep_checkins: int = KEEP_FOREVER
+    """How many rhythm cycles check-ins are kept (0: forever); see
+    :mod:`meshcrew.spaces.retention`."""
+    keep_posts: int = KEEP_FOREVER
+    """How many rhythm cycles other conversation posts are kept (0: forever)."""
 
     def __post_init__(self) -> None:
         check_text(self.name, "name", MAX_SPACE_NAME_CHARS, allow_empty=False)
@@ -175,6 +183,11 @@ class SpaceMeta:
             raise RecordError(Reason.BAD_BODY, "quorum is not a percentage from 1 to 100")
         if not isinstance(self.edit_by_proposal, bool):
             raise RecordError(Reason.BAD_BODY, "edit_by_proposal is not true or false")
+        for name, cycles in (("keep_checkins", self.keep_checkins),
+                             ("keep_posts", self.keep_posts)):
+            if type(cycles) is not int or not 0 <= cycles <= MAX_KEEP_CYCLES:
+                raise RecordError(Reason.BAD_BODY, f"{name} is not a number of cycles from 0 "
+                                  f"(forever) to {MAX_KEEP_CYCLES}")
 
     def to_wire(self) -> dict[str, Any]:
         """The msgpack-ready form (the quorum only when it is not the default)."""
@@ -184,6 +197,10 @@ class SpaceMeta:
             wire["quorum"] = self.quorum
         if self.edit_by_proposal:
             wire["ebp"] = True
+        if self.keep_checkins != KEEP_FOREVER:
+            wire["kc"] = self.keep_checkins
+        if self.keep_posts != KEEP_FOREVER:
+            wire["kp"] = self.keep_posts
         return wire
 
     @classmethod
@@ -194,10 +211,11 @@ class SpaceMeta:
         return cls(value.get("name"), value.get("purpose", ""),  # type: ignore[arg-type]
                    Rhythm.from_wire(value.get("rhythm")), value.get("parent"),
                    value.get("quorum", QUORUM_ALL),
-                   value.get("ebp", False))
+                   value.get("ebp", False), value.get("kc", KEEP_FOREVER),
+                   value.get("kp", KEEP_FOREVER))
 
 
-_CHANGE_KEYS = ("name", "purpose", "rhythm", "quorum", "ebp")
+_CHANGE_KEYS = ("name", "purpose", "rhythm", "quorum", "ebp", "kc", "kp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +231,8 @@ class SettingsChange:
     rhythm: Rhythm | None = None
     quorum: int | None = None
     edit_by_proposal: bool | None = None
+    keep_checkins: int | None = None
+    keep_posts: int | None = None
 
     def __post_init__(self) -> None:
         # The same checks as the settings themselves: apply it to a stand-in.
@@ -231,7 +251,8 @@ class SettingsChange:
         """
         changed: dict[str, Any] = {name: value for name, value in (
             ("name", self.name), ("purpose", self.purpose), ("rhythm", self.rhythm),
-            ("quorum", self.quorum), ("edit_by_proposal", self.edit_by_proposal))
+            ("quorum", self.quorum), ("edit_by_proposal", self.edit_by_proposal),
+            ("keep_checkins", self.keep_checkins), ("keep_posts", self.keep_posts))
             if value is not None}
         if "rhythm" in changed and not isinstance(changed["rhythm"], Rhythm):
             raise RecordError(Reason.BAD_BODY, "rhythm is not a rhythm")
@@ -250,6 +271,10 @@ class SettingsChange:
             wire["quorum"] = self.quorum
         if self.edit_by_proposal is not None:
             wire["ebp"] = self.edit_by_proposal
+        if self.keep_checkins is not None:
+            wire["kc"] = self.keep_checkins
+        if self.keep_posts is not None:
+            wire["kp"] = self.keep_posts
         return wire
 
     @classmethod
@@ -263,7 +288,7 @@ class SettingsChange:
         rhythm = value.get("rhythm")
         return cls(value.get("name"), value.get("purpose"),
                    None if rhythm is None else Rhythm.from_wire(rhythm),
-                   value.get("quorum"), value.get("ebp"))
+                   value.get("quorum"), value.get("ebp"), value.get("kc"), value.get("kp"))
 
 
 @dataclass(frozen=True, slots=True)

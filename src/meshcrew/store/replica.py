@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -14,7 +14,7 @@ import msgpack
 from meshcrew.errors import ReplicaError
 from meshcrew.home import Home
 from meshcrew.reasons import Reason
-from meshcrew.records import Frontier, Head, Record
+from meshcrew.records import HUSK_VERSION, Frontier, Head, Record, decode_husk
 from meshcrew.store.ingest import AppendReport, Ingest, RejectEntry
 from meshcrew.store.lock import WriterLock
 from meshcrew.store.schema import (
@@ -196,7 +196,71 @@ class Replica:
             raise ReplicaError(f"Cannot write to the replica {self.path}: {exc}.") from exc
         return report
 
+    def expire(self, husks: Mapping[bytes, bytes]) -> int:
+        """Replace accepted records by their husks and wipe their content from the disk.
+
+        The replica keeps what the chain rules, the frontier and the space rules need (the
+        husk, see :func:`meshcrew.records.encode_husk`); the content is overwritten in the
+        file (``secure_delete``), and the write-ahead log is checkpointed and truncated, so
+        neither file holds it afterwards. A reader holding an old snapshot open can delay the
+        truncation: :meth:`wipe_log` says whether it happened, and the next call retries.
+
+        Args:
+            husks: per record id, its husk (ids not accepted here, or husks already, are
+                skipped).
+
+        Returns:
+            How many records became husks.
+
+        Raises:
+            ReplicaError: if the replica is read-only or the write fails (nothing is changed).
+        """
+        conn = self._connection()
+        if self._lock is None:
+            raise ReplicaError(f"The replica {self.path} was opened read-only; only the node "
+                               "writes it.")
+        done = 0
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for rid, husk in husks.items():
+                    row = conn.execute(f"SELECT rowid, chain, raw FROM records WHERE {_BY_ID} "
+                                       f"AND state = {ACCEPTED}", (rid,)).fetchone()
+                    if row is None or _is_husk(row[2]):
+                        continue
+                    conn.execute("UPDATE records SET raw = ? WHERE rowid = ?", (husk, row[0]))
+                    conn.execute("UPDATE chains SET expired = expired + 1 WHERE chain = ?",
+                                 (row[1],))
+                    done += 1
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise ReplicaError(f"Cannot write to the replica {self.path}: {exc}.") from exc
+        if done:
+            self.wipe_log()
+        return done
+
+    def wipe_log(self) -> bool:
+        """Checkpoint the write-ahead log into the file and truncate it to nothing; False if a
+        reader's open snapshot kept it from finishing (it is tried again at the next expiry)."""
+        try:
+            busy, _, _ = self._connection().execute(
+                "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            raise ReplicaError(f"Cannot write to the replica {self.path}: {exc}.") from exc
+        return not busy
+
     # -- queries ----------------------------------------------------------------------------
+
+    def expired_count(self, space_id: bytes) -> int:
+        """How many of the space's records are husks (it grows at each expiry)."""
+        row = self._one("SELECT coalesce(sum(expired), 0) FROM chains WHERE space = ?",
+                        (space_id,))
+        assert row is not None
+        return int(row[0])
 
     def get(self, record_id: bytes, *, include_held: bool = False) -> Record | None:
         """The accepted record with this id (or also a pending or evidence one if asked)."""
@@ -335,8 +399,14 @@ class Replica:
             raise ReplicaError(f"Cannot read the replica {self.path}: it is damaged.") from exc
 
 
+def _is_husk(raw: bytes) -> bool:
+    return raw[1] == HUSK_VERSION  # the version, a positive fixint after the array's byte
+
+
 def _record(raw: bytes, rid: bytes) -> Record:
     """Rebuild a record stored after verification (its fields are in envelope order)."""
+    if _is_husk(raw):
+        return decode_husk(raw)
     version, kind, space, author, seq, prev, ts, body, sig = msgpack.unpackb(raw, raw=False)
     return Record(version, kind, space, author, seq, prev, ts, body, sig, raw, rid)
 

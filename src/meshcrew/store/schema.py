@@ -20,6 +20,10 @@ Tables (version 1):
     record refused by the chain rules belongs to (NULL for envelope refusals and for entries
     from version 1).
 
+Version 3 adds ``chains.expired``: how many of the chain's records are husks (posts whose
+content expired, see :meth:`meshcrew.store.Replica.expire`), so that readers notice an expiry,
+which changes no frontier.
+
 Indexes are only what queries need: records by (chain, seq) for chains, frontiers and sync, and
 by the first 8 bytes of the id for :meth:`Replica.get` and duplicate checks. Record ids are
 random, so an id index costs a random B-tree insert per record; keying it on 8 bytes instead of
@@ -97,7 +101,11 @@ def _rejects_name_their_chain_v2(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE rejects ADD COLUMN author BLOB")
 
 
-MIGRATIONS: list[Migration] = [_create_v1, _rejects_name_their_chain_v2]
+def _chains_count_husks_v3(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE chains ADD COLUMN expired INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS: list[Migration] = [_create_v1, _rejects_name_their_chain_v2, _chains_count_husks_v3]
 """``MIGRATIONS[n]`` brings a file from version ``n`` to ``n + 1``; never edit a released step."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -182,6 +190,9 @@ def connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
                 raise ReplicaError(f"The replica {path} cannot use write-ahead logging "
                                    f"(journal mode {mode}); is the folder on a network drive?")
             conn.execute("PRAGMA synchronous = NORMAL")
+            # Deleted content (an expired post's ciphertext) is overwritten with zeros in the
+            # file and its WAL instead of left in free space (see Replica.expire).
+            conn.execute("PRAGMA secure_delete = ON")
     return conn
 
 

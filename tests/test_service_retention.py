@@ -1,0 +1,126 @@
+"""Retention through the member service: a check-in expires after the space's number of cycles,
+its ciphertext leaves every member's home folder (replica and WAL), the space's state and
+frontier do not change, and the rule itself (which posts, when, and the chain's newest record)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from nacl.signing import SigningKey
+
+from meshcrew.reasons import Reason
+from meshcrew.records import RecordError, decode_and_verify, encode_husk, sign_record
+from meshcrew.service import Member
+from meshcrew.spaces import Ask, Period, RecordKind, Rhythm, SettingsChange
+from meshcrew.spaces.bodies import SealedBody
+from meshcrew.spaces.retention import expiry
+from test_service_support import DAY, Town, admit, sync, town_at
+
+
+@pytest.fixture
+def town(tmp_path: Path) -> Iterator[Town]:
+    yield from town_at(tmp_path)
+
+
+def home_bytes(member: Member) -> bytes:
+    """Every file of the member's home folder, end to end."""
+    home = member.replica.home.path
+    return b"".join(p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file())
+
+
+def blob_of(member: Member, space: bytes, record_id: bytes) -> bytes:
+    body = member.view(space).state.bodies[record_id]
+    assert isinstance(body, SealedBody)
+    return body.blob
+
+
+def texts(member: Member, space: bytes) -> set[str]:
+    return {str(p.fields.get("text")) for p in member.log(space)}
+
+
+def daily_crew(town: Town, keep_checkins: int, keep_posts: int = 0) -> tuple[bytes, Member,
+                                                                             Member]:
+    ada, bob = town.person("Ada"), town.person("Bob")
+    space = ada.create_space("Moon", rhythm=Rhythm(Period.DAILY), keep_checkins=keep_checkins,
+                             keep_posts=keep_posts)
+    admit(ada, bob, space)
+    sync(space, ada, bob)
+    return space, ada, bob
+
+
+def test_an_expired_checkin_leaves_every_home_folder(town: Town) -> None:
+    space, ada, bob = daily_crew(town, keep_checkins=1)
+    marker = ada.checkin(space, text="MARKER-retention-7f3a", energy=3)
+    sync(space, ada, bob)
+    bob.reply(marker, text="heard you")
+    sync(space, ada, bob)
+    blob = blob_of(bob, space, marker)
+    assert blob in home_bytes(ada) + home_bytes(bob)  # the ciphertext is on disk until it expires
+    frontier = bob.replica.frontier(space)
+    assert ada.expire_due(space).due == frozenset()  # still within its cycle
+    town.clock.advance(2 * DAY)
+    for member in (ada, bob, ada, bob):  # Ada's node re-posts her profile: her head was it
+        member.expire_due(space)
+        sync(space, ada, bob)
+    for member in (ada, bob):
+        assert blob not in home_bytes(member)
+        assert b"MARKER-retention" not in home_bytes(member)
+        assert "MARKER-retention-7f3a" not in texts(member, space)
+        assert "heard you" not in texts(member, space)  # a reply goes with what it answers
+        assert marker in member.view(space).opened.expired
+        assert member.view(space).state.status(marker).accepted  # the chain is whole
+        assert member.replica.get(marker).expired
+    assert {a: h.seq for a, h in bob.replica.frontier(space).items()}[
+        ada.identity.public_key] == frontier[ada.identity.public_key].seq + 1  # the profile
+    assert bob.replica.frontier(space) == ada.replica.frontier(space)
+
+
+def test_replies_go_with_the_checkin_and_posts_follow_their_own_setting(town: Town) -> None:
+    space, ada, bob = daily_crew(town, keep_checkins=2, keep_posts=5)
+    checkin = ada.checkin(space, text="arriving tired", energy=2)
+    sync(space, ada, bob)
+    reply = bob.reply(checkin, text="with you")
+    ask = bob.post(space, Ask("Lift on Friday?"))
+    sync(space, ada, bob)
+    view = ada.view(space)
+    heads = {h.id for h in ada.replica.frontier(space).values()}
+    meta = view.meta
+    assert meta is not None
+    now = ada.now()
+    assert expiry(view.opened, meta, now, heads).due == frozenset()
+    found = expiry(view.opened, meta, now + 2 * DAY, heads)
+    assert found.due == {reply}  # it goes with the check-in, before its own time
+    assert found.waiting == {checkin}  # Ada's newest record: whole until she writes again
+    assert ask not in found.due | found.waiting
+    later = expiry(view.opened, meta, now + 6 * DAY, heads)
+    assert ask in later.due | later.waiting
+    assert later.next_ms is None
+
+
+def test_retention_changes_by_consent_and_shortening_it_expires_old_posts(town: Town) -> None:
+    space, ada, bob = daily_crew(town, keep_checkins=0)
+    old = ada.checkin(space, text="long ago", energy=4)
+    ada.checkin(space, text="recently", energy=4)
+    sync(space, ada, bob)
+    town.clock.advance(3 * DAY)
+    assert ada.expire_due(space).due == frozenset()  # forever
+    pid = ada.propose(space, title="Keep a week", change=SettingsChange(keep_checkins=1))
+    sync(space, ada, bob)
+    bob.answer(pid, position="consent")
+    sync(space, ada, bob)
+    assert bob.settings(space).keep_checkins == 1
+    assert old in bob.expire_due(space).due
+    assert bob.replica.get(old).expired
+
+
+def test_a_husk_is_not_a_record_a_peer_would_take() -> None:
+    record = sign_record(SigningKey(bytes(32)), kind=RecordKind.SEALED, space=bytes(32), seq=1,
+                         prev=None, ts=1, body=b"secret")
+    husk = encode_husk(record, b"stub")
+    assert b"secret" not in husk
+    assert record.id in husk
+    with pytest.raises(RecordError) as refused:
+        decode_and_verify(husk)
+    assert refused.value.reason is Reason.UNKNOWN_VERSION  # costs its sender no points
