@@ -80,6 +80,7 @@ from meshcrew.node.reports import (
     RecordsChanged,
     RelayUse,
 )
+from meshcrew.node.retention import expire_posts
 from meshcrew.reasons import Reason
 from meshcrew.records import Record, record_id
 from meshcrew.service import Member, ViewCache
@@ -412,6 +413,7 @@ class Node:
         await nursery.start(self._keep_topics)
         nursery.start_soon(self._arrivals.take_gossip)
         nursery.start_soon(self._arrivals.flush_sync_records_soon)
+        nursery.start_soon(expire_posts, self)
         nursery.start_soon(self._sync_when_wanted)
         nursery.start_soon(self._save_periodically)
         nursery.start_soon(self._contacts.run)
