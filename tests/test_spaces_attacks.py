@@ -176,6 +176,24 @@ def test_a_removal_without_enough_consent_does_not_take_effect() -> None:
     in_every_order(w, space, eve_post, Reason.REMOVED_MEMBER)
 
 
+def test_members_who_join_after_a_removal_is_proposed_cannot_tip_it() -> None:
+    """Who may consent: the electorate is fixed when the removal is proposed (docs/spaces.md);
+    newcomers' consents neither count towards the bar nor lower it."""
+    w, space = crew("bo", "cy", "dan", "eve")  # removing eve needs 3 of ada, bo, cy, dan
+    proposal = w.propose(ADA, space, EVE)
+    w.consent(BO, space, proposal)
+    fay, gus = person("fay"), person("gus")
+    for newcomer in (fay, gus):
+        w.admit(ADA, newcomer, space)
+        w.consent(newcomer, space, proposal)
+    state = w.state(space)
+    assert state.removals[proposal.id].reason is Reason.CONSENT_INSUFFICIENT
+    assert state.is_member(pk(EVE))
+    w.consent(CY, space, proposal)  # the third of the four who could see the proposal
+    assert w.state(space).removals[proposal.id].effective
+    assert not w.state(space).is_member(pk(EVE))
+
+
 def test_a_member_joining_again_is_refused_and_keeps_the_invite_unused() -> None:
     w, space = crew("bo")
     code = w.invite(ADA, space)
