@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -44,6 +44,24 @@ class RawPeer:
 
     async def connect(self, addr: str) -> None:
         await self.host.connect(info_from_p2p_addr(Multiaddr(addr)))
+
+    def record_inbound(self, protocols: list[str]) -> Inbound:
+        """From now on, keep every byte peers send this peer on its inbound pubsub streams, and
+        note every stream a peer opens on ``protocols`` (answered by a reset)."""
+        inbound = Inbound()
+
+        async def tee_pubsub(stream: Any) -> None:
+            await self.pubsub.stream_handler(_Tee(stream, inbound.pubsub))
+
+        async def note(stream: Any) -> None:
+            inbound.opened.append(str(stream.get_protocol()))
+            await stream.reset()
+
+        for protocol in self.pubsub.protocols:
+            self.host.set_stream_handler(protocol, tee_pubsub)
+        for protocol in protocols:
+            self.host.set_stream_handler(TProtocol(protocol), note)
+        return inbound
 
     def connected_to(self, peer_id: str) -> bool:
         return peer_id in {str(p) for p in self.host.get_connected_peers()}
@@ -85,6 +103,32 @@ class RawPeer:
             if queue.push(rpc):
                 return
             await trio.sleep(0.001)  # full: the writer is busy with what came before
+
+
+@dataclass
+class Inbound:
+    """What peers sent a raw peer (:meth:`RawPeer.record_inbound`)."""
+
+    pubsub: bytearray = field(default_factory=bytearray)
+    """Every byte read from inbound pubsub streams."""
+    opened: list[str] = field(default_factory=list)
+    """The protocols of other streams peers opened to it."""
+
+
+class _Tee:
+    """A stream whose reads are also appended to ``into``."""
+
+    def __init__(self, stream: Any, into: bytearray) -> None:
+        self._stream = stream
+        self._into = into
+
+    async def read(self, n: int | None = None) -> bytes:
+        data: bytes = await self._stream.read(n)
+        self._into.extend(data)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 @asynccontextmanager

@@ -101,6 +101,8 @@ class Gossip:
         self._penalize = penalize
         self._own_id: str = str(pubsub.my_id)
         self._topics: dict[bytes, str] = {}
+        self._spaces: dict[str, bytes] = {}
+        """Topic → space, of the topics joined (and one being left, until it is)."""
         self._publish_send, self._publish_receive = trio.open_memory_channel[tuple[bytes, bytes]](
             config.publish_queue)
         self._deliver_send, self.messages = trio.open_memory_channel[GossipMessage](
@@ -138,6 +140,7 @@ class Gossip:
             raise RuntimeError("the gossip service is not running")
         topic = topic_name(space_id)
         self._topics[space_id] = topic
+        self._spaces[topic] = space_id
         self._pubsub.set_topic_validator(topic, self._topic_validator(space_id), False)
         # libp2p hands validated messages to a subscription through a channel of
         # SUBSCRIPTION_CHANNEL_SIZE (32), read at subscribe time, and drops what does not fit.
@@ -153,8 +156,34 @@ class Gossip:
         topic = self._topics.pop(space_id, None)
         if topic is None:
             return
-        await self._pubsub.unsubscribe(topic)
+        try:
+            await self._pubsub.unsubscribe(topic)  # told to those the gate lets in
+        finally:
+            self._spaces.pop(topic, None)
         self._pubsub.remove_topic_validator(topic)
+
+    def set_gate(self, may_see: Callable[[str, bytes], bool] | None) -> None:
+        """Tell a peer about a space's topic only if ``may_see(peer_id, space_id)``
+        (:mod:`meshcrew.net.pubsub_gate`); None tells everyone (libp2p's behaviour)."""
+        if may_see is None:
+            self._pubsub.gate = None
+            return
+
+        def gate(peer: ID, topic: str) -> bool:
+            space_id = self._spaces.get(topic)
+            return space_id is not None and may_see(str(peer), space_id)
+
+        self._pubsub.gate = gate
+        self._pubsub.regate()
+
+    def regate(self) -> None:
+        """Who may see which space changed: ask the gate again for every connected peer."""
+        self._pubsub.regate()
+
+    @property
+    def refused(self) -> int:
+        """Subscriptions and messages from peers the gate kept out, since the host started."""
+        return int(self._pubsub.refused)
 
     def publish(self, space_id: bytes, data: bytes) -> bool:
         """Queue a message for the space's topic; False if the queue was full and it was dropped."""

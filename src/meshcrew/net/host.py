@@ -22,8 +22,7 @@ from libp2p.crypto.x25519 import create_new_key_pair as create_noise_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
-from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
-from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, PROTOCOL_ID_V12
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
@@ -37,6 +36,7 @@ from meshcrew.net import internals
 from meshcrew.net.addresses import expand_wildcards
 from meshcrew.net.config import NetConfig
 from meshcrew.net.gossip import Gossip, GossipValidator, message_id
+from meshcrew.net.pubsub_gate import GatedGossipSub, GatedPubsub
 from meshcrew.net.reach import PeerLink, Reach
 from meshcrew.net.relay import RelayServiceConfig, dial_through, split_circuit
 from meshcrew.net.scores import PeerScores
@@ -432,7 +432,7 @@ async def open_host(identity: Identity, config: NetConfig | None = None, *,
                        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux}, listen_addrs=addrs,
                        addrs_factory=announce, disable_identify_address_discovery=False)
     g = config.gossip
-    router = GossipSub(
+    router = GatedGossipSub(
         protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11],
         degree=g.degree, degree_low=g.degree_low, degree_high=g.degree_high,
         heartbeat_interval=g.heartbeat_s,
@@ -440,7 +440,7 @@ async def open_host(identity: Identity, config: NetConfig | None = None, *,
         spam_protection_enabled=True,
         max_messages_per_topic_per_second=g.max_messages_per_topic_per_second,  # trap 3
     )
-    pubsub = Pubsub(lp_host, router, msg_id_constructor=message_id)
+    pubsub = GatedPubsub(lp_host, router, msg_id_constructor=message_id)
     # The seqno counter starts at the wall clock's seconds; a restart within a second of the last
     # publish would reuse seqnos, which peers treat as duplicates or equivocation (trap 5).
     pubsub.counter = time.time_ns()

@@ -20,6 +20,10 @@ INVALID_RECORD = 10.0
 PROTOCOL_VIOLATION = 50.0
 """A sync stream that broke the protocol (malformed, oversize, out of turn)."""
 
+STRANGER_STREAM = 1.0
+"""A sync stream from a peer that shares no space with this node (refused at once): one now and
+then is a node that does not know yet; a hundred in a row, a peer trying to hold the node's
+session slots, are banned."""
 STALLED = 10.0
 """A sync stream that missed its deadline: often an honest slow link, so it counts little."""
 

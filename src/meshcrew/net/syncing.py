@@ -42,7 +42,7 @@ from meshcrew.errors import (
 )
 from meshcrew.identity import public_key_of_peer_id
 from meshcrew.net.host import Host, PeerConnected
-from meshcrew.net.scores import PROTOCOL_VIOLATION, STALLED
+from meshcrew.net.scores import PROTOCOL_VIOLATION, STALLED, STRANGER_STREAM
 from meshcrew.net.seam import first_error, log, translated
 from meshcrew.net.stream import Stream
 from meshcrew.store.verify import VerifiedBatch
@@ -61,6 +61,8 @@ if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
 _MAX_ROUNDS = 64
+MAX_INBOUND_PER_PEER = 2
+"""Inbound sync sessions one peer may hold at once."""
 """Most sessions in a row with one peer (each moves up to MAX_RECORDS_PER_SPACE per space)."""
 
 
@@ -231,6 +233,11 @@ async def run_session(stream: Stream, session: SyncSession, on_event: SyncEventH
     return session.stats
 
 
+class SpeaksNoSync(DialError):
+    """A connected peer refused every sync protocol version (not a meshcrew node, or a
+    relay-only one)."""
+
+
 def starts_sessions(local_key: bytes, remote_key: bytes) -> bool:
     """Whether this side starts the automatic sessions with that peer (the lower key does)."""
     return local_key < remote_key
@@ -272,6 +279,10 @@ class SyncService:
         self._on_complete = on_complete
         self._period_s = period_s
         self._inbound = trio.CapacityLimiter(max_inbound)
+        self._inbound_of: dict[str, int] = {}
+        """Inbound sessions running, per peer."""
+        self._speaks_none: set[str] = set()
+        """Connected peers that speak no sync version (noted once, not retried)."""
         self._outbound_busy: set[str] = set()
         self._again: set[str] = set()
         self._nursery: trio.Nursery | None = None
@@ -297,6 +308,7 @@ class SyncService:
                     async for event in connections:
                         if isinstance(event, PeerConnected):
                             self._peer_version.pop(event.peer_id, None)
+                            self._speaks_none.discard(event.peer_id)
                             nursery.start_soon(self._sync_quietly, event.peer_id)
         finally:
             if self._verifier is not None:
@@ -340,6 +352,8 @@ class SyncService:
                 stream = await self._host.open_stream(peer_id, PROTOCOL_IDS[version])
             except DialError:
                 if index + 1 == len(versions):
+                    if peer_id in self._host.connected_peers():
+                        raise SpeaksNoSync(f"{peer_id} speaks no sync version.") from None
                     raise
                 continue  # refused (or the connection failed, which the next try shows)
             if index:
@@ -353,21 +367,43 @@ class SyncService:
             await self._serve(stream, version)
         return serve
 
+    def shares_a_space(self, remote_key: bytes) -> bool:
+        """Whether this node would offer the peer any space (a member or carrier of one)."""
+        return any(self._is_member(s, remote_key) for s in self._my_spaces())
+
     async def _serve(self, stream: Stream, version: int) -> None:
+        # Strangers get no session (not even an empty hello), so they hold no slot; a member
+        # holds at most MAX_INBOUND_PER_PEER of them, so strangers and one busy member cannot
+        # keep the other members' catch-up waiting (issue 17).
+        peer_id = stream.peer_id
+        if not self.shares_a_space(stream.remote_key):
+            log.debug("refusing a sync stream from %s: it shares no space with this node", peer_id)
+            self._host.penalize(peer_id, STRANGER_STREAM, "sync stream from a stranger")
+            await stream.reset()
+            return
+        if self._inbound_of.get(peer_id, 0) >= MAX_INBOUND_PER_PEER:
+            log.info("refusing a sync stream from %s: it has %d open", peer_id,
+                     MAX_INBOUND_PER_PEER)
+            await stream.reset()
+            return
         try:
             self._inbound.acquire_nowait()
         except trio.WouldBlock:
-            log.info("refusing a sync stream from %s: too many sessions", stream.peer_id)
+            log.info("refusing a sync stream from %s: too many sessions", peer_id)
             await stream.reset()
             return
+        self._inbound_of[peer_id] = self._inbound_of.get(peer_id, 0) + 1
         try:
             stats = await self._run_and_score(stream, self.new_session(stream.remote_key,
                                                                        version))
         except MeshcrewError as exc:
-            log.info("sync with %s failed: %s", stream.peer_id, exc)
+            log.info("sync with %s failed: %s", peer_id, exc)
             return
         finally:
             self._inbound.release()
+            left = self._inbound_of.pop(peer_id, 1) - 1
+            if left:
+                self._inbound_of[peer_id] = left
         if stats.more_from_peer:  # the peer stopped at the per-session cap: ask for the rest
             self.sync_soon(stream.peer_id)
 
@@ -405,13 +441,27 @@ class SyncService:
         await self._sync_rounds(peer_id)
 
     async def _sync_rounds(self, peer_id: str) -> None:
-        """Sessions with a peer until nothing is left over (the cap) and none was asked for."""
+        """Sessions with a peer until nothing is left over (the cap) and none was asked for.
+
+        None with a peer that shares no space with this node (it would learn that this is a
+        meshcrew node, and nothing else), or that speaks no sync version."""
+        try:
+            remote_key = public_key_of_peer_id(peer_id)
+        except IdentityError:
+            return
+        if peer_id in self._speaks_none or not self.shares_a_space(remote_key):
+            return
         self._outbound_busy.add(peer_id)
         try:
             for _ in range(_MAX_ROUNDS):
                 self._again.discard(peer_id)
                 try:
                     stats = await self.sync_with(peer_id)
+                except SpeaksNoSync:
+                    log.info("%s speaks no sync version; not asking again while connected",
+                             peer_id)
+                    self._speaks_none.add(peer_id)
+                    return
                 except (NetError, RemoteProtocolError) as exc:
                     log.info("sync with %s failed: %s", peer_id, exc)
                     return

@@ -35,6 +35,8 @@ from meshcrew.node.config import MIB, CarrierConfig
 from meshcrew.node.membership import Membership
 from meshcrew.reasons import Reason
 from meshcrew.records import ID_BYTES, Frontier, Head, Record, record_id
+from meshcrew.spaces.bodies import CarrierBody
+from meshcrew.spaces.state import ChangeKind
 from meshcrew.store import Replica
 from meshcrew.store.carrying import delete_space, log_refusal, space_bytes, total_bytes
 from meshcrew.sync.wire import record_space
@@ -42,6 +44,8 @@ from meshcrew.sync.wire import record_space
 log = logging.getLogger("meshcrew.node")
 
 CARRY_PROTOCOL = "/meshcrew/carry/1.0.0"
+LEFT_OUT_GRACE_MS = 10 * 60_000
+"""How long a joiner whose join lapsed, or a dropped carrier, is still synced with, to learn it."""
 _MAX_REQUEST = 256
 _FORGET_EVERY_S = 60.0
 @dataclass(frozen=True, slots=True)
@@ -62,16 +66,20 @@ class Serving:
         membership: who is a member of what.
         me: this node's key.
         carrier: whether this node carries spaces that name it.
+        clock: UTC milliseconds (for :data:`LAPSED_GRACE_MS`).
     """
 
     def __init__(self, membership: Membership, replica: Replica, me: bytes, *,
-                 carrier: bool) -> None:
+                 carrier: bool, clock: Callable[[], int] | None = None) -> None:
         self._membership = membership
+        self._clock = clock
         self._replica = replica
         self._me = me
         self.carrier = carrier
         self._carried: list[bytes] | None = None
         self._carriers: dict[bytes, frozenset[bytes]] = {}
+        self._left_out: dict[bytes, dict[bytes, int]] = {}
+        """Per space, lapsed joiners and dropped carriers, with when (see :meth:`shares`)."""
         """Per space, the carriers it names: asked on every append (whom to sync next), so kept
         until a record that may change them arrives (reading the state would extend the
         space's view by every new post first)."""
@@ -80,6 +88,7 @@ class Serving:
         """A record that may change membership or carriers arrived: look again next time."""
         self._carried = None
         self._carriers.clear()
+        self._left_out.clear()
 
     def carried(self) -> list[bytes]:
         """The spaces that name this node as a carrier (on a carrier; else [])."""
@@ -109,8 +118,47 @@ class Serving:
 
     def shares(self, space_id: bytes, key: bytes) -> bool:
         """Whether ``key`` may be offered and sent the records of ``space_id``: a current
-        member; or, for a space this node is in or carries, a carrier the space names."""
-        return self._membership.is_member(space_id, key) or key in self.carriers(space_id)
+        member; or, for a space this node is in or carries, a carrier the space names; or a
+        joiner whose join lapsed, or a carrier the space dropped, in the last
+        :data:`LEFT_OUT_GRACE_MS`, so that their node learns it (a lapsed joiner was sent the
+        history when they joined, a carrier held it; neither holds a key). A removed member is
+        not: after the next rotation they are sent nothing (docs/node.md)."""
+        if self._membership.is_member(space_id, key) or key in self.carriers(space_id):
+            return True
+        return self._lapsed_lately(space_id, key)
+
+    def _lapsed_lately(self, space_id: bytes, key: bytes) -> bool:
+        """A joiner whose join lapsed, or a carrier the space dropped, within the last
+        :data:`LEFT_OUT_GRACE_MS`: still synced with so that their node learns it."""
+        if self._clock is None:
+            return False
+        left_at = self._left_out.get(space_id)
+        if left_at is None:
+            left_at = self._left_out[space_id] = self._find_left_out(space_id)
+        ts = left_at.get(key)
+        return ts is not None and self._clock() - ts <= LEFT_OUT_GRACE_MS
+
+    def _find_left_out(self, space_id: bytes) -> dict[bytes, int]:
+        state = self._membership.state(space_id)
+        if state is None:
+            return {}
+        found: dict[bytes, int] = {}
+        for change in state.changes:
+            record = state.records.get(change.record_id)
+            if record is not None:
+                if change.change is ChangeKind.LAPSED:
+                    found[change.member] = record.ts
+                else:
+                    found.pop(change.member, None)
+        for rid in state.order:
+            body = state.bodies.get(rid)
+            if isinstance(body, CarrierBody):
+                if body.add:
+                    found.pop(body.carrier, None)
+                else:
+                    found[body.carrier] = state.records[rid].ts
+        return {k: ts for k, ts in found.items()
+                if not state.is_member(k) and k not in state.carriers}
 
     def carrier_peers(self) -> set[str]:
         """Peer ids of the carriers of this member's spaces."""

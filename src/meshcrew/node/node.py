@@ -136,7 +136,7 @@ class Node:
                              views=views)
         self.membership = Membership(self.member)
         self.serving = Serving(self.membership, replica, identity.public_key,
-                               carrier=config.carrier.enabled)
+                               carrier=config.carrier.enabled, clock=clock)
         """Which spaces the node syncs, and with whom (members, carriers)."""
         self.carrying = Carrying(replica, self.serving, self.membership, config.carrier,
                                  clock) if config.carrier.enabled else None
@@ -394,6 +394,7 @@ class Node:
         self._contacts = Contacts(host, self.book, self.membership, self.config, self._clock,
                                   self._emit, carriers=self.serving.carriers)
         host.is_member = self._shares_a_space
+        host.gossip.set_gate(self._may_see)
         host.reach.on_direct = self._hole_punched
         for addr in (*self.config.relays, *self.config.bootstrap):
             relay_id = peer_of(addr)
@@ -428,6 +429,7 @@ class Node:
                 await gossip.join(space_id)
             for space_id in sorted(gossip.joined - wanted):
                 await gossip.leave(space_id)
+            gossip.regate()
             if started:
                 self.contacts.membership_changed()
             else:
@@ -492,6 +494,15 @@ class Node:
         if self._reach is None:
             return Verdict("unknown", "the node is not running")
         return self._reach.verdict()
+
+    def _may_see(self, peer_id: str, space_id: bytes) -> bool:
+        """Whether a peer may be told of a space's gossip topic: a member, or a carrier the
+        space names (docs/node.md, "What a stranger learns")."""
+        try:
+            key = public_key_of_peer_id(peer_id)
+        except IdentityError:
+            return False
+        return self.serving.shares(space_id, key)
 
     def _shares_a_space(self, peer_id: str) -> bool:
         try:

@@ -1,0 +1,165 @@
+"""What a peer that is not a member learns from a node (issue 17): nothing of its spaces.
+
+The peer is a raw py-libp2p host (no meshcrew code on its side) that records every byte the node
+sends it on pubsub and every other stream the node opens to it. A member's raw peer, recorded the
+same way, is the control: the same recording does see the space while the peer is a member.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+import trio
+
+from hosts_on_loopback import wait_until
+from meshcrew.net.gossip import topic_name
+from meshcrew.node import open_node
+from meshcrew.node.addr_exchange import ADDRS_PROTOCOL
+from meshcrew.node.carrying import CARRY_PROTOCOL
+from meshcrew.records import Record
+from meshcrew.service import Member
+from meshcrew.store import Replica
+from meshcrew.sync import PROTOCOL_IDS
+from node_world import LOOPBACK_NODE, make_home, wall_ms
+from raw_peer import Inbound, open_raw_peer
+
+pytestmark = pytest.mark.trio
+
+HOUR_MS = 3_600_000
+NODE_PROTOCOLS = [ADDRS_PROTOCOL, CARRY_PROTOCOL, *PROTOCOL_IDS.values()]
+
+
+def heartbeats(node: Any) -> list[int]:
+    """Count the node's GossipSub heartbeats (its IHAVE gossip goes out on each)."""
+    router = node.host._pubsub.router
+    count = [0]
+    tick = router.gossip_heartbeat
+
+    def counted() -> Any:
+        count[0] += 1
+        return tick()
+
+    router.gossip_heartbeat = counted
+    return count
+
+
+async def after_heartbeats(count: list[int], n: int = 3) -> None:
+    """Wait until the node has gossiped ``n`` more times (a window in which anything the node
+    would tell a peer about a topic has been sent)."""
+    start = count[0]
+    await wait_until(lambda: count[0] >= start + n, within=n * 2 + 5)
+
+
+def secrets_of(records: list[Record]) -> list[bytes]:
+    """What must not reach a stranger: the spaces' ids and topics, the authors' keys, and the
+    records' timestamps as they are encoded."""
+    found: list[bytes] = []
+    for record in records:
+        found += [record.space_id, topic_name(record.space_id).encode(), record.author,
+                  msgpack.packb(record.ts), record.ts.to_bytes(8, "big")]
+    return found
+
+
+def leaked(inbound: bytes | bytearray, secrets: list[bytes]) -> list[bytes]:
+    return [s for s in secrets if bytes(s) in inbound]
+
+
+def crew_of_two(root: Path) -> tuple[Any, Any, Any, list[bytes]]:
+    """Ada in three spaces, Bo (offline) with her in the first, which holds his check-in."""
+    ada_home, ada_who = make_home(root, "Ada")
+    bo_home, bo_who = make_home(root, "Bo")
+    with Replica.open(ada_home) as ada_replica, Replica.open(bo_home) as bo_replica:
+        ada_member = Member(ada_replica, ada_who, clock=wall_ms)
+        bo_member = Member(bo_replica, bo_who, clock=wall_ms)
+        spaces = [ada_member.create_space(name) for name in ("Crew", "Pals", "Book club")]
+        code = ada_member.invite(spaces[0], expires_ms=wall_ms() + HOUR_MS)
+        bo_member.ingest(ada_member.export(spaces[0]), sender="file")
+        bo_member.join(code)
+        ada_member.ingest(bo_member.export(spaces[0]), sender="file")
+        bo_member.ingest(ada_member.export(spaces[0]), sender="file")
+        bo_member.checkin(spaces[0], text="marker from Bo", energy=2)
+        ada_member.ingest(bo_member.export(spaces[0]), sender="file")
+    return ada_home, ada_who, bo_who, spaces
+
+
+async def test_a_stranger_learns_no_space_topic_member_or_time(tmp_path: Path) -> None:
+    ada_home, ada_who, bo_who, spaces = crew_of_two(tmp_path)
+    with trio.fail_after(60):
+        async with open_node(ada_home, ada_who, LOOPBACK_NODE) as ada:
+            count = heartbeats(ada)
+            async with open_raw_peer("stranger") as stranger:
+                inbound = stranger.record_inbound(NODE_PROTOCOLS)
+                await stranger.connect(ada.addrs()[0])
+                # handed a topic name, the stranger subscribes to it
+                await stranger.pubsub.subscribe(topic_name(spaces[0]))
+                pubsub = ada.host._pubsub
+
+                def subscription_came() -> bool:  # held back by the gate, or taken (no gate)
+                    return pubsub.refused >= 1 or any(
+                        str(p) == stranger.peer_id
+                        for p in pubsub.peer_topics.get(topic_name(spaces[0]), ()))
+
+                await wait_until(subscription_came)
+                made = [ada.member.checkin(s, text=f"marker {i}", energy=3)
+                        for i, s in enumerate(spaces)]
+                await after_heartbeats(count)
+                records = [r for r in (ada.replica.get(i) for i in made) if r is not None]
+                records += ada.replica.space_records(spaces[0])  # Bo's among them
+                assert any(r.author == bo_who.public_key for r in records)
+                # (The node's own key is its peer id, which the stranger dialled: not a secret.)
+                secrets = [s for s in secrets_of(records) if s != ada_who.public_key]
+                assert inbound.pubsub, "the recording saw nothing at all (not even the hello)"
+                assert leaked(inbound.pubsub, secrets) == []
+                assert b"marker" not in inbound.pubsub
+                # no sync offer, no address exchange, no carry
+                assert inbound.opened == [], inbound.opened
+                told = {t for t, peers in stranger.pubsub.peer_topics.items()
+                        if any(str(p) == ada.host.peer_id for p in peers)}
+                assert told == set()
+                assert ada.host.peer_id not in {
+                    str(p) for p in stranger.router.mesh.get(topic_name(spaces[0]), ())}
+
+
+async def test_a_member_sees_its_space_and_after_removal_and_rotation_nothing_new(
+        tmp_path: Path) -> None:
+    ada_home, ada_who = make_home(tmp_path, "Ada")
+    bo_home, bo_who = make_home(tmp_path, "Bo")
+    with Replica.open(ada_home) as ada_replica, Replica.open(bo_home) as bo_replica:
+        ada_member = Member(ada_replica, ada_who, clock=wall_ms)
+        bo_member = Member(bo_replica, bo_who, clock=wall_ms)
+        space = ada_member.create_space("Crew")
+        other = ada_member.create_space("Pals")
+        code = ada_member.invite(space, expires_ms=wall_ms() + HOUR_MS)
+        bo_member.ingest(ada_member.export(space), sender="file")
+        bo_member.join(code)
+        ada_member.ingest(bo_member.export(space), sender="file")
+        ada_member.rotate(space)
+    with trio.fail_after(60):
+        async with open_node(ada_home, ada_who, LOOPBACK_NODE) as ada:
+            count = heartbeats(ada)
+            async with open_raw_peer("Bo's runaway node", bo_who.signing_key.encode()) as bo:
+                inbound: Inbound = bo.record_inbound(NODE_PROTOCOLS)
+                await bo.connect(ada.addrs()[0])
+                await bo.pubsub.subscribe(topic_name(space))
+                await bo.pubsub.subscribe(topic_name(other))  # a space Bo is not in
+                # While Bo is a member he is told the space and sent its records: the control.
+                await wait_until(lambda: ada.host.peer_id in {
+                    str(p) for p in bo.pubsub.peer_topics.get(topic_name(space), ())})
+                before = ada.replica.get(ada.member.checkin(space, text="hello", energy=3))
+                assert before is not None
+                await wait_until(lambda: before.space_id in inbound.pubsub)
+                assert ada.host.peer_id not in {
+                    str(p) for p in bo.pubsub.peer_topics.get(topic_name(other), ())}
+                # Ada removes Bo (hers is the only consent a crew of two needs), the
+                # keys rotate with her next post.
+                ada.member.propose_removal(space, bo_who.public_key)
+                assert not ada.membership.is_member(space, bo_who.public_key)
+                await after_heartbeats(count, 2)  # the gate has been asked again
+                seen = len(inbound.pubsub)
+                after = ada.replica.get(ada.member.checkin(space, text="after", energy=3))
+                assert after is not None
+                await after_heartbeats(count)
+                assert leaked(inbound.pubsub[seen:], secrets_of([after])) == []
