@@ -102,3 +102,33 @@ async def test_the_swarm_still_cannot_dial_a_circuit_address_itself() -> None:
         info = info_from_p2p_addr(Multiaddr(circuit))
         with pytest.raises(Exception), trio.fail_after(10):  # noqa: B017, PT011
             await relay._lp.connect(info)
+
+
+def test_the_pubsub_methods_the_gate_overrides_keep_their_shape() -> None:
+    """net/pubsub_gate.py overrides these py-libp2p 0.8.1 Pubsub/GossipSub methods and reads
+    these attributes; each must still be where and what the gate expects."""
+    from libp2p.pubsub.gossipsub import GossipSub
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.pubsub.pubsub import Pubsub
+    from libp2p.pubsub.rpc_queue import RpcQueue
+
+    assert params(Pubsub.get_hello_packet) == ["self"]
+    assert params(Pubsub._handle_new_peer) == ["self", "peer_id"]
+    assert params(Pubsub.write_msg) == ["self", "stream", "rpc_msg"]
+    assert params(Pubsub.handle_subscription) == ["self", "origin_id", "sub_message"]
+    assert params(Pubsub.push_msg) == ["self", "msg_forwarder", "msg"]
+    assert params(Pubsub._handle_dead_peer) == ["self", "peer_id"]
+    assert params(Pubsub._forget_subscription) == ["self", "peer_id", "topic"]
+    assert isinstance(Pubsub.topic_ids, property)
+    assert params(GossipSub.handle_rpc) == ["self", "rpc", "sender_peer_id"]
+    assert params(RpcQueue.push) == ["self", "rpc", "priority"]
+    # Every topic-bearing control entry names its topic in topicID; IWANT/IDONTWANT name none.
+    control = {f.name: f.message_type for f in rpc_pb2.ControlMessage.DESCRIPTOR.fields}
+    assert set(control) == {"ihave", "iwant", "graft", "prune", "idontwant", "extensions",
+                            "observe", "unobserve"}
+    for name in ("ihave", "graft", "prune", "observe", "unobserve"):
+        assert "topicID" in control[name].fields_by_name
+    for name in ("iwant", "idontwant"):
+        assert "topicID" not in control[name].fields_by_name
+    assert {f.name for f in rpc_pb2.RPC.DESCRIPTOR.fields} >= {"subscriptions", "publish",
+                                                                "control", "senderRecord"}

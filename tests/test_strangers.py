@@ -7,12 +7,14 @@ same way, is the control: the same recording does see the space while the peer i
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import msgpack
 import pytest
 import trio
+import trio.testing
 
 from hosts_on_loopback import wait_until
 from meshcrew.net.gossip import topic_name
@@ -163,3 +165,51 @@ async def test_a_member_sees_its_space_and_after_removal_and_rotation_nothing_ne
                 assert after is not None
                 await after_heartbeats(count)
                 assert leaked(inbound.pubsub[seen:], secrets_of([after])) == []
+
+
+async def test_a_member_peer_that_speaks_no_sync_is_noted_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    ada_home, ada_who, bo_who, _ = crew_of_two(tmp_path)
+    with trio.fail_after(60):
+        async with open_node(ada_home, ada_who, LOOPBACK_NODE) as ada:
+            # Bo's key on a plain libp2p host: a member, so the node tries to sync with it
+            async with open_raw_peer("Bo's other program", bo_who.signing_key.encode()) as bo:
+                await bo.connect(ada.addrs()[0])
+
+                def noted() -> list[logging.LogRecord]:
+                    return [r for r in caplog.records if "speaks no sync version" in r.message]
+
+                ada.sync.sync_soon(bo.peer_id)
+                await wait_until(lambda: len(noted()) >= 1)
+                for _ in range(3):
+                    ada.sync.sync_soon(bo.peer_id)
+                await trio.testing.wait_all_tasks_blocked(cushion=0.2)
+                assert len(noted()) == 1
+                assert [r.message for r in caplog.records if r.levelno >= logging.WARNING
+                        and "Failed to open stream" in r.message] == []
+
+
+def test_libp2p_seven_line_stream_failures_become_one_debug_line() -> None:
+    from meshcrew.net.host import _OneLineStreamFailures
+
+    lines = ["Failed to open stream to peer 12D3KooX:", "  Error: protocol read failed",
+             "  Protocols: ['/meshcrew/sync/2.0.0']", "  Timeout: 30s"]
+    record = logging.LogRecord("libp2p.host.basic_host", logging.ERROR, __file__, 1,
+                               "\n".join(lines), None, None)
+    logger = logging.getLogger("libp2p.host.basic_host")
+    level = logger.level
+    try:
+        logger.setLevel(logging.WARNING)
+        assert _OneLineStreamFailures().filter(record) is False  # not shown at all
+        logger.setLevel(logging.DEBUG)
+        assert _OneLineStreamFailures().filter(record) is True
+    finally:
+        logger.setLevel(level)
+    assert record.levelno == logging.DEBUG
+    assert record.getMessage() == "Failed to open stream to peer 12D3KooX:   Error: protocol " \
+                                  "read failed"
+    other = logging.LogRecord("libp2p.host.basic_host", logging.ERROR, __file__, 1,
+                              "something else", None, None)
+    assert _OneLineStreamFailures().filter(other) is True
+    assert other.levelno == logging.ERROR
