@@ -28,8 +28,6 @@ from meshcrew.sync import PROTOCOL_IDS
 from node_world import LOOPBACK_NODE, make_home, wall_ms
 from raw_peer import Inbound, open_raw_peer
 
-pytestmark = pytest.mark.trio
-
 HOUR_MS = 3_600_000
 NODE_PROTOCOLS = [ADDRS_PROTOCOL, CARRY_PROTOCOL, *PROTOCOL_IDS.values()]
 
@@ -87,6 +85,7 @@ def crew_of_two(root: Path) -> tuple[Any, Any, Any, list[bytes]]:
     return ada_home, ada_who, bo_who, spaces
 
 
+@pytest.mark.trio
 async def test_a_stranger_learns_no_space_topic_member_or_time(tmp_path: Path) -> None:
     ada_home, ada_who, bo_who, spaces = crew_of_two(tmp_path)
     with trio.fail_after(60):
@@ -125,6 +124,7 @@ async def test_a_stranger_learns_no_space_topic_member_or_time(tmp_path: Path) -
                     str(p) for p in stranger.router.mesh.get(topic_name(spaces[0]), ())}
 
 
+@pytest.mark.trio
 async def test_a_member_sees_its_space_and_after_removal_and_rotation_nothing_new(
         tmp_path: Path) -> None:
     ada_home, ada_who = make_home(tmp_path, "Ada")
@@ -167,27 +167,28 @@ async def test_a_member_sees_its_space_and_after_removal_and_rotation_nothing_ne
                 assert leaked(inbound.pubsub[seen:], secrets_of([after])) == []
 
 
+@pytest.mark.trio
 async def test_a_member_peer_that_speaks_no_sync_is_noted_once(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     ada_home, ada_who, bo_who, _ = crew_of_two(tmp_path)
     with trio.fail_after(60):
-        async with open_node(ada_home, ada_who, LOOPBACK_NODE) as ada:
-            # Bo's key on a plain libp2p host: a member, so the node tries to sync with it
-            async with open_raw_peer("Bo's other program", bo_who.signing_key.encode()) as bo:
-                await bo.connect(ada.addrs()[0])
+        # Bo's key on a plain libp2p host: a member, so the node tries to sync with it
+        async with open_node(ada_home, ada_who, LOOPBACK_NODE) as ada, \
+                open_raw_peer("Bo's other program", bo_who.signing_key.encode()) as bo:
+            await bo.connect(ada.addrs()[0])
 
-                def noted() -> list[logging.LogRecord]:
-                    return [r for r in caplog.records if "speaks no sync version" in r.message]
+            def noted() -> list[logging.LogRecord]:
+                return [r for r in caplog.records if "speaks no sync version" in r.message]
 
+            ada.sync.sync_soon(bo.peer_id)
+            await wait_until(lambda: len(noted()) >= 1)
+            for _ in range(3):
                 ada.sync.sync_soon(bo.peer_id)
-                await wait_until(lambda: len(noted()) >= 1)
-                for _ in range(3):
-                    ada.sync.sync_soon(bo.peer_id)
-                await trio.testing.wait_all_tasks_blocked(cushion=0.2)
-                assert len(noted()) == 1
-                assert [r.message for r in caplog.records if r.levelno >= logging.WARNING
-                        and "Failed to open stream" in r.message] == []
+            await trio.testing.wait_all_tasks_blocked(cushion=0.2)
+            assert len(noted()) == 1
+            assert [r.message for r in caplog.records if r.levelno >= logging.WARNING
+                    and "Failed to open stream" in r.message] == []
 
 
 def test_libp2p_seven_line_stream_failures_become_one_debug_line() -> None:
