@@ -349,3 +349,37 @@ def test_the_node_and_the_cli_do_not_load_the_simulator() -> None:
 def test_scenarios_refuse_impossible_settings(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="3 members per crew"):
         replace(congregation(12), **bad)  # type: ignore[arg-type]
+
+
+
+def test_the_simulators_modules_import_no_circle() -> None:
+    # Issue 16: run.py and report.py imported each other. Every import counts, those under
+    # TYPE_CHECKING too.
+    import ast
+    from pathlib import Path
+
+    import meshcrew.sim
+
+    paths = [p for p in Path(meshcrew.sim.__file__).parent.glob("*.py") if p.stem != "__init__"]
+    names = {f"meshcrew.sim.{p.stem}" for p in paths}
+    imports: dict[str, set[str]] = {}
+    for path in paths:
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+        imports[f"meshcrew.sim.{path.stem}"] = found & names
+
+    def reachable(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            for module in imports[todo.pop()] - seen:
+                seen.add(module)
+                todo.append(module)
+        return seen
+
+    assert sorted(m for m in names if m in reachable(m)) == []
+    assert "meshcrew.sim.run" not in imports["meshcrew.sim.report"]

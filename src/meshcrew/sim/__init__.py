@@ -10,7 +10,9 @@ It runs the node's own code where the node has it and models only what lies outs
 * **modelled**: the network (latency, uplink bandwidth, loss, partitions; NAT types, hole
   punching and relays with the node's rules and limits, as the NAT lab measured them), GossipSub
   (mesh, IHAVE/IWANT, seen-cache) with meshcrew's parameters, members' days (online windows,
-  crashes, what they write and when).
+  crashes, what they write and when);
+* **carriers** (optional): nodes a crew names with a real ``carrier`` record, which take, keep
+  and serve its sealed records as ``meshcrew.node.carrying`` does, without being members.
 
 Pure Python: a heap of events and seeded ``random.Random`` streams; no trio, no clock. The
 same scenario and seed give the same :class:`Summary`. Not imported by the node or the CLI;
@@ -19,6 +21,8 @@ same scenario and seed give the same :class:`Summary`. Not imported by the node 
 
 from meshcrew.sim.params import (
     Behaviour,
+    CarrierKind,
+    Carriers,
     GossipParams,
     Nat,
     NetParams,
@@ -36,6 +40,8 @@ __all__ = [
     "SCALE_TABLE",
     "SCENARIOS",
     "Behaviour",
+    "CarrierKind",
+    "Carriers",
     "GossipParams",
     "Nat",
     "NetParams",

@@ -12,7 +12,11 @@ the member's replica accepts the record. For each delivery the run keeps three d
   on crewmates' nodes, so a post written just before its author's laptop closes waits for the
   author; that wait is the design's choice (only members hold a space's records). The ready
   delay is what the network, gossip and sync take once delivery is possible (NAT permitting:
-  two NATed nodes need a public node up to meet).
+  two NATed nodes need a public node up to meet). A carrier that holds the record counts as a
+  holder here.
+
+A carrier (a node a crew names to hold its sealed records) is not a member: the records it
+takes are counted apart (:attr:`Metrics.carried`), never as deliveries.
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ class _Made:
     remaining: int
     holders: array[int] = field(default_factory=lambda: array("i"))
     held_at: array[float] = field(default_factory=lambda: array("d"))
+    carriers: list[tuple[float, int]] = field(default_factory=list)
+    """(when, carrier) for each carrier that took the record."""
 
 
 @dataclass(slots=True)
@@ -102,11 +108,16 @@ class Metrics:
 
     members: dict[bytes, frozenset[int]]
     logs: list[OnlineLog]
+    carriers: dict[bytes, frozenset[int]] = field(default_factory=dict)
+    """Per space, the nodes it names as carriers."""
     made: dict[bytes, _Made] = field(default_factory=dict)
     expected: int = 0
     done: int = 0
     leaks: int = 0
-    """Records accepted by a node that is not a member of their space (must stay 0)."""
+    """Records accepted by a node that is neither a member nor a carrier of their space (must
+    stay 0)."""
+    carried: int = 0
+    """Records taken by a carrier of their space (not deliveries)."""
     delays: array[float] = field(default_factory=lambda: array("d"))
     awake: array[float] = field(default_factory=lambda: array("d"))
     complete_at: dict[bytes, float] = field(default_factory=dict)
@@ -128,7 +139,11 @@ class Metrics:
         if made is None:
             return  # part of the setup, held from the start
         if node not in self.members[made.space]:
-            self.leaks += 1
+            if node in self.carriers.get(made.space, ()):
+                self.carried += 1
+                made.carriers.append((now, node))
+            else:
+                self.leaks += 1
             return
         self.done += 1
         made.remaining -= 1
@@ -146,13 +161,14 @@ class Metrics:
         logs = self.logs
         for made in self.made.values():
             holders = [(made.at, made.author), *zip(made.held_at, made.holders, strict=True)]
-            for index in range(1, len(holders)):
-                held, member = holders[index]
+            if made.carriers:
+                holders = sorted([*holders, *made.carriers])
+            for held, member in zip(made.held_at, made.holders, strict=True):
                 # Nothing is ready before the member is first up after the record was made.
                 floor = next(logs[member].spans_from(made.at), (math.inf, math.inf))[0]
                 ready = math.inf
-                for since, holder in holders[:index]:
-                    if since >= ready or ready <= floor:
+                for since, holder in holders:
+                    if since >= held or since >= ready or ready <= floor:
                         break  # no later holder can make it ready earlier
                     ready = min(ready, first_together(logs[member], logs[holder], since))
                 log = logs[member]

@@ -109,6 +109,27 @@ class NetStats:
     """Per node, per :class:`Traffic`, bytes sent."""
 
 
+def draw_links(params: NetParams, size: int,
+               seed: int | str) -> tuple[list[float], list[float], list[Nat]]:
+    """Each node's one-way access latency (s), uplink (bits per second) and NAT type, as the
+    scenario's seed gives them."""
+    draw = random.Random(f"meshcrew-sim network {seed}")
+    latency = [draw.uniform(*params.access_latency_ms) / 1000 for _ in range(size)]
+    low, high = (math.log(v * 1000) for v in params.uplink_kbit_s)
+    uplink = [math.exp(draw.uniform(low, high)) for _ in range(size)]
+    nat = [_nat_of(params, draw.random()) for _ in range(size)]
+    if params.public > 0 and Nat.PUBLIC not in nat:
+        nat[0] = Nat.PUBLIC  # a congregation drawn without any relay would be degenerate
+    return latency, uplink, nat
+
+
+def _nat_of(params: NetParams, u: float) -> Nat:
+    # The public share is drawn as it always was, so a seed keeps its public nodes.
+    if u < params.public:
+        return Nat.PUBLIC
+    return Nat.SYMMETRIC if u < params.public + params.symmetric else Nat.CONE
+
+
 OnOpen = Callable[[Conn], None]
 OnClose = Callable[[int, int], None]
 
@@ -124,25 +145,31 @@ class Network:
         is_online: whether a node is up now.
         shares_space: whether two nodes share a space (a relay gives such peers the member
             limits); None: every pair does.
+        public_extra: always-on nodes with a public address after the ``size`` others
+            (carriers); their links are drawn apart, so the others' do not change.
     """
 
     def __init__(self, loop: EventLoop, params: NetParams, size: int, seed: int,
                  is_online: Callable[[int], bool],
-                 shares_space: Callable[[int, int], bool] | None = None) -> None:
+                 shares_space: Callable[[int, int], bool] | None = None, *,
+                 public_extra: int = 0) -> None:
         self.loop = loop
         self.params = params
         self._online = is_online
         self._shares = shares_space or (lambda a, b: True)
-        draw = random.Random(f"meshcrew-sim network {seed}")
         self.rng = random.Random(f"meshcrew-sim loss {seed}")
         self._punch_rng = random.Random(f"meshcrew-sim punch {seed}")
-        self.latency = [draw.uniform(*params.access_latency_ms) / 1000 for _ in range(size)]
-        low, high = (math.log(v * 1000) for v in params.uplink_kbit_s)
-        self.uplink = [math.exp(draw.uniform(low, high)) for _ in range(size)]
-        """Uplink in bits per second."""
-        nat = [self._nat_of(draw.random()) for _ in range(size)]
-        if params.public > 0 and Nat.PUBLIC not in nat:
-            nat[0] = Nat.PUBLIC  # a congregation drawn without any relay would be degenerate
+        self.latency, self.uplink, nat = draw_links(params, size, seed)
+        """Per node: one-way access latency (s) and uplink (bits per second)."""
+        if public_extra:
+            # Always-on nodes (carriers) after the members, from their own stream: each
+            # member keeps the latency, uplink and NAT type the seed gives it without them.
+            extra_latency, extra_uplink, _ = draw_links(params, public_extra,
+                                                        f"{seed} always-on")
+            self.latency += extra_latency
+            self.uplink += extra_uplink
+            nat += [Nat.PUBLIC] * public_extra
+            size += public_extra
         self.nat: list[Nat] = []
         self.reachable: list[bool] = []
         """Per node, whether it has a public address (its dial-backs say "public")."""
@@ -165,12 +192,6 @@ class Network:
         self.stats = NetStats(sent=[[0] * len(Traffic) for _ in range(size)])
         self.on_open: list[OnOpen] = []
         self.on_close: list[OnClose] = []
-
-    def _nat_of(self, u: float) -> Nat:
-        # The public share is drawn as it always was, so a seed keeps its public nodes.
-        if u < self.params.public:
-            return Nat.PUBLIC
-        return Nat.SYMMETRIC if u < self.params.public + self.params.symmetric else Nat.CONE
 
     def set_nat(self, nat: list[Nat]) -> None:
         """Give every node its NAT type (before any connection is made)."""

@@ -8,6 +8,11 @@ sealed with :func:`meshcrew.spaces.seal_post` and signed with the node's key.
 
 What a node has received waits ``ingest_delay_s`` in memory before one append commits it; a
 crash loses that queue (and nothing committed).
+
+A node may also carry spaces it is not a member of (``carried``: the crews that name it as a
+carrier), as ``meshcrew.node.carrying`` does: it syncs and gossips them like its own, offers
+them only to their members and carriers, takes their records only within its quotas, and holds
+them sealed.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from meshcrew.records import (
 )
 from meshcrew.spaces import RecordKind, SpaceState
 from meshcrew.store import Replica
+from meshcrew.store.carrying import space_bytes, total_bytes
 
 MEMBERSHIP_KINDS = tuple(k.value for k in RecordKind if k is not RecordKind.SEALED)
 """Record kinds that membership and epochs depend on (posts are ``sealed``)."""
@@ -107,15 +113,27 @@ class SimNode:
         views: the shared fold cache.
         catalog: every record made in the simulation, by id (to know what an accepted id is).
         verifier: the shared verification cache of the gossip validators.
+        carried: spaces the node carries for others (it is no member of them); they follow
+            its own in ``space_ids``.
+        quotas: the carrier's quotas in bytes, per space and in all (``CarrierConfig``); None
+            if the node carries nothing.
     """
 
     def __init__(self, index: int, key: SigningKey, home: Home, space_ids: tuple[bytes, ...],
-                 views: ViewCache, catalog: Mapping[bytes, Record], verifier: VerifyCache) -> None:
+                 views: ViewCache, catalog: Mapping[bytes, Record], verifier: VerifyCache, *,
+                 carried: tuple[bytes, ...] = (), quotas: tuple[int, int] | None = None) -> None:
         self.index = index
         self.key = key
         self.public = bytes(key.verify_key)
         self.home = home
-        self.space_ids = space_ids
+        self.space_ids = space_ids + carried
+        """The spaces the node syncs: its member's, then those it carries."""
+        self.carried = frozenset(carried)
+        self._quotas = quotas
+        self._space_bytes: dict[bytes, int] = {}
+        self._total_bytes = 0
+        self.refused_over_quota = 0
+        """Records a carrier refused because they would pass a quota."""
         self._views = views
         self._catalog = catalog
         self._verifier = verifier
@@ -148,6 +166,9 @@ class SimNode:
             for head_id in heads.values():
                 digest ^= int.from_bytes(head_id)
             self.digest[space_id] = digest
+        if self.carried:  # what the quotas count, as the carrier's admit reads it
+            self._space_bytes = {s: space_bytes(self.replica, s) for s in self.carried}
+            self._total_bytes = total_bytes(self.replica)
 
     def crash(self) -> None:
         """Die: lose what waits to be committed and close the replica."""
@@ -183,12 +204,17 @@ class SimNode:
         self.views[space_id] = self._views.view(space_id, records)
         self._offers.clear()
 
+    def _serves(self, space_id: bytes, key: bytes) -> bool:
+        view = self.views[space_id]
+        return view.is_member(key) or view.is_carrier(key)
+
     def offers(self, peer: bytes) -> list[bytes]:
-        """Spaces to offer a peer in sync: those where both are members by this node's view."""
+        """Spaces to offer a peer in sync, by this node's view (``Serving.shares``): those this
+        node is a member or a carrier of, and the peer too."""
         offered = self._offers.get(peer)
         if offered is None:
             offered = [s for s in self.space_ids
-                       if self.views[s].is_member(self.public) and self.views[s].is_member(peer)]
+                       if self._serves(s, self.public) and self._serves(s, peer)]
             self._offers[peer] = offered
         return offered
 
@@ -222,12 +248,34 @@ class SimNode:
         raws = [raw for raw in self.queue if not self.holds(raw)]
         self.duplicates += len(self.queue) - len(raws)
         self.queue = []
+        if self.carried:
+            raws = self._admit(raws)
         if not raws:
             return []
         report = self.store.append(raws, sender="sim", now_ms=now_ms)
         for accepted in report.accepted:
             self._advance(self._catalog[accepted])
         return report.accepted
+
+    def _admit(self, raws: list[bytes]) -> list[bytes]:
+        """What a carrier takes (``Carrying.admit``): a carried space's records within the
+        quotas; its member's own spaces' records as any member."""
+        if self._quotas is None:
+            return raws
+        per_space, in_all = self._quotas
+        kept = []
+        for raw in raws:
+            size = len(raw)
+            space_id = self._catalog[record_id(raw)].space_id
+            if space_id in self.carried:
+                used = self._space_bytes[space_id]
+                if used + size > per_space or self._total_bytes + size > in_all:
+                    self.refused_over_quota += 1
+                    continue
+                self._space_bytes[space_id] = used + size
+            self._total_bytes += size
+            kept.append(raw)
+        return kept
 
     def _advance(self, record: Record) -> None:
         heads = self.heads[record.space_id]

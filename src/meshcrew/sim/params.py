@@ -191,6 +191,41 @@ class Behaviour:
     """Mean time a member takes to answer what they received."""
 
 
+class CarrierKind(StrEnum):
+    """Who carries a crew's sealed records besides its members (issue 12)."""
+
+    ALWAYS_ON = "always-on"
+    """One always-on node per crew that is no member of anything (a home server, a Pi, a small
+    VPS) with a public address. It never dials: members dial it, as their node dials the
+    carriers their spaces name."""
+    PUBLIC_MEMBERS = "public-members"
+    """Members of the congregation with a public address, outside the crew, on their laptops
+    (online like any member): each runs its node with ``--carrier``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Carriers:
+    """Carriers of the crews, as ``meshcrew.node.carrying`` runs them; a test checks the quotas
+    against ``meshcrew.node.config``.
+
+    Each crew's founder names the crew's carriers with a real ``carrier`` record in the setup
+    (fold rule 10), and each carrier's replica starts with the crew's setup records (as if a
+    member had brought the crew to it before the week). From then on the carrier takes the
+    crew's records by gossip and catch-up sync, verifies and keeps them in its replica within
+    its quotas, and serves them to the crew's members. It has no epoch key and is not a member:
+    it never counts as a member holding a record. Congregations have no carriers here.
+    """
+
+    kind: CarrierKind = CarrierKind.ALWAYS_ON
+    per_crew: int = 1
+    """Carriers each crew names (always-on: one new node each; public members: drawn from the
+    congregation's public members outside the crew, as many as there are up to this)."""
+    space_quota_bytes: int = 256 * 1024 * 1024
+    """Bytes of one space's records a carrier holds; past it, it refuses them."""
+    total_quota_bytes: int = 4096 * 1024 * 1024
+    """Bytes of records a carrier holds in all."""
+
+
 @dataclass(frozen=True, slots=True)
 class Partition:
     """A share of the nodes cut off from the rest for a while."""
@@ -214,6 +249,8 @@ class Scenario:
     gossip: GossipParams = field(default_factory=GossipParams)
     node: NodeParams = field(default_factory=NodeParams)
     partition: Partition | None = None
+    carriers: Carriers | None = None
+    """Who carries the crews' records besides their members (None: nobody)."""
     sample_s: float = 10 * MINUTE
     """How often the convergence curve is sampled."""
 
@@ -225,6 +262,8 @@ class Scenario:
         if min(self.net.public, self.net.symmetric) < 0 or \
                 self.net.public + self.net.symmetric > 1.0:
             raise ValueError("the public and symmetric shares must add up to at most 1")
+        if self.carriers is not None and not 1 <= self.carriers.per_crew <= 8:
+            raise ValueError("a crew names 1 to 8 carriers")
 
     @property
     def end_s(self) -> float:

@@ -10,7 +10,9 @@ Every member belongs to the congregation and to exactly one crew (crews as even 
 members dealt out at random). Member 0 founds the congregation; the first member of each crew
 founds it. A founder makes one invite with as many uses as there are joiners, everyone joins,
 and the founder rotates the keys (more than once for a big congregation: one rotation takes in
-at most ~190 joiners).
+at most ~190 joiners). When the scenario has carriers, each crew's founder then names the
+crew's carriers with ``carrier`` records (``spaces.name_carrier``); a carrier's replica starts
+with the setup of the crews that name it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import random
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,15 +60,36 @@ class Population:
     crews: tuple[SpaceSetup, ...]
     crew_of: tuple[int, ...]
     """Per member, the index of their crew in ``crews``."""
+    carrier_keys: tuple[SigningKey, ...] = ()
+    """Keys of the always-on carriers, nodes ``size``, ``size + 1``, ... (members of nothing)."""
+    carriers: tuple[tuple[int, ...], ...] = ()
+    """Per crew, the nodes its records name as carriers (always-on ones or members)."""
 
     @property
     def size(self) -> int:
         """How many members."""
         return len(self.keys)
 
+    @property
+    def nodes(self) -> int:
+        """How many nodes: the members, then the always-on carriers."""
+        return len(self.keys) + len(self.carrier_keys)
+
+    def key_of(self, node: int) -> SigningKey:
+        """The identity key of a node (member or always-on carrier)."""
+        return self.keys[node] if node < self.size else self.carrier_keys[node - self.size]
+
     def spaces_of(self, member: int) -> tuple[SpaceSetup, ...]:
-        """The spaces a member belongs to: the congregation and their crew."""
+        """The spaces a member belongs to: the congregation and their crew (none for an
+        always-on carrier)."""
+        if member >= self.size:
+            return ()
         return (self.congregation, self.crews[self.crew_of[member]])
+
+    def carried_by(self, node: int) -> tuple[SpaceSetup, ...]:
+        """The crews that name ``node`` as a carrier."""
+        return tuple(crew for crew, named in zip(self.crews, self.carriers, strict=True)
+                     if node in named)
 
 
 class _Signer:
@@ -80,9 +104,14 @@ class _Signer:
         """Seeded random bytes."""
         return self.random.randbytes(n)
 
+    @property
+    def next_ms(self) -> int:
+        """The time the next record will be signed at (its ``ts``)."""
+        return self.now + 1000
+
     def sign(self, key: SigningKey, space_id: bytes | None, made: spaces.Draft) -> Record:
         """Sign ``made`` as ``key``'s next record in ``space_id`` (None: a new space)."""
-        self.now += 1000
+        self.now = self.next_ms
         head = self.heads.get((bytes(key.verify_key), space_id)) if space_id else None
         record = sign_record(key, kind=made.kind, space=space_id or NEW_SPACE,
                              seq=head.seq + 1 if head else 1, prev=head.id if head else None,
@@ -112,15 +141,50 @@ def _found(signer: _Signer, keys: tuple[SigningKey, ...], members: tuple[int, ..
     state = spaces.fold(space_id, records)
     while state.needs_rekey:
         records.append(signer.sign(founder, space_id,
-                                   spaces.rotate_keys(state, founder, signer.rng)))
+                                   spaces.rotate_keys(state, founder, signer.rng,
+                                                      now_ms=signer.next_ms)))
         state = spaces.fold(space_id, records)
     if state.active != frozenset(bytes(keys[m].verify_key) for m in members):
         raise AssertionError("the setup did not admit every member")  # pragma: no cover
     return SpaceSetup(space_id, kind, members, tuple(records), state)
 
 
-def build_population(members: int, crews: int, seed: int) -> Population:
-    """Sign the congregation and its crews: every member in the congregation and one crew."""
+def carrier_key(seed: int, carrier: int) -> SigningKey:
+    """The key of the scenario's always-on carrier number ``carrier``."""
+    return SigningKey(hashlib.sha256(b"meshcrew sim %d carrier %d" % (seed, carrier)).digest())
+
+
+def _name_carriers(signer: _Signer, keys: tuple[SigningKey, ...], crew: SpaceSetup,
+                   carriers: tuple[bytes, ...]) -> SpaceSetup:
+    founder = keys[crew.members[0]]
+    records = list(crew.records)
+    state = crew.state
+    for carrier in carriers:
+        made = spaces.name_carrier(state, bytes(founder.verify_key), carrier)
+        records.append(signer.sign(founder, crew.space_id, made))
+        state = spaces.fold(crew.space_id, records)
+    if set(state.carriers) != set(carriers):
+        raise AssertionError("the setup did not name every carrier")  # pragma: no cover
+    return SpaceSetup(crew.space_id, crew.kind, crew.members, tuple(records), state)
+
+
+CarrierChoice = Callable[[tuple[int, ...]], tuple[tuple[int, ...], ...]]
+"""Given each member's crew, the nodes each crew names as carriers."""
+
+
+def build_population(members: int, crews: int, seed: int, *,
+                     carriers: CarrierChoice | None = None) -> Population:
+    """Sign the congregation and its crews: every member in the congregation and one crew.
+
+    Args:
+        members: how many members.
+        crews: how many crews.
+        seed: the scenario's seed.
+        carriers: given each member's crew, the nodes each crew names as carriers: members
+            (not of that crew), or ``members + i`` for the ``i``-th always-on carrier. None:
+            no carriers. The carrier records come after every other setup record, so the rest
+            of the setup is the same with or without them.
+    """
     keys = tuple(member_key(seed, m) for m in range(members))
     signer = _Signer(seed)
     congregation = _found(signer, keys, tuple(range(members)), SpaceKind.CONGREGATION,
@@ -137,28 +201,42 @@ def build_population(members: int, crews: int, seed: int) -> Population:
         made.append(_found(signer, keys, crew, SpaceKind.CREW,
                            SpaceMeta(f"Crew {c}", "a simulated crew", Rhythm(Period.DAILY),
                                      congregation.space_id)))
+    chosen = carriers(tuple(crew_of)) if carriers is not None else ((),) * crews
+    extra = max((n for named in chosen for n in named), default=members - 1) - members + 1
+    carrier_keys = tuple(carrier_key(seed, i) for i in range(extra))
+    if carriers is not None:
+        every = keys + carrier_keys
+        for c, named in enumerate(chosen):
+            if any(n in made[c].members for n in named):
+                raise ValueError("a crew's member cannot be its carrier")
+            made[c] = _name_carriers(signer, keys, made[c],
+                                     tuple(bytes(every[n].verify_key) for n in named))
     return Population(keys, tuple(bytes(k.verify_key) for k in keys), congregation,
-                      tuple(made), tuple(crew_of))
+                      tuple(made), tuple(crew_of), carrier_keys, tuple(chosen))
 
 
 def make_replicas(population: Population, workdir: Path) -> list[Home]:
-    """One home folder per member whose replica holds the setup of the member's spaces.
+    """One home folder per node whose replica holds the setup of the node's spaces.
 
     The congregation's setup is appended once to a template replica, which is copied for every
     member (the same file the member's node would have written); each member's crew setup is
-    then appended to its copy.
+    then appended to its copy, and each carrier's replica gets the setup of the crews it
+    carries.
     """
     template = Home(workdir / "template")
     template.ensure()
     with Replica.open(template) as replica:
         replica.append([r.raw for r in population.congregation.records], now_ms=T0_MS)
     homes: list[Home] = []
-    for member in range(population.size):
-        home = Home(workdir / f"node-{member:04d}")
+    for node in range(population.nodes):
+        home = Home(workdir / f"node-{node:04d}")
         home.ensure()
-        shutil.copyfile(template.replica_file, home.replica_file)
-        crew = population.crews[population.crew_of[member]]
+        if node < population.size:
+            shutil.copyfile(template.replica_file, home.replica_file)
+        crews = [s for s in population.spaces_of(node) if s.kind is not SpaceKind.CONGREGATION]
+        crews += population.carried_by(node)
         with Replica.open(home) as replica:
-            replica.append([r.raw for r in crew.records], now_ms=T0_MS)
+            for crew in crews:
+                replica.append([r.raw for r in crew.records], now_ms=T0_MS)
         homes.append(home)
     return homes

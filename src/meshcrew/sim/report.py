@@ -9,16 +9,53 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from meshcrew.sim.metrics import quantile
-from meshcrew.sim.network import Traffic
-from meshcrew.sim.params import DAY, Nat
+from meshcrew.records import Record
+from meshcrew.sim.events import EventLoop
+from meshcrew.sim.gossip import GossipRouter
+from meshcrew.sim.metrics import Metrics, quantile
+from meshcrew.sim.network import Network, Traffic
+from meshcrew.sim.node import SimNode, ViewCache
+from meshcrew.sim.params import DAY, Nat, Scenario
+from meshcrew.sim.population import Population
+from meshcrew.sim.schedule import Intent
+from meshcrew.sim.syncing import SyncDriver
 from meshcrew.spaces import RecordKind, fold, open_posts, unlock
 
-if TYPE_CHECKING:
-    from meshcrew.sim.run import Simulation
+
+class FinishedRun(Protocol):
+    """What :func:`summarize` reads of a finished run (``meshcrew.sim.run.Simulation``; a
+    protocol, so that this module does not import the one that imports it)."""
+
+    @property
+    def scenario(self) -> Scenario: ...
+    @property
+    def population(self) -> Population: ...
+    @property
+    def nodes(self) -> Sequence[SimNode]: ...
+    @property
+    def catalog(self) -> Mapping[bytes, Record]: ...
+    @property
+    def intent_of(self) -> Mapping[bytes, Intent]: ...
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def net(self) -> Network: ...
+    @property
+    def gossip(self) -> GossipRouter: ...
+    @property
+    def sync(self) -> SyncDriver: ...
+    @property
+    def views(self) -> ViewCache: ...
+    @property
+    def loop(self) -> EventLoop: ...
+    @property
+    def crashes(self) -> int: ...
+    @property
+    def refused_locally(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +89,13 @@ class Summary:
     undelivered: dict[str, int]
     """Records some member of their space lacks at the end, by kind of space."""
     nodes_behind: int
-    """Nodes whose replica lacks a record of one of their spaces at the end."""
+    """Members whose replica lacks a record of one of their spaces at the end."""
     replica_mismatches: int
     """Nodes whose replica's frontier differs from what the run saw it accept (must be 0)."""
     refused_posts: int
     """Posts the space rules refuse when a member's replica is folded at the end (must be 0)."""
     leaks: int
-    """Records accepted by a non-member (must be 0)."""
+    """Records accepted by a node neither a member nor a carrier of their space (must be 0)."""
     refused_locally: int
     """Posts a member could not write because their own view refused them (must be 0)."""
     full_p50_s: float
@@ -103,6 +140,9 @@ class Summary:
     """Most message ids one node remembered as seen at once."""
     folds: int
     events: int
+    carriers: dict[str, float] = field(default_factory=dict)
+    """What the carriers did (empty: the scenario has none): how many, the records they took
+    and refused, what they lacked at the end, their bytes sent and replicas."""
     measured: Measured | None = field(default=None, compare=False)
 
     def deterministic(self) -> dict[str, Any]:
@@ -114,6 +154,10 @@ class Summary:
     def to_json(self) -> dict[str, Any]:
         """All figures, measured ones included."""
         return dataclasses.asdict(self)
+
+    @property
+    def _kind(self) -> str:
+        return "always-on" if self.carriers.get("always_on") else "public members"
 
     def table(self) -> str:
         """The summary as an aligned text table."""
@@ -158,6 +202,17 @@ class Summary:
             ("gossip seen-cache peak", f"{self.gossip_seen_peak:,} ids"),
             ("simulated events", f"{self.events:,}"),
         ]
+        if self.carriers:
+            c = self.carriers
+            rows[6:6] = [
+                ("carriers (per crew)", f"{c['nodes']:.0f} ({c['per_crew']:.0f}, {self._kind})"),
+                ("carriers: records taken / refused", f"{c['records_taken']:,.0f} / "
+                                                      f"{c['refused_over_quota']:,.0f}"),
+                ("carriers lacking a record at the end", f"{c['behind']:.0f}"),
+                ("carrier sent / day: mean / max", f"{_size(c['sent_per_day_mean'])} / "
+                                                   f"{_size(c['sent_per_day_max'])}"),
+                ("carrier replica: max", _size(c["replica_bytes_max"])),
+            ]
         if self.measured is not None:
             m = self.measured
             rows += [("wall time: setup / run", f"{m.setup_s:.1f} s / {m.run_s:.1f} s"),
@@ -192,7 +247,9 @@ def _size(n: float) -> str:
 @dataclass(frozen=True, slots=True)
 class _Check:
     behind: int
-    """Nodes whose replica lacks a record of one of their spaces."""
+    """Members whose replica lacks a record of one of their spaces."""
+    carriers_behind: int
+    """Carriers whose replica lacks a record of a space they carry."""
     mismatches: int
     """Nodes whose replica's frontier differs from what the run saw it accept."""
     lost: int
@@ -201,7 +258,7 @@ class _Check:
     """Posts that the space rules refuse, or that a member cannot open."""
 
 
-def _check_replicas(sim: Simulation) -> _Check:
+def _check_replicas(sim: FinishedRun) -> _Check:
     """Compare every replica with the truth and with the run's bookkeeping; fold and open one
     replica per space."""
     truth: dict[bytes, dict[bytes, bytes]] = {}
@@ -211,8 +268,9 @@ def _check_replicas(sim: Simulation) -> _Check:
         if record.seq > best.get(key, 0):
             best[key] = record.seq
             truth.setdefault(record.space_id, {})[record.author] = record.id
-    behind = mismatches = 0
+    behind = carriers_behind = mismatches = 0
     held: dict[tuple[bytes, bytes], int] = {}
+    members = sim.population.size
     for node in sim.nodes:
         if node.replica is None:
             node.open()
@@ -221,7 +279,9 @@ def _check_replicas(sim: Simulation) -> _Check:
             for author, head in frontier.items():
                 held[(space, author)] = max(held.get((space, author), 0), head.seq)
         ids = {s: {a: h.id for a, h in f.items()} for s, f in frontiers.items()}
-        behind += any(ids[s] != truth[s] for s in node.space_ids)
+        own = [s for s in node.space_ids if s not in node.carried]
+        behind += any(ids[s] != truth[s] for s in own) and node.index < members
+        carriers_behind += any(ids[s] != truth[s] for s in node.carried)
         mismatches += any(ids[s] != node.heads[s] for s in node.space_ids)
     lost = sum(1 for r in sim.catalog.values() if held.get((r.space_id, r.author), 0) < r.seq)
     refused = 0
@@ -232,22 +292,39 @@ def _check_replicas(sim: Simulation) -> _Check:
         opened = open_posts(state, unlock(state, holder.key))
         sealed = [r for r in state.records.values() if r.kind == RecordKind.SEALED]
         refused += len(sealed) - len(opened.posts)
-    return _Check(behind, mismatches, lost, refused)
+    return _Check(behind, carriers_behind, mismatches, lost, refused)
 
 
-def summarize(sim: Simulation, end: float, *, setup_s: float, run_s: float,
+def _carriers(sim: FinishedRun, check: _Check, days: float) -> dict[str, float]:
+    named = sim.population.carriers
+    nodes = sorted({n for crew in named for n in crew})
+    if not nodes:
+        return {}
+    sent = [sum(sim.net.stats.sent[n]) / days for n in nodes]
+    return {
+        "nodes": len(nodes), "per_crew": max(len(crew) for crew in named),
+        "always_on": float(nodes[0] >= sim.population.size),
+        "records_taken": sim.metrics.carried,
+        "refused_over_quota": sum(sim.nodes[n].refused_over_quota for n in nodes),
+        "behind": check.carriers_behind,
+        "sent_per_day_mean": sum(sent) / len(sent), "sent_per_day_max": max(sent),
+        "replica_bytes_max": max(sim.nodes[n].replica_bytes()[0] for n in nodes),
+    }
+
+
+def summarize(sim: FinishedRun, end: float, *, setup_s: float, run_s: float,
               peak_rss_kib: int) -> Summary:
     """The summary of a finished run."""
     metrics = sim.metrics
     scenario = sim.scenario
-    members = len(sim.nodes)
+    members = sim.population.size  # per-node figures are the members' (carriers apart)
     days = max(end / DAY, 1e-9)
     check = _check_replicas(sim)
     congregation = sim.population.congregation.space_id
     undelivered = Counter("congregation" if metrics.made[rid].space == congregation else "crew"
                           for rid in metrics.incomplete())
     ready = metrics.ready_delays()
-    sent = sim.net.stats.sent
+    sent = sim.net.stats.sent[:members]
     per_node_day = sorted(sum(row) / days for row in sent)
     by_kind = {t.name.lower(): sum(row[t] for row in sent) / members / days for t in Traffic}
     by_kind["total"] = sum(per_node_day) / members
@@ -257,8 +334,8 @@ def summarize(sim: Simulation, end: float, *, setup_s: float, run_s: float,
     converged_at = max(metrics.complete_at.values(), default=0.0)
     kinds = Counter(sim.intent_of[rid].value for rid in metrics.made)
     gossip, sync, net = sim.gossip.stats, sim.sync.stats, sim.net.stats
-    sizes = [node.replica_bytes()[0] for node in sim.nodes]
-    wal = max(node.replica_bytes()[1] for node in sim.nodes)
+    sizes = [node.replica_bytes()[0] for node in sim.nodes[:members]]
+    wal = max(node.replica_bytes()[1] for node in sim.nodes[:members])
     return Summary(
         scenario=scenario.name, seed=scenario.seed, members=members, crews=scenario.crews,
         days=scenario.behaviour.days,
@@ -283,8 +360,8 @@ def summarize(sim: Simulation, end: float, *, setup_s: float, run_s: float,
         bytes_per_node_day=by_kind,
         bytes_per_node_day_p95=quantile(per_node_day, 0.95),
         bytes_per_node_day_max=per_node_day[-1],
-        relay_bytes_per_day_max=max(row[Traffic.RELAY] for row in sent) / days,
-        received_twice=sum(n.duplicates for n in sim.nodes),
+        relay_bytes_per_day_max=max(row[Traffic.RELAY] for row in sim.net.stats.sent) / days,
+        received_twice=sum(n.duplicates for n in sim.nodes[:members]),
         sync={"started": sync.started, "counted in sync": sync.counted_in_sync,
               "run for real": sync.started - sync.counted_in_sync, "completed": sync.completed,
               "reset": sync.reset, "records sent": sync.records_sent},
@@ -292,7 +369,7 @@ def summarize(sim: Simulation, end: float, *, setup_s: float, run_s: float,
                 "duplicates": gossip.duplicates, "ignored": gossip.ignored,
                 "IHAVE": gossip.ihave, "IWANT": gossip.iwant, "served": gossip.served,
                 "grafts": gossip.grafts, "prunes": gossip.prunes},
-        net={**{f"{kind.value} nodes": sim.net.nat.count(kind) for kind in Nat},
+        net={**{f"{kind.value} nodes": sim.net.nat[:members].count(kind) for kind in Nat},
              "connections": net.connections, "relayed": net.relayed_connections,
              "hole-punched": net.punched, "reversed": net.reversed,
              "punches failed": net.punches_failed, "dials failed": net.dials_failed,
@@ -307,5 +384,6 @@ def summarize(sim: Simulation, end: float, *, setup_s: float, run_s: float,
         wal_bytes_max=wal,
         gossip_seen_peak=sim.gossip.stats.peak_seen,
         folds=sim.views.folds, events=sim.loop.processed,
+        carriers=_carriers(sim, check, days),
         measured=Measured(setup_s, run_s, peak_rss_kib / 1024, peak_rss_kib / members),
     )

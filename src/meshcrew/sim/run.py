@@ -12,6 +12,7 @@ import random
 import resource
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from meshcrew.errors import SpaceError
@@ -19,12 +20,12 @@ from meshcrew.records import Record
 from meshcrew.sim.events import EventLoop
 from meshcrew.sim.gossip import GossipRouter
 from meshcrew.sim.metrics import Metrics, OnlineLog
-from meshcrew.sim.network import Conn, Network
+from meshcrew.sim.network import Conn, Network, draw_links
 from meshcrew.sim.node import SimNode, VerifyCache, ViewCache
-from meshcrew.sim.params import DAY, Scenario
+from meshcrew.sim.params import DAY, CarrierKind, Nat, Scenario
 from meshcrew.sim.population import T0_MS, build_population, make_replicas
 from meshcrew.sim.report import Summary, summarize
-from meshcrew.sim.schedule import CREW_INTENTS, Intent, plan_nodes
+from meshcrew.sim.schedule import CREW_INTENTS, Intent, NodePlan, plan_nodes
 from meshcrew.sim.syncing import SyncDriver
 from meshcrew.sim.workload import make_post
 
@@ -37,9 +38,14 @@ class Simulation:
         self.scenario = scenario
         self.behaviour = scenario.behaviour
         seed = scenario.seed
-        self.population = population = build_population(scenario.members, scenario.crews, seed)
+        self.population = population = build_population(
+            scenario.members, scenario.crews, seed,
+            carriers=partial(self._name_carriers, scenario) if scenario.carriers else None)
         homes = make_replicas(population, workdir)
         self.plans = plan_nodes(scenario.behaviour, scenario.members, seed)
+        # An always-on carrier is up from the start to the end, and never crashes.
+        self.plans += [NodePlan(online=[(0.0, scenario.end_s + DAY)])
+                       for _ in range(population.nodes - population.size)]
         self.loop = EventLoop()
         self.catalog: dict[bytes, Record] = {
             r.id: r for space in (population.congregation, *population.crews)
@@ -47,23 +53,32 @@ class Simulation:
         self.intent_of: dict[bytes, Intent] = {}
         self.views = ViewCache()
         self.verifier = VerifyCache()
-        self.nodes = [SimNode(m, population.keys[m], homes[m],
-                              tuple(s.space_id for s in population.spaces_of(m)), self.views,
-                              self.catalog, self.verifier) for m in range(population.size)]
-        spaces_of = [frozenset(s.space_id for s in population.spaces_of(m))
-                     for m in range(population.size)]
+        quotas = ((scenario.carriers.space_quota_bytes, scenario.carriers.total_quota_bytes)
+                  if scenario.carriers is not None else None)
+        self.nodes = [SimNode(n, population.key_of(n), homes[n],
+                              tuple(s.space_id for s in population.spaces_of(n)), self.views,
+                              self.catalog, self.verifier,
+                              carried=tuple(s.space_id for s in population.carried_by(n)),
+                              quotas=quotas) for n in range(population.nodes)]
+        # A relay gives member limits to peers that share a space it is a member of (the
+        # node's is_member): spaces it only carries do not count.
+        spaces_of = [frozenset(s.space_id for s in population.spaces_of(n))
+                     for n in range(population.nodes)]
         self.net = Network(self.loop, scenario.net, population.size, seed,
                            lambda m: self.nodes[m].online,
-                           lambda m, n: not spaces_of[m].isdisjoint(spaces_of[n]))
+                           lambda m, n: not spaces_of[m].isdisjoint(spaces_of[n]),
+                           public_extra=population.nodes - population.size)
         self.gossip = GossipRouter(self.loop, self.net, self.nodes, scenario.gossip, seed,
                                    self._on_gossip)
         self.sync = SyncDriver(self.net, self.nodes, scenario.node, self._on_sync)
         self.net.on_open.append(self._on_open)
         members = {s.space_id: frozenset(s.members)
                    for s in (population.congregation, *population.crews)}
-        self.metrics = Metrics(members, [OnlineLog() for _ in self.nodes])
+        named = {crew.space_id: frozenset(c)
+                 for crew, c in zip(population.crews, population.carriers, strict=True) if c}
+        self.metrics = Metrics(members, [OnlineLog() for _ in self.nodes], named)
         self.rng = random.Random(f"meshcrew-sim members {seed}")
-        self._commit_pending = [False] * population.size
+        self._commit_pending = [False] * population.nodes
         self._deferred: list[list[tuple[Intent, bytes | None]]] = [[] for _ in self.nodes]
         self._backoff: list[dict[int, tuple[float, float]]] = [{} for _ in self.nodes]
         self.crashes = 0
@@ -75,10 +90,35 @@ class Simulation:
                             if m != n] for n in range(population.size)]
         self._public = [m for m in range(population.size) if self.net.reachable[m]]
         self._favorites = [self._pick_favorites(n) for n in range(population.size)]
+        self._carriers = [population.carriers[population.crew_of[n]]
+                          for n in range(population.size)]
+        """Per member, the carriers their crew names (their node dials them, as it dials
+        the members of its spaces)."""
         self._schedule_plans()
         self.setup_s = time.perf_counter() - started
 
     # -- setup ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _name_carriers(scenario: Scenario,
+                       crew_of: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+        """Per crew, the nodes it names as carriers (see :class:`~meshcrew.sim.Carriers`)."""
+        carriers = scenario.carriers
+        if carriers is None:
+            return ()
+        members, crews = scenario.members, scenario.crews
+        if carriers.kind is CarrierKind.ALWAYS_ON:
+            return tuple(tuple(members + c * carriers.per_crew + i
+                               for i in range(carriers.per_crew)) for c in range(crews))
+        # Public members outside the crew, as the network will draw them.
+        public = [m for m, nat in enumerate(draw_links(scenario.net, members, scenario.seed)[2])
+                  if nat is Nat.PUBLIC]
+        draw = random.Random(f"meshcrew-sim carriers {scenario.seed}")
+        named = []
+        for c in range(crews):
+            pool = [m for m in public if crew_of[m] != c]
+            named.append(tuple(sorted(draw.sample(pool, min(carriers.per_crew, len(pool))))))
+        return tuple(named)
 
     def _pick_favorites(self, node: int) -> list[int]:
         crew = set(self._crewmates[node])
@@ -190,9 +230,13 @@ class Simulation:
         return True
 
     def _keep_peers(self, node: int) -> None:
-        """Dial crewmates and favourite congregation peers; if too few congregation peers are
-        connected, dial as many other public members (not recently failed) as are missing."""
-        for peer in (*self._crewmates[node], *self._favorites[node]):
+        """Dial crewmates, favourite congregation peers and the crew's carriers; if too few
+        congregation peers are connected, dial as many other public members (not recently
+        failed) as are missing. An always-on carrier dials nobody: it is no member of
+        anything, so its node wants no peer; members dial it."""
+        if node >= self.population.size:
+            return
+        for peer in (*self._crewmates[node], *self._favorites[node], *self._carriers[node]):
             self._dial(node, peer)
         crew = self._crewmates[node]
         missing = self.scenario.net.congregation_peers - sum(
@@ -240,11 +284,13 @@ class Simulation:
     def _answer(self, node: int, record_id: bytes) -> None:
         """Maybe answer a post the member just received (reactions to check-ins, replies)."""
         intent = self.intent_of.get(record_id)
+        if intent is None or node not in self.metrics.members[self.catalog[record_id].space_id]:
+            return  # a carrier holds what it carries sealed, and answers nothing
         b = self.behaviour
         if intent is Intent.CHECKIN:
             chance, answer = b.reaction, Intent.REACTION
         elif intent in (Intent.ASK, Intent.OFFER):
-            chance, answer = b.replies_per_ask / max(len(self.nodes) - 1, 1), Intent.REPLY
+            chance, answer = b.replies_per_ask / max(self.population.size - 1, 1), Intent.REPLY
         else:
             return
         if self.loop.now < b.days * DAY and self.rng.random() < chance:

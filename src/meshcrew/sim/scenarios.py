@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from meshcrew.sim.params import Behaviour, NetParams, Partition, Scenario
+from meshcrew.sim.params import (
+    Behaviour,
+    CarrierKind,
+    Carriers,
+    NetParams,
+    Partition,
+    Scenario,
+)
 
 
 def congregation(members: int, *, name: str | None = None, description: str = "",
@@ -27,6 +34,9 @@ def congregation(members: int, *, name: str | None = None, description: str = ""
 
 
 BASE = congregation(200)
+CHURN = replace(BASE, name="churn-2h",
+                description="as congregation-200; each node online 2 hours a day",
+                behaviour=Behaviour(hours_per_day=2.0, start_hour=(14.0, 20.0), drain_days=7.0))
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s for s in (
@@ -37,10 +47,14 @@ SCENARIOS: dict[str, Scenario] = {
         replace(BASE, name="partition-day",
                 description="as congregation-200; half of the nodes cut off for day 3",
                 partition=Partition(start_day=2.0, days=1.0)),
-        replace(BASE, name="churn-2h",
-                description="as congregation-200; each node online 2 hours a day",
-                behaviour=Behaviour(hours_per_day=2.0, start_hour=(14.0, 20.0),
-                                    drain_days=7.0)),
+        CHURN,
+        replace(CHURN, name="churn-2h-carriers",
+                description="as churn-2h; each crew names one always-on public carrier",
+                carriers=Carriers(CarrierKind.ALWAYS_ON, per_crew=1)),
+        replace(CHURN, name="churn-2h-member-carriers",
+                description="as churn-2h; each crew names 3 public congregation members as "
+                            "carriers",
+                carriers=Carriers(CarrierKind.PUBLIC_MEMBERS, per_crew=3)),
         congregation(50),
     )
 }
