@@ -42,6 +42,9 @@ _TABLE = (
      lambda s: f"{s['sync']['records sent'] / max(s['deliveries'], 1):.2f}"),
     ("replica per node: mean / max",
      lambda s: f"{_b(s['replica_bytes_mean'])} / {_b(s['replica_bytes_max'])}"),
+    ("carriers: records taken / refused",
+     lambda s: f"{s['carriers']['records_taken']:,.0f} / {s['carriers']['refused_over_quota']:,.0f}"
+     if s.get("carriers") else "—"),
     ("peak RSS per node", lambda s: f"{s['measured']['rss_per_node_kib']:.0f} KiB"),
     ("wall time (run)", lambda s: f"{s['measured']['run_s']:.0f} s"),
 )
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.list:
         for name, scenario in SCENARIOS.items():
-            print(f"{name:<20} {scenario.description}")
+            print(f"{name:<26} {scenario.description}")
         return 0
     names = list(SCENARIOS) if args.all else args.names
     unknown = [n for n in names if n not in SCENARIOS]
