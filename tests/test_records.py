@@ -31,6 +31,7 @@ from meshcrew.records import (
     SIGN_DOMAIN,
     Record,
     RecordError,
+    check_record,
     decode_and_verify,
     record_id,
     sign_record,
@@ -288,6 +289,61 @@ def test_the_forged_baseline_is_valid() -> None:
                          ids=[name for name, _, _ in REJECTED])
 def test_rejection_reason(data: bytes, expected: Reason) -> None:
     assert reason_of(data) == expected
+
+
+DETAILS = {
+    "oversize-bytes": "65537 > 65536 bytes", "oversize-record": "65696 > 65536 bytes",
+    "reserved-byte": "FormatError", "trailing-byte": "ExtraData", "truncated": "ValueError",
+    "kind-not-utf8": "UnicodeDecodeError", "a-map": "not an array", "an-int": "not an array",
+    "empty-array": "not an array", "version-str": "no version", "version-bool": "no version",
+    "eight-fields": "8 fields, not 9", "ten-fields": "10 fields, not 9",
+    "version-2": "version 2", "version-0": "version 0",
+    "kind-int": "kind is not a string", "kind-upper": "'Checkin'", "kind-empty": "''",
+    "kind-33": repr("k" * MAX_KIND_CHARS), "space-31": "space is not 32 bytes",
+    "author-33": "author is not 32 bytes", "sig-63": "sig is not 64 bytes",
+    "body-nil": "body is not bytes", "ts-float": "ts is not a millisecond timestamp",
+    "prev-31": "prev is neither nil nor 32 bytes", "seq-str": "seq out of range",
+    "seq-2-without-prev": "seq 1 has no prev and only seq 1 lacks one",
+    "genesis-seq-2": "a space's genesis must be seq 1",
+    "body-too-large": f"{MAX_BODY_BYTES + 1} > {MAX_BODY_BYTES} bytes",
+}
+"""What the refusal's sentence adds to its reason, for the person reading it: the field at
+fault, the size against the limit, the decoder's complaint."""
+
+
+@pytest.mark.parametrize("name", sorted(DETAILS))
+def test_each_refusal_says_what_is_wrong(name: str) -> None:
+    data, expected = next((d, r) for n, d, r in REJECTED if n == name)
+    with pytest.raises(RecordError) as caught:
+        decode_and_verify(data)
+    assert (caught.value.reason, caught.value.detail) == (expected, DETAILS[name])
+    assert str(caught.value) == f"{expected.sentence} ({DETAILS[name]})"
+
+
+def test_a_record_of_exactly_the_size_limit_is_judged_on_its_fields() -> None:
+    at_limit = forge(fields(body=bytes(65378)))
+    assert len(at_limit) == MAX_RECORD_BYTES
+    assert reason_of(at_limit) == Reason.BODY_TOO_LARGE  # not refused for its size
+
+
+def test_check_record_refuses_exactly_what_decoding_refuses() -> None:
+    for _, data, expected in REJECTED:
+        with pytest.raises(RecordError) as caught:
+            check_record(data)
+        assert caught.value.reason == expected
+    ahead = forge(fields(ts=NOW + MAX_CLOCK_SKEW_MS + 1))
+    with pytest.raises(RecordError) as caught:
+        check_record(ahead, now_ms=NOW)
+    assert caught.value.reason == Reason.FROM_FUTURE
+    check_record(ahead)  # without a clock, the date is not judged
+    check_record(valid_raw(), now_ms=NOW)
+
+
+def test_a_record_from_the_future_says_how_far_ahead() -> None:
+    ahead = forge(fields(ts=NOW + 660_999))
+    with pytest.raises(RecordError) as caught:
+        decode_and_verify(ahead, now_ms=NOW)
+    assert caught.value.detail == "660 s ahead"
 
 
 def test_from_future() -> None:
