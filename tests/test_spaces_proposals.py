@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
@@ -401,6 +401,7 @@ def reference(h: History, quorum: int) -> tuple[ProposalStatus, int | None]:
 @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=st.lists(event, max_size=14), proposer=st.integers(0, 3),
        quorum=st.sampled_from([100, 75, 50, 1]), seed=st.integers(0, 2**32 - 1))
+@example(events=[("withdraw", 0, CONSENT, 0)], proposer=1, quorum=100, seed=0)  # not theirs
 def test_any_order_and_duplicates_give_the_outcome_the_rules_give(
         events: list[tuple[str, int, Position, int]], proposer: int, quorum: int,
         seed: int) -> None:
