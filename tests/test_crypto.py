@@ -99,3 +99,33 @@ def test_bad_inputs_fail_clearly() -> None:
     not_a_point = bytes.fromhex("02" + "00" * 31)
     with pytest.raises(DecryptError):
         crypto.seal_to_member(not_a_point, b"k", rng_of(1))
+
+
+def test_an_empty_body_round_trips() -> None:
+    key = crypto.new_key(rng_of(13))
+    blob = crypto.encrypt(key, b"", b"ad", rng_of(14))
+    assert len(blob) == crypto.BLOB_OVERHEAD
+    assert crypto.decrypt(key, blob, b"ad") == b""
+
+
+def test_each_failure_says_what_went_wrong() -> None:
+    """The sentence a person reads tells a short blob or bad key from a blob that does not
+    open, and a sealed key meant for someone else from a key that cannot receive one."""
+    key = crypto.new_key(rng_of(15))
+    blob = crypto.encrypt(key, b"hello", b"ad", rng_of(16))
+    too_short = "The encrypted body is too short or the key has the wrong length."
+    for bad_key, bad_blob in ((key, blob[:crypto.BLOB_OVERHEAD - 1]), (key[:31], blob)):
+        with pytest.raises(DecryptError) as caught:
+            crypto.decrypt(bad_key, bad_blob, b"ad")
+        assert str(caught.value) == too_short
+    with pytest.raises(DecryptError) as caught:
+        crypto.decrypt(crypto.new_key(rng_of(17)), blob, b"ad")
+    assert str(caught.value) == ("The body does not open with this key (wrong epoch, wrong "
+                                 "space, or altered).")
+    sealed = crypto.seal_to_member(bytes(ADA.verify_key), key, rng_of(18))
+    with pytest.raises(DecryptError) as caught:
+        crypto.open_sealed(BO, sealed)
+    assert str(caught.value) == "The sealed key is not for this identity, or it was altered."
+    with pytest.raises(DecryptError) as caught:
+        crypto.x25519_public(bytes.fromhex("02" + "00" * 31))
+    assert str(caught.value) == "The public key cannot receive encrypted keys."
