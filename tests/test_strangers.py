@@ -23,6 +23,8 @@ from meshcrew.node.addr_exchange import ADDRS_PROTOCOL
 from meshcrew.node.carrying import CARRY_PROTOCOL
 from meshcrew.records import Record
 from meshcrew.service import Member
+from meshcrew.spaces.sealing import unlock
+from meshcrew.spaces.transit import open_transit, transit_keys
 from meshcrew.store import Replica
 from meshcrew.sync import PROTOCOL_IDS
 from node_world import LOOPBACK_NODE, make_home, wall_ms
@@ -145,14 +147,25 @@ async def test_a_member_sees_its_space_and_after_removal_and_rotation_nothing_ne
             async with open_raw_peer("Bo's runaway node", bo_who.signing_key.encode()) as bo:
                 inbound: Inbound = bo.record_inbound(NODE_PROTOCOLS)
                 await bo.connect(ada.addrs()[0])
-                await bo.pubsub.subscribe(topic_name(space))
+                subscription = await bo.pubsub.subscribe(topic_name(space))
                 await bo.pubsub.subscribe(topic_name(other))  # a space Bo is not in
-                # While Bo is a member he is told the space and sent its records: the control.
+                # While Bo is a member he is told the space and sent its records, sealed in
+                # transit under a key his keyring opens: the control.
                 await wait_until(lambda: ada.host.peer_id in {
                     str(p) for p in bo.pubsub.peer_topics.get(topic_name(space), ())})
                 before = ada.replica.get(ada.member.checkin(space, text="hello", energy=3))
                 assert before is not None
-                await wait_until(lambda: before.space_id in inbound.pubsub)
+                state = ada.member.view(space).state
+                keys = transit_keys(state, unlock(state, bo_who.signing_key))
+                with trio.fail_after(10):  # older records may come first
+                    while True:
+                        message = await subscription.receive_channel.receive()
+                        if open_transit(keys, space, bytes(message.data)) == before.raw:
+                            break
+                # ... and even a member's wire shows no space id or time in the clear (he is
+                # told the topic, and Ada's key is the id of the peer he dialled).
+                assert leaked(inbound.pubsub, [before.space_id, msgpack.packb(before.ts),
+                                               before.ts.to_bytes(8, "big")]) == []
                 assert ada.host.peer_id not in {
                     str(p) for p in bo.pubsub.peer_topics.get(topic_name(other), ())}
                 # Ada removes Bo (hers is the only consent a crew of two needs), the

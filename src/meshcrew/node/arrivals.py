@@ -23,6 +23,7 @@ from meshcrew.identity import public_key_of_peer_id
 from meshcrew.net import RecordsVerified, SessionEvent
 from meshcrew.records import PROTOCOL_VERSION, Head, Record, record_id
 from meshcrew.spaces import RecordKind
+from meshcrew.spaces.transit import TransitForged, TransitUnknown
 from meshcrew.store import VerifiedBatch
 from meshcrew.sync import PeerFrontier, RecordsReceived
 
@@ -128,7 +129,11 @@ class Arrivals:
                     break
             by_origin: dict[tuple[str, bytes], list[bytes]] = {}
             for message in batch:
-                by_origin.setdefault((message.origin, message.space_id), []).append(message.data)
+                try:  # the validator opened it already; only a key change between can fail
+                    raw = self._node.transit.open(message.space_id, message.data)
+                except (TransitUnknown, TransitForged):
+                    continue
+                by_origin.setdefault((message.origin, message.space_id), []).append(raw)
             for (origin, space_id), raws in by_origin.items():
                 stored = self._node.take(raws, sender=origin, propagate=False, space_id=space_id)
                 self.gossip_taken += len(raws)

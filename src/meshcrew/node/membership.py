@@ -31,6 +31,7 @@ from meshcrew.service import Member
 from meshcrew.spaces import MemberStatus, RecordKind, SpaceState, invite_problem
 from meshcrew.spaces.bodies import JoinBody, parse_body
 from meshcrew.spaces.invites import verify_invite_proof
+from meshcrew.spaces.transit import TransitForged, TransitUnknown
 
 _MAX_EARLY_JOINS = 64
 """Joins per space counted ahead of the fold (more wait for it: a crowd of joiners is rare)."""
@@ -168,9 +169,12 @@ class GossipJudge:
     Rejections cost the forwarding peer penalty points (``meshcrew.net.gossip``).
     """
 
-    def __init__(self, membership: Membership, clock: Callable[[], int]) -> None:
+    def __init__(self, membership: Membership, clock: Callable[[], int], *,
+                 open_transit: Callable[[bytes, bytes], bytes] | None = None) -> None:
         self._membership = membership
         self._clock = clock
+        self._open_transit = open_transit
+        """Opens a message sealed in transit (None: messages are bare records, for tests)."""
         self.verdicts: dict[Verdict, int] = dict.fromkeys(Verdict, 0)
         """How many messages got each verdict since the node started (libp2p drops a message
         it has seen before without asking again)."""
@@ -193,6 +197,13 @@ class GossipJudge:
 
     def _judge(self, space_id: bytes, data: bytes, origin: str) -> Verdict:
         membership = self._membership
+        if self._open_transit is not None:
+            try:
+                data = self._open_transit(space_id, data)
+            except TransitUnknown:  # another version, or a key not held yet: sync brings it
+                return Verdict.IGNORE if self._vouched(space_id, origin) else Verdict.REJECT
+            except TransitForged:
+                return Verdict.REJECT
         try:
             record = decode_and_verify(data, now_ms=self._clock())
         except RecordError as exc:

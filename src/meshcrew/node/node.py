@@ -81,6 +81,7 @@ from meshcrew.node.reports import (
     RelayUse,
 )
 from meshcrew.node.retention import expire_posts
+from meshcrew.node.transit import Transit
 from meshcrew.reasons import Reason
 from meshcrew.records import Record, record_id
 from meshcrew.service import Member, ViewCache
@@ -142,7 +143,9 @@ class Node:
                                  clock) if config.carrier.enabled else None
         """The carrier's side (``--carrier``), else None."""
         self._carriers: CarrierContacts | None = None
-        self.judge = GossipJudge(self.membership, clock)
+        self.transit = Transit(self.member)
+        """Transit keys: gossip is sealed under the space's epoch (docs/protocol.md)."""
+        self.judge = GossipJudge(self.membership, clock, open_transit=self.transit.open)
         self.book = PeerBook.load(home)
         self.receipts = Receipts.load(home)
         self.started_ms = clock()
@@ -332,17 +335,17 @@ class Node:
             return
         me = self.identity.public_key
         local = [r for r in records if r.author == me and r.id not in self._incoming]
-        if self._host is not None:
-            for record in local:
-                self._host.gossip.publish(record.space_id, record.raw)
         if any(changes_membership(r.kind) for r in records):
             for record in records:
                 if changes_membership(record.kind):
                     self.membership.changed(record.space_id)
             self.serving.changed()
+            self.transit.changed()
             if self._carriers is not None:
                 self._carriers.changed()
             self._topics_changed.set()
+        for record in local:
+            self._gossip(record.space_id, record.raw)
         if local:
             self._propagate(exclude=None)
         self._emit(RecordsChanged(frozenset(r.space_id for r in records),
@@ -353,8 +356,12 @@ class Node:
         and their frontiers say who has received what."""
         if self._host is None or self._contacts is None:
             return
-        wanted = self._contacts.wanted_peers()
-        self._to_sync |= {p for p in self._host.connected_peers() if p in wanted} - {exclude}
+        # Every connected peer this node syncs with: members, carriers, and for a while a
+        # dropped carrier or a lapsed joiner, who learn of it this way (they take no gossip).
+        sync = self.sync
+        self._to_sync |= {p for p in self._host.connected_peers()
+                          if (key := peer_key(p)) is not None and sync.shares_a_space(key)
+                          } - {exclude}
         self._sync_wanted.set()
 
     def _on_sync_complete(self, peer_id: str, stats: SyncStats) -> None:
@@ -424,7 +431,7 @@ class Node:
         gossip = self.host.gossip
         started = False
         while True:
-            wanted = set(self.serving.spaces())
+            wanted = set(self.membership.my_spaces())  # a carrier takes no gossip: no key
             for space_id in sorted(wanted - gossip.joined):
                 await gossip.join(space_id)
             for space_id in sorted(gossip.joined - wanted):
@@ -495,14 +502,24 @@ class Node:
             return Verdict("unknown", "the node is not running")
         return self._reach.verdict()
 
+    def _gossip(self, space_id: bytes, raw: bytes) -> None:
+        """Publish a record on its space's topic, sealed in transit (not before this member
+        holds a key of the space: sync brings it to the others meanwhile)."""
+        if self._host is None:
+            return
+        sealed = self.transit.seal(space_id, raw)
+        if sealed is not None:
+            self._host.gossip.publish(space_id, sealed)
+
     def _may_see(self, peer_id: str, space_id: bytes) -> bool:
-        """Whether a peer may be told of a space's gossip topic: a member, or a carrier the
-        space names (docs/node.md, "What a stranger learns")."""
+        """Whether a peer may be told of a space's gossip topic: a member (and for a while a
+        joiner whose join lapsed). Carriers hold no key to open gossip: they keep level by
+        sync (docs/node.md, "What a stranger learns")."""
         try:
             key = public_key_of_peer_id(peer_id)
         except IdentityError:
             return False
-        return self.serving.shares(space_id, key)
+        return self.serving.shares(space_id, key) and key not in self.serving.carriers(space_id)
 
     def _shares_a_space(self, peer_id: str) -> bool:
         try:
@@ -539,7 +556,7 @@ class Node:
             reason = status.reason if status is not None and status.reason else \
                 Reason.NOT_ALLOWED
             return Admission(False, reason.value)
-        self.host.gossip.publish(join.space_id, join.raw)  # tell the other members at once
+        self._gossip(join.space_id, join.raw)  # tell the other members at once
         return Admission(True)
 
 

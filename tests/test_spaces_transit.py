@@ -1,0 +1,118 @@
+"""Gossip sealed in transit (spaces/transit.py): members open it, no one else, and nothing of
+the envelope shows (issue 17, item 2)."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from nacl.signing import SigningKey
+
+from meshcrew.spaces import CheckIn
+from meshcrew.spaces.sealing import Keyring, unlock
+from meshcrew.spaces.transit import (
+    KEY_ID_BYTES,
+    TRANSIT_VERSION,
+    TransitForged,
+    TransitKeys,
+    TransitUnknown,
+    open_transit,
+    seal_transit,
+    transit_keys,
+)
+from spaces_world import World, person, pk
+
+ADA, BO, CY = person("Ada"), person("Bo"), person("Cy")
+
+
+def crew() -> tuple[World, bytes]:
+    world = World()
+    space = world.found(ADA)
+    world.admit(ADA, BO, space)
+    world.admit(ADA, CY, space)
+    return world, space
+
+
+def keys_of(world: World, space: bytes, who: SigningKey) -> TransitKeys:
+    state = world.state(space)
+    return transit_keys(state, unlock(state, who))
+
+
+def test_a_member_opens_what_another_sealed_and_the_envelope_does_not_show() -> None:
+    world, space = crew()
+    record = world.post(ADA, space, CheckIn(text="in transit", energy=3))
+    sealed = seal_transit(keys_of(world, space, ADA), space, record.raw, world.rng)
+    assert sealed is not None
+    assert open_transit(keys_of(world, space, BO), space, sealed) == record.raw
+    for clear in (space, pk(ADA), msgpack.packb(record.ts), record.ts.to_bytes(8, "big"),
+                  record.id):
+        assert clear not in sealed
+    assert sealed[0] == TRANSIT_VERSION
+
+
+def test_a_removed_member_cannot_open_what_is_sealed_after_the_rotation() -> None:
+    world, space = crew()
+    cy_before = keys_of(world, space, CY)
+    proposal = world.propose(ADA, space, CY)
+    world.consent(BO, space, proposal)
+    record = world.post(ADA, space, CheckIn(text="after Cy left", energy=3))  # rotates first
+    sealed = seal_transit(keys_of(world, space, ADA), space, record.raw, world.rng)
+    assert sealed is not None
+    assert open_transit(keys_of(world, space, BO), space, sealed) == record.raw
+    for keys in (cy_before, keys_of(world, space, CY)):  # what he held, and what he could get
+        with pytest.raises(TransitUnknown):
+            open_transit(keys, space, sealed)
+
+
+def test_a_stranger_holds_no_key_and_seals_nothing() -> None:
+    world, space = crew()
+    state = world.state(space)
+    stranger = transit_keys(state, unlock(state, person("Eve")))
+    assert stranger.by_id == {}
+    assert stranger.current is None
+    assert seal_transit(stranger, space, b"record", world.rng) is None
+    sealed = seal_transit(keys_of(world, space, ADA), space, b"record", world.rng)
+    assert sealed is not None
+    with pytest.raises(TransitUnknown):
+        open_transit(stranger, space, sealed)
+
+
+def test_moved_to_another_space_or_altered_it_does_not_open() -> None:
+    world, space = crew()
+    other = world.found(ADA, name="Other")
+    keys = keys_of(world, space, ADA)
+    sealed = seal_transit(keys, space, b"record", world.rng)
+    assert sealed is not None
+    with pytest.raises(TransitForged):
+        open_transit(keys, other, sealed)
+    altered = sealed[:-1] + bytes([sealed[-1] ^ 1])
+    with pytest.raises(TransitForged):
+        open_transit(keys, space, altered)
+
+
+def test_keys_follow_rotations_and_seal_under_the_current_epoch() -> None:
+    world, space = crew()
+    state = world.state(space)
+    keys = transit_keys(state, unlock(state, ADA))
+    assert len(keys.by_id) == len(state.epochs)  # founder holds every epoch (history on)
+    current = state.current_epoch_id
+    assert current is not None
+    only_current = transit_keys(state, Keyring({current: unlock(state, ADA).epoch_keys[current]},
+                                               None))
+    assert only_current.current == keys.current
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=64))
+def test_any_bytes_are_refused_with_a_reason_not_a_crash(data: bytes) -> None:
+    world, space = crew()
+    keys = keys_of(world, space, ADA)
+    with pytest.raises((TransitUnknown, TransitForged)):
+        open_transit(keys, space, data)
+
+
+def test_the_key_id_has_its_size() -> None:
+    world, space = crew()
+    keys = keys_of(world, space, ADA)
+    assert all(len(kid) == KEY_ID_BYTES for kid in keys.by_id)
