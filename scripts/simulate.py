@@ -29,6 +29,8 @@ _TABLE = (
     ("ready delay p50 / p99 / max", lambda s: f"{_t(s['ready_p50_s'])} / "
                                               f"{_t(s['ready_p99_s'])} / {_t(s['ready_max_s'])}"),
     ("record held by all p50 / max", lambda s: f"{_t(s['full_p50_s'])} / {_t(s['full_max_s'])}"),
+    ("  bound: last member first up, p50",
+     lambda s: _t(s["bound_p50_s"]) if "bound_p50_s" in s else "—"),
     ("last post to convergence", lambda s: _t(s["drain_s"]) if s["converged"]
      else f"not in {_t(s['drain_s'])}"),
     ("sent / node / day: mean", lambda s: _b(s["bytes_per_node_day"]["total"])),

@@ -65,6 +65,14 @@ def test_an_always_on_carrier_per_crew_gets_every_crew_post_to_every_crewmate(
     summary, simulation = _run(Carriers(CarrierKind.ALWAYS_ON), workdir)
     assert summary.undelivered.get("crew", 0) == 0
     assert summary.full_p50_s <= before.full_p50_s / 2
+    # No network beats the members' own hours: every record was held by all no sooner than
+    # its last member was first up after it was made.
+    bounds = simulation.metrics.full_bounds()
+    for made, bound in zip(simulation.metrics.made.values(), bounds, strict=True):
+        done = [at for rid, at in simulation.metrics.complete_at.items()
+                if simulation.metrics.made[rid] is made]
+        assert all(at - made.at >= bound - 1e-6 for at in done)
+    assert sum(1 for b in bounds if b > 6 * 3600) > len(bounds) / 2  # most wait for a member
     assert summary.lost_records == summary.leaks == summary.replica_mismatches == 0
     assert summary.refused_posts == summary.refused_locally == 0
     assert summary.carriers["nodes"] == simulation.scenario.crews == 5

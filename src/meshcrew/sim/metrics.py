@@ -175,6 +175,21 @@ class Metrics:
                 delays.append(max(log.online_before(held) - log.online_before(ready), 0.0))
         return delays
 
+    def full_bounds(self) -> array[float]:
+        """Per record, the least time until every member held it that any network could give:
+        until the last member of its space (the author aside) was first up after it was made.
+        Only members hold their spaces' keys, so a carrier cannot beat this: it can only bring
+        the record to each member the first time they are up."""
+        bounds = array("d")
+        for made in self.made.values():
+            bound = made.at
+            for member in self.members[made.space]:
+                if member != made.author:
+                    up = next(self.logs[member].spans_from(made.at), (math.inf, math.inf))[0]
+                    bound = max(bound, up)
+            bounds.append(bound - made.at)
+        return bounds
+
     @property
     def missing(self) -> int:
         """Deliveries not done yet."""

@@ -102,6 +102,9 @@ class Summary:
     """Per record: time from its commit by the author until every member holds it."""
     full_p95_s: float
     full_max_s: float
+    bound_p50_s: float
+    """Per record: the least ``full`` time possible, until its last member was first up after
+    it was made (:meth:`Metrics.full_bounds`)."""
     delay_p50_s: float
     """Per delivery: simulated time from the author's commit to the member's."""
     delay_p95_s: float
@@ -178,6 +181,7 @@ class Summary:
             ("posts the author could not write", f"{self.refused_locally}"),
             ("record held by all: p50 / p95 / max", _times(self.full_p50_s, self.full_p95_s,
                                                              self.full_max_s)),
+            ("  bound (last member first up): p50", _time(self.bound_p50_s)),
             ("delivery delay: p50 / p95 / max", _times(self.delay_p50_s, self.delay_p95_s,
                                                         self.delay_max_s)),
             ("awake delay: p50 / p99 / max", _times(self.awake_p50_s, self.awake_p99_s,
@@ -347,7 +351,7 @@ def summarize(sim: FinishedRun, end: float, *, setup_s: float, run_s: float,
         nodes_behind=check.behind, replica_mismatches=check.mismatches,
         refused_posts=check.refused, leaks=metrics.leaks, refused_locally=sim.refused_locally,
         full_p50_s=quantile(full, 0.5), full_p95_s=quantile(full, 0.95),
-        full_max_s=max(full, default=0.0),
+        full_max_s=max(full, default=0.0), bound_p50_s=quantile(metrics.full_bounds(), 0.5),
         delay_p50_s=quantile(metrics.delays, 0.5), delay_p95_s=quantile(metrics.delays, 0.95),
         delay_max_s=max(metrics.delays, default=0.0),
         awake_p50_s=quantile(metrics.awake, 0.5), awake_p99_s=quantile(metrics.awake, 0.99),
