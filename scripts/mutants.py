@@ -1,11 +1,11 @@
 """Mutation testing: mutmut 3 over the modules that guard security and data (issue 19).
 
 Run with ``scripts/mutants`` (it installs the test tools, mutmut among them, and runs at
-``nice -n 10``). For each module, in a fresh copy of ``src/``, ``tests/`` and ``pyproject.toml``
-in a temporary folder (mutmut 3 writes its mutated copy to ``mutants/`` under the folder it runs
-in; the repository's tree is never touched), mutmut mutates that one module and runs only the
-tests listed for it below. Then, per module: mutants made, killed, survived, timed out, other
-(no tests, suspicious), the share killed, and each survivor's diff.
+``nice -n 10``). For each module, in a fresh copy of ``src/``, ``tests/``, ``docs/`` and
+``pyproject.toml`` in a temporary folder (mutmut 3 writes its mutated copy to ``mutants/`` under
+the folder it runs in; the repository's tree is never touched), mutmut mutates that one module
+and runs only the tests listed for it below. Then, per module: mutants made, killed, survived,
+timed out, other (no tests, suspicious), the share killed, and each survivor's diff.
 
 The share killed counts killed mutants over all mutants made; a timeout is not counted as killed.
 docs/testing.md holds the figures and the survivors judged equivalent, with why. Exit status 1
@@ -84,11 +84,13 @@ def prepare(work: Path, module: str, tests: list[str]) -> None:
     ignore = shutil.ignore_patterns(*IGNORED)
     shutil.copytree(ROOT / "src", work / "src", ignore=ignore)
     shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
+    shutil.copytree(ROOT / "docs", work / "docs", ignore=ignore)  # tests read the docs
     shutil.copy2(ROOT / "pyproject.toml", work / "pyproject.toml")
     # pyproject.toml has no [tool.mutmut]: mutmut then reads setup.cfg, written here only.
     cfg = configparser.ConfigParser()
     cfg["mutmut"] = {
         "source_paths": "src",
+        "also_copy": "\ndocs",
         "only_mutate": module,
         "pytest_add_cli_args_test_selection": "\n".join(["", *tests]),
         "pytest_add_cli_args": "\n".join(["", "-p", "no:cacheprovider", "-q"]),
