@@ -123,7 +123,7 @@ def run_module(module: str, tests: list[str], *, jobs: int, keep: bool, verbose:
         outcome.seconds = time.monotonic() - started
         print("   " + outcome.line())
         for name, status in sorted(outcome.status.items()):
-            if status in KILLED:
+            if status in KILLED or status == "not checked":  # not checked: mutmut failed
                 continue
             shown = subprocess.run([str(MUTMUT), "show", name], cwd=work, env=env,
                                    capture_output=True, text=True, check=False)
