@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from meshcrew.node.membership import EARLY_JOIN_MS, Membership
+from meshcrew.net import Verdict
+from meshcrew.node.membership import EARLY_JOIN_MS, GossipJudge, Membership, changes_membership
 from meshcrew.reasons import Reason
 from meshcrew.records import Record, sign_record
 from meshcrew.service import Member
 from meshcrew.spaces import decode_invite_code, join_space
+from meshcrew.spaces.transit import TransitForged, TransitUnknown
 from test_service_support import WEEK, Town, crew_of, send, sync, town_at
 
 
@@ -147,3 +149,91 @@ def test_validation_follows_the_invite_rules(town: Town) -> None:
     assert membership.valid_join(good)  # signed before it: the fold reads no clock
     assert not membership.valid_join(signed_join(bob, ada.invite(
         space, expires_ms=ada.now() + WEEK)))  # a member already
+
+
+def test_the_gossip_judge_accepts_members_and_joiners_and_blames_only_strangers(
+        town: Town) -> None:
+    """docs/node.md's validator rules, on a real replica: what cannot be judged yet is ignored
+    when a member published it and rejected (penalised) from anyone else."""
+    space, (ada, bo) = crew_of(town, "Ada", "Bo")
+    other_space = ada.create_space("Sun")
+    jo, mallory = town.person("Jo"), town.person("Mallory")
+    membership = Membership(ada)
+    judge = GossipJudge(membership, ada.now)
+    by_bo, by_mallory = bo.identity.peer_id, mallory.identity.peer_id
+    post = bo.replica.get(bo.checkin(space, text="here"))
+    assert post is not None
+    assert judge(space, post.raw, by_mallory) is Verdict.ACCEPT  # a member's record
+    assert judge(other_space, post.raw, by_bo) is Verdict.REJECT  # on another space's topic
+    assert judge(space, b"not a record", by_bo) is Verdict.REJECT
+    join = signed_join(jo, ada.invite(space, expires_ms=ada.now() + WEEK))
+    assert judge(space, join.raw, by_mallory) is Verdict.ACCEPT  # a join this node would admit
+    assert membership.is_member(space, jo.me)  # counted before the fold has it
+    outsider = sign_record(mallory.identity.signing_key, kind="sealed", space=space, seq=1,
+                           prev=None, ts=ada.now(), body=b"x")
+    ahead = sign_record(bo.identity.signing_key, kind="sealed", space=space, seq=9,
+                        prev=bytes(32), ts=ada.now() + 3_600_000, body=b"x")
+    for record in (outsider, ahead):  # not the sender's fault if a member published it
+        assert judge(space, record.raw, by_bo) is Verdict.IGNORE
+        assert judge(space, record.raw, by_mallory) is Verdict.REJECT
+        assert judge(space, record.raw, "not a peer id") is Verdict.REJECT
+    assert judge.verdicts == {Verdict.ACCEPT: 2, Verdict.IGNORE: 2, Verdict.REJECT: 6}
+    assert (judge.judged, judge.accepted) == (10, 2)
+
+
+def test_only_posts_leave_membership_unchanged() -> None:
+    assert not changes_membership("sealed")
+    for kind in ("join", "keys", "leave", "remove", "consent", "invite", "revoke", "carrier"):
+        assert changes_membership(kind)
+
+
+def test_the_gossip_judge_opens_transit_before_judging(town: Town) -> None:
+    """A message sealed in transit is judged by what it opens to; one this node cannot open
+    is ignored from a member and rejected from anyone else; a forged one is rejected."""
+    space, (ada, bo) = crew_of(town, "Ada", "Bo")
+    post = bo.replica.get(bo.checkin(space, text="here"))
+    assert post is not None
+    opened: list[tuple[bytes, bytes]] = []
+
+    def open_transit(space_id: bytes, data: bytes) -> bytes:
+        opened.append((space_id, data))
+        if data == b"unknown":
+            raise TransitUnknown
+        if data == b"forged":
+            raise TransitForged
+        return data.removeprefix(b"sealed:")
+
+    judge = GossipJudge(Membership(ada), ada.now, open_transit=open_transit)
+    by_bo, by_stranger = bo.identity.peer_id, town.person("Mallory").identity.peer_id
+    assert judge(space, b"sealed:" + post.raw, by_stranger) is Verdict.ACCEPT
+    assert opened == [(space, b"sealed:" + post.raw)]
+    assert judge(space, b"unknown", by_bo) is Verdict.IGNORE
+    assert judge(space, b"unknown", by_stranger) is Verdict.REJECT
+    assert judge(space, b"forged", by_bo) is Verdict.REJECT
+
+
+def test_the_fold_decides_as_soon_as_it_has_the_join_even_before_a_refold(town: Town) -> None:
+    ada, jo, kit = town.person("Ada"), town.person("Jo"), town.person("Kit")
+    space = ada.create_space("Moon")
+    code = ada.invite(space, expires_ms=ada.now() + WEEK)  # one use
+    membership = Membership(ada)
+    assert membership.is_member(space, ada.me)  # the members are now cached
+    winner, loser = sorted([signed_join(jo, code), signed_join(kit, code)], key=lambda r: r.id)
+    for join in (loser, winner):
+        membership.note_early_join(join)
+    ada.ingest([loser.raw, winner.raw], sender="gossip")  # no membership.changed() yet
+    assert not membership.is_member(space, loser.author)
+    assert membership.is_member(space, winner.author)
+
+
+def test_my_spaces_are_those_i_am_a_member_of(town: Town) -> None:
+    space, (ada, bo) = crew_of(town, "Ada", "Bo")
+    sun = ada.create_space("Sun")
+    send(ada, bo, sun)  # bo holds the Sun's records but is no member of it
+    mine = Membership(bo)
+    assert mine.my_spaces() == [space]
+    assert sorted(Membership(ada).my_spaces()) == sorted([space, sun])
+    mine.changed(space)
+    assert mine.my_spaces() == [space]
+    assert not mine.is_member(bytes(32), bo.me)  # a space the replica does not hold
+    assert mine.active(bytes(32)) == frozenset()
