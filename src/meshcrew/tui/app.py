@@ -29,7 +29,7 @@ from meshcrew.tui.messages import JoinProgressed, NodeStopped, PeersChanged, Rec
 from meshcrew.tui.node_runner import NodeMain, TrioGuest
 from meshcrew.tui.read_marks import ReadMarks
 from meshcrew.tui.screens.backup import BackupScreen
-from meshcrew.tui.screens.base import BackendAccess
+from meshcrew.tui.screens.base import BackendAccess, ScreenHost
 from meshcrew.tui.screens.first_run import FirstRunScreen
 from meshcrew.tui.screens.home import HomeScreen
 
@@ -158,6 +158,10 @@ class MeshcrewApp(App[None]):
                                 lambda: self.push_screen(BackupScreen()))
         if isinstance(screen, BackendAccess):
             yield from screen.palette()
+
+
+_APP_IS_A_SCREEN_HOST: type[ScreenHost] = MeshcrewApp
+"""Here mypy checks that the app offers what the screens ask of it (they do not import it)."""
 
 
 def run_app(home: Home, *, passphrase: bytes | None = None, network: bool = True) -> None:

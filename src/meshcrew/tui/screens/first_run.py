@@ -69,7 +69,7 @@ class FirstRunScreen(MeshcrewScreen):
             error.update(str(exc))
             return
         error.update("")
-        self.meshcrew.connect_opened(opened)
+        self.host.connect_opened(opened)
         me = opened.backend.identity
         self.query_one("#identity", Static).update(
             f"[b]Welcome, {escape(me.name)}.[/b]\n\n"
@@ -90,7 +90,7 @@ class FirstRunScreen(MeshcrewScreen):
     def _restored(self, opened: Opened | None) -> None:
         if opened is None:
             return
-        self.meshcrew.connect_opened(opened)
+        self.host.connect_opened(opened)
         self.app.switch_screen(HomeScreen())
 
     @on(Button.Pressed, "#start")

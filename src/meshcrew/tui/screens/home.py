@@ -64,11 +64,11 @@ class HomeScreen(MeshcrewScreen):
         self.query_one("#connection").border_title = "Connection"
         self.query_one("#space-info").border_title = "Space"
         self.sub_title = f"{self.backend.identity.name} · {self.backend.identity.fingerprint}"
-        records = 0 if self.meshcrew.prepared else self.backend.record_count()
-        if records > self.meshcrew.prepare_above:
+        records = 0 if self.host.prepared else self.backend.record_count()
+        if records > self.host.prepare_above:
             self._prepare(records)
         else:
-            self.meshcrew.prepared = True
+            self.host.prepared = True
             self.refresh_spaces()
         self.refresh_connection()
         self.query_one("#spaces").focus()
@@ -78,13 +78,13 @@ class HomeScreen(MeshcrewScreen):
 
     def on_screen_resume(self) -> None:
         """Unread counts change after reading a space."""
-        if self.meshcrew.prepared:
+        if self.host.prepared:
             self.refresh_spaces()
 
     def on_records_changed(self, _message: RecordsChanged) -> None:
         """New records: new spaces, counts, who is due (when shown: a screen above it brings
         the home screen up to date as it closes, see :meth:`on_screen_resume`)."""
-        if self.meshcrew.prepared and self.app.screen is self:
+        if self.host.prepared and self.app.screen is self:
             self.refresh_spaces()
 
     # -- opening a big replica ----------------------------------------------------------------
@@ -118,7 +118,7 @@ class HomeScreen(MeshcrewScreen):
         if event.worker.group != "prepare" or event.state not in (
                 WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
             return
-        self.meshcrew.prepared = True
+        self.host.prepared = True
         for bar in self.query("#opening"):
             bar.remove()
         self.refresh_spaces()
@@ -177,7 +177,7 @@ class HomeScreen(MeshcrewScreen):
             label.append("  waiting for keys", style="italic")
             return label
         log = self.attempt(lambda: self.backend.log(summary.id)) or []
-        unread = self.meshcrew.read_marks.unread(log, self.backend.identity.public_key)
+        unread = self.host.read_marks.unread(log, self.backend.identity.public_key)
         if unread:
             label.append(f"  {unread} new", style="bold reverse")
         due = self._due(summary)

@@ -16,7 +16,7 @@ from textual.widgets.option_list import Option
 
 from meshcrew.service import MemberEntry, RemovalEntry
 from meshcrew.tui.formatting import when
-from meshcrew.tui.screens.base import BackendAccess, MeshcrewModal
+from meshcrew.tui.screens.base import MeshcrewModal, MeshcrewScreen
 from meshcrew.tui.screens.forms import ConfirmScreen
 
 
@@ -85,28 +85,28 @@ def consent_consequences(removal: RemovalEntry, space: str) -> str:
             "• A consent cannot be taken back.")
 
 
-def _space_name(screen: BackendAccess, space_id: bytes) -> str | None:
+def _space_name(screen: MeshcrewScreen, space_id: bytes) -> str | None:
     summary = screen.attempt(lambda: screen.backend.summary(space_id))
     return None if summary is None else summary.name or "this space"
 
 
-def _then(screen: BackendAccess, action: Callable[[], bytes], done: str,
+def _then(screen: MeshcrewScreen, action: Callable[[], bytes], done: str,
           after: Callable[[], None] | None = None) -> Callable[[bool | None], None]:
     def go(confirmed: bool | None) -> None:
         if confirmed and screen.attempt(action) is not None:
-            screen.meshcrew.notify(done)
+            screen.notify(done)
             if after is not None:
                 after()
 
     return go
 
 
-def leave(screen: BackendAccess, space_id: bytes) -> None:
+def leave(screen: MeshcrewScreen, space_id: bytes) -> None:
     """Ask, then leave the space and go back to the home screen."""
     name = _space_name(screen, space_id)
     if name is None:
         return
-    app = screen.meshcrew
+    app = screen.app
 
     def back_home() -> None:
         app.pop_screen()
@@ -116,15 +116,15 @@ def leave(screen: BackendAccess, space_id: bytes) -> None:
                           after=back_home))
 
 
-def propose_removal(screen: BackendAccess, space_id: bytes, members: list[MemberEntry]) -> None:
+def propose_removal(screen: MeshcrewScreen, space_id: bytes, members: list[MemberEntry]) -> None:
     """Pick a member, ask, then propose their removal."""
     name = _space_name(screen, space_id)
     if name is None:
         return
     others = [m for m in members if m.status == "active" and not m.is_me]
     if not others:
-        screen.meshcrew.notify("There is no one else in this space to remove.",
-                               severity="warning")
+        screen.notify("There is no one else in this space to remove.",
+                      severity="warning")
         return
 
     def picked(key_hex: str | None) -> None:
@@ -132,19 +132,19 @@ def propose_removal(screen: BackendAccess, space_id: bytes, members: list[Member
         if target is None:
             return
         electorate = len([m for m in members if m.status == "active"]) - 1
-        screen.meshcrew.push_screen(
+        screen.app.push_screen(
             ConfirmScreen(f"Propose removing {target.name}?",
                           removal_consequences(target.name, name, electorate),
                           "Propose removal"),
             _then(screen, lambda: screen.backend.propose_removal(space_id, target.key),
                   f"You proposed removing {target.name}; the others decide now."))
 
-    screen.meshcrew.push_screen(PickScreen(
+    screen.app.push_screen(PickScreen(
         "Whose removal do you propose?",
         [(m.key.hex(), f"{m.name}  ({m.fingerprint})") for m in others]), picked)
 
 
-def consent(screen: BackendAccess, space_id: bytes) -> None:
+def consent(screen: MeshcrewScreen, space_id: bytes) -> None:
     """Pick an open removal proposal, ask, then consent to it."""
     name = _space_name(screen, space_id)
     removals = screen.attempt(lambda: screen.backend.removals(space_id))
@@ -154,26 +154,26 @@ def consent(screen: BackendAccess, space_id: bytes) -> None:
     open_ones = [r for r in removals if not r.effective and me not in r.consents
                  and r.member != me]
     if not open_ones:
-        screen.meshcrew.notify("No removal proposal is waiting for your consent.")
+        screen.notify("No removal proposal is waiting for your consent.")
         return
 
     def picked(id_hex: str | None) -> None:
         removal = next((r for r in open_ones if r.id.hex() == id_hex), None)
         if removal is None:
             return
-        screen.meshcrew.push_screen(
+        screen.app.push_screen(
             ConfirmScreen(f"Consent to removing {removal.member_name}?",
                           consent_consequences(removal, name), "Consent"),
             _then(screen, lambda: screen.backend.consent(space_id, removal.id),
                   f"You consented to removing {removal.member_name}."))
 
-    screen.meshcrew.push_screen(PickScreen(
+    screen.app.push_screen(PickScreen(
         "Which removal do you consent to?",
         [(r.id.hex(), f"remove {r.member_name}: {len(r.consents)} of {r.needed} consents")
          for r in open_ones]), picked)
 
 
-def revoke_invite(screen: BackendAccess, space_id: bytes) -> None:
+def revoke_invite(screen: MeshcrewScreen, space_id: bytes) -> None:
     """Pick an invite that can still admit someone, ask, then revoke it."""
     name = _space_name(screen, space_id)
     invites = screen.attempt(lambda: screen.backend.invites(space_id))
@@ -181,7 +181,7 @@ def revoke_invite(screen: BackendAccess, space_id: bytes) -> None:
         return
     open_ones = [i for i in invites if i.open]
     if not open_ones:
-        screen.meshcrew.notify("No invite of this space can admit anyone now.")
+        screen.notify("No invite of this space can admit anyone now.")
         return
     tz = screen.tz
 
@@ -189,7 +189,7 @@ def revoke_invite(screen: BackendAccess, space_id: bytes) -> None:
         invite = next((i for i in open_ones if i.id.hex() == id_hex), None)
         if invite is None:
             return
-        screen.meshcrew.push_screen(
+        screen.app.push_screen(
             ConfirmScreen("Revoke this invite?", (
                 f"No one can join {name} with it any more, even with the code in hand: every "
                 "member's node refuses it once the revocation reaches it. Whoever already "
@@ -198,7 +198,7 @@ def revoke_invite(screen: BackendAccess, space_id: bytes) -> None:
             _then(screen, lambda: screen.backend.revoke_invite(space_id, invite.id),
                   "The invite is revoked."))
 
-    screen.meshcrew.push_screen(PickScreen(
+    screen.app.push_screen(PickScreen(
         "Which invite do you revoke?",
         [(i.id.hex(), f"{i.id.hex()[:8]} by {i.inviter_name}: {i.used} of {i.uses} used, "
           f"until {when(i.expires_ms, tz)}") for i in open_ones]), picked)
