@@ -17,7 +17,7 @@ from typing import TextIO
 
 from meshcrew.backup import DEFAULT_KDF_COST, KDF_COSTS
 from meshcrew.cli.display import short
-from meshcrew.cli.parsing import EXIT_OK, Commands, add_command, add_json_option
+from meshcrew.cli.parsing import EXIT_OK, Commands, add_command
 from meshcrew.cli.service_access import wall_clock_ms
 from meshcrew.cli.session import Session
 from meshcrew.cli.values import file_path
@@ -34,14 +34,13 @@ def register(commands: Commands) -> None:
         description="Write the key file (as stored: a protected key stays protected), every "
         "accepted record of every space, and the peer book to FILE, encrypted with a "
         "passphrase of its own (argon2id and XChaCha20-Poly1305). Works while the node runs. "
-        "The file is written atomically with mode 0600.", handler=run_backup)
+        "The file is written atomically with mode 0600.", handler=run_backup, json=True)
     backup.add_argument("file", metavar="FILE", help="the file to write (replaced if it exists)")
     _add_passphrase_option(backup)
     backup.add_argument("--kdf-cost", choices=sorted(KDF_COSTS), default=DEFAULT_KDF_COST,
                         help="how hard guessing the passphrase is made: interactive (64 MiB), "
                         f"moderate (256 MiB) or sensitive (1 GiB); default {DEFAULT_KDF_COST}. "
                         "The file records it")
-    add_json_option(backup)
 
     restore = add_command(
         commands, "restore", summary="restore a backup into this home folder",
@@ -49,10 +48,9 @@ def register(commands: Commands) -> None:
         "new, empty one): the key file, every record (each verified again) and the peer "
         "book. Refused if a node is running there or the home holds another identity; the "
         "same identity's records are merged. Then start the node to sync what is newer.",
-        handler=run_restore)
+        handler=run_restore, json=True)
     restore.add_argument("file", metavar="FILE", help="the backup file")
     _add_passphrase_option(restore)
-    add_json_option(restore)
 
 
 def _add_passphrase_option(parser: argparse.ArgumentParser) -> None:
@@ -123,7 +121,7 @@ def run_backup(args: argparse.Namespace, session: Session) -> int:
                          now_ms=wall_clock_ms(), on_progress=progress)
     finally:
         progress.end()
-    if args.json:
+    if session.json:
         session.print_json(report.to_json())
     else:
         book = " and the peer book" if report.peer_book else ""
@@ -147,7 +145,7 @@ def run_restore(args: argparse.Namespace, session: Session) -> int:
                          now_ms=wall_clock_ms(), on_progress=progress)
     finally:
         progress.end()
-    if args.json:
+    if session.json:
         session.print_json(report.to_json())
         return EXIT_OK
     key_line = ("the key file (mode 0600)" if report.key_file == "written"

@@ -7,7 +7,7 @@ import argparse
 from typing import cast
 
 from meshcrew.cli.display import local_time
-from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, add_json_option
+from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, add_space_argument
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
 from meshcrew.errors import IdentityError, InputError, MeshcrewError
@@ -24,36 +24,32 @@ def register(commands: Commands) -> None:
         handler=_group_help)
     group = cast("Commands", carrier.add_subparsers(title="commands", metavar="COMMAND",
                                                     dest="carrier_command"))
-    offer = add_command(
+    add_command(
         group, "offer", summary="print this node's offer to carry (on the carrier)",
         description="Print the one-line code members give to `meshcrew carrier add`: this "
         "node's peer id and the addresses it can be dialled at. Needs the node running "
-        "(`meshcrew node --carrier`).", handler=run_offer)
-    add_json_option(offer)
+        "(`meshcrew node --carrier`).", handler=run_offer, json=True)
     add = add_command(
         group, "add", summary="name a carrier of a space",
         description="Name a carrier of a space you are in: every member's node learns it, "
         "brings it the space's records and syncs with it. Any member may name or drop a "
         "carrier (docs/spaces.md, Carriers). The carrier learns member keys, sizes and "
-        "timing; it cannot read a post.", handler=run_add)
-    add.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")
+        "timing; it cannot read a post.", handler=run_add, json=True)
+    add_space_argument(add)
     add.add_argument("carrier", metavar="CODE",
                      help="the carrier's offer code (`meshcrew carrier offer` on it), or its "
                      "peer id")
-    add_json_option(add)
     drop = add_command(
         group, "drop", summary="stop a carrier carrying a space",
         description="Drop a carrier from a space: members stop syncing with it and it deletes "
-        "the space's records after its grace period.", handler=run_drop)
-    drop.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")
+        "the space's records after its grace period.", handler=run_drop, json=True)
+    add_space_argument(drop)
     drop.add_argument("carrier", metavar="CARRIER", help="the carrier's peer id or offer code")
-    add_json_option(drop)
     listing = add_command(
         commands, "carriers", summary="list the carriers of a space",
         description="List the carriers a space names, who named each and when.",
-        handler=run_list)
-    listing.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")
-    add_json_option(listing)
+        handler=run_list, json=True)
+    add_space_argument(listing)
 
 
 def _group_help(args: argparse.Namespace, session: Session) -> int:
@@ -82,12 +78,8 @@ def run_offer(args: argparse.Namespace, session: Session) -> int:
                          f"{session.home.path} node --carrier")
     status: NodeStatus = client.call("status")
     code = offer_code(status.peer_id, [a for a in status.addrs if "/p2p-circuit" not in a])
-    if args.json:
-        session.print_json({"code": code, "peer_id": status.peer_id,
-                            "addrs": list(status.addrs)})
-    else:
-        session.print(code)
-        session.print("Give this line to a member: meshcrew carrier add SPACE 'CODE'")
+    session.answer({"code": code, "peer_id": status.peer_id, "addrs": list(status.addrs)},
+                   code, "Give this line to a member: meshcrew carrier add SPACE 'CODE'")
     return EXIT_OK
 
 
@@ -111,13 +103,11 @@ def run_add(args: argparse.Namespace, session: Session) -> int:
             break
         except MeshcrewError:
             continue
-    if args.json:
-        session.print_json({"id": record.hex(), "space": space_id.hex(),
-                            "carrier": peer_id_of(key), "reached": reached})
-    else:
-        session.print(f"{peer_id_of(key)} now carries {name}." + (
-            " Your node reached it and brings it the space's records." if reached else
-            " Your node brings it the space's records when it next reaches it."))
+    session.answer({"id": record.hex(), "space": space_id.hex(), "carrier": peer_id_of(key),
+                    "reached": reached},
+                   f"{peer_id_of(key)} now carries {name}." + (
+                       " Your node reached it and brings it the space's records." if reached else
+                       " Your node brings it the space's records when it next reaches it."))
     return EXIT_OK
 
 
@@ -129,11 +119,8 @@ def run_drop(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         space_id = member.resolve_space(args.space)
         record = member.drop_carrier(space_id, key)
-    if args.json:
-        session.print_json({"id": record.hex(), "space": space_id.hex(),
-                            "carrier": peer_id_of(key)})
-    else:
-        session.print(f"{peer_id_of(key)} no longer carries this space.")
+    session.answer({"id": record.hex(), "space": space_id.hex(), "carrier": peer_id_of(key)},
+                   f"{peer_id_of(key)} no longer carries this space.")
     return EXIT_OK
 
 
@@ -142,7 +129,7 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         space_id = member.resolve_space(args.space)
         rows = member.carriers(space_id)
-    if args.json:
+    if session.json:
         session.print_json({"space": space_id.hex(), "carriers": [r.to_json() for r in rows]})
         return EXIT_OK
     if not rows:

@@ -78,7 +78,7 @@ def run_demo(args: argparse.Namespace, session: Session) -> int:
 
             summary = run_headless(demo, seconds)
             progress.done()
-            if args.json:
+            if session.json:
                 session.print_json(summary.to_json())
             else:
                 for line in summary.lines():

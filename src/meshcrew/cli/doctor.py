@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from meshcrew import identity
-from meshcrew.cli.parsing import EXIT_FAILURE, EXIT_OK, Commands, add_command, add_json_option
+from meshcrew.cli.parsing import EXIT_FAILURE, EXIT_OK, Commands, add_command
 from meshcrew.cli.session import Session
 from meshcrew.errors import MeshcrewError
 
@@ -34,7 +34,7 @@ class Check:
 
 def register(commands: Commands) -> None:
     """Add ``doctor``."""
-    doctor = add_command(
+    add_command(
         commands, "doctor",
         summary="check the home folder, key file and replica",
         description="Check that the home folder exists and is closed to others, that the key "
@@ -43,8 +43,8 @@ def register(commands: Commands) -> None:
         "intact. Prints one line per check; exits 1 if any check found a problem. A check "
         "that depends on a failed one is not run. Changes nothing.",
         handler=run_doctor,
+        json=True,
     )
-    add_json_option(doctor)
 
 
 def run_checks(session: Session) -> Iterator[Check]:
@@ -106,7 +106,7 @@ def run_doctor(args: argparse.Namespace, session: Session) -> int:
     """Print one line per check; exit 1 if any failed."""
     checks = list(run_checks(session))
     healthy = all(check.ok for check in checks)
-    if args.json:
+    if session.json:
         session.print_json({
             "ok": healthy,
             "home": str(session.home.path),

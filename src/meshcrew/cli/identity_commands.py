@@ -7,7 +7,7 @@ import stat
 from typing import Any
 
 from meshcrew import identity
-from meshcrew.cli.parsing import EXIT_OK, Commands, add_command, add_json_option
+from meshcrew.cli.parsing import EXIT_OK, Commands, add_command
 from meshcrew.cli.session import Session
 from meshcrew.errors import HomeError, IdentityError
 
@@ -21,20 +21,20 @@ def register(commands: Commands) -> None:
         "(key file mode 0600). With --passphrase-file the key is sealed with that passphrase "
         "(argon2id). Refuses if the home folder already holds an identity.",
         handler=run_init,
+        json=True,
     )
     init.add_argument("--name", required=True,
                       help=f"your display name, as crewmates will see it "
                       f"(1 to {identity.MAX_NAME_CHARS} characters)")
-    add_json_option(init)
 
-    whoami = add_command(
+    add_command(
         commands, "whoami",
         summary="show this identity: name, key, fingerprint, peer id",
         description="Show the identity in the home folder: display name, public key (hex), "
         "fingerprint (for comparing out loud) and libp2p peer id.",
         handler=run_whoami,
+        json=True,
     )
-    add_json_option(whoami)
 
 
 def identity_summary(person: identity.Identity) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def run_init(args: argparse.Namespace, session: Session) -> int:
             home.path.rmdir()
         raise
 
-    if args.json:
+    if session.json:
         session.print_json({**identity_summary(person), "home": str(home.path)})
         return EXIT_OK
     session.print(f"Created the identity of {person.name}.")
@@ -85,7 +85,7 @@ def run_whoami(args: argparse.Namespace, session: Session) -> int:
     """Print the identity."""
     person = session.load_identity()
     summary = identity_summary(person)
-    if args.json:
+    if session.json:
         session.print_json(summary)
         return EXIT_OK
     session.print(person.name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from meshcrew.cli.display import local_time, short
-from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, add_json_option
+from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, add_space_argument
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
 
@@ -20,11 +20,10 @@ def register(commands: Commands) -> None:
         commands, "invites", summary="list a space's invites and which can still admit",
         description="List the invites of a space, newest first: who made each, how many of its "
         "uses are taken, until when it works, and whether it is revoked. Revoke one with: "
-        "meshcrew invite revoke INVITE.", handler=run_invites)
-    listing.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")
+        "meshcrew invite revoke INVITE.", handler=run_invites, json=True)
+    add_space_argument(listing)
     listing.add_argument("--open", action="store_true", dest="open_only",
                          help="only invites that can still admit someone")
-    add_json_option(listing)
 
 
 def run_revoke(args: argparse.Namespace, session: Session) -> int:
@@ -35,11 +34,8 @@ def run_revoke(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         space_id, invite_id = member.resolve_invite(args.invite_ref)
         record = member.revoke_invite(space_id, invite_id)
-    if args.json:
-        session.print_json({"id": record.hex(), "space": space_id.hex(),
-                            "invite": invite_id.hex()})
-    else:
-        session.print(f"Revoked the invite {short(invite_id)}: no one can join with it now.")
+    session.answer({"id": record.hex(), "space": space_id.hex(), "invite": invite_id.hex()},
+                   f"Revoked the invite {short(invite_id)}: no one can join with it now.")
     return EXIT_OK
 
 
@@ -48,7 +44,7 @@ def run_invites(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         space_id = member.resolve_space(args.space)
         rows = [r for r in member.invites(space_id) if r.open or not args.open_only]
-    if args.json:
+    if session.json:
         session.print_json({"space": space_id.hex(), "invites": [r.to_json() for r in rows]})
         return EXIT_OK
     if not rows:

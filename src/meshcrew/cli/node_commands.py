@@ -14,7 +14,7 @@ import signal
 import sys
 
 from meshcrew.cli.display import local_time, short
-from meshcrew.cli.parsing import EXIT_OK, Commands, add_command, add_json_option
+from meshcrew.cli.parsing import EXIT_OK, Commands, add_command
 from meshcrew.cli.session import Session
 from meshcrew.errors import NodeNotRunning
 from meshcrew.node.control_client import ControlClient, control_types
@@ -67,31 +67,28 @@ def register(commands: Commands) -> None:
                       "relay of the spec (2 min, 128 KiB: enough for a hole punch or a join), "
                       "or nothing (default: on)")
 
-    status = add_command(
+    add_command(
         commands, "status", summary="show the running node: peer id, addresses, peers",
         description="Show the running node: its peer id, the addresses peers can dial it at "
         "(full multiaddrs ending in /p2p/<peer id>), the connected peers, when a sync with a "
         "peer last ran to the end, the spaces it syncs and its gossip counters. Exits 1 if no "
         "node is running.",
-        handler=run_status)
-    add_json_option(status)
+        handler=run_status, json=True)
 
-    peers = add_command(
+    add_command(
         commands, "peers", summary="list connected and known peers and what each lacks",
         description="List the peers the node knows: connected ones first, when each was last "
         "seen and last synced, and per space you share, when it was last synced, how many of "
         "your records each is not known to hold (they lack) and how many of theirs you do not "
         "(we lack), as of the last sync. Without a running node, lists the saved peer book.",
-        handler=run_peers)
-    add_json_option(peers)
+        handler=run_peers, json=True)
 
     connect = add_command(
         commands, "connect", summary="dial a peer now",
         description="Ask the running node to dial a peer at a multiaddr ending in "
         "/p2p/<peer id>, remember it, and sync with it if it is a member of your spaces.",
-        handler=run_connect)
+        handler=run_connect, json=True)
     connect.add_argument("addr", metavar="ADDR", help="the peer's multiaddr")
-    add_json_option(connect)
 
 
 def _client(session: Session) -> ControlClient:
@@ -184,7 +181,7 @@ def _exit_if_stuck(seconds: float) -> None:
 def run_status(args: argparse.Namespace, session: Session) -> int:
     """Show the running node."""
     status: NodeStatus = _client(session).call("status")
-    if args.json:
+    if session.json:
         session.print_json(status.to_json())
         return EXIT_OK
     session.print(f"{status.name}  {status.fingerprint}")
@@ -241,7 +238,7 @@ def run_peers(args: argparse.Namespace, session: Session) -> int:
     """List peers (from the running node, else from the saved peer book)."""
     client = ControlClient.if_running(session.home, control_types())
     reports: list[PeerReport] = client.call("peers") if client else _offline_peers(session)
-    if args.json:
+    if session.json:
         session.print_json({"running": client is not None,
                             "peers": [r.to_json() for r in reports]})
         return EXIT_OK
@@ -283,9 +280,6 @@ def _when(ms: int | None) -> str:
 def run_connect(args: argparse.Namespace, session: Session) -> int:
     """Dial a peer through the running node."""
     peer_id: str = _client(session).call("connect", args.addr)
-    if args.json:
-        session.print_json({"peer_id": peer_id, "addr": args.addr})
-        return EXIT_OK
-    session.print(f"Connected to {peer_id}.")
+    session.answer({"peer_id": peer_id, "addr": args.addr}, f"Connected to {peer_id}.")
     return EXIT_OK
 

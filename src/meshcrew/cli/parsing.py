@@ -73,7 +73,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> N
 
 
 def add_command(commands: Commands, name: str, *, summary: str, description: str,
-                handler: Handler) -> argparse.ArgumentParser:
+                handler: Handler, json: bool = False) -> argparse.ArgumentParser:
     """Add a command to the parser and return its parser for the command's own options.
 
     Args:
@@ -82,14 +82,19 @@ def add_command(commands: Commands, name: str, *, summary: str, description: str
         summary: one line for the list of commands.
         description: what the command does, shown by ``meshcrew NAME --help``.
         handler: the function that runs the command.
+        json: the command takes ``--json``: it prints one JSON object instead of text (a
+            stable contract, see docs/cli.md), through :meth:`Session.answer
+            <meshcrew.cli.session.Session.answer>` or by testing ``session.json``.
     """
     parser = commands.add_parser(name, help=summary, description=description)
     add_global_options(parser, top_level=False)
+    if json:
+        parser.add_argument("--json", action="store_true",
+                            help="print one JSON object instead of text (keys as in docs/cli.md)")
     parser.set_defaults(handler=handler)
     return parser
 
 
-def add_json_option(parser: argparse.ArgumentParser) -> None:
-    """Add ``--json``: one JSON object instead of text (a stable contract, see docs/cli.md)."""
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object instead of text (keys as in docs/cli.md)")
+def add_space_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``SPACE``, the space the command is about: its name, or its id or the id's start."""
+    parser.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")

@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 
 from meshcrew.cli.display import local_time, log_line, one_line, short, sparkline
-from meshcrew.cli.parsing import EXIT_OK, Commands, Handler, add_command, add_json_option
+from meshcrew.cli.parsing import EXIT_OK, Commands, Handler, add_command, add_space_argument
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
 from meshcrew.cli.values import compass_scores, time_ms
 from meshcrew.errors import InputError
 from meshcrew.spaces import COMPASS_SCALES, PostKind
 
-_SPACE_HELP = "the space (name, or id or its start)"
 _RECORD_HELP = "the post's id, or its first hex digits as meshcrew log shows them"
 
 
@@ -100,45 +99,34 @@ def register(commands: Commands) -> None:
                       description="Show what you can read of a space, oldest first: posts, "
                       "and who joined, left or rotated the keys. Ids are shortened; any "
                       "unique start of 4 or more hex digits works where a command wants one.",
-                      handler=run_log)
-    log.add_argument("space", metavar="SPACE", help=_SPACE_HELP)
+                      handler=run_log, json=True)
+    add_space_argument(log)
     log.add_argument("--posts", action="store_true",
                      help="only posts, not membership records or posts you hold no key for")
-    add_json_option(log)
 
     board = add_command(commands, "board", summary="show a space's asks, offers and gatherings",
                         description="Show the asks and offers of a space with their follow-"
                         "ups, upcoming gatherings, crew cards and who is looking for a crew.",
-                        handler=run_board)
-    board.add_argument("space", metavar="SPACE", help=_SPACE_HELP)
-    add_json_option(board)
+                        handler=run_board, json=True)
+    add_space_argument(board)
 
     rhythm = add_command(commands, "rhythm", summary="who has checked in this cycle",
                          description="Show the current check-in cycle of a crew or dyad: who "
                          "has checked in, who has not yet, and each member's energy over time.",
-                         handler=run_rhythm)
-    rhythm.add_argument("space", metavar="SPACE", help=_SPACE_HELP)
-    add_json_option(rhythm)
+                         handler=run_rhythm, json=True)
+    add_space_argument(rhythm)
 
 
 def _writer(commands: Commands, name: str, summary: str, description: str,
             handler: Handler, *, space: bool) -> argparse.ArgumentParser:
     parser = add_command(commands, name, summary=summary, description=description,
-                         handler=handler)
+                         handler=handler, json=True)
     if space:
-        parser.add_argument("space", metavar="SPACE", help=_SPACE_HELP)
+        add_space_argument(parser)
     else:
         parser.add_argument("record", metavar="RECORD", help=_RECORD_HELP)
-    add_json_option(parser)
     return parser
 
-
-def _done(args: argparse.Namespace, session: Session, space_id: bytes, record: bytes) -> int:
-    if args.json:
-        session.print_json({"id": record.hex(), "space": space_id.hex()})
-    else:
-        session.print(record.hex())
-    return EXIT_OK
 
 
 def run_checkin(args: argparse.Namespace, session: Session) -> int:
@@ -148,7 +136,8 @@ def run_checkin(args: argparse.Namespace, session: Session) -> int:
         space_id = member.resolve_space(args.space)
         record = member.checkin(space_id, text=args.text, energy=args.energy, compass=compass,
                                 ask=args.ask)
-        return _done(args, session, space_id, record)
+        session.answer_written(space_id, record)
+    return EXIT_OK
 
 
 def run_reply(args: argparse.Namespace, session: Session) -> int:
@@ -156,7 +145,8 @@ def run_reply(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         target = member.resolve_record(args.record, posts_only=True)
         space_id = member.thread(target).post.space
-        return _done(args, session, space_id, member.reply(target, text=args.text))
+        session.answer_written(space_id, member.reply(target, text=args.text))
+    return EXIT_OK
 
 
 def run_react(args: argparse.Namespace, session: Session) -> int:
@@ -164,7 +154,8 @@ def run_react(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         target = member.resolve_record(args.record, posts_only=True)
         space_id = member.thread(target).post.space
-        return _done(args, session, space_id, member.react(target, emoji=args.emoji))
+        session.answer_written(space_id, member.react(target, emoji=args.emoji))
+    return EXIT_OK
 
 
 def run_board_post(args: argparse.Namespace, session: Session) -> int:
@@ -172,7 +163,8 @@ def run_board_post(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         space_id = member.resolve_space(args.space)
         post = member.make_post(args.kind, title=args.title, text=args.text)
-        return _done(args, session, space_id, member.post(space_id, post))
+        session.answer_written(space_id, member.post(space_id, post))
+    return EXIT_OK
 
 
 def run_gathering(args: argparse.Namespace, session: Session) -> int:
@@ -182,7 +174,8 @@ def run_gathering(args: argparse.Namespace, session: Session) -> int:
         space_id = member.resolve_space(args.space)
         post = member.make_post(PostKind.GATHERING, title=args.title, when_ms=when,
                                 where=args.where)
-        return _done(args, session, space_id, member.post(space_id, post))
+        session.answer_written(space_id, member.post(space_id, post))
+    return EXIT_OK
 
 
 def run_followup(args: argparse.Namespace, session: Session) -> int:
@@ -192,7 +185,8 @@ def run_followup(args: argparse.Namespace, session: Session) -> int:
         space_id = member.thread(target).post.space
         post = member.make_post(PostKind.FOLLOWUP, to=target, text=args.text,
                                 closes=args.closes)
-        return _done(args, session, space_id, member.post(space_id, post))
+        session.answer_written(space_id, member.post(space_id, post))
+    return EXIT_OK
 
 
 def run_profile(args: argparse.Namespace, session: Session) -> int:
@@ -210,7 +204,8 @@ def run_profile(args: argparse.Namespace, session: Session) -> int:
             name = me.name
         bio = args.bio if args.bio is not None else (me.bio if me is not None else "")
         post = member.make_post(PostKind.PROFILE, name=name, bio=bio)
-        return _done(args, session, space_id, member.post(space_id, post))
+        session.answer_written(space_id, member.post(space_id, post))
+    return EXIT_OK
 
 
 def run_looking(args: argparse.Namespace, session: Session) -> int:
@@ -219,7 +214,8 @@ def run_looking(args: argparse.Namespace, session: Session) -> int:
         space_id = member.resolve_space(args.space)
         post = member.make_post(PostKind.LOOKING_FOR_CREW, looking=not args.stop,
                                 note=args.note)
-        return _done(args, session, space_id, member.post(space_id, post))
+        session.answer_written(space_id, member.post(space_id, post))
+    return EXIT_OK
 
 
 def run_log(args: argparse.Namespace, session: Session) -> int:
@@ -227,11 +223,8 @@ def run_log(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         space_id = member.resolve_space(args.space)
         entries = member.log(space_id, events=not args.posts)
-    if args.json:
-        session.print_json({"space": space_id.hex(), "records": [e.to_json() for e in entries]})
-    else:
-        for entry in entries:
-            session.print(log_line(entry))
+    session.answer({"space": space_id.hex(), "records": [e.to_json() for e in entries]},
+                   *map(log_line, entries))
     return EXIT_OK
 
 
@@ -239,7 +232,7 @@ def run_board(args: argparse.Namespace, session: Session) -> int:
     """Show the board."""
     with open_member(session) as member:
         board = member.board(member.resolve_space(args.space))
-    if args.json:
+    if session.json:
         session.print_json(board.to_json())
         return EXIT_OK
     for item in board.items:
@@ -270,7 +263,7 @@ def run_rhythm(args: argparse.Namespace, session: Session) -> int:
         cycle = member.cycle(space_id)
         energy = member.energy(space_id)
         names = {m.key: m.name for m in member.members(space_id)}
-    if args.json:
+    if session.json:
         session.print_json({**cycle.to_json(), "energy": {
             key.hex(): [[ts, score] for ts, score in points] for key, points in energy.items()}})
         return EXIT_OK

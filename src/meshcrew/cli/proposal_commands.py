@@ -10,7 +10,7 @@ import argparse
 import re
 
 from meshcrew.cli.display import local_time, proposal_lines
-from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, add_json_option
+from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, add_space_argument
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
 from meshcrew.cli.values import time_ms
@@ -19,7 +19,6 @@ from meshcrew.service import Member, parse_rhythm
 from meshcrew.service.settings_text import format_keep, parse_change
 from meshcrew.spaces import SettingsChange
 
-_SPACE_HELP = "the space (name, or id or its start)"
 _PROPOSAL_HELP = "the proposal's id, or its first hex digits as meshcrew proposals shows them"
 _IN = re.compile(r"(\d+)\s*([smhdw])\Z")
 _UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
@@ -49,8 +48,8 @@ def register(commands: Commands) -> None:
         description="Put a proposal to the members of a space: they answer consent, stand "
         "aside or object. It passes once everyone has answered and no one objects, or at the "
         "deadline if no one objects and the space's quorum has answered; an objection blocks "
-        "it. Your proposal counts as your consent. Prints its id.", handler=run_propose)
-    propose.add_argument("space", metavar="SPACE", help=_SPACE_HELP)
+        "it. Your proposal counts as your consent. Prints its id.", handler=run_propose, json=True)
+    add_space_argument(propose)
     propose.add_argument("--title", required=True, metavar="TEXT",
                          help="what you propose, in a line (1-120 characters)")
     propose.add_argument("--text", default="", metavar="TEXT",
@@ -64,7 +63,6 @@ def register(commands: Commands) -> None:
                          "passes (repeat for several): name=TEXT, purpose=TEXT, rhythm=weekly:thu, "
                          "quorum=PERCENT, edits=proposal|anyone (congregations), "
                          "keep_checkins=CYCLES|forever, keep_posts=CYCLES|forever")
-    add_json_option(propose)
 
     settings = add_command(
         commands, "settings", summary="show a space's settings and their history; change them",
@@ -73,14 +71,13 @@ def register(commands: Commands) -> None:
         "made to them. In a crew or dyad they change only by a proposal that passed (meshcrew "
         "propose SPACE --set NAME=VALUE); it is made by itself once it passes, or with --by "
         "PROPOSAL. In a congregation any member may change them with --set, unless it decided "
-        "that changes need a proposal (edits=proposal).", handler=run_settings)
-    settings.add_argument("space", metavar="SPACE", help=_SPACE_HELP)
+        "that changes need a proposal (edits=proposal).", handler=run_settings, json=True)
+    add_space_argument(settings)
     settings.add_argument("--set", action="append", dest="changes", metavar="NAME=VALUE",
                           help="change a setting (a congregation's, by any member): name, "
                           "purpose, rhythm, quorum, edits, keep_checkins, keep_posts")
     settings.add_argument("--by", metavar="PROPOSAL",
                           help="make the change of this passed proposal")
-    add_json_option(settings)
 
     answer = add_command(
         commands, "answer", summary="answer a proposal: consent, stand aside or object",
@@ -88,50 +85,39 @@ def register(commands: Commands) -> None:
         "you will not take part but do not block it. object: it must not go ahead as it is "
         "(this blocks it while you hold to it). Standing aside and objecting need a reason. "
         "You may answer again while it is open: your latest answer counts. Prints the "
-        "answer's id.", handler=run_answer)
+        "answer's id.", handler=run_answer, json=True)
     answer.add_argument("proposal", metavar="PROPOSAL", help=_PROPOSAL_HELP)
     answer.add_argument("position", metavar="ANSWER", choices=sorted(_POSITIONS),
                         help="consent, stand-aside or object")
     answer.add_argument("--reason", default="", metavar="TEXT",
                         help="why (required to stand aside or object; up to 500 characters)")
-    add_json_option(answer)
 
     amend = add_command(
         commands, "amend", summary="change the title or text of your open proposal",
         description="Change the title or text of a proposal you made, while it is open. "
         "Answers given before stay, and are shown as answering an earlier version. Prints the "
-        "amendment's id.", handler=run_amend)
+        "amendment's id.", handler=run_amend, json=True)
     amend.add_argument("proposal", metavar="PROPOSAL", help=_PROPOSAL_HELP)
     amend.add_argument("--title", metavar="TEXT", help="the new title")
     amend.add_argument("--text", metavar="TEXT", help="the new text")
-    add_json_option(amend)
 
     withdraw = add_command(
         commands, "withdraw", summary="withdraw your open proposal",
         description="Withdraw a proposal you made, while it is open. Prints the withdrawal's "
-        "id.", handler=run_withdraw)
+        "id.", handler=run_withdraw, json=True)
     withdraw.add_argument("proposal", metavar="PROPOSAL", help=_PROPOSAL_HELP)
     withdraw.add_argument("--note", default="", metavar="TEXT",
                           help="why (up to 500 characters)")
-    add_json_option(withdraw)
 
     listing = add_command(
         commands, "proposals", summary="list a space's proposals and who answered what",
         description="List the proposals of a space, oldest first: where each stands (open, "
         "blocked, passed, expired, withdrawn), who answered what and who has not answered "
-        "yet.", handler=run_proposals)
-    listing.add_argument("space", metavar="SPACE", help=_SPACE_HELP)
+        "yet.", handler=run_proposals, json=True)
+    add_space_argument(listing)
     listing.add_argument("--open", action="store_true", dest="open_only",
                          help="only proposals that are not decided yet")
-    add_json_option(listing)
 
-
-def _done(args: argparse.Namespace, session: Session, space_id: bytes, record: bytes) -> int:
-    if args.json:
-        session.print_json({"id": record.hex(), "space": space_id.hex()})
-    else:
-        session.print(record.hex())
-    return EXIT_OK
 
 
 def run_propose(args: argparse.Namespace, session: Session) -> int:
@@ -142,7 +128,8 @@ def run_propose(args: argparse.Namespace, session: Session) -> int:
         change = _change(member, space_id, args.changes)
         record = member.propose(space_id, title=args.title, text=args.text,
                                 deadline_ms=deadline, change=None if change.empty else change)
-        return _done(args, session, space_id, record)
+        session.answer_written(space_id, record)
+    return EXIT_OK
 
 
 def run_answer(args: argparse.Namespace, session: Session) -> int:
@@ -152,7 +139,8 @@ def run_answer(args: argparse.Namespace, session: Session) -> int:
         space_id = member.proposal(proposal).space
         record = member.answer(proposal, position=_POSITIONS[args.position],
                                reason=args.reason)
-        return _done(args, session, space_id, record)
+        session.answer_written(space_id, record)
+    return EXIT_OK
 
 
 def run_amend(args: argparse.Namespace, session: Session) -> int:
@@ -161,7 +149,8 @@ def run_amend(args: argparse.Namespace, session: Session) -> int:
         proposal = member.resolve_proposal_post(args.proposal)
         space_id = member.proposal(proposal).space
         record = member.amend_proposal(proposal, title=args.title, text=args.text)
-        return _done(args, session, space_id, record)
+        session.answer_written(space_id, record)
+    return EXIT_OK
 
 
 def run_withdraw(args: argparse.Namespace, session: Session) -> int:
@@ -170,7 +159,8 @@ def run_withdraw(args: argparse.Namespace, session: Session) -> int:
         proposal = member.resolve_proposal_post(args.proposal)
         space_id = member.proposal(proposal).space
         record = member.withdraw_proposal(proposal, note=args.note)
-        return _done(args, session, space_id, record)
+        session.answer_written(space_id, record)
+    return EXIT_OK
 
 
 def run_proposals(args: argparse.Namespace, session: Session) -> int:
@@ -179,7 +169,7 @@ def run_proposals(args: argparse.Namespace, session: Session) -> int:
         space_id = member.resolve_space(args.space)
         entries = [e for e in member.proposals(space_id)
                    if not (args.open_only and e.decided)]
-    if args.json:
+    if session.json:
         session.print_json({"space": space_id.hex(), "proposals": [e.to_json()
                                                                    for e in entries]})
         return EXIT_OK
@@ -209,10 +199,11 @@ def run_settings(args: argparse.Namespace, session: Session) -> int:
         if args.changes or args.by:
             by = member.resolve_proposal_post(args.by) if args.by else None
             record = member.change_settings(space_id, None if by else change, by=by)
-            return _done(args, session, space_id, record)
+            session.answer_written(space_id, record)
+            return EXIT_OK
         current = member.settings(space_id)
         history = member.settings_history(space_id)
-    if args.json:
+    if session.json:
         session.print_json({"space": space_id.hex(), "settings": current.to_json(),
                             "history": [h.to_json() for h in history]})
         return EXIT_OK

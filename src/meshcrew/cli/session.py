@@ -1,4 +1,5 @@
-"""What a command runs with: the home folder, the passphrase source, and the output streams."""
+"""What a command runs with: the home folder, the passphrase source, the output streams and
+whether the output is to be JSON (``--json``)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,14 @@ class Session:
         passphrase_file: where the key file's passphrase is, if anywhere.
         out: where results go (stdout).
         err: where errors go (stderr).
+        json: whether the command was asked for one JSON object instead of text (``--json``).
     """
 
     home: Home
     passphrase_file: Path | None = None
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
+    json: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Session:
@@ -45,6 +48,7 @@ class Session:
             passphrase_file=Path(given_passphrase).expanduser() if given_passphrase else None,
             out=sys.stdout,
             err=sys.stderr,
+            json=getattr(args, "json", False),  # only commands added with json=True take it
         )
 
     def passphrase(self) -> bytes | None:
@@ -94,3 +98,16 @@ class Session:
     def print_json(self, value: dict[str, Any]) -> None:
         """Write one JSON object on one line."""
         print(json.dumps(value, sort_keys=True), file=self.out)
+
+    def answer(self, value: dict[str, Any], *lines: str) -> None:
+        """Write a command's answer: ``value`` with ``--json``, else the ``lines`` of text."""
+        if self.json:
+            self.print_json(value)
+        else:
+            for line in lines:
+                self.print(line)
+
+    def answer_written(self, space_id: bytes, record: bytes) -> None:
+        """Write the answer of a command that wrote one record: its id (and space with
+        ``--json``)."""
+        self.answer({"id": record.hex(), "space": space_id.hex()}, record.hex())

@@ -17,7 +17,7 @@ from meshcrew.cli.parsing import (
     Commands,
     UsageError,
     add_command,
-    add_json_option,
+    add_space_argument,
 )
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
@@ -45,7 +45,7 @@ def register(commands: Commands) -> None:
         crew_commands, "create", summary="start a new crew, dyad or congregation",
         description="Start a new space with you as its first member and print its id. Its "
         "name, purpose and rhythm are encrypted: only members can read them.",
-        handler=run_create)
+        handler=run_create, json=True)
     create.add_argument("name", metavar="NAME", help="what the space is called (1-64 characters)")
     create.add_argument("--kind", choices=[k.value for k in SpaceKind], default="crew",
                         help="crew (3-8 people, the default), dyad (a pair) or congregation "
@@ -61,14 +61,13 @@ def register(commands: Commands) -> None:
     create.add_argument("--no-history", action="store_true",
                         help="joiners cannot read what was written before they joined")
     _add_rule_options(create)
-    add_json_option(create)
 
     card = add_command(
         crew_commands, "card", summary="say whether a crew is open to new crewmates",
         description="Post the card of a crew (or dyad) you are in to the congregation it "
         "belongs to: its name, whether it is open to new crewmates, and a note. The "
         "congregation's board shows each crew's latest card. Prints the card's id.",
-        handler=run_card)
+        handler=run_card, json=True)
     card.add_argument("crew", metavar="CREW", help="the crew (name, or id or its start)")
     openness = card.add_mutually_exclusive_group(required=True)
     openness.add_argument("--open", dest="open", action="store_true",
@@ -77,13 +76,11 @@ def register(commands: Commands) -> None:
                           help="the crew is not looking for anyone now")
     card.add_argument("--note", default="", metavar="TEXT",
                       help="what the crew is about, who would fit (up to 500 characters)")
-    add_json_option(card)
 
-    spaces = add_command(
+    add_command(
         commands, "spaces", summary="list your crews, dyads and congregations",
         description="List every space in the replica: yours first, with your status, the "
-        "member count, the rhythm and whether your check-in is due.", handler=run_spaces)
-    add_json_option(spaces)
+        "member count, the rhythm and whether your check-in is due.", handler=run_spaces, json=True)
 
     invite = add_command(
         commands, "invite", summary="make an invite code for a space (or revoke one)",
@@ -92,7 +89,7 @@ def register(commands: Commands) -> None:
         "records to a file for a joiner who is not online with you (they run: meshcrew join "
         "CODE --from FILE). `meshcrew invite revoke INVITE` revokes an invite instead (its code, "
         "or its id as meshcrew invites shows it): no one can join with it any more.",
-        handler=run_invite)
+        handler=run_invite, json=True)
     invite.add_argument("space", metavar="SPACE", help="the space (name, or id or its start); "
                         "or `revoke`, followed by the invite to revoke")
     invite.add_argument("invite_ref", nargs="?", metavar="INVITE", help=argparse.SUPPRESS)
@@ -103,55 +100,49 @@ def register(commands: Commands) -> None:
                         f"{DEFAULT_EXPIRY})")
     invite.add_argument("-o", "--output", metavar="FILE",
                         help="also write the space's records to FILE for an offline joiner")
-    add_json_option(invite)
 
     join = add_command(
         commands, "join", summary="join a space with an invite code",
         description="Join the space of an invite code. Offline, first import the inviter's "
         "file with --from; with -o, write your join to a file to give back to the inviter "
         "(they run: meshcrew import FILE -o REPLY, and you import REPLY to get the keys).",
-        handler=run_join)
+        handler=run_join, json=True)
     join.add_argument("code", metavar="CODE", help="the invite code (starts with mc1-)")
     join.add_argument("--from", dest="source", metavar="FILE",
                       help="import the inviter's records from FILE first")
     join.add_argument("-o", "--output", metavar="FILE",
                       help="write the space's records, with your join, to FILE for the inviter")
-    add_json_option(join)
 
     members = add_command(
         commands, "members", summary="list the members of a space",
         description="List everyone who is or was a member, and open removal proposals.",
-        handler=run_members)
-    members.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")
-    add_json_option(members)
+        handler=run_members, json=True)
+    add_space_argument(members)
 
     leave = add_command(
         commands, "leave", summary="leave a space",
         description="Leave a space. Always allowed. You keep what you could read; the others "
         "rotate the keys, so you cannot read anything written after you left.",
-        handler=run_leave)
-    leave.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")
-    add_json_option(leave)
+        handler=run_leave, json=True)
+    add_space_argument(leave)
 
     remove = add_command(
         commands, "remove", summary="propose removing a member (needs consent)",
         description="Propose removing a member. It takes effect once a majority of the other "
         "members consent (your proposal counts as your consent); they consent with: meshcrew "
-        "consent SPACE PROPOSAL.", handler=run_remove)
-    remove.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")
+        "consent SPACE PROPOSAL.", handler=run_remove, json=True)
+    add_space_argument(remove)
     remove.add_argument("member", metavar="MEMBER",
                         help="the member: display name, fingerprint, or key (or its start)")
-    add_json_option(remove)
 
     consent = add_command(
         commands, "consent", summary="consent to a removal proposal",
         description="Consent to a proposal to remove a member. PROPOSAL is the proposal's id "
         "(or its start, as meshcrew members shows it), or the member it would remove.",
-        handler=run_consent)
-    consent.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")
+        handler=run_consent, json=True)
+    add_space_argument(consent)
     consent.add_argument("proposal", metavar="PROPOSAL",
                          help="the proposal's id (or its start), or the member it names")
-    add_json_option(consent)
 
     rotate = add_command(
         commands, "rotate", summary="rotate a space's keys now if its membership changed",
@@ -159,9 +150,8 @@ def register(commands: Commands) -> None:
         "was removed since the last rotation. This normally happens by itself (the inviter "
         "rotates when a join arrives; anyone rotates before writing after a departure); use "
         "it when a joiner waits for the keys and nobody else is around. Does nothing when the "
-        "keys are current.", handler=run_rotate)
-    rotate.add_argument("space", metavar="SPACE", help="the space (name, or id or its start)")
-    add_json_option(rotate)
+        "keys are current.", handler=run_rotate, json=True)
+    add_space_argument(rotate)
 
 
 def _group_help(args: argparse.Namespace, session: Session) -> int:
@@ -200,7 +190,7 @@ def run_create(args: argparse.Namespace, session: Session) -> int:
                                        parent=parent, rhythm=rhythm,
                                        history=not args.no_history, quorum=args.quorum,
                                        keep_checkins=keep_checkins, keep_posts=keep_posts)
-        if args.json:
+        if session.json:
             session.print_json(member.summary(space_id).to_json())
         else:
             session.print(space_id.hex())
@@ -220,10 +210,7 @@ def run_card(args: argparse.Namespace, session: Session) -> int:
         post = member.make_post(PostKind.CREW_CARD, crew=crew_id, name=crew.name,
                                 open=args.open, note=args.note)
         record = member.post(crew.parent, post)
-    if args.json:
-        session.print_json({"id": record.hex(), "space": crew.parent.hex()})
-    else:
-        session.print(record.hex())
+    session.answer_written(crew.parent, record)
     return EXIT_OK
 
 
@@ -231,7 +218,7 @@ def run_spaces(args: argparse.Namespace, session: Session) -> int:
     """List the spaces."""
     with open_member(session) as member:
         found = member.spaces()
-    if args.json:
+    if session.json:
         session.print_json({"spaces": [s.to_json() for s in found]})
     elif not found:
         session.print("You are in no space yet. Start one with: meshcrew crew create NAME, or "
@@ -257,7 +244,7 @@ def run_invite(args: argparse.Namespace, session: Session) -> int:
         expires = member.now() + ttl
         code = member.invite(space_id, uses=args.uses, expires_ms=expires)
         exported = member.export_file([space_id], output) if output is not None else None
-    if args.json:
+    if session.json:
         session.print_json({"code": code, "space": space_id.hex(), "uses": args.uses,
                             "expires_ms": expires,
                             "exported": exported.to_json() if exported else None})
@@ -279,7 +266,7 @@ def run_join(args: argparse.Namespace, session: Session) -> int:
         space_id = member.join(args.code)
         summary = member.summary(space_id)
         exported = member.export_file([space_id], output) if output is not None else None
-    if args.json:
+    if session.json:
         session.print_json({"space": space_id.hex(), "summary": summary.to_json(),
                             "imported": imported.to_json() if imported else None,
                             "exported": exported.to_json() if exported else None})
@@ -300,7 +287,7 @@ def run_members(args: argparse.Namespace, session: Session) -> int:
         space_id = member.resolve_space(args.space)
         rows = member.members(space_id)
         removals = member.removals(space_id)
-    if args.json:
+    if session.json:
         session.print_json({"space": space_id.hex(), "members": [m.to_json() for m in rows],
                             "removals": [r.to_json() for r in removals]})
         return EXIT_OK
@@ -330,11 +317,8 @@ def run_leave(args: argparse.Namespace, session: Session) -> int:
         space_id = member.resolve_space(args.space)
         name = member.summary(space_id).name or space_id.hex()
         record = member.leave(space_id)
-    if args.json:
-        session.print_json({"id": record.hex(), "space": space_id.hex()})
-    else:
-        session.print(f"You left {name}. Anything written from now on is sealed to the others "
-                      "only.")
+    session.answer({"id": record.hex(), "space": space_id.hex()},
+                   f"You left {name}. Anything written from now on is sealed to the others only.")
     return EXIT_OK
 
 
@@ -345,7 +329,7 @@ def run_remove(args: argparse.Namespace, session: Session) -> int:
         target = member.resolve_member(space_id, args.member)
         proposal = member.propose_removal(space_id, target)
         result = _removal_json(member, space_id, proposal, proposal)
-    if args.json:
+    if session.json:
         session.print_json(result)
     else:
         removal = result["removal"]
@@ -362,7 +346,7 @@ def run_consent(args: argparse.Namespace, session: Session) -> int:
         proposal = member.resolve_proposal(space_id, args.proposal)
         record = member.consent(space_id, proposal)
         result = _removal_json(member, space_id, proposal, record)
-    if args.json:
+    if session.json:
         session.print_json(result)
     else:
         removal = result["removal"]
@@ -378,11 +362,8 @@ def run_rotate(args: argparse.Namespace, session: Session) -> int:
         space_id = member.resolve_space(args.space)
         made = member.rotate(space_id)
         name = member.summary(space_id).name or space_id.hex()
-    if args.json:
-        session.print_json({"space": space_id.hex(), "rotated": [rid.hex() for rid in made]})
-    elif made:
-        session.print(f"Rotated the keys of {name}: the current members can read what comes "
-                      "next, no one else can.")
-    else:
-        session.print(f"The keys of {name} are current; nothing to rotate.")
+    session.answer({"space": space_id.hex(), "rotated": [rid.hex() for rid in made]},
+                   f"Rotated the keys of {name}: the current members can read what comes next, "
+                   "no one else can." if made else
+                   f"The keys of {name} are current; nothing to rotate.")
     return EXIT_OK

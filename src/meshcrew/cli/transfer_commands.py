@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from meshcrew.cli.display import local_time, short
-from meshcrew.cli.parsing import EXIT_OK, Commands, add_command, add_json_option
+from meshcrew.cli.parsing import EXIT_OK, Commands, add_command
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
 from meshcrew.cli.values import file_path
@@ -27,36 +27,33 @@ def register(commands: Commands) -> None:
         description="Write every record of one or more spaces to FILE (written atomically, "
         "mode 0600), to carry to another member by hand or keep as a backup. Crew content "
         "stays encrypted in it; who is a member, and when they wrote, does not.",
-        handler=run_export)
+        handler=run_export, json=True)
     export.add_argument("spaces", nargs="*", metavar="SPACE",
                         help="the spaces (name, or id or its start)")
     export.add_argument("--all", action="store_true", help="export every space in the replica")
     export.add_argument("-o", "--output", required=True, metavar="FILE",
                         help="the file to write (replaced if it exists)")
-    add_json_option(export)
 
     imp = add_command(
         commands, "import", summary="import records from a file",
         description="Import the records in FILE (made by meshcrew export, invite -o or join -o). "
         "Every record is verified; refused ones are counted and listed by meshcrew rejects. "
         "If the file holds the join of someone you invited, the keys are rotated so they can "
-        "read; give them the file written with -o.", handler=run_import)
+        "read; give them the file written with -o.", handler=run_import, json=True)
     imp.add_argument("file", metavar="FILE", help="the file to import")
     imp.add_argument("-o", "--output", metavar="FILE",
                      help="then write the spaces the file touched (with any new keys) to FILE, "
                      "to give back to whoever sent it")
-    add_json_option(imp)
 
     rejects = add_command(
         commands, "rejects", summary="list refused records and why",
         description="List the records that were refused, newest first, with the reason: by the "
         "replica (bad signature, broken chain, fork, ...) or by the space rules (not a member, "
-        "invite used up, unreadable, ...).", handler=run_rejects)
+        "invite used up, unreadable, ...).", handler=run_rejects, json=True)
     rejects.add_argument("space", nargs="?", metavar="SPACE",
                          help="only this space's refusals by the space rules")
     rejects.add_argument("--limit", type=int, default=100, metavar="N",
                          help="show at most N (default 100; a large N shows all)")
-    add_json_option(rejects)
 
 
 def run_export(args: argparse.Namespace, session: Session) -> int:
@@ -68,7 +65,7 @@ def run_export(args: argparse.Namespace, session: Session) -> int:
         chosen = ([s.id for s in member.spaces()] if args.all
                   else [member.resolve_space(text) for text in args.spaces])
         report = member.export_file(chosen, output)
-    if args.json:
+    if session.json:
         session.print_json(report.to_json())
     else:
         session.print(f"Wrote {report.records} records of {len(report.spaces)} "
@@ -85,7 +82,7 @@ def run_import(args: argparse.Namespace, session: Session) -> int:
         exported = (member.export_file(report.spaces, output)
                     if output is not None and report.spaces else None)
         names = {sid: member.summary(sid).name or short(sid) for sid in report.rotated}
-    if args.json:
+    if session.json:
         session.print_json({**report.to_json(), "file": str(source),
                             "exported": exported.to_json() if exported else None})
         return EXIT_OK
@@ -117,7 +114,7 @@ def run_rejects(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         space_id = member.resolve_space(args.space) if args.space is not None else None
         rows = member.rejected(space_id, limit=limit)
-    if args.json:
+    if session.json:
         session.print_json({"rejects": [row.to_json() for row in rows]})
     elif not rows:
         session.print("Nothing was refused.")
