@@ -30,6 +30,7 @@ class Reason(StrEnum):
     AUTHOR_FORKED = "author_forked"
     TIME_TRAVEL = "time_travel"
     PENDING_FULL = "pending_full"
+    HUSK_CONFLICT = "husk_conflict"
     # Space rules (spaces.fold, spaces.sealing)
     NOT_MEMBER = "not_member"
     REMOVED_MEMBER = "removed_member"
@@ -82,6 +83,9 @@ _SENTENCES: dict[str, str] = {
     "time_travel": "The record is dated before the author's previous record.",
     "pending_full": "Too many records of this author already wait for a missing earlier record; "
                     "this one was dropped and will be fetched again later.",
+    "husk_conflict": "The record and the husk of an expired post held at its place (or just "
+                     "before it) in the author's chain disagree; a husk proves no fork, so "
+                     "nothing else changes.",
     "not_member": "The author is not a member of this space (never joined, or has left).",
     "removed_member": "The author was removed from this space by consent; nothing they wrote "
                       "after their last counting record is accepted.",

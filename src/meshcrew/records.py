@@ -52,6 +52,13 @@ NEW_SPACE = bytes(KEY_BYTES)
 HUSK_VERSION = 0
 """The version field of a husk: what a replica keeps of a record whose post expired."""
 
+HUSK_KIND = "sealed"
+"""The only kind a husk may have: posts travel as ``sealed`` records (``spaces.RecordKind``),
+and only posts expire."""
+
+MAX_STUB_BYTES = 256
+"""Largest ``stub`` a husk may carry in place of its body (an epoch id and a length)."""
+
 SIGN_DOMAIN = b"meshcrew/record/v1\x00"
 ID_PERSON = b"meshcrew.rec.v1"
 
@@ -255,6 +262,72 @@ def encode_husk(record: Record, stub: bytes) -> bytes:
     """
     return _pack([HUSK_VERSION, record.kind, record.space, record.author, record.seq,
                   record.prev, record.ts, stub, record.id])
+
+
+def decode_and_check_husk(data: bytes, *, now_ms: int | None = None) -> Record:
+    """Decode a husk sent by a peer and check what a husk can be checked for alone.
+
+    A husk cannot be verified (its signature needs the deleted body): the chain rules take it
+    only when the next record of its author's chain names its id (see
+    :mod:`meshcrew.store.ingest`). Alone, it must be a canonical nine-field array of version
+    :data:`HUSK_VERSION` whose fields have a record's types and limits, of kind
+    :data:`HUSK_KIND`, with a ``stub`` of at most :data:`MAX_STUB_BYTES`, not a space's genesis
+    nor an author's first record (neither is ever a post), and not from the future.
+
+    Raises:
+        RecordError: with the reason it is refused (``unknown_version`` if it is no husk).
+    """
+    if len(data) > MAX_RECORD_BYTES:
+        raise RecordError(Reason.TOO_LARGE, f"{len(data)} > {MAX_RECORD_BYTES} bytes")
+    try:
+        fields = msgpack.unpackb(data, use_list=True, raw=False, strict_map_key=True)
+    except (ValueError, TypeError, OverflowError, msgpack.UnpackException) as exc:
+        raise RecordError(Reason.MALFORMED, type(exc).__name__) from None
+    if not isinstance(fields, list) or not fields or type(fields[0]) is not int:
+        raise RecordError(Reason.MALFORMED, "not an array with a version")
+    if fields[0] != HUSK_VERSION:
+        raise RecordError(Reason.UNKNOWN_VERSION, f"version {fields[0]}")
+    if len(fields) != FIELD_COUNT:
+        raise RecordError(Reason.MALFORMED, f"{len(fields)} fields, not {FIELD_COUNT}")
+    version, kind, space, author, seq, prev, ts, stub, rid = fields
+    if not isinstance(rid, bytes) or len(rid) != ID_BYTES:
+        raise RecordError(Reason.BAD_FIELD, f"a husk's id is not {ID_BYTES} bytes")
+    _check_fields(kind, space, author, seq, prev, ts, stub, bytes(SIG_BYTES))
+    if kind != HUSK_KIND:
+        raise RecordError(Reason.BAD_KIND, f"a husk of kind {kind!r}")
+    if len(stub) > MAX_STUB_BYTES:
+        raise RecordError(Reason.BODY_TOO_LARGE, f"a husk's stub of {len(stub)} bytes")
+    if seq == 1:
+        raise RecordError(Reason.BAD_SEQ, "a husk at seq 1")
+    if _pack(fields) != data:
+        raise RecordError(Reason.NOT_CANONICAL)
+    if now_ms is not None and ts > now_ms + MAX_CLOCK_SKEW_MS:
+        raise RecordError(Reason.FROM_FUTURE, f"{(ts - now_ms) // 1000} s ahead")
+    return Record(version, kind, space, author, seq, prev, ts, stub, b"", data, rid)
+
+
+def decode_record_or_husk(data: bytes, *, now_ms: int | None = None) -> Record:
+    """:func:`decode_and_verify` for a record, :func:`decode_and_check_husk` for a husk (its
+    version field, the second byte of a canonical encoding, is :data:`HUSK_VERSION`).
+
+    Raises:
+        RecordError: with the reason it is refused.
+    """
+    if len(data) > 1 and data[1] == HUSK_VERSION:
+        return decode_and_check_husk(data, now_ms=now_ms)
+    return decode_and_verify(data, now_ms=now_ms)
+
+
+def check_record_or_husk(data: bytes, *, now_ms: int | None = None) -> None:
+    """The checks of :func:`decode_record_or_husk`, without building a record's id.
+
+    Raises:
+        RecordError: with the reason it is refused.
+    """
+    if len(data) > 1 and data[1] == HUSK_VERSION:
+        decode_and_check_husk(data, now_ms=now_ms)
+    else:
+        check_record(data, now_ms=now_ms)
 
 
 def decode_husk(raw: bytes) -> Record:

@@ -37,6 +37,20 @@ and each names its predecessor's id in ``prev``.
    chain rules, the record's space and author) in a log that keeps the latest
    ``reject_log_size`` entries. Fork evidence is stored *and* logged. A bad
    record never aborts the rest of its batch.
+6. **Husks** (what is left of a record whose post expired, ``Record.expired``; see
+   :func:`meshcrew.records.encode_husk`) carry no signature: only the id of one is vouched
+   for, by the next record of its chain naming it in ``prev``. A husk at ``k`` therefore waits
+   as pending (it counts against the cap) until the chain's head is at ``k - 1`` *and* a record
+   held at ``k + 1`` names its id, that record being signed or itself a husk so vouched for
+   (a run of expired posts is taken from its signed top down). Then, if its ``prev`` and
+   ``ts`` fit the record at ``k - 1`` as rule 3a and 3b ask, it is accepted like a record.
+   A husk never proves anything against its author: a husk that does not fit, or that
+   arrives where another record is held, is refused with ``Reason.HUSK_CONFLICT``; a signed
+   record that conflicts with a husk held at its place or just before it is refused the same
+   way (not kept as evidence); a fork found otherwise removes the chain's husks from ``f`` on
+   rather than keeping them as evidence. A husk and the record it stands for are the same
+   record (one id): the record fills a pending husk's place, and the husk of a record held
+   already is a duplicate.
 
 Why this is order-independent: rule 3 only ever looks at accepted records at ``k - 1`` and
 ``k``, which are the same in every order (induction on ``k``); forks freeze the chain below
@@ -45,6 +59,12 @@ only which records past a fork are kept as evidence rather than refused, and the
 The one exception is the pending cap: a replica that refused records with ``PENDING_FULL``
 agrees again once it has been sent them in chain order. ``tests/test_store_order.py`` checks
 all this against a reference model with hypothesis.
+
+Husks keep this as long as they are true (made by :func:`~meshcrew.records.encode_husk` from
+the record) and the author did not fork at or just after a husk's place: a husk's fields other
+than its id are taken on its sender's word, so a forged one below a signed record, or a
+genuine fork next to an expired post, can leave replicas holding different ids at that place
+(never a different frontier above a signed record, never a fork charged to the author).
 """
 
 from __future__ import annotations
@@ -57,11 +77,13 @@ import msgpack
 
 from meshcrew.errors import ReplicaError
 from meshcrew.reasons import Reason
-from meshcrew.records import MAX_RECORD_BYTES, Record, RecordError, record_id
+from meshcrew.records import HUSK_VERSION, MAX_RECORD_BYTES, Record, RecordError, record_id
 from meshcrew.store.schema import ACCEPTED, EVIDENCE, ID_KEY_BYTES, PENDING
 
-_IS_STORED = f"SELECT 1 FROM records WHERE substr(id, 1, {ID_KEY_BYTES}) = substr(?1, 1, " \
-             f"{ID_KEY_BYTES}) AND id = ?1"
+_IS_HUSK = "substr(raw, 2, 1) = x'00'"
+"""A stored row holds a husk: its version (the byte after the array's) is 0."""
+_STORED = f"SELECT rowid, state, {_IS_HUSK} FROM records WHERE substr(id, 1, {ID_KEY_BYTES}) " \
+          f"= substr(?1, 1, {ID_KEY_BYTES}) AND id = ?1"
 _INSERT_ACCEPTED = f"INSERT INTO records (id, chain, seq, ts, kind, state, raw) " \
                    f"VALUES (?, ?, ?, ?, ?, {ACCEPTED}, ?)"
 _INSERT_HELD = "INSERT INTO records (id, chain, seq, ts, kind, state, sender, raw) " \
@@ -128,6 +150,8 @@ class _Chain:
     head_ts: int
     fork_seq: int | None
     pending: int
+    expired: int
+    """How many of its accepted records are husks."""
 
 
 # Outcome of applying a record (rule 3): a reason, the fork seq (0 if no fork), a detail.
@@ -155,6 +179,7 @@ class Ingest:
         self._accepted: list[tuple[_Chain, int, bytes]] = []
         self._pending: list[tuple[_Chain, int, bytes]] = []
         self._dropped: set[bytes] = set()
+        self._vouched: set[bytes] = set()
         self._rejects: list[RejectEntry] = []
         self._forks: list[bytes] = []
         self._duplicates = 0
@@ -172,6 +197,7 @@ class Ingest:
             chain = self._load(key)
         seq = record.seq
         if (seq == chain.head_seq + 1 and not chain.pending and chain.fork_seq is None
+                and not record.expired
                 and (seq == 1 or (record.prev == chain.head_id and record.ts >= chain.head_ts))):
             # A clean chain's next record: it cannot be stored already (it would be pending or
             # accepted, and the chain has neither at this seq), so no duplicate check is needed.
@@ -189,9 +215,9 @@ class Ingest:
         """Write the buffered rows, the chains and the reject log; say what changed."""
         self._flush()
         self._conn.executemany(
-            "UPDATE chains SET head_seq = ?, head_id = ?, head_ts = ?, fork_seq = ?, pending = ? "
-            "WHERE chain = ?",
-            [(c.head_seq, c.head_id, c.head_ts, c.fork_seq, c.pending, c.rowid)
+            "UPDATE chains SET head_seq = ?, head_id = ?, head_ts = ?, fork_seq = ?, pending = ?, "
+            "expired = ? WHERE chain = ?",
+            [(c.head_seq, c.head_id, c.head_ts, c.fork_seq, c.pending, c.expired, c.rowid)
              for c in self._chains.values()])
         if self._rejects:
             self._conn.executemany(
@@ -216,15 +242,25 @@ class Ingest:
 
     def _place(self, record: Record, chain: _Chain) -> None:
         conn = self._conn
-        if conn.execute(_IS_STORED, (record.id,)).fetchone() is not None:
+        stored = conn.execute(_STORED, (record.id,)).fetchone()
+        if stored is not None:
             self._duplicates += 1
+            if stored[1] == PENDING and stored[2] and not record.expired:
+                # The record a waiting husk stands for: it takes the husk's place, signed.
+                conn.execute("UPDATE records SET raw = ? WHERE rowid = ?", (record.raw,
+                                                                           stored[0]))
+                self._cascade(chain)
             return
         seq = record.seq
-        if chain.fork_seq is not None and seq > chain.fork_seq:
+        if chain.fork_seq is not None and (seq > chain.fork_seq or record.expired):
             self._log(record.id, Reason.AUTHOR_FORKED,
                       f"seq {seq}; the chain forked at seq {chain.fork_seq}", self._sender, chain)
             return
-        if seq > chain.head_seq + 1:
+        if record.expired and seq <= chain.head_seq:
+            self._log(record.id, Reason.HUSK_CONFLICT,
+                      f"a husk at seq {seq}, where another record is held", self._sender, chain)
+            return
+        if seq > chain.head_seq + 1 or record.expired:
             if chain.pending >= self._pending_cap:
                 self._log(record.id, Reason.PENDING_FULL,
                           f"seq {seq}; {chain.pending} records wait for seq {chain.head_seq + 1}",
@@ -233,11 +269,13 @@ class Ingest:
             self._insert_held(record, chain, PENDING)
             chain.pending += 1
             self._pending.append((chain, seq, record.id))
+            self._cascade(chain)  # it may vouch for a husk waiting at the head, or be one
             return
         reason, fork_at, detail = self._judge(chain, seq, record.prev, record.ts)
         if reason is None:
             self._insert_held(record, chain, ACCEPTED)
             self._advance(chain, seq, record.id, record.ts)
+            self._drop_husks_at(chain, seq)
             self._cascade(chain)
         elif fork_at:
             self._insert_held(record, chain, EVIDENCE)
@@ -250,6 +288,10 @@ class Ingest:
         """Rule 3 for a record at ``seq <= head + 1``; see the module docstring."""
         if seq >= 2:
             before_id, before_ts = self._accepted_at(chain, seq - 1)
+            if prev != before_id and self._husk_at(chain, seq - 1):
+                return (Reason.HUSK_CONFLICT, 0,
+                        f"seq {seq} links to another record at seq {seq - 1} than the husk "
+                        "held there")
             if prev != before_id:
                 return (Reason.CHAIN_BROKEN, seq - 1,
                         f"seq {seq} links to another record at seq {seq - 1} than the one "
@@ -257,6 +299,8 @@ class Ingest:
             if ts < before_ts:
                 return (Reason.TIME_TRAVEL, 0,
                         f"seq {seq} at {ts} ms, seq {seq - 1} at {before_ts} ms")
+        if seq <= chain.head_seq and self._husk_at(chain, seq):
+            return (Reason.HUSK_CONFLICT, 0, f"the husk of another record is held at seq {seq}")
         if seq <= chain.head_seq:
             return (Reason.FORK, seq,
                     f"a different record is held at seq {seq}; both kept as evidence")
@@ -270,7 +314,8 @@ class Ingest:
         conn = self._conn
         while chain.pending and chain.fork_seq is None:
             level = chain.head_seq + 1
-            waiting = conn.execute(_PENDING_AT, (chain.rowid, level)).fetchall()
+            rows = conn.execute(_PENDING_AT, (chain.rowid, level)).fetchall()
+            waiting = [row for row in rows if not _is_husk(row[2])]  # signed records first
             for index, (rowid, rid, raw, sender) in enumerate(waiting):
                 chain.pending -= 1
                 prev, ts = _prev_and_ts(raw)
@@ -290,7 +335,71 @@ class Ingest:
                     self._dropped.add(rid)
                     self._log(rid, reason, detail, sender or self._sender, chain)
             if chain.head_seq < level:
+                self._apply_husk(chain, level, [row for row in rows if _is_husk(row[2])])
+            else:
+                self._drop_husks_at(chain, level)
+            if chain.head_seq < level:
                 return  # nothing at this level could be applied: the rest keeps waiting
+
+    def _apply_husk(self, chain: _Chain, level: int, husks: list[Any]) -> None:
+        """Rule 6: accept the husk waiting at ``level`` (the head's next) whose id the record
+        above it names, if it fits the record below; refuse those that do not fit."""
+        if not husks:
+            return
+        conn = self._conn
+        before_id, before_ts = self._accepted_at(chain, level - 1)  # a husk's seq is >= 2
+        for rowid, rid, raw, sender in husks:
+            prev, ts = _prev_and_ts(raw)
+            if chain.head_seq >= level:
+                self._drop_husk(chain, rowid, rid, sender,
+                                f"a husk at seq {level}, where another record was taken")
+            elif prev != before_id or ts < before_ts:
+                self._drop_husk(chain, rowid, rid, sender,
+                                f"a husk at seq {level} that does not follow the record held "
+                                f"at seq {level - 1} (its prev or its time)")
+            elif self._vouched_for(chain, level, rid):
+                conn.execute(f"UPDATE records SET state = {ACCEPTED}, sender = NULL "
+                             "WHERE rowid = ?", (rowid,))
+                chain.pending -= 1
+                chain.expired += 1
+                self._advance(chain, level, rid, ts)
+
+    def _vouched_for(self, chain: _Chain, seq: int, rid: bytes) -> bool:
+        """Whether a record waiting at ``seq + 1`` names ``rid`` and is signed, or is a husk
+        vouched for in turn (rule 6). Each id found vouched for is remembered for the batch,
+        so a long run of husks costs one walk up it."""
+        if rid in self._vouched:
+            return True
+        seen: set[bytes] = set()
+        stack = [(seq, rid, [rid])]
+        while stack:
+            at, wanted, path = stack.pop()
+            for _, above, raw, _ in self._conn.execute(_PENDING_AT, (chain.rowid, at + 1)):
+                if above in seen or _prev_and_ts(raw)[0] != wanted:
+                    continue
+                seen.add(above)
+                if not _is_husk(raw) or above in self._vouched:
+                    self._vouched.update(path)
+                    return True
+                stack.append((at + 1, above, [*path, above]))
+        return False
+
+    def _drop_husks_at(self, chain: _Chain, level: int) -> None:
+        """Refuse the husks still waiting at ``level`` once a signed record was taken there."""
+        if not chain.pending:
+            return
+        for rowid, rid, raw, sender in self._conn.execute(_PENDING_AT,
+                                                          (chain.rowid, level)).fetchall():
+            if _is_husk(raw):
+                self._drop_husk(chain, rowid, rid, sender,
+                                f"a husk at seq {level}, where another record was taken")
+
+    def _drop_husk(self, chain: _Chain, rowid: int, rid: bytes, sender: str | None,
+                   detail: str) -> None:
+        self._conn.execute("DELETE FROM records WHERE rowid = ?", (rowid,))
+        chain.pending -= 1
+        self._dropped.add(rid)
+        self._log(rid, Reason.HUSK_CONFLICT, detail, sender or self._sender, chain)
 
     def _recheck_level(self, chain: _Chain, level: int, rows: list[Any]) -> None:
         """After a fork at ``level``, let the level's other waiting records lower it (rule 3a).
@@ -309,7 +418,14 @@ class Ingest:
 
     def _fork(self, chain: _Chain, at: int, rid: bytes, *, reason: Reason, detail: str,
               sender: str) -> None:
-        """Rule 4: freeze the chain below ``at``; everything from ``at`` on becomes evidence."""
+        """Rule 4: freeze the chain below ``at``; everything from ``at`` on becomes evidence
+        (but husks, which prove nothing: they are let go, rule 6)."""
+        husks = self._conn.execute(f"SELECT count(*) FROM records WHERE chain = ? AND seq >= ? "
+                                   f"AND state = {ACCEPTED} AND {_IS_HUSK}",
+                                   (chain.rowid, at)).fetchone()[0]
+        chain.expired -= husks
+        self._conn.execute(f"DELETE FROM records WHERE chain = ? AND seq >= ? "
+                           f"AND state != {EVIDENCE} AND {_IS_HUSK}", (chain.rowid, at))
         self._conn.execute(f"UPDATE records SET state = {EVIDENCE}, sender = NULL "
                            f"WHERE chain = ? AND seq >= ? AND state != {EVIDENCE}",
                            (chain.rowid, at))
@@ -327,15 +443,16 @@ class Ingest:
 
     def _load(self, key: tuple[bytes, bytes]) -> _Chain:
         row = self._conn.execute(
-            "SELECT chain, head_seq, head_id, head_ts, fork_seq, pending FROM chains "
+            "SELECT chain, head_seq, head_id, head_ts, fork_seq, pending, expired FROM chains "
             "WHERE space = ? AND author = ?", key).fetchone()
         if row is None:
             cursor = self._conn.execute("INSERT INTO chains (space, author) VALUES (?, ?)", key)
             assert cursor.lastrowid is not None
-            chain = _Chain(*key, cursor.lastrowid, 0, None, 0, None, 0)
+            chain = _Chain(*key, cursor.lastrowid, 0, None, 0, None, 0, 0)
         else:
-            rowid, head_seq, head_id, head_ts, fork_seq, pending = row
-            chain = _Chain(*key, rowid, head_seq, head_id, head_ts or 0, fork_seq, pending)
+            rowid, head_seq, head_id, head_ts, fork_seq, pending, expired = row
+            chain = _Chain(*key, rowid, head_seq, head_id, head_ts or 0, fork_seq, pending,
+                           expired)
         self._chains[key] = chain
         return chain
 
@@ -347,6 +464,12 @@ class Ingest:
             raise ReplicaError(f"The replica is inconsistent: chain {chain.rowid} has no "
                                f"accepted record at seq {seq}; run meshcrew doctor.")
         return row[0], row[1]
+
+    def _husk_at(self, chain: _Chain, seq: int) -> bool:
+        """Whether the accepted record at ``seq`` is a husk."""
+        row = self._conn.execute(f"SELECT {_IS_HUSK} FROM records WHERE chain = ? AND seq = ? "
+                                 f"AND state = {ACCEPTED}", (chain.rowid, seq)).fetchone()
+        return bool(row and row[0])
 
     def _advance(self, chain: _Chain, seq: int, rid: bytes, ts: int) -> None:
         chain.head_seq, chain.head_id, chain.head_ts = seq, rid, ts
@@ -367,6 +490,10 @@ class Ingest:
         space, author = (chain.space, chain.author) if chain is not None else (None, None)
         self._rejects.append(RejectEntry(rid, reason, detail, sender, self._now_ms, space,
                                          author))
+
+
+def _is_husk(raw: bytes) -> bool:
+    return raw[1] == HUSK_VERSION  # the version, a positive fixint after the array's byte
 
 
 def _prev_and_ts(raw: bytes) -> tuple[bytes | None, int]:

@@ -35,7 +35,15 @@ import msgpack
 
 from meshcrew.errors import ReplicaError
 from meshcrew.reasons import Reason
-from meshcrew.records import Record, RecordError, check_record, decode_and_verify, record_id
+from meshcrew.records import (
+    HUSK_VERSION,
+    Record,
+    RecordError,
+    check_record_or_husk,
+    decode_husk,
+    decode_record_or_husk,
+    record_id,
+)
 from meshcrew.store.ingest import AppendReport
 
 if TYPE_CHECKING:
@@ -77,7 +85,9 @@ class VerifiedBatch:
 
 
 def verify_batch(raws: Iterable[bytes], *, now_ms: int) -> VerifiedBatch:
-    """Decode and verify encoded records (:func:`meshcrew.records.decode_and_verify`).
+    """Decode and verify encoded records (:func:`meshcrew.records.decode_and_verify`), and
+    check husks of expired posts as far as they can be alone
+    (:func:`meshcrew.records.decode_and_check_husk`; the chain rules decide on them).
 
     Pure, and safe to call from several threads at once.
 
@@ -88,7 +98,7 @@ def verify_batch(raws: Iterable[bytes], *, now_ms: int) -> VerifiedBatch:
     batch = VerifiedBatch()
     for raw in raws:
         try:
-            batch.records.append(decode_and_verify(raw, now_ms=now_ms))
+            batch.records.append(decode_record_or_husk(raw, now_ms=now_ms))
         except RecordError as exc:
             batch.refused.append((raw, exc))
     return batch
@@ -103,7 +113,7 @@ def refusals_of(raws: Sequence[bytes], now_ms: int) -> Refusals:
     refused: Refusals = []
     for position, raw in enumerate(raws):
         try:
-            check_record(raw, now_ms=now_ms)
+            check_record_or_husk(raw, now_ms=now_ms)
         except RecordError as exc:
             refused.append((position, exc.reason.value, exc.detail))
     return refused
@@ -133,6 +143,9 @@ def rebuilt(raws: Sequence[bytes], refusals: Refusals) -> VerifiedBatch:
         verdict = refused.get(position)
         if verdict is not None:
             batch.refused.append((raw, RecordError(Reason(verdict[0]), verdict[1])))
+            continue
+        if raw[1] == HUSK_VERSION:
+            batch.records.append(decode_husk(raw))
             continue
         version, kind, space, author, seq, prev, ts, body, sig = msgpack.unpackb(raw, raw=False)
         batch.records.append(Record(version, kind, space, author, seq, prev, ts, body, sig, raw,
