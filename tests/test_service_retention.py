@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
+from meshcrew import identity
+from meshcrew.backup import MIN_MEMLIMIT, MIN_OPSLIMIT, KdfCost
+from meshcrew.home import Home
+from meshcrew.node.home_backup import back_up, restore
 from meshcrew.reasons import Reason
 from meshcrew.records import (
     RecordError,
@@ -22,6 +26,7 @@ from meshcrew.service import Member
 from meshcrew.spaces import Ask, Period, RecordKind, Rhythm, SettingsChange
 from meshcrew.spaces.bodies import SealedBody
 from meshcrew.spaces.retention import expiry
+from meshcrew.store import Replica
 from test_service_support import DAY, Town, admit, sync, town_at
 
 
@@ -110,6 +115,34 @@ def test_a_joiner_after_an_expiry_catches_up_past_it_without_the_content(town: T
     assert marker in cy.view(space).opened.expired
     assert cy.view(space).is_member
     assert {r.reason for r in cy.replica.rejects(space_id=space)} == set()
+
+
+def test_a_backup_holding_husks_restores_whole(town: Town, tmp_path: Path) -> None:
+    space, ada, bob = daily_crew(town, keep_checkins=1)
+    marker = ada.checkin(space, text="MARKER-retention-backup", energy=3)
+    ada.checkin(space, text="and again", energy=3)
+    sync(space, ada, bob)
+    blob = blob_of(ada, space, marker)
+    town.clock.advance(2 * DAY)
+    for member in (ada, bob, ada, bob):
+        member.expire_due(space)
+        sync(space, ada, bob)
+    target = tmp_path / "ada.mcb"
+    identity.save(ada.identity, ada.replica.home.key_file)  # as `meshcrew init` leaves it
+    back_up(ada.replica.home, target, ada.identity, b"river stones",
+            cost=KdfCost(MIN_OPSLIMIT, MIN_MEMLIMIT), now_ms=town.clock.now)
+    fresh = Home(tmp_path / "restored")
+    report = restore(fresh, target, b"river stones", key_passphrase=None, now_ms=town.clock.now)
+    assert (report.pending, report.rejected) == (0, ())
+    assert report.accepted == report.records
+    with Replica.open(fresh, read_only=True) as restored:
+        assert restored.frontier(space) == ada.replica.frontier(space)
+        held = restored.get(marker)
+        assert held is not None
+        assert held.expired
+    files = b"".join(p.read_bytes() for p in sorted(fresh.path.rglob("*")) if p.is_file())
+    assert blob not in files
+    assert b"MARKER-retention" not in files
 
 
 def test_replies_go_with_the_checkin_and_posts_follow_their_own_setting(town: Town) -> None:
