@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from meshcrew.home import Home
 from meshcrew.identity import Identity
@@ -48,36 +48,62 @@ def open_person(root: Path, name: str, salt: bytes) -> tuple[Replica, Identity]:
                                                   name)
 
 
-class Town:
-    """Several members, each with their own home folder and replica, sharing one clock."""
+Person = TypeVar("Person")
+
+
+class Homes(Generic[Person]):
+    """People under ``root``, each with a home folder and replica of their own, a deterministic
+    key (from :attr:`SALT` and the name) and random bytes (seeded by the name); a subclass says
+    what a person is made into (:meth:`make`: a service member, an app backend)."""
+
+    SALT: ClassVar[bytes]
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.clock = FakeClock()
-        self.members: dict[str, Member] = {}
+        self.people: dict[str, Person] = {}
         self._replicas: list[Replica] = []
 
-    def person(self, name: str) -> Member:
-        """A new member with a fresh home folder."""
-        replica, who = open_person(self.root, name, b"meshcrew service test ")
+    def make(self, replica: Replica, who: Identity, rng: Callable[[int], bytes]) -> Person:
+        """The person over their replica."""
+        raise NotImplementedError
+
+    def person(self, name: str) -> Person:
+        """A new person with a fresh home folder."""
+        replica, who = open_person(self.root, name, self.SALT)
         self._replicas.append(replica)
-        member = Member(replica, who, clock=self.clock, rng=random.Random(name).randbytes)
-        self.members[name] = member
-        return member
+        self.people[name] = made = self.make(replica, who, random.Random(name).randbytes)
+        return made
 
     def close(self) -> None:
         """Release every replica."""
         for replica in self._replicas:
             replica.close()
 
+    @classmethod
+    def opened(cls, root: Path) -> Iterator[Self]:
+        """People closed afterwards (for fixtures: ``yield from Town.opened(tmp_path)``)."""
+        homes = cls(root)
+        try:
+            yield homes
+        finally:
+            homes.close()
 
-def town_at(root: Path) -> Iterator[Town]:
-    """A Town closed afterwards (for fixtures)."""
-    town = Town(root)
-    try:
-        yield town
-    finally:
-        town.close()
+
+class Town(Homes[Member]):
+    """Several members sharing one clock."""
+
+    SALT = b"meshcrew service test "
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.clock = FakeClock()
+
+    def make(self, replica: Replica, who: Identity, rng: Callable[[int], bytes]) -> Member:
+        """A member of the service."""
+        return Member(replica, who, clock=self.clock, rng=rng)
+
+
+town_at = Town.opened
 
 
 def send(sender: Member, receiver: Member, space_id: bytes) -> int:

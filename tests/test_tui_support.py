@@ -13,19 +13,19 @@ pytest-trio, which would run an ``async def`` test under trio; see STYLE.md).
 from __future__ import annotations
 
 import asyncio
-import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
 
+from meshcrew.identity import Identity
 from meshcrew.store import Replica
 from meshcrew.tui.app import MeshcrewApp
 from meshcrew.tui.backend import LocalBackend
 from meshcrew.tui.read_marks import ReadMarks
-from test_service_support import open_person
+from test_service_support import Homes
 
 T0 = 1_767_657_000_000  # 2026-01-05 23:50 UTC, a Monday
 HOUR = 3_600_000
@@ -50,36 +50,21 @@ class Clock:
         return self.now
 
 
-class Town:
-    """Several members, each with a home folder and a replica, sharing one clock."""
+class Town(Homes[LocalBackend]):
+    """Several members, each an app backend, sharing one clock."""
+
+    SALT = b"meshcrew tui test "
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        super().__init__(root)
         self.clock = Clock()
-        self.people: dict[str, LocalBackend] = {}
-        self._replicas: list[Replica] = []
 
-    def person(self, name: str) -> LocalBackend:
-        """A new member with a fresh home folder."""
-        replica, who = open_person(self.root, name, b"meshcrew tui test ")
-        self._replicas.append(replica)
-        backend = LocalBackend(replica, who, clock=self.clock, rng=random.Random(name).randbytes)
-        self.people[name] = backend
-        return backend
-
-    def close(self) -> None:
-        """Release every replica."""
-        for replica in self._replicas:
-            replica.close()
+    def make(self, replica: Replica, who: Identity, rng: Callable[[int], bytes]) -> LocalBackend:
+        """The backend of the app over the member service."""
+        return LocalBackend(replica, who, clock=self.clock, rng=rng)
 
 
-def town_at(root: Path) -> Iterator[Town]:
-    """A Town closed afterwards (for fixtures)."""
-    town = Town(root)
-    try:
-        yield town
-    finally:
-        town.close()
+town_at = Town.opened
 
 
 def send(sender: LocalBackend, receiver: LocalBackend, space_id: bytes) -> int:
