@@ -181,6 +181,10 @@ class Host:
         with translated(f"disconnecting {peer_id}"), trio.move_on_after(self.config.dial_timeout_s):
             await self._lp.disconnect(ID.from_base58(peer_id))
 
+    def protocols_of(self, peer_id: str) -> frozenset[str]:
+        """The protocols a peer said it speaks (identify); empty if it has not said yet."""
+        return frozenset(internals.peer_protocols(self._lp, peer_id))
+
     def connected_peers(self) -> list[str]:
         """Peer ids with an open connection."""
         return [str(p) for p in self._lp.get_connected_peers()]

@@ -42,6 +42,10 @@ gossip)."""
 MAX_HELD_PER_PEER = 64
 """Subscriptions held back per peer, waiting for the gate to open (a hostile peer sends more)."""
 
+OUTSIDER_GOSSIP = 5.0
+"""Penalty points for a message on a topic the sender was not let into: an honest node never
+sends one (it sends only to peers that told it their subscription), so twenty ban the sender."""
+
 
 class GatedPubsub(Pubsub):
     """libp2p's :class:`Pubsub` with a per-peer, per-topic gate (see the module docstring).
@@ -50,6 +54,8 @@ class GatedPubsub(Pubsub):
     """
 
     gate: Gate | None = None
+    penalize: Callable[[str, float, str], None] | None = None
+    """Charges a peer penalty points (the host's scores)."""
     _held: dict[ID, set[str]]
     _told: dict[ID, set[str]]
     refused: int = 0
@@ -59,6 +65,8 @@ class GatedPubsub(Pubsub):
         super().__init__(*args, **kwargs)
         self._held = {}
         self._told = {}
+        self._farewell: dict[ID, set[str]] = {}
+        """Topics a peer was told and is now shut out of: it is told we left them."""
         self._cache: dict[tuple[ID, str], bool] = {}
 
     # --- the gate --------------------------------------------------------------------------
@@ -97,14 +105,22 @@ class GatedPubsub(Pubsub):
                     self._held[peer].discard(topic)
                     super().handle_subscription(
                         peer, rpc_pb2.RPC.SubOpts(subscribe=True, topicid=topic))
-            for topic, peers in list(self.peer_topics.items()):
-                if peer in peers and not self.allowed(peer, topic):
-                    self._shut_out(peer, topic)
-            told = self._told.get(peer)
-            if told:
-                told -= {t for t in told if not self.allowed(peer, t)}
+            told = self._told.get(peer, set())
+            shut = {t for t, peers in self.peer_topics.items()
+                    if peer in peers and not self.allowed(peer, t)}
+            shut |= {t for t in told if not self.allowed(peer, t)}
+            for topic in sorted(shut):
+                self._shut_out(peer, topic)
+            told -= shut
 
     def _shut_out(self, peer: ID, topic: str) -> None:
+        if topic in self._told.get(peer, set()):
+            # Say we left it, or its node (which may not know yet) keeps sending on it.
+            self._farewell.setdefault(peer, set()).add(topic)
+            queue = self.peer_queues.get(peer)
+            if queue is not None:
+                queue.push(rpc_pb2.RPC(subscriptions=[
+                    rpc_pb2.RPC.SubOpts(subscribe=False, topicid=topic)]), priority=True)
         self._forget_subscription(peer, topic)
         router = self.router
         for table in (getattr(router, "mesh", {}), getattr(router, "fanout", {})):
@@ -151,7 +167,10 @@ class GatedPubsub(Pubsub):
         """What of ``rpc`` the peer may see; None if that is nothing."""
         out = rpc_pb2.RPC()
         out.CopyFrom(rpc)
-        subs = [s for s in out.subscriptions if self.allowed(peer, s.topicid)]
+        farewell = self._farewell.get(peer, set())
+        subs = [s for s in out.subscriptions if self.allowed(peer, s.topicid)
+                or (not s.subscribe and s.topicid in farewell)]
+        farewell -= {s.topicid for s in subs if not s.subscribe}
         told = self._told.setdefault(peer, set())
         for sub in subs:
             (told.add if sub.subscribe else told.discard)(sub.topicid)
@@ -189,12 +208,16 @@ class GatedPubsub(Pubsub):
         if self.gate is not None and not all(self.allowed(msg_forwarder, t)
                                              for t in msg.topicIDs):
             self.refused += 1
+            if self.penalize is not None:
+                self.penalize(str(msg_forwarder), OUTSIDER_GOSSIP,
+                              "gossip on a topic it was not let into")
             return
         await super().push_msg(msg_forwarder, msg)
 
     def _handle_dead_peer(self, peer_id: ID) -> None:
         self._held.pop(peer_id, None)
         self._told.pop(peer_id, None)
+        self._farewell.pop(peer_id, None)
         super()._handle_dead_peer(peer_id)
 
 

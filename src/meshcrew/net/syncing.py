@@ -347,10 +347,17 @@ class SyncService:
         """A sync stream to the peer in the newest version both speak, and that version."""
         known = self._peer_version.get(peer_id)
         versions = [v for v in self._versions if known is None or v <= known]
+        # A failure to open a version the peer announced (identify) is the moment's (a reset:
+        # it does not count this node as a member yet), not a missing version, and must not
+        # stop this node from asking again later. (What it did not announce proves nothing:
+        # identify may have run before its handlers were set.)
+        said = self._host.protocols_of(peer_id)
         for index, version in enumerate(versions):
             try:
                 stream = await self._host.open_stream(peer_id, PROTOCOL_IDS[version])
             except DialError:
+                if PROTOCOL_IDS[version] in said:
+                    raise
                 if index + 1 == len(versions):
                     if peer_id in self._host.connected_peers():
                         raise SpeaksNoSync(f"{peer_id} speaks no sync version.") from None

@@ -200,8 +200,11 @@ class GossipJudge:
         if self._open_transit is not None:
             try:
                 data = self._open_transit(space_id, data)
-            except TransitUnknown:  # another version, or a key not held yet: sync brings it
-                return Verdict.IGNORE if self._vouched(space_id, origin) else Verdict.REJECT
+            except TransitUnknown:
+                # Another version, or sealed under an epoch this member has not received yet
+                # (a rotation racing its first posts): nothing is proven, sync brings it. Only
+                # peers the gate lets into the topic can send here at all.
+                return Verdict.IGNORE
             except TransitForged:
                 return Verdict.REJECT
         try:

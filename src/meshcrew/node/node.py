@@ -197,6 +197,7 @@ class Node:
             mdns=self.contacts.mdns_running, started_ms=self.started_ms,
             banned=tuple(sorted(host.scores.banned)), gossip_published=stats.published,
             gossip_received=stats.received, gossip_rejected=stats.rejected,
+            gossip_refused=host.gossip.refused,
             gossip_dropped=stats.publish_dropped + stats.receive_dropped,
             last_sync_ms=self.book.last_sync_ms(),
             synced_peers=sum(1 for e in self.book.entries() if e.last_sync_ms is not None),

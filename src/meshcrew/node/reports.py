@@ -60,6 +60,8 @@ class NodeStatus:
     """...of which it accepted these (``gossip_rejected`` it refused; the rest it ignored)."""
     gossip_stored: int = 0
     """Records from gossip the replica stored (new to it)."""
+    gossip_refused: int = 0
+    """Subscriptions and messages from peers kept out of a topic (not members): never judged."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``status --json`` object."""
@@ -79,7 +81,7 @@ class NodeStatus:
                 "gossip": {"published": self.gossip_published, "received": self.gossip_received,
                            "rejected": self.gossip_rejected, "dropped": self.gossip_dropped,
                            "judged": self.gossip_judged, "accepted": self.gossip_accepted,
-                           "stored": self.gossip_stored}}
+                           "stored": self.gossip_stored, "refused": self.gossip_refused}}
 
 
 @dataclass(frozen=True, slots=True)
