@@ -15,9 +15,10 @@ from __future__ import annotations
 from meshcrew.store.health import check_replica
 from meshcrew.store.ingest import AppendReport, RejectEntry
 from meshcrew.store.lock import WriterLock
+from meshcrew.store.parallel import append_in_parallel
 from meshcrew.store.replica import PENDING_CAP, REJECT_LOG_SIZE, RecordState, Replica
 from meshcrew.store.schema import SCHEMA_VERSION
-from meshcrew.store.verify import VerifiedBatch, VerifyPool, append_in_parallel, verify_batch
+from meshcrew.store.verify import VerifiedBatch, VerifyPool, verify_batch
 
 __all__ = [
     "PENDING_CAP",

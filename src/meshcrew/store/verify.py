@@ -15,8 +15,8 @@ more CPU than they saved (measured in ``docs/performance.md``). A worker process
 with the positions and reasons of the records it refused, so only those few cross back; the
 others are rebuilt here from the same bytes without checking them again.
 
-:func:`append_in_parallel` is the pipeline for plain threads (files, benchmarks); the node runs
-the same steps under trio (``meshcrew.net.syncing``).
+:func:`~meshcrew.store.parallel.append_in_parallel` is the pipeline for plain threads (files,
+benchmarks); the node runs the same steps under trio (``meshcrew.net.syncing``).
 """
 
 from __future__ import annotations
@@ -25,11 +25,9 @@ import multiprocessing
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import msgpack
 
@@ -44,13 +42,6 @@ from meshcrew.records import (
     decode_record_or_husk,
     record_id,
 )
-from meshcrew.store.ingest import AppendReport
-
-if TYPE_CHECKING:
-    from meshcrew.store.replica import Replica
-
-CHUNK_RECORDS = 512
-"""Records one worker checks at a time in :func:`append_in_parallel`."""
 
 IN_WORKERS_FROM = 64
 """Batches of fewer records are checked by :meth:`VerifyPool.verify` in the calling thread: a
@@ -238,61 +229,3 @@ class VerifyPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def append_in_parallel(replica: Replica, raws: Sequence[bytes], *, now_ms: int, pool: VerifyPool,
-                       sender: str = "local", transaction_records: int = 4096,
-                       chunk_records: int = CHUNK_RECORDS,
-                       in_flight_chunks: int | None = None) -> AppendReport:
-    """Append encoded records with their checks spread over ``pool``'s workers.
-
-    Chunks of ``chunk_records`` are checked by the workers while this thread applies the chunks
-    already checked, in their order, in transactions of about ``transaction_records``. At most
-    ``in_flight_chunks`` chunks (default: twice the workers) are checked ahead of the one being
-    applied, which bounds the memory held whatever the input's size. The outcome is the same as
-    ``replica.append(raws)``'s (the reports of the transactions joined).
-
-    Raises:
-        ReplicaError: as :meth:`Replica.append_verified`, or the workers failed; what was
-            applied before stays.
-    """
-    from meshcrew.store.replica import RecordState  # replica.py imports this module
-
-    ahead = in_flight_chunks or 2 * pool.workers
-    chunks = (raws[i : i + chunk_records] for i in range(0, len(raws), chunk_records))
-    report = AppendReport()
-    gathered = VerifiedBatch()
-
-    def apply(batch: VerifiedBatch) -> None:
-        done = replica.append_verified(batch, sender=sender, now_ms=now_ms)
-        report.accepted += done.accepted
-        report.pending += done.pending
-        report.duplicates += done.duplicates
-        report.forks += done.forks
-        report.rejected += done.rejected
-
-    queue: deque[tuple[Sequence[bytes], Future[Refusals]]] = deque()
-    try:
-        for chunk in chunks:
-            queue.append((chunk, pool.submit(chunk, now_ms=now_ms)))
-            if len(queue) > ahead:
-                first, future = queue.popleft()
-                gathered.extend(rebuilt(first, pool.result(future)))
-                if len(gathered) >= transaction_records:
-                    apply(gathered)
-                    gathered = VerifiedBatch()
-        while queue:
-            first, future = queue.popleft()
-            gathered.extend(rebuilt(first, pool.result(future)))
-        if len(gathered):
-            apply(gathered)
-    finally:
-        for _, future in queue:
-            future.cancel()
-    if report.forks:  # a fork found by a later transaction may have overtaken earlier records
-        report.accepted = [rid for rid in report.accepted
-                           if replica.state_of(rid) is RecordState.ACCEPTED]
-    # A record left waiting by one transaction may have been applied by a later one.
-    report.pending = [rid for rid in report.pending
-                      if replica.state_of(rid) is RecordState.PENDING]
-    return report
