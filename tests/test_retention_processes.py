@@ -1,0 +1,98 @@
+"""Retention across real ``meshcrew node`` processes on 127.0.0.1, driven through the CLI: a
+check-in kept for one cycle expires at the cycle's end on every member's node, and afterwards
+neither its text nor its ciphertext is in any file of any member's home folder.
+
+The crew's daily rhythm gets a UTC offset that puts its cycle boundary at a whole minute about a
+minute away, so the one expiry happens within the test. Waits poll a condition with a deadline
+(see ``node_processes``); nothing sleeps a fixed time.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from meshcrew.service import SpaceSummary
+from meshcrew.spaces.bodies import SealedBody, parse_body
+from meshcrew.store import Replica
+from node_processes import Fleet, NodeProcess, fleet, start_all, wait_for
+
+__all__ = ["fleet"]  # the fixture
+
+MARKER = "MARKER-retention-processes-5c1e"
+DAY_MIN = 24 * 60
+
+
+def daily_ending_in(seconds_from_now: float) -> tuple[str, float]:
+    """A daily rhythm whose cycle ends at the first whole minute at least that far away; the
+    rhythm's text (``daily+HH:MM``) and when its cycle ends (epoch seconds)."""
+    boundary = (int(time.time() + seconds_from_now) // 60 + 1) * 60
+    minute_of_day = boundary // 60 % DAY_MIN
+    offset = -minute_of_day % DAY_MIN  # midnight at UTC + offset falls on the boundary
+    if offset > DAY_MIN // 2:
+        offset -= DAY_MIN
+    sign = "-" if offset < 0 else "+"
+    return f"daily{sign}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}", float(boundary)
+
+
+def home_bytes(node: NodeProcess) -> bytes:
+    """Every file of the member's home folder, end to end."""
+    files = sorted(p for p in node.home.path.rglob("*") if p.is_file())
+    return b"".join(p.read_bytes() for p in files)
+
+
+def holds_keys(node: NodeProcess, space: str, members: int) -> bool:
+    summary: SpaceSummary = node.call("summary", bytes.fromhex(space))
+    return not summary.waiting_for_keys and summary.members == members
+
+
+def ciphertext_of(node: NodeProcess, record_id: str) -> bytes:
+    """The sealed post's ciphertext as the member's replica holds it."""
+    with Replica.open(node.home, read_only=True) as replica:
+        record = replica.get(bytes.fromhex(record_id))
+    assert record is not None
+    body = parse_body(record.kind, record.body)
+    assert isinstance(body, SealedBody)
+    return body.blob
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_an_expired_checkin_leaves_every_members_home_folder(fleet: Fleet) -> None:
+    ada, bo, cy = nodes = tuple(fleet.make("Ada", "Bo", "Cy"))
+    start_all(*nodes)
+    rhythm, ends = daily_ending_in(50)
+    space = str(ada.cli("crew", "create", "Crew", "--rhythm", rhythm,
+                        "--keep-checkins", "1")["id"])
+    for joiner in (bo, cy):
+        joiner.run("join", str(ada.cli("invite", space)["code"]))
+    wait_for(lambda: all(holds_keys(n, space, 3) for n in nodes), within=30,
+             what="every member holding the keys")
+    marker = str(ada.cli("checkin", space, "--text", MARKER)["id"])
+    bo.run("reply", marker[:12], "--text", "heard you, REPLY-retention-5c1e")
+    wait_for(lambda: all("heard you, REPLY-retention-5c1e" in n.texts(space) for n in nodes),
+             within=30, what="the check-in and its reply on every node")
+    assert time.time() < ends - 5, "the cycle ended before the check-in reached everyone"
+    blob = ciphertext_of(cy, marker)
+    assert all(blob in home_bytes(n) for n in nodes)  # on every disk until the cycle ends
+    assert all(MARKER in n.texts(space) for n in nodes)
+    wait_for(lambda: all(blob not in home_bytes(n) for n in nodes), within=ends - time.time() + 60,
+             what="the check-in's ciphertext gone from every home folder")
+    assert time.time() >= ends  # not before its time
+    for node in nodes:
+        on_disk = home_bytes(node)
+        assert blob not in on_disk
+        assert MARKER.encode() not in on_disk
+        assert b"REPLY-retention-5c1e" not in on_disk
+        texts = node.texts(space)
+        assert MARKER not in texts
+        assert "heard you, REPLY-retention-5c1e" not in texts  # a reply goes with its post
+    wait_for(lambda: len({frontier_of(n, space) for n in nodes}) == 1, within=30,
+             what="every replica at the same frontier (Ada's profile, re-posted, included)")
+
+
+def frontier_of(node: NodeProcess, space: str) -> frozenset[tuple[bytes, int, bytes]]:
+    with Replica.open(node.home, read_only=True) as replica:
+        return frozenset((author, head.seq, head.id)
+                         for author, head in replica.frontier(bytes.fromhex(space)).items())
