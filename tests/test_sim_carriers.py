@@ -18,6 +18,9 @@ from meshcrew.sim import (
     Behaviour,
     CarrierKind,
     Carriers,
+    NetParams,
+    NodeParams,
+    Online,
     Scenario,
     Simulation,
     Summary,
@@ -174,3 +177,31 @@ def test_carrier_quotas_and_limit_are_the_nodes() -> None:
     replace(churn(), carriers=Carriers(per_crew=MAX_CARRIERS))
     with pytest.raises(ValueError, match="1 to 8 carriers"):
         replace(churn(), carriers=Carriers(per_crew=MAX_CARRIERS + 1))
+
+
+def test_carriers_take_no_gossip_and_get_each_post_by_sync_within_seconds() -> None:
+    # Gossip is sealed under epoch keys a carrier lacks, so carriers stay out of the topics;
+    # the writer's node syncs its new records on to connected carriers two seconds later.
+    scenario = replace(congregation(18, name="online-18", days=0.3),
+                       behaviour=Behaviour(days=0.3, drain_days=0.2, online=Online.ALWAYS,
+                                           crash_per_day=0.0),
+                       net=NetParams(loss=0.0), carriers=Carriers(CarrierKind.ALWAYS_ON))
+    summary, simulation = run_scenario(scenario)
+    assert summary.undelivered == {}
+    carriers = {n for crew in simulation.population.carriers for n in crew}
+    assert len(carriers) == scenario.crews
+    for node in carriers:
+        state = simulation.gossip.states[node]
+        assert not state.seen
+        assert not state.cache
+    waits = [at - made.at for made in simulation.metrics.made.values() for at, _ in made.carriers]
+    assert len(waits) == summary.carriers["records_taken"] > 20
+    delay = scenario.node.propagate_delay_s
+    assert sorted(waits)[len(waits) // 2] >= delay  # most by the propagation (some sooner, by
+    assert max(waits) < delay + 5.0  # a periodic session that happened to run first)
+
+
+def test_the_propagation_delay_is_the_nodes() -> None:
+    from meshcrew.node.config import NodeConfig
+
+    assert NodeParams().propagate_delay_s == NodeConfig().propagate_delay_s

@@ -152,7 +152,7 @@ class GossipRouter:
     # -- publishing and receiving --------------------------------------------------------------
 
     def _peers(self, node: int, space: bytes) -> list[int]:
-        return [p for p in self.net.conns[node] if space in self.nodes[p].space_ids]
+        return [p for p in self.net.conns[node] if space in self.nodes[p].topics]
 
     def _remember(self, node: int, space: bytes, record_id: bytes, raw: bytes) -> None:
         state = self.states[node]
@@ -218,7 +218,7 @@ class GossipRouter:
             return
         self.stats.heartbeats += 1
         self._catch_up(state, tick - 1)
-        for space in target.space_ids:
+        for space in target.topics:
             self._maintain(node, state, space)
         self._shift(state)
         state.last_tick = tick
@@ -260,7 +260,7 @@ class GossipRouter:
             self.net.send(conn, node, size, Traffic.CONTROL, callback, *args)
 
     def _on_graft(self, node: int, sender: int, space: bytes) -> None:
-        if space not in self.nodes[node].space_ids or sender not in self.net.conns[node]:
+        if space not in self.nodes[node].topics or sender not in self.net.conns[node]:
             return
         mesh = self.states[node].mesh.setdefault(space, {})
         if len(mesh) >= self.params.degree_high:
@@ -296,7 +296,7 @@ class GossipRouter:
         if not self.params.enabled:
             return
         for node in (conn.a, conn.b):
-            self.net.charge(node, SUBSCRIPTION_BYTES * len(self.nodes[node].space_ids),
+            self.net.charge(node, SUBSCRIPTION_BYTES * len(self.nodes[node].topics),
                             Traffic.CONTROL)
             self._schedule(node)
 

@@ -147,6 +147,11 @@ class NodeParams:
     """Catch-up sync with every connected peer this often (``SyncService`` default), besides the
     session every new connection starts."""
     sync_jitter: tuple[float, float] = (0.8, 1.2)
+    propagate_delay_s: float = 2.0
+    """New records (written or received) of a space with carriers are synced on to the
+    connected carriers of that space this long after (``NodeConfig.propagate_delay_s``):
+    carriers take no gossip. (The node syncs its connected members then too; the simulator
+    leaves that out, as gossip has brought them the records.)"""
     ingest_delay_s: float = 0.05
     """Records received (gossip or sync) wait this long in memory before one replica append
     commits them; a crash loses them (peers still have them)."""

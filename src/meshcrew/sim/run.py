@@ -79,6 +79,9 @@ class Simulation:
         self.metrics = Metrics(members, [OnlineLog() for _ in self.nodes], named)
         self.rng = random.Random(f"meshcrew-sim members {seed}")
         self._commit_pending = [False] * population.nodes
+        self._to_propagate: list[tuple[int, set[bytes]]] = [(-1, set())] * population.nodes
+        """Per node, spaces with carriers that got new records since its last propagation (and
+        the node's generation then)."""
         self._deferred: list[list[tuple[Intent, bytes | None]]] = [[] for _ in self.nodes]
         self._backoff: list[dict[int, tuple[float, float]]] = [{} for _ in self.nodes]
         self.crashes = 0
@@ -278,6 +281,31 @@ class Simulation:
         for record_id in target.commit(self._now_ms()):
             self.metrics.on_held(node, record_id, now)
             self._answer(node, record_id)
+            self._propagate_soon(node, self.catalog[record_id].space_id)
+
+    def _propagate_soon(self, node: int, space: bytes) -> None:
+        """As the node's ``_propagate``: new records are synced on to connected peers soon (a
+        burst gathered into one session), here only to carriers, which take no gossip."""
+        if space not in self.metrics.carriers or node in self.metrics.carriers[space]:
+            return
+        generation = self.nodes[node].generation
+        pending, spaces = self._to_propagate[node]
+        if pending != generation or not spaces:
+            spaces = set()
+            self._to_propagate[node] = (generation, spaces)
+            self.loop.after(self.scenario.node.propagate_delay_s, self._propagate, node,
+                            generation)
+        spaces.add(space)
+
+    def _propagate(self, node: int, generation: int) -> None:
+        if generation != self.nodes[node].generation or not self.nodes[node].online:
+            return
+        spaces = self._to_propagate[node][1]
+        self._to_propagate[node] = (generation, set())
+        carriers = frozenset().union(*(self.metrics.carriers[s] for s in spaces))
+        for peer, conn in list(self.net.conns[node].items()):
+            if peer in carriers:
+                self.sync.start(conn)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -316,6 +344,7 @@ class Simulation:
         target.accept_own(record)
         self.metrics.on_made(record, node, self.loop.now)
         self.gossip.publish(node, record)
+        self._propagate_soon(node, space)
 
     # -- running -------------------------------------------------------------------------------
 
