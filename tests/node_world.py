@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +114,28 @@ def next_checkins(home: Home, author: Identity, space: bytes, count: int) -> lis
         raws.append(record.raw)
         prev = record.id
     return raws
+
+
+def crew_by_file(root: Path, *names: str,
+                 then: Callable[[Member, Member, list[bytes]], object] | None = None
+                 ) -> tuple[Home, Identity, Home, Identity, list[bytes]]:
+    """Ada founds a space per name (a crew "Crew" if none) and Bo joins the first through
+    files, as an offline join goes, Ada letting him in; no node runs. ``then`` does more with
+    both member services before their replicas close. Returns both homes and identities and
+    the spaces' ids."""
+    ada_home, ada_who = make_home(root, "Ada")
+    bo_home, bo_who = make_home(root, "Bo")
+    with Replica.open(ada_home) as ada_replica, Replica.open(bo_home) as bo_replica:
+        ada = Member(ada_replica, ada_who, clock=wall_ms)
+        bo = Member(bo_replica, bo_who, clock=wall_ms)
+        spaces = [ada.create_space(name) for name in names or ("Crew",)]
+        code = ada.invite(spaces[0], expires_ms=wall_ms() + 3_600_000)
+        bo.ingest(ada.export(spaces[0]), sender="file")
+        bo.join(code)
+        ada.ingest(bo.export(spaces[0]), sender="file")  # Ada rotates the keys
+        if then is not None:
+            then(ada, bo, spaces)
+    return ada_home, ada_who, bo_home, bo_who, spaces
 
 
 @asynccontextmanager

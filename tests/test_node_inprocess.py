@@ -24,7 +24,7 @@ from meshcrew.records import MAX_CLOCK_SKEW_MS, Head, Record, sign_record
 from meshcrew.service import Member
 from meshcrew.spaces import decode_invite_code, join_space
 from meshcrew.store import Replica
-from node_world import LOOPBACK_NODE, make_home, open_nodes, wall_ms
+from node_world import LOOPBACK_NODE, crew_by_file, make_home, open_nodes, wall_ms
 
 pytestmark = pytest.mark.trio
 HOUR_MS = 3_600_000
@@ -148,17 +148,8 @@ async def test_the_gossip_judge(tmp_path: Path) -> None:
 async def test_a_member_back_on_its_remembered_address_is_redialled(tmp_path: Path) -> None:
     """Nobody calls connect: Ada's dialer keeps trying Bo's address from her peer book, with a
     growing wait, and reaches him once his node is back there; they converge."""
-    ada_home, ada_who = make_home(tmp_path, "Ada")
-    bo_home, bo_who = make_home(tmp_path, "Bo")
-    with Replica.open(ada_home) as ada_replica, Replica.open(bo_home) as bo_replica:
-        ada_member = Member(ada_replica, ada_who, clock=wall_ms)
-        bo_member = Member(bo_replica, bo_who, clock=wall_ms)
-        space = ada_member.create_space("Crew")
-        code = ada_member.invite(space, expires_ms=wall_ms() + HOUR_MS)
-        bo_member.ingest(ada_member.export(space), sender="file")
-        bo_member.join(code)
-        ada_member.ingest(bo_member.export(space), sender="file")
-        bo_member.ingest(ada_member.export(space), sender="file")
+    ada_home, ada_who, bo_home, bo_who, [space] = crew_by_file(
+        tmp_path, then=lambda ada, bo, spaces: bo.ingest(ada.export(spaces[0]), sender="file"))
     assert LOOPBACK_NODE.redial_max_s <= 2.0
     with trio.fail_after(40):
         async with open_node(ada_home, ada_who, LOOPBACK_NODE) as ada:
@@ -210,20 +201,15 @@ async def test_a_peer_serving_forged_records_by_sync_loses_points_and_is_banned(
         tmp_path: Path) -> None:
     """docs/sync.md: a record from sync refused by the replica costs 10 points; at 100 points
     the peer is banned (disconnected and refused). The numbers are the documented ones."""
-    ada_home, ada_who = make_home(tmp_path, "Ada")
-    bo_home, bo_who = make_home(tmp_path, "Bo")
-    with Replica.open(ada_home) as ada_replica, Replica.open(bo_home) as bo_replica:
-        ada_member = Member(ada_replica, ada_who, clock=wall_ms)
-        bo_member = Member(bo_replica, bo_who, clock=wall_ms)
-        space = ada_member.create_space("Crew")
-        code = ada_member.invite(space, expires_ms=wall_ms() + HOUR_MS)
-        bo_member.ingest(ada_member.export(space), sender="file")
-        bo_member.join(code)
-        ada_member.ingest(bo_member.export(space), sender="file")
-        bo_member.ingest(ada_member.export(space), sender="file")
-        ada_member.ingest(bo_member.export(space), sender="file")  # Bo's profile
+
+    def bo_writes_what_ada_lacks(ada: Member, bo: Member, spaces: list[bytes]) -> None:
+        bo.ingest(ada.export(spaces[0]), sender="file")
+        ada.ingest(bo.export(spaces[0]), sender="file")  # Bo's profile
         for n in range(12):  # what Ada lacks, to be served forged
-            bo_member.checkin(space, text=f"check-in {n}", energy=3)
+            bo.checkin(spaces[0], text=f"check-in {n}", energy=3)
+
+    ada_home, ada_who, bo_home, bo_who, [space] = crew_by_file(
+        tmp_path, then=bo_writes_what_ada_lacks)
     with trio.fail_after(30):
         async with open_node(ada_home, ada_who, LOOPBACK_NODE) as ada:
             with Replica.open(bo_home) as bo_replica:

@@ -17,6 +17,8 @@ import trio
 import trio.testing
 
 from hosts_on_loopback import wait_until
+from meshcrew.home import Home
+from meshcrew.identity import Identity
 from meshcrew.net.gossip import topic_name
 from meshcrew.node import open_node
 from meshcrew.node.addr_exchange import ADDRS_PROTOCOL
@@ -25,9 +27,8 @@ from meshcrew.records import Record
 from meshcrew.service import Member
 from meshcrew.spaces.sealing import unlock
 from meshcrew.spaces.transit import open_transit, transit_keys
-from meshcrew.store import Replica
 from meshcrew.sync import PROTOCOL_IDS
-from node_world import LOOPBACK_NODE, make_home, wall_ms
+from node_world import LOOPBACK_NODE, crew_by_file
 from raw_peer import Inbound, open_raw_peer
 
 HOUR_MS = 3_600_000
@@ -69,21 +70,16 @@ def leaked(inbound: bytes | bytearray, secrets: list[bytes]) -> list[bytes]:
     return [s for s in secrets if bytes(s) in inbound]
 
 
-def crew_of_two(root: Path) -> tuple[Any, Any, Any, list[bytes]]:
+def crew_of_two(root: Path) -> tuple[Home, Identity, Identity, list[bytes]]:
     """Ada in three spaces, Bo (offline) with her in the first, which holds his check-in."""
-    ada_home, ada_who = make_home(root, "Ada")
-    bo_home, bo_who = make_home(root, "Bo")
-    with Replica.open(ada_home) as ada_replica, Replica.open(bo_home) as bo_replica:
-        ada_member = Member(ada_replica, ada_who, clock=wall_ms)
-        bo_member = Member(bo_replica, bo_who, clock=wall_ms)
-        spaces = [ada_member.create_space(name) for name in ("Crew", "Pals", "Book club")]
-        code = ada_member.invite(spaces[0], expires_ms=wall_ms() + HOUR_MS)
-        bo_member.ingest(ada_member.export(spaces[0]), sender="file")
-        bo_member.join(code)
-        ada_member.ingest(bo_member.export(spaces[0]), sender="file")
-        bo_member.ingest(ada_member.export(spaces[0]), sender="file")
-        bo_member.checkin(spaces[0], text="marker from Bo", energy=2)
-        ada_member.ingest(bo_member.export(spaces[0]), sender="file")
+
+    def bo_checks_in(ada: Member, bo: Member, spaces: list[bytes]) -> None:
+        bo.ingest(ada.export(spaces[0]), sender="file")
+        bo.checkin(spaces[0], text="marker from Bo", energy=2)
+        ada.ingest(bo.export(spaces[0]), sender="file")
+
+    ada_home, ada_who, _, bo_who, spaces = crew_by_file(root, "Crew", "Pals", "Book club",
+                                                        then=bo_checks_in)
     return ada_home, ada_who, bo_who, spaces
 
 
@@ -129,18 +125,8 @@ async def test_a_stranger_learns_no_space_topic_member_or_time(tmp_path: Path) -
 @pytest.mark.trio
 async def test_a_member_sees_its_space_and_after_removal_and_rotation_nothing_new(
         tmp_path: Path) -> None:
-    ada_home, ada_who = make_home(tmp_path, "Ada")
-    bo_home, bo_who = make_home(tmp_path, "Bo")
-    with Replica.open(ada_home) as ada_replica, Replica.open(bo_home) as bo_replica:
-        ada_member = Member(ada_replica, ada_who, clock=wall_ms)
-        bo_member = Member(bo_replica, bo_who, clock=wall_ms)
-        space = ada_member.create_space("Crew")
-        other = ada_member.create_space("Pals")
-        code = ada_member.invite(space, expires_ms=wall_ms() + HOUR_MS)
-        bo_member.ingest(ada_member.export(space), sender="file")
-        bo_member.join(code)
-        ada_member.ingest(bo_member.export(space), sender="file")
-        ada_member.rotate(space)
+    ada_home, ada_who, _, bo_who, [space, other] = crew_by_file(
+        tmp_path, "Crew", "Pals", then=lambda ada, bo, spaces: ada.rotate(spaces[0]))
     with trio.fail_after(60):
         async with open_node(ada_home, ada_who, LOOPBACK_NODE) as ada:
             count = heartbeats(ada)
