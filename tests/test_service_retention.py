@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
 from nacl.signing import SigningKey
 
@@ -24,7 +25,7 @@ from meshcrew.records import (
 )
 from meshcrew.service import Member
 from meshcrew.spaces import Ask, Period, RecordKind, Rhythm, SettingsChange
-from meshcrew.spaces.bodies import SealedBody
+from meshcrew.spaces.bodies import LeaveBody, SealedBody, encode_body, parse_body
 from meshcrew.spaces.retention import expiry
 from meshcrew.store import Replica
 from test_service_support import DAY, Town, admit, sync, town_at
@@ -143,6 +144,49 @@ def test_a_backup_holding_husks_restores_whole(town: Town, tmp_path: Path) -> No
     files = b"".join(p.read_bytes() for p in sorted(fresh.path.rglob("*")) if p.is_file())
     assert blob not in files
     assert b"MARKER-retention" not in files
+
+
+def test_a_leaving_member_may_take_their_posts_with_them(town: Town) -> None:
+    ada, bob, cy = town.person("Ada"), town.person("Bob"), town.person("Cy")
+    space = ada.create_space("Moon", rhythm=Rhythm(Period.DAILY))  # kept forever
+    admit(ada, bob, space)
+    admit(ada, cy, space)
+    sync(space, ada, bob, cy)
+    bobs = bob.checkin(space, text="BOB-LEAVING-a91", energy=2)
+    cys = cy.checkin(space, text="CY-STAYING-a91", energy=4)
+    sync(space, ada, bob, cy)
+    answer = ada.reply(bobs, text="ADA-ANSWERS-a91")
+    sync(space, ada, bob, cy)
+    bob_blob = blob_of(ada, space, bobs)
+    bob.leave(space, expire_posts=True)  # Bob's own node deletes them at once
+    assert bob.replica.get(bobs).expired  # type: ignore[union-attr]
+    cy.leave(space)  # the default: Cy's posts stay
+    sync(space, ada, bob, cy)
+    for member in (ada, bob, cy, ada, bob, cy):  # Ada's reply was her newest record
+        member.expire_due(space)
+        sync(space, ada, bob, cy)
+    for member in (ada, bob, cy):
+        on_disk = home_bytes(member)
+        assert bob_blob not in on_disk
+        assert bobs in member.view(space).opened.expired
+        assert answer in member.view(space).opened.expired  # a reply goes with its post
+        assert "BOB-LEAVING-a91" not in texts(member, space)
+    assert {"CY-STAYING-a91", "Bob", "Cy"} <= texts_and_names(ada, space)
+    assert cys not in ada.view(space).opened.expired
+
+
+def test_a_leave_says_whether_the_posts_go_and_old_nodes_read_it_alike() -> None:
+    assert encode_body(LeaveBody()) == encode_body(LeaveBody(expire_posts=False))
+    assert parse_body(RecordKind.LEAVE, encode_body(LeaveBody())) == LeaveBody()  # unchanged
+    taken = encode_body(LeaveBody(expire_posts=True))
+    assert parse_body(RecordKind.LEAVE, taken) == LeaveBody(expire_posts=True)
+    with pytest.raises(RecordError) as refused:
+        parse_body(RecordKind.LEAVE, msgpack.packb({"x": 1}))
+    assert refused.value.reason is Reason.BAD_BODY
+
+
+def texts_and_names(member: Member, space: bytes) -> set[str]:
+    return texts(member, space) | {str(p.fields.get("name")) for p in member.log(space)}
 
 
 def test_replies_go_with_the_checkin_and_posts_follow_their_own_setting(town: Town) -> None:

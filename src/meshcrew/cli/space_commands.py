@@ -125,6 +125,10 @@ def register(commands: Commands) -> None:
         "rotate the keys, so you cannot read anything written after you left.",
         handler=run_leave, json=True)
     add_space_argument(leave)
+    leave.add_argument("--expire-posts", action="store_true",
+                       help="take your past check-ins and conversation posts with you: every "
+                       "member's node deletes them now (by default they stay, under the "
+                       "space's retention)")
 
     remove = add_command(
         commands, "remove", summary="propose removing a member (needs consent)",
@@ -316,9 +320,12 @@ def run_leave(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         space_id = member.resolve_space(args.space)
         name = member.summary(space_id).name or space_id.hex()
-        record = member.leave(space_id)
-    session.answer({"id": record.hex(), "space": space_id.hex()},
-                   f"You left {name}. Anything written from now on is sealed to the others only.")
+        record = member.leave(space_id, expire_posts=args.expire_posts)
+    taken = " Your past posts expire now on every member's node." if args.expire_posts else ""
+    session.answer({"id": record.hex(), "space": space_id.hex(),
+                    "expire_posts": args.expire_posts},
+                   f"You left {name}. Anything written from now on is sealed to the others "
+                   f"only.{taken}")
     return EXIT_OK
 
 

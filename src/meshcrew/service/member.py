@@ -251,11 +251,20 @@ class Member(MemberReads):
             self.replica.expire(husks)
         return found
 
-    def leave(self, space_id: bytes) -> bytes:
-        """Leave a space (always allowed); returns the leave record's id."""
+    def leave(self, space_id: bytes, *, expire_posts: bool = False) -> bytes:
+        """Leave a space (always allowed); returns the leave record's id.
+
+        With ``expire_posts`` this member's past check-ins and conversation posts expire at
+        once on every member's node (and on this one: they are deleted here now); by default
+        they stay, under the space's retention.
+        """
         view = self.view(space_id)
         view.require_member()
-        return self._sign_and_append(space_id, leave_space(view.state, self.me)).id
+        left = self._sign_and_append(space_id, leave_space(view.state, self.me,
+                                                           expire_posts=expire_posts)).id
+        if expire_posts:
+            self.expire_due(space_id)
+        return left
 
     def propose_removal(self, space_id: bytes, member: bytes) -> bytes:
         """Propose removing a member (it counts as this member's consent); returns its id."""

@@ -153,10 +153,11 @@ def join_space(code: InviteCode, joiner: SigningKey) -> Draft:
     return draft(JoinBody(code.invite_id, me, prove_invite(code.secret, code.space_id, me)))
 
 
-def leave_space(state: SpaceState, member: bytes) -> Draft:
-    """A leave: always allowed for a current member."""
+def leave_space(state: SpaceState, member: bytes, *, expire_posts: bool = False) -> Draft:
+    """A leave: always allowed for a current member. With ``expire_posts`` their past
+    check-ins and conversation posts expire at once on every member's node."""
     _require_member(state, member)
-    return draft(LeaveBody())
+    return draft(LeaveBody(expire_posts))
 
 
 def propose_removal(state: SpaceState, proposer: bytes, member: bytes) -> Draft:

@@ -11,7 +11,7 @@ genesis    ``{kind, hist, s: {founder: sealed epoch-0 key}, mk: blob, m: blob, c
            (a crew or dyad)}``
 invite     ``{pk: invite public key, exp: expiry (ms, compared with the join's ts), uses}``
 join       ``{i: invite record id, who: joiner key, proof: invite-key signature}``
-leave      ``{}``
+leave      ``{}``, or ``{x: true}`` when the leaver's past posts expire now
 remove     ``{m: member key, s: seq of their last counting record, r: its id, a: [joins (or
            genesis) of the other members it was proposed among: the electorate]}``
 consent    ``{p: removal proposal id}``
@@ -93,6 +93,10 @@ class JoinBody:
 @dataclass(frozen=True, slots=True)
 class LeaveBody:
     """Leaving: always allowed, and the member's last counting record."""
+
+    expire_posts: bool = False
+    """The leaver's choice that their past check-ins and conversation posts expire now (see
+    :mod:`meshcrew.spaces.retention`); by default they stay, under the space's retention."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +209,7 @@ def encode_body(body: Body) -> bytes:
         case JoinBody():
             return _pack({"i": body.invite, "who": body.joiner, "proof": body.proof})
         case LeaveBody():
-            return _pack({})
+            return _pack({"x": True} if body.expire_posts else {})
         case RemoveBody():
             return _pack({"m": body.member, "s": body.last_seq, "r": body.last_id,
                           "a": list(body.after)})
@@ -317,7 +321,10 @@ def _parse_join(wire: Mapping[str, Any]) -> Body:
 
 
 def _parse_leave(wire: Mapping[str, Any]) -> Body:
-    return LeaveBody()
+    expire_posts = wire.get("x", False)
+    if not isinstance(expire_posts, bool):
+        raise _bad("x is not a boolean")
+    return LeaveBody(expire_posts)
 
 
 def _parse_remove(wire: Mapping[str, Any]) -> Body:

@@ -18,6 +18,11 @@ default, keeps them forever (settings, see :mod:`meshcrew.spaces.settings`).
    accepted record in the space (``heads`` are kept whole): a receiver checks a chain from its
    newest record down, and the newest must be whole to be checked. The author's own node
    writes one when its head is due (see :meth:`meshcrew.service.Member.expire_due`).
+5. **Leaving with one's posts.** A member who leaves may choose that their past check-ins
+   and conversation posts expire at once (``LeaveBody.expire_posts``): every member's node
+   deletes those signed before the leave as soon as it holds the leave (their replies to
+   others go too, and others' replies to them follow rule 2). By default they stay, under the
+   space's retention; removed members have no such choice (their posts follow the setting).
 
 The reader's clock enters only here, as in a proposal's deadline: every member's node applies
 the rule by its own clock, so they delete within the clock skew of one another. What is left of
@@ -31,10 +36,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from meshcrew.crypto import BLOB_OVERHEAD
-from meshcrew.spaces.bodies import SealedBody, encode_body
+from meshcrew.spaces.bodies import LeaveBody, SealedBody, encode_body
 from meshcrew.spaces.kinds import PostKind
 from meshcrew.spaces.sealing import OpenedPost, OpenedSpace
 from meshcrew.spaces.settings import KEEP_FOREVER, Rhythm, SpaceMeta
+from meshcrew.spaces.state import ChangeKind, SpaceState
 
 CONVERSATION = frozenset({PostKind.REPLY, PostKind.REACTION, PostKind.ASK, PostKind.OFFER,
                           PostKind.FOLLOWUP, PostKind.GATHERING})
@@ -70,7 +76,8 @@ def expiry(opened: OpenedSpace, meta: SpaceMeta, now_ms: int,
         now_ms: the reader's clock.
         heads: the ids of each author's newest accepted record in the space.
     """
-    if meta.keep_checkins == KEEP_FOREVER and meta.keep_posts == KEEP_FOREVER:
+    taken = withdrawn(opened.state)
+    if meta.keep_checkins == KEEP_FOREVER and meta.keep_posts == KEEP_FOREVER and not taken:
         return Expiry(frozenset(), frozenset(), None)
     by_id = {post.record_id: post for post in opened.posts}
     found: dict[bytes, int | None] = {}
@@ -85,6 +92,8 @@ def expiry(opened: OpenedSpace, meta: SpaceMeta, now_ms: int,
             at = expires_at(post, meta.rhythm, meta.keep_posts)
         else:
             return None
+        if post.seq < taken.get(post.author, 0):
+            at = 0  # its author left and took their posts with them (rule 5)
         to = getattr(post.post, "to", b"")
         if to in opened.expired:
             at = 0  # what it answers has expired already (here, or on the node it came from)
@@ -110,6 +119,18 @@ def expiry(opened: OpenedSpace, meta: SpaceMeta, now_ms: int,
         else:
             due.add(post.record_id)
     return Expiry(frozenset(due), frozenset(waiting), min(upcoming, default=None))
+
+
+def withdrawn(state: SpaceState) -> dict[bytes, int]:
+    """Per member who left taking their posts with them: the seq of their (latest) leave that
+    chose so; their posts below it expire now (rule 5)."""
+    taken: dict[bytes, int] = {}
+    for change in state.changes:
+        body = state.bodies.get(change.record_id)
+        if change.change is ChangeKind.LEFT and isinstance(body, LeaveBody) and body.expire_posts:
+            seq = state.records[change.record_id].seq
+            taken[change.member] = max(taken.get(change.member, 0), seq)
+    return taken
 
 
 def husk_stub(body: SealedBody) -> bytes:
