@@ -9,14 +9,13 @@ arrived meanwhile and settings that changed are taken into account). See
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import trio
 
 from meshcrew.errors import MeshcrewError
-
-if TYPE_CHECKING:
-    from meshcrew.node.node import Node
+from meshcrew.service import Member
+from meshcrew.store import Replica
 
 log = logging.getLogger("meshcrew.node")
 
@@ -24,7 +23,18 @@ CHECK_EVERY_S = 60.0
 """The longest wait between two passes."""
 
 
-async def expire_posts(node: Node) -> None:
+class HoldsSpaces(Protocol):
+    """What retention needs of a node (``Node`` has both; typed so, this module does not import
+    the node's)."""
+
+    @property
+    def replica(self) -> Replica: ...
+
+    @property
+    def member(self) -> Member: ...
+
+
+async def expire_posts(node: HoldsSpaces) -> None:
     """Delete each space's expired posts, pass after pass, until cancelled."""
     while True:
         next_ms: int | None = None
