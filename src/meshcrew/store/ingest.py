@@ -334,10 +334,13 @@ class Ingest:
                     conn.execute("DELETE FROM records WHERE rowid = ?", (rowid,))
                     self._dropped.add(rid)
                     self._log(rid, reason, detail, sender or self._sender, chain)
+            husks = [row for row in rows if _is_husk(row[2])]
             if chain.head_seq < level:
-                self._apply_husk(chain, level, [row for row in rows if _is_husk(row[2])])
-            else:
-                self._drop_husks_at(chain, level)
+                self._apply_husk(chain, level, husks)
+            else:  # a signed record took the place
+                for rowid, rid, _, sender in husks:
+                    self._drop_husk(chain, rowid, rid, sender,
+                                    f"a husk at seq {level}, where another record was taken")
             if chain.head_seq < level:
                 return  # nothing at this level could be applied: the rest keeps waiting
 
