@@ -34,8 +34,14 @@ class HoldsSpaces(Protocol):
     def member(self) -> Member: ...
 
 
-async def expire_posts(node: HoldsSpaces) -> None:
-    """Delete each space's expired posts, pass after pass, until cancelled."""
+async def expire_posts(node: HoldsSpaces, *,
+                       task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Delete each space's expired posts, pass after pass, until cancelled.
+
+    Started with ``nursery.start``, it reports ready after its first pass, so that a node
+    that was off while posts expired can delete them before it serves any sync.
+    """
+    first = True
     while True:
         next_ms: int | None = None
         for space_id in node.replica.spaces():
@@ -47,6 +53,9 @@ async def expire_posts(node: HoldsSpaces) -> None:
             if found is not None and found.next_ms is not None:
                 next_ms = found.next_ms if next_ms is None else min(next_ms, found.next_ms)
             await trio.lowlevel.checkpoint()
+        if first:
+            task_status.started()
+            first = False
         wait_s = CHECK_EVERY_S if next_ms is None else \
             min(CHECK_EVERY_S, max(0.05, (next_ms - node.member.now()) / 1000))
         await trio.sleep(wait_s)  # a timer for scheduled work, not a wait for another task
