@@ -9,13 +9,16 @@ arrived meanwhile and settings that changed are taken into account). See
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
 from meshcrew.errors import MeshcrewError
 from meshcrew.service import Member
 from meshcrew.store import Replica
+
+if TYPE_CHECKING:
+    from trio_typing import TaskStatus
 
 log = logging.getLogger("meshcrew.node")
 
@@ -35,7 +38,7 @@ class HoldsSpaces(Protocol):
 
 
 async def expire_posts(node: HoldsSpaces, *,
-                       task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                       task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Delete each space's expired posts, pass after pass, until cancelled.
 
     Started with ``nursery.start``, it reports ready after its first pass, so that a node
