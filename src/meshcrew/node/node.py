@@ -100,6 +100,7 @@ ENVELOPE_FAULTS = frozenset({
     Reason.BAD_SEQ, Reason.BODY_TOO_LARGE, Reason.BAD_SIGNATURE})
 """Refusals that prove the sender sent a bad record (a newer version or a skewed clock do not)."""
 
+_REGATE_EVERY_S = 60.0
 _SAVE_EVERY_S = 1.0
 """How often the peer book and receipts are written if they changed (a killed node loses at
 most this much of them)."""
@@ -430,7 +431,7 @@ class Node:
     async def _keep_topics(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
                            ) -> None:
         gossip = self.host.gossip
-        started = False
+        started = changed = False
         while True:
             wanted = set(self.membership.my_spaces())  # a carrier takes no gossip: no key
             for space_id in sorted(wanted - gossip.joined):
@@ -438,12 +439,15 @@ class Node:
             for space_id in sorted(gossip.joined - wanted):
                 await gossip.leave(space_id)
             gossip.regate()
-            if started:
-                self.contacts.membership_changed()
-            else:
+            if not started:
                 task_status.started()
                 started = True
-            await self._topics_changed.wait()
+            elif changed:
+                self.contacts.membership_changed()
+            # (and once a minute: a lapsed joiner's grace runs out with the clock alone)
+            with trio.move_on_after(_REGATE_EVERY_S):
+                await self._topics_changed.wait()
+            changed = self._topics_changed.is_set()
             self._topics_changed = trio.Event()
 
     async def _sync_when_wanted(self) -> None:
