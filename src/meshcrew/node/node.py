@@ -414,6 +414,8 @@ class Node:
         host.set_stream_handler(JOIN_PROTOCOL, JoinServer(
             self.replica, is_active=self._is_active, check_invite=self._check_invite,
             admit=self._admit, penalize=host.penalize).serve)
+        # Expired posts go before the first sync, so they are never sent on.
+        await nursery.start(expire_posts, self)
         await nursery.start(self._sync.run)
         host.set_stream_handler(CARRY_PROTOCOL, self._serve_carry)
         self._carriers = CarrierContacts(host, self.serving, self.membership, self._bring)
@@ -423,7 +425,6 @@ class Node:
         await nursery.start(self._keep_topics)
         nursery.start_soon(self._arrivals.take_gossip)
         nursery.start_soon(self._arrivals.flush_sync_records_soon)
-        nursery.start_soon(expire_posts, self)
         nursery.start_soon(self._sync_when_wanted)
         nursery.start_soon(self._save_periodically)
         nursery.start_soon(self._contacts.run)
