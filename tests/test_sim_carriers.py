@@ -112,7 +112,7 @@ def test_a_carrier_holds_its_crews_records_sealed_and_nothing_else(workdir: Path
         carrier.replica = None
 
 
-def test_a_carrier_past_its_quota_refuses_and_members_still_converge_among_themselves(
+def test_a_carrier_past_its_quota_refuses_and_stays_within_it(
         tmp_path: Path) -> None:
     # A quota of the crew's setup and about two posts: the carrier refuses the rest.
     quota = max(sum(len(r.raw) for r in crew.records)
