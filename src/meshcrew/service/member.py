@@ -29,6 +29,7 @@ from meshcrew.service.entries import ExportReport, IngestReport, ProposalEntry, 
 from meshcrew.service.posting import kind_label, make_post, make_post_of_kind
 from meshcrew.service.reading import MemberReads, ViewCache
 from meshcrew.service.records_file import read_records, write_records
+from meshcrew.service.snapshots import ViewSnapshots
 from meshcrew.service.transfer import ingest_records
 from meshcrew.spaces import (
     COMPASS_SCALES,
@@ -249,6 +250,8 @@ class Member(MemberReads):
             husks[rid] = encode_husk(view.state.records[rid], husk_stub(body))
         if husks:
             self.replica.expire(husks)
+            # The snapshot holds the expired posts' plaintext: no view is made from it again.
+            ViewSnapshots(self.replica.home, self.identity).forget(space_id)
         return found
 
     def leave(self, space_id: bytes, *, expire_posts: bool = False) -> bytes:

@@ -10,6 +10,7 @@ space is folded again. With a read-only replica this still sees what the writer 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 
@@ -33,12 +34,15 @@ from meshcrew.service.entries import (
     ThreadEntry,
 )
 from meshcrew.service.resolve import pick_member, pick_record, pick_space
+from meshcrew.service.snapshots import SnapshotView, ViewSnapshots
 from meshcrew.service.transfer import store_refusal
 from meshcrew.service.views import SpaceView
 from meshcrew.spaces import PostKind, decode_invite_code
 from meshcrew.spaces import views as domain_views
 from meshcrew.spaces.invites import CODE_PREFIX
 from meshcrew.store import Replica
+
+log = logging.getLogger(__name__)
 
 PREPARE_ABOVE = 20_000
 """Records from which opening every space takes long enough (about a second on a laptop) to do
@@ -71,10 +75,13 @@ class MemberReads:
         clock: the current time in UTC milliseconds (for cycles and upcoming gatherings).
         views: a cache of views to share with another reader of the same replica and member
             (default: its own).
+        snapshots: whether :meth:`prepare` takes views from snapshots in the home folder and
+            writes them (see :mod:`meshcrew.service.snapshots`).
     """
 
     def __init__(self, replica: Replica, identity: Identity, *,
-                 clock: Callable[[], int], views: ViewCache | None = None) -> None:
+                 clock: Callable[[], int], views: ViewCache | None = None,
+                 snapshots: bool = True) -> None:
         self.replica = replica
         self.identity = identity
         self._clock = clock
@@ -83,6 +90,7 @@ class MemberReads:
             raise ValueError("a view cache serves one member")
         self._views = self.views.views
         self._preparing = self.views.preparing
+        self._snapshots = snapshots
 
     @property
     def me(self) -> bytes:
@@ -135,33 +143,68 @@ class MemberReads:
     def prepare(self, progress: Callable[[int, int, str | None], None] | None = None) -> None:
         """Do the slow part of the first reads of every space now, on a connection of its own.
 
-        Folds and decrypts each space and builds its log, over a read-only replica of the same
-        home, and keeps the views for the reads that follow. Safe to call from a worker thread
-        while this reader is used elsewhere (views are immutable; a view is kept only if none
-        is yet), and from two at once (the in-process node and the app's home screen): the
-        second waits for the first and finds the work done.
+        Takes each space's view from its snapshot in the home folder when there is one made
+        for exactly the records the replica holds (see :mod:`meshcrew.service.snapshots`);
+        otherwise folds and decrypts the space and builds its log, over a read-only replica of
+        the same home, and writes the snapshot for the next start. Keeps the views for the
+        reads that follow. Safe to call from a worker thread while this reader is used
+        elsewhere (views are immutable; a view is kept only if none is yet), and from two at
+        once (the in-process node and the app's home screen): the second waits for the first
+        and finds the work done.
 
         Args:
             progress: called with (spaces done, spaces in all, name of the space done).
         """
+        snapshots = ViewSnapshots(self.replica.home, self.identity) if self._snapshots else None
         with self._preparing, Replica.open(self.replica.home, read_only=True) as replica, \
                 paused(replica.record_count()):
-            other = MemberReads(replica, self.identity, clock=self._clock)
+            other = MemberReads(replica, self.identity, clock=self._clock, snapshots=False)
             held = replica.spaces()
             for done, space_id in enumerate(held, start=1):
                 view = self._views.get(space_id)  # a second caller waits, then finds them
                 if view is None:
-                    try:
-                        view = other.view(space_id)
-                        view.post_entries  # noqa: B018 - computing it is the point
-                        view.summary(self.now())
-                    except MeshcrewError:
-                        view = None  # the reads will meet it again, and say what is wrong
-                    else:
-                        self._views.setdefault(space_id, view)
+                    view = self._open(other, space_id, snapshots)
                 if progress is not None:
                     name = view.meta.name if view is not None and view.meta else None
                     progress(done, len(held), name)
+
+    def complete(self) -> None:
+        """Fold the spaces whose views came from snapshots (see :meth:`prepare`).
+
+        A view from a snapshot answers the first reads of the home and space screens at once,
+        but a write, an arrival or a thread needs the fold; calling this in a worker thread
+        after :meth:`prepare` does it ahead of them. A read that needs a fold under way waits
+        for it rather than doing it twice.
+        """
+        for view in list(self._views.values()):
+            if isinstance(view, SnapshotView):
+                view.fold_now()
+
+    def _open(self, other: MemberReads, space_id: bytes,
+              snapshots: ViewSnapshots | None) -> SpaceView | None:
+        """One space's view for :meth:`prepare`, from its snapshot or folded (and kept)."""
+        replica = other.replica
+        view: SpaceView | None = None
+        if snapshots is not None:
+            expired = replica.expired_count(space_id)
+            view = snapshots.load(space_id, replica.frontier(space_id), expired)
+        if view is None:
+            try:
+                view = other.view(space_id)
+                view.post_entries  # noqa: B018 - computing it is the point
+                view.summary(self.now())
+            except MeshcrewError:
+                return None  # the reads will meet it again, and say what is wrong
+            expired = other.views.expired[space_id]
+            if snapshots is not None:
+                try:
+                    snapshots.save(view, expired, self.now())
+                except OSError as exc:
+                    log.warning("could not keep the view of space %s: %s", space_id.hex()[:12],
+                                exc)
+        if self._views.setdefault(space_id, view) is view:
+            self.views.expired[space_id] = expired
+        return view
 
     def spaces(self) -> list[SpaceSummary]:
         """Every space the replica holds: this member's current ones first, then by name."""

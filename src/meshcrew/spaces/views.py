@@ -14,7 +14,8 @@ A check-in belongs to the cycle that contains its record's signed ``ts``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from meshcrew.identity import fingerprint
@@ -93,10 +94,17 @@ class CycleView:
 
 def checkin_cycle(opened: OpenedSpace, rhythm: Rhythm, now_ms: int) -> CycleView:
     """Who has checked in during the cycle containing ``now_ms``, and who has not yet."""
+    return checkin_cycle_of(opened.of_kind(PostKind.CHECKIN), opened.state.active, rhythm,
+                            now_ms)
+
+
+def checkin_cycle_of(checkins: Iterable[OpenedPost], active: AbstractSet[bytes], rhythm: Rhythm,
+                     now_ms: int) -> CycleView:
+    """:func:`checkin_cycle` given the check-ins (any that may fall in the cycle) and the
+    current members."""
     cycle = rhythm.cycle_at(now_ms)
-    active = opened.state.active
     latest: dict[bytes, OpenedPost] = {}
-    for post in opened.of_kind(PostKind.CHECKIN):
+    for post in checkins:
         if post.author in active and post.ts in cycle:
             held = latest.get(post.author)
             if held is None or _chrono(post) > _chrono(held):

@@ -124,6 +124,11 @@ class Backend(Protocol):
         """
         ...
 
+    def complete(self) -> None:
+        """Finish in the background what :meth:`prepare` left to the first reads that need it
+        (see :meth:`MemberReads.complete`). Called in a worker thread once the spaces show."""
+        ...
+
     def spaces(self) -> list[SpaceSummary]:
         """Every space the replica holds."""
         ...
@@ -312,6 +317,10 @@ class ServiceReads:
     def prepare(self, progress: Callable[[int, int, str | None], None]) -> None:
         """See :meth:`MemberReads.prepare`."""
         self.reads.prepare(progress)
+
+    def complete(self) -> None:
+        """See :meth:`MemberReads.complete`."""
+        self.reads.complete()
 
     def spaces(self) -> list[SpaceSummary]:
         """See :meth:`Member.spaces`."""

@@ -122,6 +122,9 @@ class HomeScreen(MeshcrewScreen):
         for bar in self.query("#opening"):
             bar.remove()
         self.refresh_spaces()
+        # Views from snapshots answer the screens at once; the fold a write needs goes on here.
+        self.run_worker(self.backend.complete, thread=True, exclusive=True, group="complete",
+                        exit_on_error=False)
 
     def on_peers_changed(self, _message: PeersChanged) -> None:
         """The connection panel follows the node."""
