@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import random
 import statistics
@@ -194,6 +195,8 @@ async def measure(home: Home, identity: Identity, size: tuple[int, int],
                   presses: int, *, only_start: bool = False) -> dict[str, Any]:
     """Run the app over the replica and time start, first paint and key presses (with
     ``only_start``, only the start: to the first frame and to the spaces listed)."""
+    # A start in a fresh process finds no garbage of an earlier app to collect.
+    gc.collect()
     replica = Replica.open(home)
     backend = LocalBackend(replica, identity, clock=lambda: time.time_ns() // 1_000_000)
     # Opened in a worker through the view snapshots at any size (over 20,000 records anyway).
