@@ -13,7 +13,7 @@ gathered, so each sender's records stay in order. Frontiers from sync sessions b
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import msgpack
 import trio
@@ -28,7 +28,10 @@ from meshcrew.store import VerifiedBatch
 from meshcrew.sync import PeerFrontier, RecordsReceived
 
 if TYPE_CHECKING:
-    from meshcrew.node.node import Node
+    from meshcrew.net import GossipMessage
+    from meshcrew.node.receipts import Receipts
+    from meshcrew.node.transit import Transit
+    from meshcrew.store import Replica
 
 GOSSIP_BATCH = 256
 """Gossip messages taken into the replica at once, at most."""
@@ -61,11 +64,31 @@ def peer_key(peer_id: str) -> bytes | None:
         return None
 
 
-class Arrivals:
-    """Takes what peers send into the node's replica."""
+class Take(Protocol):
+    """How records are taken in (:meth:`meshcrew.node.node.Node.take`): stored, and the ids
+    accepted returned."""
 
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    def __call__(self, raws: list[bytes], *, sender: str, propagate: bool,
+                 space_id: bytes | None = None, verified: VerifiedBatch | None = None
+                 ) -> list[bytes]: ...
+
+
+class Arrivals:
+    """Takes what peers send into the node's replica.
+
+    Args:
+        take: stores records (the node's, which also judges senders and propagates).
+        replica: the replica, to tell what ``take`` stored.
+        receipts: where frontiers and authors' own publications are noted.
+        transit: opens gossip messages sealed in transit.
+    """
+
+    def __init__(self, take: Take, replica: Replica, receipts: Receipts,
+                 transit: Transit) -> None:
+        self._take = take
+        self._replica = replica
+        self._receipts = receipts
+        self._transit = transit
         self._gathered: dict[tuple[str, bytes], VerifiedBatch] = {}
         self._count = 0
         self._flush_wanted = trio.Event()
@@ -79,13 +102,13 @@ class Arrivals:
         sync service's verifier), frontiers to note."""
         if isinstance(event, RecordsReceived):  # a session without a verifier
             self.flush_sync_records()
-            self._node.take(list(event.raws), sender=peer_id, propagate=True,
-                            space_id=event.space_id)
+            self._take(list(event.raws), sender=peer_id, propagate=True,
+                       space_id=event.space_id)
         elif isinstance(event, RecordsVerified):
             raws = event.batch.raws
             if not all_posts(raws):
                 self.flush_sync_records()  # keep each sender's records in order
-                self._node.take(raws, sender=peer_id, propagate=True, space_id=event.space_id)
+                self._take(raws, sender=peer_id, propagate=True, space_id=event.space_id)
                 return
             # Posts are gathered into larger appends: a catch-up then pays one commit per
             # thousands of records rather than per batch of the wire (see docs/performance.md).
@@ -99,15 +122,15 @@ class Arrivals:
         elif isinstance(event, PeerFrontier):
             key = peer_key(peer_id)
             if key is not None:
-                self._node.receipts.note_frontier(event.space_id, key, event.frontier)
+                self._receipts.note_frontier(event.space_id, key, event.frontier)
 
     def flush_sync_records(self) -> None:
         """Append the posts gathered from sync sessions."""
         gathered, self._gathered = self._gathered, {}
         self._count = 0
         for (peer_id, space_id), batch in gathered.items():
-            self._node.take(batch.raws, sender=peer_id, propagate=True, space_id=space_id,
-                            verified=batch)
+            self._take(batch.raws, sender=peer_id, propagate=True, space_id=space_id,
+                       verified=batch)
 
     async def flush_sync_records_soon(self) -> None:
         """Append gathered posts once a session pauses, until cancelled."""
@@ -117,9 +140,8 @@ class Arrivals:
             self._flush_wanted = trio.Event()
             self.flush_sync_records()
 
-    async def take_gossip(self) -> None:
-        """Take validated gossip messages as they come, until cancelled."""
-        messages = self._node.host.gossip.messages
+    async def take_gossip(self, messages: trio.MemoryReceiveChannel[GossipMessage]) -> None:
+        """Take validated gossip messages (the host's) as they come, until cancelled."""
         async for first in messages:
             batch = [first]
             while len(batch) < GOSSIP_BATCH:
@@ -130,12 +152,12 @@ class Arrivals:
             by_origin: dict[tuple[str, bytes], list[bytes]] = {}
             for message in batch:
                 try:  # the validator opened it already; only a key change between can fail
-                    raw = self._node.transit.open(message.space_id, message.data)
+                    raw = self._transit.open(message.space_id, message.data)
                 except (TransitUnknown, TransitForged):
                     continue
                 by_origin.setdefault((message.origin, message.space_id), []).append(raw)
             for (origin, space_id), raws in by_origin.items():
-                stored = self._node.take(raws, sender=origin, propagate=False, space_id=space_id)
+                stored = self._take(raws, sender=origin, propagate=False, space_id=space_id)
                 self.gossip_taken += len(raws)
                 self.gossip_stored += len(stored)
                 self.note_published(origin, raws)
@@ -145,7 +167,7 @@ class Arrivals:
         origin_key = peer_key(origin)
         for raw in raws:
             record = stored_record(raw)
-            if record.author == origin_key and self._node.replica.state_of(record.id) is not None:
-                self._node.receipts.note_author_holds(record.space_id, record.author,
+            if record.author == origin_key and self._replica.state_of(record.id) is not None:
+                self._receipts.note_author_holds(record.space_id, record.author,
                                                       Head(record.seq, record.id))
 

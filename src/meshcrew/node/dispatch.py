@@ -11,7 +11,7 @@ none are given.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from meshcrew.errors import LocalProtocolError, UnknownName
 from meshcrew.node.control import SendProgress
@@ -24,7 +24,13 @@ from meshcrew.spaces import decode_invite_code
 from meshcrew.spaces.invites import MAX_ADDR_CHARS, MAX_ADDRS
 
 if TYPE_CHECKING:
-    from meshcrew.node.node import Node
+    import trio
+
+    from meshcrew.net import Host
+    from meshcrew.node.contacts import Contacts
+    from meshcrew.node.peerbook import PeerBook
+    from meshcrew.node.reports import JoinResult, NodeEvent, NodeStatus, PeerReport
+    from meshcrew.service import Member
 
 
 NODE_OPS = frozenset({"status", "peers", "seen_by", "connect", "join_network", "invite",
@@ -36,10 +42,32 @@ def value_types() -> ValueTypes:
     return control_types()
 
 
+class ControlledNode(Protocol):
+    """What the control socket reaches of the node (:class:`meshcrew.node.node.Node` is one)."""
+
+    @property
+    def member(self) -> Member: ...
+    @property
+    def host(self) -> Host: ...
+    @property
+    def book(self) -> PeerBook: ...
+    @property
+    def contacts(self) -> Contacts: ...
+    def status(self) -> NodeStatus: ...
+    def peers(self) -> list[PeerReport]: ...
+    def seen_by(self, record_id: bytes) -> list[bytes]: ...
+    async def connect(self, addr: str) -> str: ...
+    def subscribe(self, buffer: int = 256) -> trio.MemoryReceiveChannel[NodeEvent]: ...
+    def addrs(self) -> tuple[str, ...]: ...
+    async def join(self, code: str,
+                   progress: Callable[[JoinProgress], Awaitable[None]] | None = None
+                   ) -> JoinResult: ...
+
+
 class Dispatcher:
     """Runs allow-listed operations for the control socket."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: ControlledNode) -> None:
         self._node = node
 
     async def dispatch(self, op: str, args: list[Any], kwargs: dict[str, Any],
@@ -50,7 +78,7 @@ class Dispatcher:
             method: Callable[..., Any] = getattr(node.member, op)
             return method(*args, **kwargs)
         if op in PARTITION_OPS:
-            return partition_op(node, op, *args)
+            return partition_op(node.host, op, *args)
         if op not in NODE_OPS:
             raise LocalProtocolError(f"The node has no operation {op!r}.")
         if op == "ping":

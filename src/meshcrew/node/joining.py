@@ -17,27 +17,60 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
 from meshcrew.errors import JoinRefused, MeshcrewError, NetError, RemoteProtocolError, SpaceError
 from meshcrew.node.dialer import peer_of
 from meshcrew.node.join import JOIN_PROTOCOL, NOT_HERE, ask_to_join
-from meshcrew.node.reports import JoinProgress, JoinResult, RecordsChanged
+from meshcrew.node.reports import JoinProgress, JoinResult, NodeEvent, RecordsChanged
 from meshcrew.reasons import Reason
 from meshcrew.spaces import decode_invite_code
 
 if TYPE_CHECKING:
-    from meshcrew.node.node import Node
+    from meshcrew.identity import Identity
+    from meshcrew.net import Host, SyncService
+    from meshcrew.node.config import NodeConfig
+    from meshcrew.node.contacts import Contacts
+    from meshcrew.node.membership import Membership
+    from meshcrew.node.peerbook import PeerBook
+    from meshcrew.service import Member
+    from meshcrew.store import Replica
 
 log = logging.getLogger("meshcrew.node")
+
+
+class JoiningNode(Protocol):
+    """What a join uses of its node (:class:`meshcrew.node.node.Node` is one): who the member
+    is and where, the peers to ask, a way to take records in, and the node's events."""
+
+    @property
+    def identity(self) -> Identity: ...
+    @property
+    def config(self) -> NodeConfig: ...
+    @property
+    def membership(self) -> Membership: ...
+    @property
+    def member(self) -> Member: ...
+    @property
+    def replica(self) -> Replica: ...
+    @property
+    def book(self) -> PeerBook: ...
+    @property
+    def host(self) -> Host: ...
+    @property
+    def contacts(self) -> Contacts: ...
+    @property
+    def sync(self) -> SyncService: ...
+    def take(self, raws: list[bytes], *, sender: str, propagate: bool) -> list[bytes]: ...
+    def subscribe(self, buffer: int = 256) -> trio.MemoryReceiveChannel[NodeEvent]: ...
 
 
 class Joining:
     """One join of one invite code by one node."""
 
-    def __init__(self, node: Node, code: str,
+    def __init__(self, node: JoiningNode, code: str,
                  progress: Callable[[JoinProgress], Awaitable[None]] | None) -> None:
         self._node = node
         self._text = code

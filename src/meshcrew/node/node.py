@@ -66,6 +66,7 @@ from meshcrew.node.dispatch import Dispatcher, value_types
 from meshcrew.node.join import JOIN_PROTOCOL, Admission, JoinServer
 from meshcrew.node.joining import Joining
 from meshcrew.node.membership import GossipJudge, Membership, changes_membership
+from meshcrew.node.peer_reports import peer_reports
 from meshcrew.node.peerbook import PeerBook
 from meshcrew.node.reachability import ReachabilityWatch, Verdict
 from meshcrew.node.receipts import Receipts
@@ -158,7 +159,7 @@ class Node:
         self._topics_changed = trio.Event()
         self._to_sync: set[str] = set()
         self._sync_wanted = trio.Event()
-        self._arrivals = Arrivals(self)
+        self._arrivals = Arrivals(self.take, replica, self.receipts, self.transit)
         self._reach: ReachabilityWatch | None = None
 
     # --- the handle ----------------------------------------------------------------------------
@@ -220,8 +221,6 @@ class Node:
 
     def peers(self) -> list[PeerReport]:
         """Connected and known peers, and per shared space what each lacks (``meshcrew peers``)."""
-        from meshcrew.node.peer_reports import peer_reports
-
         return peer_reports(self)
 
     def seen_by(self, record_id: bytes) -> list[bytes]:
@@ -423,7 +422,7 @@ class Node:
         if self.carrying is not None:
             nursery.start_soon(self.carrying.forget_dropped)
         await nursery.start(self._keep_topics)
-        nursery.start_soon(self._arrivals.take_gossip)
+        nursery.start_soon(self._arrivals.take_gossip, host.gossip.messages)
         nursery.start_soon(self._arrivals.flush_sync_records_soon)
         nursery.start_soon(self._sync_when_wanted)
         nursery.start_soon(self._save_periodically)

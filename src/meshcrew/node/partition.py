@@ -12,19 +12,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from meshcrew.node.node import Node
+    from meshcrew.net import Host
 
 PARTITION_OPS = frozenset({"partition", "heal"})
 _WHY = "partitioned off on request (control socket)"
 
 
-def partition_op(node: Node, op: str, peer_ids: Any) -> list[str]:
-    """Run ``partition PEER_IDS`` or ``heal PEER_IDS``; return the peer ids banned now."""
-    host = node.host
-    me = node.status().peer_id
+def partition_op(host: Host, op: str, peer_ids: Any) -> list[str]:
+    """Run ``partition PEER_IDS`` or ``heal PEER_IDS`` on the host's ban list; return the peer
+    ids banned now."""
     for peer_id in peer_ids:
         peer = str(peer_id)
-        if peer == me:
+        if peer == host.peer_id:
             continue
         if op == "partition" and not host.scores.is_banned(peer):
             host.penalize(peer, host.config.ban_threshold, _WHY)

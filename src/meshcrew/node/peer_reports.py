@@ -10,17 +10,47 @@ the end, overall and per space (kept in the peer book).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from meshcrew.errors import IdentityError, MeshcrewError
 from meshcrew.identity import peer_id_of, public_key_of_peer_id
 from meshcrew.node.reports import PeerReport, PeerSpace
 
 if TYPE_CHECKING:
-    from meshcrew.node.node import Node
+    from meshcrew.identity import Identity
+    from meshcrew.net import Host
+    from meshcrew.node.carrying import Serving
+    from meshcrew.node.membership import Membership
+    from meshcrew.node.peerbook import PeerBook
+    from meshcrew.node.receipts import Receipts
+    from meshcrew.service import Member
+    from meshcrew.store import Replica
 
 
-def peer_reports(node: Node) -> list[PeerReport]:
+class KnowsPeers(Protocol):
+    """What the report reads (:class:`meshcrew.node.node.Node` is one): the member's spaces and
+    their members and carriers, the host's connections, the peer book, and what each peer was
+    last seen to hold."""
+
+    @property
+    def identity(self) -> Identity: ...
+    @property
+    def membership(self) -> Membership: ...
+    @property
+    def member(self) -> Member: ...
+    @property
+    def serving(self) -> Serving: ...
+    @property
+    def host(self) -> Host: ...
+    @property
+    def book(self) -> PeerBook: ...
+    @property
+    def replica(self) -> Replica: ...
+    @property
+    def receipts(self) -> Receipts: ...
+
+
+def peer_reports(node: KnowsPeers) -> list[PeerReport]:
     """The report of every peer the node knows: connected first, then most recently seen."""
     me = node.identity.public_key
     names: dict[bytes, str] = {}
@@ -76,7 +106,7 @@ def _role(key: bytes | None, members: dict[bytes, str], carriers: set[bytes]) ->
     return "carrier" if key in carriers else "other"
 
 
-def _space(node: Node, space_id: bytes, key: bytes, name: str | None,
+def _space(node: KnowsPeers, space_id: bytes, key: bytes, name: str | None,
            last_sync_ms: int | None) -> PeerSpace:
     ours = node.replica.frontier(space_id)
     theirs = node.receipts.frontier(space_id, key)
