@@ -41,10 +41,11 @@ def folds(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
 
 
 def started(member: Member, now: int, *, snapshots: bool = True) -> MemberReads:
-    """A new reader of the member's replica at a fixed time, prepared as the app starts."""
+    """A new reader of the member's replica at a fixed time, prepared as the app starts (it
+    lists the spaces before the fold behind the snapshots)."""
     reader = MemberReads(member.replica, member.identity, clock=lambda: now,
                          snapshots=snapshots)
-    reader.prepare()
+    reader.prepare(complete=False)
     return reader
 
 
@@ -216,6 +217,18 @@ def test_complete_folds_ahead_and_reads_then_need_no_fold(
     assert view.complete
     assert folds == [space]
     every_read(reader, space)
+    assert folds == [space]
+
+
+def test_a_node_prepares_with_the_fold_done(town: Town, folds: list[bytes]) -> None:
+    space, (ada, _bo, _cy) = busy_crew(town)
+    started(ada, town.clock.now)
+    reader = MemberReads(ada.replica, ada.identity, clock=ada.now)
+    folds.clear()
+    reader.prepare()  # as the node does before it serves anyone
+    view = reader.view(space)
+    assert isinstance(view, SnapshotView)
+    assert view.complete
     assert folds == [space]
 
 

@@ -140,7 +140,8 @@ class MemberReads:
         new = self.replica.records_after(cached.space_id, cached.frontier, limit=2**62)
         return cached.extended(new)
 
-    def prepare(self, progress: Callable[[int, int, str | None], None] | None = None) -> None:
+    def prepare(self, progress: Callable[[int, int, str | None], None] | None = None, *,
+                complete: bool = True) -> None:
         """Do the slow part of the first reads of every space now, on a connection of its own.
 
         Takes each space's view from its snapshot in the home folder when there is one made
@@ -154,6 +155,8 @@ class MemberReads:
 
         Args:
             progress: called with (spaces done, spaces in all, name of the space done).
+            complete: then fold the spaces whose views came from snapshots too (see
+                :meth:`complete`); the app lists the spaces first, and does it after.
         """
         snapshots = ViewSnapshots(self.replica.home, self.identity) if self._snapshots else None
         with self._preparing, Replica.open(self.replica.home, read_only=True) as replica, \
@@ -167,6 +170,8 @@ class MemberReads:
                 if progress is not None:
                     name = view.meta.name if view is not None and view.meta else None
                     progress(done, len(held), name)
+        if complete:
+            self.complete()  # outside the lock: another caller may list the spaces meanwhile
 
     def complete(self) -> None:
         """Fold the spaces whose views came from snapshots (see :meth:`prepare`).

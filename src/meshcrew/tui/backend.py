@@ -315,8 +315,8 @@ class ServiceReads:
         return self.reads.replica.record_count()
 
     def prepare(self, progress: Callable[[int, int, str | None], None]) -> None:
-        """See :meth:`MemberReads.prepare`."""
-        self.reads.prepare(progress)
+        """See :meth:`MemberReads.prepare` (the fold behind the snapshots: :meth:`complete`)."""
+        self.reads.prepare(progress, complete=False)
 
     def complete(self) -> None:
         """See :meth:`MemberReads.complete`."""
