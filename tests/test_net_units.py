@@ -23,7 +23,7 @@ from replica_in_memory import space_id
 
 def test_topic_names_hide_the_space_id() -> None:
     name = topic_name(space_id(1))
-    assert name.startswith("/meshcrew/space/1/")
+    assert name.startswith("/meshcrew/space/2/")
     assert space_id(1).hex() not in name
     assert topic_name(space_id(1)) == name
     assert topic_name(space_id(2)) != name

@@ -73,7 +73,7 @@ class GossipStats:
 def topic_name(space_id: bytes) -> str:
     """The topic of a space: a hash, so the topic does not reveal the space id."""
     digest = hashlib.blake2b(space_id, digest_size=16, person=_TOPIC_PERSON).hexdigest()
-    return f"/meshcrew/space/1/{digest}"
+    return f"/meshcrew/space/2/{digest}"  # 2: records sealed in transit (1: bare)
 
 
 def message_id(msg: Any) -> bytes:
