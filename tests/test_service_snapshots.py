@@ -261,3 +261,30 @@ def test_an_expiry_deletes_the_snapshot_holding_the_expired_posts(town: Town) ->
     reader = started(ada, town.clock.now)
     assert "MARKER-snapshot-2c9e" not in {e.fields.get("text") for e in reader.log(space)}
     assert started(ada, town.clock.now).log(space) == reader.log(space)
+
+
+def test_closing_keeps_the_views_that_changed_for_the_next_start(
+        town: Town, folds: list[bytes]) -> None:
+    space, (ada, bo, _cy) = busy_crew(town)
+    started(ada, town.clock.now)
+    reader = started(ada, town.clock.now)
+    assert reader.keep_snapshots(above=1) == 0, "nothing changed since the snapshot was read"
+    bo.checkin(space, text="while the app ran", energy=4)
+    sync(space, ada, bo)
+    reader.log(space)  # the app follows the arrival: the view is extended
+    assert reader.keep_snapshots(above=10_000) == 0, "a small space is not worth it"
+    assert reader.keep_snapshots(above=1) == 1
+    now = town.clock.now
+    folds.clear()
+    after = started(ada, now)
+    assert isinstance(after.view(space), SnapshotView)
+    assert after.log(space)[-1].fields["text"] == "while the app ran"
+    assert first_screens(after, space) == first_screens(started(ada, now, snapshots=False),
+                                                        space)
+    assert folds == [space], "only the reader without snapshots folded"
+    bo.checkin(space, text="read by the app", energy=2)
+    sync(space, ada, bo)
+    after.log(space)
+    bo.checkin(space, text="after the last read", energy=2)
+    sync(space, ada, bo)
+    assert after.keep_snapshots(above=1) == 0, "not the replica's records any more"

@@ -44,6 +44,9 @@ from meshcrew.store import Replica
 
 log = logging.getLogger(__name__)
 
+SNAPSHOT_ABOVE = 5_000
+"""Records from which a space's view is worth keeping in a snapshot when the app closes."""
+
 PREPARE_ABOVE = 20_000
 """Records from which opening every space takes long enough (about a second on a laptop) to do
 it in a worker thread: the node before it starts, the app while it shows its progress."""
@@ -64,6 +67,8 @@ class ViewCache:
         self.expired: dict[bytes, int] = {}
         """Per space, how many husks its view was made with (an expiry changes no frontier)."""
         self.preparing = threading.Lock()
+        self.kept: dict[bytes, SpaceView] = {}
+        """Per space, the view its snapshot in the home folder was made from or made into."""
 
 
 class MemberReads:
@@ -209,7 +214,40 @@ class MemberReads:
                                 exc)
         if self._views.setdefault(space_id, view) is view:
             self.views.expired[space_id] = expired
+            if snapshots is not None:
+                self.views.kept[space_id] = view
         return view
+
+    def keep_snapshots(self, *, above: int = SNAPSHOT_ABOVE) -> int:
+        """Write the snapshot of every kept view of a big space that changed since its
+        snapshot was read or written (when the app closes, say), so that the next start lists
+        it at once; returns how many were written.
+
+        Only a view of exactly the records the replica holds now is written. A write that
+        fails is logged, not raised: the next start folds that space.
+
+        Args:
+            above: from how many records a space is worth a snapshot.
+        """
+        if not self._snapshots:
+            return 0
+        snapshots = ViewSnapshots(self.replica.home, self.identity)
+        written = 0
+        for space_id, view in list(self._views.items()):
+            if self.views.kept.get(space_id) is view or len(view.state.records) < above:
+                continue
+            expired = self.views.expired.get(space_id, 0)
+            if (self.replica.frontier(space_id) != view.frontier
+                    or self.replica.expired_count(space_id) != expired):
+                continue  # records came since: the next start folds, as it must
+            try:
+                snapshots.save(view, expired, self.now())
+            except OSError as exc:
+                log.warning("could not keep the view of space %s: %s", space_id.hex()[:12], exc)
+                continue
+            self.views.kept[space_id] = view
+            written += 1
+        return written
 
     def spaces(self) -> list[SpaceSummary]:
         """Every space the replica holds: this member's current ones first, then by name."""

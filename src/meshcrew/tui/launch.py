@@ -113,11 +113,23 @@ def open_home(home: Home, *, passphrase: bytes | None = None,
         return Opened(attached, attached.run, marks, attached.close)
     replica = Replica.open(home)
     if not network:
-        return Opened(LocalBackend(replica, person, clock=clock), None, marks, replica.close)
+        local = LocalBackend(replica, person, clock=clock)
+        return Opened(local, None, marks, _closing(local, replica))
     from meshcrew.tui.node_backend import NodeBackend
 
     backend = NodeBackend(replica, person, clock=clock, config=config)
-    return Opened(backend, backend.run, marks, replica.close)
+    return Opened(backend, backend.run, marks, _closing(backend, replica))
+
+
+def _closing(backend: LocalBackend, replica: Replica) -> Callable[[], None]:
+    """Closing the app: keep the views of big spaces for the next start, release the replica."""
+    def close() -> None:
+        try:
+            backend.reads.keep_snapshots()
+        finally:
+            replica.close()
+
+    return close
 
 
 class HomeSetup:
