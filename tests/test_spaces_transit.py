@@ -116,3 +116,22 @@ def test_the_key_id_has_its_size() -> None:
     world, space = crew()
     keys = keys_of(world, space, ADA)
     assert all(len(kid) == KEY_ID_BYTES for kid in keys.by_id)
+
+
+def test_a_key_rotation_is_sealed_under_the_epoch_before_it() -> None:
+    """The others hold a rotation's key only once they have the rotation: it travels under the
+    epoch before it, and what follows under its own."""
+    world, space = crew()
+    before = world.state(space)
+    bo_before = transit_keys(before, unlock(before, BO))
+    join = world.join(person("Dee"), world.invite(ADA, space))
+    rotation = world.rotate(ADA, space)
+    ada = keys_of(world, space, ADA)
+    sealed = seal_transit(ada, space, rotation.raw, world.rng, record_id=rotation.id)
+    assert sealed is not None
+    assert open_transit(bo_before, space, sealed) == rotation.raw
+    plain = seal_transit(ada, space, join.raw, world.rng)  # under the rotation's own epoch
+    assert plain is not None
+    with pytest.raises(TransitUnknown):
+        open_transit(bo_before, space, plain)
+    assert open_transit(keys_of(world, space, BO), space, plain) == join.raw

@@ -346,7 +346,7 @@ class Node:
                 self._carriers.changed()
             self._topics_changed.set()
         for record in local:
-            self._gossip(record.space_id, record.raw)
+            self._gossip(record.space_id, record.raw, record.id)
         if local:
             self._propagate(exclude=None)
         self._emit(RecordsChanged(frozenset(r.space_id for r in records),
@@ -507,12 +507,12 @@ class Node:
             return Verdict("unknown", "the node is not running")
         return self._reach.verdict()
 
-    def _gossip(self, space_id: bytes, raw: bytes) -> None:
+    def _gossip(self, space_id: bytes, raw: bytes, record_id: bytes | None = None) -> None:
         """Publish a record on its space's topic, sealed in transit (not before this member
         holds a key of the space: sync brings it to the others meanwhile)."""
         if self._host is None:
             return
-        sealed = self.transit.seal(space_id, raw)
+        sealed = self.transit.seal(space_id, raw, record_id)
         if sealed is not None:
             self._host.gossip.publish(space_id, sealed)
 
@@ -554,6 +554,9 @@ class Node:
         return (invite.public_key if invite is not None else None), problem
 
     async def _admit(self, join: Record, sender: str) -> Admission:
+        # Sealed before it is taken: taking it rotates the keys (this member made the invite),
+        # and the others can open only what is sealed under an epoch they already hold.
+        sealed = self.transit.seal(join.space_id, join.raw)
         self.take([join.raw], sender=sender, propagate=True)
         state = self.membership.state(join.space_id)
         status = state.status(join.id) if state is not None else None
@@ -561,7 +564,8 @@ class Node:
             reason = status.reason if status is not None and status.reason else \
                 Reason.NOT_ALLOWED
             return Admission(False, reason.value)
-        self._gossip(join.space_id, join.raw)  # tell the other members at once
+        if sealed is not None and self._host is not None:  # tell the other members at once
+            self._host.gossip.publish(join.space_id, sealed)
         return Admission(True)
 
 

@@ -41,9 +41,11 @@ class Transit:
             keys = self._keys[space_id] = transit_keys(view.state, view.keyring)
         return keys
 
-    def seal(self, space_id: bytes, raw: bytes) -> bytes | None:
-        """A record sealed for the space's topic; None if this member holds no key yet."""
-        return seal_transit(self.keys(space_id), space_id, raw, self._rng)
+    def seal(self, space_id: bytes, raw: bytes, record_id: bytes | None = None
+             ) -> bytes | None:
+        """A record sealed for the space's topic; None if this member holds no key yet (a key
+        rotation, given its ``record_id``, under the epoch before it)."""
+        return seal_transit(self.keys(space_id), space_id, raw, self._rng, record_id=record_id)
 
     def open(self, space_id: bytes, data: bytes) -> bytes:
         """The record inside a message of the space's topic (raises as

@@ -59,6 +59,9 @@ class TransitKeys:
     """Key id → transit key, for every epoch the member holds."""
     current: bytes | None = field(repr=False)
     """The key id to seal with: the current epoch's if held, else the newest held."""
+    before: Mapping[bytes, bytes | None] = field(default_factory=dict, repr=False)
+    """Epoch id → the key id to seal that epoch's own ``keys`` record with: the newest held
+    epoch before it (the others do not hold its key until they have the record)."""
 
     def __repr__(self) -> str:
         return f"TransitKeys({len(self.by_id)} keys)"
@@ -67,7 +70,7 @@ class TransitKeys:
 def transit_keys(state: SpaceState, keyring: Keyring) -> TransitKeys:
     """The transit keys of every epoch in ``keyring``."""
     by_id: dict[bytes, bytes] = {}
-    newest: tuple[int, bytes] | None = None
+    held: list[tuple[int, bytes, bytes]] = []  # (number, epoch id, key id)
     current = None
     for epoch_id, epoch_key in keyring.epoch_keys.items():
         epoch = state.epochs.get(epoch_id)
@@ -76,22 +79,31 @@ def transit_keys(state: SpaceState, keyring: Keyring) -> TransitKeys:
         key = transit_key(epoch_key)
         kid = key_id(key)
         by_id[kid] = key
+        held.append((epoch.number, epoch_id, kid))
         if epoch_id == state.current_epoch_id:
             current = kid
-        if newest is None or (epoch.number, epoch_id) > newest:
-            newest = (epoch.number, kid)
-    if current is None and newest is not None:
-        current = newest[1]
-    return TransitKeys(by_id, current)
+    held.sort()
+    if current is None and held:
+        current = held[-1][2]
+    before = {epoch_id: held[i - 1][2] if i else None
+              for i, (_, epoch_id, _) in enumerate(held)}
+    return TransitKeys(by_id, current, before)
 
 
-def seal_transit(keys: TransitKeys, space_id: bytes, raw: bytes, rng: Rng) -> bytes | None:
-    """``raw`` sealed for the space's topic; None if the member holds no key to seal with."""
-    if keys.current is None:
+def seal_transit(keys: TransitKeys, space_id: bytes, raw: bytes, rng: Rng, *,
+                 record_id: bytes | None = None) -> bytes | None:
+    """``raw`` sealed for the space's topic; None if the member holds no key to seal with.
+
+    Given its ``record_id``, a ``keys`` record (whose id is its epoch's) is sealed under the
+    epoch before it, which the other members already hold; everything else under the current.
+    """
+    kid = keys.current
+    if record_id is not None and record_id in keys.before:
+        kid = keys.before[record_id]
+    if kid is None:
         return None
-    key = keys.by_id[keys.current]
-    return (bytes([TRANSIT_VERSION]) + keys.current
-            + encrypt(key, raw, TRANSIT_AD + space_id, rng))
+    return (bytes([TRANSIT_VERSION]) + kid
+            + encrypt(keys.by_id[kid], raw, TRANSIT_AD + space_id, rng))
 
 
 def open_transit(keys: TransitKeys, space_id: bytes, data: bytes) -> bytes:
