@@ -58,7 +58,7 @@ def ciphertext_of(node: NodeProcess, record_id: str) -> bytes:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(360)
 def test_an_expired_checkin_leaves_every_members_home_folder(fleet: Fleet) -> None:
     ada, bo, cy = nodes = tuple(fleet.make("Ada", "Bo", "Cy"))
     start_all(*nodes)
@@ -77,7 +77,10 @@ def test_an_expired_checkin_leaves_every_members_home_folder(fleet: Fleet) -> No
     blob = ciphertext_of(cy, marker)
     assert all(blob in home_bytes(n) for n in nodes)  # on every disk until the cycle ends
     assert all(MARKER in n.texts(space) for n in nodes)
-    wait_for(lambda: all(blob not in home_bytes(n) for n in nodes), within=ends - time.time() + 60,
+    # (a pass runs at least once a minute; a busy machine may make one miss its WAL checkpoint
+    # while others read, and the next pass, a minute on, completes it)
+    wait_for(lambda: all(blob not in home_bytes(n) for n in nodes),
+             within=ends - time.time() + 150,
              what="the check-in's ciphertext gone from every home folder")
     assert time.time() >= ends  # not before its time
     for node in nodes:
