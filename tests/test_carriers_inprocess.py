@@ -14,7 +14,7 @@ from meshcrew.node import Node
 from meshcrew.node.config import CarrierConfig
 from meshcrew.reasons import Reason
 from meshcrew.store.carrying import space_bytes
-from node_world import LOOPBACK_NODE, open_nodes, wall_ms
+from node_world import LOOPBACK_NODE, open_nodes, person, wall_ms
 
 pytestmark = pytest.mark.trio
 HOUR_MS = 3_600_000
@@ -54,6 +54,9 @@ async def test_a_dropped_space_stops_syncing_and_is_deleted_after_the_grace(
             await ana.connect(pi.addrs()[0])
             await wait_until(lambda: space in pi.serving.carried(), within=20)
             assert space_bytes(pi.replica, space) > 0
+            # The carrier's relay gives the members of what it carries a member's limits.
+            assert pi.host.is_member(ana.host.peer_id)
+            assert not pi.host.is_member(person("Eve").peer_id)  # a stranger is not
             ana.member.drop_carrier(space, pi.identity.public_key)
             await wait_until(lambda: space not in pi.serving.carried(), within=20)
             # Ana still syncs with Pi for a grace period, so that Pi learns of the drop (it

@@ -527,11 +527,13 @@ class Node:
         return self.serving.shares(space_id, key) and key not in self.serving.carriers(space_id)
 
     def _shares_a_space(self, peer_id: str) -> bool:
+        """Whether a peer counts as a member for this node's relay limits: a member of one of
+        its spaces, or, on a carrier, of a space it carries (its crewmates behind NAT)."""
         try:
             key = public_key_of_peer_id(peer_id)
         except IdentityError:
             return False
-        return any(key in self.membership.active(s) for s in self.membership.my_spaces())
+        return any(key in self.membership.active(s) for s in self.serving.spaces())
 
     def _hole_punched(self, peer_id: str) -> None:
         """A direct connection replaced a relayed one: sync over it (a session on the relayed
