@@ -62,8 +62,12 @@ class AttachedBackend(ServiceReads):
         return self._reads
 
     def close(self) -> None:
-        """Close the replica."""
-        self._replica.close()
+        """Keep the views of big spaces for the next start (see
+        :meth:`MemberReads.keep_snapshots`), and close the replica."""
+        try:
+            self._reads.keep_snapshots()
+        finally:
+            self._replica.close()
 
     # -- the runner: notice what the node did -------------------------------------------------
 
