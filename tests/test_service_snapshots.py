@@ -18,7 +18,7 @@ from meshcrew.service import Member, MemberReads
 from meshcrew.service import snapshots as service_snapshots
 from meshcrew.service import views as service_views
 from meshcrew.service.snapshots import SnapshotView, ViewSnapshots
-from meshcrew.spaces import Period, Rhythm, SpaceState, fold
+from meshcrew.spaces import Period, Rhythm, SpaceState, fold, open_posts
 from test_service_support import DAY, WEEK, Town, admit, crew_of, sync, town_at
 
 
@@ -218,6 +218,25 @@ def test_complete_folds_ahead_and_reads_then_need_no_fold(
     assert folds == [space]
     every_read(reader, space)
     assert folds == [space]
+
+
+def test_a_post_after_the_fold_behind_a_snapshot_decrypts_only_itself(
+        town: Town, monkeypatch: pytest.MonkeyPatch) -> None:
+    space, (ada, bo, _cy) = busy_crew(town)
+    started(ada, town.clock.now)
+    reader = started(ada, town.clock.now)
+    reader.complete()
+    opened_all: list[bytes] = []
+
+    def counting(state: SpaceState, keyring: Any) -> Any:
+        opened_all.append(b"every post")
+        return open_posts(state, keyring)
+
+    monkeypatch.setattr(service_views.__name__ + ".open_posts", counting)
+    bo.checkin(space, text="just one more", energy=3)
+    sync(space, ada, bo)
+    assert reader.log(space)[-1].fields["text"] == "just one more"
+    assert opened_all == [], "the new post was opened alone (open_more), not every post"
 
 
 def test_a_node_prepares_with_the_fold_done(town: Town, folds: list[bytes]) -> None:

@@ -162,7 +162,8 @@ class SnapshotView(SpaceView):
                 folded = SpaceView.folded(self.space_id, records, self.frontier,
                                           self._identity)
                 folded.opened  # noqa: B018 - decrypting is part of the work
-            self.__dict__["_fold"] = folded
+            # As if read: a view extending this one takes them over (its opened posts too).
+            self.__dict__.update(state=folded.state, opened=folded.opened, _fold=folded)
             return folded
 
     @property
