@@ -74,3 +74,14 @@ def test_bench_flood_runs_without_test_tools(without_test_tools: dict[str, str])
     out = run_bench(without_test_tools, "bench-flood", "--records", "200", "--copies", "100",
                     "--junk", "200", within=240)
     assert "runaway member: 200 records written" in out
+
+
+@pytest.mark.slow
+def test_bench_soak_runs_without_test_tools(without_test_tools: dict[str, str],
+                                            tmp_path: Path) -> None:
+    curve = tmp_path / "soak.png"
+    out = run_bench(without_test_tools, "bench-soak", "--records", "200", "--posts", "5",
+                    "--rate", "5", "--idle", "1", "--png", str(curve), within=240)
+    assert "memory of the node and its verify workers" in out
+    assert curve.exists()
+    assert curve.with_suffix(".json").exists()
