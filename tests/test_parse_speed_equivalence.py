@@ -21,6 +21,7 @@ from meshcrew.crypto import BLOB_OVERHEAD, SEALED_KEY_BYTES
 from meshcrew.records import ID_BYTES, KEY_BYTES, MAX_TS_MS
 from meshcrew.spaces import bodies, posts
 from meshcrew.spaces import settings as space_settings
+from meshcrew.spaces.bodies import LeaveBody
 from meshcrew.spaces.kinds import PostKind, RecordKind, SpaceKind
 
 EXAMPLES = settings(max_examples=300, deadline=None,
@@ -311,8 +312,16 @@ def test_each_body_field_swapped_for_an_odd_value_parses_as_before() -> None:
     for kind, wire in cases:
         data = msgpack.packb(wire, use_bin_type=True)
         for tail in (b"", b"\x00", b"\xc1"):
-            new = _outcome(bodies.parse_body, kind, data + tail)
+            new = _outcome(_as_release_one_reads_it, kind, data + tail)
             assert new == _outcome(oracle.parse_body, kind, data + tail), (kind, wire, tail)
+
+
+def _as_release_one_reads_it(kind: Any, body: bytes) -> Any:
+    """The body as parsed now, less what later releases added on purpose and older ones
+    ignore: a leave's ``x`` (the leaver's choice that their posts expire, issue 14). Which
+    bodies are accepted, and everything else in them, must still be exactly as before."""
+    parsed = bodies.parse_body(kind, body)
+    return LeaveBody() if isinstance(parsed, LeaveBody) else parsed
 
 
 def test_every_record_and_post_kind_has_its_parser() -> None:

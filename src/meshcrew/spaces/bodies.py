@@ -321,10 +321,9 @@ def _parse_join(wire: Mapping[str, Any]) -> Body:
 
 
 def _parse_leave(wire: Mapping[str, Any]) -> Body:
-    expire_posts = wire.get("x", False)
-    if not isinstance(expire_posts, bool):
-        raise _bad("x is not a boolean")
-    return LeaveBody(expire_posts)
+    # Only true asks for the expiry: releases before it ignore the field, so any other value
+    # must read as "stay" here too, or replicas of both would disagree on the leave.
+    return LeaveBody(wire.get("x") is True)
 
 
 def _parse_remove(wire: Mapping[str, Any]) -> Body:
