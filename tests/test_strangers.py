@@ -194,7 +194,7 @@ async def test_a_member_peer_that_speaks_no_sync_is_noted_once(
 
 
 def test_libp2p_seven_line_stream_failures_become_one_debug_line() -> None:
-    from meshcrew.net.host import _OneLineStreamFailures
+    from meshcrew.net.seam import OneLineStreamFailures
 
     lines = ["Failed to open stream to peer 12D3KooX:", "  Error: protocol read failed",
              "  Protocols: ['/meshcrew/sync/2.0.0']", "  Timeout: 30s"]
@@ -204,9 +204,9 @@ def test_libp2p_seven_line_stream_failures_become_one_debug_line() -> None:
     level = logger.level
     try:
         logger.setLevel(logging.WARNING)
-        assert _OneLineStreamFailures().filter(record) is False  # not shown at all
+        assert OneLineStreamFailures().filter(record) is False  # not shown at all
         logger.setLevel(logging.DEBUG)
-        assert _OneLineStreamFailures().filter(record) is True
+        assert OneLineStreamFailures().filter(record) is True
     finally:
         logger.setLevel(level)
     assert record.levelno == logging.DEBUG
@@ -214,5 +214,5 @@ def test_libp2p_seven_line_stream_failures_become_one_debug_line() -> None:
                                   "read failed"
     other = logging.LogRecord("libp2p.host.basic_host", logging.ERROR, __file__, 1,
                               "something else", None, None)
-    assert _OneLineStreamFailures().filter(other) is True
+    assert OneLineStreamFailures().filter(other) is True
     assert other.levelno == logging.ERROR

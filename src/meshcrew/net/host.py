@@ -7,7 +7,6 @@ member's public key and Noise authenticates it. Plaintext is never offered or ac
 
 from __future__ import annotations
 
-import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -41,7 +40,7 @@ from meshcrew.net.pubsub_gate import GatedGossipSub, GatedPubsub
 from meshcrew.net.reach import PeerLink, Reach
 from meshcrew.net.relay import RelayServiceConfig, dial_through, split_circuit
 from meshcrew.net.scores import PeerScores
-from meshcrew.net.seam import log, translated
+from meshcrew.net.seam import log, quiet_stream_failures, translated
 from meshcrew.net.stream import Stream, abort
 
 if TYPE_CHECKING:
@@ -406,24 +405,6 @@ async def _close_quietly(lp_host: Any, timeout_s: float) -> None:
         log.warning("closing the libp2p host took over %.0f s; moved on", timeout_s)
 
 
-class _OneLineStreamFailures(logging.Filter):
-    """py-libp2p logs every refused stream as a seven-line ERROR ("Failed to open stream to peer
-    ..."), though the caller gets the error and decides what it means (a peer that does not
-    speak a protocol is normal): keep its first two lines, at DEBUG."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR and str(record.msg).startswith(
-                "Failed to open stream to peer"):
-            record.msg = " ".join(str(record.msg).split("\n")[:2])
-            record.args = None
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
-        return True
-
-
-_STREAM_FAILURES = _OneLineStreamFailures()
-
-
 @asynccontextmanager
 async def open_host(identity: Identity, config: NetConfig | None = None, *,
                     validator: GossipValidator | None = None,
@@ -440,9 +421,7 @@ async def open_host(identity: Identity, config: NetConfig | None = None, *,
         ListenError: a listen address is malformed or cannot be bound.
     """
     config = config or NetConfig()
-    libp2p_host_log = logging.getLogger("libp2p.host.basic_host")
-    if _STREAM_FAILURES not in libp2p_host_log.filters:
-        libp2p_host_log.addFilter(_STREAM_FAILURES)
+    quiet_stream_failures()
     addrs = _parse_listen_addrs(config.listen_addrs)
     for addr in addrs:
         _check_port_free(addr)

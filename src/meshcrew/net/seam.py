@@ -69,3 +69,28 @@ def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         if not isinstance(leaf, trio.Cancelled):
             return leaf
     return leaves[0]
+
+
+class OneLineStreamFailures(logging.Filter):
+    """py-libp2p logs every refused stream as a seven-line ERROR ("Failed to open stream to peer
+    ..."), though the caller gets the error and decides what it means (a peer that does not
+    speak a protocol is normal): keep its first two lines, at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and str(record.msg).startswith(
+                "Failed to open stream to peer"):
+            record.msg = " ".join(str(record.msg).split("\n")[:2])
+            record.args = None
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+_STREAM_FAILURES = OneLineStreamFailures()
+
+
+def quiet_stream_failures() -> None:
+    """Install :class:`OneLineStreamFailures` on py-libp2p's host logger (once)."""
+    libp2p_host_log = logging.getLogger("libp2p.host.basic_host")
+    if _STREAM_FAILURES not in libp2p_host_log.filters:
+        libp2p_host_log.addFilter(_STREAM_FAILURES)
