@@ -109,7 +109,6 @@ class Gossip:
             config.receive_queue)
         """Validated messages from other nodes, oldest first."""
         self._nursery: trio.Nursery | None = None
-        pubsub.penalize = penalize  # the gate charges outsiders' gossip (net/pubsub_gate.py)
         self._published = self._publish_dropped = 0
         self._received = self._receive_dropped = self._rejected = 0
 

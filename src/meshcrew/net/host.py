@@ -85,6 +85,7 @@ class Host:
         """Penalty points and the ban list."""
         self._pubsub = pubsub
         self.gossip = Gossip(pubsub, router, config.gossip, validator, self.penalize)
+        pubsub.penalize = self.penalize  # the gate charges outsiders' gossip (pubsub_gate.py)
         """Live gossip on space topics."""
         self.is_member: Callable[[str], bool] = lambda peer_id: False
         """Whether a peer shares a space with this node (the node sets it; relay limits)."""

@@ -61,9 +61,9 @@ if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
 _MAX_ROUNDS = 64
+"""Most sessions in a row with one peer (each moves up to MAX_RECORDS_PER_SPACE per space)."""
 MAX_INBOUND_PER_PEER = 2
 """Inbound sync sessions one peer may hold at once."""
-"""Most sessions in a row with one peer (each moves up to MAX_RECORDS_PER_SPACE per space)."""
 
 
 @dataclass(frozen=True, slots=True)
