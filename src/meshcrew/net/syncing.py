@@ -359,7 +359,9 @@ class SyncService:
                 if PROTOCOL_IDS[version] in said:
                     raise
                 if index + 1 == len(versions):
-                    if peer_id in self._host.connected_peers():
+                    # Only what identify said proves a missing version; before it has said
+                    # anything, a reset (it took this node for a stranger) looks the same.
+                    if said and peer_id in self._host.connected_peers():
                         raise SpeaksNoSync(f"{peer_id} speaks no sync version.") from None
                     raise
                 continue  # refused (or the connection failed, which the next try shows)
@@ -482,5 +484,6 @@ class SyncService:
         while True:
             # Jitter spreads the sessions of many nodes that started together.
             await trio.sleep(self._period_s * random.uniform(0.8, 1.2))
+            self._speaks_none.clear()  # ask again once a period: it may have been too early
             for peer_id in self._host.connected_peers():
                 nursery.start_soon(self._sync_quietly, peer_id)
