@@ -629,8 +629,23 @@ async def open_node(home: Home, identity: Identity, config: NodeConfig | None = 
                 finally:
                     nursery.cancel_scope.cancel()
         finally:
+            if views is None:  # the node's own views (the app keeps those it shares as it closes)
+                _keep_views(node)
             node.save()
             node._host = None
+
+
+def _keep_views(node: Node) -> None:
+    """Write the snapshots of the views that changed while the node ran (see
+    :meth:`MemberReads.keep_snapshots`), so the next start, the app's or the node's, lists the
+    spaces at once instead of folding them."""
+    try:
+        written = node.member.keep_snapshots()
+    except Exception:  # only a head start for the next one: stopping must go on
+        log.warning("could not keep the views of the spaces", exc_info=True)
+        return
+    if written:
+        log.info("kept the views of %d spaces for the next start", written)
 
 
 @asynccontextmanager
