@@ -19,6 +19,8 @@ from meshcrew.reasons import Reason
 from meshcrew.records import Record, sign_record
 from meshcrew.service import Member
 from meshcrew.spaces import decode_invite_code, join_space
+from meshcrew.spaces.bodies import JoinBody, draft
+from meshcrew.spaces.invites import prove_invite
 from meshcrew.spaces.transit import TransitForged, TransitUnknown
 from test_service_support import WEEK, Town, crew_of, send, sync, town_at
 
@@ -236,3 +238,38 @@ def test_my_spaces_are_those_i_am_a_member_of(town: Town) -> None:
     assert mine.my_spaces() == [space]
     assert not mine.is_member(bytes(32), bo.me)  # a space the replica does not hold
     assert mine.active(bytes(32)) == frozenset()
+
+
+def test_a_join_the_fold_would_refuse_is_not_taken_early(town: Town) -> None:
+    """A join whose body does not parse, or that names another key than its signer (someone
+    holding the invite's secret putting a third key in the space), or a join to a space this
+    node does not hold: gossip does not count it, and the fold refuses the first two."""
+    ada, jo, mallory = town.person("Ada"), town.person("Jo"), town.person("Mallory")
+    space = ada.create_space("Moon")
+    code = ada.invite(space, uses=3, expires_ms=ada.now() + WEEK)
+    invite = decode_invite_code(code)
+    membership = Membership(ada)
+    judge = GossipJudge(membership, ada.now)
+    stranger = town.person("Sam").identity.peer_id
+
+    def signed(body: bytes) -> Record:
+        return sign_record(mallory.identity.signing_key, kind="join", space=space, seq=1,
+                           prev=None, ts=mallory.now(), body=body)
+
+    garbled = signed(b"\x93not a join body")
+    proof = prove_invite(invite.secret, space, mallory.me)  # a valid proof, for her own key
+    for_jo = signed(draft(JoinBody(invite.invite_id, jo.me, proof)).body)
+    bob = town.person("Bob")
+    sun = bob.create_space("Sun")  # a space Ada's node has never heard of
+    elsewhere = signed_join(jo, bob.invite(sun, expires_ms=bob.now() + WEEK))
+    assert sun not in ada.replica.spaces()
+    for join in (garbled, for_jo, elsewhere):
+        assert not membership.valid_join(join)
+        assert judge(join.space_id, join.raw, stranger) is Verdict.REJECT
+        assert not membership.is_member(join.space_id, join.author)
+    # Her own join, with the same proof, would count: the refusal is the body's fault.
+    assert membership.valid_join(signed(draft(JoinBody(invite.invite_id, mallory.me, proof)).body))
+    ada.ingest([for_jo.raw], sender="gossip")
+    assert refusal(ada, space, for_jo) is Reason.JOIN_FORGED
+    assert not ada.view(space).state.is_member(mallory.me)
+    assert not ada.view(space).state.is_member(jo.me)
