@@ -9,7 +9,8 @@
   peers it is not connected to;
 - peers announced on the LAN (mDNS) are remembered and dialled;
 - members exchange the addresses of the members they share (:mod:`.addr_exchange`) when they
-  connect and when membership changes, so every member can reach every other one.
+  connect, again once identify has settled, and when membership changes, so every member can
+  reach every other one.
 """
 
 from __future__ import annotations
@@ -127,11 +128,18 @@ class Contacts:
             remote = public_key_of_peer_id(peer_id)
         except IdentityError:
             return
-        if starts_sessions(self._host.public_key, remote) and peer_id in self.wanted_peers():
+        starts = starts_sessions(self._host.public_key, remote)
+        if starts and peer_id in self.wanted_peers():
             await self._exchange_with(peer_id)
         await trio.sleep(_IDENTIFY_SETTLE_S)
         self._book.learn(peer_id, self._host.peer_addrs(peer_id), source="connection")
         self._book.save()
+        # Again, now that identify has said where this peer and those connecting at the same
+        # moment listen: two members reaching a third at once each exchanged with it before
+        # it knew where the other listens, and would never meet without it.
+        if starts and peer_id in self.wanted_peers() \
+                and peer_id in self._host.connected_peers():
+            await self._exchange_with(peer_id)
 
     def _start(self, fn: Callable[[str], Awaitable[object]], peer_id: str) -> None:
         if self._nursery is not None:
