@@ -27,31 +27,35 @@ from multiaddr import Multiaddr
 from hosts_on_loopback import open_hosts, wait_until
 from meshcrew.errors import InputError, RemoteProtocolError
 from meshcrew.net import Host, Stream
-from meshcrew.net.reachability import (
+from meshcrew.net.autonat_wire import (
     AUTONAT_PROTOCOL,
-    FORCED_REASON,
-    DialBackLimiter,
-    DialBackPolicy,
-    DialBackServer,
-    ProbeResult,
-    Reachability,
-    ReachabilityReport,
-    ReachabilitySettings,
     TcpAddress,
     decode_dial_request,
     decode_dial_response,
-    dial_back,
-    dial_back_candidates,
     dialable_tcp_addrs,
     encode_dial_request,
     encode_dial_response,
     frame,
     frame_length,
-    judge,
-    observed_origin,
     parse_ip,
     read_frame,
     tcp_address,
+)
+from meshcrew.net.dial_back import (
+    DialBackLimiter,
+    DialBackPolicy,
+    DialBackServer,
+    dial_back,
+    dial_back_candidates,
+    observed_origin,
+)
+from meshcrew.net.reachability import (
+    FORCED_REASON,
+    ProbeResult,
+    Reachability,
+    ReachabilityReport,
+    ReachabilitySettings,
+    judge,
 )
 from meshcrew.net.relay import circuit_addr
 from meshcrew.net.scores import PROTOCOL_VIOLATION

@@ -9,30 +9,8 @@ back with ``host.connect``, which returns at once because the asker is always co
 so every probe "succeeds"; and its client wants four agreeing servers, which a crew of three to
 eight with one public member never has.
 
-**Server** (:class:`DialBackServer`). On a DIAL request it dials back only TCP addresses whose IP
-is the IP the request's own connection comes from (never a third party: no amplification), at
-most ``max_addresses`` of them, each on a *fresh* TCP connection from an ephemeral port, under a
-deadline. The dial-back runs multistream-select for ``/noise`` and a Noise handshake as
-initiator that must authenticate the asker's peer id, then closes the connection without
-handing it to the swarm. A listener that merely accepts TCP, or a different peer at that
-address, is a failure. Requests over relayed (or unidentifiable) connections are refused.
-Rate limits: one dial-back per peer per ``per_peer_interval_s``, ``global_per_minute`` in all,
-``max_concurrent`` at once; beyond them the answer is E_DIAL_REFUSED. A malformed request is
-answered E_BAD_REQUEST and costs the sender :data:`~meshcrew.net.scores.PROTOCOL_VIOLATION`.
-(The asker's libp2p logs "fail to upgrade mux" at ERROR after each dial-back: its swarm expected
-a muxer to follow the handshake. Harmless; completing the muxer instead would register a second
-connection there and announce the server as newly connected.)
-
-Statuses the server sends:
-
-- OK, with the address it reached;
-- E_DIAL_ERROR: it dialled and failed, *or* none of the offered addresses is at the IP the
-  request came from (rust-libp2p answers the same; go-libp2p since v0.20 says E_DIAL_REFUSED).
-  For meshcrew this is a real finding: behind a NAT, the node's announced interface addresses
-  are not where its peers see it, so they cannot dial it. The status text then ends with
-  ``seen from <ip>``, which the client reads as the address peers observe;
-- E_DIAL_REFUSED: relayed connection, rate limit, busy. Says nothing about reachability;
-- E_BAD_REQUEST: the request was malformed or asked to dial another peer.
+The server side, dialling others back on a fresh connection under rate limits, is
+:mod:`.dial_back`; the messages and addresses are :mod:`.autonat_wire`.
 
 **Verdict** (:func:`judge`), over the answers of the last ``memory_s`` seconds, where an answer
 is *conclusive* if it is OK (reachable) or E_DIAL_ERROR (unreachable); refusals, timeouts and
@@ -60,9 +38,7 @@ server keeps answering others in every mode.
 
 from __future__ import annotations
 
-import ipaddress
 import math
-import os
 import re
 import time
 from collections import deque
@@ -71,18 +47,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
 import trio
-from libp2p.connection_types import ConnectionType
 from libp2p.host.autonat.pb.autonat_pb2 import Message
-from libp2p.io.trio import TrioTCPStream
-from libp2p.network.connection.raw_connection import RawConnection
-from libp2p.peer.id import ID
-from libp2p.protocol_muxer.multiselect_client import MultiselectClient
-from libp2p.protocol_muxer.multiselect_communicator import MultiselectCommunicator
-from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
-from libp2p.security.noise.transport import Transport as NoiseTransport
-from multiaddr import Multiaddr
 
 from meshcrew.errors import InputError, NetError, RemoteProtocolError
+from meshcrew.net.autonat_wire import (
+    AUTONAT_PROTOCOL,
+    DialResponse,
+    IPAddress,
+    decode_dial_response,
+    dialable_tcp_addrs,
+    encode_dial_request,
+    parse_ip,
+    printable,
+    read_frame,
+    tcp_address,
+)
+from meshcrew.net.dial_back import DialBackPolicy, DialBackServer
 from meshcrew.net.host import Host, PeerConnected, PeerEvent
 from meshcrew.net.scores import PROTOCOL_VIOLATION
 from meshcrew.net.seam import log
@@ -91,50 +71,20 @@ from meshcrew.net.stream import Stream
 if TYPE_CHECKING:
     from trio_typing import TaskStatus
 
-AUTONAT_PROTOCOL = "/libp2p/autonat/1.0.0"
-"""AutoNAT v1, as every libp2p implementation names it."""
-
 ReachabilityMode = Literal["auto", "public", "private"]
 ReachabilityVerdict = Literal["public", "private", "unknown"]
 ProbeOutcome = Literal["reachable", "unreachable", "inconclusive"]
 """What one peer's answer says: it dialled back (reachable), it tried and could not
 (unreachable), or nothing about reachability (refused, timed out, no AutoNAT, garbled)."""
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
 FORCED_REASON = "set by --reachability"
 
-_MAX_ADDRS_READ = 64
-"""Most addresses of one request even looked at (the message size limit bounds it too)."""
-_MAX_ADDRS_SENT = 16
-_MAX_TEXT = 160
-"""Longest status text kept from a peer (it is shown to a person)."""
 _MAX_RESULTS = 32
 """Probe results remembered for the verdict (besides the age limit)."""
 _SEEN_FROM = re.compile(r"seen from ([0-9A-Fa-f:.]+)$")
 
 
 # --- settings ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DialBackPolicy:
-    """How much dialling the server does for others."""
-
-    per_peer_interval_s: float = 30.0
-    """A peer gets one dial-back per this many seconds; sooner requests are refused."""
-    global_per_minute: int = 30
-    """Dial-backs per minute for all peers together."""
-    max_concurrent: int = 4
-    """Dial-backs running at once; more are refused, not queued."""
-    dial_timeout_s: float = 5.0
-    """Longest one dial (TCP connect, multistream-select and the Noise handshake) may take."""
-    budget_s: float = 10.0
-    """Longest all the dials of one request may take together."""
-    max_addresses: int = 4
-    """Most addresses dialled for one request."""
-    max_message_bytes: int = 4096
-    """Largest AutoNAT message read (requests on the server, responses on the client)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +107,8 @@ class ReachabilitySettings:
     """Answers older than this no longer count for the verdict."""
 
 
-# --- results and reports -----------------------------------------------------------------------
+
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,263 +155,7 @@ class ReachabilityReport:
     """Addresses (``ip:port``) peers reached this node at, newest first."""
 
 
-@dataclass(frozen=True, slots=True)
-class DialBackStatistics:
-    """What a :class:`DialBackServer` has done since it started."""
-
-    requests: int = 0
-    bad_requests: int = 0
-    refused: int = 0
-    dials: int = 0
-    """TCP connections attempted (each a fresh one)."""
-    successes: int = 0
-    """Requests answered OK."""
-
-
-# --- pure parts: addresses, messages, limits, the verdict --------------------------------------
-
-
-def parse_ip(text: str) -> IPAddress | None:
-    """An IP address, IPv4-mapped IPv6 (``::ffff:a.b.c.d``) as IPv4; None if not one."""
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-@dataclass(frozen=True, slots=True)
-class TcpAddress:
-    """A plain TCP address: ``/ip4|ip6/<ip>/tcp/<port>``."""
-
-    ip: IPAddress
-    port: int
-
-    @property
-    def multiaddr(self) -> str:
-        return f"/ip{self.ip.version}/{self.ip}/tcp/{self.port}"
-
-    @property
-    def host_port(self) -> str:
-        return f"[{self.ip}]:{self.port}" if self.ip.version == 6 else f"{self.ip}:{self.port}"
-
-
-def tcp_address(text: str, peer_id: str | None = None) -> TcpAddress | None:
-    """The TCP address a multiaddr names, or None unless it is exactly ``/ip4|ip6/<ip>/tcp/<port>``
-    with an optional ``/p2p/<peer id>`` (that must be ``peer_id`` when given).
-
-    Anything else (DNS, websockets, QUIC, ``/p2p-circuit``, zones) is not something to dial back.
-    """
-    parts = text.split("/")
-    if len(parts) == 7 and parts[5] == "p2p":
-        if peer_id is not None and parts[6] != peer_id:
-            return None
-        parts = parts[:5]
-    if len(parts) != 5 or parts[0] or parts[1] not in ("ip4", "ip6") or parts[3] != "tcp":
-        return None
-    ip = parse_ip(parts[2])
-    if ip is None or f"ip{ip.version}" != parts[1] or not parts[4].isdigit():
-        return None
-    port = int(parts[4])
-    return TcpAddress(ip, port) if 0 < port < 65536 else None
-
-
-def dialable_tcp_addrs(texts: Iterable[str]) -> list[str]:
-    """This node's addresses worth offering for a dial-back: plain TCP ones, without the
-    ``/p2p/<id>`` suffix (the request names the peer id), no relay circuits, no duplicates."""
-    found = (tcp_address(text) for text in texts)
-    return list(dict.fromkeys(a.multiaddr for a in found if a is not None))[:_MAX_ADDRS_SENT]
-
-
-def frame(payload: bytes) -> bytes:
-    """``payload`` behind its unsigned-varint length, as AutoNAT frames messages."""
-    prefix = bytearray()
-    length = len(payload)
-    while True:
-        byte = length & 0x7F
-        length >>= 7
-        if length:
-            prefix.append(byte | 0x80)
-        else:
-            prefix.append(byte)
-            return bytes(prefix) + payload
-
-
-def frame_length(buffer: bytes | bytearray, limit: int) -> tuple[int, int] | None:
-    """``(header length, payload length)`` of the frame at the start of ``buffer``, or None
-    while the length prefix is incomplete.
-
-    Raises:
-        RemoteProtocolError: the prefix is malformed or announces more than ``limit`` bytes.
-    """
-    value = 0
-    for i, byte in enumerate(buffer[:10]):
-        value |= (byte & 0x7F) << (7 * i)
-        if value > limit:
-            raise RemoteProtocolError(f"an AutoNAT message over {limit} bytes")
-        if not byte & 0x80:
-            return i + 1, value
-    if len(buffer) >= 10:
-        raise RemoteProtocolError("a malformed AutoNAT length prefix")
-    return None
-
-
-async def read_frame(stream: Stream, limit: int) -> bytes:
-    """One length-prefixed message from ``stream`` (reading nothing past it).
-
-    Raises:
-        RemoteProtocolError: malformed, over ``limit``, or cut short by end of stream.
-        NetError: the stream timed out or broke.
-    """
-    buffer = bytearray()
-    while True:
-        found = frame_length(buffer, limit)
-        if found is not None and len(buffer) >= sum(found):
-            header, length = found
-            return bytes(buffer[header:header + length])
-        wanted = 1 if found is None else sum(found) - len(buffer)
-        data = await stream.receive_some(wanted)
-        if not data:
-            raise RemoteProtocolError("the AutoNAT stream ended before a whole message")
-        buffer += data
-
-
-def encode_dial_request(peer_id: str, addrs: Iterable[str]) -> bytes:
-    """A framed DIAL request asking to be dialled at ``addrs`` as ``peer_id``."""
-    message = Message()
-    message.type = Message.DIAL
-    message.dial.peer.id = ID.from_base58(peer_id).to_bytes()
-    message.dial.peer.addrs.extend(Multiaddr(a).to_bytes() for a in addrs)
-    return frame(message.SerializeToString())
-
-
-def decode_dial_request(payload: bytes, asker: str) -> list[str]:
-    """The addresses (multiaddr text) a DIAL request from ``asker`` offers; unreadable
-    addresses are skipped, as other implementations do.
-
-    Raises:
-        RemoteProtocolError: not a DIAL request, or one asking to dial another peer.
-    """
-    message = Message()
-    try:
-        message.ParseFromString(payload)
-    except Exception:  # protobuf's DecodeError, or its C implementation's variants
-        raise RemoteProtocolError("not an AutoNAT message") from None
-    if not message.HasField("type") or message.type != Message.DIAL \
-            or not message.HasField("dial"):
-        raise RemoteProtocolError("an AutoNAT message that is not a DIAL request")
-    if not message.dial.HasField("peer"):
-        raise RemoteProtocolError("a DIAL request without peer information")
-    peer = message.dial.peer
-    if peer.HasField("id") and peer.id != ID.from_base58(asker).to_bytes():
-        raise RemoteProtocolError("a DIAL request for another peer than the asker")
-    addrs = []
-    for raw in list(peer.addrs)[:_MAX_ADDRS_READ]:
-        try:
-            addrs.append(str(Multiaddr(raw)))
-        except Exception:  # multiaddr raises several unrelated types for bad bytes
-            continue
-    return addrs
-
-
-def encode_dial_response(status: int, text: str = "", addr: str | None = None) -> bytes:
-    """A framed DIAL_RESPONSE."""
-    message = Message()
-    message.type = Message.DIAL_RESPONSE
-    message.dialResponse.status = status  # type: ignore[assignment]  # the enum's NewType
-    if text:
-        message.dialResponse.statusText = text
-    if addr is not None:
-        message.dialResponse.addr = Multiaddr(addr).to_bytes()
-    return frame(message.SerializeToString())
-
-
-@dataclass(frozen=True, slots=True)
-class DialResponse:
-    """A decoded DIAL_RESPONSE."""
-
-    status: int
-    status_name: str
-    text: str
-    addr: str | None
-
-
-def decode_dial_response(payload: bytes) -> DialResponse:
-    """Raises: RemoteProtocolError: not a DIAL_RESPONSE."""
-    message = Message()
-    try:
-        message.ParseFromString(payload)
-    except Exception:  # protobuf's DecodeError, or its C implementation's variants
-        raise RemoteProtocolError("not an AutoNAT message") from None
-    if not message.HasField("type") or message.type != Message.DIAL_RESPONSE \
-            or not message.HasField("dialResponse"):
-        raise RemoteProtocolError("an AutoNAT answer that is not a DIAL_RESPONSE")
-    response = message.dialResponse
-    # proto2 keeps an unknown enum value out of the field, which then reads as its default, OK.
-    if not response.HasField("status"):
-        raise RemoteProtocolError("a DIAL_RESPONSE without a status this node knows")
-    try:
-        name = Message.ResponseStatus.Name(response.status)
-    except ValueError:
-        name = f"status {int(response.status)}"
-    addr = None
-    if response.HasField("addr"):
-        try:
-            addr = str(Multiaddr(response.addr))
-        except Exception:  # multiaddr raises several unrelated types for bad bytes
-            addr = None
-    return DialResponse(int(response.status), name, printable(response.statusText, 512), addr)
-
-
-def printable(text: str, limit: int = _MAX_TEXT) -> str:
-    """A peer's text made safe to show: control characters replaced, length capped."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text[:limit])
-
-
-def dial_back_candidates(addrs: Iterable[str], asker: str, observed: IPAddress,
-                         limit: int) -> list[TcpAddress]:
-    """The offered addresses the server may dial: plain TCP at the observed IP, at most
-    ``limit``, no duplicates. Every other IP is dropped (dialling a third party on a peer's
-    word would make the server an amplifier)."""
-    found: dict[TcpAddress, None] = {}
-    for text in addrs:
-        addr = tcp_address(text, asker)
-        if addr is not None and addr.ip == observed:
-            found[addr] = None
-            if len(found) >= limit:
-                break
-    return list(found)
-
-
-class DialBackLimiter:
-    """Whether a dial-back may start now: one per peer per interval, a cap per minute in all.
-
-    Pure (time is passed in). A clock that goes backwards opens the windows instead of closing
-    them for the length of the jump.
-    """
-
-    def __init__(self, policy: DialBackPolicy) -> None:
-        self._policy = policy
-        self._last: dict[str, float] = {}
-        self._recent: deque[float] = deque()
-
-    def admit(self, peer_id: str, now: float) -> str | None:
-        """Record a dial-back for ``peer_id`` and return None, or say why it may not start."""
-        interval = self._policy.per_peer_interval_s
-        last = self._last.get(peer_id)
-        if last is not None and 0 <= now - last < interval:
-            return f"one dial-back per {interval:g} s per peer"
-        while self._recent and not 0 <= now - self._recent[0] < 60.0:
-            self._recent.popleft()
-        if len(self._recent) >= self._policy.global_per_minute:
-            return "too many dial-backs this minute"
-        self._recent.append(now)
-        self._last[peer_id] = now
-        if len(self._last) > 4 * self._policy.global_per_minute + 64:
-            self._last = {p: t for p, t in self._last.items() if 0 <= now - t < interval}
-        return None
+# --- the verdict (pure) ----------------------------------------------------------------------
 
 
 def _scope_note(ip: IPAddress) -> str:
@@ -529,190 +224,6 @@ def judge(results: Iterable[ProbeResult], now: float, *,
     asked = _first_host_port(since[-1].asked)
     return "unknown", (f"1 peer could not dial back {asked}{hint}; "
                        "waiting for a second answer")
-
-
-# --- libp2p internals (0.8.1), each pinned by tests/test_net_reachability.py -------------------
-
-
-def observed_origin(stream: Stream) -> IPAddress | Literal["relayed", "unknown"]:
-    """The IP the stream's connection comes from; "relayed" over a circuit (whose remote address
-    is the relay's); "unknown" when libp2p cannot say (the request is refused: fail closed).
-
-    meshcrew's :class:`Stream` does not expose its connection's remote endpoint, so this reads
-    the libp2p ``NetStream`` it wraps (``Stream._raw``). libp2p internals relied on:
-    ``NetStream.muxed_conn`` (the ``Yamux`` connection), its ``get_connection_type()``
-    (``ConnectionType.DIRECT`` for TCP, ``RELAYED`` for circuits), ``get_transport_addresses()``
-    (``/p2p-circuit`` for circuits) and ``get_remote_address()``, the TCP socket's ``(ip, port)``
-    (``None`` for IPv6 peers in 0.8.1: ``TrioTCPStream`` only accepts 2-tuples, so IPv6 askers
-    are refused).
-    """
-    try:
-        muxed = stream._raw.muxed_conn
-        kind = muxed.get_connection_type()
-        circuit = any("/p2p-circuit" in str(a) for a in muxed.get_transport_addresses())
-        remote = muxed.get_remote_address()
-    except Exception:  # an upgraded libp2p without these: refuse rather than guess
-        log.warning("cannot tell where an AutoNAT request comes from; refusing it", exc_info=True)
-        return "unknown"
-    if kind == ConnectionType.RELAYED or circuit:
-        return "relayed"
-    if kind != ConnectionType.DIRECT or not isinstance(remote, tuple) or len(remote) != 2:
-        return "unknown"
-    return parse_ip(str(remote[0])) or "unknown"
-
-
-async def dial_back(noise: NoiseTransport, addr: TcpAddress, peer_id: str, *,
-                    timeout_s: float) -> str | None:
-    """Open a fresh TCP connection to ``addr`` and authenticate ``peer_id`` there with Noise;
-    close it again. Return None on success, or why it failed.
-
-    The connection is never given to the swarm: libp2p's ``host.connect`` would return the
-    existing connection to the asker instead of dialling. Pieces of libp2p used, as its
-    ``TransportUpgrader.upgrade_security`` uses them: ``RawConnection(TrioTCPStream(stream),
-    initiator=True)``, ``MultiselectClient().select_one_of([/noise], MultiselectCommunicator(raw),
-    timeout)`` and ``NoiseTransport.secure_outbound(raw, peer_id)``, whose XX handshake raises
-    unless the remote static key signs for ``peer_id``.
-    """
-    failure: str | None = f"no answer within {timeout_s:g} s"
-    with trio.move_on_after(timeout_s):
-        failure = await _dial_and_authenticate(noise, addr, ID.from_base58(peer_id),
-                                               max(1, math.ceil(timeout_s)))
-    return failure
-
-
-def _connect_error(exc: OSError) -> str:
-    """Why a TCP connect failed ("Connection refused"): trio's "all attempts to connect ...
-    failed" keeps the real errors in a group as its cause."""
-    errors: list[BaseException] = [exc]
-    if isinstance(exc.__cause__, BaseExceptionGroup):
-        found = exc.__cause__.subgroup(lambda e: isinstance(e, OSError) and bool(e.errno))
-        errors = list(found.exceptions) if found is not None else errors
-    for error in errors:
-        if isinstance(error, OSError) and error.errno:
-            return os.strerror(error.errno)
-    return str(exc) or type(exc).__name__
-
-
-async def _dial_and_authenticate(noise: NoiseTransport, addr: TcpAddress, expected: ID,
-                                 negotiate_timeout: int) -> str | None:
-    try:
-        tcp = await trio.open_tcp_stream(str(addr.ip), addr.port)
-    except OSError as exc:
-        return _connect_error(exc)
-    try:
-        raw = RawConnection(TrioTCPStream(tcp), True)
-        await MultiselectClient().select_one_of(
-            [NOISE_PROTOCOL_ID], MultiselectCommunicator(raw), negotiate_timeout)
-        secure = await noise.secure_outbound(raw, expected)
-        if secure.get_remote_peer() != expected:
-            return "a different peer answered"
-        return None
-    except Exception as exc:  # libp2p raises many unrelated types; each is a failed dial
-        log.debug("dial-back to %s failed", addr.host_port, exc_info=True)
-        return f"{type(exc).__name__} during the handshake"
-    finally:
-        with trio.CancelScope(shield=True):
-            await tcp.aclose()
-
-
-# --- server ------------------------------------------------------------------------------------
-
-
-class DialBackServer:
-    """Answers AutoNAT DIAL requests by dialling the asker back on a fresh connection.
-
-    Args:
-        host: the running host; it must keep its Noise transport (``open_host`` does).
-        policy: limits (defaults: one dial-back per peer per 30 s, 30 a minute, 5 s a dial).
-        clock: seconds, for the rate windows.
-
-    Raises:
-        TypeError: the host has no Noise transport to authenticate dial-backs with.
-    """
-
-    def __init__(self, host: Host, policy: DialBackPolicy | None = None, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        noise = host._noise
-        if not isinstance(noise, NoiseTransport):
-            raise TypeError("the host keeps no Noise transport (Host._noise); open it with "
-                            "open_host to serve dial-backs")
-        self._host = host
-        self._noise: NoiseTransport = noise
-        self._policy = policy or DialBackPolicy()
-        self._clock = clock
-        self._limiter = DialBackLimiter(self._policy)
-        self._busy = trio.CapacityLimiter(self._policy.max_concurrent)
-        self._requests = self._bad_requests = self._refused = self._dials = self._successes = 0
-
-    @property
-    def policy(self) -> DialBackPolicy:
-        return self._policy
-
-    def register(self) -> None:
-        """Serve ``/libp2p/autonat/1.0.0`` on the host from now on."""
-        # The host's own handler wrapper refuses banned peers and resets the stream on failure.
-        self._host.set_stream_handler(AUTONAT_PROTOCOL, self.serve)
-
-    def statistics(self) -> DialBackStatistics:
-        return DialBackStatistics(self._requests, self._bad_requests, self._refused, self._dials,
-                                  self._successes)
-
-    async def serve(self, stream: Stream) -> None:
-        """Answer one AutoNAT stream (the host resets it if this fails)."""
-        self._requests += 1
-        try:
-            try:
-                payload = await read_frame(stream, self._policy.max_message_bytes)
-                addrs = decode_dial_request(payload, stream.peer_id)
-            except RemoteProtocolError as exc:
-                self._bad_requests += 1
-                self._host.penalize(stream.peer_id, PROTOCOL_VIOLATION, str(exc))
-                await stream.send_all(encode_dial_response(Message.E_BAD_REQUEST, str(exc)))
-                await stream.aclose()
-                return
-            await stream.send_all(await self._answer(stream, addrs))
-            await stream.aclose()
-        except NetError as exc:  # the asker went away or stalled: nothing to answer
-            log.debug("AutoNAT request from %s abandoned: %s", stream.peer_id, exc)
-
-    async def _answer(self, stream: Stream, addrs: list[str]) -> bytes:
-        asker = stream.peer_id
-        observed = observed_origin(stream)
-        if isinstance(observed, str):  # "relayed" or "unknown"
-            self._refused += 1
-            return encode_dial_response(Message.E_DIAL_REFUSED, (
-                "dial-backs are refused over relayed connections" if observed == "relayed"
-                else "cannot tell the IP this request came from"))
-        refusal = self._limiter.admit(asker, self._clock())
-        if refusal is not None:
-            self._refused += 1
-            return encode_dial_response(Message.E_DIAL_REFUSED, refusal)
-        candidates = dial_back_candidates(addrs, asker, observed, self._policy.max_addresses)
-        if not candidates:
-            return encode_dial_response(
-                Message.E_DIAL_ERROR,
-                f"no TCP address offered is at the IP the request came from; seen from {observed}")
-        try:
-            self._busy.acquire_nowait()
-        except trio.WouldBlock:
-            self._refused += 1
-            return encode_dial_response(Message.E_DIAL_REFUSED, "too many dial-backs at once")
-        failures = []
-        try:
-            with trio.move_on_after(self._policy.budget_s):
-                for addr in candidates:
-                    self._dials += 1
-                    failed = await dial_back(self._noise, addr, asker,
-                                             timeout_s=self._policy.dial_timeout_s)
-                    if failed is None:
-                        log.info("dialled %s back at %s", asker, addr.host_port)
-                        self._successes += 1
-                        return encode_dial_response(Message.OK, addr=addr.multiaddr)
-                    failures.append(f"{addr.host_port}: {failed}")
-        finally:
-            self._busy.release()
-        text = printable("could not dial " + "; ".join(failures or ["in time"]), 300)
-        return encode_dial_response(Message.E_DIAL_ERROR, f"{text}; seen from {observed}")
 
 
 # --- client ------------------------------------------------------------------------------------
