@@ -273,3 +273,27 @@ def test_a_join_the_fold_would_refuse_is_not_taken_early(town: Town) -> None:
     assert refusal(ada, space, for_jo) is Reason.JOIN_FORGED
     assert not ada.view(space).state.is_member(mallory.me)
     assert not ada.view(space).state.is_member(jo.me)
+
+
+def test_the_gossip_judge_hands_on_what_it_accepted_once_and_keeps_few(town: Town) -> None:
+    """The node takes an accepted message's record from the judge, opened and verified, rather
+    than opening and verifying it again; only accepted ones, each once, the newest few."""
+    space, (ada, bo) = crew_of(town, "Ada", "Bo")
+    judge = GossipJudge(Membership(ada), ada.now,
+                        open_transit=lambda space_id, data: data.removeprefix(b"sealed:"))
+    judge.KEEP_OPENED = 2
+    posts = [bo.replica.get(bo.checkin(space, text=f"post {n}")) for n in range(3)]
+    sealed = [b"sealed:" + p.raw for p in posts if p is not None]
+    by_bo = bo.identity.peer_id
+    assert judge(space, b"sealed:not a record", by_bo) is Verdict.REJECT
+    assert judge.opened(space, b"sealed:not a record") is None
+    for data in sealed:
+        assert judge(space, data, by_bo) is Verdict.ACCEPT
+    assert judge.opened(space, sealed[0]) is None  # the oldest made room
+    for data, post in zip(sealed[1:], posts[1:], strict=True):
+        record = judge.opened(space, data)
+        assert record is not None
+        assert post is not None
+        assert (record.id, record.raw, record.author) == (post.id, post.raw, bo.me)
+        assert judge.opened(space, data) is None  # handed on once
+    assert judge.opened(ada.create_space("Sun"), sealed[2]) is None  # another topic's

@@ -13,6 +13,7 @@ gathered, so each sender's records stay in order. Frontiers from sync sessions b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import msgpack
@@ -24,7 +25,7 @@ from meshcrew.net import RecordsVerified, SessionEvent
 from meshcrew.records import PROTOCOL_VERSION, Head, Record, record_id
 from meshcrew.spaces import RecordKind
 from meshcrew.spaces.transit import TransitForged, TransitUnknown
-from meshcrew.store import VerifiedBatch
+from meshcrew.store import VerifiedBatch, verify_batch
 from meshcrew.sync import PeerFrontier, RecordsReceived
 
 if TYPE_CHECKING:
@@ -81,11 +82,17 @@ class Arrivals:
         replica: the replica, to tell what ``take`` stored.
         receipts: where frontiers and authors' own publications are noted.
         transit: opens gossip messages sealed in transit.
+        opened: the record of a gossip message the validator accepted, opened and verified
+            (:meth:`meshcrew.node.membership.GossipJudge.opened`), or None.
+        clock: UTC milliseconds (for checking what the validator no longer keeps).
     """
 
     def __init__(self, take: Take, replica: Replica, receipts: Receipts,
-                 transit: Transit) -> None:
+                 transit: Transit, *, opened: Callable[[bytes, bytes], Record | None],
+                 clock: Callable[[], int]) -> None:
         self._take = take
+        self._opened = opened
+        self._clock = clock
         self._replica = replica
         self._receipts = receipts
         self._transit = transit
@@ -149,15 +156,25 @@ class Arrivals:
                     batch.append(messages.receive_nowait())
                 except trio.WouldBlock:
                     break
-            by_origin: dict[tuple[str, bytes], list[bytes]] = {}
+            by_origin: dict[tuple[str, bytes], VerifiedBatch] = {}
             for message in batch:
-                try:  # the validator opened it already; only a key change between can fail
-                    raw = self._transit.open(message.space_id, message.data)
-                except (TransitUnknown, TransitForged):
+                records = by_origin.setdefault((message.origin, message.space_id),
+                                               VerifiedBatch())
+                record = self._opened(message.space_id, message.data)
+                if record is not None:  # the validator opened and verified it
+                    records.records.append(record)
                     continue
-                by_origin.setdefault((message.origin, message.space_id), []).append(raw)
-            for (origin, space_id), raws in by_origin.items():
-                stored = self._take(raws, sender=origin, propagate=False, space_id=space_id)
+                try:  # no longer kept by the validator: open and verify it again
+                    raw = self._transit.open(message.space_id, message.data)
+                except (TransitUnknown, TransitForged):  # the keys changed in between
+                    continue
+                records.extend(verify_batch([raw], now_ms=self._clock()))
+            for (origin, space_id), verified in by_origin.items():
+                raws = verified.raws
+                if not raws:
+                    continue
+                stored = self._take(raws, sender=origin, propagate=False, space_id=space_id,
+                                    verified=verified)
                 self.gossip_taken += len(raws)
                 self.gossip_stored += len(stored)
                 self.note_published(origin, raws)

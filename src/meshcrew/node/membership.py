@@ -19,6 +19,7 @@ hop, before delivering or forwarding it (``docs/node.md`` gives its rules).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -167,7 +168,16 @@ class GossipJudge:
     - the same from a publisher that is not a member either: reject.
 
     Rejections cost the forwarding peer penalty points (``meshcrew.net.gossip``).
+
+    An accepted message's record, opened and verified, is kept for :meth:`opened` (the node
+    takes it from there rather than opening and verifying it a second time), a bounded number
+    of them: libp2p delivers what it accepts moments later, or drops it.
     """
+
+    KEEP_OPENED = 512
+    """Most accepted records kept for :meth:`opened`; the oldest go first."""
+    KEEP_OPENED_BYTES = 8 << 20
+    """Most bytes of them kept."""
 
     def __init__(self, membership: Membership, clock: Callable[[], int], *,
                  open_transit: Callable[[bytes, bytes], bytes] | None = None) -> None:
@@ -178,6 +188,8 @@ class GossipJudge:
         self.verdicts: dict[Verdict, int] = dict.fromkeys(Verdict, 0)
         """How many messages got each verdict since the node started (libp2p drops a message
         it has seen before without asking again)."""
+        self._opened: OrderedDict[tuple[bytes, bytes], Record] = OrderedDict()
+        self._opened_bytes = 0
 
     @property
     def judged(self) -> int:
@@ -191,36 +203,58 @@ class GossipJudge:
 
     def __call__(self, space_id: bytes, data: bytes, origin: str) -> Verdict:
         """Judge one message published on ``space_id``'s topic by ``origin``."""
-        verdict = self._judge(space_id, data, origin)
+        verdict, record = self._judge(space_id, data, origin)
         self.verdicts[verdict] += 1
+        if record is not None:
+            self._keep_opened((space_id, data), record)
         return verdict
 
-    def _judge(self, space_id: bytes, data: bytes, origin: str) -> Verdict:
+    def opened(self, space_id: bytes, data: bytes) -> Record | None:
+        """The record of a message this judge accepted (as it came, sealed), verified, once;
+        None if it was not accepted or is no longer kept."""
+        record = self._opened.pop((space_id, data), None)
+        if record is not None:
+            self._opened_bytes -= len(data) + len(record.raw)
+        return record
+
+    def _keep_opened(self, key: tuple[bytes, bytes], record: Record) -> None:
+        if key in self._opened:
+            return
+        self._opened[key] = record
+        self._opened_bytes += len(key[1]) + len(record.raw)
+        while len(self._opened) > self.KEEP_OPENED or self._opened_bytes > self.KEEP_OPENED_BYTES:
+            (_, data), dropped = self._opened.popitem(last=False)
+            self._opened_bytes -= len(data) + len(dropped.raw)
+
+    def _judge(self, space_id: bytes, sealed: bytes, origin: str
+               ) -> tuple[Verdict, Record | None]:
+        """The verdict, and the record when it is accepted."""
         membership = self._membership
+        data = sealed
         if self._open_transit is not None:
             try:
-                data = self._open_transit(space_id, data)
+                data = self._open_transit(space_id, sealed)
             except TransitUnknown:
                 # Another version, or sealed under an epoch this member has not received yet
                 # (a rotation racing its first posts): nothing is proven, sync brings it. Only
                 # peers the gate lets into the topic can send here at all.
-                return Verdict.IGNORE
+                return Verdict.IGNORE, None
             except TransitForged:
-                return Verdict.REJECT
+                return Verdict.REJECT, None
         try:
             record = decode_and_verify(data, now_ms=self._clock())
         except RecordError as exc:
             if exc.reason in UNJUDGEABLE and self._vouched(space_id, origin):
-                return Verdict.IGNORE
-            return Verdict.REJECT
+                return Verdict.IGNORE, None
+            return Verdict.REJECT, None
         if record.space_id != space_id:
-            return Verdict.REJECT
+            return Verdict.REJECT, None
         if membership.is_member(space_id, record.author):
-            return Verdict.ACCEPT
+            return Verdict.ACCEPT, record
         if membership.valid_join(record):
             membership.note_early_join(record)
-            return Verdict.ACCEPT
-        return Verdict.IGNORE if self._vouched(space_id, origin) else Verdict.REJECT
+            return Verdict.ACCEPT, record
+        return (Verdict.IGNORE if self._vouched(space_id, origin) else Verdict.REJECT), None
 
     def _vouched(self, space_id: bytes, origin: str) -> bool:
         """Whether a member published it (so what cannot be judged yet is not held against

@@ -159,7 +159,8 @@ class Node:
         self._topics_changed = trio.Event()
         self._to_sync: set[str] = set()
         self._sync_wanted = trio.Event()
-        self._arrivals = Arrivals(self.take, replica, self.receipts, self.transit)
+        self._arrivals = Arrivals(self.take, replica, self.receipts, self.transit,
+                                  opened=self.judge.opened, clock=clock)
         self._reach: ReachabilityWatch | None = None
 
     # --- the handle ----------------------------------------------------------------------------
