@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -172,29 +173,15 @@ class Replica:
         Raises:
             ReplicaError: if the replica is read-only or the write fails (nothing is written).
         """
-        conn = self._connection()
-        if self._lock is None:
-            raise ReplicaError(f"The replica {self.path} was opened read-only; only the node "
-                               "writes it.")
+        conn = self._writable()
         ingest = Ingest(conn, sender=sender, now_ms=now_ms, pending_cap=self.pending_cap,
                         reject_log_size=self.reject_log_size)
         for raw, error in batch.refused:
             ingest.reject_envelope(raw, error)
-        records = batch.records
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for record in records:
-                    ingest.add(record)
-                report = ingest.finish()
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise ReplicaError(f"Cannot write to the replica {self.path}: {exc}.") from exc
-        return report
+        with self._transaction(conn):
+            for record in batch.records:
+                ingest.add(record)
+            return ingest.finish()
 
     def expire(self, husks: Mapping[bytes, bytes]) -> int:
         """Replace accepted records by their husks and wipe their content from the disk.
@@ -215,30 +202,18 @@ class Replica:
         Raises:
             ReplicaError: if the replica is read-only or the write fails (nothing is changed).
         """
-        conn = self._connection()
-        if self._lock is None:
-            raise ReplicaError(f"The replica {self.path} was opened read-only; only the node "
-                               "writes it.")
+        conn = self._writable()
         done = 0
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for rid, husk in husks.items():
-                    row = conn.execute(f"SELECT rowid, chain, raw FROM records WHERE {_BY_ID} "
-                                       f"AND state = {ACCEPTED}", (rid,)).fetchone()
-                    if row is None or _is_husk(row[2]):
-                        continue
-                    conn.execute("UPDATE records SET raw = ? WHERE rowid = ?", (husk, row[0]))
-                    conn.execute("UPDATE chains SET expired = expired + 1 WHERE chain = ?",
-                                 (row[1],))
-                    done += 1
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise ReplicaError(f"Cannot write to the replica {self.path}: {exc}.") from exc
+        with self._transaction(conn):
+            for rid, husk in husks.items():
+                row = conn.execute(f"SELECT rowid, chain, raw FROM records WHERE {_BY_ID} "
+                                   f"AND state = {ACCEPTED}", (rid,)).fetchone()
+                if row is None or _is_husk(row[2]):
+                    continue
+                conn.execute("UPDATE records SET raw = ? WHERE rowid = ?", (husk, row[0]))
+                conn.execute("UPDATE chains SET expired = expired + 1 WHERE chain = ?",
+                             (row[1],))
+                done += 1
         if done:
             self.wipe_log()
         return done
@@ -381,6 +356,29 @@ class Replica:
         if self._conn is None:
             raise ReplicaError(f"The replica {self.path} is closed.")
         return self._conn
+
+    def _writable(self) -> sqlite3.Connection:
+        conn = self._connection()
+        if self._lock is None:
+            raise ReplicaError(f"The replica {self.path} was opened read-only; only the node "
+                               "writes it.")
+        return conn
+
+    @contextmanager
+    def _transaction(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """One write transaction: committed if the block ends, rolled back if it raises;
+        SQLite's errors (at any step) become ReplicaError."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise ReplicaError(f"Cannot write to the replica {self.path}: {exc}.") from exc
 
     def _all(self, sql: str, args: Iterable[Any]) -> list[Any]:
         try:
