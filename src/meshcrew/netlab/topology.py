@@ -46,14 +46,18 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any, Literal, get_args
 
 from meshcrew.errors import LocalError
+from meshcrew.netlab.processes import (
+    pids_inside,
+    signal_if_inside,
+    signals_deferred,
+    termination_unwinds,
+)
 
 NatMode = Literal["cone", "symmetric"]
 """How a router maps its LAN's connections to source ports on its WAN address."""
@@ -392,7 +396,7 @@ class Lab:
             return
         self._closed = True
         atexit.unregister(self.close)
-        with _signals_deferred():
+        with signals_deferred():
             problems = self._stop_processes()
             for name in reversed(self._made):
                 try:
@@ -405,15 +409,15 @@ class Lab:
     def _stop_processes(self) -> list[str]:
         """SIGTERM everything inside the namespaces, SIGKILL what is left after the deadline."""
         for sig, within in ((signal.SIGTERM, self._stop_timeout), (signal.SIGKILL, 5.0)):
-            for pid in _pids_inside(self._identities):
-                _signal_if_inside(pid, sig, self._identities)
+            for pid in pids_inside(self._identities):
+                signal_if_inside(pid, sig, self._identities)
             deadline = time.monotonic() + within
             while self._running() and time.monotonic() < deadline:
                 time.sleep(_POLL_S)
             if not self._running():
                 return []
         problems = []
-        if left := _pids_inside(self._identities):
+        if left := pids_inside(self._identities):
             problems.append(f"processes {left} outlived SIGKILL")
         if unreaped := [p.pid for p in self._processes if p.poll() is None]:
             problems.append(f"processes {unreaped} did not exit")
@@ -426,79 +430,7 @@ class Lab:
         second condition waits for the end of that exit.
         """
         unreaped = [process for process in self._processes if process.poll() is None]
-        return bool(unreaped or _pids_inside(self._identities))
-
-
-def _pids_inside(identities: set[tuple[int, int]]) -> list[int]:
-    """The live processes whose network namespace is one of ``identities`` (zombies are not)."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                ns = os.stat(f"/proc/{entry.name}/ns/net")
-            except OSError:
-                continue
-            if (ns.st_dev, ns.st_ino) in identities:
-                found.append(int(entry.name))
-    return found
-
-
-def _signal_if_inside(pid: int, sig: signal.Signals, identities: set[tuple[int, int]]) -> None:
-    """Signal a process through a pidfd, only if it is (still) in one of the namespaces.
-
-    The pidfd is opened first, then the namespace checked, so a pid reused by a process outside
-    the lab in the meantime is never signalled.
-    """
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError:
-        return
-    try:
-        ns = os.stat(f"/proc/{pid}/ns/net")
-        if (ns.st_dev, ns.st_ino) in identities:
-            signal.pidfd_send_signal(pidfd, sig)
-    except OSError:
-        pass  # it exited meanwhile
-    finally:
-        os.close(pidfd)
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold Ctrl-C, SIGTERM and SIGHUP until the block is done (only the main thread can)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
-
-
-def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
-
-
-@contextlib.contextmanager
-def _termination_unwinds() -> Iterator[None]:
-    """Make SIGTERM and SIGHUP raise SystemExit while the block runs, where nothing else handles
-    them, so ``finally`` blocks run as they do for Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    installed = []
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) == signal.SIG_DFL:
-            signal.signal(sig, _exit_on_signal)
-            installed.append(sig)
-    try:
-        yield
-    finally:
-        for sig in installed:
-            if signal.getsignal(sig) == _exit_on_signal:
-                signal.signal(sig, signal.SIG_DFL)
+        return bool(unreaped or pids_inside(self._identities))
 
 
 @contextlib.contextmanager
@@ -518,7 +450,7 @@ def open_lab(nat: NatMode = "cone", *, stop_timeout: float = STOP_TIMEOUT_S) -> 
         raise LabError(f"the NAT lab cannot run: {reason}")
     lab = Lab(_new_tag(), stop_timeout)
     atexit.register(lab.close)
-    with _termination_unwinds():
+    with termination_unwinds():
         try:
             lab._build(nat)
             yield lab
