@@ -225,6 +225,10 @@ GOOD_BODIES: dict[str, dict[str, Any]] = {
     "sealed": {"e": RID, "c": bytes(BLOB_OVERHEAD + 10)},
     "carrier": {"c": bytes(KEY_BYTES), "a": True, "r": RID},
 }
+AFTER_THE_ORACLE = [RecordKind.DEVICE, RecordKind.UNLINK]
+"""Kinds added after the frozen parser (a member's devices): the oracle does not know them,
+so they are not compared; ``tests/test_spaces_devices.py`` checks their bodies."""
+KNOWN_KINDS = [kind for kind in RecordKind if kind not in AFTER_THE_ORACLE]
 BODY_FIELDS = sorted({name for wire in GOOD_BODIES.values() for name in wire})
 BYTE_SIZES = sorted({0, 1, ID_BYTES - 1, ID_BYTES, ID_BYTES + 1, KEY_BYTES, BLOB_OVERHEAD - 1,
                      BLOB_OVERHEAD, bodies.PROOF_BYTES, SEALED_KEY_BYTES,
@@ -244,7 +248,7 @@ body_values = st.one_of(
 def bodies_to_parse(draw: st.DrawFn) -> tuple[Any, bytes]:
     """A record kind (known, unknown or not a string) and mostly valid, mutated body bytes."""
     kind: Any = draw(st.sampled_from(sorted(GOOD_BODIES)) if draw(st.integers(0, 4))
-                     else st.one_of(st.sampled_from(list(RecordKind)),
+                     else st.one_of(st.sampled_from(KNOWN_KINDS),
                                     st.sampled_from(["post", "Sealed", "", None, 1, b"sealed"]),
                                     texts))  # the kind is not packed: surrogates are fine
     if draw(st.integers(0, 9)) == 0:
@@ -291,7 +295,7 @@ ODD_BODY_VALUES: list[Any] = [
     {bytes(KEY_BYTES - 1): bytes(SEALED_KEY_BYTES)},
     {"k" * KEY_BYTES: bytes(SEALED_KEY_BYTES)}, {bytes(KEY_BYTES): None},
 ]
-ODD_BODY_KINDS: list[Any] = [*GOOD_BODIES, *RecordKind, "Sealed", "SEALED", " sealed", "post",
+ODD_BODY_KINDS: list[Any] = [*GOOD_BODIES, *KNOWN_KINDS, "Sealed", "SEALED", " sealed", "post",
                              "", "None", None, 0, 1, True, b"sealed", ["sealed"], ("sealed",)]
 
 

@@ -49,6 +49,11 @@ class Reason(StrEnum):
     STALE_EPOCH = "stale_epoch"
     BAD_BODY = "bad_body"
     UNREADABLE = "unreadable"
+    # A member's devices (spaces.fold, rules 12 and 13)
+    DEVICE_UNPROVEN = "device_unproven"
+    DEVICE_REVOKED = "device_revoked"
+    DEVICE_OF_REMOVED = "device_of_removed"
+    DEVICE_CLAIMED = "device_claimed"
     # Proposals (spaces.proposals)
     PROPOSAL_UNKNOWN = "proposal_unknown"
     PROPOSAL_CLOSED = "proposal_closed"
@@ -109,6 +114,14 @@ _SENTENCES: dict[str, str] = {
     "bad_body": "The record's body is not valid for its kind (a field is missing, out of range "
                 "or too long).",
     "unreadable": "The body does not decrypt with the key of the epoch it names.",
+    "device_unproven": "The device certificate (or its revocation) is not signed by the member "
+                       "key it names, so it cannot be shown to come from that member.",
+    "device_revoked": "The author is a device its member revoked; nothing it wrote after the "
+                      "record the revocation named counts.",
+    "device_of_removed": "The author is a device of a member who was removed from this space "
+                         "by consent; every device of a removed member is out with them.",
+    "device_claimed": "The key already belongs to a member (as their key or one of their "
+                      "devices); one key belongs to one member.",
     "proposal_unknown": "It answers, amends or withdraws a proposal this space does not hold.",
     "proposal_closed": "The proposal had already been decided, withdrawn or reached its "
                        "deadline when this was signed.",

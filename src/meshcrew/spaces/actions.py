@@ -69,9 +69,10 @@ _NOT_LET_IN = ("Your join has not been let in yet: a member's key rotation admit
 
 
 def _require_member(state: SpaceState, member: bytes) -> None:
+    """``member`` (a member key, or a device of a member) is a current member let in."""
     if not state.is_member(member):
         raise SpaceError("You are not a member of this space.")
-    if member in state.pending:
+    if state.member_of(member) in state.pending:
         raise SpaceError(_NOT_LET_IN)
 
 
@@ -167,15 +168,20 @@ def propose_removal(state: SpaceState, proposer: bytes, member: bytes) -> Draft:
     whose majority must agree, on every replica. The proposer's own proposal counts as one consent.
     """
     _require_member(state, proposer)
-    if member == proposer:
+    if member == state.member_of(proposer):
         raise SpaceError("To leave a space, leave it; a removal is of someone else.")
-    if not state.is_member(member):
+    if member not in state.active:
         raise SpaceError("That key is not a current member of this space.")
     last = state.last_counting_record(member)
     if last is None:  # pragma: no cover - a member has at least their genesis or join
         raise SpaceError("That member has no accepted record to name.")
     electorate = sorted(state.members[k].joined_id for k in state.active if k != member)
-    return draft(RemoveBody(member, last.seq, last.id, tuple(electorate)))
+    devices = []
+    for device in state.devices_of(member)[1:]:  # every device is cut with its member
+        head = state.last_counting_record(device)
+        if head is not None:
+            devices.append((device, head.seq, head.id))
+    return draft(RemoveBody(member, last.seq, last.id, tuple(electorate), tuple(devices)))
 
 
 def consent_to_removal(state: SpaceState, member: bytes, proposal_id: bytes) -> Draft:
@@ -184,7 +190,7 @@ def consent_to_removal(state: SpaceState, member: bytes, proposal_id: bytes) -> 
     proposal = state.removals.get(proposal_id)
     if proposal is None:
         raise SpaceError("There is no such removal proposal in this space.")
-    if proposal.member == member:
+    if proposal.member == state.member_of(member):
         raise SpaceError("You cannot consent to your own removal.")
     return draft(ConsentBody(proposal_id))
 
@@ -259,6 +265,11 @@ def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
     staying = [key for key in state.active if key not in expired and (
         key in prev.shares
         or state.records[state.members[key].joined_id].kind != RecordKind.JOIN)]
+    # Every current device of a current member (fold rule 12); a new one's certificate is
+    # named, so the rotation is ordered after it.
+    devices = [d for d in state.devices.values()
+               if d.revoked_by is None and d.member in state.active and d.member not in expired]
+    staying += [d.key for d in devices]
     joining = sorted((state.members[key].joined_id, key) for key in state.active
                      if key not in staying and key not in expired)
     room = (MAX_BODY_BYTES - _KEYS_OVERHEAD - _SHARE_BYTES * len(staying)) // (
@@ -266,7 +277,8 @@ def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
     joining = joining[:max(room, 0)]
     recipients = sorted([*staying, *(key for _, key in joining)])
     after = ({join_id for join_id, _ in joining} | {state.changes[-1].record_id}
-             | {state.pending[key] for key in expired})  # named and left out: they lapse
+             | {state.pending[key] for key in expired}  # named and left out: they lapse
+             | {d.cert_id for d in devices if d.key not in prev.shares})
     new = new_key(rng)
     history = None
     if state.history:

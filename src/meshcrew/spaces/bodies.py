@@ -13,7 +13,9 @@ invite     ``{pk: invite public key, exp: expiry (ms, compared with the join's t
 join       ``{i: invite record id, who: joiner key, proof: invite-key signature}``
 leave      ``{}``, or ``{x: true}`` when the leaver's past posts expire now
 remove     ``{m: member key, s: seq of their last counting record, r: its id, a: [joins (or
-           genesis) of the other members it was proposed among: the electorate]}``
+           genesis) of the other members it was proposed among: the electorate], d: [[device
+           key, seq, id] of each of the member's other devices' last counting record]
+           (optional: absent when the member has no other device)}``
 consent    ``{p: removal proposal id}``
 keys       ``{n: epoch number, p: previous epoch id, s: {member: sealed key}, a: [ids of the
            membership changes it answers], h: blob of older keys (only if the space allows
@@ -23,6 +25,11 @@ carrier    ``{c: carrier key, a: true to add, false to drop, r: the carrier reco
            key it follows (optional; the record waits for it, so a drop is ordered after
            the naming it ends and a new naming after the drop)}``
 revoke     ``{i: invite id, u: [the joins with it its author had seen: they stand]}``
+device     ``{m: member key, s: the member key's signature over the device key, a: the newest
+           epoch sealed to the member that its author had seen (it waits for it)}`` (the
+           device's first record; see :mod:`meshcrew.spaces.devices`)
+unlink     ``{m: member key, d: device key, s: the member key's signature revoking it, n: seq
+           of the device's last counting record, r: its id}``
 =========  ==============================================================================
 
 A *blob* is ``nonce || XChaCha20-Poly1305 ciphertext`` (see :mod:`meshcrew.crypto`).
@@ -109,6 +116,10 @@ class RemoveBody:
     after: tuple[bytes, ...] = ()
     """The joins (or the genesis, for the founder) of the other current members as the proposer
     saw them: the electorate. The proposal waits for them."""
+    devices: tuple[tuple[bytes, int, bytes], ...] = ()
+    """The member's other current devices as the proposer saw them, each with its last
+    counting record (key, seq, id): a removal cuts every device of the member (fold rule 13).
+    The proposal waits for those records."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +164,29 @@ class RevokeBody:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceBody:
+    """A device's certificate: its member's key and that key's signature over the device."""
+
+    member: bytes
+    signature: bytes = field(repr=False)
+    after: bytes = b""
+    """The newest epoch sealed to the member that the device had seen: the certificate is
+    ordered after it, so after the member was let in."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnlinkBody:
+    """A device's revocation, signed by its member key; ``last_seq``/``last_id`` is the
+    device's last record that still counts."""
+
+    member: bytes
+    device: bytes
+    signature: bytes = field(repr=False)
+    last_seq: int = 1
+    last_id: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
 class CarrierBody:
     """Names a carrier of the space (``add``) or drops one."""
 
@@ -163,7 +197,7 @@ class CarrierBody:
 
 
 Body = (GenesisBody | InviteBody | JoinBody | LeaveBody | RemoveBody | ConsentBody | KeysBody
-        | RevokeBody
+        | RevokeBody | DeviceBody | UnlinkBody
         | SealedBody | CarrierBody)
 
 
@@ -173,7 +207,7 @@ def references(body: Body) -> tuple[bytes, ...]:
         case JoinBody():
             return (body.invite,)
         case RemoveBody():
-            return (body.last_id, *body.after)
+            return (body.last_id, *body.after, *(last for _, _, last in body.devices))
         case ConsentBody():
             return (body.proposal,)
         case KeysBody():
@@ -184,6 +218,10 @@ def references(body: Body) -> tuple[bytes, ...]:
             return () if body.after is None else (body.after,)
         case RevokeBody():
             return (body.invite, *body.used)
+        case UnlinkBody():
+            return (body.last_id,)
+        case DeviceBody():
+            return (body.after,)
     return ()
 
 
@@ -211,8 +249,11 @@ def encode_body(body: Body) -> bytes:
         case LeaveBody():
             return _pack({"x": True} if body.expire_posts else {})
         case RemoveBody():
-            return _pack({"m": body.member, "s": body.last_seq, "r": body.last_id,
-                          "a": list(body.after)})
+            remove: dict[str, Any] = {"m": body.member, "s": body.last_seq, "r": body.last_id,
+                                      "a": list(body.after)}
+            if body.devices:
+                remove["d"] = [list(device) for device in body.devices]
+            return _pack(remove)
         case ConsentBody():
             return _pack({"p": body.proposal})
         case KeysBody():
@@ -232,6 +273,11 @@ def encode_body(body: Body) -> bytes:
             return _pack(wire)
         case RevokeBody():
             return _pack({"i": body.invite, "u": list(body.used)})
+        case DeviceBody():
+            return _pack({"m": body.member, "s": body.signature, "a": body.after})
+        case UnlinkBody():
+            return _pack({"m": body.member, "d": body.device, "s": body.signature,
+                          "n": body.last_seq, "r": body.last_id})
     raise TypeError(f"not a body: {body!r}")
 
 
@@ -249,7 +295,7 @@ _KIND_OF: dict[type[Any], RecordKind] = {
     GenesisBody: RecordKind.GENESIS, InviteBody: RecordKind.INVITE, JoinBody: RecordKind.JOIN,
     LeaveBody: RecordKind.LEAVE, RemoveBody: RecordKind.REMOVE, ConsentBody: RecordKind.CONSENT,
     KeysBody: RecordKind.KEYS, SealedBody: RecordKind.SEALED, CarrierBody: RecordKind.CARRIER,
-    RevokeBody: RecordKind.REVOKE,
+    RevokeBody: RecordKind.REVOKE, DeviceBody: RecordKind.DEVICE, UnlinkBody: RecordKind.UNLINK,
 }
 
 
@@ -328,7 +374,22 @@ def _parse_leave(wire: Mapping[str, Any]) -> Body:
 
 def _parse_remove(wire: Mapping[str, Any]) -> Body:
     return RemoveBody(_bytes(wire, "m", KEY_BYTES), _int(wire, "s", 1, MAX_TS_MS),
-                      _bytes(wire, "r", ID_BYTES), _ids(wire, "a"))
+                      _bytes(wire, "r", ID_BYTES), _ids(wire, "a"),
+                      _device_heads(wire["d"]) if "d" in wire else ())
+
+
+def _device_heads(value: Any) -> tuple[tuple[bytes, int, bytes], ...]:
+    if not isinstance(value, list) or len(value) > MAX_MEMBERS_ANY:
+        raise _bad(f"d is not a list of at most {MAX_MEMBERS_ANY} devices")
+    heads = []
+    for item in value:
+        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], bytes)
+                and len(item[0]) == KEY_BYTES and type(item[1]) is int
+                and 1 <= item[1] <= MAX_TS_MS and isinstance(item[2], bytes)
+                and len(item[2]) == ID_BYTES):
+            raise _bad("a device of d is not [key, seq, record id]")
+        heads.append((item[0], item[1], item[2]))
+    return tuple(heads)
 
 
 def _parse_consent(wire: Mapping[str, Any]) -> Body:
@@ -372,12 +433,24 @@ def _parse_revoke(wire: Mapping[str, Any]) -> Body:
     return RevokeBody(_bytes(wire, "i", ID_BYTES), _ids(wire, "u"))
 
 
+def _parse_device(wire: Mapping[str, Any]) -> Body:
+    return DeviceBody(_bytes(wire, "m", KEY_BYTES), _bytes(wire, "s", PROOF_BYTES),
+                      _bytes(wire, "a", ID_BYTES))
+
+
+def _parse_unlink(wire: Mapping[str, Any]) -> Body:
+    return UnlinkBody(_bytes(wire, "m", KEY_BYTES), _bytes(wire, "d", KEY_BYTES),
+                      _bytes(wire, "s", PROOF_BYTES), _int(wire, "n", 1, MAX_TS_MS),
+                      _bytes(wire, "r", ID_BYTES))
+
+
 _PARSERS: dict[str, Callable[[Mapping[str, Any]], Body]] = {
     RecordKind.GENESIS.value: _parse_genesis, RecordKind.INVITE.value: _parse_invite,
     RecordKind.JOIN.value: _parse_join, RecordKind.LEAVE.value: _parse_leave,
     RecordKind.REMOVE.value: _parse_remove, RecordKind.CONSENT.value: _parse_consent,
     RecordKind.KEYS.value: _parse_keys, RecordKind.SEALED.value: _parse_sealed,
     RecordKind.CARRIER.value: _parse_carrier, RecordKind.REVOKE.value: _parse_revoke,
+    RecordKind.DEVICE.value: _parse_device, RecordKind.UNLINK.value: _parse_unlink,
 }
 """The parser of each record kind's body map, by the kind's string (a dict lookup is much
 cheaper than ``RecordKind(kind)``, which goes through ``Enum.__call__``)."""

@@ -66,6 +66,30 @@ Rules, in the order they are checked for each record:
     join with it that the revocation does not name (it names those its author had seen) is
     ordered after it and refused (``invite_revoked``), whatever the arrival order.
 
+12. ``device`` certifies its author as a device of the member it names (see
+    :mod:`meshcrew.spaces.devices`). From then on the device's records are its member's: every
+    rule above that speaks of a member (who is current, who leaves, who proposes or consents,
+    who made an invite or named a carrier) reads the member, while chains, epochs shares and
+    floors stay per device (each device writes its own chain, holds its own key share). It is
+    refused when the member's signature does not verify (``device_unproven``); when the author
+    already belongs to a member, as a member key or a device (``device_claimed``: one key, one
+    member); when the member was removed (``device_of_removed``), has left, is not let in yet
+    or never was (``not_member``); and when it is not the device's first record in the space
+    (``not_allowed``). A certificate is a membership change: keys must be sealed to the device
+    (the rotation names its certificate). A device cannot join as a member (``device_claimed``).
+13. ``unlink`` revokes a device: posted by the member key or another current device of the
+    same member (``not_allowed`` otherwise, and for the device itself), with the member's
+    signature (``device_unproven``), naming a device of that member (``bad_reference``) and
+    that device's record at the named seq (``bad_reference``). The device's records after it
+    are refused (``device_revoked``); its record after the named seq is ordered after the
+    revocation, so this holds whatever the arrival order. A revocation is a membership
+    change: keys must move away from the device. Revoking a revoked device changes nothing.
+    A removed member's devices are out with them: a removal names each device's last counting
+    record as it names the member's, and their later records are refused
+    (``device_of_removed``), ordered after the removal and its consents as the member's are
+    (rule 6); a device it does not name has its certificate ordered after them, and so
+    refused if the removal takes effect.
+
 No rule reads a clock: expiry compares signed timestamps (invite ``exp`` with the join's
 ``ts``, and with the ``ts`` of the member's rotation that lets the joiner in). A joiner who holds
 an old secret could backdate their join, but not the member's rotation: such a join lapses.
@@ -82,6 +106,7 @@ from meshcrew.spaces.bodies import (
     Body,
     CarrierBody,
     ConsentBody,
+    DeviceBody,
     GenesisBody,
     InviteBody,
     JoinBody,
@@ -90,9 +115,11 @@ from meshcrew.spaces.bodies import (
     RemoveBody,
     RevokeBody,
     SealedBody,
+    UnlinkBody,
     parse_body,
     references,
 )
+from meshcrew.spaces.devices import verify_certificate, verify_revocation
 from meshcrew.spaces.invites import verify_invite_proof
 from meshcrew.spaces.kinds import RecordKind, SpaceKind
 from meshcrew.spaces.order import canonical_order, find_waiting
@@ -100,6 +127,7 @@ from meshcrew.spaces.state import (
     ACCEPTED,
     Carrier,
     ChangeKind,
+    Device,
     Epoch,
     Invite,
     Member,
@@ -198,6 +226,9 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
     * A key rotation that names a join comes before the joiner's next record, so that record
       meets an admitted (or lapsed) joiner whatever the arrival order (rule 7).
     * A revocation comes before every join with its invite that it does not name (rule 11).
+    * A device's revocation comes before the device's record after the one it names (rule 13).
+
+    An invite made by a device counts as its member's (the member its certificate claims).
     """
     consents: dict[bytes, list[bytes]] = {}
     behind: dict[tuple[bytes, int], set[bytes]] = {}  # (author, seq) → what comes first
@@ -205,19 +236,24 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
     joins_by_inviter: dict[bytes, list[bytes]] = {}
     removals: list[bytes] = []
     revokes: list[bytes] = []
+    claims = {by_id[rid].author: body.member for rid, body in bodies.items()
+              if isinstance(body, DeviceBody) and rid in ready and rid not in early}
     for rid in ready:
         body = bodies.get(rid)
         if rid in early or body is None:
             continue
         if isinstance(body, JoinBody):
+            inviter = by_id[body.invite].author
             joins_by_invite.setdefault(body.invite, []).append(rid)
-            joins_by_inviter.setdefault(by_id[body.invite].author, []).append(rid)
+            joins_by_inviter.setdefault(claims.get(inviter, inviter), []).append(rid)
         elif isinstance(body, ConsentBody):
             consents.setdefault(body.proposal, []).append(rid)
         elif isinstance(body, RemoveBody):
             removals.append(rid)
         elif isinstance(body, RevokeBody):
             revokes.append(rid)
+        elif isinstance(body, UnlinkBody):
+            behind.setdefault((body.device, body.last_seq + 1), set()).add(rid)
         elif isinstance(body, KeysBody):
             for named in body.after:
                 join = by_id.get(named)
@@ -229,6 +265,12 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
         assert isinstance(body, RemoveBody)
         before = {pid, *consents.get(pid, ())}
         behind.setdefault((body.member, body.last_seq + 1), set()).update(before)
+        cut = {device for device, _, _ in body.devices}
+        for device, seq, _ in body.devices:
+            behind.setdefault((device, seq + 1), set()).update(before)
+        for device, member in claims.items():  # a device it does not name comes after it
+            if member == body.member and device not in cut:
+                behind.setdefault((device, 1), set()).update(before)
         known = set(body.after)  # joins the proposer had seen come first, not after
         for join_id in joins_by_inviter.get(body.member, ()):
             if join_id not in known:
@@ -279,6 +321,10 @@ class _Machine:
         """What ``members`` held for a pending joiner before their join (restored on lapse)."""
         self.lapsed: dict[bytes, bytes] = {}
         """Join id → the rotation that let it lapse (its invite expired, no one let them in)."""
+        self.devices: dict[bytes, Device] = {}
+        """Every device a member certified (rule 12), revoked ones included."""
+        self.device_cut: dict[bytes, int] = {}
+        """Per device an effective removal of its member named: its last counting seq."""
 
     def apply(self, record: Record) -> None:
         """Apply one record and note its status."""
@@ -303,33 +349,91 @@ class _Machine:
         cut = self.cutoff.get(author)
         if cut is not None and record.seq > cut:
             raise RecordError(Reason.REMOVED_MEMBER, f"removed after their record {cut}")
+        if isinstance(body, DeviceBody):
+            self._certify(record, body)
+            return
+        device = self.devices.get(author)
+        if device is not None:
+            self._check_device(record, device)
         if isinstance(body, JoinBody):
+            if device is not None:
+                raise RecordError(Reason.DEVICE_CLAIMED, "the key is a member's device")
             self._join(record, body)
             return
-        if author not in self.active:
-            left = author in self.members
+        member = author if device is None else device.member
+        if member not in self.active:
+            left = member in self.members
             raise RecordError(Reason.NOT_MEMBER, "the author has left" if left else "")
-        if author in self.pending:
+        if member in self.pending:
             raise RecordError(Reason.NOT_MEMBER, "their join awaits admission: no key rotation "
                               "has let them in yet")
         match body:
             case InviteBody():
-                self.invites[record.id] = Invite(record.id, author, body.public_key,
+                self.invites[record.id] = Invite(record.id, member, body.public_key,
                                                  body.expires_ms, body.uses)
             case LeaveBody():
-                self._depart(author, record.id, record.seq, MemberStatus.LEFT)
+                last = record.seq if device is None else self.applied_seq.get(member, 0)
+                self._depart(member, record.id, last, MemberStatus.LEFT)
             case RemoveBody():
-                self._propose(record, body)
+                self._propose(record, body, member)
             case ConsentBody():
-                self._consent(record, body)
+                self._consent(record, body, member)
             case KeysBody():
                 self._keys(record, body)
             case SealedBody():
                 self._sealed(record, body)
             case CarrierBody():
-                self._carrier(record, body)
+                self._carrier(record, body, member)
             case RevokeBody():
                 self._revoke(record, body)
+            case UnlinkBody():
+                self._unlink(record, body, member)
+
+    def _check_device(self, record: Record, device: Device) -> None:
+        """A device's record after its revocation, or after its member's removal, is refused."""
+        if device.last_seq is not None and record.seq > device.last_seq:
+            raise RecordError(Reason.DEVICE_REVOKED, f"revoked after its record {device.last_seq}")
+        if (self.members[device.member].status is MemberStatus.REMOVED
+                and record.seq > self.device_cut.get(device.key, 0)):
+            raise RecordError(Reason.DEVICE_OF_REMOVED)
+
+    def _certify(self, record: Record, body: DeviceBody) -> None:
+        """Rule 12: a device's certificate, its first record in the space."""
+        author, member = record.author, body.member
+        if author in self.members or author in self.devices:
+            raise RecordError(Reason.DEVICE_CLAIMED, "the key belongs to a member already")
+        if not verify_certificate(member, author, body.signature):
+            raise RecordError(Reason.DEVICE_UNPROVEN)
+        if record.seq != 1:
+            raise RecordError(Reason.NOT_ALLOWED, "a device's certificate is its first record "
+                              "in the space")
+        known = self.members.get(member)
+        if known is not None and known.status is MemberStatus.REMOVED:
+            raise RecordError(Reason.DEVICE_OF_REMOVED)
+        if member not in self.active or member in self.pending:
+            raise RecordError(Reason.NOT_MEMBER, "the certificate names no current member")
+        self.devices[author] = Device(author, member, record.id)
+        self.changes.append(MembershipChange(record.id, ChangeKind.LINKED, member))
+
+    def _unlink(self, record: Record, body: UnlinkBody, member: bytes) -> None:
+        """Rule 13: a member revokes one of their devices."""
+        if body.member != member or body.device == record.author:
+            raise RecordError(Reason.NOT_ALLOWED, "only another device of the same member may "
+                              "revoke a device")
+        if not verify_revocation(member, body.device, body.signature):
+            raise RecordError(Reason.DEVICE_UNPROVEN)
+        device = self.devices.get(body.device)
+        if device is None or device.member != member:
+            raise RecordError(Reason.BAD_REFERENCE, "it names no device of that member")
+        last = self.by_id[body.last_id]
+        if last.author != body.device or last.seq != body.last_seq:
+            raise RecordError(Reason.BAD_REFERENCE,
+                              "the named last record is not that device's record at that seq")
+        if device.revoked_by is not None:
+            return  # revoked already: the first revocation stands
+        cut = max(body.last_seq, self.applied_seq.get(body.device, 0))
+        self.devices[body.device] = replace(device, revoked_by=record.id, last_seq=cut)
+        self.changes.append(MembershipChange(record.id, ChangeKind.UNLINKED, member))
 
     def _genesis(self, record: Record, body: GenesisBody) -> None:
         if set(body.shares) != {record.author}:
@@ -382,8 +486,8 @@ class _Machine:
         change = ChangeKind.LEFT if status is MemberStatus.LEFT else ChangeKind.REMOVED
         self.changes.append(MembershipChange(by, change, member))
 
-    def _propose(self, record: Record, body: RemoveBody) -> None:
-        if body.member == record.author:
+    def _propose(self, record: Record, body: RemoveBody, proposer: bytes) -> None:
+        if body.member == proposer:
             raise RecordError(Reason.NOT_ALLOWED, "to leave, write a leave record")
         if body.member not in self.members:
             raise RecordError(Reason.BAD_REFERENCE, "that key was never a member")
@@ -391,25 +495,30 @@ class _Machine:
         if last.author != body.member or last.seq != body.last_seq:
             raise RecordError(Reason.BAD_REFERENCE,
                               "the named last record is not that member's record at that seq")
+        for device, seq, last_id in body.devices:
+            head = self.by_id[last_id]
+            if (self.devices.get(device) is None or self.devices[device].member != body.member
+                    or head.author != device or head.seq != seq):
+                raise RecordError(Reason.BAD_REFERENCE, "a named device is not that member's, "
+                                  "or the record named is not its record at that seq")
         # The electorate is fixed here: the members the proposer saw (named by their joins) and
         # whoever else is a member now. Later joins and departures neither add nor lower the bar.
         named = {self.by_id[i].author for i in body.after
                  if self.by_id[i].kind in (RecordKind.JOIN, RecordKind.GENESIS)}
         electorate = (((named & self.members.keys()) | self.active) - {body.member}
                       - self.pending.keys())  # a joiner not yet let in has no say yet
-        self.removals[record.id] = Removal(record.id, record.author, body.member, body.last_seq,
-                                           body.last_id, frozenset({record.author}),
+        self.removals[record.id] = Removal(record.id, proposer, body.member, body.last_seq,
+                                           body.last_id, frozenset({proposer}),
                                            frozenset(electorate))
         self._count(record.id, record.id)
 
-    def _consent(self, record: Record, body: ConsentBody) -> None:
+    def _consent(self, record: Record, body: ConsentBody, member: bytes) -> None:
         proposal = self.removals.get(body.proposal)
         if proposal is None:
             raise RecordError(Reason.BAD_REFERENCE, "it names no accepted removal proposal")
-        if record.author == proposal.member:
+        if member == proposal.member:
             raise RecordError(Reason.NOT_ALLOWED, "a member cannot consent to their own removal")
-        self.removals[proposal.id] = replace(proposal,
-                                             consents=proposal.consents | {record.author})
+        self.removals[proposal.id] = replace(proposal, consents=proposal.consents | {member})
         self._count(proposal.id, record.id)
 
     def _count(self, proposal_id: bytes, by: bytes) -> None:
@@ -424,6 +533,10 @@ class _Machine:
             return
         self.removals[proposal_id] = replace(proposal, effective_by=by)
         self.cutoff[target] = proposal.last_seq
+        body = self.bodies[proposal_id]
+        assert isinstance(body, RemoveBody)
+        for device, seq, _ in body.devices:
+            self.device_cut.setdefault(device, seq)
         self._depart(target, by, proposal.last_seq, MemberStatus.REMOVED)
         for invite in list(self.invites.values()):
             if invite.author == target:
@@ -444,7 +557,7 @@ class _Machine:
         # join race may already hold the previous key, and refusing every later rotation that
         # still includes them would wipe out honest members' work.
         if any(k not in self.members and k not in joiners and k not in prev.shares
-               for k in body.shares):
+               and k not in self.devices for k in body.shares):
             raise RecordError(Reason.BAD_EPOCH, "the key is sealed to someone who never joined")
         if self.history != (body.history is not None):
             raise RecordError(Reason.BAD_EPOCH, "a history link must be present exactly when "
@@ -518,7 +631,7 @@ class _Machine:
                               f"{floor}, which the author already used")
         self.floor[author] = max(epoch.number, floor)
 
-    def _carrier(self, record: Record, body: CarrierBody) -> None:
+    def _carrier(self, record: Record, body: CarrierBody, member: bytes) -> None:
         """Rule 10: any current member names or drops a carrier; at most MAX_CARRIERS."""
         if not body.add:
             if body.carrier not in self.carriers:
@@ -529,13 +642,15 @@ class _Machine:
             return  # named already: the first naming stands
         if len(self.carriers) >= MAX_CARRIERS:
             raise RecordError(Reason.NOT_ALLOWED, f"a space has at most {MAX_CARRIERS} carriers")
-        self.carriers[body.carrier] = Carrier(body.carrier, record.author, record.id, record.ts)
+        self.carriers[body.carrier] = Carrier(body.carrier, member, record.id, record.ts)
 
     def result(self, sequence: tuple[bytes, ...], stalled: bool) -> SpaceState:
         """The state after every record has been applied."""
         version = len(self.changes)
+        recipients = self.active | {d.key for d in self.devices.values()
+                                    if d.revoked_by is None and d.member in self.active}
         clean = [e for e in self.epochs.values()
-                 if e.version == version and e.recipients == self.active]
+                 if e.version == version and e.recipients == recipients]
         current = min(clean, key=lambda e: (-e.number, e.id)).id if clean else None
         order = self.order
         if self.lapsed:  # a lapsed join never counted: refused, with the reason the rule gives
@@ -550,4 +665,5 @@ class _Machine:
             invites=self.invites, removals=self.removals, changes=tuple(self.changes),
             statuses=self.statuses, order=tuple(order), sequence=sequence,
             bodies=self.bodies, stalled=stalled, floors=self.floor,
-            records=self.by_id, carriers=self.carriers, pending=self.pending)
+            records=self.by_id, carriers=self.carriers, pending=self.pending,
+            devices=self.devices)

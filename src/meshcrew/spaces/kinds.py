@@ -53,6 +53,10 @@ class RecordKind(StrEnum):
     """Names (or drops) a carrier: a node that holds and serves the space's sealed records."""
     REVOKE = "revoke"
     """Revokes an invite: it admits no one more."""
+    DEVICE = "device"
+    """A device's certificate: its first record in the space, carrying its member's signature."""
+    UNLINK = "unlink"
+    """Revokes a device of a member (carries the member's signature)."""
 
 
 class PostKind(StrEnum):

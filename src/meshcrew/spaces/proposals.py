@@ -53,7 +53,7 @@ from enum import StrEnum
 from meshcrew.reasons import Reason
 from meshcrew.spaces.kinds import PostKind
 from meshcrew.spaces.posts import Amend, Answer, Position, Proposal
-from meshcrew.spaces.sealing import OpenedPost, OpenedSpace
+from meshcrew.spaces.sealing import OpenedPost, OpenedSpace, newer
 from meshcrew.spaces.settings import QUORUM_ALL
 from meshcrew.spaces.state import ChangeKind, Outcome, SpaceState, Status
 
@@ -312,7 +312,7 @@ class _Deciding:
         """``key``'s answer at ``t``: their latest by chain among those signed by then."""
         best = None
         for at, post in self.answers:
-            if post.author == key and at <= t and (best is None or post.seq > best[1].seq):
+            if post.author == key and at <= t and (best is None or newer(post, best[1])):
                 best = (at, post)
         return best
 

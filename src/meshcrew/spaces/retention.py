@@ -92,7 +92,7 @@ def expiry(opened: OpenedSpace, meta: SpaceMeta, now_ms: int,
             at = expires_at(post, meta.rhythm, meta.keep_posts)
         else:
             return None
-        if post.seq < taken.get(post.author, 0):
+        if post.seq < taken.get(post.signer, 0):
             at = 0  # its author left and took their posts with them (rule 5)
         to = getattr(post.post, "to", b"")
         if to in opened.expired:
@@ -123,13 +123,16 @@ def expiry(opened: OpenedSpace, meta: SpaceMeta, now_ms: int,
 
 def withdrawn(state: SpaceState) -> dict[bytes, int]:
     """Per member who left taking their posts with them: the seq of their (latest) leave that
-    chose so; their posts below it expire now (rule 5)."""
+    chose so; their posts below it expire now (rule 5). Keyed by the key that signed the leave:
+    seqs compare only within one chain, so a member with several devices takes with them the
+    posts of the device they left from."""
     taken: dict[bytes, int] = {}
     for change in state.changes:
         body = state.bodies.get(change.record_id)
         if change.change is ChangeKind.LEFT and isinstance(body, LeaveBody) and body.expire_posts:
             seq = state.records[change.record_id].seq
-            taken[change.member] = max(taken.get(change.member, 0), seq)
+            signer = state.records[change.record_id].author
+            taken[signer] = max(taken.get(signer, 0), seq)
     return taken
 
 

@@ -198,15 +198,33 @@ class OpenedPost:
 
     record_id: bytes
     author: bytes
+    """The member who wrote it (for a post a device signed, the device's member)."""
     seq: int
+    """Its place in the chain of the key that signed it (:attr:`device`)."""
     ts: int
     epoch_id: bytes
     post: Post
+    device: bytes = b""
+    """The key that signed it: the member key itself, or one of the member's devices."""
+
+    @property
+    def signer(self) -> bytes:
+        """The key that signed the record (its chain is this key's)."""
+        return self.device or self.author
 
     @property
     def kind(self) -> PostKind:
         """The post's kind."""
         return self.post.kind
+
+
+def newer(post: OpenedPost, than: OpenedPost) -> bool:
+    """Whether ``post`` is a later word of its member than ``than``: the higher seq in one
+    device's chain; between two devices of a member (whose seqs do not compare), the later
+    signed time, then seq, then id."""
+    if post.signer == than.signer:
+        return post.seq > than.seq
+    return (post.ts, post.seq, post.record_id) > (than.ts, than.seq, than.record_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,4 +326,5 @@ def _open_one(state: SpaceState, keyring: Keyring, record: Record,
     if post.kind not in allowed:
         return Status(Outcome.REJECTED, Reason.BAD_BODY,
                       f"a {post.kind.value} does not belong in a {state.kind}")
-    return OpenedPost(record.id, record.author, record.seq, record.ts, body.epoch, post)
+    author = state.member_of(record.author) or record.author
+    return OpenedPost(record.id, author, record.seq, record.ts, body.epoch, post, record.author)

@@ -157,6 +157,23 @@ class Carrier:
     added_ts: int
 
 
+@dataclass(frozen=True, slots=True)
+class Device:
+    """A device key its member certified (see :mod:`meshcrew.spaces.devices`).
+
+    A member key is its member's first device and has no entry of its own."""
+
+    key: bytes
+    member: bytes
+    """The member key that certified it."""
+    cert_id: bytes
+    """The device's certificate record (its first record in the space)."""
+    revoked_by: bytes | None = None
+    """The ``unlink`` record that revoked it, if any."""
+    last_seq: int | None = None
+    """For a revoked device: the seq of its last counting record in this space."""
+
+
 class ChangeKind(StrEnum):
     """A change of membership."""
 
@@ -166,6 +183,10 @@ class ChangeKind(StrEnum):
     REMOVED = "removed"
     LAPSED = "lapsed"
     """A join no member let in before its invite expired (see fold rule 7)."""
+    LINKED = "linked"
+    """A member's new device (its certificate, fold rule 12): keys must reach it."""
+    UNLINKED = "unlinked"
+    """A member revoked one of their devices (fold rule 13): keys must move away from it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +245,9 @@ class SpaceState:
     """Joiners no key rotation has let in yet (key → their join's id). They count as current
     members (so a rotation must include or drop them) but nothing else they sign counts until
     a rotation admits them (see :mod:`meshcrew.spaces.fold`, rules 4 and 7)."""
+    devices: Mapping[bytes, Device] = field(default_factory=dict)
+    """Every device key a member certified here, by key, revoked ones included (a member key
+    is its member's first device and is not listed)."""
 
     @property
     def exists(self) -> bool:
@@ -239,14 +263,43 @@ class SpaceState:
         """Whether ``key`` is a carrier the space names now."""
         return key in self.carriers
 
+    def member_of(self, key: bytes) -> bytes | None:
+        """The member ``key`` speaks for: itself if it is (or was) a member key, its member if
+        it is (or was) one of their devices, else None."""
+        if key in self.members:
+            return key
+        device = self.devices.get(key)
+        return None if device is None else device.member
+
     def is_member(self, key: bytes) -> bool:
-        """Whether ``key`` is a current member (one whose join awaits admission included)."""
+        """Whether ``key`` is a current member (one whose join awaits admission included), or
+        a current (not revoked) device of one."""
         member = self.members.get(key)
+        if member is None:
+            device = self.devices.get(key)
+            if device is None or device.revoked_by is not None:
+                return False
+            member = self.members.get(device.member)
         return member is not None and member.status is MemberStatus.ACTIVE
 
     def is_admitted(self, key: bytes) -> bool:
-        """Whether ``key`` is a current member whose records count (not awaiting admission)."""
-        return self.is_member(key) and key not in self.pending
+        """Whether ``key`` is a current member whose records count (not awaiting admission),
+        or a current device of one."""
+        return self.is_member(key) and self.member_of(key) not in self.pending
+
+    def devices_of(self, member: bytes) -> tuple[bytes, ...]:
+        """The current devices of ``member``: the member key first, then the others by key."""
+        linked = sorted(d.key for d in self.devices.values()
+                        if d.member == member and d.revoked_by is None)
+        return (member, *linked)
+
+    @property
+    def recipients(self) -> frozenset[bytes]:
+        """The keys the current epoch is sealed to: every current device of every current
+        member (member keys included)."""
+        return self.active | frozenset(
+            d.key for d in self.devices.values()
+            if d.revoked_by is None and self.is_member(d.member))
 
     @property
     def current_epoch(self) -> Epoch | None:

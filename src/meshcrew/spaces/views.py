@@ -23,7 +23,7 @@ from meshcrew.spaces.cards import unproven_cards
 from meshcrew.spaces.kinds import PostKind
 from meshcrew.spaces.posts import Ask, CheckIn, CrewCard, Followup, Gathering, LookingForCrew
 from meshcrew.spaces.posts import Profile as ProfilePost
-from meshcrew.spaces.sealing import OpenedPost, OpenedSpace
+from meshcrew.spaces.sealing import OpenedPost, OpenedSpace, newer
 from meshcrew.spaces.settings import Cycle, Rhythm
 from meshcrew.spaces.state import MemberStatus
 
@@ -39,7 +39,7 @@ def _latest_own(opened: OpenedSpace, kind: PostKind) -> dict[bytes, OpenedPost]:
     latest: dict[bytes, OpenedPost] = {}
     for post in opened.of_kind(kind):
         held = latest.get(post.author)
-        if held is None or post.seq > held.seq:
+        if held is None or newer(post, held):
             latest[post.author] = post
     return latest
 

@@ -1,0 +1,262 @@
+"""Property tests of a member's devices: random histories with second laptops converge.
+
+Four members (m0 founded the crew; all let in) each have a second laptop (d0..d3). Every key
+acts on its own view (the records it has synced), so certificates, revocations, removals,
+leaves and posts from both laptops of a member race for real. Dishonest moves sign what the
+builders refuse: forged certificates, a second member claiming a laptop, a revoked laptop
+still writing, a device joining as a member. Every delivery order must give the same state,
+and the state must keep the invariants of rules 12 and 13.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nacl.signing import SigningKey
+
+from hypothesis_profiles import examples
+from meshcrew import spaces
+from meshcrew.errors import SpaceError
+from meshcrew.reasons import Reason
+from meshcrew.records import Record
+from meshcrew.spaces import CheckIn, InviteCode, MemberStatus, SpaceState
+from meshcrew.spaces.bodies import DeviceBody, JoinBody, SealedBody, draft, parse_body
+from meshcrew.spaces.devices import (
+    DEVICE_DOMAIN,
+    certify_device,
+    device_certificate,
+    revoke_device,
+    unlink_device,
+)
+from meshcrew.spaces.invites import prove_invite
+from spaces_world import World, person, pk
+
+MEMBERS = [person(f"m{i}") for i in range(4)]
+LAPTOPS = [person(f"d{i}") for i in range(4)]
+KEYS = MEMBERS + LAPTOPS
+"""Actors by index: 0-3 member keys, 4-7 their second laptops (laptop i + 4 is member i's)."""
+N = len(KEYS)
+
+
+@dataclass
+class Sim:
+    """A crew of four and what each key has seen of it."""
+
+    w: World = field(default_factory=World)
+    space: bytes = b""
+    views: list[set[bytes]] = field(default_factory=lambda: [set() for _ in range(N)])
+    by_id: dict[bytes, Record] = field(default_factory=dict)
+    honest: set[bytes] = field(default_factory=set)
+    proposals: list[bytes] = field(default_factory=list)
+    codes: list[InviteCode] = field(default_factory=list)
+    dishonest: bool = False
+
+    def __post_init__(self) -> None:
+        w = self.w
+        self.space = w.found(MEMBERS[0])
+        for i in (1, 2, 3):
+            w.admit(MEMBERS[0], MEMBERS[i], self.space)
+        for rec in w.records:
+            self.by_id[rec.id] = rec
+            self.honest.add(rec.id)
+        for view in self.views:
+            view.update(self.by_id)
+
+    def state_of(self, i: int) -> SpaceState:
+        return spaces.fold(self.space, (self.by_id[r] for r in self.views[i]))
+
+    def make(self, i: int, made: spaces.Draft) -> Record:
+        rec = self.w.sign(KEYS[i], self.space, made)
+        self.by_id[rec.id] = rec
+        self.views[i].add(rec.id)
+        if not self.dishonest:
+            self.honest.add(rec.id)
+        return rec
+
+    def learn(self, i: int, j: int) -> None:
+        self.views[i] |= self.views[j]
+
+    def sync_all(self) -> None:
+        for view in self.views:
+            view.update(self.by_id)
+
+
+def _owner(i: int) -> int:
+    return i if i < 4 else i - 4
+
+
+def run(sim: Sim, op: tuple[str, int, int, int]) -> None:
+    """Apply one move; moves the actor's view makes impossible are skipped."""
+    name, a, b, c = op
+    key, w = KEYS[a], sim.w
+    state = sim.state_of(a)
+    sim.dishonest = name in DISHONEST
+    try:
+        match name:
+            case "sync":
+                sim.learn(a, b)
+                sim.learn(b, a)
+            case "link":  # member m links their laptop: it learns the space from them
+                m = _owner(a)
+                laptop = m + 4
+                if (pk(KEYS[laptop]), sim.space) in w.heads:
+                    return  # it is in the space already
+                sim.learn(laptop, m)
+                cert = certify_device(MEMBERS[m], pk(KEYS[laptop]))
+                sim.make(laptop, device_certificate(sim.state_of(laptop), pk(MEMBERS[m]), cert))
+                sim.learn(m, laptop)
+                if c % 2:  # sometimes the member is slow to rotate the keys
+                    sim.make(m, spaces.rotate_keys(sim.state_of(m), MEMBERS[m], w.rng))
+            case "unlink":  # from the member key (it holds the signature) or the laptop's twin
+                m = _owner(a)
+                laptop = pk(KEYS[m + 4])
+                sim.make(m, unlink_device(sim.state_of(m), pk(MEMBERS[m]), laptop,
+                                          revoke_device(MEMBERS[m], laptop)))
+            case "rotate":
+                sim.make(a, spaces.rotate_keys(state, key, w.rng))
+            case "post":
+                if spaces.writable_epoch(state, pk(key)) is None:
+                    sim.make(a, spaces.rotate_keys(state, key, w.rng))
+                    state = sim.state_of(a)
+                sim.make(a, spaces.seal_post(state, key, CheckIn("hi", 1 + c % 5), w.rng))
+            case "leave":
+                sim.make(a, spaces.leave_space(state, pk(key)))
+            case "propose":
+                rec = sim.make(a, spaces.propose_removal(state, pk(key), pk(MEMBERS[b % 4])))
+                sim.proposals.append(rec.id)
+            case "consent" if sim.proposals:
+                pid = sim.proposals[c % len(sim.proposals)]
+                sim.make(a, spaces.consent_to_removal(state, pk(key), pid))
+            case "invite":
+                made, secret = spaces.create_invite(state, pk(key), expires_ms=w.now + 10**7,
+                                                    rng=w.rng)
+                sim.codes.append(InviteCode(sim.space, sim.make(a, made).id, secret))
+            # Dishonest moves: records every honest replica must judge alike.
+            case "forged_cert":  # a laptop signs its own "certificate" for member b
+                sig = key.sign(DEVICE_DOMAIN + pk(MEMBERS[b % 4]) + pk(key)).signature
+                sim.make(a, _raw_cert(sim, a, pk(MEMBERS[b % 4]), sig))
+            case "claim":  # a laptop presents member b's real certificate too
+                sig = certify_device(MEMBERS[b % 4], pk(key)) if b % 4 != a else None
+                if sig is not None:
+                    sim.make(a, _raw_cert(sim, a, pk(MEMBERS[b % 4]), sig))
+            case "stale_write":  # writes under any epoch it holds, revoked or not
+                keys = spaces.unlock(state, key).epoch_keys
+                if keys:
+                    sim.make(a, draft(SealedBody(sorted(keys)[c % len(keys)], w.rng(60))))
+            case "device_join" if sim.codes and a >= 4:
+                code = sim.codes[c % len(sim.codes)]
+                me = pk(key)
+                sim.make(a, draft(JoinBody(code.invite_id, me,
+                                           prove_invite(code.secret, sim.space, me))))
+    except SpaceError:
+        pass  # the actor's own view forbids it: an honest client would not send it
+
+
+def _raw_cert(sim: Sim, i: int, member: bytes, signature: bytes) -> spaces.Draft:
+    state = sim.state_of(i)
+    return draft(DeviceBody(member, signature, state.current_epoch_id or state.space_id))
+
+
+HONEST = ["sync", "link", "unlink", "rotate", "post", "leave", "propose", "consent", "invite"]
+DISHONEST = ["forged_cert", "claim", "stale_write", "device_join"]
+moves = st.lists(st.tuples(st.sampled_from(HONEST * 3 + DISHONEST), st.integers(0, N - 1),
+                           st.integers(0, N - 1), st.integers(0, 7)), min_size=4, max_size=30)
+honest_moves = st.lists(st.tuples(st.sampled_from(HONEST[1:]), st.integers(0, N - 1),
+                                  st.integers(0, N - 1), st.integers(0, 7)),
+                        min_size=4, max_size=24)
+# Reasons only an attack produces: honest clients never meet them, even in races.
+ATTACK_ONLY = {Reason.DEVICE_UNPROVEN, Reason.DEVICE_CLAIMED, Reason.NOT_ALLOWED,
+               Reason.BAD_BODY, Reason.FORK, Reason.CHAIN_BROKEN}
+
+
+def check_invariants(state: SpaceState) -> None:
+    """What every state must satisfy, whatever was sent."""
+    position = {rid: n for n, rid in enumerate(state.order)}
+    for key, device in state.devices.items():
+        assert key not in state.members  # one key, one member
+        assert device.member in state.members
+        assert state.status(device.cert_id) == spaces.state.ACCEPTED
+        mine = [state.records[rid] for rid in state.order if state.records[rid].author == key]
+        if device.revoked_by is not None:
+            assert device.last_seq is not None
+            assert all(r.seq <= device.last_seq for r in mine)
+        member = state.members[device.member]
+        if member.status is MemberStatus.REMOVED:
+            assert member.ended_id is not None
+            assert all(position[r.id] < position[member.ended_id] for r in mine)
+    for rid in state.order:  # every accepted record speaks for a member
+        record = state.records[rid]
+        assert record.kind == "join" or state.member_of(record.author) is not None
+        body = state.bodies.get(rid)
+        if isinstance(body, SealedBody):
+            assert record.author in state.epochs[body.epoch].recipients
+    epoch = state.current_epoch
+    if epoch is not None:
+        assert epoch.recipients == state.recipients
+    assert state.active <= state.members.keys()
+
+
+def voided(state: SpaceState) -> set[bytes]:
+    """Records refused by design (a removal, a revocation) and what builds on them."""
+    out = {rid for rid, s in state.statuses.items() if s.reason in (
+        Reason.REMOVED_MEMBER, Reason.DEVICE_OF_REMOVED, Reason.DEVICE_REVOKED)}
+    grew = True
+    while grew:
+        grew = False
+        for rid, rec in state.records.items():
+            if rid in out or state.statuses[rid].accepted:
+                continue
+            body = parse_body(rec.kind, rec.body)
+            deps = {rec.prev, *(spaces.bodies.references(body) if body else ())}
+            if deps & out:
+                out.add(rid)
+                grew = True
+    return out
+
+
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=moves, seed=st.integers(0, 2**32 - 1))
+def test_every_delivery_order_gives_the_same_state(ops: list[tuple[str, int, int, int]],
+                                                   seed: int) -> None:
+    sim = Sim()
+    for op in ops:
+        run(sim, op)
+    records = sim.w.of(sim.space)
+    reference = spaces.fold(sim.space, records)
+    check_invariants(reference)
+    gone = voided(reference)
+    for rid in sim.honest:
+        if rid not in gone:
+            assert reference.statuses[rid].reason not in ATTACK_ONLY, reference.statuses[rid]
+    shuffler = random.Random(seed)
+    for _ in range(3):
+        delivered = records + shuffler.sample(records, k=len(records) // 3)
+        shuffler.shuffle(delivered)
+        assert spaces.fold(sim.space, delivered) == reference
+    subset = [r for r in records if r.id == sim.space or shuffler.random() < 0.7]
+    check_invariants(spaces.fold(sim.space, subset))
+
+
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=honest_moves)
+def test_honest_devices_in_sync_are_never_refused(ops: list[tuple[str, int, int, int]]) -> None:
+    """When every key has every record before acting, every honest record counts, except what
+    a removal or a revocation voids by design."""
+    sim = Sim()
+    for op in ops:
+        sim.sync_all()
+        run(sim, op)
+    state = spaces.fold(sim.space, sim.w.of(sim.space))
+    check_invariants(state)
+    gone = voided(state)
+    refused = {rid: state.statuses[rid] for rid in sim.honest
+               if not state.statuses[rid].accepted and rid not in gone}
+    assert refused == {}
+
+
+def test_the_signing_keys_are_distinct() -> None:
+    assert len({pk(k) for k in KEYS}) == N
+    assert all(isinstance(k, SigningKey) for k in KEYS)
