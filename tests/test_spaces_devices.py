@@ -268,3 +268,23 @@ def test_a_member_key_that_signed_records_directly_is_the_first_device() -> None
     assert state.member_of(pk(ADA)) == pk(ADA)
     opened = spaces.open_posts(state, spaces.unlock(state, BO))
     assert [(p.author, p.signer) for p in opened.posts] == [(pk(ADA), pk(ADA))]
+
+
+def test_a_leave_names_the_other_devices_so_what_they_wrote_before_counts_in_any_order() -> None:
+    w = World()
+    space = crew(w)
+    link(w, space)
+    post = w.post(ADA2, space, CheckIn("still here", 3))
+    leave = w.leave(ADA, space)
+    body = spaces.bodies.parse_body(leave.kind, leave.body)
+    assert isinstance(body, spaces.bodies.LeaveBody)
+    assert body.devices == ((pk(ADA2), post.seq, post.id),)
+    late = w.sign(ADA2, space, draft(SealedBody(post.id, w.rng(60))))
+    records = w.of(space)
+    reference = w.state(space)
+    assert reference.status(post.id) == spaces.state.ACCEPTED
+    assert reference.status(late.id).reason is Reason.NOT_MEMBER
+    shuffler = random.Random(3)
+    for _ in range(5):
+        shuffler.shuffle(records)
+        assert spaces.fold(space, records) == reference

@@ -31,6 +31,7 @@ from meshcrew.spaces.devices import (
     revoke_device,
     unlink_device,
 )
+from meshcrew.spaces.extend import extend
 from meshcrew.spaces.invites import prove_invite
 from spaces_world import World, person, pk
 
@@ -255,6 +256,32 @@ def test_honest_devices_in_sync_are_never_refused(ops: list[tuple[str, int, int,
     refused = {rid: state.statuses[rid] for rid in sim.honest
                if not state.statuses[rid].accepted and rid not in gone}
     assert refused == {}
+
+
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=moves, seed=st.integers(0, 2**32 - 1), tail=st.integers(1, 12))
+def test_extend_equals_the_fold_with_devices(ops: list[tuple[str, int, int, int]], seed: int,
+                                             tail: int) -> None:
+    """The fast path takes a device's posts exactly as the fold does, or declines."""
+    sim = Sim()
+    for op in ops:
+        run(sim, op)
+    shuffler = random.Random(seed)
+    for key in KEYS:  # more posts from whoever may write, laptops included
+        state = spaces.fold(sim.space, sim.w.of(sim.space))
+        if state.is_admitted(pk(key)) and spaces.writable_epoch(state, pk(key)) is not None:
+            for n in range(shuffler.randint(0, 2)):
+                sim.w.post(key, sim.space, CheckIn(f"more {n}", 3))
+    records = sim.w.of(sim.space)
+    whole = spaces.fold(sim.space, records)
+    for held, arrived in ((records[:-tail], records[-tail:]),
+                          ([r for r in records if shuffler.random() < 0.8 or r.id == sim.space],
+                           None)):
+        if arrived is None:
+            arrived = [r for r in records if r not in held]
+        if held:
+            extended = extend(spaces.fold(sim.space, held), arrived)
+            assert extended is None or extended == whole
 
 
 def test_the_signing_keys_are_distinct() -> None:

@@ -158,7 +158,21 @@ def leave_space(state: SpaceState, member: bytes, *, expire_posts: bool = False)
     """A leave: always allowed for a current member. With ``expire_posts`` their past
     check-ins and conversation posts expire at once on every member's node."""
     _require_member(state, member)
-    return draft(LeaveBody(expire_posts))
+    return draft(LeaveBody(expire_posts, _device_heads(state, member)))
+
+
+def _device_heads(state: SpaceState, signer: bytes) -> tuple[tuple[bytes, int, bytes], ...]:
+    """The last counting record of each current device of ``signer``'s member other than
+    ``signer`` (the member key included): a leave or removal names them (fold rule 12)."""
+    member = state.member_of(signer)
+    if member is None:
+        return ()
+    heads = []
+    for device in state.devices_of(member):
+        head = state.last_counting_record(device) if device != signer else None
+        if head is not None:
+            heads.append((device, head.seq, head.id))
+    return tuple(heads)
 
 
 def propose_removal(state: SpaceState, proposer: bytes, member: bytes) -> Draft:
@@ -176,12 +190,8 @@ def propose_removal(state: SpaceState, proposer: bytes, member: bytes) -> Draft:
     if last is None:  # pragma: no cover - a member has at least their genesis or join
         raise SpaceError("That member has no accepted record to name.")
     electorate = sorted(state.members[k].joined_id for k in state.active if k != member)
-    devices = []
-    for device in state.devices_of(member)[1:]:  # every device is cut with its member
-        head = state.last_counting_record(device)
-        if head is not None:
-            devices.append((device, head.seq, head.id))
-    return draft(RemoveBody(member, last.seq, last.id, tuple(electorate), tuple(devices)))
+    return draft(RemoveBody(member, last.seq, last.id, tuple(electorate),
+                            _device_heads(state, member)))  # every device goes with them
 
 
 def consent_to_removal(state: SpaceState, member: bytes, proposal_id: bytes) -> Draft:

@@ -11,7 +11,9 @@ genesis    ``{kind, hist, s: {founder: sealed epoch-0 key}, mk: blob, m: blob, c
            (a crew or dyad)}``
 invite     ``{pk: invite public key, exp: expiry (ms, compared with the join's ts), uses}``
 join       ``{i: invite record id, who: joiner key, proof: invite-key signature}``
-leave      ``{}``, or ``{x: true}`` when the leaver's past posts expire now
+leave      ``{}``, or ``{x: true}`` when the leaver's past posts expire now; and ``d: [[key, seq,
+           id], ...]``: the last counting record of each other current device of the member
+           (the member key included when a device leaves), when they have one
 remove     ``{m: member key, s: seq of their last counting record, r: its id, a: [joins (or
            genesis) of the other members it was proposed among: the electorate], d: [[device
            key, seq, id] of each of the member's other devices' last counting record]
@@ -38,7 +40,7 @@ A *blob* is ``nonce || XChaCha20-Poly1305 ciphertext`` (see :mod:`meshcrew.crypt
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import msgpack
@@ -104,6 +106,10 @@ class LeaveBody:
     expire_posts: bool = False
     """The leaver's choice that their past check-ins and conversation posts expire now (see
     :mod:`meshcrew.spaces.retention`); by default they stay, under the space's retention."""
+    devices: tuple[tuple[bytes, int, bytes], ...] = ()
+    """The member's other current devices (the member key too, when a device leaves), each
+    with its last counting record (key, seq, id): their later records come after the leave
+    (fold rule 12). The leave waits for those records."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +214,8 @@ def references(body: Body) -> tuple[bytes, ...]:
             return (body.invite,)
         case RemoveBody():
             return (body.last_id, *body.after, *(last for _, _, last in body.devices))
+        case LeaveBody():
+            return tuple(last for _, _, last in body.devices)
         case ConsentBody():
             return (body.proposal,)
         case KeysBody():
@@ -247,7 +255,10 @@ def encode_body(body: Body) -> bytes:
         case JoinBody():
             return _pack({"i": body.invite, "who": body.joiner, "proof": body.proof})
         case LeaveBody():
-            return _pack({"x": True} if body.expire_posts else {})
+            leave: dict[str, Any] = {"x": True} if body.expire_posts else {}
+            if body.devices:
+                leave["d"] = [list(device) for device in body.devices]
+            return _pack(leave)
         case RemoveBody():
             remove: dict[str, Any] = {"m": body.member, "s": body.last_seq, "r": body.last_id,
                                       "a": list(body.after)}
@@ -369,13 +380,22 @@ def _parse_join(wire: Mapping[str, Any]) -> Body:
 def _parse_leave(wire: Mapping[str, Any]) -> Body:
     # Only true asks for the expiry: releases before it ignore the field, so any other value
     # must read as "stay" here too, or replicas of both would disagree on the leave.
-    return LeaveBody(wire.get("x") is True)
+    # The same for the devices: a release before devices ignores d, so a d that does not
+    # parse reads as none here (a leave always counts, on every release).
+    try:
+        devices = _device_heads(wire["d"]) if "d" in wire else ()
+    except RecordError:
+        devices = ()
+    return LeaveBody(wire.get("x") is True, devices)
 
 
 def _parse_remove(wire: Mapping[str, Any]) -> Body:
-    return RemoveBody(_bytes(wire, "m", KEY_BYTES), _int(wire, "s", 1, MAX_TS_MS),
-                      _bytes(wire, "r", ID_BYTES), _ids(wire, "a"),
-                      _device_heads(wire["d"]) if "d" in wire else ())
+    removal = RemoveBody(_bytes(wire, "m", KEY_BYTES), _int(wire, "s", 1, MAX_TS_MS),
+                         _bytes(wire, "r", ID_BYTES), _ids(wire, "a"))
+    try:  # as for a leave: a release before devices ignores d, so a bad one reads as none
+        return replace(removal, devices=_device_heads(wire["d"])) if "d" in wire else removal
+    except RecordError:
+        return removal
 
 
 def _device_heads(value: Any) -> tuple[tuple[bytes, int, bytes], ...]:

@@ -33,10 +33,18 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from meshcrew.records import Record, RecordError
-from meshcrew.spaces.bodies import Body, KeysBody, RemoveBody, SealedBody, parse_body
+from meshcrew.spaces.bodies import (
+    Body,
+    KeysBody,
+    LeaveBody,
+    RemoveBody,
+    SealedBody,
+    UnlinkBody,
+    parse_body,
+)
 from meshcrew.spaces.kinds import RecordKind
 from meshcrew.spaces.state import ACCEPTED, Outcome, SpaceState
 
@@ -53,8 +61,9 @@ def extend(state: SpaceState, records: Iterable[Record]) -> SpaceState | None:
         return state
     if state.kind is None or state.stalled or len(state.sequence) != len(state.records):
         return None  # no genesis, a broken cycle, or records that wait (refused early or not)
-    behind, rotations = _ordered_behind(state)
-    heads = _author_heads(state, {r.author for r in new})
+    places = _places(state)
+    behind, rotations = places.behind, places.rotations
+    heads = {r.author: places.heads[r.author] for r in new if r.author in places.heads}
     floors = dict(state.floors)
     deps_of: dict[bytes, list[bytes]] = {}
     bodies: dict[bytes, Body | None] = dict(state.bodies)
@@ -75,9 +84,42 @@ def extend(state: SpaceState, records: Iterable[Record]) -> SpaceState | None:
     for record in new:
         records_by_id[record.id] = record
         statuses[record.id] = ACCEPTED
-    order = tuple(rid for rid in sequence if statuses[rid].accepted)
+    if len(state.order) == len(state.sequence):
+        order = sequence  # nothing refused before, and every new record is accepted
+    else:
+        order = tuple(rid for rid in sequence if statuses[rid].accepted)
+    # Posts change none of the places, only the heads of their authors.
+    kept = _Places(behind, rotations, {**places.heads, **heads})
     return replace(state, statuses=statuses, order=order, sequence=sequence, floors=floors,
-                   records=records_by_id, bodies=bodies)
+                   records=records_by_id, bodies=bodies, memo={_PLACES: kept})
+
+
+_PLACES = "extend.places"
+"""The key of :class:`_Places` in a state's memo."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Places:
+    """What :func:`extend` needs of the whole state, worked out once per fold and kept in
+    the states it extends, so a new post costs no pass over every record."""
+
+    behind: set[tuple[bytes, int]]
+    rotations: dict[tuple[bytes, int], list[bytes]]
+    """See :func:`_ordered_behind`."""
+    heads: dict[bytes, Record]
+    """Every author's record with the highest seq, whatever its status (see
+    :func:`_author_heads`)."""
+
+
+def _places(state: SpaceState) -> _Places:
+    """The state's :class:`_Places`, from its memo or worked out (and kept there)."""
+    kept = state.memo.get(_PLACES)
+    if isinstance(kept, _Places):
+        return kept
+    behind, rotations = _ordered_behind(state)
+    made = _Places(behind, rotations, _author_heads(state))
+    state.memo[_PLACES] = made  # a cache of a function of the records: harmless if raced
+    return made
 
 
 def _ordered_behind(state: SpaceState
@@ -86,7 +128,9 @@ def _ordered_behind(state: SpaceState
 
     Returns:
         The places a removal proposal orders behind itself and its consents (the target's
-        first record after the one it names, fold rule 6; the fast path declines them), and
+        first record after the one it names, and each named device's, fold rule 6), and a
+        device's revocation or a leave behind itself (rules 12 and 13; the fast path declines
+        them all), and
         for each joiner's first record after a join, the key rotations naming that join
         (rule 7; the fast path places the record after them).
     """
@@ -97,6 +141,11 @@ def _ordered_behind(state: SpaceState
         body = state.bodies[rid]
         if record.kind == RecordKind.REMOVE and isinstance(body, RemoveBody):
             places.add((body.member, body.last_seq + 1))
+            places.update((device, seq + 1) for device, seq, _ in body.devices)
+        elif isinstance(body, UnlinkBody):  # fold rule 13: the device's next record waits
+            places.add((body.device, body.last_seq + 1))
+        elif isinstance(body, LeaveBody):  # rule 12: so do the leaver's other devices'
+            places.update((device, seq + 1) for device, seq, _ in body.devices)
         elif record.kind == RecordKind.KEYS and isinstance(body, KeysBody):
             for named in body.after:
                 join = state.records.get(named)
@@ -105,7 +154,7 @@ def _ordered_behind(state: SpaceState
     return places, rotations
 
 
-def _author_heads(state: SpaceState, authors: set[bytes]) -> dict[bytes, Record]:
+def _author_heads(state: SpaceState) -> dict[bytes, Record]:
     """Each author's record with the highest seq in the state, whatever its status.
 
     (All records are looked at: a refused record off the author's chain may hold a higher seq,
@@ -113,10 +162,9 @@ def _author_heads(state: SpaceState, authors: set[bytes]) -> dict[bytes, Record]
     """
     heads: dict[bytes, Record] = {}
     for record in state.records.values():
-        if record.author in authors:
-            best = heads.get(record.author)
-            if best is None or record.seq > best.seq:
-                heads[record.author] = record
+        best = heads.get(record.author)
+        if best is None or record.seq > best.seq:
+            heads[record.author] = record
     return heads
 
 

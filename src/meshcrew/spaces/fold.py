@@ -236,8 +236,9 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
     joins_by_inviter: dict[bytes, list[bytes]] = {}
     removals: list[bytes] = []
     revokes: list[bytes] = []
-    claims = {by_id[rid].author: body.member for rid, body in bodies.items()
-              if isinstance(body, DeviceBody) and rid in ready and rid not in early}
+    claims = {by_id[rid].author: body.member for rid, body in bodies.items()  # rule 12
+              if isinstance(body, DeviceBody) and by_id[rid].seq == 1 and rid in ready
+              and rid not in early}
     for rid in ready:
         body = bodies.get(rid)
         if rid in early or body is None:
@@ -254,6 +255,9 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
             revokes.append(rid)
         elif isinstance(body, UnlinkBody):
             behind.setdefault((body.device, body.last_seq + 1), set()).add(rid)
+        elif isinstance(body, LeaveBody) and (body.devices or claims):
+            leaver = by_id[rid].author
+            _behind_devices(behind, claims, claims.get(leaver, leaver), body.devices, {rid})
         elif isinstance(body, KeysBody):
             for named in body.after:
                 join = by_id.get(named)
@@ -265,12 +269,7 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
         assert isinstance(body, RemoveBody)
         before = {pid, *consents.get(pid, ())}
         behind.setdefault((body.member, body.last_seq + 1), set()).update(before)
-        cut = {device for device, _, _ in body.devices}
-        for device, seq, _ in body.devices:
-            behind.setdefault((device, seq + 1), set()).update(before)
-        for device, member in claims.items():  # a device it does not name comes after it
-            if member == body.member and device not in cut:
-                behind.setdefault((device, 1), set()).update(before)
+        _behind_devices(behind, claims, body.member, body.devices, before)
         known = set(body.after)  # joins the proposer had seen come first, not after
         for join_id in joins_by_inviter.get(body.member, ()):
             if join_id not in known:
@@ -288,6 +287,20 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
             if first is not None:
                 soft.setdefault(rid, set()).update(first)
     return soft
+
+
+def _behind_devices(behind: dict[tuple[bytes, int], set[bytes]], claims: dict[bytes, bytes],
+                    member: bytes, named: tuple[tuple[bytes, int, bytes], ...],
+                    first: set[bytes]) -> None:
+    """A leave or removal of ``member`` (``first``: it and its consents) comes before each
+    named device's record after the named one, and before the certificate of every device
+    of the member it does not name (rules 12 and 13)."""
+    for device, seq, _ in named:
+        behind.setdefault((device, seq + 1), set()).update(first)
+    cut = {device for device, _, _ in named}
+    for device, owner in claims.items():
+        if owner == member and device not in cut:
+            behind.setdefault((device, 1), set()).update(first)
 
 
 class _Machine:
