@@ -25,6 +25,7 @@ from meshcrew.errors import InputError, ReplicaError, SpaceError, UnknownName
 from meshcrew.identity import Identity
 from meshcrew.reasons import Reason
 from meshcrew.records import NEW_SPACE, Record, RecordError, encode_husk, sign_record
+from meshcrew.service.devices import DeviceActions
 from meshcrew.service.entries import ExportReport, IngestReport, ProposalEntry, RejectedEntry
 from meshcrew.service.posting import kind_label, make_post, make_post_of_kind
 from meshcrew.service.reading import MemberReads, ViewCache
@@ -85,7 +86,7 @@ _INVITE_PROBLEMS = {
 }
 
 
-class Member(MemberReads):
+class Member(MemberReads, DeviceActions):
     """What this member can read (see :class:`MemberReads`) and do, over one replica.
 
     Single-threaded: call it from one thread (or trio task) at a time. Only the process that
@@ -233,7 +234,7 @@ class Member(MemberReads):
         mine = self.replica.frontier(space_id).get(self.me)
         if mine is not None and mine.id in found.waiting and view.is_member:
             profiles = [p.post for p in view.opened.of_kind(PostKind.PROFILE)
-                        if p.author == self.me]
+                        if p.author == view.my_member]
             try:
                 self._write_post(space_id, profiles[-1] if profiles
                                  else Profile(self.identity.name))
@@ -280,7 +281,7 @@ class Member(MemberReads):
         view = self.view(space_id)
         view.require_member()
         proposal = view.state.removals.get(proposal_id)
-        if proposal is not None and self.me in proposal.consents:
+        if proposal is not None and view.my_member in proposal.consents:
             raise SpaceError("You have already consented to this removal.")
         if proposal is not None and proposal.effective:
             raise SpaceError("This removal has already taken effect.")
@@ -373,7 +374,7 @@ class Member(MemberReads):
         """Answer a proposal: consent, stand aside or object (with a reason); a later answer
         replaces an earlier one while the proposal is open."""
         proposal = self._open_proposal(proposal_id)
-        if proposal.proposer == self.me:
+        if proposal.proposer == self.view(proposal.space).my_member:
             raise SpaceError("Your proposal already counts as your consent; to take it back, "
                              "withdraw it.")
         try:
@@ -451,8 +452,9 @@ class Member(MemberReads):
                        ) -> ProposalEntry:
         """The proposal, if this member may still act on it; else a refusal saying why."""
         proposal = self.proposal(proposal_id)
-        self.view(proposal.space).require_member()
-        if proposer_only and proposal.proposer != self.me:
+        view = self.view(proposal.space)
+        view.require_member()
+        if proposer_only and proposal.proposer != view.my_member:
             raise SpaceError(Reason.NOT_PROPOSER.sentence)
         if proposal.decided_ms is not None:
             raise SpaceError(f"This proposal is closed ({proposal.status}): "
@@ -486,12 +488,13 @@ class Member(MemberReads):
                 rotated.append(sid)
             view = self.view(sid)
             if (view.is_member and writable_epoch(view.state, self.me) is not None
-                    and not view.has_profile(self.me)):
+                    and not view.has_profile(view.my_member)):
                 self._write_post(sid, Profile(self.identity.name))
             view = self.view(sid)
             if view.is_member and view.meta is not None \
                     and writable_epoch(view.state, self.me) is not None and any(
-                        e.proposer == self.me and e.status == "passed" and e.change is not None
+                        e.proposer == view.my_member and e.status == "passed"
+                        and e.change is not None
                         and not e.carried_out for e in self.proposals(sid)):
                 self._carry_out_passed(sid)  # a proposer makes the change they proposed
         return IngestReport(report.accepted, report.pending, report.duplicates,
@@ -541,7 +544,7 @@ class Member(MemberReads):
         if writable_epoch(view.state, self.me) is None:
             self._rotate_while_needed(space_id)
             view = self.view(space_id)
-        if post.kind is not PostKind.PROFILE and not view.has_profile(self.me):
+        if post.kind is not PostKind.PROFILE and not view.has_profile(view.my_member):
             self._sign_and_append(space_id, seal_post(view.state, self.identity.signing_key,
                                                       Profile(self.identity.name), self._rng))
             view = self.view(space_id)

@@ -70,10 +70,12 @@ from meshcrew.spaces.extend import extend
 from meshcrew.spaces.posts import Post, Proposal
 from meshcrew.spaces.sealing import settings_start
 from meshcrew.spaces.settings import SettingsChange, SettingsSnapshot
+from meshcrew.spaces.state import ChangeKind
 
 _CHECKIN_KINDS = (SpaceKind.CREW, SpaceKind.DYAD)
 _NOT_A_MEMBER = {"left": "You have left this space.",
-                 "removed": "You were removed from this space by consent."}
+                 "removed": "You were removed from this space by consent.",
+                 "revoked": "This device was revoked by its member; it can read nothing new."}
 
 
 if TYPE_CHECKING:
@@ -257,9 +259,18 @@ class SpaceView:
     # -- where this member stands -------------------------------------------------------------
 
     @property
+    def my_member(self) -> bytes:
+        """The member this node speaks for: its own key, or the member it is a device of (a
+        revoked device still names its member; see :meth:`is_member`)."""
+        return self.state.member_of(self.me) or self.me
+
+    @property
     def my_status(self) -> str:
-        """``active``, ``left``, ``removed`` or ``outsider``."""
-        member = self.state.members.get(self.me)
+        """``active``, ``left``, ``removed`` or ``outsider`` (a revoked device: ``revoked``)."""
+        device = self.state.devices.get(self.me)
+        if device is not None and device.revoked_by is not None:
+            return "revoked"
+        member = self.state.members.get(self.my_member)
         return "outsider" if member is None else member.status.value
 
     @property
@@ -277,7 +288,7 @@ class SpaceView:
         if not self.is_member:
             raise SpaceError(_NOT_A_MEMBER.get(self.my_status,
                                                "You are not a member of this space."))
-        if self.me in self.state.pending:
+        if self.my_member in self.state.pending:
             raise SpaceError("Your join has not been let in yet: a member rotates the keys for "
                              "you (usually the inviter, as soon as your join reaches them).")
 
@@ -416,7 +427,7 @@ class SpaceView:
         state, meta = self.state, self.meta
         genesis = state.records.get(self.space_id)
         needs_checkin = (self.is_member and meta is not None and state.kind in _CHECKIN_KINDS
-                         and self.me not in self._cycle_view(meta.rhythm, now_ms).checkins)
+                         and self.my_member not in self._cycle_view(meta.rhythm, now_ms).checkins)
         return SpaceSummary(
             id=self.space_id, kind=state.kind.value if state.kind else "unknown",
             name=meta.name if meta else None, purpose=meta.purpose if meta else "",
@@ -434,7 +445,8 @@ class SpaceView:
         return tuple(MemberEntry(
             key=row.key, name=row.name, fingerprint=fingerprint(row.key), bio=row.bio,
             status=row.status.value, joined_ts=row.joined_ts, invited_by=row.invited_by,
-            is_me=row.key == self.me, is_founder=row.is_founder) for row in self._member_views)
+            is_me=row.key == self.my_member, is_founder=row.is_founder)
+            for row in self._member_views)
 
     def member_entry(self, key: bytes) -> MemberEntry:
         """The member list's row of ``key``."""
@@ -581,12 +593,19 @@ class SpaceView:
         True when someone joined since the last rotation that included them, and this member
         made their invite; or the one who made it is no longer a member and this member has
         the lowest key among the members holding the newest epoch (so that one member, not
-        everyone, answers an orphaned join). After a departure alone nobody rotates here:
-        whoever writes next rotates first (see :meth:`Member.checkin`).
+        everyone, answers an orphaned join); or this member linked or revoked one of their
+        devices since the last rotation (any of their devices holding keys rotates, so the
+        new device reads, or the revoked one reads nothing new). After a departure alone
+        nobody rotates here: whoever writes next rotates first (see :meth:`Member.checkin`).
         """
         state = self.state
         if not (state.needs_rekey and self.is_member and self.holds_keys):
             return False
+        newest_epoch = max(e.version for e in state.epochs.values())
+        if any(change.member == self.my_member and i >= newest_epoch
+               and change.change in (ChangeKind.LINKED, ChangeKind.UNLINKED)
+               for i, change in enumerate(state.changes)):
+            return True
         change_at = {change.record_id: i for i, change in enumerate(state.changes)}
         unanswered = []
         for key in state.active:
@@ -596,7 +615,7 @@ class SpaceView:
             joined_at = change_at.get(member.joined_id, -1)
             if not any(key in e.shares and e.version > joined_at for e in state.epochs.values()):
                 unanswered.append(member)
-        if any(m.invited_by == self.me for m in unanswered):
+        if any(m.invited_by == self.my_member for m in unanswered):
             return True
         if not any(m.invited_by not in state.active for m in unanswered):
             return False

@@ -1,0 +1,152 @@
+"""A member's devices, for the member service: certify, adopt, revoke, list.
+
+The rules are in :mod:`meshcrew.spaces.devices`. Here is what each side does with them:
+
+* On the device that holds the member key (the first device), :meth:`DeviceActions.certify`
+  signs a new device's key: the certificate travels to the new device (``meshcrew devices
+  add``, over the link handshake).
+* On the new device (its own key is this service's identity), :meth:`DeviceActions.adopt`
+  posts that certificate as its first record in every space of the member its replica holds.
+  Once the member's node takes those records in, its housekeeping rotates the keys so the
+  device can read (:meth:`meshcrew.service.views.SpaceView.should_rotate`).
+* :meth:`DeviceActions.revoke` (first device again) posts the revocation in every space the
+  device is in, and rotates the keys there at once: the revoked device reads nothing new.
+
+These are mixed into :class:`meshcrew.service.member.Member`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from meshcrew.errors import SpaceError
+from meshcrew.identity import Identity, fingerprint
+from meshcrew.records import Record
+from meshcrew.service.views import SpaceView
+from meshcrew.spaces import Draft, SpaceState
+from meshcrew.spaces.devices import (
+    certify_device,
+    device_certificate,
+    revoke_device,
+    unlink_device,
+    verify_certificate,
+)
+from meshcrew.store import Replica
+
+
+class _Signs(Protocol):
+    """What the device actions use of the member service."""
+
+    @property
+    def identity(self) -> Identity: ...
+    @property
+    def replica(self) -> Replica: ...
+    def view(self, space_id: bytes) -> SpaceView: ...
+    def _sign_and_append(self, space_id: bytes | None, made: Draft) -> Record: ...
+    def _rotate_while_needed(self, space_id: bytes) -> list[Record]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEntry:
+    """One device of this member, as the member's spaces know it."""
+
+    key: bytes
+    fingerprint: str
+    first: bool
+    """The member key itself (the device it was made on)."""
+    revoked: bool
+    linked_ts: int | None
+    """When its certificate was signed (None for the member key)."""
+    last_ts: int | None
+    """Its newest record in any space (when it was last heard of)."""
+    spaces: int
+    """In how many of the member's spaces it is certified (or, for the member key, a member)."""
+
+    def to_json(self) -> dict[str, object]:
+        """The entry for ``--json``."""
+        return {"key": self.key.hex(), "fingerprint": self.fingerprint, "first": self.first,
+                "revoked": self.revoked, "linked_ts": self.linked_ts, "last_ts": self.last_ts,
+                "spaces": self.spaces}
+
+
+class DeviceActions:
+    """Linking and revoking this member's devices (mixed into the member service)."""
+
+    def certify(self: _Signs, device: bytes) -> bytes:
+        """The member key's certificate of ``device``; only the node holding the member key
+        (a member key that is nobody's device) can make it."""
+        me = self.identity.public_key
+        if any(me in self.view(sid).state.devices for sid in self.replica.spaces()):
+            raise SpaceError("This node is a linked device: only the device holding your member "
+                             "key can link another (see docs/spaces.md, A member's devices).")
+        return certify_device(self.identity.signing_key, device)
+
+    def adopt(self: _Signs, member: bytes, certificate: bytes) -> list[bytes]:
+        """Post ``member``'s certificate of this device in each of the member's spaces that
+        the replica holds and this device has not written in yet; returns the records' ids."""
+        me = self.identity.public_key
+        if not verify_certificate(member, me, certificate):
+            raise SpaceError("The certificate is not your member key's signature over this "
+                             "device's key.")
+        made = []
+        for sid in self.replica.spaces():
+            view = self.view(sid)
+            state = view.state
+            if (member not in state.active or member in state.pending
+                    or self.replica.frontier(sid).get(me) is not None):
+                continue
+            made.append(self._sign_and_append(sid, device_certificate(state, member,
+                                                                      certificate)).id)
+        return made
+
+    def revoke(self: _Signs, device: bytes) -> list[bytes]:
+        """Revoke ``device`` in every space it is in, and rotate the keys there; returns the
+        ids of the records made (revocations and rotations)."""
+        me = self.identity.public_key
+        signature = revoke_device(self.identity.signing_key, device)
+        made: list[bytes] = []
+        for sid in self.replica.spaces():
+            state = self.view(sid).state
+            known = state.devices.get(device)
+            if known is None or known.member != me or known.revoked_by is not None:
+                continue
+            made.append(self._sign_and_append(sid, unlink_device(state, me, device,
+                                                                 signature)).id)
+            made += [r.id for r in self._rotate_while_needed(sid)]
+        if not made:
+            raise SpaceError("That key is not a current device of yours in any space here.")
+        return made
+
+    def devices(self: _Signs) -> list[DeviceEntry]:
+        """This member's devices, from every space the replica holds: the member key first,
+        then the others by when they were linked."""
+        views = [self.view(sid) for sid in self.replica.spaces()]
+        me = self.identity.public_key
+        member = next((v.my_member for v in views if v.my_member != me), me)
+        found: dict[bytes, DeviceEntry] = {}
+        for view in views:
+            state = view.state
+            for key in _keys_of(member, state):
+                device = state.devices.get(key)
+                revoked = device is not None and device.revoked_by is not None
+                cert = state.records.get(device.cert_id) if device is not None else None
+                head = view.frontier.get(key)
+                last = state.records.get(head.id) if head is not None else None
+                held = found.get(key)
+                found[key] = DeviceEntry(
+                    key=key, fingerprint=fingerprint(key), first=key == member,
+                    revoked=revoked or (held is not None and held.revoked),
+                    linked_ts=(cert.ts if cert is not None
+                               else held.linked_ts if held is not None else None),
+                    last_ts=max((t for t in (last.ts if last else None,
+                                             held.last_ts if held else None) if t is not None),
+                                default=None),
+                    spaces=(held.spaces if held else 0) + 1)
+        return sorted(found.values(), key=lambda d: (not d.first, d.linked_ts or 0, d.key))
+
+
+def _keys_of(member: bytes, state: SpaceState) -> list[bytes]:
+    """The member key (if a member of this space) and its devices certified here."""
+    keys = [member] if member in state.members else []
+    return keys + [d.key for d in state.devices.values() if d.member == member]
