@@ -94,6 +94,8 @@ def extend(state: SpaceState, records: Iterable[Record]) -> SpaceState | None:
                    records=records_by_id, bodies=bodies, memo={_PLACES: kept})
 
 
+_FEW = 16
+"""Up to how many records the new ones come after :func:`_merge` finds one by one."""
 _PLACES = "extend.places"
 """The key of :class:`_Places` in a state's memo."""
 
@@ -205,12 +207,15 @@ def _merge(sequence: tuple[bytes, ...], new: list[Record],
     new_ids = {r.id for r in new}
     wanted = ({r.prev for r in new if r.prev not in new_ids}
               | {dep for deps in deps_of.values() for dep in deps})
-    position: dict[bytes, int] = {}
-    for index in range(len(sequence) - 1, -1, -1):
-        if sequence[index] in wanted:
-            position[sequence[index]] = index
-            if len(position) == len(wanted):
-                break
+    if len(wanted) <= _FEW:  # each found at C speed, however far back (an epoch may be)
+        position = {dep: sequence.index(dep) for dep in wanted if dep is not None}
+    else:
+        position = {}
+        for index in range(len(sequence) - 1, -1, -1):
+            if sequence[index] in wanted:
+                position[sequence[index]] = index
+                if len(position) == len(wanted):
+                    break
     step_of: dict[bytes, int] = {}  # the step from which the old records it needs are taken
     ready_at: dict[int, list[bytes]] = {}
     successor: dict[bytes, bytes] = {}

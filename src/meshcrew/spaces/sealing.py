@@ -253,6 +253,30 @@ class OpenedSpace:
         object.__setattr__(self, "_by_id", {p.record_id: p for p in self.posts})
         object.__setattr__(self, "_by_kind", {k: tuple(v) for k, v in by_kind.items()})
 
+    @classmethod
+    def _with_tail(cls, state: SpaceState, posts: tuple[OpenedPost, ...],
+                   refused: Mapping[bytes, Status], locked: frozenset[bytes],
+                   expired: frozenset[bytes], before: OpenedSpace,
+                   dropped: tuple[OpenedPost, ...], added: list[OpenedPost]) -> OpenedSpace:
+        """The space ``before`` was with its last posts ``dropped`` and ``added`` after the
+        rest; its indexes are ``before``'s, changed by those only (see :func:`open_more`)."""
+        made = object.__new__(cls)
+        for name, value in (("state", state), ("posts", posts), ("refused", refused),
+                            ("locked", locked), ("expired", expired)):
+            object.__setattr__(made, name, value)
+        by_id = dict(before._by_id)
+        for post in dropped:
+            del by_id[post.record_id]
+        by_id.update((post.record_id, post) for post in added)
+        by_kind = dict(before._by_kind)
+        for kind in {p.kind for p in dropped} | {p.kind for p in added}:
+            kept = by_kind.get(kind, ())
+            cut = sum(1 for p in dropped if p.kind is kind)  # they are its last ones
+            by_kind[kind] = kept[:len(kept) - cut] + tuple(p for p in added if p.kind is kind)
+        object.__setattr__(made, "_by_id", by_id)
+        object.__setattr__(made, "_by_kind", by_kind)
+        return made
+
     def post(self, record_id: bytes) -> OpenedPost | None:
         """The opened post with that record id, if any."""
         return self._by_id.get(record_id)
@@ -273,12 +297,78 @@ def open_more(opened: OpenedSpace, state: SpaceState, keyring: Keyring) -> Opene
     For a state that :func:`meshcrew.spaces.extend.extend` made from ``opened.state``: it adds
     posts and leaves the epochs, and so the keyring, as they were.
     """
+    tail = _changed_tail(opened.state.order, state.order)
+    if tail is not None:
+        return _open_tail(opened, state, keyring, tail)
     fresh = [state.records[rid] for rid in state.order
              if rid not in opened.state.records and state.records[rid].kind == RecordKind.SEALED]
     done: dict[bytes, OpenedPost | Status | None] = {
         **opened.refused, **dict.fromkeys(opened.locked), **dict.fromkeys(opened.expired)}
     done.update((post.record_id, post) for post in opened.posts)
     return _open(state, keyring, fresh, done)
+
+
+TAIL_MAX = 4096
+"""Most records from the first new one to the end of the order that :func:`open_more` goes
+over alone; past it, it goes over every record."""
+
+
+def _changed_tail(before: tuple[bytes, ...], after: tuple[bytes, ...]) -> int | None:
+    """Where the two canonical orders part, if ``after`` is ``before`` with records put in
+    among its last :data:`TAIL_MAX` (what :func:`meshcrew.spaces.extend.extend` does with posts
+    that follow their authors' newest records); else None."""
+    low, high = max(len(before) - TAIL_MAX, 0), len(before)
+    if len(after) < len(before) or after[:low] != before[:low]:
+        return None
+    while low < high:  # the longest common start, by halves (each comparison at C speed)
+        middle = (low + high + 1) // 2
+        if after[low:middle] == before[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _open_tail(opened: OpenedSpace, state: SpaceState, keyring: Keyring,
+               cut: int) -> OpenedSpace:
+    """:func:`open_more` when the orders agree up to ``cut``: the posts before it are kept as
+    they are, and only the records from it on are gone over (the new ones decrypted), so a new
+    post costs the same in a space of any size."""
+    old_tail = opened.state.order[cut:]
+    moved = set(old_tail)
+    keep = len(opened.posts)
+    while keep and opened.posts[keep - 1].record_id in moved:
+        keep -= 1
+    earlier: dict[bytes, OpenedPost | Status | None] = {
+        rid: opened.refused.get(rid) for rid in old_tail if rid not in opened.locked
+        and rid not in opened.expired}
+    earlier.update((post.record_id, post) for post in opened.posts[keep:])
+    allowed = state.kind.post_kinds if state.kind is not None else frozenset()
+    posts = list(opened.posts[:keep])
+    refused = dict(opened.refused)
+    for rid in old_tail:  # put back below in the new order
+        refused.pop(rid, None)
+    locked, expired = set(opened.locked), set(opened.expired)
+    added: list[OpenedPost] = []
+    for rid in state.order[cut:]:
+        record = state.records[rid]
+        if record.kind != RecordKind.SEALED:
+            continue
+        if rid in earlier:
+            result = earlier[rid]
+        elif rid in opened.locked or rid in opened.expired:
+            continue  # it stays where it was
+        else:
+            result = _open_one(state, keyring, record, allowed)
+            if result is None:
+                (expired if record.expired else locked).add(rid)
+        if isinstance(result, Status):
+            refused[rid] = result
+        elif isinstance(result, OpenedPost):
+            added.append(result)
+    posts += added
+    return OpenedSpace._with_tail(state, tuple(posts), refused, frozenset(locked),
+                                  frozenset(expired), opened, opened.posts[keep:], added)
 
 
 def _open(state: SpaceState, keyring: Keyring, records: list[Record],

@@ -248,6 +248,10 @@ class SpaceState:
     devices: Mapping[bytes, Device] = field(default_factory=dict)
     """Every device key a member certified here, by key, revoked ones included (a member key
     is its member's first device and is not listed)."""
+    memo: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
+    """Facts worked out once from the records and kept with the state, a cache (a function of
+    the records): :func:`meshcrew.spaces.extend.extend` keeps what it would otherwise look
+    over every record for on each new post. Each state has its own."""
 
     @property
     def exists(self) -> bool:

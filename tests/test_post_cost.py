@@ -1,0 +1,163 @@
+"""A new post costs the same in a space of any size (issue 15: the delivery stall).
+
+In the long soak a founder's node at 100,000 records spent 0.25-1 s of its trio thread on each
+check-in of its own: the fold's extension and the opening of the new post went over every record
+of the space. At four check-ins a second nothing else ran; its network tasks moved one step per
+check-in, its GossipSub queue to the member (32 messages) overflowed, and the member's replica
+held a hole in its chain that no sync could fill, since no stream could be opened in time.
+
+The work is counted in lines of Python run (``sys.settrace``), not timed: a pass over every
+record runs a line per record, and the checks below allow far less than that.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from meshcrew import spaces
+from meshcrew.records import sign_record
+from meshcrew.service import Member
+from meshcrew.spaces import CheckIn, PostKind, seal_post
+from meshcrew.spaces.extend import extend
+from spaces_world import World, person
+from test_service_support import Town, crew_of, town_at
+
+
+@pytest.fixture
+def town(tmp_path: Path) -> Iterator[Town]:
+    yield from town_at(tmp_path)
+
+
+def lines_run(action: Callable[[], object]) -> int:
+    """How many lines of Python ``action()`` runs (each turn of a loop counts)."""
+    count = 0
+
+    def local(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal count
+        if event == "line":
+            count += 1
+        return local
+
+    def calls(frame: FrameType, event: str, arg: Any) -> Any:
+        return local
+
+    previous = sys.gettrace()
+    sys.settrace(calls)
+    try:
+        action()
+    finally:
+        sys.settrace(previous)
+    return count
+
+
+def add_posts(member: Member, space: bytes, count: int) -> None:
+    """``count`` check-ins by ``member`` appended to its replica in one go (signed and sealed
+    as the service does, without the service's work per post)."""
+    state = member.view(space).state
+    head = member.replica.frontier(space)[member.me]
+    prev, seq, raws = head.id, head.seq, []
+    for n in range(count):
+        made = seal_post(state, member.identity.signing_key,
+                         CheckIn(text=f"earlier {n}", energy=1 + n % 5), os.urandom)
+        seq += 1
+        record = sign_record(member.identity.signing_key, kind=made.kind, space=space, seq=seq,
+                             prev=prev, ts=member.now(), body=made.body)
+        prev = record.id
+        raws.append(record.raw)
+    report = member.replica.append(raws, sender="local", now_ms=member.now())
+    assert len(report.accepted) == count
+
+
+def checkin_lines(town: Town, name: str, history: int) -> int:
+    """Lines run by one check-in through the member service (what the node's control socket
+    calls) in a crew of two holding ``history`` earlier posts of the same member.
+
+    (A post lands in the canonical order after its author's previous record, at the first
+    larger id: for a member who wrote last, among the last records. The records after it are
+    gone over again, so a quiet member's post costs more, up to :data:`TAIL_MAX`, past which
+    every post is: see :func:`meshcrew.spaces.sealing.open_more`.)"""
+    space, (ada, _bo) = crew_of(town, f"{name} A", f"{name} B")
+    add_posts(ada, space, history)  # her chain runs to the end of the canonical order
+    ada.checkin(space, text="the fold", energy=3)
+    ada.checkin(space, text="an extension, ahead of the one measured", energy=3)
+    return lines_run(lambda: ada.checkin(space, text="measured", energy=4))
+
+
+def test_a_checkin_runs_no_more_python_in_a_space_ten_times_larger(town: Town) -> None:
+    small = checkin_lines(town, "Small", 300)
+    large = checkin_lines(town, "Large", 3_000)
+    # Before: about twenty lines more per record of the space (54,000 more here).
+    assert large - small < 300, (small, large)
+
+
+def test_extending_by_one_post_runs_no_more_python_in_a_larger_space() -> None:
+    def extend_lines(posts: int) -> int:
+        w, space, _ = crew_of_world(0)
+        b = person("b")
+        for n in range(posts):  # b's chain runs to the end of the order (see checkin_lines)
+            w.post(b, space, CheckIn(f"earlier {n}", 1 + n % 5))
+        held = w.of(space)
+        state = spaces.fold(space, held)
+        keyring = spaces.unlock(state, b)
+        opened = spaces.open_posts(state, keyring)
+        first = extend(state, [w.post(b, space, CheckIn("ahead", 2))])  # works out its places
+        assert first is not None
+        opened = spaces.open_more(opened, first, keyring)
+        post = w.post(b, space, CheckIn("measured", 3))
+        return lines_run(lambda: spaces.open_more(opened, extend(first, [post]) or state,
+                                                  keyring))
+
+    assert extend_lines(3_000) - extend_lines(300) < 300
+
+
+def crew_of_world(posts: int, seed: int = 0) -> tuple[World, bytes, list[Any]]:
+    """A crew of three and ``posts`` posts by them in turn (in memory, no replica)."""
+    w = World(seed)
+    a, b, c = person("a"), person("b"), person("c")
+    space = w.found(a)
+    w.admit(a, b, space)
+    w.admit(a, c, space)
+    made = [w.post((a, b, c)[n % 3], space, CheckIn(f"check-in {n}", 1 + n % 5))
+            for n in range(posts)]
+    return w, space, made
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_opening_new_posts_alone_gives_every_answer_opening_all_gives(seed: int) -> None:
+    """Posts arriving out of turn land among the last ones of the order: what was opened
+    before them is kept and the rest gone over again; every index answers as a fresh open."""
+    w, space, posts = crew_of_world(40, seed)
+    rng = random.Random(seed)
+    held = w.of(space)[:-len(posts)]
+    state = spaces.fold(space, held)
+    reader = person("c")
+    keyring = spaces.unlock(state, reader)
+    opened = spaces.open_posts(state, keyring)
+    arriving = list(posts)
+    inserted = 0
+    while arriving:  # in chain order per author, but the authors' turns shuffled
+        authors = sorted({p.author for p in arriving})
+        author = rng.choice(authors)
+        post = next(p for p in arriving if p.author == author)
+        arriving.remove(post)
+        extended = extend(state, [post])
+        assert extended is not None
+        inserted += extended.order[-1] != post.id
+        state = extended
+        opened = spaces.open_more(opened, state, keyring)
+        fresh = spaces.open_posts(state, spaces.unlock(state, reader))
+        assert opened == fresh
+        assert list(opened.refused) == list(fresh.refused)
+        for kind in PostKind:
+            assert opened.of_kind(kind) == fresh.of_kind(kind)
+        for record_id in state.order:
+            assert opened.post(record_id) == fresh.post(record_id)
+    assert inserted, "some posts were put in before the newest ones"
