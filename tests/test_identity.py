@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
+import base58
 import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.id import ID
+from nacl import pwhash, secret
 
 from conftest import MakeIdentity
 from hypothesis_profiles import examples
@@ -280,3 +283,127 @@ def test_record_signatures_verify_across_pynacl_and_libp2p() -> None:
     raw = rec.raw[: -records.SIG_BYTES] + libp2p_sig
     assert records.decode_and_verify(raw).author == person.public_key
     assert libp2p_sig == rec.sig  # ed25519 is deterministic: one key, one signature
+
+
+# What a person reads when the key or its file is refused: each sentence whole (mutation
+# testing found them checked only by a word, or not at all).
+
+_ED25519_PEER_ID = identity.peer_id_of(bytes(range(32)))
+_RSA_TAG_PEER_ID = str(base58.b58encode(bytes([0x00, 0x24, 0x08, 0x00, 0x12, 0x20]) +
+                                        bytes(32)).decode("ascii"))
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: identity.check_name(" "),
+     "The name is empty; give a display name such as --name Ada."),
+    (lambda: identity.check_name("x" * 65), "The name is longer than 64 characters."),
+    (lambda: identity.check_name("a\x00b"), "The name contains control characters."),
+    (lambda: identity.Identity.from_seed(bytes(31), "Ada"), "A seed is 32 bytes."),
+    (lambda: identity.public_key_of_peer_id("0OIl"), "'0OIl' is not a peer id."),
+    (lambda: identity.public_key_of_peer_id(_ED25519_PEER_ID[:-2]),
+     f"{_ED25519_PEER_ID[:-2]!r} is not an ed25519 peer id."),
+    # The right length, with another key type's tag (0 is RSA in libp2p's PublicKey).
+    (lambda: identity.public_key_of_peer_id(_RSA_TAG_PEER_ID),
+     f"{_RSA_TAG_PEER_ID!r} is not an ed25519 peer id."),
+], ids=["empty-name", "long-name", "control-name", "short-seed", "not-base58", "short-peer-id",
+        "other-key-type"])
+def test_refusals_say_what_is_wrong(call: Callable[[], object], message: str) -> None:
+    with pytest.raises(IdentityError) as refused:
+        call()
+    assert str(refused.value) == message
+
+
+@pytest.mark.usefixtures("fast_kdf")
+def test_passphrase_refusals_name_the_file_and_the_way_out(home: Home,
+                                                          make_identity: MakeIdentity) -> None:
+    identity.save(make_identity(), home.key_file, passphrase=b"correct horse")
+    path = home.key_file
+    with pytest.raises(IdentityError) as wrong:
+        identity.load(path, passphrase=b"battery staple")
+    assert str(wrong.value) == "The passphrase does not open this key file."
+    with pytest.raises(IdentityError) as missing:
+        identity.load(path)
+    assert str(missing.value) == (f"The key file {path} is protected by a passphrase; give it "
+                                  "with --passphrase-file or MESHCREW_PASSPHRASE_FILE.")
+    doc = msgpack.unpackb(path.read_bytes())
+    _write_private(path, msgpack.packb({**doc, "salt": b"short"}))
+    with pytest.raises(IdentityError) as damaged:
+        identity.load(path, passphrase=b"correct horse")
+    assert str(damaged.value) == f"The key file {path} is damaged (its sealed part)."
+
+
+def test_file_refusals_name_the_file_and_the_cause(home: Home, tmp_path: Path,
+                                                  make_identity: MakeIdentity) -> None:
+    path = home.key_file
+    _write_private(path, msgpack.packb(
+        {"format": identity.KEY_FILE_FORMAT, "v": 2, "name": "Ada", "seed": bytes(32)}))
+    with pytest.raises(IdentityError) as newer:
+        identity.load(path)
+    assert str(newer.value) == (f"The key file {path} has version 2, which this meshcrew does "
+                                "not know; upgrade meshcrew.")
+    path.unlink()
+    path.mkdir(mode=0o700)  # a folder where the file should be
+    with pytest.raises(IdentityError) as unreadable:
+        identity.load(path)
+    assert str(unreadable.value) == f"Cannot read the key file {path}: Is a directory."
+    nowhere = tmp_path / "absent" / "identity.key"
+    with pytest.raises(IdentityError) as unwritable:
+        identity.save(make_identity(), nowhere)
+    assert str(unwritable.value) == (f"Cannot write the key file {nowhere}: "
+                                     "No such file or directory.")
+
+
+def test_save_never_writes_through_a_link_at_the_key_path(home: Home,
+                                                          make_identity: MakeIdentity) -> None:
+    """A name that does not exist as a file but is taken (here a dangling symlink: the same
+    path as a key file appearing between the check and the write) is not overwritten, nor
+    followed, and no temporary file is left behind."""
+    target = home.path / "elsewhere"
+    home.key_file.symlink_to(target)
+    with pytest.raises(IdentityError) as refused:
+        identity.save(make_identity(), home.key_file)
+    assert str(refused.value) == (f"A key file already exists at {home.key_file}; "
+                                  "refusing to overwrite it.")
+    assert home.key_file.is_symlink()
+    assert not target.exists()
+    assert sorted(p.name for p in home.path.iterdir()) == [home.key_file.name]
+
+
+@pytest.mark.usefixtures("fast_kdf")
+def test_is_sealed_tells_a_passphrase_key_file_from_anything_else(
+        home: Home, tmp_path: Path, make_identity: MakeIdentity) -> None:
+    """The app's restore dialog asks for the key's own passphrase only when this says so."""
+    sealed, plain = tmp_path / "sealed.key", tmp_path / "plain.key"
+    identity.save(make_identity(), sealed, passphrase=b"pw")
+    identity.save(make_identity(), plain)
+    assert identity.is_sealed(sealed)
+    assert not identity.is_sealed(plain)
+    assert not identity.is_sealed(tmp_path / "missing.key")
+    junk, listed = tmp_path / "junk.key", tmp_path / "list.key"
+    junk.write_bytes(b"\xc1 not msgpack")
+    listed.write_bytes(msgpack.packb(["sealed"]))
+    assert not identity.is_sealed(junk)
+    assert not identity.is_sealed(listed)
+
+
+@pytest.mark.usefixtures("fast_kdf")
+def test_the_sealed_seed_opens_with_the_costs_the_file_records(
+        home: Home, make_identity: MakeIdentity) -> None:
+    """docs/protocol.md's key file: argon2id at the file's own ops and mem over its salt gives
+    the secretbox key. Opened here without meshcrew's code, as another implementation would."""
+    person = make_identity()
+    identity.save(person, home.key_file, passphrase=b"correct horse")
+    doc = msgpack.unpackb(home.key_file.read_bytes())
+    key = pwhash.argon2id.kdf(secret.SecretBox.KEY_SIZE, b"correct horse", doc["salt"],
+                              opslimit=doc["ops"], memlimit=doc["mem"])
+    assert secret.SecretBox(key).decrypt(doc["sealed"]) == person.seed
+
+
+def test_generate_makes_a_new_key_each_time_under_the_name_given() -> None:
+    first, second = identity.Identity.generate(" Ada "), identity.Identity.generate("Ada")
+    assert first.name == second.name == "Ada"
+    assert first.public_key != second.public_key
+    assert len(first.seed) == identity.SEED_BYTES
+    assert identity.Identity.from_seed(first.seed, "Ada").public_key == first.public_key
+    with pytest.raises(IdentityError):
+        identity.Identity.generate("")
