@@ -30,15 +30,15 @@ def test_a_second_laptop_writes_as_its_member_and_a_revoked_one_reads_nothing_ne
     laptop = town.person("Ana's laptop")
     send(ana, laptop, space)  # what the link handshake sends: the member's spaces
     assert laptop.summary(space).my_status == "outsider"
-    made = laptop.adopt(ana.me, ana.certify(laptop.me))
+    made = laptop.adopt_certificate(ana.me, ana.certify_device(laptop.me))
     assert len(made) == 1
-    assert laptop.adopt(ana.me, ana.certify(laptop.me)) == []  # once per space
+    assert laptop.adopt_certificate(ana.me, ana.certify_device(laptop.me)) == []  # once per space
     report = ana.ingest(laptop.export(space), sender="laptop")
     assert space in report.rotated  # Ana's node rotates so that her laptop can read
     sync(space, ana, bo, cy, laptop)
     assert laptop.summary(space).my_status == "active"
     with pytest.raises(SpaceError, match="linked device"):
-        laptop.certify(bytes(32))
+        laptop.certify_device(bytes(32))
 
     desk = ana.checkin(space, text="from the desk", energy=3)
     sofa = laptop.checkin(space, text="from the sofa", energy=4)
@@ -54,7 +54,7 @@ def test_a_second_laptop_writes_as_its_member_and_a_revoked_one_reads_nothing_ne
         assert reader.view(space).state.rejected() == {}
     assert [(d.first, d.revoked) for d in ana.devices()] == [(True, False), (False, False)]
 
-    revoked = ana.revoke(laptop.me)
+    revoked = ana.revoke_device(laptop.me)
     assert len(revoked) == 2  # the revocation and the rotation that follows it
     sync(space, ana, bo, cy)
     after = bo.checkin(space, text="after the laptop was lost", energy=2)

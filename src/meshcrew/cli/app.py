@@ -15,6 +15,7 @@ from meshcrew.cli import (
     backup_commands,
     carrier_commands,
     demo_commands,
+    device_commands,
     doctor,
     identity_commands,
     invite_commands,
@@ -51,6 +52,7 @@ COMMAND_GROUPS: Sequence[Callable[[Commands], None]] = (
     backup_commands.register,
     node_commands.register,
     carrier_commands.register,
+    device_commands.register,
     demo_commands.register,
 )
 """Each adds its commands to the top-level parser, in this order in ``--help``."""

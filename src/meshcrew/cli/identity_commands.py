@@ -7,7 +7,7 @@ import stat
 from typing import Any
 
 from meshcrew import identity
-from meshcrew.cli.parsing import EXIT_OK, Commands, add_command
+from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command
 from meshcrew.cli.session import Session
 from meshcrew.errors import HomeError, IdentityError
 
@@ -23,9 +23,18 @@ def register(commands: Commands) -> None:
         handler=run_init,
         json=True,
     )
-    init.add_argument("--name", required=True,
+    init.add_argument("--name",
                       help=f"your display name, as crewmates will see it "
-                      f"(1 to {identity.MAX_NAME_CHARS} characters)")
+                      f"(1 to {identity.MAX_NAME_CHARS} characters); not needed with --link")
+    init.add_argument("--link", action="store_true",
+                      help="this is another device of mine: make its own key, show a link code "
+                      "(and a QR code) and wait until `meshcrew devices add CODE` on the laptop "
+                      "that holds your member key links it")
+    init.add_argument("--listen", action="append", metavar="MULTIADDR",
+                      help="with --link: where to listen while waiting (default: every IPv4 "
+                      "interface)")
+    init.add_argument("--wait", type=float, default=900.0, metavar="SECONDS",
+                      help="with --link: how long to wait for the link (default 900)")
 
     add_command(
         commands, "whoami",
@@ -49,6 +58,13 @@ def identity_summary(person: identity.Identity) -> dict[str, Any]:
 
 def run_init(args: argparse.Namespace, session: Session) -> int:
     """Create the home folder and identity; print what was made."""
+    if args.link:
+        from meshcrew.cli.device_commands import run_init_link
+
+        return run_init_link(args, session)
+    if args.name is None:
+        raise UsageError("init needs --name NAME (or --link, for another device of yours)",
+                         "meshcrew init")
     # Everything that can be refused is checked before anything is written.
     name = identity.check_name(args.name)
     passphrase = session.passphrase()

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from meshcrew.errors import UnknownName
 from meshcrew.identity import Identity
 from meshcrew.node.control_client import MEMBER_OPS, ControlClient
+from meshcrew.node.linking import LinkResult
 from meshcrew.node.reports import JoinProgress, JoinResult
 from meshcrew.service import Member
 from meshcrew.spaces import decode_invite_code
@@ -115,6 +116,11 @@ class NodeMember:
                                                progress=self._on_progress)
         return result
 
+    def link_device(self, code: str) -> LinkResult:
+        """Link the device of a link code through the running node."""
+        result: LinkResult = self._client.call("link_device", code)
+        return result
+
 
 class OfflineMember(Member):
     """The member service over the replica itself, when no node runs for the home folder.
@@ -142,6 +148,12 @@ class OfflineMember(Member):
         from meshcrew.cli.temporary_node import join_with_temporary_node
 
         return join_with_temporary_node(self.replica, self.identity, code, self._on_progress)
+
+    def link_device(self, code: str) -> LinkResult:
+        """Run a node in this process just long enough to link a device."""
+        from meshcrew.cli.temporary_node import link_with_temporary_node
+
+        return link_with_temporary_node(self.replica, self.identity, code)
 
 
 def progress_to(err: TextIO | None = None) -> JoinDisplay:

@@ -47,6 +47,8 @@ MEMBER_OPS = frozenset({
     "create_space", "leave", "propose_removal", "consent", "rotate", "checkin", "reply",
     "react", "post", "export_file", "import_file", "add_carrier", "drop_carrier", "propose",
     "answer", "amend_proposal", "withdraw_proposal", "revoke_invite", "change_settings",
+    # a member's devices
+    "devices", "revoke_device",
 })
 """Member methods a running node runs by name for the CLI (``invite`` and ``join`` are the
 node's own versions; ``view`` and the replica are not reachable over the socket)."""
@@ -180,8 +182,9 @@ def _read_exactly(sock: socket.socket, count: int) -> bytes:
 def control_types() -> ValueTypes:
     """The dataclasses and enums that travel over the control socket."""
     from meshcrew import reasons
-    from meshcrew.node import reports
-    from meshcrew.service import entries
+    from meshcrew.node import linking, reports
+    from meshcrew.service import devices, entries
     from meshcrew.spaces import kinds, posts, settings
 
-    return ValueTypes.of_modules([entries, reports, posts, settings, kinds, reasons])
+    return ValueTypes.of_modules([entries, reports, posts, settings, kinds, reasons, devices,
+                                  linking])

@@ -28,13 +28,14 @@ if TYPE_CHECKING:
 
     from meshcrew.net import Host
     from meshcrew.node.contacts import Contacts
+    from meshcrew.node.linking import LinkResult
     from meshcrew.node.peerbook import PeerBook
     from meshcrew.node.reports import JoinResult, NodeEvent, NodeStatus, PeerReport
     from meshcrew.service import Member
 
 
 NODE_OPS = frozenset({"status", "peers", "seen_by", "connect", "join_network", "invite",
-                      "join", "ping", "watch"})
+                      "join", "ping", "watch", "link_device"})
 
 
 def value_types() -> ValueTypes:
@@ -62,6 +63,7 @@ class ControlledNode(Protocol):
     async def join(self, code: str,
                    progress: Callable[[JoinProgress], Awaitable[None]] | None = None
                    ) -> JoinResult: ...
+    async def link_device(self, code: str) -> LinkResult: ...
 
 
 class Dispatcher:
@@ -91,6 +93,8 @@ class Dispatcher:
             return node.seen_by(*args, **kwargs)
         if op == "connect":
             return await node.connect(*args, **kwargs)
+        if op == "link_device":
+            return await node.link_device(*args, **kwargs)
         if op == "watch":  # every RecordsChanged as a progress frame, until the client hangs up
             with node.subscribe() as events:
                 async for event in events:

@@ -74,11 +74,12 @@ class Membership:
             return None
 
     def active(self, space_id: bytes) -> frozenset[bytes]:
-        """The keys of the space's current members (empty if the space is unknown)."""
+        """The keys of the space's current members and of their current devices (each device
+        is a peer of its own; empty if the space is unknown)."""
         members = self._active.get(space_id)
         if members is None:
             state = self.state(space_id)
-            members = state.active if state is not None else frozenset()
+            members = state.recipients if state is not None else frozenset()
             self._active[space_id] = members
             early = self._joined_early.get(space_id)
             if early and state is not None:  # the fold's word replaces the notes of what it saw

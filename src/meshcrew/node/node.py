@@ -65,6 +65,7 @@ from meshcrew.node.dialer import peer_of
 from meshcrew.node.dispatch import Dispatcher, value_types
 from meshcrew.node.join import JOIN_PROTOCOL, Admission, JoinServer
 from meshcrew.node.joining import Joining
+from meshcrew.node.linking import LinkResult, link_device
 from meshcrew.node.membership import GossipJudge, Membership, changes_membership
 from meshcrew.node.peer_reports import peer_reports
 from meshcrew.node.peerbook import PeerBook
@@ -267,6 +268,10 @@ class Node:
                    ) -> JoinResult:
         """Join the space of an invite code over the network (see :mod:`.joining`)."""
         return await Joining(self, code, progress).run()
+
+    async def link_device(self, code: str) -> LinkResult:
+        """Approve a new device of this member from its link code (see :mod:`.linking`)."""
+        return await link_device(self, code)
 
     def save(self) -> None:
         """Write the peer book (with the ban list) and the receipts if they changed."""

@@ -2,14 +2,15 @@
 
 The rules are in :mod:`meshcrew.spaces.devices`. Here is what each side does with them:
 
-* On the device that holds the member key (the first device), :meth:`DeviceActions.certify`
+* On the device that holds the member key (the first device), :meth:`DeviceActions.certify_device`
   signs a new device's key: the certificate travels to the new device (``meshcrew devices
   add``, over the link handshake).
-* On the new device (its own key is this service's identity), :meth:`DeviceActions.adopt`
-  posts that certificate as its first record in every space of the member its replica holds.
+* On the new device (its own key is this service's identity),
+  :meth:`DeviceActions.adopt_certificate` posts that certificate as its first record in every
+  space of the member its replica holds.
   Once the member's node takes those records in, its housekeeping rotates the keys so the
   device can read (:meth:`meshcrew.service.views.SpaceView.should_rotate`).
-* :meth:`DeviceActions.revoke` (first device again) posts the revocation in every space the
+* :meth:`DeviceActions.revoke_device` (first device again) posts the revocation in every space the
   device is in, and rotates the keys there at once: the revoked device reads nothing new.
 
 These are mixed into :class:`meshcrew.service.member.Member`.
@@ -73,7 +74,7 @@ class DeviceEntry:
 class DeviceActions:
     """Linking and revoking this member's devices (mixed into the member service)."""
 
-    def certify(self: _Signs, device: bytes) -> bytes:
+    def certify_device(self: _Signs, device: bytes) -> bytes:
         """The member key's certificate of ``device``; only the node holding the member key
         (a member key that is nobody's device) can make it."""
         me = self.identity.public_key
@@ -82,7 +83,7 @@ class DeviceActions:
                              "key can link another (see docs/spaces.md, A member's devices).")
         return certify_device(self.identity.signing_key, device)
 
-    def adopt(self: _Signs, member: bytes, certificate: bytes) -> list[bytes]:
+    def adopt_certificate(self: _Signs, member: bytes, certificate: bytes) -> list[bytes]:
         """Post ``member``'s certificate of this device in each of the member's spaces that
         the replica holds and this device has not written in yet; returns the records' ids."""
         me = self.identity.public_key
@@ -100,7 +101,7 @@ class DeviceActions:
                                                                       certificate)).id)
         return made
 
-    def revoke(self: _Signs, device: bytes) -> list[bytes]:
+    def revoke_device(self: _Signs, device: bytes) -> list[bytes]:
         """Revoke ``device`` in every space it is in, and rotate the keys there; returns the
         ids of the records made (revocations and rotations)."""
         me = self.identity.public_key

@@ -56,12 +56,14 @@ from meshcrew.spaces import proposals as domain_proposals
 from meshcrew.spaces import views as domain_views
 from meshcrew.spaces.bodies import (
     ConsentBody,
+    DeviceBody,
     GenesisBody,
     InviteBody,
     JoinBody,
     KeysBody,
     RemoveBody,
     RevokeBody,
+    UnlinkBody,
     parse_body,
 )
 from meshcrew.spaces.cards import unproven_cards
@@ -366,8 +368,9 @@ class SpaceView:
         return tuple(sorted(entries, key=_chronological))
 
     def _event(self, record: Record, kind: str, fields: dict[str, Any]) -> PostEntry:
-        return PostEntry(record.id, self.space_id, kind, record.author,
-                         self.name_of(record.author), record.seq, record.ts, fields)
+        author = self.state.member_of(record.author) or record.author  # a device: its member
+        return PostEntry(record.id, self.space_id, kind, author,
+                         self.name_of(author), record.seq, record.ts, fields)
 
     def _membership_entry(self, record: Record) -> PostEntry:
         body = parse_body(record.kind, record.body)
@@ -393,6 +396,10 @@ class SpaceView:
                 fields = {"epoch": body.number, "recipients": len(body.shares)}
             case RevokeBody():
                 fields = {"invite": body.invite}
+            case DeviceBody():
+                fields = {"device": record.author, "device_fingerprint": fingerprint(record.author)}
+            case UnlinkBody():
+                fields = {"device": body.device, "device_fingerprint": fingerprint(body.device)}
             case None:
                 return self._event(record, "unknown", {"record_kind": record.kind})
             case _:
