@@ -39,6 +39,11 @@ def test_a_second_laptop_writes_as_its_member_and_a_revoked_one_reads_nothing_ne
     assert laptop.summary(space).my_status == "active"
     with pytest.raises(SpaceError, match="linked device"):
         laptop.certify_device(bytes(32))
+    other = bo.create_space("Sun")
+    code = bo.invite(other, expires_ms=bo.now() + 3_600_000)
+    send(bo, laptop, other)
+    with pytest.raises(SpaceError, match="linked device"):
+        laptop.join(code)  # it would join as a member of its own
 
     desk = ana.checkin(space, text="from the desk", energy=3)
     sofa = laptop.checkin(space, text="from the sofa", energy=4)

@@ -74,11 +74,19 @@ class DeviceEntry:
 class DeviceActions:
     """Linking and revoking this member's devices (mixed into the member service)."""
 
+    def linked_to(self: _Signs) -> bytes | None:
+        """The member whose device this node's key is (None: it is a member key itself)."""
+        me = self.identity.public_key
+        for sid in self.replica.spaces():
+            device = self.view(sid).state.devices.get(me)
+            if device is not None:
+                return device.member
+        return None
+
     def certify_device(self: _Signs, device: bytes) -> bytes:
         """The member key's certificate of ``device``; only the node holding the member key
         (a member key that is nobody's device) can make it."""
-        me = self.identity.public_key
-        if any(me in self.view(sid).state.devices for sid in self.replica.spaces()):
+        if DeviceActions.linked_to(self) is not None:
             raise SpaceError("This node is a linked device: only the device holding your member "
                              "key can link another (see docs/spaces.md, A member's devices).")
         return certify_device(self.identity.signing_key, device)

@@ -187,6 +187,10 @@ class Member(MemberReads, DeviceActions):
         first. Until the inviter rotates the keys, the new member can read nothing.
         """
         invite = decode_invite_code(code)
+        if self.linked_to() is not None:  # it would join as a member of its own
+            raise SpaceError("This laptop is a linked device of yours: join from the laptop "
+                             "that holds your member key. (A laptop linked earlier does not "
+                             "follow spaces joined later yet.)")
         try:
             view = self.view(invite.space_id)
         except UnknownName:
