@@ -126,7 +126,7 @@ class MemberReads:
             return cached
         view = self._follow(cached, frontier) if cached is not None else None
         if view is None:
-            records = self.replica.space_records(space_id)
+            records = self.replica.space_records(space_id, lean=True)
             with paused(len(records)):
                 view = SpaceView.folded(space_id, records, frontier, self.identity)
         self._views[space_id] = view

@@ -156,7 +156,7 @@ class SnapshotView(SpaceView):
             if done is not None:
                 return done
             with Replica.open(self._home, read_only=True) as replica:
-                records = [r for r in replica.space_records(self.space_id)
+                records = [r for r in replica.space_records(self.space_id, lean=True)
                            if r.seq <= self.frontier.get(r.author, Head(0, b"")).seq]
             with paused(len(records)):
                 folded = SpaceView.folded(self.space_id, records, self.frontier,
