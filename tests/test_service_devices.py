@@ -51,6 +51,7 @@ def test_a_second_laptop_writes_as_its_member_and_a_revoked_one_reads_nothing_ne
     for reader in (bo, cy, ana, laptop):
         entries = {e.id: e for e in reader.log(space)}
         assert entries[desk].author == entries[sofa].author == ana.me
+        assert (entries[desk].chain, entries[sofa].chain) == (ana.me, laptop.me)
         assert [m.name for m in reader.members(space)].count("Ana") == 1
         assert len(reader.members(space)) == 3
         cycle = reader.cycle(space)

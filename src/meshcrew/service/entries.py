@@ -114,6 +114,14 @@ class PostEntry:
     ts: int
     fields: Mapping[str, Any] = field(default_factory=dict)
     """The post's own fields (text, energy, compass, ask, to, title, ...)."""
+    device: bytes = b""
+    """The device that signed it, when that is not the member key itself (``seq`` is then
+    the place in that device's chain); empty otherwise."""
+
+    @property
+    def chain(self) -> bytes:
+        """The key whose chain the record is in (its signer)."""
+        return self.device or self.author
 
     @property
     def is_post(self) -> bool:
@@ -126,11 +134,13 @@ class PostEntry:
         out.update({"id": self.id.hex(), "space": self.space.hex(), "kind": self.kind,
                     "author": self.author.hex(), "author_name": self.author_name,
                     "seq": self.seq, "ts": self.ts})
+        if self.device:
+            out["device"] = self.device.hex()
         return out
 
 
 EVENT_KINDS = frozenset({"genesis", "invite", "join", "leave", "remove", "consent", "keys",
-                         "revoke", "carrier", "locked", "unknown"})
+                         "revoke", "carrier", "locked", "unknown", "device", "unlink"})
 """Log kinds that are not readable posts."""
 
 

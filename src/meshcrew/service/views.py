@@ -339,7 +339,8 @@ class SpaceView:
     def entry_of(self, post: OpenedPost) -> PostEntry:
         """The log entry of a readable post."""
         return PostEntry(post.record_id, self.space_id, post.kind.value, post.author,
-                         self.name_of(post.author), post.seq, post.ts, post_fields(post.post))
+                         self.name_of(post.author), post.seq, post.ts, post_fields(post.post),
+                         post.signer if post.signer != post.author else b"")
 
     @memo
     def post_entries(self) -> tuple[PostEntry, ...]:
@@ -370,7 +371,8 @@ class SpaceView:
     def _event(self, record: Record, kind: str, fields: dict[str, Any]) -> PostEntry:
         author = self.state.member_of(record.author) or record.author  # a device: its member
         return PostEntry(record.id, self.space_id, kind, author,
-                         self.name_of(author), record.seq, record.ts, fields)
+                         self.name_of(author), record.seq, record.ts, fields,
+                         record.author if record.author != author else b"")
 
     def _membership_entry(self, record: Record) -> PostEntry:
         body = parse_body(record.kind, record.body)

@@ -115,14 +115,17 @@ class Receipt:
         return f"seen by {len(self.holders & self.members)} of {len(self.members)}"
 
 
-def receipt(author: bytes, seq: int, members: frozenset[bytes], holdings: Holdings) -> Receipt:
-    """Who among ``members`` is known to hold the record ``seq`` of ``author``'s chain.
+def receipt(author: bytes, seq: int, members: frozenset[bytes], holdings: Holdings,
+            chain: bytes | None = None) -> Receipt:
+    """Who among ``members`` is known to hold the record ``seq`` of ``chain`` (the key that
+    signed it: ``author``, or one of the author's devices).
 
     The author holds their own records; anyone else counts once their known frontier reaches it.
     """
+    signer = author if chain is None else chain
     holders = {author} if author in members else set()
     holders.update(member for member, heads in holdings.items()
-                   if member in members and heads.get(author, 0) >= seq)
+                   if member in members and heads.get(signer, 0) >= seq)
     return Receipt(frozenset(holders), members)
 
 

@@ -208,7 +208,7 @@ class SpaceScreen(MeshcrewScreen):
         return out
 
     def _receipt(self, post: PostEntry) -> str:
-        return receipt(post.author, post.seq, self.active, self.holdings).text
+        return receipt(post.author, post.seq, self.active, self.holdings, post.chain).text
 
     # -- events -------------------------------------------------------------------------------
 
