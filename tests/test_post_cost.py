@@ -25,8 +25,10 @@ import pytest
 from meshcrew import spaces
 from meshcrew.records import sign_record
 from meshcrew.service import Member
+from meshcrew.service import views as service_views
 from meshcrew.spaces import CheckIn, PostKind, seal_post
 from meshcrew.spaces.extend import extend
+from meshcrew.spaces.state import SpaceState
 from spaces_world import World, person
 from test_service_support import Town, crew_of, town_at
 
@@ -161,3 +163,30 @@ def test_opening_new_posts_alone_gives_every_answer_opening_all_gives(seed: int)
         for record_id in state.order:
             assert opened.post(record_id) == fresh.post(record_id)
     assert inserted, "some posts were put in before the newest ones"
+
+
+def test_the_settings_read_once_a_minute_opens_only_the_posts_since(
+        town: Town, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node's retention pass reads the settings (posts) once a minute; the posts that
+    arrive between are taken in without being opened. The pass after them opens those alone,
+    not every post of the space again (the soak's steps of memory each minute)."""
+    space, (ada, bo) = crew_of(town, "Ada", "Bo")
+    ada.expire_due(space)  # the first pass opens every post
+    opened_all: list[bytes] = []
+
+    def counting(state: SpaceState, keyring: Any) -> Any:
+        opened_all.append(b"every post")
+        return spaces.open_posts(state, keyring)
+
+    monkeypatch.setattr(service_views.__name__ + ".open_posts", counting)
+    for n in range(3):
+        record = bo.replica.get(bo.checkin(space, text=f"between passes {n}", energy=3))
+        assert record is not None
+        # As the node takes a gossiped post: straight into the replica, then its judge reads
+        # the state of the space for the next message (no post opened).
+        assert ada.replica.append([record.raw], sender="gossip", now_ms=ada.now()).accepted
+        ada.view(space)
+    ada.expire_due(space)
+    assert opened_all == [], "only the three new posts were opened"
+    texts = [p.post.text for p in ada.view(space).opened.of_kind(PostKind.CHECKIN)]
+    assert texts[-3:] == [f"between passes {n}" for n in range(3)]

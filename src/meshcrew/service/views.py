@@ -169,7 +169,8 @@ class SpaceView:
 
     def __init__(self, space_id: bytes, frontier: Mapping[bytes, Head], me: bytes,
                  state: SpaceState, keyring: Keyring, meta: SpaceMeta | None,
-                 previous: SpaceView | None = None) -> None:
+                 previous: SpaceView | None = None,
+                 arrived: frozenset[bytes] | None = None) -> None:
         self.space_id = space_id
         self.frontier = dict(frontier)
         self.me = me
@@ -178,6 +179,8 @@ class SpaceView:
         self.genesis_meta = meta
         self._previous = previous
         """The view this one extends, while it has work this one can take over."""
+        self._arrived = arrived
+        """The ids of the records this view has and ``previous`` had not (None: unknown)."""
 
     @classmethod
     def folded(cls, space_id: bytes, records: Iterable[Record], frontier: Mapping[bytes, Head],
@@ -203,9 +206,15 @@ class SpaceView:
             head = frontier.get(record.author)
             if head is None or record.seq > head.seq:
                 frontier[record.author] = Head(record.seq, record.id)
+        if self._reusable("opened") is not None:
+            # Take the opened posts over now (only the new ones are decrypted), so the next
+            # view can too: a node that reads its settings (posts) once a minute would else
+            # open every post again each time, the views between having opened nothing.
+            self.opened  # noqa: B018
         self._previous = None  # a chain of one: older views are let go
         return SpaceView(self.space_id, frontier, self.me, state, self.keyring,
-                         self.genesis_meta, previous=self)
+                         self.genesis_meta, previous=self,
+                         arrived=frozenset(record.id for record in records))
 
     def _reusable(self, name: str) -> Any:
         """The previous view's computed ``name`` if it had one, else None."""
@@ -226,6 +235,9 @@ class SpaceView:
         previous = self._previous
         if previous is None:
             return list(self.opened.posts)
+        if self._arrived is not None:  # not a pass over every post
+            found = (self.opened.post(rid) for rid in self._arrived)
+            return [p for p in found if p is not None]
         return [p for p in self.opened.posts if p.record_id not in previous.state.records]
 
     @memo
