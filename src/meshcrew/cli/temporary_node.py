@@ -61,37 +61,13 @@ def wait_for_link(replica: Replica, identity: Identity, *, listen: tuple[str, ..
     """The new device's side of ``init --link``: start a node, show the link code (with the
     node's addresses in it), serve one link, stop; None if no member came within ``within_s``.
     """
-    import os
-
-    from meshcrew.node.linking import (
-        LINK_PROTOCOL,
-        SECRET_BYTES,
-        LinkCode,
-        LinkWaiter,
-        encode_link_code,
-    )
-    from meshcrew.spaces.invites import MAX_ADDR_CHARS, MAX_ADDRS
+    from meshcrew.node.linking import wait_for_link as serve_one_link
 
     async def run() -> LinkResult | None:
         config = NodeConfig(mdns=False, mdns_on_demand=True,
                             listen_addrs=listen)
         async with open_node(replica.home, identity, config, replica=replica,
                              control=False) as node:
-            addrs = tuple(a for a in node.addrs() if len(a) <= MAX_ADDR_CHARS)[:MAX_ADDRS]
-            code = LinkCode(identity.public_key, os.urandom(SECRET_BYTES), addrs)
-
-            def take(raws: list[bytes], sender: str) -> None:
-                node.take(raws, sender=sender, propagate=False)
-
-            def learn(peer_id: str, peer_addrs: list[str]) -> None:
-                node.book.learn(peer_id, peer_addrs, source="link")
-                node.book.save()
-
-            waiter = LinkWaiter(node.member, code, take=take, learn=learn)
-            node.host.set_stream_handler(LINK_PROTOCOL, waiter.serve)
-            show(encode_link_code(code))
-            with trio.move_on_after(within_s):
-                await waiter.done.wait()
-            return waiter.result
+            return await serve_one_link(node, show=show, within_s=within_s)
 
     return trio.run(run)

@@ -31,6 +31,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -55,6 +56,7 @@ from meshcrew.spaces.invites import MAX_ADDR_CHARS, MAX_ADDRS
 
 if TYPE_CHECKING:
     from meshcrew.node.contacts import Contacts
+    from meshcrew.node.peerbook import PeerBook
 
 log = logging.getLogger("meshcrew.node")
 
@@ -299,3 +301,64 @@ async def link_device(node: LinkingNode, text: str) -> LinkResult:
     except (NetError, RemoteProtocolError) as exc:
         await stream.reset()
         raise JoinRefused(f"The link broke off: {exc}", "broken") from None
+
+
+class WaitingNode(Protocol):
+    """What waiting for a link uses of the new device's node (a :class:`Node` is one)."""
+
+    @property
+    def member(self) -> Member: ...
+    @property
+    def host(self) -> Host: ...
+    @property
+    def book(self) -> PeerBook: ...
+    def addrs(self) -> tuple[str, ...]: ...
+    def take(self, raws: list[bytes], *, sender: str, propagate: bool) -> list[bytes]: ...
+
+
+async def wait_for_link(node: WaitingNode, *, show: Callable[[str], None], within_s: float,
+                        on_records: Callable[[int], None] | None = None,
+                        secret: bytes | None = None) -> LinkResult | None:
+    """The new device's side (``init --link``, the app's "another device of mine"): make a
+    link code with the node's addresses, ``show`` it, serve one link; None if no member's node
+    linked this one within ``within_s`` (or the wait was cancelled: the code then stops
+    working, since no link is served after the wait).
+
+    Args:
+        node: the new device's running node.
+        show: given the one-line link code, once, before the wait.
+        within_s: how long to wait.
+        on_records: told how many of the member's records have arrived so far, as they come.
+        secret: the code's one-time secret (default: 32 random bytes).
+    """
+    addrs = tuple(a for a in node.addrs() if len(a) <= MAX_ADDR_CHARS)[:MAX_ADDRS]
+    code = LinkCode(node.member.identity.public_key,
+                    os.urandom(SECRET_BYTES) if secret is None else secret, addrs)
+    received = 0
+
+    def take(raws: list[bytes], sender: str) -> None:
+        nonlocal received
+        node.take(raws, sender=sender, propagate=False)
+        received += len(raws)
+        if on_records is not None:
+            on_records(received)
+
+    def learn(peer_id: str, peer_addrs: list[str]) -> None:
+        node.book.learn(peer_id, peer_addrs, source="link")
+        node.book.save()
+
+    waiter = LinkWaiter(node.member, code, take=take, learn=learn)
+    node.host.set_stream_handler(LINK_PROTOCOL, waiter.serve)
+    try:
+        show(encode_link_code(code))
+        with trio.move_on_after(within_s):
+            await waiter.done.wait()
+    finally:
+        if not waiter.done.is_set():
+            node.host.set_stream_handler(LINK_PROTOCOL, _not_waiting)
+    return waiter.result
+
+
+async def _not_waiting(stream: Stream) -> None:
+    """No link is awaited (the wait ended): a late offer is turned away."""
+    await stream.reset()
