@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from meshcrew.errors import MeshcrewError
+from meshcrew.errors import IdentityError, MeshcrewError
 from meshcrew.home import Home
 from meshcrew.identity import Identity
 from meshcrew.node.control_client import ControlClient
@@ -27,11 +27,16 @@ from meshcrew.node.receipts import Receipts
 from meshcrew.node.reports import JoinProgress as NodeJoinProgress
 from meshcrew.records import Head
 from meshcrew.service import MemberReads
+from meshcrew.service.devices import DeviceEntry
 from meshcrew.spaces import Position, Post, Rhythm, SettingsChange, SpaceKind
 from meshcrew.store import Replica
 from meshcrew.tui.backend import JoinProgress, PeersUpdated, ServiceReads, SpacesChanged
+from meshcrew.tui.device_calls import LINK_WAIT_S
 from meshcrew.tui.health import Holdings, SyncStatus
 from meshcrew.tui.node_backend import STAGES, sync_status
+
+if TYPE_CHECKING:
+    from meshcrew.node.linking import LinkResult
 
 POLL_S = 0.5
 PEERS_EVERY_S = 5.0
@@ -236,3 +241,29 @@ class AttachedBackend(ServiceReads):
         """Revoke an invite, in the node."""
         made: bytes = self._call("revoke_invite", space_id, invite_id)
         return made
+
+    # -- a member's devices, in the node ------------------------------------------------------
+
+    def devices(self) -> list[DeviceEntry]:
+        """This member's devices, as the node lists them."""
+        found: list[DeviceEntry] = self.client.call("devices")
+        return found
+
+    def revoke_device(self, device: bytes) -> list[bytes]:
+        """Revoke a device, in the node."""
+        made: list[bytes] = self._call("revoke_device", device)
+        return made
+
+    async def link_device(self, code: str) -> LinkResult:
+        """Link a new device through the node (it reaches the device)."""
+        result: LinkResult = await asyncio.to_thread(self.client.call, "link_device", code)
+        self._notice_now()
+        return result
+
+    async def wait_for_link(self, show: Callable[[str], None], *, within_s: float = LINK_WAIT_S,
+                            on_records: Callable[[int], None] | None = None
+                            ) -> LinkResult | None:
+        """Refused: a node runs for this home folder, so it has an identity already."""
+        raise IdentityError("This home folder already holds an identity; link a new laptop "
+                            "from a fresh home folder.")
+

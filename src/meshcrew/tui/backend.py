@@ -56,6 +56,7 @@ from meshcrew.spaces import (
     decode_invite_code,
 )
 from meshcrew.store import Replica
+from meshcrew.tui.device_calls import DeviceCalls, OfflineDeviceCalls
 from meshcrew.tui.health import OFFLINE, Holdings, SyncStatus
 
 
@@ -90,8 +91,9 @@ BackendEvent = SpacesChanged | PeersUpdated | JoinProgress
 EventSink = Callable[[BackendEvent], None]
 
 
-class Backend(Protocol):
-    """Everything the screens read and do. Methods raise MeshcrewError with one sentence."""
+class Backend(DeviceCalls, Protocol):
+    """Everything the screens read and do. Methods raise MeshcrewError with one sentence
+    (a member's devices: :class:`~meshcrew.tui.device_calls.DeviceCalls`)."""
 
     @property
     def identity(self) -> Identity:
@@ -392,7 +394,7 @@ class ServiceReads:
         return {self.reads.me: {author: head.seq for author, head in frontier.items()}}
 
 
-class LocalBackend(ServiceReads):
+class LocalBackend(OfflineDeviceCalls, ServiceReads):
     """The member service over the local replica, with no network.
 
     It writes the replica itself, so it must be the replica's only writer (it holds the

@@ -10,12 +10,13 @@ This module imports no Textual; :mod:`meshcrew.tui.app` runs the app with what i
 
 from __future__ import annotations
 
+import os
 import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from meshcrew import identity
 from meshcrew.errors import HomeError, IdentityError
@@ -27,6 +28,12 @@ from meshcrew.store import Replica
 from meshcrew.tui.backend import Backend, LocalBackend
 from meshcrew.tui.node_runner import NodeMain
 from meshcrew.tui.read_marks import FILE_NAME, ReadMarks
+
+if TYPE_CHECKING:
+    from meshcrew.node.linking import LinkResult
+
+NEW_DEVICE_NAME = "new device"
+"""The name a new laptop's key has until it is linked (then it takes the member's)."""
 
 
 def wall_clock() -> int:
@@ -64,6 +71,24 @@ class Setup(Protocol):
 
         Raises:
             MeshcrewError: if the name is refused or the home folder cannot be used.
+        """
+        ...
+
+    def create_device(self, name: str = "") -> Opened:
+        """Create this laptop's own key, to be linked to a member that another laptop holds
+        (``init --link``), and open the home folder with it (its node links it).
+
+        Raises:
+            MeshcrewError: if the name is refused or the home folder cannot be used.
+        """
+        ...
+
+    def linked(self, result: LinkResult) -> None:
+        """The link is done: the key file takes the member's name, as ``init --link`` does
+        (it is what the device posts a profile with).
+
+        Raises:
+            MeshcrewError: if the key file cannot be written.
         """
         ...
 
@@ -139,13 +164,15 @@ class HomeSetup:
         home: the home folder (it may not exist yet).
         clock: the service's clock.
         network: run a node in the app once the identity exists.
+        config: that node's settings (default: every interface, mDNS on).
     """
 
     def __init__(self, home: Home, *, clock: Callable[[], int] = wall_clock,
-                 network: bool = True) -> None:
+                 network: bool = True, config: NodeConfig | None = None) -> None:
         self.home = home
         self._clock = clock
         self._network = network
+        self._config = config
         self.opened: Opened | None = None
 
     @property
@@ -160,6 +187,23 @@ class HomeSetup:
         identity.save(identity.Identity.generate(clean), self.home.key_file)
         return self.open()
 
+    def create_device(self, name: str = "") -> Opened:
+        """This laptop's own key (mode 0600), named ``name`` until it is linked."""
+        return self.create(name.strip() or NEW_DEVICE_NAME)
+
+    def linked(self, result: LinkResult) -> None:
+        """Rename the key to the member's name: a fresh key file beside it, then replaced."""
+        device = identity.load(self.home.key_file)
+        fresh = self.home.key_file.with_name(self.home.key_file.name + ".new")
+        fresh.unlink(missing_ok=True)
+        identity.save(identity.Identity.from_seed(device.seed, result.member_name), fresh)
+        try:
+            os.replace(fresh, self.home.key_file)
+        except OSError as exc:
+            fresh.unlink(missing_ok=True)
+            raise IdentityError(f"Cannot rename the key file {self.home.key_file}: "
+                                f"{exc.strerror or exc}.") from None
+
     def restore(self, path: Path, passphrase: bytes,
                 on_progress: Callable[[int, int], None] | None = None) -> RestoreReport:
         """Restore the backup at ``path`` into the (new) home folder; see
@@ -173,7 +217,7 @@ class HomeSetup:
     def open(self, passphrase: bytes | None = None) -> Opened:
         """Open the home folder with its identity (made by :meth:`create` or restored)."""
         self.opened = open_home(self.home, passphrase=passphrase, clock=self._clock,
-                                network=self._network)
+                                network=self._network, config=self._config)
         return self.opened
 
     def _ready_for_an_identity(self, *, keep_same: bool = False) -> None:

@@ -14,24 +14,29 @@ node starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 import trio.lowlevel
 
-from meshcrew.errors import JoinRefused, MeshcrewError, UnknownName
+from meshcrew.errors import JoinRefused, MeshcrewError, NodeNotRunning, UnknownName
 from meshcrew.identity import Identity
 from meshcrew.spaces import decode_invite_code
 from meshcrew.spaces.invites import MAX_ADDR_CHARS, MAX_ADDRS
 from meshcrew.store import Replica
 from meshcrew.tui.backend import JoinProgress, LocalBackend, PeersUpdated, SpacesChanged
+from meshcrew.tui.device_calls import LINK_WAIT_S
 from meshcrew.tui.health import Holdings, PeerStatus, Route, SyncStatus
 
 if TYPE_CHECKING:
     from meshcrew.node import JoinProgress as NodeJoinProgress
     from meshcrew.node import Node, NodeConfig, PeerReport
+    from meshcrew.node.linking import LinkResult
+
+T = TypeVar("T")
 
 STAGES = {"dialling": "reaching a member of the space", "asking": "asking to be let in",
           "history": "receiving the history", "joined": "joined; waiting for the keys",
@@ -41,6 +46,10 @@ STAGES = {"dialling": "reaching a member of the space", "asking": "asking to be 
 
 PEERS_EVERY_S = 5.0
 """How often the app is told to read the peers again (last seen, reconnections)."""
+
+NODE_START_S = 60.0
+"""How long a wait for a link waits for the app's node to start (it opens the replica and
+listens first)."""
 
 
 def route_of(report: PeerReport) -> Route:
@@ -220,6 +229,60 @@ class NodeBackend(LocalBackend):
                 _settle(done, error=exc)
                 return
         _settle(done, error=refused)
+
+    # -- a member's devices, through the node (see meshcrew.tui.device_calls) -----------------
+
+    async def link_device(self, code: str) -> LinkResult:
+        """Link the new device of a link code through the node (``devices add``)."""
+        return await self._in_node(lambda node: node.link_device(code))
+
+    async def wait_for_link(self, show: Callable[[str], None], *, within_s: float = LINK_WAIT_S,
+                            on_records: Callable[[int], None] | None = None
+                            ) -> LinkResult | None:
+        """Once the node listens: show a link code with its addresses and serve one link (the
+        new device's side of ``init --link``)."""
+        from meshcrew.node.linking import wait_for_link
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + NODE_START_S
+        while self.node is None or self._nursery is None:
+            if self._detail.startswith("Not connected") or loop.time() > deadline:
+                raise NodeNotRunning(self._detail if self._detail.startswith("Not connected")
+                                     else "The node did not start in time; restart meshcrew.")
+            await asyncio.sleep(0.05)  # the node starts in the same thread: poll for it
+        return await self._in_node(lambda node: wait_for_link(
+            node, show=show, within_s=within_s, on_records=on_records))
+
+    async def _in_node(self, work: Callable[[Node], Awaitable[T]]) -> T:
+        """Run ``work`` in the node's nursery (in trio) and await its outcome here (asyncio).
+        Cancelling the await cancels the work; the node stopping ends it with NodeNotRunning.
+        """
+        node, nursery, token = self.node, self._nursery, self._token
+        if node is None or nursery is None or token is None:
+            raise NodeNotRunning(self._detail or "The app's node is not running.")
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        scope = trio.CancelScope()
+
+        async def run() -> None:
+            with scope:
+                try:
+                    result = await work(node)
+                except MeshcrewError as exc:
+                    if not done.done():
+                        done.set_exception(exc)
+                else:
+                    if not done.done():
+                        done.set_result(result)
+            if not done.done():
+                done.set_exception(NodeNotRunning("The node stopped."))
+
+        token.run_sync_soon(nursery.start_soon, run)
+        try:
+            return await done
+        except asyncio.CancelledError:
+            with contextlib.suppress(trio.RunFinishedError):  # the node has stopped already
+                token.run_sync_soon(scope.cancel)
+            raise
 
 
 def _settle(done: asyncio.Future[bytes], *, result: bytes | None = None,
