@@ -1,5 +1,6 @@
 """First run: a name, then the identity is made, its fingerprint shown, and two ways on; or
-the member comes back from a backup file (a new laptop)."""
+the member comes back from a backup file (a new laptop); or this laptop gets a key of its own
+and is linked to the member another laptop holds ("This is another device of mine")."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from meshcrew.tui.screens.base import MeshcrewScreen
 from meshcrew.tui.screens.create_space import CreateSpaceScreen
 from meshcrew.tui.screens.home import HomeScreen
 from meshcrew.tui.screens.join import JoinScreen
+from meshcrew.tui.screens.link_wait import LinkWaitScreen
 from meshcrew.tui.screens.restore import RestoreScreen
 
 INTRO = (
@@ -27,7 +29,7 @@ INTRO = (
 
 class FirstRunScreen(MeshcrewScreen):
     """Ask for a name, create the identity, show the fingerprint; then start or join. Or
-    restore an identity and its records from a backup."""
+    restore an identity and its records from a backup, or link this laptop to the member."""
 
     def __init__(self, setup: Setup) -> None:
         super().__init__()
@@ -44,7 +46,10 @@ class FirstRunScreen(MeshcrewScreen):
             yield Static("", id="name-error", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Create my identity", id="create", variant="primary")
+            yield Static("Already use meshcrew on another laptop?", classes="hint already")
+            with Horizontal(classes="buttons", id="more-ways"):
                 yield Button("Restore from a backup", id="restore")
+                yield Button("This is another device of mine", id="another-device")
         with Vertical(id="created", classes="panel"):
             yield Static("", id="identity")
             with Horizontal(classes="buttons"):
@@ -86,6 +91,18 @@ class FirstRunScreen(MeshcrewScreen):
     def restore(self) -> None:
         """A new laptop: bring the member back from a backup file instead."""
         self.app.push_screen(RestoreScreen(self.setup), self._restored)
+
+    @on(Button.Pressed, "#another-device")
+    def link(self) -> None:
+        """A second laptop of a member: its own key, then wait for the first one to link it."""
+        error = self.query_one("#name-error", Static)
+        try:
+            opened = self.setup.create_device(self.query_one("#name", Input).value)
+        except MeshcrewError as exc:
+            error.update(str(exc))
+            return
+        self.host.connect_opened(opened)
+        self.app.switch_screen(LinkWaitScreen(self.setup))
 
     def _restored(self, opened: Opened | None) -> None:
         if opened is None:

@@ -23,6 +23,7 @@ from meshcrew.tui.messages import PeersChanged, RecordsChanged
 from meshcrew.tui.screens.base import MeshcrewScreen
 from meshcrew.tui.screens.congregation import CongregationScreen
 from meshcrew.tui.screens.create_space import CreateSpaceScreen
+from meshcrew.tui.screens.devices import DevicesScreen
 from meshcrew.tui.screens.health import SyncHealthScreen
 from meshcrew.tui.screens.join import JoinScreen
 from meshcrew.tui.screens.space import SpaceScreen
@@ -38,6 +39,8 @@ class HomeScreen(MeshcrewScreen):
         Binding("j", "join", "Join", tooltip="Join a space with an invite code"),
         Binding("s", "sync_health", "Sync health", tooltip="Peers, what each lacks, rejected "
                 "records"),
+        Binding("d", "devices", "Devices", tooltip="Your laptops: link a new one, revoke a lost "
+                "one"),
         Binding("q", "app.quit", "Quit", tooltip="Leave meshcrew"),
     ]
 
@@ -273,6 +276,10 @@ class HomeScreen(MeshcrewScreen):
     def action_sync_health(self) -> None:
         """Peers, what each lacks, rejected records."""
         self.app.push_screen(SyncHealthScreen())
+
+    def action_devices(self) -> None:
+        """This member's laptops: link a new one, revoke a lost one."""
+        self.app.push_screen(DevicesScreen())
 
 
 def connection_text(status: SyncStatus, now_ms: int) -> Text:
