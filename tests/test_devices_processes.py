@@ -66,6 +66,29 @@ def first_line(path: Any) -> str | None:
     return text.split("\n", 1)[0] if "\n" in text else None
 
 
+def link_laptop(member: NodeProcess, laptop: NodeProcess
+                ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """``init --link`` on the laptop (a fresh home), ``devices add CODE`` through the member's
+    running node; returns what each screen said: the code shown, ``devices add``'s answer and
+    the laptop's ``linked`` object. Sets ``laptop.key`` to the device's key."""
+    out = laptop.home.path / "link.out"
+    with open(out, "w") as sink:
+        linking = subprocess.Popen(
+            [MESHCREW, "--home", str(laptop.home.path), "init", "--link", "--listen", LOOPBACK,
+             "--wait", "90", "--json"], stdout=sink, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: first_line(out) is not None, within=30, what="the link code")
+        shown = json.loads(first_line(out) or "{}")
+        added = member.cli("devices", "add", shown["code"])
+        assert linking.wait(timeout=60) == 0, out.read_text()
+    finally:
+        if linking.poll() is None:
+            linking.kill()
+            linking.wait(timeout=10)
+    laptop.key = identity.load(laptop.home.key_file).public_key
+    return shown, added, json.loads(out.read_text().strip().split("\n")[-1])["linked"]
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_a_linked_laptop_checks_in_as_its_member_and_reads_nothing_once_revoked(
@@ -79,22 +102,7 @@ def test_a_linked_laptop_checks_in_as_its_member_and_reads_nothing_once_revoked(
              what="every member holding the keys")
 
     # The new laptop shows a link code; Ana's running node approves it.
-    out = laptop.home.path / "link.out"
-    with open(out, "w") as sink:
-        linking = subprocess.Popen(
-            [MESHCREW, "--home", str(laptop.home.path), "init", "--link", "--listen", LOOPBACK,
-             "--wait", "90", "--json"], stdout=sink, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for(lambda: first_line(out) is not None, within=30, what="the link code")
-        shown = json.loads(first_line(out) or "{}")
-        added = ana.cli("devices", "add", shown["code"])
-        assert linking.wait(timeout=60) == 0, out.read_text()
-    finally:
-        if linking.poll() is None:
-            linking.kill()
-            linking.wait(timeout=10)
-    linked = json.loads(out.read_text().strip().split("\n")[-1])["linked"]
-    laptop.key = identity.load(laptop.home.key_file).public_key
+    shown, added, linked = link_laptop(ana, laptop)
     device_fpr = identity.fingerprint(laptop.key)
     assert shown["device_fingerprint"] == added["device_fingerprint"] == device_fpr
     assert linked["member_fingerprint"] == identity.fingerprint(ana.key)  # both screens
@@ -154,6 +162,37 @@ def test_a_linked_laptop_checks_in_as_its_member_and_reads_nothing_once_revoked(
     for key in keys:  # every key the revoked laptop holds fails on the post made after
         with pytest.raises(DecryptError):
             decrypt(key, body.blob, post_ad(bytes.fromhex(space), record.author, body.epoch))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_linked_laptop_follows_its_member_into_a_space_joined_later(fleet: Fleet) -> None:
+    ana, bo, laptop = fleet.make("Ana", "Bo", "Laptop")
+    laptop.home.key_file.unlink()
+    start_all(ana, bo)
+    first = crew_of(ana, bo)
+    wait_for(lambda: all(holds_keys(n, first, 2) for n in (ana, bo)), within=40,
+             what="both holding the keys")
+    link_laptop(ana, laptop)
+    assert laptop.home.certificate_file.exists(), "the laptop keeps its certificate"
+    remember(laptop, ana, bo)
+    laptop.start()
+    wait_for(lambda: holds_keys(laptop, first, 2), within=40, what="the laptop in the first crew")
+
+    # Bo founds a second crew and invites Ana; she joins on her desk, and the laptop follows.
+    second = str(bo.cli("crew", "create", "Second")["id"])
+    ana.run("join", str(bo.cli("invite", second)["code"]))
+    wait_for(lambda: bytes.fromhex(second) in laptop.status().spaces
+             and holds_keys(laptop, second, 2), within=60,
+             what="the laptop following Ana into the second crew, with its keys")
+    laptop.run("checkin", second, "--text", "from the sofa", "--energy", "3")
+    wait_for(lambda: "from the sofa" in bo.texts(second), within=40,
+             what="the laptop's check-in on Bo's node")
+    [entry] = [e for e in bo.log(second) if e.get("text") == "from the sofa"]
+    assert entry["author"] == ana.key.hex()
+    assert entry.get("device") == laptop.key.hex()
+    assert sorted(m["name"] for m in bo.cli("members", second)["members"]) == ["Ana", "Bo"]
+    assert bo.cli("rejects", second)["rejects"] == [], "nothing refused"
 
 
 def _now() -> int:

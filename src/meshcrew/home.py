@@ -39,6 +39,11 @@ class Home:
         return self.path / "identity.key"
 
     @property
+    def certificate_file(self) -> Path:
+        """On a linked device: its member key's certificate of this device's key."""
+        return self.path / "device.cert"
+
+    @property
     def replica_file(self) -> Path:
         """The SQLite replica."""
         return self.path / "replica.sqlite3"

@@ -121,9 +121,14 @@ class Serving:
         member; or, for a space this node is in or carries, a carrier the space names; or a
         joiner whose join lapsed, or a carrier the space dropped, in the last
         :data:`LEFT_OUT_GRACE_MS`, so that their node learns it (a lapsed joiner was sent the
-        history when they joined, a carrier held it; neither holds a key). A removed member is
-        not: after the next rotation they are sent nothing (docs/node.md)."""
+        history when they joined, a carrier held it; neither holds a key); or a device of a
+        current member, certified in another space (it follows its member into spaces joined
+        later: ``node/following.py``). A removed member is not: after the next rotation they
+        are sent nothing (docs/node.md)."""
         if self._membership.is_member(space_id, key) or key in self.carriers(space_id):
+            return True
+        member = self._membership.devices().get(key)
+        if member is not None and member != key and self._membership.is_member(space_id, member):
             return True
         return self._lapsed_lately(space_id, key)
 

@@ -65,6 +65,7 @@ class Membership:
         self._active: dict[bytes, frozenset[bytes]] = {}
         self._joined_early: dict[bytes, dict[bytes, _EarlyJoin]] = {}
         self._mine: list[bytes] | None = None
+        self._devices: dict[bytes, bytes] | None = None
 
     def state(self, space_id: bytes) -> SpaceState | None:
         """The folded state of a space (None if the replica holds none of it)."""
@@ -114,10 +115,30 @@ class Membership:
             self._mine = [s for s in self._member.replica.spaces() if me in self.active(s)]
         return list(self._mine)
 
+    def devices(self) -> dict[bytes, bytes]:
+        """Every device certified in any space the replica holds, with its member key; a
+        device revoked in any of them is left out (a revocation names no space, like a
+        certificate: it holds everywhere). A device of a member is the member's in a space it
+        has not posted its certificate in yet, so that it can be sent that space's records
+        (:meth:`meshcrew.node.carrying.Serving.shares`)."""
+        if self._devices is None:
+            found: dict[bytes, bytes] = {}
+            revoked: set[bytes] = set()
+            for space_id in self._member.replica.spaces():
+                state = self.state(space_id)
+                for device in state.devices.values() if state is not None else ():
+                    if device.revoked_by is not None:
+                        revoked.add(device.key)
+                    else:
+                        found[device.key] = device.member
+            self._devices = {k: m for k, m in found.items() if k not in revoked}
+        return self._devices
+
     def changed(self, space_id: bytes) -> None:
         """A record that may change the space's membership was accepted: fold again next time."""
         self._active.pop(space_id, None)
         self._mine = None
+        self._devices = None
 
     def valid_join(self, record: Record) -> bool:
         """Whether ``record`` is a join that this node's view of the space would admit.

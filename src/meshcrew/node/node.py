@@ -63,6 +63,7 @@ from meshcrew.node.contacts import Contacts
 from meshcrew.node.control import serve_control
 from meshcrew.node.dialer import peer_of
 from meshcrew.node.dispatch import Dispatcher, value_types
+from meshcrew.node.following import DeviceFollowing
 from meshcrew.node.join import JOIN_PROTOCOL, Admission, JoinServer
 from meshcrew.node.joining import Joining
 from meshcrew.node.linking import LinkResult, link_device
@@ -146,6 +147,7 @@ class Node:
                                  clock) if config.carrier.enabled else None
         """The carrier's side (``--carrier``), else None."""
         self._carriers: CarrierContacts | None = None
+        self._following: DeviceFollowing | None = None
         self.transit = Transit(self.member)
         """Transit keys: gossip is sealed under the space's epoch (docs/protocol.md)."""
         self.judge = GossipJudge(self.membership, clock, open_transit=self.transit.open)
@@ -350,6 +352,8 @@ class Node:
             self.transit.changed()
             if self._carriers is not None:
                 self._carriers.changed()
+            if self._following is not None:
+                self._following.changed()
             self._topics_changed.set()
         for record in local:
             self._gossip(record.space_id, record.raw, record.id)
@@ -425,6 +429,8 @@ class Node:
         host.set_stream_handler(CARRY_PROTOCOL, self._serve_carry)
         self._carriers = CarrierContacts(host, self.serving, self.membership, self._bring)
         nursery.start_soon(self._carriers.run)
+        self._following = DeviceFollowing(host, self.membership, self.member, self._bring)
+        nursery.start_soon(self._following.run)
         if self.carrying is not None:
             nursery.start_soon(self.carrying.forget_dropped)
         await nursery.start(self._keep_topics)
@@ -499,6 +505,12 @@ class Node:
                 await self.sync.run_on(stream, session)
             except MeshcrewError as exc:
                 log.info("carry: a session with %s failed: %s", stream.peer_id, exc)
+        elif self._following is not None and self._following.takes_from(stream.remote_key):
+            await accept_carry(stream)  # a space this device's member joined: it follows
+            try:
+                await self._run_sync_on(stream, [space_id])
+            except MeshcrewError as exc:
+                log.info("a space brought by %s failed: %s", stream.peer_id, exc)
         elif self.carrying is not None:
             await self.carrying.serve(stream, space_id, self._run_sync_on)
         else:

@@ -10,6 +10,11 @@ The rules are in :mod:`meshcrew.spaces.devices`. Here is what each side does wit
   space of the member its replica holds.
   Once the member's node takes those records in, its housekeeping rotates the keys so the
   device can read (:meth:`meshcrew.service.views.SpaceView.should_rotate`).
+* The new device keeps its certificate in its home folder (``device.cert``: msgpack ``[1,
+  member key, signature]``), so it can adopt it again in a space its member joins later: once
+  such a space's records reach it (the member's node brings them, :mod:`meshcrew.node.following`)
+  and its member is let in there, the housekeeping after records arrive posts the certificate
+  as the device's first record in it (:meth:`DeviceActions.adopt_where_let_in`).
 * :meth:`DeviceActions.revoke_device` (first device again) posts the revocation in every space the
   device is in, and rotates the keys there at once: the revoked device reads nothing new.
 
@@ -18,22 +23,32 @@ These are mixed into :class:`meshcrew.service.member.Member`.
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from typing import Protocol
 
+import msgpack
+
 from meshcrew.errors import SpaceError
 from meshcrew.identity import Identity, fingerprint
-from meshcrew.records import Record
+from meshcrew.records import KEY_BYTES, SIG_BYTES, Record
 from meshcrew.service.views import SpaceView
 from meshcrew.spaces import Draft, SpaceState
 from meshcrew.spaces.devices import (
     certify_device,
     device_certificate,
+    member_let_in,
     revoke_device,
     unlink_device,
     verify_certificate,
 )
 from meshcrew.store import Replica
+
+log = logging.getLogger("meshcrew.service")
+
+CERTIFICATE_FORMAT = 1
+"""The version of the ``device.cert`` file's array."""
 
 
 class _Signs(Protocol):
@@ -46,6 +61,15 @@ class _Signs(Protocol):
     def view(self, space_id: bytes) -> SpaceView: ...
     def _sign_and_append(self, space_id: bytes | None, made: Draft) -> Record: ...
     def _rotate_while_needed(self, space_id: bytes) -> list[Record]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HeldCertificate:
+    """This device's certificate, as its home folder keeps it."""
+
+    member: bytes
+    """The member key that signed it."""
+    signature: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +107,55 @@ class DeviceActions:
                 return device.member
         return None
 
+    def held_certificate(self: _Signs) -> HeldCertificate | None:
+        """This device's certificate from its home folder (None on a node that was never
+        linked, such as the one holding the member key). A file that does not parse, or that
+        is not a certificate of this device's key, is ignored and logged."""
+        path = self.replica.home.certificate_file
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("cannot read the device certificate %s: %s", path, exc.strerror)
+            return None
+        try:
+            fields = msgpack.unpackb(data, raw=False)
+        except (ValueError, TypeError, msgpack.UnpackException):
+            fields = None
+        if not (isinstance(fields, list) and len(fields) == 3
+                and fields[0] == CERTIFICATE_FORMAT and isinstance(fields[1], bytes)
+                and len(fields[1]) == KEY_BYTES and isinstance(fields[2], bytes)
+                and len(fields[2]) == SIG_BYTES
+                and verify_certificate(fields[1], self.identity.public_key, fields[2])):
+            log.warning("ignoring %s: it is not a certificate of this device's key", path)
+            return None
+        return HeldCertificate(fields[1], fields[2])
+
+    def keep_certificate(self: _Signs, member: bytes, certificate: bytes) -> None:
+        """Keep ``member``'s certificate of this device in the home folder (atomically)."""
+        if not verify_certificate(member, self.identity.public_key, certificate):
+            raise SpaceError("The certificate is not your member key's signature over this "
+                             "device's key.")
+        path = self.replica.home.certificate_file
+        fresh = path.with_name(path.name + ".new")
+        fresh.write_bytes(msgpack.packb([CERTIFICATE_FORMAT, member, certificate],
+                                        use_bin_type=True))
+        os.replace(fresh, path)
+
+    def adopt_where_let_in(self: _Signs, space_id: bytes) -> Record | None:
+        """On a linked device: post its certificate in ``space_id`` if it has not written
+        there yet and its member is let in (a space the member joined after linking it);
+        returns the record, else None. The housekeeping after records arrive calls it."""
+        held = DeviceActions.held_certificate(self)  # (a member key's node: no file, at once)
+        if held is None or self.replica.frontier(space_id).get(self.identity.public_key):
+            return None  # never linked, or written there already
+        state = self.view(space_id).state
+        if not member_let_in(state, held.member):
+            return None
+        return self._sign_and_append(space_id, device_certificate(state, held.member,
+                                                                  held.signature))
+
     def certify_device(self: _Signs, device: bytes) -> bytes:
         """The member key's certificate of ``device``; only the node holding the member key
         (a member key that is nobody's device) can make it."""
@@ -95,9 +168,7 @@ class DeviceActions:
         """Post ``member``'s certificate of this device in each of the member's spaces that
         the replica holds and this device has not written in yet; returns the records' ids."""
         me = self.identity.public_key
-        if not verify_certificate(member, me, certificate):
-            raise SpaceError("The certificate is not your member key's signature over this "
-                             "device's key.")
+        DeviceActions.keep_certificate(self, member, certificate)  # for spaces joined later
         made = []
         for sid in self.replica.spaces():
             view = self.view(sid)

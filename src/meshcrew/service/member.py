@@ -189,8 +189,8 @@ class Member(MemberReads, DeviceActions):
         invite = decode_invite_code(code)
         if self.linked_to() is not None:  # it would join as a member of its own
             raise SpaceError("This laptop is a linked device of yours: join from the laptop "
-                             "that holds your member key. (A laptop linked earlier does not "
-                             "follow spaces joined later yet.)")
+                             "that holds your member key; this one follows the spaces joined "
+                             "there when both nodes run.")
         try:
             view = self.view(invite.space_id)
         except UnknownName:
@@ -476,7 +476,8 @@ class Member(MemberReads, DeviceActions):
         Every record is checked by the replica (signature, chain); space rules are applied
         when the space is read. Afterwards, in each space that gained records, this member
         rotates the keys if a joiner is waiting for them from it, and posts its profile if it
-        just received its first key.
+        just received its first key; a linked device posts its certificate in a space its
+        member joined after linking it (:meth:`adopt_where_let_in`).
         """
         report = ingest_records(self.replica, list(raws), sender=sender, now_ms=self.now())
         if self._on_records is not None and report.accepted:
@@ -486,6 +487,7 @@ class Member(MemberReads, DeviceActions):
         rotated: list[bytes] = []
         accepted = set(report.accepted)
         for sid in report.spaces:
+            self.adopt_where_let_in(sid)  # a linked device follows a space its member joined
             view = self.view(sid)
             refused += [r for r in view.refusals() if r.record_id in accepted]
             if view.should_rotate() and self._rotate_while_needed(sid):

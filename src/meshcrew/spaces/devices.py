@@ -78,6 +78,13 @@ def verify_revocation(member: bytes, device: bytes, signature: bytes) -> bool:
     return _verifies(member, UNLINK_DOMAIN + member + device, signature)
 
 
+def member_let_in(state: SpaceState, member: bytes) -> bool:
+    """Whether ``member`` is a current member of the space who has been let in (an epoch was
+    sealed to them): what a device of theirs needs before it can post its certificate there."""
+    return (member in state.active and member not in state.pending
+            and any(member in e.shares for e in state.epochs.values()))
+
+
 def device_certificate(state: SpaceState, member: bytes, signature: bytes) -> Draft:
     """The ``device`` record a device signs as its first record in a space
     (``seq=1, prev=None``), carrying its member's certificate.
@@ -88,9 +95,9 @@ def device_certificate(state: SpaceState, member: bytes, signature: bytes) -> Dr
     Raises:
         SpaceError: if ``member`` is not a current member let in, in ``state``.
     """
-    theirs = [e for e in state.epochs.values() if member in e.shares]
-    if member not in state.active or member in state.pending or not theirs:
+    if not member_let_in(state, member):
         raise SpaceError("Your member key is not a current member of this space (let in).")
+    theirs = [e for e in state.epochs.values() if member in e.shares]
     newest = min(theirs, key=lambda e: (-e.number, e.id))
     return draft(DeviceBody(member, signature, newest.id))
 

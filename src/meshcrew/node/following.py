@@ -1,0 +1,129 @@
+"""A member's devices follow the member into spaces joined after they were linked.
+
+A linked laptop cannot join a space itself (it would join as a member of its own): the member
+joins on the laptop that holds the member key, and the laptop follows. Both sides:
+
+- **The member's node brings the space.** When one of the member's devices is connected (a
+  device certified in any space this node holds, not revoked in any) and is not a current
+  device in one of the member's spaces where the member has been let in,
+  :class:`DeviceFollowing` offers it that space on the carry protocol
+  (:func:`meshcrew.node.carrying.bring`: ``[space id]``, then an ordinary sync session for that
+  one space). Any node of the member does it, the member key's or another device's.
+- **The device takes it** (:meth:`DeviceFollowing.serve`) from its member's key or another
+  current device of its member, and only then: the housekeeping after records arrive posts its
+  certificate there (:meth:`meshcrew.service.devices.DeviceActions.adopt_where_let_in`), which
+  its next sync sends to the member's node (``Serving.shares`` counts a device certified
+  elsewhere as its member), whose housekeeping rotates the keys to it.
+
+A device that was linked while its member was in no space is known to no space, so nobody can
+bring it one: it waits for the member to link it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from meshcrew.errors import IdentityError, MeshcrewError
+from meshcrew.identity import peer_id_of
+from meshcrew.net import Host, PeerConnected, Stream
+from meshcrew.node.membership import Membership
+from meshcrew.service import Member
+from meshcrew.spaces.devices import member_let_in
+
+log = logging.getLogger("meshcrew.node")
+
+RunSync = Callable[[Stream, list[bytes]], Awaitable[object]]
+
+
+class DeviceFollowing:
+    """Brings the member's spaces to the member's connected devices that are not in them, and
+    takes such spaces from the member's nodes.
+
+    Args:
+        host: the running host.
+        membership: who is a member (and which keys are devices) of what.
+        member: this node's member service (for the certificate this device holds).
+        bring_one: ``(peer id, space id)``: runs :func:`meshcrew.node.carrying.bring`.
+    """
+
+    def __init__(self, host: Host, membership: Membership, member: Member,
+                 bring_one: Callable[[str, bytes], Awaitable[str | None]]) -> None:
+        self._host = host
+        self._membership = membership
+        self._member = member
+        self._bring_one = bring_one
+        self._brought: set[tuple[str, bytes]] = set()
+        """(device peer, space) pairs brought since that device last connected."""
+        self._wake = trio.Event()
+
+    def changed(self) -> None:
+        """Membership changed (a space joined, a device linked): look for spaces to bring."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Bring spaces whenever a device connects or membership changes, until cancelled."""
+        with self._host.watch_connections() as events:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._on_changes, nursery)
+                async for event in events:
+                    if isinstance(event, PeerConnected):
+                        self._brought = {p for p in self._brought if p[0] != event.peer_id}
+                        self._bring_due(nursery)
+
+    async def _on_changes(self, nursery: trio.Nursery) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            self._bring_due(nursery)
+
+    def due(self) -> list[tuple[bytes, bytes]]:
+        """``(space, device key)`` pairs to bring: each of the member's spaces where the
+        member is let in, to each device of the member's that is not a current device there."""
+        me = self._host.public_key
+        devices = self._membership.devices()
+        mine = devices.get(me, me)
+        others = sorted(k for k, m in devices.items() if m == mine and k != me)
+        found = []
+        for space_id in self._membership.my_spaces() if others else ():
+            state = self._membership.state(space_id)
+            if state is None or not member_let_in(state, mine):
+                continue
+            active = self._membership.active(space_id)
+            found += [(space_id, key) for key in others if key not in active]
+        return found
+
+    def _bring_due(self, nursery: trio.Nursery) -> None:
+        connected = set(self._host.connected_peers())
+        for space_id, key in self.due():
+            try:
+                peer_id = peer_id_of(key)
+            except IdentityError:
+                continue
+            if peer_id in connected and (peer_id, space_id) not in self._brought:
+                self._brought.add((peer_id, space_id))
+                nursery.start_soon(self._bring_quietly, peer_id, space_id)
+
+    async def _bring_quietly(self, peer_id: str, space_id: bytes) -> None:
+        try:
+            refused = await self._bring_one(peer_id, space_id)
+        except MeshcrewError as exc:
+            log.info("bringing space %s to device %s failed: %s", space_id.hex()[:12], peer_id,
+                     exc)
+            self._brought.discard((peer_id, space_id))
+            return
+        if refused:
+            log.info("device %s did not take space %s: %s", peer_id, space_id.hex()[:12],
+                     refused)
+        else:
+            log.info("brought space %s to device %s", space_id.hex()[:12], peer_id)
+
+    def takes_from(self, remote: bytes) -> bool:
+        """Whether this node is a linked device and ``remote`` is its member key or another
+        current device of its member (whose spaces it follows)."""
+        held = self._member.held_certificate()
+        if held is None or remote == self._host.public_key:
+            return False
+        return remote == held.member or self._membership.devices().get(remote) == held.member
