@@ -307,3 +307,27 @@ def test_closing_keeps_the_views_that_changed_for_the_next_start(
     bo.checkin(space, text="after the last read", energy=2)
     sync(space, ada, bo)
     assert after.keep_snapshots(above=1) == 0, "not the replica's records any more"
+
+
+def test_a_linked_laptops_snapshot_reads_what_its_fold_reads(
+        town: Town, folds: list[bytes]) -> None:
+    space, (ada, bo, cy) = busy_crew(town)
+    laptop = town.person("Ada's laptop")
+    sync(space, ada, laptop)
+    assert laptop.adopt_certificate(ada.me, ada.certify_device(laptop.me))
+    sync(space, ada, bo, cy, laptop)
+    ada.checkin(space, text="from the desk", energy=3)  # the member checked in this cycle
+    sofa = laptop.checkin(space, text="from the sofa", energy=4)
+    sync(space, ada, bo, cy, laptop)
+    now = town.clock.now
+    for reader_of in (laptop, bo):
+        started(reader_of, now)  # folds, and writes the snapshot
+        folds.clear()
+        reader = started(reader_of, now)
+        assert isinstance(reader.view(space), SnapshotView)
+        shown = first_screens(reader, space)
+        assert folds == []
+        assert shown == first_screens(started(reader_of, now, snapshots=False), space)
+        [entry] = [e for e in shown["log"] if e.id == sofa]
+        assert (entry.author, entry.chain) == (ada.me, laptop.me)  # its receipt's chain
+    assert not started(laptop, now).summary(space).needs_checkin, "Ada checked in, from the desk"

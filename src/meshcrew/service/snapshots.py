@@ -68,8 +68,9 @@ else:
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
-"""The snapshot file's layout; a different one is folded again."""
+FORMAT = 2
+"""The snapshot file's layout; a different one is folded again. (2: the member a device
+speaks for, and the device of each log entry, so a linked laptop's snapshot reads as its fold.)"""
 
 _MAGIC = b"meshcrew view snapshot\n"
 _CODE_PARTS = ("spaces", "service", "records.py", "crypto.py", "identity.py", "reasons.py")
@@ -140,6 +141,7 @@ class SnapshotView(SpaceView):
         self._identity = identity
         self._home = home
         self._summary: SpaceSummary = kept["summary"]
+        self._my_member: bytes = kept["my_member"]
         self._checkin_space: bool = kept["checkin_space"]
         self._removals: list[RemovalEntry] = kept["removals"]
         self._recent: tuple[Rhythm, int, frozenset[bytes], tuple[OpenedPost, ...]] | None = \
@@ -167,6 +169,11 @@ class SnapshotView(SpaceView):
             return folded
 
     @property
+    def my_member(self) -> bytes:
+        """As :attr:`SpaceView.my_member` (kept: on a linked device, its member)."""
+        return self._my_member
+
+    @property
     def complete(self) -> bool:
         """Whether the fold is done (every read is then as fast as a folded view's)."""
         return "_fold" in self.__dict__
@@ -192,7 +199,7 @@ class SnapshotView(SpaceView):
         meta = self.meta
         needs_checkin = (self._summary.my_status == "active" and meta is not None
                          and self._checkin_space
-                         and self.me not in self._cycle_view(meta.rhythm, now_ms).checkins)
+                         and self._my_member not in self._cycle_view(meta.rhythm, now_ms).checkins)
         return dataclasses.replace(self._summary, needs_checkin=needs_checkin)
 
     def removal_entries(self) -> list[RemovalEntry]:
@@ -297,6 +304,7 @@ class ViewSnapshots:
         kept: dict[str, Any] = {name: view.__dict__[name] for name in _KEPT
                                 if name in view.__dict__}
         kept.update(keyring=view.keyring, genesis_meta=view.genesis_meta, summary=summary,
+                    my_member=view.my_member,
                     checkin_space=view.state.kind in _CHECKIN_KINDS,
                     removals=view.removal_entries(), recent_checkins=recent,
                     entry_columns=_columns_of(entries))
@@ -324,10 +332,11 @@ def _columns_of(entries: tuple[PostEntry, ...]) -> tuple[list[Any], ...]:
     """A log as columns (pickled and rebuilt much faster than one object per entry)."""
     return ([e.id for e in entries], [e.kind for e in entries], [e.author for e in entries],
             [e.author_name for e in entries], [e.seq for e in entries], [e.ts for e in entries],
-            [e.fields for e in entries])
+            [e.fields for e in entries], [e.device for e in entries])
 
 
 def _entries_of(space_id: bytes, columns: tuple[list[Any], ...]) -> tuple[PostEntry, ...]:
-    ids, kinds, authors, names, seqs, stamps, fields = columns
+    ids, kinds, authors, names, seqs, stamps, fields, devices = columns
     space = [space_id] * len(ids)
-    return tuple(map(PostEntry, ids, space, kinds, authors, names, seqs, stamps, fields))
+    return tuple(map(PostEntry, ids, space, kinds, authors, names, seqs, stamps, fields,
+                     devices))
