@@ -79,3 +79,22 @@ def test_a_second_laptop_writes_as_its_member_and_a_revoked_one_reads_nothing_ne
         laptop.checkin(space, text="still mine?", energy=1)
     assert [(d.first, d.revoked) for d in ana.devices()] == [(True, False), (False, True)]
     assert sofa in {e.id for e in bo.log(space)}  # what it wrote before still counts
+
+
+def test_a_linked_laptop_says_which_laptop_can_link_or_revoke(town: Town) -> None:
+    space, (ana, bo) = crew_of(town, "Ana", "Bo")
+    laptop, other = town.person("Ana's laptop"), town.person("Ana's tablet")
+    for device in (laptop, other):
+        send(ana, device, space)
+        device.adopt_certificate(ana.me, ana.certify_device(device.me))
+        send(device, ana, space)
+    sync(space, ana, bo, laptop, other)
+    for attempt in (lambda: laptop.revoke_device(other.me),
+                    lambda: laptop.certify_device(bytes(range(32)))):
+        with pytest.raises(SpaceError) as refused:
+            attempt()
+        said = str(refused.value)
+        assert said.startswith("Only the laptop with your member key can ")
+        assert "Ana's first laptop" in said
+        assert ana.identity.fingerprint in said
+    assert [d.revoked for d in ana.devices()] == [False, False, False]

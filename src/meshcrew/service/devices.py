@@ -156,12 +156,25 @@ class DeviceActions:
         return self._sign_and_append(space_id, device_certificate(state, held.member,
                                                                   held.signature))
 
+    def require_member_key(self: _Signs, action: str) -> None:
+        """Raise SpaceError, naming the laptop that holds the member key, if this node is a
+        linked device (only the member key certifies or revokes devices)."""
+        member = DeviceActions.linked_to(self)
+        if member is None:
+            return
+        names = (self.view(sid).names.get(member) for sid in self.replica.spaces())
+        name = next((n for n in names if n), None)
+        whose = f"{name}'s first laptop" if name else "your first laptop"
+        raise SpaceError(
+            f"Only the laptop with your member key can {action}: {whose}, the one where "
+            f"`meshcrew init` made your identity (`meshcrew whoami` there shows the member "
+            f"fingerprint {fingerprint(member)}). This laptop is a linked device: it holds "
+            "its own key only (see docs/spaces.md, A member's devices).")
+
     def certify_device(self: _Signs, device: bytes) -> bytes:
         """The member key's certificate of ``device``; only the node holding the member key
         (a member key that is nobody's device) can make it."""
-        if DeviceActions.linked_to(self) is not None:
-            raise SpaceError("This node is a linked device: only the device holding your member "
-                             "key can link another (see docs/spaces.md, A member's devices).")
+        DeviceActions.require_member_key(self, "link another device")
         return certify_device(self.identity.signing_key, device)
 
     def adopt_certificate(self: _Signs, member: bytes, certificate: bytes) -> list[bytes]:
@@ -183,6 +196,7 @@ class DeviceActions:
     def revoke_device(self: _Signs, device: bytes) -> list[bytes]:
         """Revoke ``device`` in every space it is in, and rotate the keys there; returns the
         ids of the records made (revocations and rotations)."""
+        DeviceActions.require_member_key(self, "revoke a device")
         me = self.identity.public_key
         signature = revoke_device(self.identity.signing_key, device)
         made: list[bytes] = []
