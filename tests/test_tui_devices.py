@@ -31,7 +31,18 @@ from meshcrew.tui.screens.forms import ConfirmScreen
 from meshcrew.tui.screens.home import HomeScreen
 from meshcrew.tui.screens.link_wait import LinkWaitScreen
 from node_processes import LOOPBACK, MESHCREW, Fleet, crew_in_process, fleet
-from test_tui_support import Town, drive, make_app, screen_text, table_rows, town_at, until, words
+from test_tui_support import (
+    Town,
+    crew_of,
+    drive,
+    link,
+    make_app,
+    screen_text,
+    table_rows,
+    town_at,
+    until,
+    words,
+)
 
 __all__ = ["fleet"]  # the fixture
 
@@ -240,3 +251,52 @@ def test_offline_the_devices_screen_lists_refuses_to_link_and_guards_the_member_
         await until(pilot, lambda: isinstance(app.screen, DevicesScreen), "back")
 
     drive(app, script)
+
+
+def test_a_linked_laptop_lists_the_devices_but_leaves_linking_and_revoking_to_the_first(
+        town: Town) -> None:
+    crew, (ada, _bo) = crew_of(town, "Ada", "Bo")
+    laptop = town.person("Ada's laptop")
+    link(ada, laptop, crew)
+    app = make_app(laptop)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DevicesScreen), "the devices")
+        rows = table_rows(app, "devices")
+        assert [row[:2] for row in rows] == [[ada.identity.fingerprint, "member key"],
+                                            [laptop.identity.fingerprint, "this laptop"]]
+        assert "This laptop is a linked device" in words(app)
+        for key in ("a", "r"):
+            app._notifications.clear()
+            await pilot.press(key)
+            await until(pilot, lambda: any("only the laptop that holds your member key"
+                                           in str(n.message) for n in app._notifications),
+                        f"the refusal of {key}")
+            assert isinstance(app.screen, DevicesScreen)
+
+    drive(app, script)
+
+
+def test_revoking_asks_first_and_a_cancel_changes_nothing(town: Town) -> None:
+    crew, (ada, _bo) = crew_of(town, "Ada", "Bo")
+    laptop = town.person("Ada's laptop")
+    link(ada, laptop, crew)
+    app = make_app(ada)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DevicesScreen), "the devices")
+        await pilot.press("down", "r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        assert laptop.identity.fingerprint in words(app)
+        await pilot.press("enter")  # Cancel has the focus: going ahead takes a deliberate move
+        await until(pilot, lambda: isinstance(app.screen, DevicesScreen), "back")
+        assert table_rows(app, "devices")[1][5] == "current"
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        await pilot.click("#confirm")
+        await until(pilot, lambda: table_rows(app, "devices")[1][5] == "revoked", "revoked")
+
+    drive(app, script)
+    assert all(d.revoked for d in ada.devices() if d.key == laptop.identity.public_key)

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Select, TabbedContent
+from textual.widgets import Input, Select, TabbedContent, TextArea
 
 from meshcrew.home import Home
 from meshcrew.tui.app import MeshcrewApp
 from meshcrew.tui.launch import HomeSetup
 from meshcrew.tui.read_marks import ReadMarks
-from test_tui_support import DAY, Clock, Town, admit, crew_of, send, sync, town_at
+from test_tui_support import DAY, Clock, Town, admit, crew_of, link, send, sync, town_at
 
 SIZES = [pytest.param((100, 30), id="100x30"), pytest.param((160, 48), id="160x48")]
 SnapCompare = Callable[..., bool]
@@ -171,6 +171,44 @@ async def proposal(pilot: Pilot[None]) -> None:
 def test_proposal_screens(screen: Script, size: tuple[int, int], town: Town,
                           snap_compare: SnapCompare) -> None:
     assert snap_compare(deciding(town), terminal_size=size, run_before=screen)
+
+
+def with_laptops(town: Town) -> MeshcrewApp:
+    """Ada's app: her crew, a laptop linked to her, and an old one linked then revoked."""
+    crew, (ada, _bo) = crew_of(town, "Ada", "Bo")
+    laptop, old = town.person("Ada's laptop"), town.person("Ada's old laptop")
+    for device in (old, laptop):
+        town.clock.tick(DAY)
+        link(ada, device, crew)
+    town.clock.tick()
+    laptop.checkin(crew, text="From the sofa", energy=3)
+    send(laptop, ada, crew)
+    town.clock.tick(DAY)
+    ada.revoke_device(old.identity.public_key)
+    return MeshcrewApp(ada, read_marks=ReadMarks(), tz=UTC)
+
+
+async def devices(pilot: Pilot[None]) -> None:
+    await pilot.press("d")
+    await pilot.pause()
+
+
+async def link_dialog(pilot: Pilot[None]) -> None:
+    from meshcrew.node.linking import LinkCode, encode_link_code
+
+    await devices(pilot)
+    await pilot.press("a")
+    await pilot.pause()
+    code = encode_link_code(LinkCode(bytes(range(32)), bytes(32), ("/ip4/192.0.2.7/tcp/4001",)))
+    pilot.app.screen.query_one("#link-code-input", TextArea).text = code
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("screen", [devices, link_dialog], ids=["devices", "link_dialog"])
+def test_device_screens(screen: Script, size: tuple[int, int], town: Town,
+                        snap_compare: SnapCompare) -> None:
+    assert snap_compare(with_laptops(town), terminal_size=size, run_before=screen)
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -92,6 +92,17 @@ def admit(inviter: LocalBackend, joiner: LocalBackend, space_id: bytes) -> None:
     send(inviter, joiner, space_id)
 
 
+def link(member: LocalBackend, laptop: LocalBackend, space_id: bytes) -> None:
+    """What the link handshake does, offline: the member's space to the laptop, the member
+    key's certificate of it posted there, back to the member (whose housekeeping rotates the
+    keys), and the keys to the laptop."""
+    send(member, laptop, space_id)
+    laptop.service.adopt_certificate(member.identity.public_key,
+                                     member.service.certify_device(laptop.identity.public_key))
+    send(laptop, member, space_id)
+    send(member, laptop, space_id)
+
+
 def crew_of(town: Town, *names: str,
             name: str = "Tuesday crew") -> tuple[bytes, list[LocalBackend]]:
     """A crew founded by the first name, the others admitted by the founder, all in sync."""

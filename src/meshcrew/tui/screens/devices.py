@@ -93,6 +93,7 @@ class DevicesScreen(MeshcrewScreen):
         me = self.backend.identity.public_key
         now = self.backend.now()
         table = self.query_one("#devices", DataTable)
+        cursor = table.cursor_row
         table.clear()
         for row in rows:
             which = ", ".join(part for part in (
@@ -102,6 +103,8 @@ class DevicesScreen(MeshcrewScreen):
                           when(row.linked_ts, self.tz) if row.linked_ts else "",
                           ago(row.last_ts, now), plural(row.spaces, "space"),
                           "revoked" if row.revoked else "current", key=row.key.hex())
+        if rows:
+            table.move_cursor(row=min(max(cursor, 0), len(rows) - 1))
         note = self.query_one("#devices-note", Static)
         if not rows:
             note.update("Each laptop of yours has a key of its own under your member identity. "
