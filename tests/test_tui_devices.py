@@ -261,6 +261,9 @@ def test_a_linked_laptop_lists_the_devices_but_leaves_linking_and_revoking_to_th
     app = make_app(laptop)
 
     async def script(pilot: Pilot[None]) -> None:
+        # The title speaks of the member (the fingerprint crewmates know), then this laptop.
+        assert app.screen.sub_title == (f"Ada's laptop · {ada.identity.fingerprint} · this "
+                                        f"laptop {laptop.identity.fingerprint}")
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, DevicesScreen), "the devices")
         rows = table_rows(app, "devices")

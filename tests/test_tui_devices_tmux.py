@@ -70,8 +70,11 @@ def test_a_new_laptop_is_linked_from_the_app_and_lists_the_crew(fleet: Fleet) ->
                                  what="the new laptop linked")
         assert identity.fingerprint(ana.key) in screen  # the member fingerprint to compare
         tmux.keys("Enter")  # Continue
-        tmux.wait_until(lambda s: "Riverside crew" in s and "n New space" in s, within=45,
-                        what="the crew listed, with its keys, on the new laptop")
+        screen = tmux.wait_until(lambda s: "Riverside crew" in s and "n New space" in s,
+                                 within=45, what="the crew listed, with its keys, on the new "
+                                 "laptop")
+        # The title speaks of the member's fingerprint, then this laptop's.
+        assert f"{identity.fingerprint(ana.key)} · this laptop {device.fingerprint}" in screen
         tmux.keys("d")
         screen = tmux.wait_until(lambda s: "member key" in s and "this laptop" in s,
                                  within=10, what="both laptops on the Devices screen")

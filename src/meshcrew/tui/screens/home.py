@@ -16,6 +16,7 @@ from textual.widgets.tree import TreeNode
 from textual.worker import Worker, WorkerState
 
 from meshcrew.errors import MeshcrewError
+from meshcrew.identity import fingerprint
 from meshcrew.service import CycleEntry, SpaceSummary
 from meshcrew.tui.formatting import ago, day, plural, rhythm_label
 from meshcrew.tui.health import Route, SyncStatus
@@ -48,6 +49,8 @@ class HomeScreen(MeshcrewScreen):
         """Args: then: a form to open once the screen is up (its result opens a space)."""
         super().__init__()
         self._then = then
+        self._member: bytes | None = None
+        """The member this laptop writes as, once a space here says (see :meth:`_title`)."""
 
     def compose(self) -> ComposeResult:
         """The space tree beside the connection and the highlighted space."""
@@ -135,11 +138,28 @@ class HomeScreen(MeshcrewScreen):
 
     # -- the tree -----------------------------------------------------------------------------
 
+    def _title(self, any_space: bool) -> None:
+        """This member's name and fingerprint; on a linked laptop, the member's fingerprint
+        (the one crewmates know) and this laptop's."""
+        me = self.backend.identity
+        if self._member is None and any_space:
+            try:
+                first = next((d for d in self.backend.devices() if d.first), None)
+            except MeshcrewError:
+                first = None
+            self._member = None if first is None else first.key
+        if self._member is not None and self._member != me.public_key:
+            self.sub_title = (f"{me.name} · {fingerprint(self._member)} · this laptop "
+                              f"{me.fingerprint}")
+        else:
+            self.sub_title = f"{me.name} · {me.fingerprint}"
+
     def refresh_spaces(self) -> None:
         """Rebuild the tree, keeping the highlighted space."""
         tree: Tree[SpaceSummary | None] = self.query_one("#spaces", Tree)
         highlighted = tree.cursor_node.data if tree.cursor_node is not None else None
         summaries = self.attempt(self.backend.spaces) or []
+        self._title(bool(summaries))
         tree.clear()
         if not summaries:
             tree.root.add_leaf(Text("No spaces yet: press n to start a crew, or j to join one "
