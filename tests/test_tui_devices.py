@@ -25,6 +25,7 @@ from meshcrew.home import Home
 from meshcrew.node import NodeConfig
 from meshcrew.node.linking import decode_link_code
 from meshcrew.tui.app import MeshcrewApp
+from meshcrew.tui.attached import AttachedBackend
 from meshcrew.tui.launch import HomeSetup, open_home
 from meshcrew.tui.screens.devices import ApproveLinkScreen, DevicesScreen
 from meshcrew.tui.screens.forms import ConfirmScreen
@@ -160,17 +161,22 @@ def test_a_wait_that_times_out_or_is_stopped_says_so_and_its_code_stops_working(
 # -- the laptop holding the member key ---------------------------------------------------
 
 
+@pytest.mark.parametrize("attached", [False, True], ids=["own node", "attached"])
 def test_the_member_links_a_laptop_from_the_devices_screen_then_revokes_it(
-        fleet: Fleet, tmp_path: Path) -> None:
+        fleet: Fleet, tmp_path: Path, attached: bool) -> None:
+    """Through the app's own node, or through the ``meshcrew node`` it is attached to."""
     ana, bo, laptop = fleet.make("Ana", "Bo", "Laptop")
     laptop.home.key_file.unlink()
     crew_in_process(ana, bo)
+    if attached:
+        ana.start()
     out = tmp_path / "link.out"
     with out.open("wb") as sink:
         waiting = subprocess.Popen(
             [MESHCREW, "--home", str(laptop.home.path), "init", "--link", "--listen", LOOPBACK,
              "--wait", "60", "--json"], stdout=sink, stderr=subprocess.STDOUT)
     opened = open_home(ana.home, config=LOCAL)
+    assert isinstance(opened.backend, AttachedBackend) == attached
     app = MeshcrewApp(opened.backend, node=opened.node, read_marks=opened.read_marks, tz=UTC)
 
     def code_line() -> str | None:
@@ -213,7 +219,10 @@ def test_the_member_links_a_laptop_from_the_devices_screen_then_revokes_it(
             waiting.kill()
             waiting.wait(timeout=10)
     assert waiting.returncode == 0, out.read_text()
-    assert identity.load(laptop.home.key_file).name == "Ana"
+    device = identity.load(laptop.home.key_file)
+    assert device.name == "Ana"
+    listed = {d["fingerprint"]: d for d in ana.cli("devices")["devices"]}
+    assert listed[device.fingerprint]["revoked"]
 
 
 def test_offline_the_devices_screen_lists_refuses_to_link_and_guards_the_member_key(
