@@ -228,14 +228,17 @@ class Node:
         return peer_reports(self)
 
     def seen_by(self, record_id: bytes) -> list[bytes]:
-        """Member keys known to hold a record (its author and this member included); carriers
-        are not members and are left out (:meth:`held_by_carriers`)."""
+        """Member keys known to hold a record (its author and this member included): a member
+        holds it when the member key or any of their current devices does; carriers are not
+        members and are left out (:meth:`held_by_carriers`)."""
         record = self.replica.get(record_id)
         if record is None:
             return []
         holders = set(self.receipts.holders(record.space_id, record.author, record.seq))
+        holders |= {record.author, self.identity.public_key}
         carriers = self.serving.carriers(record.space_id)
-        return sorted((holders | {record.author, self.identity.public_key}) - carriers)
+        devices = self.membership.devices()
+        return sorted({devices.get(key, key) for key in holders - carriers})
 
     def held_by_carriers(self, record_id: bytes) -> list[bytes]:
         """Keys of the space's carriers known to hold a record ("held by the carrier")."""

@@ -6,9 +6,10 @@ is at seq ``s`` holds every record of A up to ``s``. That is enough to answer "w
 my check-in" and "what does each peer lack" without asking anyone.
 
 The node also learns from gossip: a record published by its own author proves the author holds
-its chain up to it. Frontiers are kept per (space, member key), so a member with two nodes
-counts once (the furthest). They are saved in the home folder (``receipts.bin``, msgpack) so
-the answers survive a restart.
+its chain up to it. Frontiers are kept per (space, peer key): a member's linked laptop is a
+peer of its own, and the readers count a member as holding a record when the member key or any
+of their current devices does (:meth:`Node.seen_by`, ``tui.health.member_holdings``). They
+are saved in the home folder (``receipts.bin``, msgpack) so the answers survive a restart.
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ class Receipts:
         members = self._frontiers.get(space_id, {})
         return sorted(m for m, heads in members.items()
                       if author in heads and heads[author].seq >= seq)
+
+    def frontiers(self, space_id: bytes) -> dict[bytes, dict[bytes, Head]]:
+        """Every peer key's furthest frontier seen in a space (a member key, or a device's)."""
+        return {key: dict(heads) for key, heads in self._frontiers.get(space_id, {}).items()}
 
     def frontier(self, space_id: bytes, member: bytes) -> dict[bytes, Head] | None:
         """The furthest frontier seen of a member in a space (None if never seen)."""

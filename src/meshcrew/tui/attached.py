@@ -112,19 +112,9 @@ class AttachedBackend(ServiceReads):
                                   "this home folder.")
 
     def holdings(self, space_id: bytes) -> Holdings:
-        """This replica's frontier, and each member's from the node's saved receipts."""
-        mine = super().holdings(space_id)
-        receipts = Receipts.load(self._home)
-        known: dict[bytes, dict[bytes, int]] = {}
-        try:
-            members = self.reads.members(space_id)
-        except MeshcrewError:
-            return mine
-        for member in members:
-            frontier = receipts.frontier(space_id, member.key)
-            if frontier is not None:
-                known[member.key] = {author: head.seq for author, head in frontier.items()}
-        return {**known, **mine}
+        """This replica's frontier, and each member's (any of their devices') from the node's
+        saved receipts."""
+        return self.holdings_with(space_id, Receipts.load(self._home).frontiers(space_id))
 
     # -- writes, in the node ------------------------------------------------------------------
 

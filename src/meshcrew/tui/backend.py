@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Protocol
 
 from meshcrew.crypto import Rng
-from meshcrew.errors import SpaceError
+from meshcrew.errors import MeshcrewError, SpaceError
 from meshcrew.identity import Identity
-from meshcrew.records import Record
+from meshcrew.records import Head, Record
 from meshcrew.service import (
     BoardView,
     CycleEntry,
@@ -46,6 +46,7 @@ from meshcrew.service import (
     SpaceSummary,
 )
 from meshcrew.service.posting import make_post_of_kind
+from meshcrew.service.snapshots import SnapshotView
 from meshcrew.spaces import (
     Position,
     Post,
@@ -57,7 +58,7 @@ from meshcrew.spaces import (
 )
 from meshcrew.store import Replica
 from meshcrew.tui.device_calls import DeviceCalls, OfflineDeviceCalls
-from meshcrew.tui.health import OFFLINE, Holdings, SyncStatus
+from meshcrew.tui.health import OFFLINE, Holdings, SyncStatus, member_holdings
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,8 +391,30 @@ class ServiceReads:
 
     def holdings(self, space_id: bytes) -> Holdings:
         """Only what this replica holds, as this member's holdings."""
-        frontier = self.reads.replica.frontier(space_id)
-        return {self.reads.me: {author: head.seq for author, head in frontier.items()}}
+        return self.holdings_with(space_id, {})
+
+    def holdings_with(self, space_id: bytes, peers: Mapping[bytes, Mapping[bytes, Head]]
+                      ) -> Holdings:
+        """This replica's frontier and the peers' (per peer key, as sync sessions showed
+        them), per member: a member holds what the member key or any of their current devices
+        holds, this laptop included."""
+        frontiers = {key: {a: h.seq for a, h in heads.items()} for key, heads in peers.items()}
+        frontiers[self.reads.me] = {a: h.seq for a, h in
+                                    self.reads.replica.frontier(space_id).items()}
+        return member_holdings(frontiers, self.device_members(space_id))
+
+    def device_members(self, space_id: bytes) -> dict[bytes, bytes]:
+        """Each current device of the space with its member key. While the view comes from
+        a snapshot not folded yet, only this laptop's own (kept in the snapshot): the others
+        then count as keys of their own until the fold, rather than fold here."""
+        try:
+            view = self.reads.view(space_id)
+        except MeshcrewError:
+            return {}
+        me = self.reads.me
+        if isinstance(view, SnapshotView) and not view.complete:
+            return {me: view.my_member} if view.my_member != me else {}
+        return {d.key: d.member for d in view.state.devices.values() if d.revoked_by is None}
 
 
 class LocalBackend(OfflineDeviceCalls, ServiceReads):

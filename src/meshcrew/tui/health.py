@@ -115,6 +115,21 @@ class Receipt:
         return f"seen by {len(self.holders & self.members)} of {len(self.members)}"
 
 
+def member_holdings(frontiers: Mapping[bytes, Mapping[bytes, int]],
+                    member_of: Mapping[bytes, bytes]) -> dict[bytes, dict[bytes, int]]:
+    """Per-peer frontiers (author → seq) as per member: a device's count for its member
+    (``member_of``: each current device's member key), the furthest of them per author. Keys
+    ``member_of`` does not name stay as they are (a member key, or a revoked device, which then
+    counts for no member)."""
+    found: dict[bytes, dict[bytes, int]] = {}
+    for key, heads in frontiers.items():
+        merged = found.setdefault(member_of.get(key, key), {})
+        for author, seq in heads.items():
+            if seq > merged.get(author, 0):
+                merged[author] = seq
+    return found
+
+
 def receipt(author: bytes, seq: int, members: frozenset[bytes], holdings: Holdings,
             chain: bytes | None = None) -> Receipt:
     """Who among ``members`` is known to hold the record ``seq`` of ``chain`` (the key that

@@ -167,21 +167,11 @@ class NodeBackend(LocalBackend):
         return sync_status(node.addrs(), node.peers(), self._last_received_ms)
 
     def holdings(self, space_id: bytes) -> Holdings:
-        """This replica's frontier, and each member's as last shown in a sync session."""
-        mine = super().holdings(space_id)
+        """This replica's frontier, and each member's (any of their devices') as last shown
+        in a sync session."""
         node = self.node
-        if node is None:
-            return mine
-        known: dict[bytes, dict[bytes, int]] = {}
-        try:
-            members = self.service.members(space_id)
-        except MeshcrewError:
-            return mine
-        for member in members:
-            frontier = node.receipts.frontier(space_id, member.key)
-            if frontier is not None:
-                known[member.key] = {author: head.seq for author, head in frontier.items()}
-        return {**known, **mine}
+        return self.holdings_with(space_id, {} if node is None else
+                                  node.receipts.frontiers(space_id))
 
     # -- the node's versions of invite and join -----------------------------------------------
 

@@ -103,11 +103,11 @@ class SyncHealthScreen(MeshcrewScreen):
         """Per space and member: how many of this replica's records they are known to lack."""
         gaps = self.query_one("#gaps", DataTable)
         gaps.clear()
-        me = self.backend.identity.public_key
         for summary in spaces:
             holdings = self.backend.holdings(summary.id)
-            mine = holdings.get(me, {})
             members = self.attempt(partial(self.backend.members, summary.id)) or []
+            me = next((m.key for m in members if m.is_me), self.backend.identity.public_key)
+            mine = holdings.get(me, {})  # per member: on a linked laptop, its member's
             for member in members:
                 if member.is_me or member.status != "active":
                     continue
