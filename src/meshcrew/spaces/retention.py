@@ -23,6 +23,11 @@ default, keeps them forever (settings, see :mod:`meshcrew.spaces.settings`).
    deletes those signed before the leave as soon as it holds the leave (their replies to
    others go too, and others' replies to them follow rule 2). By default they stay, under the
    space's retention; removed members have no such choice (their posts follow the setting).
+   Leaving from one laptop takes the posts of the member's other devices too, up to the last
+   record of each that the leave names (:func:`withdrawn`); but rule 4 keeps each device's
+   newest record whole, and a device cannot write after its member left, so a device whose
+   newest record is a post keeps that one post (a device linked while the leave was written,
+   which the leave does not name, keeps its posts).
 
 The reader's clock enters only here, as in a proposal's deadline: every member's node applies
 the rule by its own clock, so they delete within the clock skew of one another. What is left of
@@ -122,17 +127,28 @@ def expiry(opened: OpenedSpace, meta: SpaceMeta, now_ms: int,
 
 
 def withdrawn(state: SpaceState) -> dict[bytes, int]:
-    """Per member who left taking their posts with them: the seq of their (latest) leave that
-    chose so; their posts below it expire now (rule 5). Keyed by the key that signed the leave:
-    seqs compare only within one chain, so a member with several devices takes with them the
-    posts of the device they left from."""
+    """Per chain of a member who left taking their posts with them: the seq below which its
+    posts expire now (rule 5). Seqs compare only within one chain: for the device that signed
+    the leave, its seq; for each other device of the member that the leave names (its field
+    ``d``: each device's last counting record, the member key's too when a device leaves), one
+    past that record. A named key that is not a device of the leaver's member, or a record that
+    is not that device's accepted record at that seq, is ignored (the fold orders by ``d`` but
+    does not check it; here it would delete someone else's posts)."""
     taken: dict[bytes, int] = {}
     for change in state.changes:
         body = state.bodies.get(change.record_id)
         if change.change is ChangeKind.LEFT and isinstance(body, LeaveBody) and body.expire_posts:
-            seq = state.records[change.record_id].seq
-            signer = state.records[change.record_id].author
-            taken[signer] = max(taken.get(signer, 0), seq)
+            leave = state.records[change.record_id]
+            taken[leave.author] = max(taken.get(leave.author, 0), leave.seq)
+            member = state.member_of(leave.author)
+            for device, seq, last_id in body.devices:
+                named = state.records.get(last_id)
+                status = state.status(last_id)
+                if (device != leave.author and member is not None
+                        and state.member_of(device) == member and named is not None
+                        and named.author == device and named.seq == seq
+                        and status is not None and status.accepted):
+                    taken[device] = max(taken.get(device, 0), seq + 1)
     return taken
 
 
