@@ -118,3 +118,30 @@ def test_a_certificate_file_that_is_not_this_devices_is_ignored(
     assert laptop.replica.frontier(first).get(laptop.me) is None
     laptop.keep_certificate(ana.me, ana.certify_device(laptop.me))
     assert laptop.held_certificate() == HeldCertificate(ana.me, ana.certify_device(laptop.me))
+
+
+def test_a_revoked_laptop_certifying_itself_in_a_later_space_is_revoked_there(
+        town: Town) -> None:
+    first, (ana, bo) = crew_of(town, "Ana", "Bo")
+    laptop = linked(town, ana, first, bo)
+    ana.revoke_device(laptop.me)
+    sync(first, ana, bo)
+    later = bo.create_space("Sun")
+    code = bo.invite(later, expires_ms=bo.now() + WEEK)
+    send(bo, ana, later)
+    ana.join(code)
+    assert later in bo.ingest(ana.export(later), sender="ana").rotated
+    send(bo, ana, later)
+    send(bo, laptop, later)  # the lost laptop gets the records somehow, and certifies itself
+    certificate = laptop.replica.frontier(later).get(laptop.me)
+    assert certificate is not None, "its certificate names no space"
+    report = ana.ingest(laptop.export(later), sender="laptop")
+    assert later in report.rotated
+    state = ana.view(later).state
+    assert state.devices[laptop.me].revoked_by is not None  # revoked there too, at once
+    assert laptop.me not in state.recipients
+    sync(later, ana, bo)
+    after = bo.checkin(later, text="not for the lost laptop", energy=2)
+    sync(later, ana, bo)
+    send(bo, laptop, later)
+    assert after in laptop.view(later).opened.locked

@@ -212,6 +212,32 @@ class DeviceActions:
             raise SpaceError("That key is not a current device of yours in any space here.")
         return made
 
+    def keep_revoked_out(self: _Signs, space_id: bytes) -> list[Record]:
+        """On the node holding the member key: revoke here any device of this member that is
+        current here but revoked in another space, before anyone rotates the keys to it; returns
+        the revocations made. A certificate names no space, so a lost laptop can post its own in
+        a space its member joined after revoking it (from the records of any node that serves
+        it them); the housekeeping after records arrive calls this first."""
+        me = self.identity.public_key
+        state = self.view(space_id).state
+        mine = [d.key for d in state.devices.values() if d.member == me and d.revoked_by is None]
+        if not mine:
+            return []
+        revoked = set()
+        for sid in self.replica.spaces():
+            if sid != space_id:
+                elsewhere = self.view(sid).state.devices
+                revoked |= {key for key in mine if (device := elsewhere.get(key)) is not None
+                            and device.revoked_by is not None}
+        made = []
+        for key in sorted(revoked):
+            log.warning("device %s, revoked, posted its certificate in space %s: revoking it "
+                        "there too", fingerprint(key), space_id.hex()[:12])
+            made.append(self._sign_and_append(space_id, unlink_device(
+                self.view(space_id).state, me, key, revoke_device(self.identity.signing_key,
+                                                                  key))))
+        return made
+
     def devices(self: _Signs) -> list[DeviceEntry]:
         """This member's devices, from every space the replica holds: the member key first,
         then the others by when they were linked."""

@@ -488,6 +488,7 @@ class Member(MemberReads, DeviceActions):
         accepted = set(report.accepted)
         for sid in report.spaces:
             self.adopt_where_let_in(sid)  # a linked device follows a space its member joined
+            self.keep_revoked_out(sid)  # ...but not one revoked elsewhere
             view = self.view(sid)
             refused += [r for r in view.refusals() if r.record_id in accepted]
             if view.should_rotate() and self._rotate_while_needed(sid):
