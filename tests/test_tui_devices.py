@@ -158,6 +158,25 @@ def test_a_wait_that_times_out_or_is_stopped_says_so_and_its_code_stops_working(
     assert identity.load(home.key_file).name == "new device"
 
 
+def test_a_wait_whose_node_stops_says_so(tmp_path: Path) -> None:
+    setup = HomeSetup(Home(tmp_path / "laptop"), config=LOCAL)
+    app = MeshcrewApp(setup=setup, tz=UTC)
+
+    async def script(pilot: Pilot[None]) -> None:
+        app.connect_opened(setup.create_device("Ana's laptop"))
+        app.push_screen(LinkWaitScreen(setup))
+        await eventually(pilot, lambda: shown_code(app) is not None, "the link code")
+        assert app.guest is not None
+        app.guest.cancel()  # as when the node ends by itself
+        await eventually(pilot, lambda: "The node stopped." in words(app), "the sentence")
+        assert app.screen.query_one("#again", Button).display
+
+    try:
+        drive(app, script)
+    finally:
+        setup.close()
+
+
 # -- the laptop holding the member key ---------------------------------------------------
 
 

@@ -254,17 +254,19 @@ class NodeBackend(LocalBackend):
         scope = trio.CancelScope()
 
         async def run() -> None:
-            with scope:
-                try:
-                    result = await work(node)
-                except MeshcrewError as exc:
-                    if not done.done():
-                        done.set_exception(exc)
-                else:
-                    if not done.done():
-                        done.set_result(result)
-            if not done.done():
-                done.set_exception(NodeNotRunning("The node stopped."))
+            try:
+                with scope:
+                    try:
+                        result = await work(node)
+                    except MeshcrewError as exc:
+                        if not done.done():
+                            done.set_exception(exc)
+                    else:
+                        if not done.done():
+                            done.set_result(result)
+            finally:  # the node stopping cancels this too: the app must not wait for ever
+                if not done.done():
+                    done.set_exception(NodeNotRunning("The node stopped."))
 
         token.run_sync_soon(nursery.start_soon, run)
         try:
