@@ -18,7 +18,7 @@ from textual.containers import VerticalScroll
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_tui_snapshots import SCREENS, lived_in  # noqa: E402
+from test_tui_snapshots import SCREENS, devices, lived_in, with_laptops  # noqa: E402
 from test_tui_support import Town  # noqa: E402
 
 SIZE = (120, 36)
@@ -29,18 +29,19 @@ SHOWN = {"home": "Home: spaces, unread counts, check-ins due, connection",
          "invite": "An invite: the code as text and as a QR code",
          "congregation": "A congregation's board: asks and offers, crews, gatherings",
          "leave": "Leaving: what happens, before anything is signed",
-         "sync_health": "Sync health: peers, what each member lacks, rejected records"}
+         "sync_health": "Sync health: peers, what each member lacks, rejected records",
+         "devices": "A member's devices: when each was linked and last seen, link, revoke"}
 
 
 async def shoot(name: str, root: Path) -> None:
     """Open one screen in a fresh world and save it."""
     town = Town(root / name)
-    app = lived_in(town)
+    app = with_laptops(town) if name == "devices" else lived_in(town)
     try:
         async with app.run_test(size=SIZE) as pilot:
             app.animation_level = "none"
             await pilot.pause()
-            await SCREENS[name](pilot)
+            await (devices if name == "devices" else SCREENS[name])(pilot)
             if name == "invite":  # show the QR code, below the code and the buttons
                 app.screen.query_one(VerticalScroll).scroll_end(animate=False)
             await pilot.pause()
@@ -50,10 +51,13 @@ async def shoot(name: str, root: Path) -> None:
 
 
 def main() -> int:
-    """Write every screenshot."""
+    """Write every screenshot (or those named as arguments)."""
     OUT.mkdir(parents=True, exist_ok=True)
+    wanted = sys.argv[1:] or list(SHOWN)
     with tempfile.TemporaryDirectory(prefix="tui-shots-") as tmp:
         for name, caption in SHOWN.items():
+            if name not in wanted:
+                continue
             asyncio.run(shoot(name, Path(tmp)))
             print(f"docs/screenshots/{name}.svg  {caption}")
     return 0
