@@ -12,9 +12,11 @@ record runs a line per record, and the checks below allow far less than that.
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import sys
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -190,3 +192,18 @@ def test_the_settings_read_once_a_minute_opens_only_the_posts_since(
     assert opened_all == [], "only the three new posts were opened"
     texts = [p.post.text for p in ada.view(space).opened.of_kind(PostKind.CHECKIN)]
     assert texts[-3:] == [f"between passes {n}" for n in range(3)]
+
+
+def test_an_extended_view_takes_the_posts_over_at_once_and_lets_the_last_one_go(
+        town: Town) -> None:
+    """One generation of the space's mappings in memory, not two (the soak's memory)."""
+    space, (ada, bo) = crew_of(town, "Ada", "Bo")
+    ada.expire_due(space)  # the node's first retention pass opens the posts
+    before = weakref.ref(ada.view(space))
+    record = bo.replica.get(bo.checkin(space, text="one more", energy=2))
+    assert record is not None
+    assert ada.replica.append([record.raw], sender="gossip", now_ms=ada.now()).accepted
+    after = ada.view(space)
+    assert "opened" in after.__dict__, "taken over as it was made, not at a later read"
+    gc.collect()
+    assert before() is None, "the view before it is let go"

@@ -206,15 +206,20 @@ class SpaceView:
             head = frontier.get(record.author)
             if head is None or record.seq > head.seq:
                 frontier[record.author] = Head(record.seq, record.id)
-        if self._reusable("opened") is not None:
-            # Take the opened posts over now (only the new ones are decrypted), so the next
-            # view can too: a node that reads its settings (posts) once a minute would else
-            # open every post again each time, the views between having opened nothing.
-            self.opened  # noqa: B018
         self._previous = None  # a chain of one: older views are let go
-        return SpaceView(self.space_id, frontier, self.me, state, self.keyring,
+        view = SpaceView(self.space_id, frontier, self.me, state, self.keyring,
                          self.genesis_meta, previous=self,
                          arrived=frozenset(record.id for record in records))
+        # The new view takes over now what this one worked out (only the new posts are
+        # decrypted) and lets it go. Taken later, at a read, a view between that nobody read
+        # would break the chain: a node whose gossip judge reads only the state opened every
+        # post again at each of its settings reads (posts, once a minute), and two
+        # generations of the space's mappings stayed in memory between arrivals.
+        for name in _TAKEN:
+            if name in self.__dict__:
+                getattr(view, name)
+        view._previous = None
+        return view
 
     def _reusable(self, name: str) -> Any:
         """The previous view's computed ``name`` if it had one, else None."""
