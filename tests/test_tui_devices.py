@@ -139,10 +139,13 @@ def test_a_wait_that_times_out_or_is_stopped_says_so_and_its_code_stops_working(
         app.push_screen(LinkWaitScreen(setup, within_s=1.0))
         await eventually(pilot, lambda: "within 1 seconds; that code no longer works"
                          in words(app), "the timeout")
+        await pilot.pause()
+        assert "Stop waiting" not in screen_text(app)  # no button, no key in the footer
         await pilot.click("#again")
         await eventually(pilot, lambda: shown_code(app) is not None, "a new code")
         code = shown_code(app)
         assert code is not None
+        assert "esc Stop waiting" in screen_text(app)
         await pilot.press("escape")
         await until(pilot, lambda: "Stopped waiting: that code no longer works" in words(app),
                     "the wait stopped")

@@ -98,6 +98,14 @@ class LinkWaitScreen(MeshcrewScreen):
     def _buttons(self, *shown: str) -> None:
         for name in ("continue", "copy", "again", "stop"):
             self.query_one(f"#{name}", Button).display = name in shown
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Escape stops a wait only while there is one (the footer shows it only then)."""
+        if action == "stop":
+            stop = self.query("#stop")  # none yet while the screen is being composed
+            return bool(stop) and stop.first(Button).display
+        return True
 
     @on(Button.Pressed, "#again")
     def start(self) -> None:
