@@ -90,3 +90,51 @@ def test_a_new_laptop_is_linked_from_the_app_and_lists_the_crew(fleet: Fleet) ->
     assert identity.load(laptop.home.key_file).name == "Ana"
     listed = {d["fingerprint"]: d for d in ana.cli("devices")["devices"]}
     assert not listed[device.fingerprint]["revoked"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_a_laptop_is_linked_from_app_to_app(fleet: Fleet) -> None:
+    """Both sides in the app: Ana's app (its own node) pastes the code the new laptop's app
+    shows, compares the fingerprint, and links it."""
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed (scripts/install test installs it)")
+    ana, bo, laptop = fleet.make("Ana", "Bo", "Laptop")
+    laptop.home.key_file.unlink()
+    crew_in_process(ana, bo, name="Riverside crew")
+    new = Tmux(f"meshcrew-link-new-{os.getpid()}")
+    first = Tmux(f"meshcrew-link-first-{os.getpid()}")
+    try:
+        new.start(["sh", "-c", shlex.join([MESHCREW, "--home", str(laptop.home.path)])])
+        first.start(["sh", "-c", shlex.join([MESHCREW, "--home", str(ana.home.path)])])
+        new.wait_until(lambda s: "This is another device of mine" in s, within=30,
+                       what="the new laptop's first-run screen")
+        new.keys("Tab", "Tab", "Tab", "Enter")
+        screen = new.wait_until(lambda s: "mcl1-" in s and "Waiting for your other laptop"
+                                in s, within=45, what="the link code")
+        code = code_on(screen)
+        device = identity.load(laptop.home.key_file)
+        first.wait_until(lambda s: "Riverside crew" in s and "d Devices" in s, within=30,
+                         what="Ana's home screen")
+        first.keys("d")
+        first.wait_until(lambda s: "This laptop holds your member key" in s, within=10,
+                         what="Ana's devices")
+        first.keys("a")
+        first.wait_until(lambda s: "Link a new laptop of yours" in s, within=10,
+                         what="the link dialog")
+        first.keys(code, literal=True)
+        first.wait_until(lambda s: f"The new laptop's fingerprint:  {device.fingerprint}" in s,
+                         within=10, what="the new laptop's fingerprint, to compare")
+        first.keys("C-s")  # Link it (enter in the code's box is a line break)
+        first.wait_until(lambda s: device.fingerprint in s and "another laptop" in s,
+                         within=45, what="the new laptop in Ana's devices")
+        screen = new.wait_until(lambda s: "Linked to Ana." in s, within=45,
+                                what="the new laptop linked")
+        assert identity.fingerprint(ana.key) in screen
+        new.keys("Enter")
+        new.wait_until(lambda s: "Riverside crew" in s and "n New space" in s, within=45,
+                       what="the crew on the new laptop")
+    finally:
+        new.kill()
+        first.kill()
+    assert identity.load(laptop.home.key_file).name == "Ana"

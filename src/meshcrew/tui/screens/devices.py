@@ -163,10 +163,16 @@ class ApproveLinkScreen(MeshcrewModal["LinkResult"]):
     """Paste a new laptop's link code, compare its fingerprint, link it; dismisses with how
     the link went."""
 
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", tooltip="Close without linking"),
+        Binding("ctrl+s", "link", "Link it", tooltip="Link the laptop of the code (once its "
+                "fingerprint matches)"),
+    ]
+
     def compose(self) -> ComposeResult:
         """The code, the fingerprint to compare, the buttons."""
         with Vertical(classes="dialog"):
-            yield Static("Link a new laptop of yours", classes="title")
+            yield Static("Link a new laptop of yours  (ctrl+s links)", classes="title")
             yield Static("On the new laptop, choose “This is another device of mine” on "
                          "meshcrew's first screen (or run meshcrew init --link), and paste "
                          "the code it shows (mcl1-…) here:", classes="hint")
@@ -209,8 +215,10 @@ class ApproveLinkScreen(MeshcrewModal["LinkResult"]):
         return True
 
     @on(Button.Pressed, "#link")
-    def start(self) -> None:
+    def action_link(self) -> None:
         """Reach the new laptop and link it."""
+        if self.query_one("#link", Button).disabled:
+            return  # a link is under way
         text = self.query_one("#link-code-input", TextArea).text
         error = self.query_one("#form-error", Label)
         if not text.strip():
