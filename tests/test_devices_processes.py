@@ -195,5 +195,40 @@ def test_a_linked_laptop_follows_its_member_into_a_space_joined_later(fleet: Fle
     assert bo.cli("rejects", second)["rejects"] == [], "nothing refused"
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_backup_restored_as_a_device_beside_the_running_laptop_does_not_fork(
+        fleet: Fleet) -> None:
+    ana, bo, restored = fleet.make("Ana", "Bo", "Restored")
+    restored.home.key_file.unlink()  # a fresh home: the restore makes the device's key
+    start_all(ana, bo)
+    space = crew_of(ana, bo)
+    wait_for(lambda: all(holds_keys(n, space, 2) for n in (ana, bo)), within=40,
+             what="both holding the keys")
+    passphrase = ana.home.path.parent / "backup-pass"
+    passphrase.write_text("pw\n")
+    backup = ana.home.path.parent / "ana.mcb"
+    ana.cli("backup", str(backup), "--backup-passphrase-file", str(passphrase),
+            "--kdf-cost", "interactive")
+    made = restored.cli("restore", str(backup), "--as-device", "--backup-passphrase-file",
+                        str(passphrase))
+    assert (made["key_file"], made["certified"]) == ("device", 1)
+    restored.key = bytes.fromhex(made["device"])
+
+    # No one has seen the new device yet: it brings its certificate to Ana's running node.
+    remember(restored, ana, bo)
+    restored.start()
+    wait_for(lambda: holds_keys(restored, space, 2), within=60,
+             what="the restored laptop holding the keys as Ana")
+    restored.run("checkin", space, "--text", "from the restored laptop", "--energy", "3")
+    ana.run("checkin", space, "--text", "from the old laptop", "--energy", "3")
+    wait_for(lambda: {"from the restored laptop", "from the old laptop"} <= bo.texts(space),
+             within=40, what="both check-ins on Bo's node")
+    log = [e for e in bo.log(space) if e.get("text", "").startswith("from the ")]
+    assert {e["author"] for e in log} == {ana.key.hex()}
+    assert {e.get("device") for e in log} == {None, restored.key.hex()}
+    assert bo.cli("rejects", space)["rejects"] == [], "no fork"
+
+
 def _now() -> int:
     return time.time_ns() // 1_000_000

@@ -223,6 +223,16 @@ def load(path: Path, *, passphrase: bytes | None = None) -> Identity:
         data = path.read_bytes()
     except OSError as exc:
         raise IdentityError(f"Cannot read the key file {path}: {exc.strerror or exc}.") from None
+    return read_key_file(data, path, passphrase=passphrase)
+
+
+def read_key_file(data: bytes, path: Path, *, passphrase: bytes | None = None) -> Identity:
+    """The identity in the bytes of a key file (read from ``path``, or kept in a backup of it:
+    ``path`` names it in the errors).
+
+    Raises:
+        IdentityError: if they are damaged or locked.
+    """
     damaged = IdentityError(f"The key file {path} is damaged; restore it from a backup.")
     try:
         doc = msgpack.unpackb(data, raw=False)

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from meshcrew import identity
 from meshcrew.backup import DEFAULT_KDF_COST, KDF_COSTS
 from meshcrew.cli.display import short
 from meshcrew.cli.parsing import EXIT_OK, Commands, add_command
@@ -50,6 +51,11 @@ def register(commands: Commands) -> None:
         "same identity's records are merged. Then start the node to sync what is newer.",
         handler=run_restore, json=True)
     restore.add_argument("file", metavar="FILE", help="the backup file")
+    restore.add_argument("--as-device", action="store_true",
+                         help="your laptop with the member key still runs: make this laptop a "
+                         "new device of yours (its own key, certified by the member key read "
+                         "from the backup; the member key is not kept here), so the two never "
+                         "fork")
     _add_passphrase_option(restore)
 
 
@@ -142,14 +148,17 @@ def run_restore(args: argparse.Namespace, session: Session) -> int:
     progress = ProgressLine(session.err, "Restoring")
     try:
         report = restore(session.home, source, passphrase, key_passphrase=_key_passphrase(session),
-                         now_ms=wall_clock_ms(), on_progress=progress)
+                         now_ms=wall_clock_ms(), on_progress=progress,
+                         as_device=args.as_device)
     finally:
         progress.end()
     if session.json:
         session.print_json(report.to_json())
         return EXIT_OK
     key_line = ("the key file (mode 0600)" if report.key_file == "written"
-                else "the key file already here (kept)")
+                else "the key file already here (kept)" if report.key_file == "kept"
+                else f"a new device key ({identity.fingerprint(report.device or b'')}), "
+                f"certified in {report.certified} space(s) by the member key")
     session.print(f"Restored {report.name} ({report.to_json()['fingerprint']}) into "
                   f"{session.home.path}: {key_line}, {report.records:,} records of "
                   f"{report.spaces} space{'s' if report.spaces != 1 else ''} ({report.accepted:,} "

@@ -9,11 +9,17 @@ joins on the laptop that holds the member key, and the laptop follows. Both side
   :class:`DeviceFollowing` offers it that space on the carry protocol
   (:func:`meshcrew.node.carrying.bring`: ``[space id]``, then an ordinary sync session for that
   one space). Any node of the member does it, the member key's or another device's.
-- **The device takes it** (:meth:`DeviceFollowing.serve`) from its member's key or another
-  current device of its member, and only then: the housekeeping after records arrive posts its
-  certificate there (:meth:`meshcrew.service.devices.DeviceActions.adopt_where_let_in`), which
-  its next sync sends to the member's node (``Serving.shares`` counts a device certified
+- **The device takes it** (:meth:`DeviceFollowing.takes_from`) from its member's key or
+  another current device of its member, and only then: the housekeeping after records arrive
+  posts its certificate there (:meth:`meshcrew.service.devices.DeviceActions.adopt_where_let_in`),
+  which its next sync sends to the member's node (``Serving.shares`` counts a device certified
   elsewhere as its member), whose housekeeping rotates the keys to it.
+- **A device no one knows yet brings its certificates.** A laptop restored from a backup as a
+  new device (``meshcrew restore --as-device``) posted its certificate in every space, but no
+  other node has seen it in any: none would sync a space with it. So a linked device brings
+  each of its spaces to its member key's node, once per connection, until that node is known
+  to hold the device's chain there (its receipts); the member's node takes it like a member
+  bringing a space (it receives only, from a key it does not know yet) and rotates the keys.
 
 A device that was linked while its member was in no space is known to no space, so nobody can
 bring it one: it waits for the member to link it again.
@@ -30,6 +36,7 @@ from meshcrew.errors import IdentityError, MeshcrewError
 from meshcrew.identity import peer_id_of
 from meshcrew.net import Host, PeerConnected, Stream
 from meshcrew.node.membership import Membership
+from meshcrew.node.receipts import Receipts
 from meshcrew.service import Member
 from meshcrew.spaces.devices import member_let_in
 
@@ -47,13 +54,17 @@ class DeviceFollowing:
         membership: who is a member (and which keys are devices) of what.
         member: this node's member service (for the certificate this device holds).
         bring_one: ``(peer id, space id)``: runs :func:`meshcrew.node.carrying.bring`.
+        receipts: what each peer is known to hold (whether the member's node holds this
+            device's chain yet).
     """
 
     def __init__(self, host: Host, membership: Membership, member: Member,
-                 bring_one: Callable[[str, bytes], Awaitable[str | None]]) -> None:
+                 bring_one: Callable[[str, bytes], Awaitable[str | None]],
+                 receipts: Receipts) -> None:
         self._host = host
         self._membership = membership
         self._member = member
+        self._receipts = receipts
         self._bring_one = bring_one
         self._brought: set[tuple[str, bytes]] = set()
         """(device peer, space) pairs brought since that device last connected."""
@@ -80,8 +91,10 @@ class DeviceFollowing:
             self._bring_due(nursery)
 
     def due(self) -> list[tuple[bytes, bytes]]:
-        """``(space, device key)`` pairs to bring: each of the member's spaces where the
-        member is let in, to each device of the member's that is not a current device there."""
+        """``(space, key)`` pairs to bring: each of the member's spaces where the member is let
+        in, to each device of the member's that is not a current device there; and on a linked
+        device, each of its spaces to its member key's node while that is not known to hold
+        this device's chain there."""
         me = self._host.public_key
         devices = self._membership.devices()
         mine = devices.get(me, me)
@@ -93,6 +106,12 @@ class DeviceFollowing:
                 continue
             active = self._membership.active(space_id)
             found += [(space_id, key) for key in others if key not in active]
+        held = self._member.held_certificate()
+        if held is not None:
+            for space_id in self._membership.my_spaces():
+                theirs = self._receipts.frontier(space_id, held.member)
+                if theirs is None or me not in theirs:
+                    found.append((space_id, held.member))
         return found
 
     def _bring_due(self, nursery: trio.Nursery) -> None:

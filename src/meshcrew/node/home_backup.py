@@ -66,7 +66,8 @@ class RestoreReport:
         path: the backup file.
         name: the member's display name.
         key: the member's public key.
-        key_file: ``"written"``, or ``"kept"`` when the home already held this identity.
+        key_file: ``"written"``, ``"kept"`` when the home already held this identity, or
+            ``"device"``: a new device key, certified by the member key (``as_device``).
         spaces: spaces in the backup.
         records: records in the backup.
         accepted: how many the replica accepted now.
@@ -74,6 +75,8 @@ class RestoreReport:
         pending: how many wait for a predecessor (none, from an intact backup).
         rejected: the replica's refusals, with their reasons.
         peers: peers in the backup's peer book (merged into the home's).
+        device: the new device's key (``as_device``), else None.
+        certified: in how many spaces the new device posted its certificate.
     """
 
     path: Path
@@ -87,15 +90,21 @@ class RestoreReport:
     pending: int
     rejected: tuple[RejectedEntry, ...]
     peers: int
+    device: bytes | None = None
+    certified: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The ``restore --json`` object."""
-        return {"file": str(self.path), "name": self.name, "key": self.key.hex(),
-                "fingerprint": identity.fingerprint(self.key), "key_file": self.key_file,
-                "spaces": self.spaces, "records": self.records, "accepted": self.accepted,
-                "duplicates": self.duplicates, "pending": self.pending,
-                "rejected": len(self.rejected),
-                "rejects": [entry.to_json() for entry in self.rejected], "peers": self.peers}
+        out = {"file": str(self.path), "name": self.name, "key": self.key.hex(),
+               "fingerprint": identity.fingerprint(self.key), "key_file": self.key_file,
+               "spaces": self.spaces, "records": self.records, "accepted": self.accepted,
+               "duplicates": self.duplicates, "pending": self.pending,
+               "rejected": len(self.rejected),
+               "rejects": [entry.to_json() for entry in self.rejected], "peers": self.peers}
+        if self.device is not None:
+            out.update(device=self.device.hex(), device_fingerprint=identity.fingerprint(
+                self.device), certified=self.certified)
+        return out
 
 
 # --- backup ----------------------------------------------------------------------------------
@@ -218,30 +227,60 @@ def read_backup(path: Path, passphrase: bytes) -> BackupContents:
 
 
 def restore(home: Home, path: Path, passphrase: bytes, *, key_passphrase: bytes | None,
-            now_ms: int, on_progress: Progress | None = None) -> RestoreReport:
+            now_ms: int, on_progress: Progress | None = None,
+            as_device: bool = False) -> RestoreReport:
     """Restore the backup at ``path`` into ``home``.
+
+    With ``as_device`` (the member's laptop still runs), the home gets a new device key
+    instead of the member key: the member key, read from the backup in memory, certifies it,
+    and the new device posts that certificate in each space the member is let in to, so it
+    writes its own chain and never forks the old laptop's (docs/spaces.md, A member's
+    devices). The member key is not written here; the old laptop's node rotates the keys to
+    the new device once it takes the certificates.
 
     Args:
         home: the home folder (created if missing).
         path: the backup file.
         passphrase: the backup's passphrase.
         key_passphrase: the passphrase of a protected key file already in ``home``, needed only
-            to tell whether it is the backup's identity when the two files differ.
+            to tell whether it is the backup's identity when the two files differ; with
+            ``as_device``, the passphrase of the backup's key file, if protected (the new
+            device's key file is protected by it too).
         now_ms: the clock, for the replica's checks.
         on_progress: told ``(done, total)`` as records are appended.
 
     Raises:
         BackupError: if the file does not open or is damaged, or ``home`` holds another
-            identity (then nothing is written).
+            identity (with ``as_device``: any identity), or the backup's key file does not
+            open (then nothing is written).
         HomeError: if a node is running for ``home``.
         ReplicaError: if the replica cannot be written.
     """
     contents = read_backup(path, passphrase)
+    member: identity.Identity | None = None
+    if as_device:
+        if home.key_file.exists():
+            raise BackupError(f"The home folder {home.path} already holds an identity; restore "
+                              "as a new device into an empty home folder (--home DIR).")
+        try:
+            member = identity.read_key_file(contents.key_file, path, passphrase=key_passphrase)
+        except IdentityError as exc:
+            raise BackupError(f"The backup's key file does not open: {exc}") from None
     had_key = _check_same_identity(home, contents, key_passphrase)
+    device: identity.Identity | None = None
     with Replica.open(home) as replica:  # the writer lock: refused while a node runs here
         if not had_key and home.key_file.exists():  # someone ran init meanwhile
             had_key = _check_same_identity(home, contents, key_passphrase)
-        if not had_key:
+        if member is not None:
+            if had_key:
+                raise BackupError(f"A key file appeared at {home.key_file} during the restore; "
+                                  "nothing was replaced.")
+            device = identity.Identity.generate(member.name)
+            try:
+                identity.save(device, home.key_file, passphrase=key_passphrase)
+            except IdentityError as exc:
+                raise BackupError(str(exc)) from None
+        elif not had_key:
             _write_key_file(home.key_file, contents.key_file)
         accepted = duplicates = 0
         pending: set[bytes] = set()
@@ -257,10 +296,28 @@ def restore(home: Home, path: Path, passphrase: bytes, *, key_passphrase: bytes 
             rejected += [store_refusal(entry) for entry in report.rejected]
             if on_progress is not None:
                 on_progress(min(start + BATCH, total), total)
+        certified = 0
+        if member is not None and device is not None:
+            certified = _certify_new_device(replica, member, device, now_ms)
     peers = _merge_peer_book(home, contents.peer_book) if contents.peer_book else 0
     return RestoreReport(path, contents.member_name, contents.member_key,
-                         "kept" if had_key else "written", len(contents.spaces), total,
-                         accepted, duplicates, len(pending), tuple(rejected), peers)
+                         "device" if device else "kept" if had_key else "written",
+                         len(contents.spaces), total, accepted, duplicates, len(pending),
+                         tuple(rejected), peers, device.public_key if device else None,
+                         certified)
+
+
+def _certify_new_device(replica: Replica, member: identity.Identity,
+                        device: identity.Identity, now_ms: int) -> int:
+    """Certify ``device`` with the member key and post the certificate in each space of the
+    replica where the member is let in (keeping it in the home folder for spaces joined
+    later); returns in how many."""
+    from meshcrew.service import Member
+    from meshcrew.spaces.devices import certify_device
+
+    service = Member(replica, device, clock=lambda: now_ms)
+    return len(service.adopt_certificate(member.public_key,
+                                         certify_device(member.signing_key, device.public_key)))
 
 
 def _check_same_identity(home: Home, contents: BackupContents,

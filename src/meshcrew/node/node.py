@@ -432,7 +432,8 @@ class Node:
         host.set_stream_handler(CARRY_PROTOCOL, self._serve_carry)
         self._carriers = CarrierContacts(host, self.serving, self.membership, self._bring)
         nursery.start_soon(self._carriers.run)
-        self._following = DeviceFollowing(host, self.membership, self.member, self._bring)
+        self._following = DeviceFollowing(host, self.membership, self.member, self._bring,
+                                          self.receipts)
         nursery.start_soon(self._following.run)
         if self.carrying is not None:
             nursery.start_soon(self.carrying.forget_dropped)

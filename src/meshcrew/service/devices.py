@@ -186,8 +186,7 @@ class DeviceActions:
         for sid in self.replica.spaces():
             view = self.view(sid)
             state = view.state
-            if (member not in state.active or member in state.pending
-                    or self.replica.frontier(sid).get(me) is not None):
+            if not member_let_in(state, member) or self.replica.frontier(sid).get(me):
                 continue
             made.append(self._sign_and_append(sid, device_certificate(state, member,
                                                                       certificate)).id)
