@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from meshcrew import spaces
-from meshcrew.service import MemberReads
+from meshcrew.service import MemberReads, reading
 from meshcrew.service.views import SpaceView
 from meshcrew.spaces import RecordKind
 from test_service_snapshots import busy_crew, every_read
-from test_service_support import Town, town_at
+from test_service_support import Town, send, town_at
 
 
 @pytest.fixture
@@ -68,3 +68,25 @@ def test_a_view_folded_from_lean_records_reads_as_one_from_the_full_ones(town: T
     given.views.expired[space] = 0
     assert given.view(space) is full
     assert every_read(reader, space) == every_read(given, space)
+
+
+def test_a_view_after_a_catch_up_is_folded_lean_not_extended(
+        town: Town, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node's view from before a catch-up by sync is not extended by every record it
+    brought (an extension keeps them whole): the space is folded again, lean."""
+    monkeypatch.setattr(reading, "EXTEND_UP_TO", 3)
+    space, (ada, bo, _cy) = busy_crew(town)
+    ada.view(space)
+    for n in range(2):
+        bo.checkin(space, text=f"few {n}", energy=3)
+    send(bo, ada, space)
+    few = ada.view(space).state
+    assert any(r.raw for r in few.records.values() if r.kind == RecordKind.SEALED), \
+        "two arrivals extend the view: their records come whole"
+    for n in range(4):
+        bo.checkin(space, text=f"many {n}", energy=3)
+    send(bo, ada, space)
+    many = ada.view(space).state
+    assert all(r.raw == b"" for r in many.records.values() if r.kind == RecordKind.SEALED)
+    assert replace(many, records={}) == replace(
+        spaces.fold(space, ada.replica.space_records(space)), records={})

@@ -51,6 +51,11 @@ PREPARE_ABOVE = 20_000
 """Records from which opening every space takes long enough (about a second on a laptop) to do
 it in a worker thread: the node before it starts, the app while it shows its progress."""
 
+EXTEND_UP_TO = 4_096
+"""Most new records a view is extended by; past it (a catch-up by sync, say) the space is
+folded again from lean records (see :meth:`Replica.space_records`), which hold half the memory
+of the records an extension keeps."""
+
 _STATUS_ORDER = {"active": 0, "left": 1, "removed": 2, "outsider": 3}
 
 
@@ -142,6 +147,10 @@ class MemberReads:
         if any(frontier.get(author, Head(0, b"")).seq < head.seq
                for author, head in cached.frontier.items()):
             return None  # the replica lost records (a fork came to light): fold anew
+        arrived = sum(head.seq - cached.frontier.get(author, Head(0, b"")).seq
+                      for author, head in frontier.items())
+        if arrived > EXTEND_UP_TO:
+            return None
         new = self.replica.records_after(cached.space_id, cached.frontier, limit=2**62)
         return cached.extended(new)
 
