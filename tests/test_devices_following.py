@@ -135,6 +135,10 @@ def test_a_revoked_laptop_certifying_itself_in_a_later_space_is_revoked_there(
     send(bo, laptop, later)  # the lost laptop gets the records somehow, and certifies itself
     certificate = laptop.replica.frontier(later).get(laptop.me)
     assert certificate is not None, "its certificate names no space"
+    # Bo's node knows it is revoked (in the first crew): it seals no key to it meanwhile.
+    assert later not in bo.ingest(laptop.export(later), sender="laptop").rotated
+    with pytest.raises(SpaceError, match="revoked in another space"):
+        bo.checkin(later, text="too early", energy=2)
     report = ana.ingest(laptop.export(later), sender="laptop")
     assert later in report.rotated
     state = ana.view(later).state

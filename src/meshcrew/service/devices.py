@@ -219,23 +219,32 @@ class DeviceActions:
         it them); the housekeeping after records arrive calls this first."""
         me = self.identity.public_key
         state = self.view(space_id).state
-        mine = [d.key for d in state.devices.values() if d.member == me and d.revoked_by is None]
-        if not mine:
+        if not any(d.member == me for d in state.devices.values()):
             return []
-        revoked = set()
-        for sid in self.replica.spaces():
-            if sid != space_id:
-                elsewhere = self.view(sid).state.devices
-                revoked |= {key for key in mine if (device := elsewhere.get(key)) is not None
-                            and device.revoked_by is not None}
         made = []
-        for key in sorted(revoked):
+        for key in DeviceActions.revoked_elsewhere(self, space_id):
+            if state.devices[key].member != me:
+                continue
             log.warning("device %s, revoked, posted its certificate in space %s: revoking it "
                         "there too", fingerprint(key), space_id.hex()[:12])
             made.append(self._sign_and_append(space_id, unlink_device(
                 self.view(space_id).state, me, key, revoke_device(self.identity.signing_key,
                                                                   key))))
         return made
+
+    def revoked_elsewhere(self: _Signs, space_id: bytes) -> list[bytes]:
+        """Devices current in ``space_id`` that are revoked in another space the replica holds
+        (a lost laptop that posted its certificate in a space joined after it was revoked): no
+        rotation here may seal the keys to them until the member key revokes them here too."""
+        current = [d.key for d in self.view(space_id).state.devices.values()
+                   if d.revoked_by is None]
+        found: set[bytes] = set()
+        for sid in self.replica.spaces() if current else ():
+            if sid != space_id:
+                elsewhere = self.view(sid).state.devices
+                found |= {key for key in current if (device := elsewhere.get(key)) is not None
+                          and device.revoked_by is not None}
+        return sorted(found)
 
     def devices(self: _Signs) -> list[DeviceEntry]:
         """This member's devices, from every space the replica holds: the member key first,

@@ -16,6 +16,7 @@ Housekeeping that keeps a crew working needs no one to remember it:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -71,6 +72,8 @@ from meshcrew.spaces.cards import prove_card
 from meshcrew.spaces.retention import Expiry, expiry, husk_stub
 from meshcrew.spaces.settings import QUORUM_ALL, SettingsChange, SpaceMeta, clean_text
 from meshcrew.store import Replica
+
+log = logging.getLogger("meshcrew.service")
 
 MAX_ROTATIONS = 8
 """Rotations in a row for one change (a crowd of joiners needs several; see rotate_keys)."""
@@ -551,6 +554,11 @@ class Member(MemberReads, DeviceActions):
         if writable_epoch(view.state, self.me) is None:
             self._rotate_while_needed(space_id)
             view = self.view(space_id)
+            if writable_epoch(view.state, self.me) is None and self.revoked_elsewhere(space_id):
+                raise SpaceError(
+                    "A laptop revoked in another space has certified itself here, so the keys "
+                    "are not rotated (they would reach it): wait until its owner's laptop with "
+                    "the member key receives it, which revokes it here at once.")
         if post.kind is not PostKind.PROFILE and not view.has_profile(view.my_member):
             self._sign_and_append(space_id, seal_post(view.state, self.identity.signing_key,
                                                       Profile(self.identity.name), self._rng))
@@ -559,6 +567,10 @@ class Member(MemberReads, DeviceActions):
         return self._sign_and_append(space_id, made).id
 
     def _rotate_while_needed(self, space_id: bytes) -> list[Record]:
+        if self.revoked_elsewhere(space_id):  # the keys would reach a lost laptop
+            log.warning("not rotating the keys of space %s: a device revoked elsewhere is "
+                        "current there until its member key revokes it", space_id.hex()[:12])
+            return []
         made = []
         for _ in range(MAX_ROTATIONS):
             view = self.view(space_id)
