@@ -17,9 +17,15 @@ from pathlib import Path
 
 import pytest
 
+from hosts_on_loopback import LOOPBACK
 from meshcrew.errors import SpaceError
+from meshcrew.identity import peer_id_of
+from meshcrew.net import open_host
+from meshcrew.node import NodeConfig
 from meshcrew.node.carrying import Serving
+from meshcrew.node.contacts import Contacts
 from meshcrew.node.membership import Membership
+from meshcrew.node.peerbook import PeerBook
 from meshcrew.service import Member
 from meshcrew.service.devices import HeldCertificate
 from test_service_support import WEEK, Town, crew_of, send, sync, town_at
@@ -149,3 +155,19 @@ def test_a_revoked_laptop_certifying_itself_in_a_later_space_is_revoked_there(
     sync(later, ana, bo)
     send(bo, laptop, later)
     assert after in laptop.view(later).opened.locked
+
+
+@pytest.mark.trio
+async def test_a_member_and_their_devices_want_each_other_whatever_spaces_they_share(
+        town: Town) -> None:
+    first, (ana, bo) = crew_of(town, "Ana", "Bo")
+    laptop = linked(town, ana, first, bo)
+    ana.leave(first)  # no space in common now: the laptop must still reach the next one
+    send(ana, laptop, first)
+    for me, other in ((ana, laptop), (laptop, ana)):
+        async with open_host(me.identity, LOOPBACK) as host:
+            contacts = Contacts(host, PeerBook.load(me.replica.home), Membership(me),
+                                NodeConfig(), me.now, lambda event: None)
+            assert Membership(me).my_spaces() == []
+            assert peer_id_of(other.me) in contacts.wanted_peers()
+            assert peer_id_of(bo.me) not in contacts.wanted_peers()

@@ -69,12 +69,16 @@ class Contacts:
         self._nursery: trio.Nursery | None = None
 
     def wanted_peers(self) -> set[str]:
-        """Peer ids of the other current members of this member's spaces, and of the carriers
-        those spaces name."""
+        """Peer ids of the other current members of this member's spaces, of the carriers
+        those spaces name, and of this member's other devices (the member key's node included),
+        whatever spaces they share: a device follows its member into new ones."""
         me = self._host.public_key
         membership = self._membership
         keys = {k for s in membership.my_spaces()
                 for k in membership.active(s) | self._carriers(s)}
+        devices = membership.devices()
+        mine = devices.get(me, me)
+        keys |= {k for k, member in devices.items() if member == mine} | {mine}
         return {peer_id_of(k) for k in keys if k != me}
 
     async def run(self) -> None:
