@@ -19,6 +19,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hypothesis_profiles import examples
 from meshcrew.home import Home
 from meshcrew.records import Head, Record, decode_husk, encode_husk
 from meshcrew.store import Replica
@@ -160,7 +161,8 @@ def ingest(records: list[Record], batch_sizes: list[int]) -> State:
         return replica_state(replica)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300, more=False), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), records=record_sets())
 def test_every_delivery_order_gives_the_model_state(data: st.DataObject,
                                                    records: list[Record]) -> None:
