@@ -193,6 +193,9 @@ def test_a_linked_laptop_follows_its_member_into_a_space_joined_later(fleet: Fle
     assert entry.get("device") == laptop.key.hex()
     assert sorted(m["name"] for m in bo.cli("members", second)["members"]) == ["Ana", "Bo"]
     assert bo.cli("rejects", second)["rejects"] == [], "nothing refused"
+    for node in (bo, ana):  # sync health names the laptop as Ana's device
+        [peer] = [p for p in node.cli("peers")["peers"] if p["key"] == laptop.key.hex()]
+        assert (peer["role"], peer["member"], peer["name"]) == ("device", ana.key.hex(), "Ana")
 
 
 @pytest.mark.slow

@@ -263,6 +263,8 @@ def run_peers(args: argparse.Namespace, session: Session) -> int:
 def _peer_line(report: PeerReport) -> str:
     who = report.name or ("(carrier)" if report.role == "carrier" else
                           "(not a member of your spaces)")
+    if report.role == "device":
+        who += " (a device)"
     state = "connected" if report.connected else (
         f"last seen {local_time(report.last_seen_ms)}" if report.last_seen_ms else "never seen")
     flags = "  BANNED" if report.banned else ""

@@ -1,8 +1,9 @@
 """``meshcrew peers``: every peer the node knows, and per shared space what each one lacks.
 
 A peer is listed if it is connected, in the peer book, or a member of one of this member's
-spaces. For each space both are in, the report compares the peer's frontier as last seen in a
-sync session (kept by :mod:`meshcrew.node.receipts`) with the replica's: ``they_lack`` counts
+spaces (a member's linked laptop is a peer of its own: role ``device``, named by its member).
+For each space both are in, the report compares the peer's frontier as last seen in a sync
+session (kept by :mod:`meshcrew.node.receipts`) with the replica's: ``they_lack`` counts
 this replica's records the peer is not known to hold, ``we_lack`` the peer's that are missing
 here (both as of that session). ``last_sync_ms`` says when a session with the peer last ran to
 the end, overall and per space (kept in the peer book).
@@ -55,6 +56,7 @@ def peer_reports(node: KnowsPeers) -> list[PeerReport]:
     me = node.identity.public_key
     names: dict[bytes, str] = {}
     carriers: set[bytes] = set()
+    device_of: dict[bytes, bytes] = {}
     spaces_of: dict[bytes, list[bytes]] = {}
     space_names: dict[bytes, str | None] = {}
     for space_id in node.membership.my_spaces():
@@ -67,6 +69,12 @@ def peer_reports(node: KnowsPeers) -> list[PeerReport]:
             if entry.status == "active" and entry.key != me:
                 names.setdefault(entry.key, entry.name)
                 spaces_of.setdefault(entry.key, []).append(space_id)
+        state = node.membership.state(space_id)
+        for device in node.membership.active(space_id) - {me}:  # named by their member
+            member = state.member_of(device) if state is not None else None
+            if member is not None and member != device and (member in names or member == me):
+                device_of[device] = member
+                spaces_of.setdefault(device, []).append(space_id)
         for carrier in node.serving.carriers(space_id) - {me}:
             carriers.add(carrier)
             spaces_of.setdefault(carrier, []).append(space_id)
@@ -82,8 +90,11 @@ def peer_reports(node: KnowsPeers) -> list[PeerReport]:
         known_entry = node.book.get(peer_id)
         shared = spaces_of.get(key, []) if key is not None else []
         link = node.host.link(peer_id)
+        owner = device_of.get(key) if key is not None else None
         reports.append(PeerReport(
-            peer_id=peer_id, key=key, name=names.get(key) if key is not None else None,
+            peer_id=peer_id, key=key,
+            name=(names.get(owner, node.identity.name) if owner is not None
+                  else names.get(key) if key is not None else None),
             connected=peer_id in connected,
             addrs=tuple(known_entry.addrs) if known_entry else
             tuple(node.host.peer_addrs(peer_id)),
@@ -95,7 +106,8 @@ def peer_reports(node: KnowsPeers) -> list[PeerReport]:
                          for space_id in shared if key is not None),
             last_sync_ms=known_entry.last_sync_ms if known_entry else None,
             link=link.link, via=link.via, hole_punch=link.hole_punch,
-            role=_role(key, names, carriers)))
+            role="device" if owner is not None else _role(key, names, carriers),
+            member=owner))
     reports.sort(key=lambda r: (not r.connected, -(r.last_seen_ms or 0), r.peer_id))
     return reports
 

@@ -172,17 +172,21 @@ class PeerReport:
     hole_punch: str = "not tried"
     """``succeeded``, ``failed`` or ``not tried``."""
     role: str = "member"
-    """``member`` (of a space this member shares with it), ``carrier`` (of one of this member's
-    spaces, or, on a carrier, ...) or ``other``."""
+    """``member`` (of a space this member shares with it), ``device`` (a current device of
+    such a member: ``name`` is the member's), ``carrier`` (of one of this member's spaces, or,
+    on a carrier, ...) or ``other``."""
+    member: bytes | None = None
+    """For a device, its member's key."""
 
     def to_json(self) -> dict[str, Any]:
-        """One item of ``peers --json``."""
+        """One item of ``peers --json`` (``member``: a device's member key, or null)."""
         return {"peer_id": self.peer_id, "key": None if self.key is None else self.key.hex(),
                 "name": self.name, "connected": self.connected, "addrs": list(self.addrs),
                 "last_seen_ms": self.last_seen_ms, "last_sync_ms": self.last_sync_ms,
                 "banned": self.banned, "source": self.source,
                 "link": self.link, "via": self.via, "hole_punch": self.hole_punch,
                 "role": self.role,
+                "member": None if self.member is None else self.member.hex(),
                 "spaces": [s.to_json() for s in self.spaces]}
 
 
