@@ -165,6 +165,10 @@ def test_writable_epoch_is_the_current_one_unless_the_author_wrote_under_a_newer
     assert spaces.writable_epoch(state, pk(ADA)) == current
     assert spaces.writable_epoch(state, pk(CY)) is None  # no share for an outsider
     assert state.kind is SpaceKind.CREW
+    alone = w.found(CY)  # a founder writes under the genesis epoch, no rotation first
+    fresh = w.state(alone)
+    assert spaces.writable_epoch(fresh, pk(CY)) == fresh.epochs[alone]
+    assert fresh.epochs[alone].number == 0
 
 
 def _rotation_by(w: World, key: SigningKey, space: bytes, *,
