@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
+from meshcrew.node.reports import PeerReport
 from meshcrew.records import sign_record
 from meshcrew.tui.backend import LocalBackend, PeersUpdated
 from meshcrew.tui.health import Holdings, PeerStatus, Route, SyncStatus
+from meshcrew.tui.node_backend import sync_status
 from meshcrew.tui.screens.health import SyncHealthScreen
 from meshcrew.tui.screens.space import SpaceScreen
 from test_tui_support import (
@@ -200,5 +202,27 @@ def test_sync_health_names_a_carrier_as_a_carrier(town: Town) -> None:
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, SyncHealthScreen), "sync health")
         assert "carrier" in {row[0] for row in table_rows(app, "peers")}
+
+    drive(app, script)
+
+
+def test_sync_health_names_a_members_laptop_as_their_device(town: Town) -> None:
+    _space, net, members = networked(town)
+    bo = members[1].identity.public_key
+    laptop = b"l" * 32
+    report = PeerReport(peer_id="12D3laptop", key=laptop, name="Bo", connected=True, addrs=(),
+                        last_seen_ms=None, banned=False, source="exchange", spaces=(),
+                        role="device", member=bo)
+    [shown] = sync_status((), [report], None).peers  # what the node's report becomes
+    assert (shown.role, shown.of_member) == ("device", bo)
+    net.network = replace(net.network, peers=(*net.network.peers, PeerStatus(
+        laptop, ("/ip4/192.168.1.9/tcp/4001",), True, Route.LAN, town.clock.now,
+        role="device", of_member=bo)))
+    app = make_app(net)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, SyncHealthScreen), "sync health")
+        assert "Bo (device)" in {row[0] for row in table_rows(app, "peers")}
 
     drive(app, script)

@@ -44,8 +44,10 @@ class PeerStatus:
     last_sync_ms: int | None = None
     via: str | None = None
     role: str = "member"
-    """``member``, ``carrier`` (an always-on node that holds a space's sealed records) or
-    ``other``."""
+    """``member``, ``device`` (a member's linked laptop: a peer of its own), ``carrier`` (an
+    always-on node that holds a space's sealed records) or ``other``."""
+    of_member: bytes | None = None
+    """For a device, its member's key."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,7 +81,8 @@ def sync_status(addrs: tuple[str, ...], reports: list[PeerReport],
     peers = tuple(
         PeerStatus(member=report.key, addresses=report.addrs, connected=report.connected,
                    route=route_of(report), last_seen_ms=report.last_seen_ms,
-                   last_sync_ms=report.last_sync_ms, via=report.via, role=report.role)
+                   last_sync_ms=report.last_sync_ms, via=report.via, role=report.role,
+                   of_member=report.member)
         for report in reports if report.key is not None)
     return SyncStatus(running=True, detail=detail, listen_addrs=addrs, peers=peers,
                       last_received_ms=last_received_ms)

@@ -75,7 +75,10 @@ class SyncHealthScreen(MeshcrewScreen):
             peers.add_row("no peers known yet", "", "", "", "", "", "")
         for peer in status.peers:
             fallback = "carrier" if peer.role == "carrier" else "unknown"
-            peers.add_row(names.get(peer.member, fallback), fingerprint(peer.member),
+            name = names.get(peer.of_member or peer.member, fallback)
+            if peer.of_member is not None:
+                name += " (device)"  # a member's linked laptop, a peer of its own
+            peers.add_row(name, fingerprint(peer.member),
                           "yes" if peer.connected else "no", route_text(peer),
                           ago(peer.last_seen_ms, now), ago(peer.last_sync_ms, now),
                           " ".join(peer.addresses) or "none known",
