@@ -19,6 +19,7 @@ from meshcrew.service import snapshots as service_snapshots
 from meshcrew.service import views as service_views
 from meshcrew.service.snapshots import SnapshotView, ViewSnapshots
 from meshcrew.spaces import Period, Rhythm, SpaceState, fold, open_posts
+from meshcrew.tui.backend import LocalBackend
 from test_service_support import DAY, WEEK, Town, admit, crew_of, sync, town_at
 
 
@@ -331,3 +332,11 @@ def test_a_linked_laptops_snapshot_reads_what_its_fold_reads(
         [entry] = [e for e in shown["log"] if e.id == sofa]
         assert (entry.author, entry.chain) == (ada.me, laptop.me)  # its receipt's chain
     assert not started(laptop, now).summary(space).needs_checkin, "Ada checked in, from the desk"
+    folds.clear()
+    for reader_of in (laptop, bo):  # receipts count Ada's laptop as Ada's, without the fold
+        app = LocalBackend(reader_of.replica, reader_of.identity, clock=lambda: now)
+        app.service.prepare(complete=False)
+        assert isinstance(app.reads.view(space), SnapshotView)
+        assert app.device_members(space) == {laptop.me: ada.me}
+        assert app.holdings(space).keys() == {ada.me if reader_of is laptop else bo.me}
+    assert folds == []

@@ -68,9 +68,10 @@ else:
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3
 """The snapshot file's layout; a different one is folded again. (2: the member a device
-speaks for, and the device of each log entry, so a linked laptop's snapshot reads as its fold.)"""
+speaks for, and the device of each log entry, so a linked laptop's snapshot reads as its fold;
+3: the space's current devices, so receipts count a member's laptops before the fold.)"""
 
 _MAGIC = b"meshcrew view snapshot\n"
 _CODE_PARTS = ("spaces", "service", "records.py", "crypto.py", "identity.py", "reasons.py")
@@ -142,6 +143,7 @@ class SnapshotView(SpaceView):
         self._home = home
         self._summary: SpaceSummary = kept["summary"]
         self._my_member: bytes = kept["my_member"]
+        self._device_members: dict[bytes, bytes] = kept["device_members"]
         self._checkin_space: bool = kept["checkin_space"]
         self._removals: list[RemovalEntry] = kept["removals"]
         self._recent: tuple[Rhythm, int, frozenset[bytes], tuple[OpenedPost, ...]] | None = \
@@ -172,6 +174,12 @@ class SnapshotView(SpaceView):
     def my_member(self) -> bytes:
         """As :attr:`SpaceView.my_member` (kept: on a linked device, its member)."""
         return self._my_member
+
+    @property
+    def device_members(self) -> dict[bytes, bytes]:
+        """Each current device of the space with its member key (kept), as the fold has them:
+        receipts count a member's laptops without the fold."""
+        return dict(self._device_members)
 
     @property
     def complete(self) -> bool:
@@ -305,6 +313,8 @@ class ViewSnapshots:
                                 if name in view.__dict__}
         kept.update(keyring=view.keyring, genesis_meta=view.genesis_meta, summary=summary,
                     my_member=view.my_member,
+                    device_members={d.key: d.member for d in view.state.devices.values()
+                                    if d.revoked_by is None},
                     checkin_space=view.state.kind in _CHECKIN_KINDS,
                     removals=view.removal_entries(), recent_checkins=recent,
                     entry_columns=_columns_of(entries))

@@ -404,16 +404,14 @@ class ServiceReads:
         return member_holdings(frontiers, self.device_members(space_id))
 
     def device_members(self, space_id: bytes) -> dict[bytes, bytes]:
-        """Each current device of the space with its member key. While the view comes from
-        a snapshot not folded yet, only this laptop's own (kept in the snapshot): the others
-        then count as keys of their own until the fold, rather than fold here."""
+        """Each current device of the space with its member key (from the snapshot while the
+        view comes from one not folded yet: no fold for it)."""
         try:
             view = self.reads.view(space_id)
         except MeshcrewError:
             return {}
-        me = self.reads.me
         if isinstance(view, SnapshotView) and not view.complete:
-            return {me: view.my_member} if view.my_member != me else {}
+            return view.device_members
         return {d.key: d.member for d in view.state.devices.values() if d.revoked_by is None}
 
 
