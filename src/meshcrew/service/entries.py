@@ -57,6 +57,9 @@ class SpaceSummary:
     quorum: int | None = None
     """Percent of the electorate that must have answered a proposal at its deadline (None
     while locked)."""
+    writes_as: bytes | None = None
+    """The member this laptop writes as here: its own key, or on a linked laptop its member's
+    (not in ``--json``; the app's title uses it)."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``spaces --json`` object of this space."""

@@ -463,7 +463,7 @@ class SpaceView:
             waiting_for_keys=self.is_member and not self.holds_keys,
             needs_checkin=needs_checkin, founder=state.founder,
             created_ts=genesis.ts if genesis else None, last_ts=self.last_ts,
-            quorum=meta.quorum if meta else None)
+            quorum=meta.quorum if meta else None, writes_as=self.my_member)
 
     @memo
     def member_entries(self) -> tuple[MemberEntry, ...]:

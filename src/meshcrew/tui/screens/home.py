@@ -138,16 +138,14 @@ class HomeScreen(MeshcrewScreen):
 
     # -- the tree -----------------------------------------------------------------------------
 
-    def _title(self, any_space: bool) -> None:
+    def _title(self, summaries: list[SpaceSummary]) -> None:
         """This member's name and fingerprint; on a linked laptop, the member's fingerprint
-        (the one crewmates know) and this laptop's."""
+        (the one crewmates know) and this laptop's. The spaces' summaries say whom this laptop
+        writes as (from the views the list has already: no fold here)."""
         me = self.backend.identity
-        if self._member is None and any_space:
-            try:
-                first = next((d for d in self.backend.devices() if d.first), None)
-            except MeshcrewError:
-                first = None
-            self._member = None if first is None else first.key
+        if self._member is None:
+            self._member = next((s.writes_as for s in summaries
+                                 if s.writes_as not in (None, me.public_key)), None)
         if self._member is not None and self._member != me.public_key:
             self.sub_title = (f"{me.name} · {fingerprint(self._member)} · this laptop "
                               f"{me.fingerprint}")
@@ -159,7 +157,7 @@ class HomeScreen(MeshcrewScreen):
         tree: Tree[SpaceSummary | None] = self.query_one("#spaces", Tree)
         highlighted = tree.cursor_node.data if tree.cursor_node is not None else None
         summaries = self.attempt(self.backend.spaces) or []
-        self._title(bool(summaries))
+        self._title(summaries)
         tree.clear()
         if not summaries:
             tree.root.add_leaf(Text("No spaces yet: press n to start a crew, or j to join one "
