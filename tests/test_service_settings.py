@@ -12,6 +12,7 @@ import pytest
 
 from meshcrew.errors import SpaceError
 from meshcrew.spaces import Answer, Period, Position, Rhythm, SettingsChange
+from meshcrew.spaces.posts import PostKind
 from test_service_support import DAY, Town, admit, crew_of, sync, town_at
 
 
@@ -129,3 +130,22 @@ def test_a_joiner_without_history_takes_a_change_of_a_proposal_made_before_them(
     assert change.author_name == "Ada"
     assert pid in dee.view(space).opened.locked
     assert {m.settings(space).purpose for m in (ada, bob, cy, dee)} == {"sunny days"}
+
+
+def test_a_passed_change_is_carried_out_once_whoever_joins_after(town: Town) -> None:
+    """In a space without history, the rotation that lets a joiner in carries the settings as
+    they are; the members who hold the genesis key still read the settings from the genesis on,
+    so they see the change as carried out and nobody posts it again."""
+    space, (ada, bob, cy) = crew_of(town, "Ada", "Bob", "Cy", history=False)
+    pid = ada.propose(space, title="Rename", change=SettingsChange(name="Sun"))
+    sync(space, ada, bob, cy)
+    bob.answer(pid, position="consent")
+    sync(space, ada, bob, cy)
+    cy.answer(pid, position="consent")
+    sync(space, ada, bob, cy)
+    dee = town.person("Dee")
+    admit(ada, dee, space)
+    sync(space, ada, bob, cy, dee)
+    for member in (ada, bob, cy):
+        assert len(member.view(space).opened.of_kind(PostKind.SETTINGS)) == 1
+    assert {m.summary(space).name for m in (ada, bob, cy, dee)} == {"Sun"}
