@@ -67,7 +67,8 @@ MODULES: dict[str, list[str]] = {
                                   "tests/test_sync_record_space.py",
                                   "tests/test_sync_wire_refusals.py"],
     "src/meshcrew/store/ingest.py": ["tests/test_store.py", "tests/test_store_order.py",
-                                     "tests/test_store_reasons.py", "tests/test_store_husks.py"],
+                                     "tests/test_store_reasons.py", "tests/test_store_husks.py",
+                                     "tests/test_store_reject_log.py"],
     "src/meshcrew/net/scores.py": ["tests/test_net_units.py"],
     "src/meshcrew/node/membership.py": ["tests/test_node_membership.py"],
 }

@@ -1,0 +1,91 @@
+"""What the reject log says about records refused *after* they waited (``store.ingest`` rules 2,
+4 and 6): the refused record's id, its reason and detail, who sent it (the peer it came from
+when it waited, not whoever sent the record that let it be judged), and its space and author.
+This is what ``meshcrew doctor`` and the sync health screen show, and what scores a peer.
+
+Mutation testing (``scripts/mutants``) found these paths' log entries unchecked: a wrong id, the
+wrong sender, or no space and author passed every test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from meshcrew.home import Home
+from meshcrew.reasons import Reason
+from meshcrew.records import MAX_RECORD_BYTES, Head, encode_husk, record_id
+from meshcrew.store import Replica
+from meshcrew.store.ingest import RejectEntry
+from store_factory import NOW_MS, Chain, key, space
+
+SPACE = space(0)
+
+
+@pytest.fixture
+def replica(home: Home) -> Iterator[Replica]:
+    with Replica.open(home) as opened:
+        yield opened
+
+
+def test_a_waiting_husk_refused_when_a_signed_record_takes_its_place(replica: Replica) -> None:
+    chain = Chain(key(0), SPACE)
+    one, two, three = (chain.next(kind="sealed") for _ in range(3))
+    other = chain.at(2, body=b"another two", kind="sealed")
+    assert replica.append([encode_husk(other, b"stub")], sender="peer-a",
+                          now_ms=NOW_MS).pending == [other.id]
+    report = replica.append([one.raw, two.raw, three.raw], sender="peer-b", now_ms=NOW_MS + 1)
+    entry = RejectEntry(other.id, Reason.HUSK_CONFLICT,
+                        "a husk at seq 2, where another record was taken", "peer-a",
+                        NOW_MS + 1, SPACE, chain.author)
+    assert report.rejected == [entry]
+    assert replica.rejects(limit=1) == [entry]
+    assert report.forks == []
+    assert replica.state_of(other.id) is None
+    assert replica.pending_count() == 0
+    assert replica.frontier(SPACE) == {chain.author: Head(3, three.id)}
+
+
+def test_a_waiting_record_that_proves_a_fork_is_logged_as_its_senders(replica: Replica) -> None:
+    chain = Chain(key(1), SPACE)
+    one, two = chain.next(), chain.next()
+    stray = chain.at(3, prev=b"x" * 32, body=b"names another seq 2")
+    replica.append([stray.raw], sender="peer-a", now_ms=NOW_MS)
+    report = replica.append([one.raw, two.raw], sender="peer-b", now_ms=NOW_MS + 1)
+    assert report.forks == [stray.id]
+    (entry,) = report.rejected
+    assert (entry.record_id, entry.reason, entry.sender, entry.space, entry.author) == (
+        stray.id, Reason.CHAIN_BROKEN, "peer-a", SPACE, chain.author)
+    assert replica.forked_authors(SPACE) == {chain.author}
+    assert replica.frontier(SPACE) == {chain.author: Head(1, one.id)}
+
+
+def test_a_waiting_record_refused_when_its_turn_comes_is_logged_as_its_senders(
+        replica: Replica) -> None:
+    chain = Chain(key(2), SPACE)
+    one, two = chain.next(), chain.next()
+    early = chain.at(3, ts=two.ts - 1, body=b"dated before seq 2")  # rule 3b: time travel
+    replica.append([early.raw], sender="peer-a", now_ms=NOW_MS)
+    report = replica.append([one.raw, two.raw], sender="peer-b", now_ms=NOW_MS + 1)
+    (entry,) = report.rejected
+    assert (entry.record_id, entry.reason, entry.sender, entry.space, entry.author) == (
+        early.id, Reason.TIME_TRAVEL, "peer-a", SPACE, chain.author)
+    assert report.accepted == [one.id, two.id]
+    assert replica.state_of(early.id) is None
+    assert replica.pending_count() == 0
+    # Refused, not held: the true seq 3 is taken when it comes.
+    three = chain.next()
+    assert replica.append([three.raw], now_ms=NOW_MS + 2).accepted == [three.id]
+
+
+@pytest.mark.parametrize(("size", "named"), [(MAX_RECORD_BYTES, True),
+                                             (MAX_RECORD_BYTES + 1, False)])
+def test_refused_bytes_are_named_by_id_up_to_the_record_limit(replica: Replica, size: int,
+                                                              named: bool) -> None:
+    """Bytes a record could be are logged under the id they would have; past the limit, no id
+    is worked out (hashing a peer's megabytes for a log line is not worth it)."""
+    junk = b"\x99" + bytes(size - 1)
+    (entry,) = replica.append([junk], sender="peer-a", now_ms=NOW_MS).rejected
+    assert entry.record_id == (record_id(junk) if named else None)
+    assert entry.sender == "peer-a"
