@@ -57,6 +57,8 @@ def test_a_waiting_record_that_proves_a_fork_is_logged_as_its_senders(replica: R
     (entry,) = report.rejected
     assert (entry.record_id, entry.reason, entry.sender, entry.space, entry.author) == (
         stray.id, Reason.CHAIN_BROKEN, "peer-a", SPACE, chain.author)
+    assert entry.detail == ("seq 3 links to another record at seq 2 than the one held, which "
+                            "proves a fork there; kept as evidence")
     assert replica.forked_authors(SPACE) == {chain.author}
     assert replica.frontier(SPACE) == {chain.author: Head(1, one.id)}
 
@@ -71,6 +73,7 @@ def test_a_waiting_record_refused_when_its_turn_comes_is_logged_as_its_senders(
     (entry,) = report.rejected
     assert (entry.record_id, entry.reason, entry.sender, entry.space, entry.author) == (
         early.id, Reason.TIME_TRAVEL, "peer-a", SPACE, chain.author)
+    assert entry.detail == f"seq 3 at {two.ts - 1} ms, seq 2 at {two.ts} ms"
     assert report.accepted == [one.id, two.id]
     assert replica.state_of(early.id) is None
     assert replica.pending_count() == 0
@@ -89,3 +92,43 @@ def test_refused_bytes_are_named_by_id_up_to_the_record_limit(replica: Replica, 
     (entry,) = replica.append([junk], sender="peer-a", now_ms=NOW_MS).rejected
     assert entry.record_id == (record_id(junk) if named else None)
     assert entry.sender == "peer-a"
+
+
+def test_a_husk_that_does_not_follow_is_logged_as_its_senders(replica: Replica) -> None:
+    chain = Chain(key(3), SPACE)
+    one, two, three = (chain.next(kind="sealed") for _ in range(3))
+    replica.append([one.raw], now_ms=NOW_MS)
+    wrong_time = encode_husk(chain.at(2, ts=one.ts - 1, kind="sealed"), b"stub")
+    report = replica.append([wrong_time, three.raw], sender="peer-a", now_ms=NOW_MS + 1)
+    (entry,) = report.rejected
+    assert (entry.reason, entry.sender, entry.space, entry.author) == (
+        Reason.HUSK_CONFLICT, "peer-a", SPACE, chain.author)
+    assert entry.detail == ("a husk at seq 2 that does not follow the record held at seq 1 "
+                            "(its prev or its time)")
+    assert replica.append([encode_husk(two, b"stub")], now_ms=NOW_MS + 2).accepted == [
+        two.id, three.id]
+
+
+def test_a_husk_dated_like_the_record_below_is_taken(replica: Replica) -> None:
+    """Rule 3b refuses only a time before the record below; the same millisecond follows."""
+    chain = Chain(key(4), SPACE)
+    one = chain.next(kind="sealed")
+    two = chain.next(kind="sealed", ts=one.ts)
+    three = chain.next(kind="sealed")
+    report = replica.append([one.raw, encode_husk(two, b"stub"), three.raw], now_ms=NOW_MS)
+    assert report.accepted == [one.id, two.id, three.id]
+    assert report.rejected == []
+
+
+def test_a_record_that_names_another_than_the_husk_held_is_no_fork(replica: Replica) -> None:
+    chain = Chain(key(5), SPACE)
+    one, two, three = (chain.next(kind="sealed") for _ in range(3))
+    replica.append([one.raw, encode_husk(two, b"stub"), three.raw], now_ms=NOW_MS)
+    other = chain.at(3, prev=b"o" * 32, body=b"names another seq 2", kind="sealed")
+    report = replica.append([other.raw], sender="peer-a", now_ms=NOW_MS + 1)
+    (entry,) = report.rejected
+    assert (entry.record_id, entry.reason, entry.sender) == (
+        other.id, Reason.HUSK_CONFLICT, "peer-a")
+    assert entry.detail == "seq 3 links to another record at seq 2 than the husk held there"
+    assert report.forks == []
+    assert replica.forked_authors(SPACE) == set()
