@@ -57,3 +57,19 @@ def test_pure_module_imports_no_io_framework(module: str) -> None:
     loaded = {name.partition(".")[0] for name in done.stdout.split()}
     assert module in done.stdout.split()
     assert not loaded & FORBIDDEN, f"{module} pulls in {sorted(loaded & FORBIDDEN)}"
+
+
+def test_a_cli_command_imports_no_network_stack() -> None:
+    """Every CLI command is a new Python process: one that reads the replica, or talks to a
+    running node over its control socket, must not import libp2p or trio (about half a second
+    each; the chaos run's polling CLIs took four times as long when a reply type came from a
+    module that imports the network)."""
+    script = ("import sys; import meshcrew.cli.app, meshcrew.cli.node_link; "
+              "from meshcrew.node.control_client import control_types; control_types(); "
+              "print(*sorted(sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    loaded = {name.partition(".")[0] for name in done.stdout.split()}
+    assert "meshcrew" in loaded
+    assert not loaded & {"libp2p", "trio", "textual"}, sorted(loaded & {"libp2p", "trio"})

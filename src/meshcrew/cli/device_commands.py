@@ -70,7 +70,8 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
 
 def run_add(args: argparse.Namespace, session: Session) -> int:
     """Link the device of a link code."""
-    from meshcrew.node.linking import LinkResult, decode_link_code
+    from meshcrew.node.linking import decode_link_code
+    from meshcrew.node.reports import LinkResult
 
     code = decode_link_code(args.code)
     if not session.json:

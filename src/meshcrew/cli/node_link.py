@@ -21,8 +21,7 @@ from typing import Any, TextIO
 from meshcrew.errors import UnknownName
 from meshcrew.identity import Identity
 from meshcrew.node.control_client import MEMBER_OPS, ControlClient
-from meshcrew.node.linking import LinkResult
-from meshcrew.node.reports import JoinProgress, JoinResult
+from meshcrew.node.reports import JoinProgress, JoinResult, LinkResult
 from meshcrew.service import Member
 from meshcrew.spaces import decode_invite_code
 from meshcrew.store import Replica

@@ -10,8 +10,7 @@ import trio
 
 from meshcrew.identity import Identity
 from meshcrew.node import NodeConfig, open_node
-from meshcrew.node.linking import LinkResult
-from meshcrew.node.reports import JoinProgress, JoinResult
+from meshcrew.node.reports import JoinProgress, JoinResult, LinkResult
 from meshcrew.store import Replica
 
 

@@ -182,9 +182,8 @@ def _read_exactly(sock: socket.socket, count: int) -> bytes:
 def control_types() -> ValueTypes:
     """The dataclasses and enums that travel over the control socket."""
     from meshcrew import reasons
-    from meshcrew.node import linking, reports
+    from meshcrew.node import reports
     from meshcrew.service import devices, entries
     from meshcrew.spaces import kinds, posts, settings
 
-    return ValueTypes.of_modules([entries, reports, posts, settings, kinds, reasons, devices,
-                                  linking])
+    return ValueTypes.of_modules([entries, reports, posts, settings, kinds, reasons, devices])

@@ -28,9 +28,8 @@ if TYPE_CHECKING:
 
     from meshcrew.net import Host
     from meshcrew.node.contacts import Contacts
-    from meshcrew.node.linking import LinkResult
     from meshcrew.node.peerbook import PeerBook
-    from meshcrew.node.reports import JoinResult, NodeEvent, NodeStatus, PeerReport
+    from meshcrew.node.reports import JoinResult, LinkResult, NodeEvent, NodeStatus, PeerReport
     from meshcrew.service import Member
 
 

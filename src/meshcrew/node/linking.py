@@ -46,9 +46,10 @@ from meshcrew.errors import (
     NetError,
     RemoteProtocolError,
 )
-from meshcrew.identity import check_name, fingerprint, peer_id_of
+from meshcrew.identity import check_name, peer_id_of
 from meshcrew.net import Host, Stream
 from meshcrew.node.join import Messages, encode_frame, history_batches
+from meshcrew.node.reports import LinkResult
 from meshcrew.records import KEY_BYTES, SIG_BYTES, Head
 from meshcrew.service import Member
 from meshcrew.spaces.devices import verify_certificate
@@ -79,23 +80,6 @@ class LinkCode:
 
     def __repr__(self) -> str:
         return f"LinkCode(device={self.device.hex()[:12]}…, addrs={self.addrs!r})"
-
-
-@dataclass(frozen=True, slots=True)
-class LinkResult:
-    """How a link went, on either side."""
-
-    device: bytes
-    member: bytes
-    member_name: str
-    spaces: int
-    """In how many spaces the device posted its certificate."""
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``--json`` object."""
-        return {"device": self.device.hex(), "device_fingerprint": fingerprint(self.device),
-                "member": self.member.hex(), "member_fingerprint": fingerprint(self.member),
-                "member_name": self.member_name, "spaces": self.spaces}
 
 
 def _checksum(payload: bytes) -> bytes:

@@ -66,7 +66,7 @@ from meshcrew.node.dispatch import Dispatcher, value_types
 from meshcrew.node.following import DeviceFollowing
 from meshcrew.node.join import JOIN_PROTOCOL, Admission, JoinServer
 from meshcrew.node.joining import Joining
-from meshcrew.node.linking import LinkResult, link_device
+from meshcrew.node.linking import link_device
 from meshcrew.node.membership import GossipJudge, Membership, changes_membership
 from meshcrew.node.peer_reports import peer_reports
 from meshcrew.node.peerbook import PeerBook
@@ -76,6 +76,7 @@ from meshcrew.node.reports import (
     CarriedUse,
     JoinProgress,
     JoinResult,
+    LinkResult,
     NodeEvent,
     NodeStatus,
     PeerReport,

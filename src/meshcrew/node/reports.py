@@ -1,4 +1,4 @@
-"""What the node reports: its status, its peers, a join; and the events it sends a TUI.
+"""What the node reports: its status, its peers, a join, a link; and the events it sends a TUI.
 
 Plain frozen dataclasses with ``to_json()`` (the ``--json`` contract of ``meshcrew status``,
 ``peers`` and ``join``, documented in ``docs/cli.md``). They travel over the control socket, so
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from meshcrew.identity import fingerprint
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,3 +258,20 @@ class PeerSynced:
 
 
 NodeEvent = RecordsChanged | PeersChanged | PeerSynced
+
+
+@dataclass(frozen=True, slots=True)
+class LinkResult:
+    """How a link went, on either side."""
+
+    device: bytes
+    member: bytes
+    member_name: str
+    spaces: int
+    """In how many spaces the device posted its certificate."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` object."""
+        return {"device": self.device.hex(), "device_fingerprint": fingerprint(self.device),
+                "member": self.member.hex(), "member_fingerprint": fingerprint(self.member),
+                "member_name": self.member_name, "spaces": self.spaces}

@@ -36,7 +36,7 @@ from meshcrew.tui.health import Holdings, SyncStatus
 from meshcrew.tui.node_backend import STAGES, sync_status
 
 if TYPE_CHECKING:
-    from meshcrew.node.linking import LinkResult
+    from meshcrew.node.reports import LinkResult
 
 POLL_S = 0.5
 PEERS_EVERY_S = 5.0

@@ -25,7 +25,7 @@ from meshcrew.service import Member
 from meshcrew.service.devices import DeviceEntry
 
 if TYPE_CHECKING:  # the node's modules load trio and libp2p: only once a node runs
-    from meshcrew.node.linking import LinkResult
+    from meshcrew.node.reports import LinkResult
 
 LINK_WAIT_S = 900.0
 """How long the first-run screen waits for the laptop holding the member key (as ``init

@@ -30,7 +30,7 @@ from meshcrew.tui.node_runner import NodeMain
 from meshcrew.tui.read_marks import FILE_NAME, ReadMarks
 
 if TYPE_CHECKING:
-    from meshcrew.node.linking import LinkResult
+    from meshcrew.node.reports import LinkResult
 
 NEW_DEVICE_NAME = "new device"
 """The name a new laptop's key has until it is linked (then it takes the member's)."""

@@ -34,7 +34,7 @@ from meshcrew.tui.health import Holdings, PeerStatus, Route, SyncStatus
 if TYPE_CHECKING:
     from meshcrew.node import JoinProgress as NodeJoinProgress
     from meshcrew.node import Node, NodeConfig, PeerReport
-    from meshcrew.node.linking import LinkResult
+    from meshcrew.node.reports import LinkResult
 
 T = TypeVar("T")
 

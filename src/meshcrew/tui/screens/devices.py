@@ -27,7 +27,7 @@ from meshcrew.tui.screens.base import MeshcrewModal, MeshcrewScreen
 from meshcrew.tui.screens.forms import ConfirmScreen
 
 if TYPE_CHECKING:
-    from meshcrew.node.linking import LinkResult
+    from meshcrew.node.reports import LinkResult
 
 ONLY_THE_FIRST = ("This laptop is a linked device: only the laptop that holds your member key "
                   "can link or revoke devices. Do it there.")

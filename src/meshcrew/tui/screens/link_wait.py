@@ -28,7 +28,7 @@ from meshcrew.tui.screens.home import HomeScreen
 from meshcrew.tui.widgets.qr import qr_text
 
 if TYPE_CHECKING:
-    from meshcrew.node.linking import LinkResult
+    from meshcrew.node.reports import LinkResult
 
 CODE_LINE_CHARS = 64
 """The link code is shown in lines of this many characters (it is long: it carries the node's
