@@ -45,7 +45,7 @@ def test_proposals_pass_block_and_expire_alike_on_three_nodes(fleet: Fleet) -> N
              what="every member holding the keys")
     # Expires: Cy's proposal with a short deadline that nobody answers in time (Ada consents,
     # Bo does not answer; the quorum is everyone).
-    expiring = cy.cli("propose", space, "--title", "Paint the hall", "--deadline", "8s")["id"]
+    expiring = cy.cli("propose", space, "--title", "Paint the hall", "--deadline", "12s")["id"]
     # Passes: everyone answers, no objection.
     passing = ada.cli("propose", space, "--title", "Meet on Thursdays", "--text",
                       "Tuesdays clash with the choir")["id"]
