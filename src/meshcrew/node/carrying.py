@@ -28,9 +28,10 @@ from dataclasses import dataclass
 import msgpack
 import trio
 
-from meshcrew.errors import IdentityError, MeshcrewError, NetError
+from meshcrew.errors import MeshcrewError, NetError
 from meshcrew.identity import peer_id_of, public_key_of_peer_id
-from meshcrew.net import PROTOCOL_VIOLATION, Host, PeerConnected, Stream
+from meshcrew.net import PROTOCOL_VIOLATION, Host, Stream
+from meshcrew.node.bringing import Bringer, BringOne
 from meshcrew.node.config import MIB, CarrierConfig
 from meshcrew.node.membership import Membership
 from meshcrew.reasons import Reason
@@ -372,7 +373,7 @@ async def bring(host: Host, peer_id: str, space_id: bytes, run_sync: RunSync) ->
             await stream.aclose()
 
 
-class CarrierContacts:
+class CarrierContacts(Bringer):
     """Bring each space to its carriers when they connect, and when a space names a carrier
     that is connected already; on a carrier, each carried space to its members.
 
@@ -384,61 +385,24 @@ class CarrierContacts:
     """
 
     def __init__(self, host: Host, serving: Serving, membership: Membership,
-                 bring_one: Callable[[str, bytes], Awaitable[str | None]]) -> None:
-        self._host = host
+                 bring_one: BringOne) -> None:
+        super().__init__(host, bring_one)
         self._serving = serving
         self._membership = membership
-        self._bring_one = bring_one
-        self._brought: set[tuple[str, bytes]] = set()
-        """(carrier, space) pairs brought since the carrier last connected."""
         self.refusals: dict[str, str] = {}
         """Per carrier, why it last refused (``status`` shows it)."""
-        self._wake = trio.Event()
 
-    def changed(self) -> None:
-        """Membership or carriers changed: look for spaces to bring."""
-        self._wake.set()
-
-    async def run(self) -> None:
-        with self._host.watch_connections() as events:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._on_changes, nursery)
-                async for event in events:
-                    if isinstance(event, PeerConnected):
-                        self._brought = {p for p in self._brought if p[0] != event.peer_id}
-                        self._bring_due(nursery)
-
-    async def _on_changes(self, nursery: trio.Nursery) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake = trio.Event()
-            self._bring_due(nursery)
-
-    def _bring_due(self, nursery: trio.Nursery) -> None:
+    def due(self) -> list[tuple[bytes, bytes]]:
         """Member side: each space to its connected carriers. Carrier side: each carried space
         to its connected members (one who joined before the space named this carrier does not
         know yet that it may sync with it)."""
-        connected = set(self._host.connected_peers())
         due = [(space_id, key) for space_id in self._membership.my_spaces()
                for key in self._serving.carriers(space_id)]
         due += [(space_id, key) for space_id in self._serving.carried()
                 for key in self._membership.active(space_id)]
-        for space_id, key in due:
-            try:
-                peer_id = peer_id_of(key)
-            except IdentityError:
-                continue
-            if peer_id in connected and (peer_id, space_id) not in self._brought:
-                self._brought.add((peer_id, space_id))
-                nursery.start_soon(self._bring_quietly, peer_id, space_id)
+        return due
 
-    async def _bring_quietly(self, peer_id: str, space_id: bytes) -> None:
-        try:
-            refused = await self._bring_one(peer_id, space_id)
-        except MeshcrewError as exc:
-            log.info("carry: bringing %s to %s failed: %s", space_id.hex()[:12], peer_id, exc)
-            self._brought.discard((peer_id, space_id))
-            return
+    def answered(self, peer_id: str, space_id: bytes, refused: str | None) -> None:
         if refused:
             self.refusals[peer_id] = str(refused)
             log.info("carrier %s refused space %s: %s", peer_id, space_id.hex()[:12], refused)

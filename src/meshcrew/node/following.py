@@ -30,11 +30,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import trio
-
-from meshcrew.errors import IdentityError, MeshcrewError
-from meshcrew.identity import peer_id_of
-from meshcrew.net import Host, PeerConnected, Stream
+from meshcrew.net import Host, Stream
+from meshcrew.node.bringing import Bringer, BringOne
 from meshcrew.node.membership import Membership
 from meshcrew.node.receipts import Receipts
 from meshcrew.service import Member
@@ -45,7 +42,7 @@ log = logging.getLogger("meshcrew.node")
 RunSync = Callable[[Stream, list[bytes]], Awaitable[object]]
 
 
-class DeviceFollowing:
+class DeviceFollowing(Bringer):
     """Brings the member's spaces to the member's connected devices that are not in them, and
     takes such spaces from the member's nodes.
 
@@ -59,36 +56,11 @@ class DeviceFollowing:
     """
 
     def __init__(self, host: Host, membership: Membership, member: Member,
-                 bring_one: Callable[[str, bytes], Awaitable[str | None]],
-                 receipts: Receipts) -> None:
-        self._host = host
+                 bring_one: BringOne, receipts: Receipts) -> None:
+        super().__init__(host, bring_one)
         self._membership = membership
         self._member = member
         self._receipts = receipts
-        self._bring_one = bring_one
-        self._brought: set[tuple[str, bytes]] = set()
-        """(device peer, space) pairs brought since that device last connected."""
-        self._wake = trio.Event()
-
-    def changed(self) -> None:
-        """Membership changed (a space joined, a device linked): look for spaces to bring."""
-        self._wake.set()
-
-    async def run(self) -> None:
-        """Bring spaces whenever a device connects or membership changes, until cancelled."""
-        with self._host.watch_connections() as events:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._on_changes, nursery)
-                async for event in events:
-                    if isinstance(event, PeerConnected):
-                        self._brought = {p for p in self._brought if p[0] != event.peer_id}
-                        self._bring_due(nursery)
-
-    async def _on_changes(self, nursery: trio.Nursery) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake = trio.Event()
-            self._bring_due(nursery)
 
     def due(self) -> list[tuple[bytes, bytes]]:
         """``(space, key)`` pairs to bring: each of the member's spaces where the member is let
@@ -114,25 +86,7 @@ class DeviceFollowing:
                     found.append((space_id, held.member))
         return found
 
-    def _bring_due(self, nursery: trio.Nursery) -> None:
-        connected = set(self._host.connected_peers())
-        for space_id, key in self.due():
-            try:
-                peer_id = peer_id_of(key)
-            except IdentityError:
-                continue
-            if peer_id in connected and (peer_id, space_id) not in self._brought:
-                self._brought.add((peer_id, space_id))
-                nursery.start_soon(self._bring_quietly, peer_id, space_id)
-
-    async def _bring_quietly(self, peer_id: str, space_id: bytes) -> None:
-        try:
-            refused = await self._bring_one(peer_id, space_id)
-        except MeshcrewError as exc:
-            log.info("bringing space %s to device %s failed: %s", space_id.hex()[:12], peer_id,
-                     exc)
-            self._brought.discard((peer_id, space_id))
-            return
+    def answered(self, peer_id: str, space_id: bytes, refused: str | None) -> None:
         if refused:
             log.info("device %s did not take space %s: %s", peer_id, space_id.hex()[:12],
                      refused)
