@@ -27,7 +27,6 @@ the keys of every space (the new device can read), and ordinary sync and gossip 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import logging
@@ -36,7 +35,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import msgpack
 import trio
 
 from meshcrew.errors import (
@@ -53,7 +51,7 @@ from meshcrew.node.reports import LinkResult
 from meshcrew.records import KEY_BYTES, SIG_BYTES, Head
 from meshcrew.service import Member
 from meshcrew.spaces.devices import verify_certificate
-from meshcrew.spaces.invites import MAX_ADDR_CHARS, MAX_ADDRS
+from meshcrew.spaces.invites import MAX_ADDR_CHARS, MAX_ADDRS, decode_checked, encode_checked
 
 if TYPE_CHECKING:
     from meshcrew.node.contacts import Contacts
@@ -65,7 +63,7 @@ LINK_PROTOCOL = "/meshcrew/link/1.0.0"
 LINK_VERSION = 1
 CODE_PREFIX = "mcl1-"
 SECRET_BYTES = 32
-_CHECKSUM_BYTES = 4
+_CHECK_PERSON = b"meshcrew.lcode"
 _DAMAGED = "This link code is damaged: check that it was copied whole and unchanged."
 OFFER, ACCEPTED, RECORDS, SENT, CERTIFIED, KEYS, REFUSED = range(7)
 
@@ -82,37 +80,17 @@ class LinkCode:
         return f"LinkCode(device={self.device.hex()[:12]}…, addrs={self.addrs!r})"
 
 
-def _checksum(payload: bytes) -> bytes:
-    return hashlib.blake2b(payload, digest_size=_CHECKSUM_BYTES, person=b"meshcrew.lcode").digest()
-
-
 def encode_link_code(code: LinkCode) -> str:
     """The one-line text of a link code."""
-    payload: bytes = msgpack.packb([LINK_VERSION, code.device, code.secret, list(code.addrs)],
-                                   use_bin_type=True)
-    return CODE_PREFIX + base64.b32encode(payload + _checksum(payload)).decode().rstrip("=").lower()
+    return encode_checked(CODE_PREFIX, _CHECK_PERSON,
+                          [LINK_VERSION, code.device, code.secret, list(code.addrs)])
 
 
 def decode_link_code(text: str) -> LinkCode:
     """Read a link code; any typo or cut is "damaged" (InviteCodeError)."""
-    compact = "".join(text.split()).lower()
-    if not compact.startswith(CODE_PREFIX):
-        raise InviteCodeError("This is not a meshcrew link code (they start with "
-                              f"{CODE_PREFIX!r}).")
-    body = compact[len(CODE_PREFIX):].upper()
-    try:
-        raw = base64.b32decode(body + "=" * (-len(body) % 8))
-    except ValueError:
-        raise InviteCodeError(_DAMAGED) from None
-    payload, check = raw[:-_CHECKSUM_BYTES], raw[-_CHECKSUM_BYTES:]
-    if (base64.b32encode(raw).decode().rstrip("=") != body or len(raw) <= _CHECKSUM_BYTES
-            or _checksum(payload) != check):
-        raise InviteCodeError(_DAMAGED)
-    try:
-        fields = msgpack.unpackb(payload, raw=False, use_list=True)
-    except (ValueError, TypeError, OverflowError, msgpack.UnpackException):
-        raise InviteCodeError(_DAMAGED) from None
-    if not isinstance(fields, list) or len(fields) != 4 or fields[0] != LINK_VERSION:
+    fields = decode_checked(text, CODE_PREFIX, _CHECK_PERSON, damaged=_DAMAGED, not_ours=(
+        f"This is not a meshcrew link code (they start with {CODE_PREFIX!r})."))
+    if len(fields) != 4 or fields[0] != LINK_VERSION:
         raise InviteCodeError("This link code was made by another meshcrew version.")
     _, device, secret, addrs = fields
     if not (isinstance(device, bytes) and len(device) == KEY_BYTES and isinstance(secret, bytes)

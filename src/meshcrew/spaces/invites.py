@@ -21,6 +21,7 @@ import base64
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgpack
 from nacl.exceptions import BadSignatureError, CryptoError
@@ -90,16 +91,53 @@ def verify_invite_proof(public_key: bytes, space_id: bytes, joiner: bytes, proof
     return True
 
 
-def _checksum(payload: bytes) -> bytes:
-    return hashlib.blake2b(payload, digest_size=CHECKSUM_BYTES, person=_CHECK_PERSON).digest()
+def _checksum(payload: bytes, person: bytes) -> bytes:
+    return hashlib.blake2b(payload, digest_size=CHECKSUM_BYTES, person=person).digest()
+
+
+def encode_checked(prefix: str, person: bytes, fields: list[Any]) -> str:
+    """A one-line code: ``prefix`` + lowercase base32 (unpadded) of msgpack ``fields`` and a
+    BLAKE2b checksum personalised with ``person`` (invite codes, and devices' link codes)."""
+    payload: bytes = msgpack.packb(fields, use_bin_type=True)
+    text = base64.b32encode(payload + _checksum(payload, person)).decode("ascii")
+    return prefix + text.rstrip("=").lower()
+
+
+def decode_checked(text: str, prefix: str, person: bytes, *, not_ours: str,
+                   damaged: str) -> list[Any]:
+    """The fields of a code made by :func:`encode_checked` (spaces and case are ignored).
+
+    Raises:
+        InviteCodeError: ``not_ours`` if the text does not start with ``prefix``, ``damaged``
+            on any typo, cut or change (or fields that are not a list starting with a number).
+    """
+    compact = "".join(text.split()).lower()
+    if not compact.startswith(prefix):
+        raise InviteCodeError(not_ours)
+    body = compact[len(prefix):].upper()
+    try:
+        raw = base64.b32decode(body + "=" * (-len(body) % 8))
+    except ValueError:
+        raise InviteCodeError(damaged) from None
+    # The last character carries unused bits that decoding ignores; a typo there must still
+    # count as damage, so the text has to be the one encoding of the bytes.
+    canonical = base64.b32encode(raw).decode("ascii").rstrip("=")
+    payload, check = raw[:-CHECKSUM_BYTES], raw[-CHECKSUM_BYTES:]
+    if canonical != body or len(raw) <= CHECKSUM_BYTES or _checksum(payload, person) != check:
+        raise InviteCodeError(damaged)
+    try:
+        fields = msgpack.unpackb(payload, raw=False, use_list=True)
+    except (ValueError, TypeError, OverflowError, msgpack.UnpackException):
+        raise InviteCodeError(damaged) from None
+    if not isinstance(fields, list) or not fields or type(fields[0]) is not int:
+        raise InviteCodeError(damaged)
+    return fields
 
 
 def encode_invite_code(code: InviteCode) -> str:
     """The one-line text of an invite code."""
-    payload: bytes = msgpack.packb([CODE_VERSION, code.space_id, code.invite_id, code.secret,
-                                    list(code.addrs)], use_bin_type=True)
-    text = base64.b32encode(payload + _checksum(payload)).decode("ascii")
-    return CODE_PREFIX + text.rstrip("=").lower()
+    return encode_checked(CODE_PREFIX, _CHECK_PERSON, [
+        CODE_VERSION, code.space_id, code.invite_id, code.secret, list(code.addrs)])
 
 
 def decode_invite_code(text: str) -> InviteCode:
@@ -109,27 +147,8 @@ def decode_invite_code(text: str) -> InviteCode:
         InviteCodeError: "this code is damaged" on any typo, cut or change; another sentence
             if the text is not a meshcrew invite code at all or comes from a newer version.
     """
-    compact = "".join(text.split()).lower()
-    if not compact.startswith(CODE_PREFIX):
-        raise InviteCodeError("This is not a meshcrew invite code (they start with "
-                              f"{CODE_PREFIX!r}).")
-    body = compact[len(CODE_PREFIX):].upper()
-    try:
-        raw = base64.b32decode(body + "=" * (-len(body) % 8))
-    except ValueError:
-        raise InviteCodeError(_DAMAGED) from None
-    # The last character carries unused bits that decoding ignores; a typo there must still
-    # count as damage, so the text has to be the one encoding of the bytes.
-    canonical = base64.b32encode(raw).decode("ascii").rstrip("=")
-    payload, check = raw[:-CHECKSUM_BYTES], raw[-CHECKSUM_BYTES:]
-    if canonical != body or len(raw) <= CHECKSUM_BYTES or _checksum(payload) != check:
-        raise InviteCodeError(_DAMAGED)
-    try:
-        fields = msgpack.unpackb(payload, raw=False, use_list=True)
-    except (ValueError, TypeError, OverflowError, msgpack.UnpackException):
-        raise InviteCodeError(_DAMAGED) from None
-    if not isinstance(fields, list) or not fields or type(fields[0]) is not int:
-        raise InviteCodeError(_DAMAGED)
+    fields = decode_checked(text, CODE_PREFIX, _CHECK_PERSON, damaged=_DAMAGED, not_ours=(
+        f"This is not a meshcrew invite code (they start with {CODE_PREFIX!r})."))
     if fields[0] != CODE_VERSION:
         raise InviteCodeError("This invite code was made by a newer meshcrew; upgrade to use it.")
     return _code_from_fields(fields[1:])
