@@ -27,7 +27,8 @@ from meshcrew.node.reports import (
 )
 
 if TYPE_CHECKING:
-    from meshcrew.node.node import Node, open_node
+    from meshcrew.node.node import Node
+    from meshcrew.node.opening import open_node
 
 __all__ = [
     "ControlClient", "JoinProgress", "JoinResult", "Node", "NodeConfig", "NodeEvent",
@@ -37,8 +38,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Node", "open_node"):
-        from meshcrew.node import node
+    if name == "Node":
+        from meshcrew.node.node import Node
 
-        return getattr(node, name)
+        return Node
+    if name == "open_node":
+        from meshcrew.node.opening import open_node
+
+        return open_node
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

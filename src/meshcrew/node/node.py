@@ -1,9 +1,12 @@
-"""The node: one member's replica, service and libp2p host, run together by :func:`open_node`.
+"""The node: one member's replica, service and libp2p host, run together by
+:func:`~meshcrew.node.opening.open_node` (which starts and stops it, :mod:`.opening`).
 
 ``open_node`` owns everything it starts: the replica (and with it the home folder's writer
 lock), the :class:`~meshcrew.service.Member` service, the host, catch-up sync, gossip on every
 space the member is in, the join handshake, the peers (:mod:`.contacts`) and the control
 socket. Leaving its block stops them all within a bounded time (well under two seconds).
+What callers read and ask of a running node (its status, events, dialing) is
+:class:`~meshcrew.node.handle.NodeHandle`.
 
 How records move (``docs/node.md`` has the whole picture):
 
@@ -23,29 +26,23 @@ used from there; SQLite appends are fast enough not to need a worker thread.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
 
-from meshcrew.errors import IdentityError, ListenError, MeshcrewError, NetError
+from meshcrew.errors import IdentityError, MeshcrewError, NetError
 from meshcrew.home import Home
 from meshcrew.identity import Identity, public_key_of_peer_id
 from meshcrew.net import (
     INVALID_RECORD,
     PROTOCOL_VIOLATION,
     Host,
-    NetConfig,
     Stream,
     SyncService,
     Verifier,
-    open_host,
 )
-from meshcrew.net.config import default_listen_addrs
 from meshcrew.node.arrivals import Arrivals, all_posts, peer_key
 from meshcrew.node.carrying import (
     CARRY_PROTOCOL,
@@ -60,29 +57,25 @@ from meshcrew.node.carrying import (
 )
 from meshcrew.node.config import NodeConfig
 from meshcrew.node.contacts import Contacts
-from meshcrew.node.control import serve_control
 from meshcrew.node.dialer import peer_of
-from meshcrew.node.dispatch import Dispatcher, value_types
 from meshcrew.node.following import DeviceFollowing
+from meshcrew.node.handle import NodeHandle
 from meshcrew.node.join import JOIN_PROTOCOL, Admission, JoinServer
 from meshcrew.node.joining import Joining
 from meshcrew.node.linking import link_device
 from meshcrew.node.membership import GossipJudge, Membership, changes_membership
 from meshcrew.node.peer_reports import peer_reports
 from meshcrew.node.peerbook import PeerBook
-from meshcrew.node.reachability import ReachabilityWatch, Verdict
+from meshcrew.node.reachability import ReachabilityWatch
 from meshcrew.node.receipts import Receipts
 from meshcrew.node.reports import (
-    CarriedUse,
     JoinProgress,
     JoinResult,
     LinkResult,
     NodeEvent,
-    NodeStatus,
     PeerReport,
     PeerSynced,
     RecordsChanged,
-    RelayUse,
 )
 from meshcrew.node.retention import expire_posts
 from meshcrew.node.transit import Transit
@@ -110,14 +103,7 @@ _SAVE_EVERY_S = 1.0
 most this much of them)."""
 
 
-def wall_clock_ms() -> int:
-    """The current time in UTC milliseconds."""
-    return time.time_ns() // 1_000_000
-
-
-
-
-class Node:
+class Node(NodeHandle):
     """A running node. Made by :func:`open_node`; valid until its block exits.
 
     Attributes:
@@ -169,105 +155,9 @@ class Node:
 
     # --- the handle ----------------------------------------------------------------------------
 
-    @property
-    def host(self) -> Host:
-        """The libp2p host (once started)."""
-        if self._host is None:
-            raise RuntimeError("the node is not running")
-        return self._host
-
-    @property
-    def sync(self) -> SyncService:
-        """The catch-up sync service (once started)."""
-        if self._sync is None:
-            raise RuntimeError("the node is not running")
-        return self._sync
-
-    @property
-    def contacts(self) -> Contacts:
-        """The peers: book, dialer, LAN (once started)."""
-        if self._contacts is None:
-            raise RuntimeError("the node is not running")
-        return self._contacts
-
-    def status(self) -> NodeStatus:
-        """The node at a glance (``meshcrew status``)."""
-        host = self.host
-        stats = host.gossip.statistics()
-        reach = self.reachability()
-        use = host.reach.service.statistics()
-        return NodeStatus(
-            peer_id=host.peer_id, key=self.identity.public_key, name=self.identity.name,
-            fingerprint=self.identity.fingerprint, home=str(self.home.path),
-            addrs=tuple(host.listen_addrs()), peers=tuple(sorted(host.connected_peers())),
-            spaces=tuple(self.membership.my_spaces()), records=self.replica.record_count(),
-            mdns=self.contacts.mdns_running, started_ms=self.started_ms,
-            banned=tuple(sorted(host.scores.banned)), gossip_published=stats.published,
-            gossip_received=stats.received, gossip_rejected=stats.rejected,
-            gossip_refused=host.gossip.refused,
-            gossip_dropped=stats.publish_dropped + stats.receive_dropped,
-            last_sync_ms=self.book.last_sync_ms(),
-            synced_peers=sum(1 for e in self.book.entries() if e.last_sync_ms is not None),
-            reachability=reach.verdict, reachability_reason=reach.reason,
-            reservations=tuple(sorted(host.reach.reservations.active)),
-            relay=RelayUse(serving=use.enabled, strangers=use.strangers,
-                           reservations=use.reservations, max_reservations=use.max_reservations,
-                           circuits=use.circuits, max_circuits=use.max_circuits,
-                           max_circuits_per_peer=use.max_circuits_per_peer,
-                           bytes_today=use.bytes_today, bytes_per_day=use.bytes_per_day,
-                           circuits_served=use.circuits_served, refused=use.refused),
-            carrier=self.carrying is not None,
-            carried=tuple(CarriedUse(c.space, c.records, c.bytes, c.named)
-                          for c in (self.carrying.held() if self.carrying else [])),
-            carrier_refusals=tuple(sorted(self._carriers.refusals.items()))
-            if self._carriers else (),
-            gossip_judged=self.judge.judged, gossip_accepted=self.judge.accepted,
-            gossip_stored=self._arrivals.gossip_stored)
-
     def peers(self) -> list[PeerReport]:
         """Connected and known peers, and per shared space what each lacks (``meshcrew peers``)."""
         return peer_reports(self)
-
-    def seen_by(self, record_id: bytes) -> list[bytes]:
-        """Member keys known to hold a record (its author and this member included): a member
-        holds it when the member key or any of their current devices does; carriers are not
-        members and are left out (:meth:`held_by_carriers`)."""
-        record = self.replica.get(record_id)
-        if record is None:
-            return []
-        holders = set(self.receipts.holders(record.space_id, record.author, record.seq))
-        holders |= {record.author, self.identity.public_key}
-        carriers = self.serving.carriers(record.space_id)
-        devices = self.membership.devices()
-        return sorted({devices.get(key, key) for key in holders - carriers})
-
-    def held_by_carriers(self, record_id: bytes) -> list[bytes]:
-        """Keys of the space's carriers known to hold a record ("held by the carrier")."""
-        record = self.replica.get(record_id)
-        if record is None:
-            return []
-        holders = set(self.receipts.holders(record.space_id, record.author, record.seq))
-        return sorted(holders & self.serving.carriers(record.space_id))
-
-    def subscribe(self, buffer: int = 256) -> trio.MemoryReceiveChannel[NodeEvent]:
-        """A channel of :data:`~meshcrew.node.reports.NodeEvent` from now on.
-
-        Events beyond ``buffer`` unread are dropped (each says only *what* changed; read the
-        replica for the rest). Close the channel to stop.
-        """
-        send, receive = trio.open_memory_channel[NodeEvent](buffer)
-        self._watchers.append(send)
-        return receive
-
-    def addrs(self) -> tuple[str, ...]:
-        """Where peers can dial this node (for invite codes)."""
-        return tuple(self.host.listen_addrs())
-
-    async def connect(self, addr: str) -> str:
-        """Dial a peer at a multiaddr ending in ``/p2p/<peer id>`` and remember it."""
-        peer_id = await self.host.connect(addr)
-        self.book.learn(peer_id, [addr], source="manual")
-        return peer_id
 
     async def join(self, code: str,
                    progress: Callable[[JoinProgress], Awaitable[None]] | None = None
@@ -278,13 +168,6 @@ class Node:
     async def link_device(self, code: str) -> LinkResult:
         """Approve a new device of this member from its link code (see :mod:`.linking`)."""
         return await link_device(self, code)
-
-    def save(self) -> None:
-        """Write the peer book (with the ban list) and the receipts if they changed."""
-        if self._host is not None:
-            self.book.set_banned(self._host.scores.banned)
-        self.book.save()
-        self.receipts.save()
 
     # --- records in ----------------------------------------------------------------------------
 
@@ -524,11 +407,6 @@ class Node:
     async def _bring(self, peer_id: str, space_id: bytes) -> str | None:
         return await bring(self.host, peer_id, space_id, self._run_sync_on)
 
-    def reachability(self) -> Verdict:
-        """Whether peers can dial this node directly, and why the node thinks so."""
-        if self._reach is None:
-            return Verdict("unknown", "the node is not running")
-        return self._reach.verdict()
 
     def _gossip(self, space_id: bytes, raw: bytes, record_id: bytes | None = None) -> None:
         """Publish a record on its space's topic, sealed in transit (not before this member
@@ -592,103 +470,3 @@ class Node:
         if sealed is not None and self._host is not None:  # tell the other members at once
             self._host.gossip.publish(join.space_id, sealed)
         return Admission(True)
-
-
-@asynccontextmanager
-async def open_node(home: Home, identity: Identity, config: NodeConfig | None = None, *,
-                    clock: Callable[[], int] = wall_clock_ms, replica: Replica | None = None,
-                    control: bool = True, views: ViewCache | None = None
-                    ) -> AsyncIterator[Node]:
-    """Run a node for ``identity`` over the replica of ``home`` until the block exits.
-
-    Usable from any trio run (``trio.run``, or guest mode inside a Textual app).
-
-    Args:
-        home: the home folder.
-        identity: the member.
-        config: addresses, discovery and timing (defaults: every interface, mDNS on).
-        clock: UTC milliseconds.
-        replica: an already open replica of ``home`` to use (and leave open); by default the
-            node opens it, taking the home folder's writer lock, and closes it at the end.
-        control: serve the control socket (a node started by a CLI command for one join does
-            not).
-        views: the views of the member's spaces to share with another service over the same
-            replica (the app's, when the node runs inside it), so they are made once.
-
-    Raises:
-        HomeError: another process holds the home folder, or the control socket cannot be made.
-        ReplicaError: the replica cannot be opened.
-        ListenError: a listen address cannot be used.
-    """
-    config = config or NodeConfig()
-    home.ensure()
-    with ExitStack() as owned:
-        if replica is None:
-            replica = owned.enter_context(Replica.open(home))
-        node = Node(home, identity, config, replica, clock, views)
-        records = replica.record_count()
-        if records > config.prepare_above:
-            # Fold and decrypt the spaces off the trio thread, before anything reads them.
-            log.info("opening the spaces: %d records", records)
-            try:
-                # trio-typing's stubs predate abandon_on_cancel (as in net/mdns.py)
-                await trio.to_thread.run_sync(node.member.prepare,
-                                              abandon_on_cancel=True)  # type: ignore[call-arg]
-            except Exception:  # only a head start: the reads will do the work, and say why
-                log.warning("could not open the spaces ahead", exc_info=True)
-        try:
-            async with AsyncExitStack() as stack:
-                host = await stack.enter_async_context(_open_host(node))
-                if not config.listen_addrs:
-                    node.book.listen_port = host.listen_port()
-                nursery = await stack.enter_async_context(trio.open_nursery())
-                await node._start(host, nursery)
-                if control:
-                    await nursery.start(serve_control, home.socket_file,
-                                        Dispatcher(node).dispatch, value_types())
-                log.info("node %s running at %s", host.peer_id, ", ".join(host.listen_addrs()))
-                try:
-                    yield node
-                finally:
-                    nursery.cancel_scope.cancel()
-        finally:
-            if views is None:  # the node's own views (the app keeps those it shares as it closes)
-                _keep_views(node)
-            node.save()
-            node._host = None
-
-
-def _keep_views(node: Node) -> None:
-    """Write the snapshots of the views that changed while the node ran (see
-    :meth:`MemberReads.keep_snapshots`), so the next start, the app's or the node's, lists the
-    spaces at once instead of folding them."""
-    try:
-        written = node.member.keep_snapshots()
-    except Exception:  # only a head start for the next one: stopping must go on
-        log.warning("could not keep the views of the spaces", exc_info=True)
-        return
-    if written:
-        log.info("kept the views of %d spaces for the next start", written)
-
-
-@asynccontextmanager
-async def _open_host(node: Node) -> AsyncIterator[Host]:
-    """The node's host, on the port it used last time if no address was given (else, when that
-    port is taken now, on one the system picks)."""
-    config = node.config
-    remembered = node.book.listen_port
-    choices = [config.listen_addrs] if config.listen_addrs else \
-        [default_listen_addrs(remembered or 0)] + ([default_listen_addrs(0)] if remembered else [])
-    async with AsyncExitStack() as stack:
-        for number, addrs in enumerate(choices, start=1):
-            net = replace(config.net or NetConfig(shutdown_timeout_s=1.0), listen_addrs=addrs,
-                          relay_strangers=config.relay_strangers)
-            try:
-                host = await stack.enter_async_context(open_host(
-                    node.identity, net, validator=node.judge, banned=node.book.banned))
-                break
-            except ListenError:
-                if number == len(choices):
-                    raise
-                log.info("port %s is taken now; listening on another", remembered)
-        yield host
