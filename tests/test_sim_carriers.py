@@ -169,7 +169,7 @@ def test_a_crew_member_cannot_be_named_its_carrier() -> None:
 
 def test_carrier_quotas_and_limit_are_the_nodes() -> None:
     from meshcrew.node.config import CarrierConfig
-    from meshcrew.spaces.fold import MAX_CARRIERS
+    from meshcrew.spaces.rules import MAX_CARRIERS
 
     sim, node = Carriers(), CarrierConfig()
     assert (sim.space_quota_bytes, sim.total_quota_bytes) == (node.space_quota_bytes,

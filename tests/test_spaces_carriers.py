@@ -10,7 +10,7 @@ from meshcrew import spaces
 from meshcrew.errors import SpaceError
 from meshcrew.reasons import Reason
 from meshcrew.spaces.bodies import CarrierBody, draft
-from meshcrew.spaces.fold import MAX_CARRIERS
+from meshcrew.spaces.rules import MAX_CARRIERS
 from spaces_world import World, person, pk
 
 ANA, BO, CY, PI = person("Ana"), person("Bo"), person("Cy"), person("Pi at Ana's")

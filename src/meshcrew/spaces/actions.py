@@ -31,7 +31,6 @@ from meshcrew.spaces.bodies import (
     draft,
 )
 from meshcrew.spaces.cards import card_public_key
-from meshcrew.spaces.fold import MAX_CARRIERS
 from meshcrew.spaces.invites import (
     SECRET_BYTES,
     InviteCode,
@@ -40,6 +39,7 @@ from meshcrew.spaces.invites import (
     prove_invite,
 )
 from meshcrew.spaces.kinds import RecordKind, SpaceKind
+from meshcrew.spaces.rules import MAX_CARRIERS
 from meshcrew.spaces.sealing import (
     HISTORY_AD,
     META_AD,
