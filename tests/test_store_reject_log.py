@@ -97,12 +97,12 @@ def test_refused_bytes_are_named_by_id_up_to_the_record_limit(replica: Replica, 
 def test_a_husk_that_does_not_follow_is_logged_as_its_senders(replica: Replica) -> None:
     chain = Chain(key(3), SPACE)
     one, two, three = (chain.next(kind="sealed") for _ in range(3))
-    replica.append([one.raw], now_ms=NOW_MS)
-    wrong_time = encode_husk(chain.at(2, ts=one.ts - 1, kind="sealed"), b"stub")
-    report = replica.append([wrong_time, three.raw], sender="peer-a", now_ms=NOW_MS + 1)
+    early = chain.at(2, ts=one.ts - 1, kind="sealed")
+    replica.append([encode_husk(early, b"stub")], sender="peer-a", now_ms=NOW_MS)  # waits
+    report = replica.append([one.raw, three.raw], sender="peer-b", now_ms=NOW_MS + 1)
     (entry,) = report.rejected
-    assert (entry.reason, entry.sender, entry.space, entry.author) == (
-        Reason.HUSK_CONFLICT, "peer-a", SPACE, chain.author)
+    assert (entry.record_id, entry.reason, entry.sender, entry.space, entry.author) == (
+        early.id, Reason.HUSK_CONFLICT, "peer-a", SPACE, chain.author)
     assert entry.detail == ("a husk at seq 2 that does not follow the record held at seq 1 "
                             "(its prev or its time)")
     assert replica.append([encode_husk(two, b"stub")], now_ms=NOW_MS + 2).accepted == [
@@ -132,3 +132,40 @@ def test_a_record_that_names_another_than_the_husk_held_is_no_fork(replica: Repl
     assert entry.detail == "seq 3 links to another record at seq 2 than the husk held there"
     assert report.forks == []
     assert replica.forked_authors(SPACE) == set()
+
+
+def _taken_by(entry: RejectEntry, husked: bytes, sender: str, author: bytes) -> None:
+    assert entry == RejectEntry(husked, Reason.HUSK_CONFLICT,
+                                "a husk at seq 2, where another record was taken", sender,
+                                entry.at_ms, SPACE, author)
+
+
+def test_a_husk_waiting_beside_a_signed_record_goes_when_the_gap_below_fills(
+        replica: Replica) -> None:
+    chain = Chain(key(6), SPACE)
+    one, two = chain.next(kind="sealed"), chain.next(kind="sealed")
+    other = chain.at(2, body=b"another two", kind="sealed")
+    replica.append([encode_husk(other, b"stub")], sender="peer-a", now_ms=NOW_MS)
+    replica.append([two.raw], sender="peer-c", now_ms=NOW_MS)
+    assert replica.pending_count() == 2
+    report = replica.append([one.raw], sender="peer-b", now_ms=NOW_MS + 1)
+    assert report.accepted == [one.id, two.id]
+    (entry,) = report.rejected
+    _taken_by(entry, other.id, "peer-a", chain.author)
+    assert replica.pending_count() == 0
+    assert replica.state_of(other.id) is None
+
+
+def test_of_two_husks_at_one_place_the_one_named_above_is_taken(replica: Replica) -> None:
+    chain = Chain(key(7), SPACE)
+    one, two, three = (chain.next(kind="sealed") for _ in range(3))
+    other = next(r for r in (chain.at(2, body=b"another two %d" % n, kind="sealed")
+                             for n in range(64)) if r.id > two.id)  # judged after two's husk
+    replica.append([encode_husk(other, b"stub")], sender="peer-a", now_ms=NOW_MS)
+    report = replica.append([encode_husk(two, b"stub"), three.raw, one.raw], sender="peer-b",
+                            now_ms=NOW_MS + 1)
+    assert report.accepted == [one.id, two.id, three.id]
+    (entry,) = report.rejected
+    _taken_by(entry, other.id, "peer-a", chain.author)
+    assert replica.pending_count() == 0
+    assert replica.expired_count(SPACE) == 1
