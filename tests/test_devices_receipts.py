@@ -12,8 +12,8 @@ from types import MappingProxyType
 import pytest
 
 from meshcrew.node import Node, NodeConfig
-from meshcrew.tui.backend import LocalBackend
 from meshcrew.tui.health import member_holdings, receipt
+from meshcrew.tui.service_backend import LocalBackend
 from test_service_support import Town, crew_of, send, sync, town_at
 
 ANA, LAPTOP, BO, CY = (bytes([n]) * 32 for n in (1, 2, 3, 4))

@@ -19,7 +19,7 @@ from meshcrew.service import snapshots as service_snapshots
 from meshcrew.service import views as service_views
 from meshcrew.service.snapshots import SnapshotView, ViewSnapshots
 from meshcrew.spaces import Period, Rhythm, SpaceState, fold, open_posts
-from meshcrew.tui.backend import LocalBackend
+from meshcrew.tui.service_backend import LocalBackend
 from test_service_support import DAY, WEEK, Town, admit, crew_of, sync, town_at
 
 

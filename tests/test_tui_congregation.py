@@ -10,10 +10,10 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
-from meshcrew.tui.backend import LocalBackend
 from meshcrew.tui.screens.congregation import CongregationScreen
 from meshcrew.tui.screens.forms import FieldsScreen
 from meshcrew.tui.screens.membership import PickScreen
+from meshcrew.tui.service_backend import LocalBackend
 from test_tui_support import (
     DAY,
     Town,

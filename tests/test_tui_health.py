@@ -17,11 +17,12 @@ from textual.pilot import Pilot
 
 from meshcrew.node.reports import PeerReport
 from meshcrew.records import sign_record
-from meshcrew.tui.backend import LocalBackend, PeersUpdated
+from meshcrew.tui.backend import PeersUpdated
 from meshcrew.tui.health import Holdings, PeerStatus, Route, SyncStatus
 from meshcrew.tui.node_backend import sync_status
 from meshcrew.tui.screens.health import SyncHealthScreen
 from meshcrew.tui.screens.space import SpaceScreen
+from meshcrew.tui.service_backend import LocalBackend
 from test_tui_support import (
     HOUR,
     Town,

@@ -16,13 +16,13 @@ from meshcrew.home import Home
 from meshcrew.service import views as service_views
 from meshcrew.spaces import SpaceState, fold
 from meshcrew.tui.app import MeshcrewApp
-from meshcrew.tui.backend import LocalBackend
 from meshcrew.tui.launch import HomeSetup
 from meshcrew.tui.screens.create_space import CreateSpaceScreen
 from meshcrew.tui.screens.first_run import FirstRunScreen
 from meshcrew.tui.screens.home import HomeScreen
 from meshcrew.tui.screens.join import JoinScreen
 from meshcrew.tui.screens.space import SpaceScreen
+from meshcrew.tui.service_backend import LocalBackend
 from test_tui_support import (
     WAIT_S,
     Clock,

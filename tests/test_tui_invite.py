@@ -12,11 +12,12 @@ from textual.pilot import Pilot
 from textual.widgets import Input, ProgressBar
 
 from meshcrew.spaces import decode_invite_code
-from meshcrew.tui.backend import JoinProgress, LocalBackend
+from meshcrew.tui.backend import JoinProgress
 from meshcrew.tui.screens.home import HomeScreen
 from meshcrew.tui.screens.invite import InviteScreen
 from meshcrew.tui.screens.join import JoinScreen
 from meshcrew.tui.screens.space import SpaceScreen
+from meshcrew.tui.service_backend import LocalBackend
 from meshcrew.tui.widgets.qr import QUIET_ZONE, qr_text
 from test_tui_support import (
     DAY,

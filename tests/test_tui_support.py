@@ -1,7 +1,7 @@
 """Members on real replicas for the TUI tests (no tests here; shared by tests/test_tui_*.py).
 
-Each person is a :class:`~meshcrew.tui.backend.LocalBackend` (the member service over a replica
-in its own home folder) with a deterministic key and random bytes. The clock stands still
+Each person is a :class:`~meshcrew.tui.service_backend.LocalBackend` (the member service over a
+replica in its own home folder) with a deterministic key and random bytes. The clock stands still
 unless a test moves it, so every run signs the same records and the snapshots repeat exactly.
 Records move between people only through the service's ``export`` and ``ingest``, as files
 would; the node is not needed.
@@ -23,8 +23,8 @@ from textual.pilot import Pilot
 from meshcrew.identity import Identity
 from meshcrew.store import Replica
 from meshcrew.tui.app import MeshcrewApp
-from meshcrew.tui.backend import LocalBackend
 from meshcrew.tui.read_marks import ReadMarks
+from meshcrew.tui.service_backend import LocalBackend
 from test_service_support import Homes
 
 T0 = 1_767_657_000_000  # 2026-01-05 23:50 UTC, a Monday

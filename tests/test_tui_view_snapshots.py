@@ -17,8 +17,8 @@ from textual.pilot import Pilot
 from meshcrew.service import views as service_views
 from meshcrew.service.snapshots import SnapshotView, ViewSnapshots
 from meshcrew.spaces import SpaceState, fold
-from meshcrew.tui.backend import LocalBackend
 from meshcrew.tui.screens.space import SpaceScreen
+from meshcrew.tui.service_backend import LocalBackend
 from test_tui_support import Town, crew_of, drive, make_app, screen_text, send, town_at, until
 
 

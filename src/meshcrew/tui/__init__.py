@@ -1,8 +1,9 @@
 """The Textual app: the only package that imports Textual.
 
 * :mod:`.backend` — the :class:`~meshcrew.tui.backend.Backend` protocol the screens use (the
-  member service's reads and writes, plus what a node knows: status and holdings), its events,
-  and :class:`~meshcrew.tui.backend.LocalBackend` (the service over the local replica, offline);
+  member service's reads and writes, plus what a node knows: status and holdings) and its events;
+* :mod:`.service_backend` — :class:`~meshcrew.tui.service_backend.LocalBackend` (the service over
+  the local replica, offline) and the reads it shares with the attached backend;
 * :mod:`.node_backend` — the backend of a node running inside the app (trio guest mode);
 * :mod:`.attached` — the backend of an app attached to a ``meshcrew node`` already running;
 * :mod:`.health` — sync status as plain data (``OFFLINE`` without a node), receipts;

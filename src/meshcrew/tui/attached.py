@@ -30,10 +30,11 @@ from meshcrew.service import MemberReads
 from meshcrew.service.devices import DeviceEntry
 from meshcrew.spaces import Position, Post, Rhythm, SettingsChange, SpaceKind
 from meshcrew.store import Replica
-from meshcrew.tui.backend import JoinProgress, PeersUpdated, ServiceReads, SpacesChanged
+from meshcrew.tui.backend import JoinProgress, PeersUpdated, SpacesChanged
 from meshcrew.tui.device_calls import LINK_WAIT_S
 from meshcrew.tui.health import Holdings, SyncStatus
 from meshcrew.tui.node_backend import STAGES, sync_status
+from meshcrew.tui.service_backend import ServiceReads
 
 if TYPE_CHECKING:
     from meshcrew.node.reports import LinkResult

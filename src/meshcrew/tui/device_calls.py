@@ -7,8 +7,8 @@ the same ones ``meshcrew devices`` and ``meshcrew init --link`` use:
 * :class:`DeviceCalls` is the part of :class:`~meshcrew.tui.backend.Backend` the device screens
   use;
 * :class:`OfflineDeviceCalls` is how an app without a node offers them (a
-  :class:`~meshcrew.tui.backend.LocalBackend`): the list and a revocation work on the replica;
-  linking needs a node, so it is refused with a sentence saying what to do.
+  :class:`~meshcrew.tui.service_backend.LocalBackend`): the list and a revocation work on the
+  replica; linking needs a node, so it is refused with a sentence saying what to do.
   :class:`~meshcrew.tui.node_backend.NodeBackend` links through its node;
   :class:`~meshcrew.tui.attached.AttachedBackend` asks the node it is attached to.
 

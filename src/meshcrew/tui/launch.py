@@ -25,9 +25,10 @@ from meshcrew.node.config import NodeConfig
 from meshcrew.node.control_client import ControlClient, control_types
 from meshcrew.node.home_backup import RestoreReport, restore
 from meshcrew.store import Replica
-from meshcrew.tui.backend import Backend, LocalBackend
+from meshcrew.tui.backend import Backend
 from meshcrew.tui.node_runner import NodeMain
 from meshcrew.tui.read_marks import FILE_NAME, ReadMarks
+from meshcrew.tui.service_backend import LocalBackend
 
 if TYPE_CHECKING:
     from meshcrew.node.reports import LinkResult

@@ -1,9 +1,9 @@
 """The backend of an app whose node runs in the same process (trio in guest mode).
 
-:class:`NodeBackend` starts as a :class:`~meshcrew.tui.backend.LocalBackend` over the replica,
-so the home screen paints at once; :meth:`NodeBackend.run` (the app's node runner) opens the
-node on that same replica and from then on every read and write goes to the node's own member
-service, so the node stays the only writer and publishes what the member signs. The node's
+:class:`NodeBackend` starts as a :class:`~meshcrew.tui.service_backend.LocalBackend` over the
+replica, so the home screen paints at once; :meth:`NodeBackend.run` (the app's node runner) opens
+the node on that same replica and from then on every read and write goes to the node's own
+member service, so the node stays the only writer and publishes what the member signs. The node's
 events become backend events; its peer reports become :class:`~meshcrew.tui.health.SyncStatus`;
 its receipts (the frontiers peers showed in sync sessions) become holdings.
 
@@ -27,9 +27,10 @@ from meshcrew.identity import Identity
 from meshcrew.spaces import decode_invite_code
 from meshcrew.spaces.invites import MAX_ADDR_CHARS, MAX_ADDRS
 from meshcrew.store import Replica
-from meshcrew.tui.backend import JoinProgress, LocalBackend, PeersUpdated, SpacesChanged
+from meshcrew.tui.backend import JoinProgress, PeersUpdated, SpacesChanged
 from meshcrew.tui.device_calls import LINK_WAIT_S
 from meshcrew.tui.health import Holdings, PeerStatus, Route, SyncStatus
+from meshcrew.tui.service_backend import LocalBackend
 
 if TYPE_CHECKING:
     from meshcrew.node import JoinProgress as NodeJoinProgress
