@@ -60,10 +60,10 @@ from meshcrew.service import Member
 from meshcrew.spaces import CheckIn, Reaction, Reply, seal_post
 from meshcrew.store import Replica
 from meshcrew.tui.app import MeshcrewApp
-from meshcrew.tui.backend import LocalBackend
 from meshcrew.tui.read_marks import ReadMarks
 from meshcrew.tui.screens.home import HomeScreen
 from meshcrew.tui.screens.space import SpaceScreen
+from meshcrew.tui.service_backend import LocalBackend
 from meshcrew.tui.widgets.timeline import Timeline
 
 FIRST_PAINT_TARGET_S = 1.0
