@@ -211,7 +211,7 @@ def voided(state: SpaceState) -> set[bytes]:
             if rid in out or state.statuses[rid].accepted:
                 continue
             body = parse_body(rec.kind, rec.body)
-            deps = {rec.prev, *(spaces.bodies.references(body) if body else ())}
+            deps = {rec.prev, *(spaces.order.references(body) if body else ())}
             if deps & out:
                 out.add(rid)
                 grew = True

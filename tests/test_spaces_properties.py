@@ -307,7 +307,7 @@ def voided_by_removals(state: SpaceState) -> set[bytes]:
             if rid in voided or state.statuses[rid].accepted:
                 continue
             body = parse_body(rec.kind, rec.body)
-            deps = {rec.prev, *(spaces.bodies.references(body) if body else ())}
+            deps = {rec.prev, *(spaces.order.references(body) if body else ())}
             if deps & voided:
                 voided.add(rid)
                 grew = True

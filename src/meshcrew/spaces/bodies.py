@@ -207,32 +207,6 @@ Body = (GenesisBody | InviteBody | JoinBody | LeaveBody | RemoveBody | ConsentBo
         | SealedBody | CarrierBody)
 
 
-def references(body: Body) -> tuple[bytes, ...]:
-    """The record ids a body names; the record waits until they are all present."""
-    match body:
-        case JoinBody():
-            return (body.invite,)
-        case RemoveBody():
-            return (body.last_id, *body.after, *(last for _, _, last in body.devices))
-        case LeaveBody():
-            return tuple(last for _, _, last in body.devices)
-        case ConsentBody():
-            return (body.proposal,)
-        case KeysBody():
-            return (body.prev, *body.after)
-        case SealedBody():
-            return (body.epoch,)
-        case CarrierBody():
-            return () if body.after is None else (body.after,)
-        case RevokeBody():
-            return (body.invite, *body.used)
-        case UnlinkBody():
-            return (body.last_id,)
-        case DeviceBody():
-            return (body.after,)
-    return ()
-
-
 def _pack(value: dict[str, Any]) -> bytes:
     data: bytes = msgpack.packb(value, use_bin_type=True)
     if len(data) > MAX_BODY_BYTES:

@@ -115,10 +115,9 @@ from meshcrew.spaces.bodies import (
     RevokeBody,
     UnlinkBody,
     parse_body,
-    references,
 )
 from meshcrew.spaces.kinds import RecordKind
-from meshcrew.spaces.order import canonical_order, find_waiting
+from meshcrew.spaces.order import canonical_order, find_waiting, references
 from meshcrew.spaces.rules import Machine, refused
 from meshcrew.spaces.state import (
     Outcome,

@@ -1,7 +1,7 @@
 """The canonical order: one total order of a set of records, the same on every replica.
 
 Each record has *hard* dependencies (its chain predecessor, the space's genesis, and the ids its
-body names) and may have *soft* ones (ordering hints added by the fold, see
+body names: :func:`references`) and may have *soft* ones (ordering hints added by the fold, see
 :mod:`meshcrew.spaces.fold`). The order is Kahn's topological sort that always takes the
 ready record with the smallest id. A record with a hard dependency that is absent from the set,
 directly or through another record, is *waiting*: it stays out of the order until the missing
@@ -15,6 +15,20 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping
+
+from meshcrew.spaces.bodies import (
+    Body,
+    CarrierBody,
+    ConsentBody,
+    DeviceBody,
+    JoinBody,
+    KeysBody,
+    LeaveBody,
+    RemoveBody,
+    RevokeBody,
+    SealedBody,
+    UnlinkBody,
+)
 
 
 def find_waiting(hard: Mapping[bytes, Iterable[bytes]]) -> dict[bytes, frozenset[bytes]]:
@@ -99,3 +113,29 @@ def canonical_order(hard: Mapping[bytes, Iterable[bytes]],
                 if soft_left[child] == 0 and hard_left[child] == 0:
                     heapq.heappush(ready, child)
     return order
+
+
+def references(body: Body) -> tuple[bytes, ...]:
+    """The record ids a body names; the record waits until they are all present."""
+    match body:
+        case JoinBody():
+            return (body.invite,)
+        case RemoveBody():
+            return (body.last_id, *body.after, *(last for _, _, last in body.devices))
+        case LeaveBody():
+            return tuple(last for _, _, last in body.devices)
+        case ConsentBody():
+            return (body.proposal,)
+        case KeysBody():
+            return (body.prev, *body.after)
+        case SealedBody():
+            return (body.epoch,)
+        case CarrierBody():
+            return () if body.after is None else (body.after,)
+        case RevokeBody():
+            return (body.invite, *body.used)
+        case UnlinkBody():
+            return (body.last_id,)
+        case DeviceBody():
+            return (body.after,)
+    return ()
