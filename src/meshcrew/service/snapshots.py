@@ -48,7 +48,8 @@ from meshcrew.home import Home
 from meshcrew.identity import Identity
 from meshcrew.records import Head
 from meshcrew.service.entries import PostEntry, RemovalEntry, SpaceSummary
-from meshcrew.service.views import _CHECKIN_KINDS, SpaceView
+from meshcrew.service.space_entries import _CHECKIN_KINDS
+from meshcrew.service.views import SpaceView
 from meshcrew.spaces import (
     Keyring,
     OpenedPost,
@@ -64,7 +65,7 @@ from meshcrew.store import Replica
 if TYPE_CHECKING:
     from functools import cached_property as memo
 else:
-    from meshcrew.service.views import memo  # cached_property without its lock
+    from meshcrew.service.memo import memo  # cached_property without its lock
 
 log = logging.getLogger(__name__)
 
