@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 import trio
 
 from meshcrew.errors import MeshcrewError
+from meshcrew.node.reports import NodeEvent, RecordsChanged
 from meshcrew.service import Member
 from meshcrew.store import Replica
 
@@ -24,11 +25,14 @@ log = logging.getLogger("meshcrew.node")
 
 CHECK_EVERY_S = 60.0
 """The longest wait between two passes."""
+WOKEN_GAP_S = 1.0
+"""The shortest time between two passes when arriving records wake one (a busy space with a
+waiting post must not run a pass per record)."""
 
 
 class HoldsSpaces(Protocol):
-    """What retention needs of a node (``Node`` has both; typed so, this module does not import
-    the node's)."""
+    """What retention needs of a node (``Node`` has these; typed so, this module does not
+    import the node's)."""
 
     @property
     def replica(self) -> Replica: ...
@@ -36,29 +40,44 @@ class HoldsSpaces(Protocol):
     @property
     def member(self) -> Member: ...
 
+    def subscribe(self, buffer: int = 256) -> trio.MemoryReceiveChannel[NodeEvent]: ...
+
 
 async def expire_posts(node: HoldsSpaces, *,
                        task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Delete each space's expired posts, pass after pass, until cancelled.
 
     Started with ``nursery.start``, it reports ready after its first pass, so that a node
-    that was off while posts expired can delete them before it serves any sync.
+    that was off while posts expired can delete them before it serves any sync. A post that
+    expired while it was its author's newest record waits for the author's next record (rule
+    4): a pass runs as soon as records arrive in a space where one waits, not a minute later.
     """
     first = True
-    while True:
-        next_ms: int | None = None
-        for space_id in node.replica.spaces():
-            try:
-                found = node.member.expire_due(space_id)
-            except MeshcrewError as exc:
-                log.warning("could not expire the posts of %s: %s", space_id.hex()[:12], exc)
-                continue
-            if found is not None and found.next_ms is not None:
-                next_ms = found.next_ms if next_ms is None else min(next_ms, found.next_ms)
-            await trio.lowlevel.checkpoint()
-        if first:
-            task_status.started()
-            first = False
-        wait_s = CHECK_EVERY_S if next_ms is None else \
-            min(CHECK_EVERY_S, max(0.05, (next_ms - node.member.now()) / 1000))
-        await trio.sleep(wait_s)  # a timer for scheduled work, not a wait for another task
+    with node.subscribe() as events:
+        while True:
+            next_ms: int | None = None
+            waiting: set[bytes] = set()
+            for space_id in node.replica.spaces():
+                try:
+                    found = node.member.expire_due(space_id)
+                except MeshcrewError as exc:
+                    log.warning("could not expire the posts of %s: %s", space_id.hex()[:12],
+                                exc)
+                    continue
+                if found is not None and found.next_ms is not None:
+                    next_ms = found.next_ms if next_ms is None else min(next_ms, found.next_ms)
+                if found is not None and found.waiting:
+                    waiting.add(space_id)
+                await trio.lowlevel.checkpoint()
+            if first:
+                task_status.started()
+                first = False
+            wait_s = CHECK_EVERY_S if next_ms is None else \
+                min(CHECK_EVERY_S, max(0.05, (next_ms - node.member.now()) / 1000))
+            # a timer for scheduled work, cut short by records that may free a waiting post
+            earliest = trio.current_time() + WOKEN_GAP_S
+            with trio.move_on_after(wait_s):
+                async for event in events:
+                    if isinstance(event, RecordsChanged) and event.spaces & waiting:
+                        await trio.sleep_until(earliest)
+                        break

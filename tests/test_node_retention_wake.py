@@ -1,0 +1,71 @@
+"""When the node's retention pass (:func:`meshcrew.node.retention.expire_posts`) runs again,
+on real member services and replicas; the node's event channel is a plain trio channel the
+test writes to, as the node's record intake does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from hosts_on_loopback import wait_until
+from meshcrew.node.reports import NodeEvent, RecordsChanged
+from meshcrew.node.retention import CHECK_EVERY_S, expire_posts
+from meshcrew.service import Member
+from meshcrew.store import Replica
+from test_service_retention import daily_crew
+from test_service_support import DAY, Town, sync, town_at
+
+pytestmark = pytest.mark.trio
+
+
+@pytest.fixture
+def town(tmp_path: Path) -> Iterator[Town]:
+    yield from town_at(tmp_path)
+
+
+class Watched:
+    """A member service with the node's event channel, which the test feeds."""
+
+    def __init__(self, member: Member) -> None:
+        self.member = member
+        self._send, self._receive = trio.open_memory_channel[NodeEvent](16)
+
+    @property
+    def replica(self) -> Replica:
+        return self.member.replica
+
+    def subscribe(self, buffer: int = 256) -> trio.MemoryReceiveChannel[NodeEvent]:
+        return self._receive
+
+    def records_arrived(self, space: bytes) -> None:
+        self._send.send_nowait(RecordsChanged(frozenset({space}), (), False, 0))
+
+
+async def test_a_waiting_post_goes_as_soon_as_its_authors_next_record_arrives(
+        town: Town) -> None:
+    """Ada's check-in expires while it is her newest record, so Bob's node keeps it (rule 4);
+    her node re-posts her profile and deletes it. When that profile reaches Bob, his node's
+    pass runs at once, not at its next timer (a minute)."""
+    space, ada, bob = daily_crew(town, keep_checkins=1)
+    marker = ada.checkin(space, text="MARKER-waiting", energy=3)
+    sync(space, ada, bob)
+    town.clock.advance(2 * DAY)
+    bobs_node = Watched(bob)
+
+    def expired() -> bool:
+        held = bob.replica.get(marker)
+        return held is not None and held.expired
+
+    assert CHECK_EVERY_S >= 30  # so only the wake can beat the deadline below
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(expire_posts, bobs_node)
+            assert not expired()  # Ada's newest record: it waits
+            ada.expire_due(space)  # her profile again, then her check-in goes
+            sync(space, ada, bob)
+            bobs_node.records_arrived(space)
+            await wait_until(expired, within=5)
+            nursery.cancel_scope.cancel()
