@@ -62,7 +62,7 @@ def ciphertext_of(node: NodeProcess, record_id: str) -> bytes:
 def test_an_expired_checkin_leaves_every_members_home_folder(fleet: Fleet) -> None:
     ada, bo, cy = nodes = tuple(fleet.make("Ada", "Bo", "Cy"))
     start_all(*nodes)
-    rhythm, ends = daily_ending_in(50)
+    rhythm, ends = daily_ending_in(35)  # the set-up below takes 10-15 s here
     space = str(ada.cli("crew", "create", "Crew", "--rhythm", rhythm,
                         "--keep-checkins", "1")["id"])
     for joiner in (bo, cy):
