@@ -26,6 +26,7 @@ from meshcrew.spaces import (
     SpaceState,
     decode_invite_code,
 )
+from meshcrew.spaces.bodies import parse_body
 from meshcrew.spaces.cards import prove_card
 
 T0 = 1_767_571_200_000  # 2026-01-05 00:00 UTC, a Monday
@@ -156,3 +157,21 @@ class World:
         """What ``key`` can read of the space."""
         state = self.state(space_id, records)
         return spaces.open_posts(state, spaces.unlock(state, key))
+
+
+def with_dependants(state: SpaceState, seeds: set[bytes]) -> set[bytes]:
+    """``seeds`` and every refused record of ``state`` that builds on them, however far (by its
+    ``prev`` or by a record its body names): what a refusal by design voids."""
+    out = set(seeds)
+    grew = True
+    while grew:
+        grew = False
+        for rid, rec in state.records.items():
+            if rid in out or state.statuses[rid].accepted:
+                continue
+            body = parse_body(rec.kind, rec.body)
+            deps = {rec.prev, *(spaces.order.references(body) if body else ())}
+            if deps & out:
+                out.add(rid)
+                grew = True
+    return out

@@ -23,7 +23,7 @@ from meshcrew.errors import SpaceError
 from meshcrew.reasons import Reason
 from meshcrew.records import Record
 from meshcrew.spaces import CheckIn, InviteCode, MemberStatus, SpaceState
-from meshcrew.spaces.bodies import DeviceBody, JoinBody, SealedBody, draft, parse_body
+from meshcrew.spaces.bodies import DeviceBody, JoinBody, SealedBody, draft
 from meshcrew.spaces.devices import (
     DEVICE_DOMAIN,
     certify_device,
@@ -33,7 +33,7 @@ from meshcrew.spaces.devices import (
 )
 from meshcrew.spaces.extend import extend
 from meshcrew.spaces.invites import prove_invite
-from spaces_world import World, person, pk
+from spaces_world import World, person, pk, with_dependants
 
 MEMBERS = [person(f"m{i}") for i in range(4)]
 LAPTOPS = [person(f"d{i}") for i in range(4)]
@@ -202,20 +202,8 @@ def check_invariants(state: SpaceState) -> None:
 
 def voided(state: SpaceState) -> set[bytes]:
     """Records refused by design (a removal, a revocation) and what builds on them."""
-    out = {rid for rid, s in state.statuses.items() if s.reason in (
-        Reason.REMOVED_MEMBER, Reason.DEVICE_OF_REMOVED, Reason.DEVICE_REVOKED)}
-    grew = True
-    while grew:
-        grew = False
-        for rid, rec in state.records.items():
-            if rid in out or state.statuses[rid].accepted:
-                continue
-            body = parse_body(rec.kind, rec.body)
-            deps = {rec.prev, *(spaces.order.references(body) if body else ())}
-            if deps & out:
-                out.add(rid)
-                grew = True
-    return out
+    return with_dependants(state, {rid for rid, s in state.statuses.items() if s.reason in (
+        Reason.REMOVED_MEMBER, Reason.DEVICE_OF_REMOVED, Reason.DEVICE_REVOKED)})
 
 
 @settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -32,7 +32,7 @@ from meshcrew.spaces.bodies import (
 from meshcrew.spaces.invites import prove_invite
 from meshcrew.spaces.posts import encode_post
 from meshcrew.spaces.sealing import post_ad
-from spaces_world import World, person, pk
+from spaces_world import World, person, pk, with_dependants
 
 PEOPLE = [person(f"p{i}") for i in range(6)]
 N = len(PEOPLE)
@@ -298,20 +298,9 @@ def voided_by_removals(state: SpaceState) -> set[bytes]:
     them (a join with a voided invite, the joiner's later records, posts under a voided epoch).
     Also joins that lapsed by design: a member back after the invite expired let no one in.
     """
-    voided = {rid for rid, s in state.statuses.items() if s.reason is Reason.REMOVED_MEMBER
-              or (s.reason is Reason.INVITE_EXPIRED and "let the joiner in" in s.detail)}
-    grew = True
-    while grew:
-        grew = False
-        for rid, rec in state.records.items():
-            if rid in voided or state.statuses[rid].accepted:
-                continue
-            body = parse_body(rec.kind, rec.body)
-            deps = {rec.prev, *(spaces.order.references(body) if body else ())}
-            if deps & voided:
-                voided.add(rid)
-                grew = True
-    return voided
+    return with_dependants(state, {
+        rid for rid, s in state.statuses.items() if s.reason is Reason.REMOVED_MEMBER
+        or (s.reason is Reason.INVITE_EXPIRED and "let the joiner in" in s.detail)})
 
 
 @settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
