@@ -79,9 +79,13 @@ def test_an_expired_checkin_leaves_every_members_home_folder(fleet: Fleet) -> No
     assert all(MARKER in n.texts(space) for n in nodes)
     # (a pass runs at least once a minute; a busy machine may make one miss its WAL checkpoint
     # while others read, and the next pass, a minute on, completes it)
-    wait_for(lambda: all(blob not in home_bytes(n) for n in nodes),
+    # (the reply, Bo's newest record, goes once his re-posted profile reaches each node: a
+    # moment after the check-in on the others)
+    wait_for(lambda: all(blob not in home_bytes(n)
+                         and "heard you, REPLY-retention-5c1e" not in n.texts(space)
+                         for n in nodes),
              within=ends - time.time() + 150,
-             what="the check-in's ciphertext gone from every home folder")
+             what="the check-in's ciphertext and its reply gone from every home folder")
     assert time.time() >= ends  # not before its time
     for node in nodes:
         on_disk = home_bytes(node)
