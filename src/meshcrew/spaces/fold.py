@@ -236,7 +236,8 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
             behind.setdefault((body.device, body.last_seq + 1), set()).add(rid)
         elif isinstance(body, LeaveBody) and (body.devices or claims):
             leaver = by_id[rid].author
-            _behind_devices(behind, claims, claims.get(leaver, leaver), body.devices, {rid})
+            _behind_devices(behind, claims, claims.get(leaver, leaver), body.devices, {rid},
+                            leaver)
         elif isinstance(body, KeysBody):
             for named in body.after:
                 join = by_id.get(named)
@@ -270,13 +271,16 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
 
 def _behind_devices(behind: dict[tuple[bytes, int], set[bytes]], claims: dict[bytes, bytes],
                     member: bytes, named: tuple[tuple[bytes, int, bytes], ...],
-                    first: set[bytes]) -> None:
+                    first: set[bytes], leaver: bytes | None = None) -> None:
     """A leave or removal of ``member`` (``first``: it and its consents) comes before each
     named device's record after the named one, and before the certificate of every device
-    of the member it does not name (rules 12 and 13)."""
+    of the member it does not name (rules 12 and 13), but the ``leaver``'s own: a leave
+    follows its author's certificate in their chain."""
     for device, seq, _ in named:
         behind.setdefault((device, seq + 1), set()).update(first)
     cut = {device for device, _, _ in named}
+    if leaver is not None:
+        cut.add(leaver)
     for device, owner in claims.items():
         if owner == member and device not in cut:
             behind.setdefault((device, 1), set()).update(first)
