@@ -274,6 +274,21 @@ class Replica:
         rows = self._all(sql + " ORDER BY r.ts, r.id", args)
         return _lean_records(rows) if lean else [_record(raw, rid) for raw, rid in rows]
 
+    def each_space_record(self, space_id: bytes) -> Iterator[Record]:
+        """The accepted records of a space one at a time, read from the disk as they are asked
+        for (all of them are never in memory at once): each author's chain whole, in order, as
+        :func:`meshcrew.spaces.membership.fold_membership` takes them; lean, as
+        :meth:`space_records` gives them with ``lean``. Read them to the end before using the
+        replica again."""
+        try:
+            rows = self._connection().execute(
+                "SELECT r.raw, r.id FROM chains c JOIN records r ON r.chain = c.chain "
+                f"WHERE c.space = ? AND r.state = {ACCEPTED} ORDER BY c.author, r.seq",
+                (space_id,))
+            yield from _each_lean(rows)
+        except sqlite3.Error as exc:
+            raise ReplicaError(f"Cannot read the replica {self.path}: {exc}.") from exc
+
     def author_records(self, author: bytes, space_id: bytes | None = None) -> list[Record]:
         """An author's accepted records: by space id, then in chain order."""
         sql = ("SELECT r.raw, r.id FROM chains c JOIN records r ON r.chain = c.chain "
@@ -414,11 +429,15 @@ def _is_husk(raw: bytes) -> bool:
 
 def _lean_records(rows: Iterable[tuple[bytes, bytes]]) -> list[Record]:
     """The records of ``rows`` (raw, id) as :meth:`Replica.space_records` gives them lean."""
+    return list(_each_lean(rows))
+
+
+def _each_lean(rows: Iterable[tuple[bytes, bytes]]) -> Iterator[Record]:
+    """The records of ``rows`` (raw, id), lean (see :meth:`Replica.space_records`)."""
     shared: dict[object, Any] = {}
-    found: list[Record] = []
     for raw, rid in rows:
         if _is_husk(raw):
-            found.append(decode_husk(raw))
+            yield decode_husk(raw)
             continue
         version, kind, space, author, seq, prev, ts, body, sig = msgpack.unpackb(raw, raw=False)
         kind, space, author = (shared.setdefault(kind, kind), shared.setdefault(space, space),
@@ -428,8 +447,7 @@ def _lean_records(rows: Iterable[tuple[bytes, bytes]]) -> list[Record]:
         shared[rid] = rid
         if kind == POST_KIND:
             raw, sig = b"", b""
-        found.append(Record(version, kind, space, author, seq, prev, ts, body, sig, raw, rid))
-    return found
+        yield Record(version, kind, space, author, seq, prev, ts, body, sig, raw, rid)
 
 
 POST_KIND = HUSK_KIND
