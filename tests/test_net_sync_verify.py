@@ -15,9 +15,10 @@ import pytest
 import trio
 
 from hosts_on_loopback import open_hosts, wait_until
-from meshcrew.net import RecordsVerified, SessionEvent, SyncService, Verifier
+from meshcrew.net import PoolVerifier, RecordsVerified, SessionEvent, SyncService, Verifier
 from meshcrew.records import Record, record_id
-from meshcrew.store import VerifiedBatch, verify_batch
+from meshcrew.store import VerifiedBatch, VerifyPool, verify_batch
+from meshcrew.store.verify import IN_WORKERS_FROM
 from meshcrew.sync import MAX_BATCH_RECORDS, PeerFrontier
 from replica_in_memory import MemoryReplica, make_chain, signing_key, space_id
 
@@ -170,3 +171,54 @@ async def test_a_failing_verifier_ends_the_session_for_both_sides() -> None:
             assert a.scores.points(b.peer_id, time.monotonic()) == 0
             assert b.scores.points(a.peer_id, time.monotonic()) == 0
             nursery.cancel_scope.cancel()
+
+
+async def test_the_nodes_verifier_checks_in_worker_processes_and_keeps_the_order() -> None:
+    """PoolVerifier (the node's): large batches are checked by a VerifyPool's worker process,
+    small ones at once; the records that passed come back in their order, a forged one refused
+    with its reason, whichever path it took."""
+    chains = [make_chain(signing_key(n), S1, 650) for n in (6, 7)]
+    forged_ids = {chains[0][300].id}  # in a full batch; and the last of a small one, below
+
+    def forge(record: Record) -> Record:
+        raw = bytearray(record.raw)
+        raw[-1] ^= 1
+        return Record(*[getattr(record, f) for f in
+                        ("version", "kind", "space", "author", "seq", "prev", "ts", "body",
+                         "sig")], bytes(raw), record_id(bytes(raw)))
+
+    class Lying(MemoryReplica):
+        def records_after(self, space: bytes, theirs: object, *, limit: int) -> list[Record]:
+            sent = super().records_after(space, theirs, limit=limit)  # type: ignore[arg-type]
+            if 0 < len(sent) < IN_WORKERS_FROM:
+                forged_ids.add(sent[-1].id)
+            return [forge(r) if r.id in forged_ids else r for r in sent]
+
+    source = Lying([r for chain in chains for r in chain])
+    batches: list[VerifiedBatch] = []
+
+    async def on_event(peer_id: str, event: SessionEvent) -> None:
+        if isinstance(event, RecordsVerified):
+            batches.append(event.batch)
+
+    with trio.fail_after(60), VerifyPool(workers=1) as pool:
+        async with open_hosts(2) as [a, b], trio.open_nursery() as nursery:
+            server = SyncService(b, source, lambda: [S1], lambda s, k: True, on_event)
+            client = SyncService(a, MemoryReplica(), lambda: [S1], lambda s, k: True, on_event,
+                                 verifier=PoolVerifier(pool, lambda: NOW_MS))
+            await nursery.start(server.run)
+            await a.connect(b.listen_addrs()[0])
+            stats = await client.sync_with(b.peer_id)
+            nursery.cancel_scope.cancel()
+        assert pool.submitted >= 1300 // MAX_BATCH_RECORDS  # the full batches went to a worker
+    assert stats.records_received == 1300
+    assert [len(b.refused) for b in batches if len(b) < IN_WORKERS_FROM] == [1]  # small
+    records = [r for batch in batches for r in batch.records]
+    refused = [(raw, error) for batch in batches for raw, error in batch.refused]
+    assert sorted(record_id(raw) for raw, _ in refused) == sorted(
+        forge(r).id for chain in chains for r in chain if r.id in forged_ids)
+    assert {error.reason.value for _, error in refused} == {"bad_signature"}
+    assert len(records) == 1298
+    for chain in chains:
+        passed = [r.raw for r in records if r.author == chain[0].author]
+        assert passed == [r.raw for r in chain if r.id not in forged_ids]

@@ -32,6 +32,7 @@ from meshcrew.net.scores import (
 )
 from meshcrew.net.stream import Stream
 from meshcrew.net.syncing import (
+    PoolVerifier,
     RecordsVerified,
     SessionEvent,
     SyncEventHandler,
@@ -57,6 +58,7 @@ __all__ = [
     "PeerDisconnected",
     "PeerEvent",
     "PeerScores",
+    "PoolVerifier",
     "RecordsVerified",
     "SessionEvent",
     "Stream",

@@ -161,6 +161,8 @@ class VerifyPool:
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self.submitted = 0
+        """Batches handed to the worker processes so far."""
 
     def submit(self, raws: Sequence[bytes], *, now_ms: int) -> Future[Refusals]:
         """Start checking a batch; the future gives :func:`refusals_of`'s answer.
@@ -178,6 +180,7 @@ class VerifyPool:
                     self.workers, mp_context=multiprocessing.get_context("spawn"),
                     initializer=_exit_with, initargs=(os.getpid(),))
             pool = self._pool
+            self.submitted += 1
         try:
             return pool.submit(refusals_of, list(raws), now_ms)
         except RuntimeError as exc:  # broken (a worker died): the next batch starts afresh
