@@ -18,7 +18,7 @@ import pytest
 SOURCE = Path(__file__).resolve().parent.parent / "src"
 
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(layer.split()) for layer in (
-    "meshcrew errors reasons",
+    "meshcrew errors reasons files",
     "records crypto identity home collector",
     "spaces sync store backup",
     "service net sim netlab",

@@ -24,6 +24,7 @@ from nacl.exceptions import CryptoError
 from nacl.signing import SigningKey, VerifyKey
 
 from meshcrew.errors import IdentityError
+from meshcrew.files import write_private
 
 KEY_FILE_FORMAT = "meshcrew-identity"
 KEY_FILE_VERSION = 1
@@ -173,24 +174,13 @@ def save(identity: Identity, path: Path, *, passphrase: bytes | None = None) -> 
     data: bytes = msgpack.packb(doc, use_bin_type=True)
     if path.exists():
         raise IdentityError(f"A key file already exists at {path}; refusing to overwrite it.")
-    tmp = path.with_name(path.name + ".new")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.link(tmp, path)  # fails if a key file appeared meanwhile: never overwrite
+        write_private(path, data, overwrite=False)  # if one appeared meanwhile: never replace it
     except FileExistsError:
-        tmp.unlink(missing_ok=True)
         raise IdentityError(f"A key file already exists at {path}; "
                             "refusing to overwrite it.") from None
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise IdentityError(f"Cannot write the key file {path}: {exc.strerror or exc}.") from None
-    tmp.unlink()
 
 
 def is_sealed(path: Path) -> bool:

@@ -27,6 +27,7 @@ from meshcrew import identity
 from meshcrew.backup import BackupContents, KdfCost, open_backup, seal_backup
 from meshcrew.crypto import Rng
 from meshcrew.errors import BackupError, IdentityError
+from meshcrew.files import write_private
 from meshcrew.home import Home
 from meshcrew.node.peerbook import PeerBook, peer_book_file
 from meshcrew.records import Head
@@ -177,36 +178,10 @@ def write_private_file(path: Path, data: bytes) -> None:
     Raises:
         BackupError: if it cannot be written (the temporary file is removed).
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(fd, 0o600)  # whatever the umask
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        write_private(path, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise BackupError(f"Cannot write {path}: {exc.strerror or exc}.") from None
-    _sync_folder(path.parent)
-
-
-def _sync_folder(folder: Path) -> None:
-    # The rename is only durable once the folder's entry is on disk too.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- restore ---------------------------------------------------------------------------------
@@ -347,26 +322,13 @@ def _check_same_identity(home: Home, contents: BackupContents,
 def _write_key_file(path: Path, data: bytes) -> None:
     """Write the key file (mode 0600) beside its name, flush it and link it in place; never
     replaces an existing key file."""
-    tmp = path.with_name(path.name + ".restore")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.link(tmp, path)
+        write_private(path, data, overwrite=False)
     except FileExistsError:
         raise BackupError(f"A key file appeared at {path} during the restore; "
                           "nothing was replaced.") from None
     except OSError as exc:
         raise BackupError(f"Cannot write the key file {path}: {exc.strerror or exc}.") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    _sync_folder(path.parent)
 
 
 def _merge_peer_book(home: Home, data: bytes) -> int:

@@ -13,11 +13,11 @@ are encrypted, but who is a member and when they wrote is not.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from meshcrew.errors import TransferFileError
+from meshcrew.files import write_private
 from meshcrew.records import MAX_RECORD_BYTES
 
 MAGIC = b"meshcrew-records\x00\x01"
@@ -38,25 +38,11 @@ def write_records(path: Path, raws: Iterable[bytes]) -> int:
     for raw in raws:
         chunks += [len(raw).to_bytes(LENGTH_BYTES, "big"), raw]
         count += 1
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            _write_all(fd, b"".join(chunks))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        write_private(path, b"".join(chunks))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise TransferFileError(f"Cannot write {path}: {exc.strerror or exc}.") from None
     return count
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def read_records(path: Path) -> list[bytes]:
