@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from meshcrew.reasons import Reason
 from meshcrew.records import RecordError
-from meshcrew.spaces import Period, Rhythm, SpaceMeta
+from meshcrew.spaces import Period, Rhythm, SettingsChange, SpaceMeta
 from meshcrew.spaces.settings import DAY_MS, WEEK_MS
 from spaces_world import HOUR, T0
 
@@ -79,3 +79,21 @@ def test_rhythm_and_meta_checks() -> None:
         with pytest.raises(RecordError) as caught:
             SpaceMeta.from_wire(wire)
         assert caught.value.reason is Reason.BAD_BODY
+
+
+def test_a_change_has_one_wire_form_in_the_settings_order() -> None:
+    """Whatever order a change's map comes in, it is read to the same change and written back
+    with the keys in one order (a proposal's or settings post's change is kept in this form)."""
+    rhythm = Rhythm(Period.WEEKLY, weekday=3, utc_offset_min=60)
+    full = SettingsChange(name="Moon", purpose="p", rhythm=rhythm, quorum=50,
+                          edit_by_proposal=True, keep_checkins=2, keep_posts=3)
+    wire = full.to_wire()
+    assert list(wire) == ["name", "purpose", "rhythm", "quorum", "ebp", "kc", "kp"]
+    assert wire["rhythm"] == rhythm.to_wire()
+    assert SettingsChange.from_wire(dict(reversed(wire.items()))) == full
+    assert list(full.changed()) == ["name", "purpose", "rhythm", "quorum", "edit_by_proposal",
+                                    "keep_checkins", "keep_posts"]
+    assert SettingsChange(quorum=50, keep_posts=0).to_wire() == {"quorum": 50, "kp": 0}
+    assert SettingsChange().to_wire() == {}
+    with pytest.raises(RecordError, match="no setting 'edit_by_proposal'"):
+        SettingsChange.from_wire({"edit_by_proposal": True})

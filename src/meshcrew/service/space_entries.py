@@ -53,22 +53,8 @@ _CHECKIN_KINDS = (SpaceKind.CREW, SpaceKind.DYAD)
 
 def change_json(change: SettingsChange) -> dict[str, Any]:
     """What a settings change changes, with plain values (the rhythm as text)."""
-    out: dict[str, Any] = {}
-    if change.name is not None:
-        out["name"] = change.name
-    if change.purpose is not None:
-        out["purpose"] = change.purpose
-    if change.rhythm is not None:
-        out["rhythm"] = format_rhythm(change.rhythm)
-    if change.quorum is not None:
-        out["quorum"] = change.quorum
-    if change.edit_by_proposal is not None:
-        out["edit_by_proposal"] = change.edit_by_proposal
-    if change.keep_checkins is not None:
-        out["keep_checkins"] = change.keep_checkins
-    if change.keep_posts is not None:
-        out["keep_posts"] = change.keep_posts
-    return out
+    return {name: format_rhythm(value) if name == "rhythm" else value
+            for name, value in change.changed().items()}
 
 
 class _Viewed(Protocol):

@@ -215,7 +215,10 @@ class SpaceMeta:
                    value.get("kp", KEEP_FOREVER))
 
 
-_CHANGE_KEYS = ("name", "purpose", "rhythm", "quorum", "ebp", "kc", "kp")
+_WIRE_KEYS = {"name": "name", "purpose": "purpose", "rhythm": "rhythm", "quorum": "quorum",
+              "edit_by_proposal": "ebp", "keep_checkins": "kc", "keep_posts": "kp"}
+"""Each setting a change may make, and its key on the wire (as :meth:`SpaceMeta.to_wire`)."""
+_CHANGE_KEYS = tuple(_WIRE_KEYS.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,33 +252,19 @@ class SettingsChange:
         Raises:
             RecordError: ``bad_body`` if a value is out of range.
         """
-        changed: dict[str, Any] = {name: value for name, value in (
-            ("name", self.name), ("purpose", self.purpose), ("rhythm", self.rhythm),
-            ("quorum", self.quorum), ("edit_by_proposal", self.edit_by_proposal),
-            ("keep_checkins", self.keep_checkins), ("keep_posts", self.keep_posts))
-            if value is not None}
+        changed = self.changed()
         if "rhythm" in changed and not isinstance(changed["rhythm"], Rhythm):
             raise RecordError(Reason.BAD_BODY, "rhythm is not a rhythm")
         return replace(meta, **changed)
 
+    def changed(self) -> dict[str, Any]:
+        """The settings it changes, by name, with their new values (in the fields' order)."""
+        return {name: value for name in _WIRE_KEYS if (value := getattr(self, name)) is not None}
+
     def to_wire(self) -> dict[str, Any]:
         """The msgpack-ready map of what changes."""
-        wire: dict[str, Any] = {}
-        if self.name is not None:
-            wire["name"] = self.name
-        if self.purpose is not None:
-            wire["purpose"] = self.purpose
-        if self.rhythm is not None:
-            wire["rhythm"] = self.rhythm.to_wire()
-        if self.quorum is not None:
-            wire["quorum"] = self.quorum
-        if self.edit_by_proposal is not None:
-            wire["ebp"] = self.edit_by_proposal
-        if self.keep_checkins is not None:
-            wire["kc"] = self.keep_checkins
-        if self.keep_posts is not None:
-            wire["kp"] = self.keep_posts
-        return wire
+        return {_WIRE_KEYS[name]: value.to_wire() if name == "rhythm" else value
+                for name, value in self.changed().items()}
 
     @classmethod
     def from_wire(cls, value: object) -> SettingsChange:
@@ -285,10 +274,10 @@ class SettingsChange:
         unknown = [str(k)[:16] for k in value if k not in _CHANGE_KEYS]
         if unknown:
             raise RecordError(Reason.BAD_BODY, f"the change has no setting {unknown[0]!r}")
-        rhythm = value.get("rhythm")
-        return cls(value.get("name"), value.get("purpose"),
-                   None if rhythm is None else Rhythm.from_wire(rhythm),
-                   value.get("quorum"), value.get("ebp"), value.get("kc"), value.get("kp"))
+        settings = {name: value.get(key) for name, key in _WIRE_KEYS.items()}
+        if settings["rhythm"] is not None:
+            settings["rhythm"] = Rhythm.from_wire(settings["rhythm"])
+        return cls(**settings)
 
 
 @dataclass(frozen=True, slots=True)
