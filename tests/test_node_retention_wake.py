@@ -12,7 +12,7 @@ import trio
 
 from hosts_on_loopback import wait_until
 from meshcrew.node.reports import NodeEvent, RecordsChanged
-from meshcrew.node.retention import CHECK_EVERY_S, expire_posts
+from meshcrew.node.retention import CHECK_EVERY_S, ExpiredFirst, expire_posts
 from meshcrew.service import Member
 from meshcrew.store import Replica
 from test_service_retention import daily_crew
@@ -69,3 +69,23 @@ async def test_a_waiting_post_goes_as_soon_as_its_authors_next_record_arrives(
             bobs_node.records_arrived(space)
             await wait_until(expired, within=5)
             nursery.cancel_scope.cancel()
+
+
+async def test_sync_applies_the_retention_to_a_space_before_it_serves_it(town: Town) -> None:
+    """A settings change or an expired post that arrived since the last pass is not sent on
+    until the next timer: the pass for that space runs when a session reads its frontier."""
+    space, ada, _bob = daily_crew(town, keep_checkins=1)
+    marker = ada.checkin(space, text="MARKER-served", energy=3)
+    town.clock.advance(2 * DAY)
+    served = ExpiredFirst(ada.replica, ada.expire_due)
+    assert served.frontier(space) == ada.replica.frontier(space)
+    held = ada.replica.get(marker)
+    assert held is not None
+    assert not held.expired  # nothing arrived since the last pass: no pass
+    served.arrived(frozenset({space}))
+    served.frontier(space)  # her newest record: her profile is posted again, then it goes
+    held = ada.replica.get(marker)
+    assert held is not None
+    assert held.expired
+    sent = {r.id: r for r in served.records_after(space, {}, limit=100)}
+    assert sent[marker].expired  # the husk, not the post

@@ -1,6 +1,7 @@
 """Retention across real ``meshcrew node`` processes on 127.0.0.1, driven through the CLI: a
 check-in kept for one cycle expires at the cycle's end on every member's node, and afterwards
-neither its text nor its ciphertext is in any file of any member's home folder.
+neither its text nor its ciphertext is in any file of any member's home folder, nor of the
+home folder of the carrier the crew names (the members' nodes tell it what expired).
 
 The crew's daily rhythm gets a UTC offset that puts its cycle boundary at a whole minute about a
 minute away, so the one expiry happens within the test. Waits poll a condition with a deadline
@@ -60,11 +61,14 @@ def ciphertext_of(node: NodeProcess, record_id: str) -> bytes:
 @pytest.mark.slow
 @pytest.mark.timeout(360)
 def test_an_expired_checkin_leaves_every_members_home_folder(fleet: Fleet) -> None:
-    ada, bo, cy = nodes = tuple(fleet.make("Ada", "Bo", "Cy"))
+    ada, bo, cy, pi = fleet.make("Ada", "Bo", "Cy", "Pi")
+    nodes = (ada, bo, cy)
     start_all(*nodes)
-    rhythm, ends = daily_ending_in(35)  # the set-up below takes 10-15 s here
+    pi.start("--carrier")
+    rhythm, ends = daily_ending_in(40)  # the set-up below takes 10-20 s here
     space = str(ada.cli("crew", "create", "Crew", "--rhythm", rhythm,
                         "--keep-checkins", "1")["id"])
+    assert ada.cli("carrier", "add", space, str(pi.cli("carrier", "offer")["code"]))["reached"]
     for joiner in (bo, cy):
         joiner.run("join", str(ada.cli("invite", space)["code"]))
     wait_for(lambda: all(holds_keys(n, space, 3) for n in nodes), within=30,
@@ -75,6 +79,8 @@ def test_an_expired_checkin_leaves_every_members_home_folder(fleet: Fleet) -> No
              within=30, what="the check-in and its reply on every node")
     assert time.time() < ends - 5, "the cycle ended before the check-in reached everyone"
     blob = ciphertext_of(cy, marker)
+    wait_for(lambda: blob in home_bytes(pi), within=max(1.0, ends - time.time() - 2),
+             what="the carrier to hold the check-in's ciphertext")
     assert all(blob in home_bytes(n) for n in nodes)  # on every disk until the cycle ends
     assert all(MARKER in n.texts(space) for n in nodes)
     # (a pass runs at least once a minute; a busy machine may make one miss its WAL checkpoint
@@ -86,6 +92,14 @@ def test_an_expired_checkin_leaves_every_members_home_folder(fleet: Fleet) -> No
                          for n in nodes),
              within=ends - time.time() + 150,
              what="the check-in's ciphertext and its reply gone from every home folder")
+    # The carrier cannot read the settings: a member's node tells it which posts expired once
+    # the author's next record (Ada's profile, re-posted) has reached it too.
+    wait_for(lambda: blob not in home_bytes(pi), within=60,
+             what="the check-in's ciphertext gone from the carrier's home folder")
+    with Replica.open(pi.home, read_only=True) as replica:
+        held = replica.get(bytes.fromhex(marker))
+    assert held is not None
+    assert held.expired  # it keeps the husk, which it serves a member catching up
     assert time.time() >= ends  # not before its time
     for node in nodes:
         on_disk = home_bytes(node)

@@ -40,8 +40,7 @@ from meshcrew.reasons import Reason
 from meshcrew.records import ID_BYTES, SIG_BYTES, Head, Record, RecordError, decode_and_verify
 from meshcrew.spaces import RecordKind
 from meshcrew.spaces.invites import InviteCode, prove_invite, verify_invite_proof
-from meshcrew.store import Replica
-from meshcrew.sync import MAX_BATCH_BYTES, MAX_BATCH_RECORDS
+from meshcrew.sync import MAX_BATCH_BYTES, MAX_BATCH_RECORDS, RecordSource
 from meshcrew.sync.wire import FrameBuffer
 
 JOIN_PROTOCOL = "/meshcrew/join/1.0.0"
@@ -112,7 +111,8 @@ def _records(message: list[Any]) -> list[bytes]:
     return list(message[1])
 
 
-def history_batches(replica: Replica, space_id: bytes, cursor: dict[bytes, Head]) -> list[bytes]:
+def history_batches(replica: RecordSource, space_id: bytes, cursor: dict[bytes, Head]
+                    ) -> list[bytes]:
     """The next batch of the space's records after ``cursor`` (advanced past them)."""
     batch: list[bytes] = []
     size = 0
@@ -137,7 +137,8 @@ class JoinServer:
     """A member's node's side: serves ``/meshcrew/join/1.0.0``.
 
     Args:
-        replica: the member's replica.
+        replica: the member's replica, as sync reads it (the node's: each space's retention
+            applied before it is served, ``node/retention.py``).
         is_active: whether this member is in a space (``is_active(space_id)``).
         check_invite: why a join with an invite signed now would be refused
             (``check_invite(space_id, invite_id) -> (public key or None, Reason or None)``).
@@ -146,7 +147,7 @@ class JoinServer:
         penalize: costs a peer points.
     """
 
-    def __init__(self, replica: Replica, *, is_active: Callable[[bytes], bool],
+    def __init__(self, replica: RecordSource, *, is_active: Callable[[bytes], bool],
                  check_invite: Callable[[bytes, bytes], tuple[bytes | None, Reason | None]],
                  admit: Callable[[Record, str], Awaitable[Admission]],
                  penalize: Callable[[str, float, str], None]) -> None:

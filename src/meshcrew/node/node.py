@@ -58,6 +58,7 @@ from meshcrew.node.carrying import (
 from meshcrew.node.config import NodeConfig
 from meshcrew.node.contacts import Contacts
 from meshcrew.node.dialer import peer_of
+from meshcrew.node.expiry_notices import EXPIRED_PROTOCOL, ExpiryListener, ExpiryNotices
 from meshcrew.node.following import DeviceFollowing
 from meshcrew.node.handle import NodeHandle
 from meshcrew.node.join import JOIN_PROTOCOL, Admission, JoinServer
@@ -77,7 +78,7 @@ from meshcrew.node.reports import (
     PeerSynced,
     RecordsChanged,
 )
-from meshcrew.node.retention import expire_posts
+from meshcrew.node.retention import ExpiredFirst, expire_posts
 from meshcrew.node.transit import Transit
 from meshcrew.reasons import Reason
 from meshcrew.records import Record, record_id
@@ -134,6 +135,9 @@ class Node(NodeHandle):
                                  clock) if config.carrier.enabled else None
         """The carrier's side (``--carrier``), else None."""
         self._carriers: CarrierContacts | None = None
+        self._notices: ExpiryNotices | None = None
+        self._served = ExpiredFirst(replica, self._expire_space)
+        """The replica as sync reads it: a space's retention applied before it is served."""
         self._following: DeviceFollowing | None = None
         self.transit = Transit(self.member)
         """Transit keys: gossip is sealed under the space's epoch (docs/protocol.md)."""
@@ -275,6 +279,8 @@ class Node(NodeHandle):
         self._emit(PeerSynced(peer_id, stats.spaces_synced, now))
 
     def _emit(self, event: NodeEvent) -> None:
+        if isinstance(event, RecordsChanged):
+            self._served.arrived(event.spaces)
         for watcher in list(self._watchers):
             try:
                 watcher.send_nowait(event)
@@ -290,7 +296,7 @@ class Node(NodeHandle):
         # The pool's worker processes start with the first large batch; twice as many batches
         # in flight as workers, so a worker never waits while a checked batch is handed back.
         pool = VerifyPool()
-        self._sync = SyncService(host, self.replica, self.serving.spaces,
+        self._sync = SyncService(host, self._served, self.serving.spaces,
                                  self.serving.shares, self._arrivals.on_sync_event,
                                  period_s=self.config.sync_period_s,
                                  on_complete=self._on_sync_complete,
@@ -308,14 +314,19 @@ class Node(NodeHandle):
         self._reach = ReachabilityWatch(host, self.config.reachability)
         await nursery.start(self._reach.run)
         host.set_stream_handler(JOIN_PROTOCOL, JoinServer(
-            self.replica, is_active=self._is_active, check_invite=self._check_invite,
+            self._served, is_active=self._is_active, check_invite=self._check_invite,
             admit=self._admit, penalize=host.penalize).serve)
         # Expired posts go before the first sync, so they are never sent on.
-        await nursery.start(expire_posts, self)
+        self._notices = ExpiryNotices(host, self.serving, self.membership, self.replica)
+        await nursery.start(expire_posts, self, self._notices.expired)
         await nursery.start(self._sync.run)
         host.set_stream_handler(CARRY_PROTOCOL, self._serve_carry)
         self._carriers = CarrierContacts(host, self.serving, self.membership, self._bring)
         nursery.start_soon(self._carriers.run)
+        nursery.start_soon(self._notices.run)
+        if self.carrying is not None:
+            host.set_stream_handler(EXPIRED_PROTOCOL, ExpiryListener(
+                self.replica, self.serving, self.membership, host).serve)
         self._following = DeviceFollowing(host, self.membership, self.member, self._bring,
                                           self.receipts)
         nursery.start_soon(self._following.run)
@@ -369,7 +380,7 @@ class Node(NodeHandle):
 
     async def _run_sync_on(self, stream: Stream, spaces: list[bytes]) -> SyncStats:
         """A sync session offering exactly ``spaces`` (the carry protocol's second half)."""
-        session = SyncSession(self.identity.public_key, stream.remote_key, spaces, self.replica)
+        session = SyncSession(self.identity.public_key, stream.remote_key, spaces, self._served)
         return await self.sync.run_on(stream, session)
 
     async def _serve_carry(self, stream: Stream) -> None:
@@ -386,7 +397,7 @@ class Node(NodeHandle):
         if space_id in self.membership.my_spaces():
             await accept_carry(stream)
             known = self.serving.shares(space_id, stream.remote_key)
-            source = self.replica if known else ReceiveOnly()
+            source = self._served if known else ReceiveOnly()
             session = SyncSession(self.identity.public_key, stream.remote_key, [space_id],
                                   source)
             try:
@@ -407,6 +418,12 @@ class Node(NodeHandle):
     async def _bring(self, peer_id: str, space_id: bytes) -> str | None:
         return await bring(self.host, peer_id, space_id, self._run_sync_on)
 
+
+    def _expire_space(self, space_id: bytes) -> None:
+        """The retention pass for one space before sync serves it (``ExpiredFirst``)."""
+        found = self.member.expire_due(space_id)
+        if found is not None and found.due and self._notices is not None:
+            self._notices.expired(space_id)
 
     def _gossip(self, space_id: bytes, raw: bytes, record_id: bytes | None = None) -> None:
         """Publish a record on its space's topic, sealed in transit (not before this member

@@ -2,13 +2,16 @@
 
 A carrier (``meshcrew.node.carrying``) holds quotas per space and in total, logs the records it
 refuses in the replica's reject log (so ``meshcrew rejects`` shows them), and deletes a space
-that dropped it. Deleting is whole-space only: a member never deletes records.
+that dropped it. Deleting is whole-space only: a member never deletes records (expired posts
+become husks, :meth:`Replica.expire`; :func:`husk_ids` says which are).
 """
 
 from __future__ import annotations
 
 from meshcrew.reasons import Reason
+from meshcrew.records import HUSK_VERSION
 from meshcrew.store.replica import Replica
+from meshcrew.store.schema import ACCEPTED
 
 
 def space_bytes(replica: Replica, space_id: bytes) -> int:
@@ -50,3 +53,12 @@ def delete_space(replica: Replica, space_id: bytes) -> int:
         raise
     conn.execute("COMMIT")
     return int(deleted)
+
+
+def husk_ids(replica: Replica, space_id: bytes) -> set[bytes]:
+    """The ids of the records of a space the replica holds as husks (expired posts)."""
+    rows = replica._connection().execute(
+        "SELECT r.id FROM records r JOIN chains c ON r.chain = c.chain WHERE c.space = ? "
+        f"AND c.expired > 0 AND r.state = {ACCEPTED} AND substr(r.raw, 2, 1) = ?",
+        (space_id, bytes([HUSK_VERSION])))
+    return {row[0] for row in rows}
