@@ -154,6 +154,15 @@ def test_the_quorum_of_a_proposal_is_the_one_in_force_when_it_was_made() -> None
     assert same.ts == made.ts
     assert by_title["made after"].quorum == 50
     assert by_title["made after"].status.value == "passed"  # 2 of 3 is over half
+    # A change proposed after the quorum was lowered passes on 2 of 3 answers at its
+    # deadline, and is carried out: the settings post is judged with the quorum then.
+    ts = w.tick()
+    rename = w.post(ADA, space, Proposal("rename", "", ts + DAY, RENAME.to_wire()), ts=ts)
+    w.post(BO, space, Answer(rename.id, Position.CONSENT))
+    carried = w.post(ADA, space, Settings(RENAME.to_wire(), rename.id), ts=ts + DAY + 1)
+    result = history(w, space)
+    assert carried.id not in result.refused
+    assert result.current.name == "Thursday crew"
 
 
 def test_a_settings_change_is_a_bad_body_when_it_is_empty_or_unknown() -> None:
