@@ -129,12 +129,8 @@ def run_list(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         space_id = member.resolve_space(args.space)
         rows = member.carriers(space_id)
-    if session.json:
-        session.print_json({"space": space_id.hex(), "carriers": [r.to_json() for r in rows]})
-        return EXIT_OK
-    if not rows:
-        session.print("No carriers: records travel only while members are online together.")
-    for row in rows:
-        session.print(f"{row.peer_id}  named by {row.added_by_name} on "
-                      f"{local_time(row.added_ts)}")
+    session.answer({"space": space_id.hex(), "carriers": [r.to_json() for r in rows]},
+                   *([f"{row.peer_id}  named by {row.added_by_name} on {local_time(row.added_ts)}"
+                      for row in rows]
+                     or ["No carriers: records travel only while members are online together."]))
     return EXIT_OK

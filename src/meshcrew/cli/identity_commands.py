@@ -86,14 +86,10 @@ def run_init(args: argparse.Namespace, session: Session) -> int:
             home.path.rmdir()
         raise
 
-    if session.json:
-        session.print_json({**identity_summary(person), "home": str(home.path)})
-        return EXIT_OK
-    session.print(f"Created the identity of {person.name}.")
-    session.print(f"  fingerprint  {person.fingerprint}")
-    session.print(f"  home folder  {home.path}")
-    if passphrase is not None:
-        session.print("  key file     sealed with your passphrase")
+    sealed = ["  key file     sealed with your passphrase"] if passphrase is not None else []
+    session.answer({**identity_summary(person), "home": str(home.path)},
+                   f"Created the identity of {person.name}.",
+                   f"  fingerprint  {person.fingerprint}", f"  home folder  {home.path}", *sealed)
     return EXIT_OK
 
 
@@ -101,12 +97,7 @@ def run_whoami(args: argparse.Namespace, session: Session) -> int:
     """Print the identity."""
     person = session.load_identity()
     summary = identity_summary(person)
-    if session.json:
-        session.print_json(summary)
-        return EXIT_OK
-    session.print(person.name)
-    session.print(f"  fingerprint  {summary['fingerprint']}")
-    session.print(f"  key          {summary['key']}")
-    session.print(f"  peer id      {summary['peer_id']}")
-    session.print(f"  home folder  {session.home.path}")
+    session.answer(summary, person.name, f"  fingerprint  {summary['fingerprint']}",
+                   f"  key          {summary['key']}", f"  peer id      {summary['peer_id']}",
+                   f"  home folder  {session.home.path}")
     return EXIT_OK

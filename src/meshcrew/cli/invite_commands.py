@@ -12,6 +12,7 @@ from meshcrew.cli.display import local_time, short
 from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, add_space_argument
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
+from meshcrew.service import InviteEntry
 
 
 def register(commands: Commands) -> None:
@@ -44,14 +45,14 @@ def run_invites(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         space_id = member.resolve_space(args.space)
         rows = [r for r in member.invites(space_id) if r.open or not args.open_only]
-    if session.json:
-        session.print_json({"space": space_id.hex(), "invites": [r.to_json() for r in rows]})
-        return EXIT_OK
-    if not rows:
-        session.print("No invites." if not args.open_only else "No invite can admit anyone.")
-    for row in rows:
-        state = ("revoked" if row.revoked else "used up" if row.used >= row.uses
-                 else "open" if row.open else "expired")
-        session.print(f"{short(row.id)}  by {row.inviter_name:<20} {row.used}/{row.uses} used  "
-                      f"until {local_time(row.expires_ms)}  {state}")
+    session.answer({"space": space_id.hex(), "invites": [r.to_json() for r in rows]},
+                   *(map(_invite_line, rows) if rows else
+                     ["No invites." if not args.open_only else "No invite can admit anyone."]))
     return EXIT_OK
+
+
+def _invite_line(row: InviteEntry) -> str:
+    state = ("revoked" if row.revoked else "used up" if row.used >= row.uses
+             else "open" if row.open else "expired")
+    return (f"{short(row.id)}  by {row.inviter_name:<20} {row.used}/{row.uses} used  "
+            f"until {local_time(row.expires_ms)}  {state}")

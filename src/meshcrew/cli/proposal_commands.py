@@ -169,15 +169,9 @@ def run_proposals(args: argparse.Namespace, session: Session) -> int:
         space_id = member.resolve_space(args.space)
         entries = [e for e in member.proposals(space_id)
                    if not (args.open_only and e.decided)]
-    if session.json:
-        session.print_json({"space": space_id.hex(), "proposals": [e.to_json()
-                                                                   for e in entries]})
-        return EXIT_OK
-    if not entries:
-        session.print("No proposals yet: make one with meshcrew propose SPACE --title TEXT")
-    for entry in entries:
-        for line in proposal_lines(entry):
-            session.print(line)
+    session.answer({"space": space_id.hex(), "proposals": [e.to_json() for e in entries]},
+                   *([line for entry in entries for line in proposal_lines(entry)]
+                     or ["No proposals yet: make one with meshcrew propose SPACE --title TEXT"]))
     return EXIT_OK
 
 

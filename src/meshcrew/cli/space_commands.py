@@ -222,14 +222,10 @@ def run_spaces(args: argparse.Namespace, session: Session) -> int:
     """List the spaces."""
     with open_member(session) as member:
         found = member.spaces()
-    if session.json:
-        session.print_json({"spaces": [s.to_json() for s in found]})
-    elif not found:
-        session.print("You are in no space yet. Start one with: meshcrew crew create NAME, or "
-                      "join one with: meshcrew join CODE")
-    else:
-        for space in found:
-            session.print(space_line(space))
+    session.answer({"spaces": [s.to_json() for s in found]},
+                   *(map(space_line, found) if found else
+                     ["You are in no space yet. Start one with: meshcrew crew create NAME, or "
+                      "join one with: meshcrew join CODE"]))
     return EXIT_OK
 
 
@@ -291,14 +287,9 @@ def run_members(args: argparse.Namespace, session: Session) -> int:
         space_id = member.resolve_space(args.space)
         rows = member.members(space_id)
         removals = member.removals(space_id)
-    if session.json:
-        session.print_json({"space": space_id.hex(), "members": [m.to_json() for m in rows],
-                            "removals": [r.to_json() for r in removals]})
-        return EXIT_OK
-    for row in rows:
-        session.print(member_line(row))
-    for removal in removals:
-        session.print(_removal_line(removal))
+    session.answer({"space": space_id.hex(), "members": [m.to_json() for m in rows],
+                    "removals": [r.to_json() for r in removals]},
+                   *map(member_line, rows), *map(_removal_line, removals))
     return EXIT_OK
 
 
@@ -336,13 +327,10 @@ def run_remove(args: argparse.Namespace, session: Session) -> int:
         target = member.resolve_member(space_id, args.member)
         proposal = member.propose_removal(space_id, target)
         result = _removal_json(member, space_id, proposal, proposal)
-    if session.json:
-        session.print_json(result)
-    else:
-        removal = result["removal"]
-        session.print(f"Proposed removing {removal['member_name']} (proposal "
-                      f"{proposal.hex()[:8]}): {len(removal['consents'])} of {removal['needed']}"
-                      " consents so far." + (" It is in effect." if removal["effective"] else ""))
+    removal = result["removal"]
+    session.answer(result, f"Proposed removing {removal['member_name']} (proposal "
+                   f"{proposal.hex()[:8]}): {len(removal['consents'])} of {removal['needed']}"
+                   " consents so far." + (" It is in effect." if removal["effective"] else ""))
     return EXIT_OK
 
 
@@ -353,13 +341,10 @@ def run_consent(args: argparse.Namespace, session: Session) -> int:
         proposal = member.resolve_proposal(space_id, args.proposal)
         record = member.consent(space_id, proposal)
         result = _removal_json(member, space_id, proposal, record)
-    if session.json:
-        session.print_json(result)
-    else:
-        removal = result["removal"]
-        state = (f"{removal['member_name']} is removed." if removal["effective"] else
-                 f"{len(removal['consents'])} of {removal['needed']} consents so far.")
-        session.print(f"Consented to removing {removal['member_name']}: {state}")
+    removal = result["removal"]
+    state = (f"{removal['member_name']} is removed." if removal["effective"] else
+             f"{len(removal['consents'])} of {removal['needed']} consents so far.")
+    session.answer(result, f"Consented to removing {removal['member_name']}: {state}")
     return EXIT_OK
 
 
