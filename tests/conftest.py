@@ -1,10 +1,10 @@
-"""Shared fixtures: a fresh home folder, deterministic identities, a cheap passphrase KDF; the
-Hypothesis profile (``tests/hypothesis_profiles.py``)."""
+"""Shared fixtures: a fresh home folder, deterministic identities, a cheap passphrase KDF, a
+town of members; the Hypothesis profile (``tests/hypothesis_profiles.py``)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from nacl import pwhash
 from hypothesis_profiles import register_profiles
 from meshcrew import identity
 from meshcrew.home import Home
+from test_service_support import Town, town_at
 
 register_profiles()
 
@@ -51,3 +52,11 @@ def fast_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make passphrase sealing cheap (argon2id at its minimum cost) for this test."""
     monkeypatch.setattr(identity, "KDF_OPSLIMIT", pwhash.argon2id.OPSLIMIT_MIN)
     monkeypatch.setattr(identity, "KDF_MEMLIMIT", pwhash.argon2id.MEMLIMIT_MIN)
+
+
+@pytest.fixture
+def town(tmp_path: Path) -> Iterator[Town]:
+    """Members on real replicas in home folders under the test's temporary folder, closed
+    after the test (``tests/test_service_support.py``). The TUI's tests give their own
+    ``town``, of members behind the app's backend (``tests/test_tui_support.py``)."""
+    yield from town_at(tmp_path)

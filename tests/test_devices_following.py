@@ -12,8 +12,6 @@ member's and a crewmate's replicas. The same across node processes:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -28,12 +26,7 @@ from meshcrew.node.membership import Membership
 from meshcrew.node.peerbook import PeerBook
 from meshcrew.service import Member
 from meshcrew.service.devices import HeldCertificate
-from test_service_support import WEEK, Town, crew_of, send, sync, town_at
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_service_support import WEEK, Town, crew_of, send, sync
 
 
 def serving(member: Member) -> Serving:

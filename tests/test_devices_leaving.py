@@ -6,21 +6,11 @@ ciphertext."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from meshcrew.records import sign_record
 from meshcrew.service import Member
 from meshcrew.spaces import Period, RecordKind, Rhythm
 from meshcrew.spaces.bodies import LeaveBody, SealedBody, encode_body
-from test_service_support import Town, admit, send, sync, town_at
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_service_support import Town, admit, send, sync
 
 
 def home_bytes(member: Member) -> bytes:

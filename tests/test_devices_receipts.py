@@ -5,16 +5,12 @@ export and ingest, frontiers noted as sync sessions note them)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from types import MappingProxyType
-
-import pytest
 
 from meshcrew.node import Node, NodeConfig
 from meshcrew.tui.health import member_holdings, receipt
 from meshcrew.tui.service_backend import LocalBackend
-from test_service_support import Town, crew_of, send, sync, town_at
+from test_service_support import Town, crew_of, send, sync
 
 ANA, LAPTOP, BO, CY = (bytes([n]) * 32 for n in (1, 2, 3, 4))
 MEMBERS = frozenset({ANA, BO, CY})
@@ -39,11 +35,6 @@ def test_a_members_second_laptop_holding_a_post_counts_for_them() -> None:
     seen = receipt(ANA, 4, MEMBERS, holdings)
     assert seen.holders == {ANA, BO}
     assert receipt(ANA, 4, MEMBERS, frontiers).holders == {ANA}  # per device, as before
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
 
 
 def test_the_app_and_the_node_count_a_member_by_any_of_their_devices(town: Town) -> None:

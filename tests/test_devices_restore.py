@@ -10,7 +10,6 @@ replicas and a real backup file; records moved by export and ingest (the node's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,14 +21,9 @@ from meshcrew.home import Home
 from meshcrew.node.home_backup import back_up, restore
 from meshcrew.service import Member
 from meshcrew.store import Replica
-from test_service_support import Town, crew_of, sync, town_at
+from test_service_support import Town, crew_of, sync
 
 PASS = b"river stones"
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
 
 
 def test_a_restore_as_a_device_writes_beside_the_old_laptop_without_a_fork(

@@ -61,6 +61,6 @@ def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
     target = tmp_path / "a-folder"
     target.mkdir()
     (target / "inside").write_bytes(b"")
-    with pytest.raises(OSError, match="Is a directory|Directory not empty"):
+    with pytest.raises(OSError, match=r"Is a directory|Directory not empty"):
         write_private(target, b"data")  # a rename cannot replace a folder that holds files
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder"]

@@ -7,9 +7,7 @@ exactly what the full records give.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -18,12 +16,7 @@ from meshcrew.service import MemberReads, reading
 from meshcrew.service.views import SpaceView
 from meshcrew.spaces import RecordKind
 from test_service_snapshots import busy_crew, every_read
-from test_service_support import Town, send, town_at
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_service_support import Town, send
 
 
 def test_the_fold_of_lean_records_is_the_fold_of_the_full_ones(town: Town) -> None:

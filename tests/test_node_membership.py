@@ -8,9 +8,6 @@ multi-process race is ``test_node_processes``' loser-of-a-race test.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from meshcrew.net import Verdict
@@ -22,12 +19,7 @@ from meshcrew.spaces import decode_invite_code, join_space
 from meshcrew.spaces.bodies import JoinBody, draft
 from meshcrew.spaces.invites import prove_invite
 from meshcrew.spaces.transit import TransitForged, TransitUnknown
-from test_service_support import WEEK, Town, crew_of, send, sync, town_at
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_service_support import WEEK, Town, crew_of, send, sync
 
 
 def signed_join(joiner: Member, code: str, *, seq: int = 1, prev: bytes | None = None) -> Record:

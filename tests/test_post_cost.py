@@ -17,8 +17,7 @@ import os
 import random
 import sys
 import weakref
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -32,12 +31,7 @@ from meshcrew.spaces import CheckIn, PostKind, seal_post
 from meshcrew.spaces.extend import extend
 from meshcrew.spaces.state import SpaceState
 from spaces_world import World, person
-from test_service_support import Town, crew_of, town_at
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_service_support import Town, crew_of
 
 
 def lines_run(action: Callable[[], object]) -> int:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import gc
 import threading
 import weakref
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,12 +16,7 @@ import pytest
 from meshcrew.service import Member, MemberReads
 from meshcrew.service import views as service_views
 from meshcrew.spaces import Profile, SpaceState, fold
-from test_service_support import Town, admit, crew_of, send, sync, town_at
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_service_support import Town, admit, crew_of, send, sync
 
 
 @pytest.fixture

@@ -4,20 +4,12 @@ modified client is refused alike by every member (``card_unproven``) and not sho
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from meshcrew.errors import SpaceError
 from meshcrew.reasons import Reason
 from meshcrew.spaces import CrewCard
-from test_service_support import Town, admit, sync, town_at
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_service_support import Town, admit, sync
 
 
 def test_only_the_crews_members_post_its_card(town: Town) -> None:

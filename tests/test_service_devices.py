@@ -7,21 +7,13 @@ every key it holds is tried on what was written after the revocation.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from meshcrew.crypto import decrypt
 from meshcrew.errors import DecryptError, SpaceError
 from meshcrew.spaces.bodies import SealedBody, parse_body
 from meshcrew.spaces.sealing import post_ad
-from test_service_support import Town, crew_of, send, sync, town_at
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_service_support import Town, crew_of, send, sync
 
 
 def test_a_second_laptop_writes_as_its_member_and_a_revoked_one_reads_nothing_new(

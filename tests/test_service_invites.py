@@ -3,19 +3,11 @@ inviter only after the invite expired (backdated or just late), which no one let
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from meshcrew.errors import SpaceError, UnknownName
 from meshcrew.reasons import Reason
-from test_service_support import HOUR, WEEK, Town, admit, crew_of, send, sync, town_at
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_service_support import HOUR, WEEK, Town, admit, crew_of, send, sync
 
 
 def test_a_revoked_invite_is_refused_by_a_node_that_had_it_before(town: Town) -> None:

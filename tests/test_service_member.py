@@ -6,9 +6,6 @@ export and ingest, as they would by file between laptops.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from meshcrew.errors import InputError, ReplicaError, SpaceError
@@ -25,13 +22,7 @@ from test_service_support import (
     logs,
     send,
     sync,
-    town_at,
 )
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
 
 
 def test_create_shows_the_space_and_posts_the_founders_profile(town: Town) -> None:

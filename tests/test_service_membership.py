@@ -6,9 +6,6 @@ and keys are used to try to decrypt what was written after they left.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from meshcrew.crypto import decrypt
@@ -17,12 +14,7 @@ from meshcrew.records import sign_record
 from meshcrew.spaces import RecordKind
 from meshcrew.spaces.bodies import LeaveBody, SealedBody, draft, parse_body
 from meshcrew.spaces.sealing import post_ad
-from test_service_support import WEEK, Town, crew_of, logs, send, sync, town_at
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_service_support import WEEK, Town, crew_of, logs, send, sync
 
 
 def test_after_leaving_the_keys_rotate_and_the_leaver_cannot_read_on(town: Town) -> None:

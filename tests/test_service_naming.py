@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +14,11 @@ from meshcrew.service.records_file import MAGIC
 from meshcrew.service.resolve import pick_record, pick_space
 from meshcrew.spaces import Rhythm
 from meshcrew.spaces.settings import Period
-from test_service_support import Town, crew_of, send, sync, town_at
+from test_service_support import Town, crew_of, send, sync
 
 MOON = bytes.fromhex("ab120" + "0" * 59)
 LOCKED = bytes.fromhex("ab121" + "0" * 59)
 MARS = bytes.fromhex("cd000" + "0" * 59)
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
 
 
 def test_spaces_by_id_prefix_or_name(town: Town) -> None:

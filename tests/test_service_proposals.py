@@ -4,20 +4,12 @@ signed, and a refused answer someone forges anyway changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from meshcrew.errors import InputError, SpaceError, UnknownName
 from meshcrew.reasons import Reason
 from meshcrew.spaces import Answer, Position
-from test_service_support import DAY, WEEK, Town, crew_of, sync, town_at
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_service_support import DAY, WEEK, Town, crew_of, sync
 
 
 def test_a_proposal_passes_when_everyone_has_answered_without_objection(town: Town) -> None:

@@ -4,7 +4,6 @@ frontier do not change, and the rule itself (which posts, when, and the chain's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgpack
@@ -28,12 +27,7 @@ from meshcrew.spaces import Ask, Period, RecordKind, Rhythm, SettingsChange
 from meshcrew.spaces.bodies import LeaveBody, SealedBody, encode_body, parse_body
 from meshcrew.spaces.retention import expiry
 from meshcrew.store import Replica
-from test_service_support import DAY, Town, admit, sync, town_at
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_service_support import DAY, Town, admit, sync
 
 
 def home_bytes(member: Member) -> bytes:

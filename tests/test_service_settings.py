@@ -5,20 +5,12 @@ still sees the current settings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from meshcrew.errors import SpaceError
 from meshcrew.spaces import Answer, Period, Position, Rhythm, SettingsChange
 from meshcrew.spaces.posts import PostKind
-from test_service_support import DAY, Town, admit, crew_of, sync, town_at
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_service_support import DAY, Town, admit, crew_of, sync
 
 
 def test_a_passed_proposal_renames_the_crew(town: Town) -> None:

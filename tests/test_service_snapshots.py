@@ -8,8 +8,6 @@ is folded again. Every test compares what a reader shows with a reader that has 
 from __future__ import annotations
 
 import stat
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,12 +18,7 @@ from meshcrew.service import views as service_views
 from meshcrew.service.snapshots import SnapshotView, ViewSnapshots
 from meshcrew.spaces import Period, Rhythm, SpaceState, fold, open_posts
 from meshcrew.tui.service_backend import LocalBackend
-from test_service_support import DAY, WEEK, Town, admit, crew_of, sync, town_at
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_service_support import DAY, WEEK, Town, admit, crew_of, sync
 
 
 @pytest.fixture
