@@ -1,11 +1,13 @@
 """Shared fixtures: a fresh home folder, deterministic identities, a cheap passphrase KDF, a
-town of members; the Hypothesis profile (``tests/hypothesis_profiles.py``)."""
+town of members, a spy on the service's folds; the Hypothesis profile
+(``tests/hypothesis_profiles.py``)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nacl import pwhash
@@ -13,6 +15,8 @@ from nacl import pwhash
 from hypothesis_profiles import register_profiles
 from meshcrew import identity
 from meshcrew.home import Home
+from meshcrew.service import views as service_views
+from meshcrew.spaces import SpaceState, fold
 from test_service_support import Town, town_at
 
 register_profiles()
@@ -60,3 +64,17 @@ def town(tmp_path: Path) -> Iterator[Town]:
     after the test (``tests/test_service_support.py``). The TUI's tests give their own
     ``town``, of members behind the app's backend (``tests/test_tui_support.py``)."""
     yield from town_at(tmp_path)
+
+
+@pytest.fixture
+def folds(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The spaces the member service folded from scratch, in order (a spy: the real fold
+    still runs)."""
+    seen: list[bytes] = []
+
+    def counting(space_id: bytes, records: Any) -> SpaceState:
+        seen.append(space_id)
+        return fold(space_id, records)
+
+    monkeypatch.setattr(service_views.__name__ + ".fold", counting)
+    return seen

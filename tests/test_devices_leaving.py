@@ -9,19 +9,8 @@ from __future__ import annotations
 from meshcrew.records import sign_record
 from meshcrew.service import Member
 from meshcrew.spaces import Period, RecordKind, Rhythm
-from meshcrew.spaces.bodies import LeaveBody, SealedBody, encode_body
-from test_service_support import Town, admit, send, sync
-
-
-def home_bytes(member: Member) -> bytes:
-    home = member.replica.home.path
-    return b"".join(p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file())
-
-
-def blob_of(member: Member, space: bytes, record_id: bytes) -> bytes:
-    body = member.view(space).state.bodies[record_id]
-    assert isinstance(body, SealedBody)
-    return body.blob
+from meshcrew.spaces.bodies import LeaveBody, encode_body
+from test_service_support import Town, admit, blob_of, home_bytes, send, sync
 
 
 def crew_with_a_laptop(town: Town) -> tuple[bytes, Member, Member, Member]:

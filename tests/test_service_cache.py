@@ -11,25 +11,9 @@ import threading
 import weakref
 from typing import Any
 
-import pytest
-
 from meshcrew.service import Member, MemberReads
-from meshcrew.service import views as service_views
-from meshcrew.spaces import Profile, SpaceState, fold
+from meshcrew.spaces import Profile
 from test_service_support import Town, admit, crew_of, send, sync
-
-
-@pytest.fixture
-def folds(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """The spaces the service folded from scratch (a spy: the real fold still runs)."""
-    seen: list[bytes] = []
-
-    def counting(space_id: bytes, records: Any) -> SpaceState:
-        seen.append(space_id)
-        return fold(space_id, records)
-
-    monkeypatch.setattr(service_views.__name__ + ".fold", counting)
-    return seen
 
 
 def reads(reader: MemberReads, space: bytes) -> dict[str, Any]:

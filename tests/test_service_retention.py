@@ -24,22 +24,10 @@ from meshcrew.records import (
 )
 from meshcrew.service import Member
 from meshcrew.spaces import Ask, Period, RecordKind, Rhythm, SettingsChange
-from meshcrew.spaces.bodies import LeaveBody, SealedBody, encode_body, parse_body
+from meshcrew.spaces.bodies import LeaveBody, encode_body, parse_body
 from meshcrew.spaces.retention import expiry
 from meshcrew.store import Replica
-from test_service_support import DAY, Town, admit, sync
-
-
-def home_bytes(member: Member) -> bytes:
-    """Every file of the member's home folder, end to end."""
-    home = member.replica.home.path
-    return b"".join(p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file())
-
-
-def blob_of(member: Member, space: bytes, record_id: bytes) -> bytes:
-    body = member.view(space).state.bodies[record_id]
-    assert isinstance(body, SealedBody)
-    return body.blob
+from test_service_support import DAY, Town, admit, blob_of, home_bytes, sync
 
 
 def texts(member: Member, space: bytes) -> set[str]:

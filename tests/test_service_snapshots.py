@@ -16,22 +16,9 @@ from meshcrew.service import Member, MemberReads
 from meshcrew.service import snapshots as service_snapshots
 from meshcrew.service import views as service_views
 from meshcrew.service.snapshots import SnapshotView, ViewSnapshots
-from meshcrew.spaces import Period, Rhythm, SpaceState, fold, open_posts
+from meshcrew.spaces import Period, Rhythm, SpaceState, open_posts
 from meshcrew.tui.service_backend import LocalBackend
 from test_service_support import DAY, WEEK, Town, admit, crew_of, sync
-
-
-@pytest.fixture
-def folds(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """The spaces folded from scratch (a spy: the real fold still runs)."""
-    seen: list[bytes] = []
-
-    def counting(space_id: bytes, records: Any) -> SpaceState:
-        seen.append(space_id)
-        return fold(space_id, records)
-
-    monkeypatch.setattr(service_views.__name__ + ".fold", counting)
-    return seen
 
 
 def started(member: Member, now: int, *, snapshots: bool = True) -> MemberReads:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 from meshcrew.home import Home
 from meshcrew.identity import Identity
 from meshcrew.service import Member, MemberReads
+from meshcrew.spaces.bodies import SealedBody
 from meshcrew.store import Replica
 
 T0 = 1_767_571_200_000  # 2026-01-05 00:00 UTC, a Monday
@@ -148,3 +149,16 @@ def crew_of(town: Town, *names: str, history: bool = True) -> tuple[bytes, list[
 def logs(space_id: bytes, *members: MemberReads, events: bool = True) -> list[list[dict[str, Any]]]:
     """Each member's log of the space as JSON objects."""
     return [[e.to_json() for e in m.log(space_id, events=events)] for m in members]
+
+
+def home_bytes(member: Member) -> bytes:
+    """Every file of the member's home folder, end to end (to look for a ciphertext on disk)."""
+    home = member.replica.home.path
+    return b"".join(p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file())
+
+
+def blob_of(member: Member, space: bytes, record_id: bytes) -> bytes:
+    """The ciphertext of a sealed record, as the member's view of the space holds it."""
+    body = member.view(space).state.bodies[record_id]
+    assert isinstance(body, SealedBody)
+    return body.blob
