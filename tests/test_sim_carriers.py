@@ -155,7 +155,9 @@ def test_naming_carriers_adds_carrier_records_and_changes_no_other_setup_record(
     for before, after, carriers in zip(plain.crews, named.crews, named.carriers, strict=True):
         extra = after.records[len(before.records):]
         assert after.records[:len(before.records)] == before.records
-        assert [r.kind for r in extra] == [RecordKind.CARRIER] * len(carriers)
+        # the namings, then the rotation that seals the transit key to the carriers
+        assert [r.kind for r in extra] == [RecordKind.CARRIER] * len(carriers) + [RecordKind.KEYS]
+        assert set(after.state.current_epoch.carriers) == set(after.state.carriers)  # type: ignore[union-attr]
         assert set(after.state.carriers) == {bytes(named.key_of(n).verify_key)
                                              for n in carriers}
         assert after.kind is SpaceKind.CREW
@@ -169,7 +171,7 @@ def test_a_crew_member_cannot_be_named_its_carrier() -> None:
 
 def test_carrier_quotas_and_limit_are_the_nodes() -> None:
     from meshcrew.node.config import CarrierConfig
-    from meshcrew.spaces.rules import MAX_CARRIERS
+    from meshcrew.spaces.kinds import MAX_CARRIERS
 
     sim, node = Carriers(), CarrierConfig()
     assert (sim.space_quota_bytes, sim.total_quota_bytes) == (node.space_quota_bytes,
@@ -179,9 +181,10 @@ def test_carrier_quotas_and_limit_are_the_nodes() -> None:
         replace(churn(), carriers=Carriers(per_crew=MAX_CARRIERS + 1))
 
 
-def test_carriers_take_no_gossip_and_get_each_post_by_sync_within_seconds() -> None:
-    # Gossip is sealed under epoch keys a carrier lacks, so carriers stay out of the topics;
-    # the writer's node syncs its new records on to connected carriers two seconds later.
+def test_carriers_take_gossip_and_get_each_post_before_the_propagation() -> None:
+    # Each rotation seals the epoch's transit key to the carriers, so they join the topics and
+    # take each post by gossip, before the writer's node syncs it on to them two seconds later
+    # (which is all they had when they took no gossip: a median wait of at least 2 s).
     scenario = replace(congregation(18, name="online-18", days=0.3),
                        behaviour=Behaviour(days=0.3, drain_days=0.2, online=Online.ALWAYS,
                                            crash_per_day=0.0),
@@ -191,14 +194,15 @@ def test_carriers_take_no_gossip_and_get_each_post_by_sync_within_seconds() -> N
     carriers = {n for crew in simulation.population.carriers for n in crew}
     assert len(carriers) == scenario.crews
     for node in carriers:
-        state = simulation.gossip.states[node]
-        assert not state.seen
-        assert not state.cache
-    waits = [at - made.at for made in simulation.metrics.made.values() for at, _ in made.carriers]
+        assert simulation.gossip.states[node].seen
+    waits = sorted(at - made.at for made in simulation.metrics.made.values()
+                   for at, _ in made.carriers)
     assert len(waits) == summary.carriers["records_taken"] > 20
     delay = scenario.node.propagate_delay_s
-    assert sorted(waits)[len(waits) // 2] >= delay  # most by the propagation (some sooner, by
-    assert max(waits) < delay + 5.0  # a periodic session that happened to run first)
+    print(f"carriers took {len(waits)} records: median {waits[len(waits) // 2]:.3f} s, "
+          f"p99 {waits[len(waits) * 99 // 100]:.3f} s, max {waits[-1]:.3f} s")
+    assert waits[len(waits) * 99 // 100] < delay  # by gossip, not by the propagation
+    assert waits[-1] < delay + 5.0
 
 
 def test_the_propagation_delay_is_the_nodes() -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 
+import msgpack
 import pytest
 
 from meshcrew import spaces
 from meshcrew.errors import SpaceError
 from meshcrew.reasons import Reason
-from meshcrew.spaces.bodies import CarrierBody, draft
-from meshcrew.spaces.rules import MAX_CARRIERS
+from meshcrew.spaces.bodies import CarrierBody, Draft, draft
+from meshcrew.spaces.kinds import MAX_CARRIERS
 from spaces_world import World, person, pk
 
 ANA, BO, CY, PI = person("Ana"), person("Bo"), person("Cy"), person("Pi at Ana's")
@@ -32,10 +33,32 @@ def test_any_member_names_a_carrier_and_every_member_sees_who_did() -> None:
     carrier = state.carriers[pk(PI)]
     assert (carrier.added_by, carrier.record_id) == (pk(BO), named.id)
     assert state.is_carrier(pk(PI))
-    assert not state.is_member(pk(PI))  # a carrier is not a member: no key is sealed to it
+    assert not state.is_member(pk(PI))  # a carrier is not a member: no epoch key is sealed
     assert pk(PI) not in state.active
-    assert state.current_epoch is not None
-    assert pk(PI) not in state.current_epoch.shares
+    # Naming it makes the keys rotate: the next epoch's transit key is sealed to it (it opens
+    # gossip), its epoch key is not (it reads no post).
+    assert state.needs_rekey
+    world.rotate(BO, space)
+    epoch = world.state(space).current_epoch
+    assert epoch is not None
+    assert pk(PI) not in epoch.shares
+    assert set(epoch.carriers) == {pk(PI)}
+
+
+def test_dropping_a_carrier_makes_the_keys_rotate_without_it() -> None:
+    world = World()
+    space = crew(world)
+    world.sign(BO, space, spaces.name_carrier(world.state(space), pk(BO), pk(PI)))
+    world.rotate(BO, space)
+    world.sign(ANA, space, spaces.name_carrier(world.state(space), pk(ANA), pk(CY)))
+    world.rotate(ANA, space)
+    assert set(world.state(space).current_epoch.carriers) == {pk(PI), pk(CY)}  # type: ignore[union-attr]
+    world.sign(ANA, space, spaces.drop_carrier(world.state(space), pk(ANA), pk(PI)))
+    assert world.state(space).needs_rekey  # the epoch that PI holds is no longer current
+    world.rotate(ANA, space)
+    epoch = world.state(space).current_epoch
+    assert epoch is not None
+    assert set(epoch.carriers) == {pk(CY)}
 
 
 def test_a_member_drops_a_carrier_and_it_can_be_named_again() -> None:
@@ -97,3 +120,21 @@ def test_the_carrier_list_does_not_depend_on_delivery_order() -> None:
     assert set(expected.carriers) == {pk(CY)}
     for order in itertools.islice(itertools.permutations(records), 0, 720, 37):
         assert spaces.fold(space, order) == expected
+
+
+@pytest.mark.parametrize("tc", [b"junk", {b"short": b"x"}, {pk(PI): b"\x00" * 3},
+                                {pk(person(f"c{n}")): b"\x00" * 80 for n in range(9)}])
+def test_a_rotation_whose_carrier_keys_do_not_parse_stands_without_them(tc: object) -> None:
+    """A release before carriers' transit keys ignores ``tc``: a rotation is accepted alike
+    whatever its ``tc`` holds, and one that does not parse seals to no carrier."""
+    world = World()
+    space = crew(world)
+    world.sign(BO, space, spaces.name_carrier(world.state(space), pk(BO), pk(PI)))
+    made = spaces.rotate_keys(world.state(space), BO, world.rng)
+    wire = msgpack.unpackb(made.body, raw=False)
+    wire["tc"] = tc
+    rotation = world.sign(BO, space, Draft(made.kind, msgpack.packb(wire, use_bin_type=True)))
+    state = world.state(space)
+    assert state.status(rotation.id).accepted  # type: ignore[union-attr]
+    assert state.epochs[rotation.id].carriers == {}
+    assert state.needs_rekey  # sealed to no carrier while one is named: not current

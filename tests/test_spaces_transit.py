@@ -3,13 +3,15 @@ the envelope shows (issue 17, item 2)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
-from meshcrew.spaces import CheckIn
+from meshcrew.spaces import CheckIn, drop_carrier, name_carrier
 from meshcrew.spaces.sealing import Keyring, unlock
 from meshcrew.spaces.transit import (
     KEY_ID_BYTES,
@@ -17,6 +19,7 @@ from meshcrew.spaces.transit import (
     TransitForged,
     TransitKeys,
     TransitUnknown,
+    carrier_transit_keys,
     open_transit,
     seal_transit,
     transit_keys,
@@ -135,3 +138,57 @@ def test_a_key_rotation_is_sealed_under_the_epoch_before_it() -> None:
     with pytest.raises(TransitUnknown):
         open_transit(bo_before, space, plain)
     assert open_transit(keys_of(world, space, BO), space, plain) == join.raw
+
+
+PI = person("Pi at Ada's")
+
+
+def carrier_keys(world: World, space: bytes, carrier: SigningKey) -> TransitKeys:
+    state = world.state(space)
+    return transit_keys(state, unlock(state, carrier), carrier)
+
+
+def test_a_named_carrier_opens_gossip_and_reads_no_post() -> None:
+    """The rotation that follows a carrier's naming seals the transit key to it: it opens and
+    can verify what members gossip, and holds no epoch key to read a post with."""
+    world, space = crew()
+    world.sign(BO, space, name_carrier(world.state(space), pk(BO), pk(PI)))
+    before = carrier_keys(world, space, PI)
+    assert before.by_id == {}  # named, but no rotation has sealed it a key yet
+    world.rotate(BO, space)
+    record = world.post(ADA, space, CheckIn(text="carried, not read", energy=3))
+    sealed = seal_transit(keys_of(world, space, ADA), space, record.raw, world.rng)
+    assert sealed is not None
+    pi = carrier_keys(world, space, PI)
+    assert pi.current == keys_of(world, space, ADA).current
+    assert open_transit(pi, space, sealed) == record.raw
+    assert unlock(world.state(space), PI).epoch_keys == {}  # no epoch key: posts stay sealed
+    with pytest.raises(TransitUnknown):  # a key that is not named opens nothing
+        open_transit(carrier_keys(world, space, person("Eve")), space, sealed)
+
+
+def test_a_dropped_carrier_cannot_open_what_is_sealed_after_the_rotation() -> None:
+    world, space = crew()
+    world.sign(BO, space, name_carrier(world.state(space), pk(BO), pk(PI)))
+    world.rotate(BO, space)
+    held = carrier_keys(world, space, PI)
+    world.sign(ADA, space, drop_carrier(world.state(space), pk(ADA), pk(PI)))
+    world.rotate(ADA, space)
+    record = world.post(ADA, space, CheckIn(text="after the drop", energy=3))
+    sealed = seal_transit(keys_of(world, space, ADA), space, record.raw, world.rng)
+    assert sealed is not None
+    assert open_transit(keys_of(world, space, BO), space, sealed) == record.raw
+    for keys in (held, carrier_keys(world, space, PI)):  # what it held, and what it could get
+        with pytest.raises(TransitUnknown):
+            open_transit(keys, space, sealed)
+
+
+def test_a_transit_key_sealed_wrongly_to_a_carrier_is_not_taken() -> None:
+    world, space = crew()
+    world.sign(BO, space, name_carrier(world.state(space), pk(BO), pk(PI)))
+    rotation = world.rotate(BO, space)
+    epoch = world.state(space).epochs[rotation.id]
+    assert carrier_transit_keys(world.state(space), PI) != {}
+    forged = replace(epoch, carriers={pk(PI): bytes(len(epoch.carriers[pk(PI)]))})
+    state = replace(world.state(space), epochs={**world.state(space).epochs, rotation.id: forged})
+    assert carrier_transit_keys(state, PI) == {}

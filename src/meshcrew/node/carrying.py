@@ -4,19 +4,22 @@ A space names its carriers by record (``docs/spaces.md``, "Carriers"). This modu
 
 - :class:`Serving` says which spaces this node syncs and with whom: a member's own spaces with
   their members and named carriers; on a carrier, also the spaces that name it, with their
-  members. Sync offers, gossip topics and who may push records all follow it.
+  members. Sync offers, gossip topics (:meth:`Serving.sees_gossip`) and who may push records
+  all follow it.
 - :class:`Carrying` runs on a carrier (``meshcrew node --carrier``). A carrier knows nothing of a
   space until a member brings it: on ``/meshcrew/carry/1.0.0`` the member names the space and,
   if the carrier takes it, the two run an ordinary sync session for that one space, the carrier
   verifying every envelope, signature and chain as any replica does. If the space's records do
   not name the carrier it deletes them and says so. After that, ordinary sync and gossip keep it
-  level. It holds a quota per space and in total (refusing past it, with a reason the member's
-  node logs), refuses records of spaces that have not named it, and deletes a space that has
-  dropped it after a grace period.
+  level (each rotation seals the epoch's transit key to the carriers named then: it opens,
+  verifies and forwards gossip). It holds a quota per space and in total (refusing past it,
+  with a reason the member's node logs), refuses records of spaces that have not named it,
+  and deletes a space that has dropped it after a grace period.
 - :func:`bring` is the member's side of the carry protocol; :class:`CarrierContacts` runs it
   whenever a carrier of one of this member's spaces connects, or a space names a connected one.
 
-A carrier has no epoch key: posts stay sealed. It learns member keys, sizes and timing.
+A carrier has no epoch key, only transit keys: posts stay sealed. It learns member keys, sizes
+and timing.
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ class Serving:
         self._carriers: dict[bytes, frozenset[bytes]] = {}
         self._left_out: dict[bytes, dict[bytes, int]] = {}
         """Per space, lapsed joiners and dropped carriers, with when (see :meth:`shares`)."""
+        self._dropped: dict[bytes, frozenset[bytes]] = {}
+        """Per space, which of those are dropped carriers (see :meth:`sees_gossip`)."""
         """Per space, the carriers it names: asked on every append (whom to sync next), so kept
         until a record that may change them arrives (reading the state would extend the
         space's view by every new post first)."""
@@ -90,6 +95,7 @@ class Serving:
         self._carried = None
         self._carriers.clear()
         self._left_out.clear()
+        self._dropped.clear()
 
     def carried(self) -> list[bytes]:
         """The spaces that name this node as a carrier (on a carrier; else [])."""
@@ -133,6 +139,17 @@ class Serving:
             return True
         return self._lapsed_lately(space_id, key)
 
+    def sees_gossip(self, space_id: bytes, key: bytes) -> bool:
+        """Whether ``key`` may be told of the space's gossip topic: as :meth:`shares`, less a
+        carrier the space dropped (it is synced for a while to learn of the drop, but holds no
+        transit key to what is sealed after it)."""
+        if key in self.carriers(space_id):
+            return True
+        if not self.shares(space_id, key):
+            return False
+        self._lapsed_lately(space_id, key)  # finds who was left out, and how
+        return key not in self._dropped.get(space_id, ())
+
     def _lapsed_lately(self, space_id: bytes, key: bytes) -> bool:
         """A joiner whose join lapsed, or a carrier the space dropped, within the last
         :data:`LEFT_OUT_GRACE_MS`: still synced with so that their node learns it."""
@@ -156,6 +173,7 @@ class Serving:
                     found[change.member] = record.ts
                 else:
                     found.pop(change.member, None)
+        dropped = set()
         for rid in state.order:
             body = state.bodies.get(rid)
             if isinstance(body, CarrierBody):
@@ -163,8 +181,11 @@ class Serving:
                     found.pop(body.carrier, None)
                 else:
                     found[body.carrier] = state.records[rid].ts
-        return {k: ts for k, ts in found.items()
+                    dropped.add(body.carrier)
+        left = {k: ts for k, ts in found.items()
                 if not state.is_member(k) and k not in state.carriers}
+        self._dropped[space_id] = frozenset(dropped & set(left))
+        return left
 
     def carrier_peers(self) -> set[str]:
         """Peer ids of the carriers of this member's spaces."""

@@ -258,8 +258,9 @@ class Node(NodeHandle):
         and their frontiers say who has received what."""
         if self._host is None or self._contacts is None:
             return
-        # Every connected peer this node syncs with: members, carriers, and for a while a
-        # dropped carrier or a lapsed joiner, who learn of it this way (they take no gossip).
+        # Every connected peer this node syncs with: members and carriers (gossip may have
+        # missed them), and for a while a dropped carrier or a lapsed joiner, who learn of it
+        # this way (they take no gossip).
         sync = self.sync
         self._to_sync |= {p for p in self._host.connected_peers()
                           if (key := peer_key(p)) is not None and sync.shares_a_space(key)
@@ -344,7 +345,7 @@ class Node(NodeHandle):
         gossip = self.host.gossip
         started = changed = False
         while True:
-            wanted = set(self.membership.my_spaces())  # a carrier takes no gossip: no key
+            wanted = set(self.serving.spaces())  # a member's, and on a carrier those it carries
             for space_id in sorted(wanted - gossip.joined):
                 await gossip.join(space_id)
             for space_id in sorted(gossip.joined - wanted):
@@ -435,14 +436,14 @@ class Node(NodeHandle):
             self._host.gossip.publish(space_id, sealed)
 
     def _may_see(self, peer_id: str, space_id: bytes) -> bool:
-        """Whether a peer may be told of a space's gossip topic: a member (and for a while a
-        joiner whose join lapsed). Carriers hold no key to open gossip: they keep level by
-        sync (docs/node.md, "What a stranger learns")."""
+        """Whether a peer may be told of a space's gossip topic: a member, a carrier the space
+        names (it holds the transit key), and for a while a joiner whose join lapsed
+        (docs/node.md, "What a stranger learns")."""
         try:
             key = public_key_of_peer_id(peer_id)
         except IdentityError:
             return False
-        return self.serving.shares(space_id, key) and key not in self.serving.carriers(space_id)
+        return self.serving.sees_gossip(space_id, key)
 
     def _shares_a_space(self, peer_id: str) -> bool:
         """Whether a peer counts as a member for this node's relay limits: a member of one of

@@ -14,7 +14,8 @@ _NONE = TransitKeys({}, None)
 
 
 class Transit:
-    """Transit keys from the member's keyrings, kept until membership or keys change.
+    """Transit keys from the member's keyrings (and, on a carrier, those sealed to it as a
+    carrier of the space), kept until membership or keys change.
 
     Args:
         member: the member service (its views hold the keyrings).
@@ -31,14 +32,16 @@ class Transit:
         self._keys.clear()
 
     def keys(self, space_id: bytes) -> TransitKeys:
-        """The transit keys this member holds for a space (none if it holds no epoch key)."""
+        """The transit keys this node holds for a space (none if it holds no epoch key and is
+        not its carrier)."""
         keys = self._keys.get(space_id)
         if keys is None:
             try:
                 view = self._member.view(space_id)
             except MeshcrewError:
                 return _NONE
-            keys = self._keys[space_id] = transit_keys(view.state, view.keyring)
+            keys = self._keys[space_id] = transit_keys(
+                view.state, view.keyring, self._member.identity.signing_key)
         return keys
 
     def seal(self, space_id: bytes, raw: bytes, record_id: bytes | None = None

@@ -291,16 +291,31 @@ class Member(MemberReads, DeviceActions, ProposalActions):
                                      consent_to_removal(view.state, self.me, proposal_id)).id
 
     def add_carrier(self, space_id: bytes, carrier: bytes) -> bytes:
-        """Name a carrier of a space (its public key); returns the carrier record's id."""
+        """Name a carrier of a space (its public key), then rotate the keys so that it holds
+        the transit key (it opens gossip, never a post); returns the carrier record's id."""
         view = self.view(space_id)
         view.require_member()
-        return self._sign_and_append(space_id, name_carrier(view.state, self.me, carrier)).id
+        named = self._sign_and_append(space_id, name_carrier(view.state, self.me, carrier)).id
+        self._rotate_for_carriers(space_id)
+        return named
 
     def drop_carrier(self, space_id: bytes, carrier: bytes) -> bytes:
-        """Stop a carrier carrying a space; returns the carrier record's id."""
+        """Stop a carrier carrying a space, then rotate the keys so that it opens no gossip
+        sealed after it; returns the carrier record's id."""
         view = self.view(space_id)
         view.require_member()
-        return self._sign_and_append(space_id, drop_carrier(view.state, self.me, carrier)).id
+        dropped = self._sign_and_append(space_id, drop_carrier(view.state, self.me, carrier)).id
+        self._rotate_for_carriers(space_id)
+        return dropped
+
+    def _rotate_for_carriers(self, space_id: bytes) -> None:
+        """Rotate after naming or dropping a carrier; if this member cannot (it holds no key
+        yet), the next member who writes does (``needs_rekey``)."""
+        try:
+            self._rotate_while_needed(space_id)
+        except SpaceError as exc:
+            log.warning("the keys of space %s were not rotated for its carriers: %s",
+                        space_id.hex()[:12], exc)
 
     def rotate(self, space_id: bytes) -> list[bytes]:
         """Rotate the keys now if the membership changed since the last rotation.

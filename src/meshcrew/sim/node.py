@@ -10,9 +10,9 @@ What a node has received waits ``ingest_delay_s`` in memory before one append co
 crash loses that queue (and nothing committed).
 
 A node may also carry spaces it is not a member of (``carried``: the crews that name it as a
-carrier), as ``meshcrew.node.carrying`` does: it syncs them like its own (it takes no gossip of
-them), offers them only to their members and carriers, takes their records only within its
-quotas, and holds them sealed.
+carrier), as ``meshcrew.node.carrying`` does: it syncs them and takes their gossip like its own
+(it holds their transit keys), offers them only to their members and carriers, takes their
+records only within its quotas, and holds them sealed.
 """
 
 from __future__ import annotations
@@ -128,10 +128,9 @@ class SimNode:
         self.home = home
         self.space_ids = space_ids + carried
         """The spaces the node syncs: its member's, then those it carries."""
-        self.topics = space_ids
-        """The gossip topics the node joins: its member's spaces only. Gossip is sealed under
-        keys of the space's epochs (issue 17), which a carrier does not hold, so the node's
-        gate keeps carriers out of topics; they keep level by sync."""
+        self.topics = self.space_ids
+        """The gossip topics the node joins: its member's spaces and those it carries (each
+        rotation seals the epoch's transit key to the carriers named then: issue 17)."""
         self.carried = frozenset(carried)
         self._quotas = quotas
         self._space_bytes: dict[bytes, int] = {}

@@ -149,8 +149,8 @@ class NodeParams:
     sync_jitter: tuple[float, float] = (0.8, 1.2)
     propagate_delay_s: float = 2.0
     """New records (written or received) of a space with carriers are synced on to the
-    connected carriers of that space this long after (``NodeConfig.propagate_delay_s``):
-    carriers take no gossip. (The node syncs its connected members then too; the simulator
+    connected carriers of that space this long after (``NodeConfig.propagate_delay_s``), in
+    case gossip missed them. (The node syncs its connected members then too; the simulator
     leaves that out, as gossip has brought them the records.)"""
     ingest_delay_s: float = 0.05
     """Records received (gossip or sync) wait this long in memory before one replica append

@@ -163,6 +163,11 @@ def _name_carriers(signer: _Signer, keys: tuple[SigningKey, ...], crew: SpaceSet
         made = spaces.name_carrier(state, bytes(founder.verify_key), carrier)
         records.append(signer.sign(founder, crew.space_id, made))
         state = spaces.fold(crew.space_id, records)
+    while state.needs_rekey:  # as Member.add_carrier: the transit key goes to the carriers
+        records.append(signer.sign(founder, crew.space_id,
+                                   spaces.rotate_keys(state, founder, signer.rng,
+                                                      now_ms=signer.next_ms)))
+        state = spaces.fold(crew.space_id, records)
     if set(state.carriers) != set(carriers):
         raise AssertionError("the setup did not name every carrier")  # pragma: no cover
     return SpaceSetup(crew.space_id, crew.kind, crew.members, tuple(records), state)

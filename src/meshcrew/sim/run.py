@@ -285,7 +285,8 @@ class Simulation:
 
     def _propagate_soon(self, node: int, space: bytes) -> None:
         """As the node's ``_propagate``: new records are synced on to connected peers soon (a
-        burst gathered into one session), here only to carriers, which take no gossip."""
+        burst gathered into one session), here only to carriers (the node syncs its members
+        too; the simulator leaves that to gossip and the periodic sessions)."""
         if space not in self.metrics.carriers or node in self.metrics.carriers[space]:
             return
         generation = self.nodes[node].generation

@@ -38,8 +38,7 @@ from meshcrew.spaces.invites import (
     invite_public_key,
     prove_invite,
 )
-from meshcrew.spaces.kinds import RecordKind, SpaceKind
-from meshcrew.spaces.rules import MAX_CARRIERS
+from meshcrew.spaces.kinds import MAX_CARRIERS, RecordKind, SpaceKind
 from meshcrew.spaces.sealing import (
     HISTORY_AD,
     META_AD,
@@ -51,6 +50,7 @@ from meshcrew.spaces.sealing import (
 )
 from meshcrew.spaces.settings import SettingsSnapshot, SpaceMeta
 from meshcrew.spaces.state import Invite, SpaceState
+from meshcrew.spaces.transit import transit_key
 
 # Sizes on the wire, for fitting a rotation into one record: a share is a 32-byte key and an
 # 80-byte sealed key with their msgpack headers; an id is 32 bytes and its header; the rest
@@ -240,10 +240,12 @@ def _last_about(state: SpaceState, carrier: bytes) -> bytes | None:
 def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
                 keyring: Keyring | None = None, *, now_ms: int | None = None,
                 settings: SettingsSnapshot | None = None) -> Draft:
-    """A ``keys`` record opening a new epoch sealed to the current members.
+    """A ``keys`` record opening a new epoch sealed to the current members, its transit key
+    sealed to the carriers named now.
 
-    Make one after a join (the inviter does) and after a departure (anyone who wants to write
-    and finds :attr:`SpaceState.needs_rekey` true). A rotation names the join of every new
+    Make one after a join (the inviter does), after naming or dropping a carrier (whoever did),
+    and after a departure (anyone who wants to write and finds :attr:`SpaceState.needs_rekey`
+    true). A rotation names the join of every new
     recipient, and so lets them in (fold rule 7); if more people joined since the last
     rotation than one record can name (at least 190 fit, even in a congregation of 500), it
     takes in the first ones only, and ``needs_rekey`` stays true: rotate again.
@@ -282,7 +284,8 @@ def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
     staying += [d.key for d in devices]
     joining = sorted((state.members[key].joined_id, key) for key in state.active
                      if key not in staying and key not in expired)
-    room = (MAX_BODY_BYTES - _KEYS_OVERHEAD - _SHARE_BYTES * len(staying)) // (
+    carriers = sorted(state.carriers)  # each gets the transit key (opens gossip, not posts)
+    room = (MAX_BODY_BYTES - _KEYS_OVERHEAD - _SHARE_BYTES * (len(staying) + len(carriers))) // (
         _SHARE_BYTES + _ID_BYTES)
     joining = joining[:max(room, 0)]
     recipients = sorted([*staying, *(key for _, key in joining)])
@@ -302,7 +305,8 @@ def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
         shares={key: seal_to_member(key, new, rng) for key in recipients},
         after=tuple(sorted(after)), history=history,
         meta_key=encrypt(new, keyring.meta_key, epoch_ad(META_KEY_AD, me, number), rng),
-        settings=snapshot))
+        settings=snapshot,
+        carriers={key: seal_to_member(key, transit_key(new), rng) for key in carriers}))
 
 
 def _invite_of_join(state: SpaceState, joiner: bytes) -> Invite:

@@ -21,7 +21,9 @@ remove     ``{m: member key, s: seq of their last counting record, r: its id, a:
 consent    ``{p: removal proposal id}``
 keys       ``{n: epoch number, p: previous epoch id, s: {member: sealed key}, a: [ids of the
            membership changes it answers], h: blob of older keys (only if the space allows
-           history), mk: blob, ss: blob of the settings as its author knew them (optional)}``
+           history), mk: blob, ss: blob of the settings as its author knew them (optional),
+           tc: {carrier: the epoch's transit key sealed to it} (optional; a malformed one
+           reads as none, as releases before it ignore it)}``
 sealed     ``{e: epoch id, c: blob of the post}``
 carrier    ``{c: carrier key, a: true to add, false to drop, r: the carrier record about that
            key it follows (optional; the record waits for it, so a drop is ordered after
@@ -48,7 +50,7 @@ import msgpack
 from meshcrew.crypto import BLOB_OVERHEAD, SEALED_KEY_BYTES
 from meshcrew.reasons import Reason
 from meshcrew.records import ID_BYTES, KEY_BYTES, MAX_BODY_BYTES, MAX_TS_MS, RecordError
-from meshcrew.spaces.kinds import MAX_MEMBERS_ANY, RecordKind, SpaceKind
+from meshcrew.spaces.kinds import MAX_CARRIERS, MAX_MEMBERS_ANY, RecordKind, SpaceKind
 
 MAX_INVITE_USES = 500
 MAX_META_BLOB_BYTES = 4096
@@ -150,6 +152,9 @@ class KeysBody:
     settings: bytes | None = None
     """Blob of the space's settings as its author knew them, under the new key: what a joiner
     who cannot read the space's history starts from (see :mod:`meshcrew.spaces.editing`)."""
+    carriers: Mapping[bytes, bytes] = field(default_factory=dict)
+    """Carrier key → the new epoch's transit key sealed to it (:mod:`meshcrew.spaces.transit`):
+    carriers open gossip, never posts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +253,8 @@ def encode_body(body: Body) -> bytes:
                 wire["h"] = body.history
             if body.settings is not None:
                 wire["ss"] = body.settings
+            if body.carriers:
+                wire["tc"] = dict(body.carriers)
             return _pack(wire)
         case SealedBody():
             return _pack({"e": body.epoch, "c": body.blob})
@@ -315,10 +322,11 @@ def _ids(wire: Mapping[str, Any], name: str) -> tuple[bytes, ...]:
     return tuple(ids)
 
 
-def _shares(wire: Mapping[str, Any]) -> dict[bytes, bytes]:
-    shares = wire.get("s")
-    if not isinstance(shares, dict) or not 0 < len(shares) <= MAX_MEMBERS_ANY:
-        raise _bad(f"s is not a map of 1..{MAX_MEMBERS_ANY} key shares")
+def _shares(wire: Mapping[str, Any], name: str = "s", *, low: int = 1,
+            limit: int = MAX_MEMBERS_ANY) -> dict[bytes, bytes]:
+    shares = wire.get(name)
+    if not isinstance(shares, dict) or not low <= len(shares) <= limit:
+        raise _bad(f"{name} is not a map of {low}..{limit} key shares")
     for member, sealed in shares.items():
         if not isinstance(member, bytes) or len(member) != KEY_BYTES:
             raise _bad("a key share is not addressed to a member key")
@@ -394,9 +402,15 @@ def _parse_keys(wire: Mapping[str, Any]) -> Body:
     history = _bytes(wire, "h", max_length=MAX_HISTORY_BLOB_BYTES) if "h" in wire else None
     settings = (_bytes(wire, "ss", max_length=MAX_SETTINGS_BLOB_BYTES) if "ss" in wire
                 else None)
+    # A release before carriers' transit keys ignores tc: a tc that does not parse reads as
+    # none here, so that both accept the same rotations.
+    try:
+        carriers = _shares(wire, "tc", low=0, limit=MAX_CARRIERS) if "tc" in wire else {}
+    except RecordError:
+        carriers = {}
     return KeysBody(_int(wire, "n", 1, MAX_TS_MS), _bytes(wire, "p", ID_BYTES), _shares(wire),
                     _ids(wire, "a"), history, _bytes(wire, "mk", META_KEY_BLOB_BYTES),
-                    settings)
+                    settings, carriers)
 
 
 def _parse_sealed(wire: Mapping[str, Any]) -> Body:

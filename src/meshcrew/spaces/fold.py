@@ -44,10 +44,11 @@ Rules, in the order they are checked for each record:
    every recipient who did not hold epoch ``n - 1`` is or was a member or signed a join it
    names; it carries a history link exactly when the space allows history (``bad_epoch``). It
    names the membership changes it answers, so it is ordered after them. Concurrent rotations
-   are all accepted; the *current* epoch is one accepted after the latest membership change
-   and sealed to exactly the current members (highest number, then lowest id); if none is,
-   ``needs_rekey`` is true. (An older epoch sealed to the same members is not current: a
-   departed member may hold its key through a history link.) A rotation **lets in** the
+   are all accepted; the *current* epoch is one accepted after the latest membership change,
+   sealed to exactly the current members and with its transit key sealed to exactly the
+   carriers named now (highest number, then lowest id); if none is, ``needs_rekey`` is true.
+   (An older epoch sealed to the same members is not current: a departed member may hold its
+   key through a history link.) A rotation **lets in** the
    waiting joiners it seals the key to, if its own signed ``ts`` (a member's clock, not the
    joiner's) is no later than their invite's expiry; a later one is refused
    (``invite_expired``). A waiting joiner whose join it names but leaves out, signed after
@@ -61,8 +62,10 @@ Rules, in the order they are checked for each record:
     without being a member) or drops one. Any current member may do either; naming one already
     named changes nothing (the first naming stands), dropping one not named is refused
     (``bad_reference``), and a space names at most ``MAX_CARRIERS`` (``not_allowed``, in
-    :mod:`meshcrew.spaces.rules`). Naming a carrier is not a membership change: no key is
-    sealed to it.
+    :mod:`meshcrew.spaces.kinds`). A carrier is not a member: no epoch key is sealed to it,
+    only each epoch's transit key (:mod:`meshcrew.spaces.transit`), so it opens gossip and
+    never a post. Naming or dropping one makes the keys rotate (rule 7), so that a dropped
+    carrier opens no gossip sealed after it.
 11. ``revoke`` (by any current member) names an accepted invite (``bad_reference``); every
     join with it that the revocation does not name (it names those its author had seen) is
     ordered after it and refused (``invite_revoked``), whatever the arrival order.

@@ -33,6 +33,9 @@ _MAX_MEMBERS = {"crew": 64, "dyad": 2, "congregation": 500}
 MAX_MEMBERS_ANY = 500
 """The largest member count of any kind (bounds the size of a key rotation)."""
 
+MAX_CARRIERS = 8
+"""The most carriers a space names at once (fold rule 10)."""
+
 
 class RecordKind(StrEnum):
     """The envelope kinds the space rules read (``Record.kind``).

@@ -28,7 +28,7 @@ from meshcrew.spaces.bodies import (
 )
 from meshcrew.spaces.devices import verify_certificate, verify_revocation
 from meshcrew.spaces.invites import verify_invite_proof
-from meshcrew.spaces.kinds import RecordKind, SpaceKind
+from meshcrew.spaces.kinds import MAX_CARRIERS, RecordKind, SpaceKind
 from meshcrew.spaces.state import (
     ACCEPTED,
     Carrier,
@@ -44,9 +44,6 @@ from meshcrew.spaces.state import (
     SpaceState,
     Status,
 )
-
-MAX_CARRIERS = 8
-"""The most carriers a space names at once."""
 
 
 def refused(reason: Reason, detail: str = "") -> Status:
@@ -335,7 +332,7 @@ class Machine:
             self._lapse(key, record.id)
         self.epochs[record.id] = Epoch(record.id, body.number, record.author, body.prev,
                                        body.shares, body.history, body.meta_key,
-                                       len(self.changes), body.settings)
+                                       len(self.changes), body.settings, body.carriers)
         self.floor[record.author] = max(body.number, self.floor.get(record.author, 0))
 
     def _admissions(self, record: Record, body: KeysBody) -> tuple[list[bytes], list[bytes]]:
@@ -415,8 +412,9 @@ class Machine:
         version = len(self.changes)
         recipients = self.active | {d.key for d in self.devices.values()
                                     if d.revoked_by is None and d.member in self.active}
-        clean = [e for e in self.epochs.values()
-                 if e.version == version and e.recipients == recipients]
+        carriers = frozenset(self.carriers)  # a carrier named or dropped: rotate (rule 10)
+        clean = [e for e in self.epochs.values() if e.version == version
+                 and e.recipients == recipients and frozenset(e.carriers) == carriers]
         current = min(clean, key=lambda e: (-e.number, e.id)).id if clean else None
         order = self.order
         if self.lapsed:  # a lapsed join never counted: refused, with the reason the rule gives

@@ -88,6 +88,9 @@ class Epoch:
     epoch made after the latest change can be current."""
     settings: bytes | None = field(default=None, repr=False)
     """Blob of the settings as the rotation's author knew them, under this epoch's key."""
+    carriers: Mapping[bytes, bytes] = field(default_factory=dict, repr=False)
+    """Carrier key → this epoch's transit key sealed to it (carriers open gossip, not posts);
+    only an epoch sealed to exactly the carriers named now can be current."""
 
     @property
     def recipients(self) -> frozenset[bytes]:

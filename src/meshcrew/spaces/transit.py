@@ -1,4 +1,5 @@
-"""Gossip sealed in transit: a whole signed record under a key only the space's members hold.
+"""Gossip sealed in transit: a whole signed record under a key only the space's members and
+carriers hold.
 
 A record's envelope (space id, author key, seq, timestamp) is in the clear so that any replica
 can verify it. On a space's gossip topic a record travels wrapped::
@@ -6,7 +7,10 @@ can verify it. On a space's gossip topic a record travels wrapped::
     version (1 byte, 1) || key id (8 bytes) || nonce (24) || XChaCha20-Poly1305 ciphertext
 
 under the *transit key* of an epoch, derived from the epoch's key (so it rotates with membership
-like the epoch keys, and every member who can read the epoch can open its gossip), with
+like the epoch keys, and every member who can read the epoch can open its gossip) and sealed to
+each carrier the space names in the rotation that opens the epoch (a carrier verifies and
+forwards gossip but holds no epoch key, so it reads no post; naming or dropping one rotates the
+keys, so a dropped carrier opens nothing sealed after it), with
 associated data ``TRANSIT_AD || space id`` (a message moved to another space's topic does not
 open). The key id names the transit key without revealing anything: a keyed hash of the key.
 A peer handed the topic without the key sees only the key id, sizes and timing.
@@ -20,7 +24,9 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from meshcrew.crypto import KEY_BYTES, Rng, decrypt, encrypt
+from nacl.signing import SigningKey
+
+from meshcrew.crypto import KEY_BYTES, Rng, decrypt, encrypt, open_sealed
 from meshcrew.errors import DecryptError
 from meshcrew.spaces.sealing import Keyring
 from meshcrew.spaces.state import SpaceState
@@ -67,16 +73,38 @@ class TransitKeys:
         return f"TransitKeys({len(self.by_id)} keys)"
 
 
-def transit_keys(state: SpaceState, keyring: Keyring) -> TransitKeys:
-    """The transit keys of every epoch in ``keyring``."""
+def carrier_transit_keys(state: SpaceState, carrier: SigningKey) -> dict[bytes, bytes]:
+    """Epoch id → transit key, of every epoch whose rotation sealed it to ``carrier`` (a
+    carrier holds no epoch key: it opens gossip, never a post)."""
+    me = bytes(carrier.verify_key)
+    found = {}
+    for epoch in state.epochs.values():
+        sealed = epoch.carriers.get(me)
+        if sealed is None:
+            continue
+        try:
+            key = open_sealed(carrier, sealed)
+        except DecryptError:
+            continue  # sealed wrongly by its author: that epoch's gossip stays closed to us
+        if len(key) == KEY_BYTES:
+            found[epoch.id] = key
+    return found
+
+
+def transit_keys(state: SpaceState, keyring: Keyring,
+                 carrier: SigningKey | None = None) -> TransitKeys:
+    """The transit keys of every epoch in ``keyring`` and, given this node's key as a
+    ``carrier``, of every epoch sealed to it as one."""
+    keys = {epoch_id: transit_key(k) for epoch_id, k in keyring.epoch_keys.items()}
+    if carrier is not None:
+        keys = {**carrier_transit_keys(state, carrier), **keys}
     by_id: dict[bytes, bytes] = {}
     held: list[tuple[int, bytes, bytes]] = []  # (number, epoch id, key id)
     current = None
-    for epoch_id, epoch_key in keyring.epoch_keys.items():
+    for epoch_id, key in keys.items():
         epoch = state.epochs.get(epoch_id)
         if epoch is None:
             continue
-        key = transit_key(epoch_key)
         kid = key_id(key)
         by_id[kid] = key
         held.append((epoch.number, epoch_id, kid))
