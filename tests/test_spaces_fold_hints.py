@@ -224,6 +224,43 @@ def test_an_unlink_comes_before_the_devices_next_record() -> None:
                                           f"revoked after its record {one.seq}")
 
 
+def test_a_record_refused_before_ordering_changes_no_hint_whatever_comes_first() -> None:
+    """A body that does not parse is skipped by the hints, not the end of them: given first,
+    the removal below still comes before Bo's racing post."""
+    w = World(1)
+    space = w.found(ADA)
+    w.admit(ADA, BO, space)
+    unseen = a_post(w, space, BO, "not having seen the removal")
+    proposal = w.propose(ADA, space, BO)
+    late = racing(w, BO, space, unseen, [proposal])
+    junk = w.sign(CY, space, Draft("join", b"\x93\x01\x02\x03"), record=False)
+    for records in ([junk, *w.of(space)], [*w.of(space), junk]):
+        state = spaces.fold(space, records)
+        assert state.status(junk.id).reason is Reason.BAD_BODY  # type: ignore[union-attr]
+        assert state.status(late.id).reason is Reason.REMOVED_MEMBER  # type: ignore[union-attr]
+
+
+def test_a_rotation_naming_a_devices_certificate_and_its_consent_closes_no_cycle() -> None:
+    """Only a join named by a rotation orders its author's next record after the rotation.
+    Ada's laptop consents (for Ada) before any rotation reached it; Bo's rotation names its
+    certificate and that consent (the latest change): the laptop's record after its
+    certificate is the consent, which the rotation follows, not precedes."""
+    w = World(17)
+    space = crew(w)
+    cert = w.sign(ADA2, space, device_certificate(w.state(space), pk(ADA),
+                                                  certify_device(ADA, pk(ADA2))))
+    proposal = w.propose(BO, space, CY)
+    consent = w.consent(ADA2, space, proposal)
+    rotation = w.rotate(BO, space)
+    body = spaces.bodies.parse_body(rotation.kind, rotation.body)
+    assert isinstance(body, spaces.bodies.KeysBody)
+    assert {cert.id, consent.id} <= set(body.after)
+    state = folded(w, space)
+    assert state.members[pk(CY)].status is MemberStatus.REMOVED
+    assert state.status(rotation.id) == ACCEPTED
+    assert state.current_epoch_id == rotation.id
+
+
 # Rules 12 and 13: a leave or removal comes before the next record of each device it names,
 # and before the certificate of every device of the member it does not name. --------------
 

@@ -60,3 +60,20 @@ def test_every_record_of_a_fork_and_after_says_where_the_author_forked() -> None
     for record in (head, twin):
         assert state.status(record.id) == Status(Outcome.REJECTED, Reason.FORK,
                                                  f"the author forked at seq {head.seq}")
+
+
+def test_a_record_refused_early_whose_predecessor_is_absent_keeps_its_refusal() -> None:
+    """Refused for its body and waiting for its prev: the refusal is what it shows (it will
+    not count whatever arrives), not "waiting"."""
+    w = World()
+    space = w.found(ADA)
+    w.admit(ADA, BO, space)
+    absent = w.sign(BO, space, Draft("leave", b"\x80"), record=False)
+    bad = sign_record(BO, kind="join", space=space, seq=absent.seq + 1, prev=absent.id,
+                      ts=w.tick(), body=b"\x93\x01\x02\x03")
+    with pytest.raises(RecordError) as parsed:
+        parse_body("join", bad.body)
+    state = w.state(space, [*w.of(space), bad])
+    assert state.status(bad.id) == Status(Outcome.REJECTED, parsed.value.reason,
+                                          parsed.value.detail)
+    assert bad.id not in state.sequence
