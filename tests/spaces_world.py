@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 from nacl.signing import SigningKey
 
@@ -157,6 +159,53 @@ class World:
         """What ``key`` can read of the space."""
         state = self.state(space_id, records)
         return spaces.open_posts(state, spaces.unlock(state, key))
+
+
+@dataclass
+class Crew:
+    """A crew in a :class:`World` and what each of its actors (``ACTORS``, by index) has seen of
+    it, for the property tests, which found it and add moves of their own."""
+
+    ACTORS: ClassVar[Sequence[SigningKey]] = ()
+    w: World = field(default_factory=World)
+    space: bytes = b""
+    views: list[set[bytes]] = field(default_factory=list)
+    """The ids of the records each actor has seen."""
+    by_id: dict[bytes, Record] = field(default_factory=dict)
+    honest: set[bytes] = field(default_factory=set)
+    """Records made by honest moves."""
+    proposals: list[bytes] = field(default_factory=list)
+    codes: list[InviteCode] = field(default_factory=list)
+    dishonest: bool = False
+    """Set while a dishonest move runs."""
+
+    def __post_init__(self) -> None:
+        self.views = [set() for _ in self.ACTORS]
+
+    def state_of(self, i: int) -> SpaceState:
+        """The space as actor ``i`` sees it."""
+        return spaces.fold(self.space, (self.by_id[r] for r in self.views[i]))
+
+    def make(self, i: int, made: Draft) -> Record:
+        """Actor ``i`` signs ``made`` (and has seen it)."""
+        return self.keep(i, self.w.sign(self.ACTORS[i], self.space, made))
+
+    def keep(self, i: int, rec: Record) -> Record:
+        """Actor ``i`` has made ``rec``: honest unless a dishonest move runs."""
+        self.by_id[rec.id] = rec
+        self.views[i].add(rec.id)
+        if not self.dishonest:
+            self.honest.add(rec.id)
+        return rec
+
+    def learn(self, i: int, j: int) -> None:
+        """Actor ``i`` syncs from actor ``j``."""
+        self.views[i] |= self.views[j]
+
+    def sync_all(self) -> None:
+        """Every actor has seen every record."""
+        for view in self.views:
+            view.update(self.by_id)
 
 
 def with_dependants(state: SpaceState, seeds: set[bytes]) -> set[bytes]:

@@ -11,7 +11,9 @@ and the state must keep the invariants of rules 12 and 13.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,7 +23,6 @@ from hypothesis_profiles import examples
 from meshcrew import spaces
 from meshcrew.errors import SpaceError
 from meshcrew.reasons import Reason
-from meshcrew.records import Record
 from meshcrew.spaces import CheckIn, InviteCode, MemberStatus, SpaceState
 from meshcrew.spaces.bodies import DeviceBody, JoinBody, SealedBody, draft
 from meshcrew.spaces.devices import (
@@ -33,7 +34,7 @@ from meshcrew.spaces.devices import (
 )
 from meshcrew.spaces.extend import extend
 from meshcrew.spaces.invites import prove_invite
-from spaces_world import World, person, pk, with_dependants
+from spaces_world import Crew, person, pk, with_dependants
 
 MEMBERS = [person(f"m{i}") for i in range(4)]
 LAPTOPS = [person(f"d{i}") for i in range(4)]
@@ -43,19 +44,13 @@ N = len(KEYS)
 
 
 @dataclass
-class Sim:
+class Sim(Crew):
     """A crew of four and what each key has seen of it."""
 
-    w: World = field(default_factory=World)
-    space: bytes = b""
-    views: list[set[bytes]] = field(default_factory=lambda: [set() for _ in range(N)])
-    by_id: dict[bytes, Record] = field(default_factory=dict)
-    honest: set[bytes] = field(default_factory=set)
-    proposals: list[bytes] = field(default_factory=list)
-    codes: list[InviteCode] = field(default_factory=list)
-    dishonest: bool = False
+    ACTORS: ClassVar[Sequence[SigningKey]] = KEYS
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         w = self.w
         self.space = w.found(MEMBERS[0])
         for i in (1, 2, 3):
@@ -63,26 +58,7 @@ class Sim:
         for rec in w.records:
             self.by_id[rec.id] = rec
             self.honest.add(rec.id)
-        for view in self.views:
-            view.update(self.by_id)
-
-    def state_of(self, i: int) -> SpaceState:
-        return spaces.fold(self.space, (self.by_id[r] for r in self.views[i]))
-
-    def make(self, i: int, made: spaces.Draft) -> Record:
-        rec = self.w.sign(KEYS[i], self.space, made)
-        self.by_id[rec.id] = rec
-        self.views[i].add(rec.id)
-        if not self.dishonest:
-            self.honest.add(rec.id)
-        return rec
-
-    def learn(self, i: int, j: int) -> None:
-        self.views[i] |= self.views[j]
-
-    def sync_all(self) -> None:
-        for view in self.views:
-            view.update(self.by_id)
+        self.sync_all()
 
 
 def _owner(i: int) -> int:

@@ -11,10 +11,13 @@ keep the invariants of the rules.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from nacl.signing import SigningKey
 
 from hypothesis_profiles import examples
 from meshcrew import crypto, spaces
@@ -32,30 +35,22 @@ from meshcrew.spaces.bodies import (
 from meshcrew.spaces.invites import prove_invite
 from meshcrew.spaces.posts import encode_post
 from meshcrew.spaces.sealing import post_ad
-from spaces_world import World, person, pk, with_dependants
+from spaces_world import Crew, person, pk, with_dependants
 
 PEOPLE = [person(f"p{i}") for i in range(6)]
 N = len(PEOPLE)
 
 
 @dataclass
-class Sim:
+class Sim(Crew):
     """A crew founded by p0, and what each person has seen of it."""
 
-    w: World = field(default_factory=World)
-    space: bytes = b""
-    views: list[set[bytes]] = field(default_factory=lambda: [set() for _ in range(N)])
-    codes: list[InviteCode] = field(default_factory=list)
-    proposals: list[bytes] = field(default_factory=list)
-    by_id: dict[bytes, Record] = field(default_factory=dict)
-    honest: set[bytes] = field(default_factory=set)
+    ACTORS: ClassVar[Sequence[SigningKey]] = PEOPLE
     forked: set[bytes] = field(default_factory=set)
     """People who forked their own chain (their honest records may then be refused)."""
-    """Records made by honest moves."""
-    dishonest: bool = False
-    """Set while a dishonest move runs."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.space = self.w.found(PEOPLE[0])
         self.by_id = {r.id: r for r in self.w.records}
         self.views[0].add(self.space)
@@ -63,26 +58,6 @@ class Sim:
             run(self, ("admit", 0, i, 1))
         for i in range(4):
             self.learn(i, 0)
-
-    def state_of(self, i: int) -> SpaceState:
-        return spaces.fold(self.space, (self.by_id[r] for r in self.views[i]))
-
-    def make(self, i: int, made: spaces.Draft) -> Record:
-        return self.keep(i, self.w.sign(PEOPLE[i], self.space, made))
-
-    def keep(self, i: int, rec: Record) -> Record:
-        self.by_id[rec.id] = rec
-        self.views[i].add(rec.id)
-        if not self.dishonest:
-            self.honest.add(rec.id)
-        return rec
-
-    def sync_all(self) -> None:
-        for view in self.views:
-            view.update(self.by_id)
-
-    def learn(self, i: int, j: int) -> None:
-        self.views[i] |= self.views[j]
 
 
 def run(sim: Sim, op: tuple[str, int, int, int]) -> None:
