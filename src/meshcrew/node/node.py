@@ -26,8 +26,7 @@ used from there; SQLite appends are fast enough not to need a worker thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -39,9 +38,9 @@ from meshcrew.net import (
     INVALID_RECORD,
     PROTOCOL_VIOLATION,
     Host,
+    PoolVerifier,
     Stream,
     SyncService,
-    Verifier,
 )
 from meshcrew.node.arrivals import Arrivals, all_posts, peer_key
 from meshcrew.node.carrying import (
@@ -225,10 +224,6 @@ class Node(NodeHandle):
             self._propagate(exclude=sender)
         return accepted
 
-    def _verify_received(self, pool: VerifyPool, raws: Sequence[bytes]) -> VerifiedBatch:
-        """The checks of records from sync, in worker processes (``net.syncing.Verifier``)."""
-        return pool.verify(raws, now_ms=self._clock())
-
     def _on_records(self, records: list[Record]) -> None:
         """Every record the member signs or the replica accepts (Member's ``on_records``)."""
         if not records:
@@ -294,15 +289,13 @@ class Node(NodeHandle):
 
     async def _start(self, host: Host, nursery: trio.Nursery) -> None:
         self._host = host
-        # The pool's worker processes start with the first large batch; twice as many batches
-        # in flight as workers, so a worker never waits while a checked batch is handed back.
+        # The pool's worker processes start with the first large batch.
         pool = VerifyPool()
         self._sync = SyncService(host, self._served, self.serving.spaces,
                                  self.serving.shares, self._arrivals.on_sync_event,
                                  period_s=self.config.sync_period_s,
                                  on_complete=self._on_sync_complete,
-                                 verifier=Verifier(partial(self._verify_received, pool),
-                                                   workers=2 * pool.workers, close=pool.close))
+                                 verifier=PoolVerifier(pool, self._clock))
         self._contacts = Contacts(host, self.book, self.membership, self.config, self._clock,
                                   self._emit, carriers=self.serving.carriers)
         host.is_member = self._shares_a_space
