@@ -68,9 +68,12 @@ class Membership:
         self._devices: dict[bytes, bytes] | None = None
 
     def state(self, space_id: bytes) -> SpaceState | None:
-        """The folded state of a space (None if the replica holds none of it)."""
+        """The state of a space for everything but its posts (None if the replica holds none
+        of it): the fold of its membership records, which holds no post in memory
+        (:class:`~meshcrew.service.lean_spaces.LeanSpaces`); its ``head`` sees those records
+        only (the replica's frontier has each author's head)."""
         try:
-            return self._member.view(space_id).state
+            return self._member.lean.state(space_id)
         except MeshcrewError:
             return None
 
@@ -168,7 +171,8 @@ class Membership:
                 not verify_invite_proof(invite.public_key, record.space_id, record.author,
                                         body.proof):
             return False
-        head = state.head(record.author)  # the fold applies it now, not once a gap is filled
+        # the fold applies it now, not once a gap is filled
+        head = self._member.replica.frontier(record.space_id).get(record.author)
         return (record.seq, record.prev) == ((1, None) if head is None else
                                              (head.seq + 1, head.id))
 

@@ -18,7 +18,7 @@ class Transit:
     carrier of the space), kept until membership or keys change.
 
     Args:
-        member: the member service (its views hold the keyrings).
+        member: the member service (its lean spaces hold the keyrings).
         rng: randomness for nonces.
     """
 
@@ -36,12 +36,13 @@ class Transit:
         not its carrier)."""
         keys = self._keys.get(space_id)
         if keys is None:
+            lean = self._member.lean  # the membership and keys, no post held in memory
             try:
-                view = self._member.view(space_id)
+                state, keyring = lean.state(space_id), lean.keyring(space_id)
             except MeshcrewError:
                 return _NONE
             keys = self._keys[space_id] = transit_keys(
-                view.state, view.keyring, self._member.identity.signing_key)
+                state, keyring, self._member.identity.signing_key)
         return keys
 
     def seal(self, space_id: bytes, raw: bytes, record_id: bytes | None = None

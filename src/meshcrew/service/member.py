@@ -227,6 +227,8 @@ class Member(MemberReads, DeviceActions, ProposalActions):
         Returns:
             What expired and when the next post does; None while the settings are locked.
         """
+        if space_id not in self._views and self.lean.keeps_everything(space_id):
+            return Expiry(frozenset(), frozenset(), None)  # without folding every post
         view = self.view(space_id)
         meta = view.meta
         if meta is None:

@@ -33,6 +33,7 @@ from meshcrew.service.entries import (
     SpaceSummary,
     ThreadEntry,
 )
+from meshcrew.service.lean_spaces import LeanSpaces
 from meshcrew.service.resolve import pick_member, pick_record, pick_space
 from meshcrew.service.snapshots import SnapshotView, ViewSnapshots
 from meshcrew.service.transfer import store_refusal
@@ -101,6 +102,9 @@ class MemberReads:
         self._views = self.views.views
         self._preparing = self.views.preparing
         self._snapshots = snapshots
+        self.lean = LeanSpaces(replica, identity)
+        """Each space's membership and settings without its posts in memory (what a node that
+        serves no screen needs; see :mod:`meshcrew.service.lean_spaces`)."""
 
     @property
     def me(self) -> bytes:
