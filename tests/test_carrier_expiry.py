@@ -66,9 +66,10 @@ class World:
     """The marker's ciphertext."""
 
 
-def crew_with_a_carrier(root: Path) -> World:
+def crew_with_a_carrier(root: Path, *, marker_last: bool = False) -> World:
     """Ada's crew keeps check-ins one day. Bo joined (by files) before Ada wrote the marker, so
-    he never held it; then Ada named Pi a carrier (her newest record, so the marker is not)."""
+    he never held it; then Ada named Pi a carrier (her newest record, so the marker is not;
+    with ``marker_last`` she named it first, and the marker is her newest record)."""
     ada, bo, pi = make_home(root, "Ada"), make_home(root, "Bo"), make_home(root, "Pi")
     with Replica.open(ada[0]) as ada_replica, Replica.open(bo[0]) as bo_replica:
         ada_member = Member(ada_replica, ada[1], clock=wall_ms)
@@ -79,8 +80,11 @@ def crew_with_a_carrier(root: Path) -> World:
         bo_member.join(code)
         ada_member.ingest(bo_member.export(space), sender="file")  # Ada lets him in
         bo_member.ingest(ada_member.export(space), sender="file")
+        if marker_last:
+            ada_member.add_carrier(space, pi[1].public_key)
         marker = ada_member.checkin(space, text=MARKER, energy=3)
-        ada_member.add_carrier(space, pi[1].public_key)
+        if not marker_last:
+            ada_member.add_carrier(space, pi[1].public_key)
         body = ada_member.view(space).state.bodies[marker]
         assert isinstance(body, SealedBody)
     return World(ada, bo, pi, space, marker, body.blob)
@@ -127,6 +131,35 @@ async def test_a_carrier_drops_an_expired_post_and_a_crewmate_gets_its_husk(
     for folder in (world.pi[0].path, world.bo[0].path):
         assert world.blob not in home_bytes(folder)
         assert MARKER.encode() not in home_bytes(folder)
+
+
+async def test_a_post_that_was_its_authors_newest_record_leaves_the_carrier_too(
+        tmp_path: Path) -> None:
+    """The marker is Ada's newest record, on Pi too. Her node, back after two days, posts her
+    profile again and deletes the marker as it starts; when it meets Pi it tells it, and sends
+    the profile by sync: the carrier husks the marker only once the profile is there (a chain's
+    newest record stays whole), so what it did not take at first is sent again."""
+    world = crew_with_a_carrier(tmp_path, marker_last=True)
+    crew_clock = Clock()
+    with trio.fail_after(60):
+        async with open_node(*world.pi, CARRIER, clock=crew_clock) as pi:
+            async with open_node(*world.ada, LOOPBACK_NODE, clock=crew_clock) as ada:
+                await ada.connect(pi.addrs()[0])
+                await wait_until(lambda: pi.replica.get(world.marker) is not None, within=20)
+                ada_key = world.ada[1].public_key
+                assert pi.replica.frontier(world.space)[ada_key].id == world.marker
+            crew_clock.shift_ms = 2 * DAY_MS
+            async with open_node(*world.ada, LOOPBACK_NODE, clock=crew_clock) as ada:
+                assert ada.replica.get(world.marker).expired  # type: ignore[union-attr]
+                await ada.connect(pi.addrs()[0])
+
+                def pi_holds_a_husk() -> bool:
+                    held = pi.replica.get(world.marker)
+                    return held is not None and held.expired
+
+                await wait_until(pi_holds_a_husk, within=30)
+                assert pi.replica.frontier(world.space)[ada_key].id != world.marker
+                assert world.blob not in home_bytes(world.pi[0].path)
 
 
 async def test_a_notice_from_anyone_but_a_member_changes_nothing(tmp_path: Path) -> None:

@@ -83,6 +83,8 @@ class ExpiryNotices(Bringer):
         self._replica = replica
         self._confirmed: dict[tuple[bytes, bytes], set[bytes]] = {}
         """Per (carrier key, space), the husks it said it holds."""
+        self._telling: set[tuple[str, bytes]] = set()
+        self._again: set[tuple[str, bytes]] = set()
 
     def expired(self, space_id: bytes) -> None:
         """Posts of a space have just become husks here: tell its connected carriers again."""
@@ -99,22 +101,40 @@ class ExpiryNotices(Bringer):
         """Send the carrier the husks it has not confirmed; those it does not take (it has
         not received the post yet, or the post is still its chain's newest record there: the
         author's next record is on its way) are sent again after :data:`RETRY_S`, doubling,
-        at most :data:`RETRIES` times."""
+        at most :data:`RETRIES` times. One task per carrier and space: asked again while it
+        runs, it runs once more after."""
+        pair = (peer_id, space_id)
+        if pair in self._telling:
+            self._again.add(pair)
+            return None
+        self._telling.add(pair)
+        try:
+            await self._tell_now(peer_id, space_id)
+            while pair in self._again:
+                self._again.discard(pair)
+                await self._tell_now(peer_id, space_id)
+        finally:
+            self._telling.discard(pair)
+            self._again.discard(pair)
+        return None
+
+    async def _tell_now(self, peer_id: str, space_id: bytes) -> None:
         key = public_key_of_peer_id(peer_id)
         confirmed = self._confirmed.setdefault((key, space_id), set())
         for attempt in range(RETRIES + 1):
             if attempt:
                 await trio.sleep(RETRY_S * 2 ** (attempt - 1))
                 if peer_id not in self._host.connected_peers():
-                    break
+                    return
             untold = sorted(husk_ids(self._replica, space_id) - confirmed)
             if not untold:
-                break
+                return
             for start in range(0, len(untold), MAX_IDS):
                 ids = untold[start:start + MAX_IDS]
                 held = await send_notice(self._host, peer_id, space_id, ids)
                 confirmed.update(rid for rid, yes in zip(ids, held, strict=True) if yes)
-        return None
+            if confirmed.issuperset(untold):
+                return
 
 
 async def send_notice(host: Host, peer_id: str, space_id: bytes, ids: list[bytes]
