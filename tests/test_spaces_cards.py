@@ -4,8 +4,13 @@ the congregation and the author; every way a card can fail is refused with ``car
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hypothesis_profiles import examples
 from meshcrew import spaces
 from meshcrew.reasons import Reason
 from meshcrew.records import NEW_SPACE, sign_record
@@ -128,3 +133,45 @@ def test_a_crew_member_who_left_can_still_sign_a_card() -> None:
     assert stale.id not in unproven_cards(w.opened(ADA, hall))
     newer = w.card(BO, hall, moon, "Moon", open=False, note="Cy left")
     assert [c.record_id for c in views.crew_cards(w.opened(ADA, hall))] == [newer.id]
+
+
+
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cards=st.lists(st.tuples(st.sampled_from(["bo", "cy", "dan", "ada"]), st.booleans(),
+                                st.booleans()), min_size=1, max_size=8),
+       seed=st.integers(0, 2**32 - 1))
+def test_any_order_and_duplicates_give_the_same_cards_and_refusals(
+        cards: list[tuple[str, bool, bool]], seed: int) -> None:
+    """Cards by the crew's members and by others (a member's proof re-posted, or none),
+    delivered in any order and some twice: every reader refuses exactly the cards not proven
+    by their author, and shows the same latest card."""
+    w, hall, moon = hall_with_a_crew()
+    people = {"ada": ADA, "bo": BO, "cy": CY, "dan": DAN}
+    meta_key = spaces.unlock(w.state(moon), BO).meta_key
+    assert meta_key is not None
+    genesis = w.state(moon).records[moon].raw
+    unproven = set()
+    for name, is_open, proven in cards:
+        key = people[name]
+        if proven and name in ("bo", "cy"):
+            w.card(key, hall, moon, "Moon", open=is_open)
+        elif proven:  # Bo's proof, posted by someone else
+            copied = prove_card(CrewCard(moon, "Moon", is_open), congregation=hall,
+                                author=pk(BO), meta_key=meta_key, genesis=genesis)
+            unproven.add(w.post(key, hall, copied).id)
+        else:
+            unproven.add(w.post(key, hall, CrewCard(moon, "Moon", is_open)).id)
+    records = w.of(hall)
+    shuffler = random.Random(seed)
+    shuffled = records + shuffler.sample(records, k=len(records) // 3)
+    shuffler.shuffle(shuffled)
+    shown = None
+    for reader in (ADA, BO, DAN):
+        for delivered in (records, shuffled):
+            opened = w.opened(reader, hall, delivered)
+            refused = unproven_cards(opened)
+            assert set(refused) == unproven
+            assert all(s.reason is Reason.CARD_UNPROVEN for s in refused.values())
+            latest = [c.record_id for c in views.crew_cards(opened)]
+            assert shown is None or latest == shown
+            shown = latest
