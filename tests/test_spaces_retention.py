@@ -1,0 +1,76 @@
+"""The retention rule (``meshcrew.spaces.retention``) as a property: which posts have expired,
+which wait for their author's next record and when the next one expires are a function of the
+set of records, whatever order they arrived in and however often, and the same for every
+member."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hypothesis_profiles import examples
+from meshcrew import spaces
+from meshcrew.records import Record
+from meshcrew.spaces import CheckIn, Period, Reply, Rhythm
+from meshcrew.spaces.retention import Expiry, expiry
+from spaces_world import DAY, World, person, pk
+
+PEOPLE = tuple(person(n) for n in ("ada", "bo", "cy"))
+move = st.tuples(st.sampled_from(["checkin", "checkin", "reply", "leave_taking"]),
+                 st.integers(0, 2), st.integers(0, 4))
+
+
+def heads(records: list[Record]) -> set[bytes]:
+    """Each author's newest record."""
+    newest: dict[bytes, Record] = {}
+    for record in records:
+        if record.author not in newest or record.seq > newest[record.author].seq:
+            newest[record.author] = record
+    return {r.id for r in newest.values()}
+
+
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(moves=st.lists(move, max_size=12), now_days=st.integers(0, 6),
+       seed=st.integers(0, 2**32 - 1))
+def test_any_order_and_duplicates_expire_the_same_posts(
+        moves: list[tuple[str, int, int]], now_days: int, seed: int) -> None:
+    w = World(5)
+    space = w.found(PEOPLE[0], rhythm=Rhythm(Period.DAILY))
+    for joiner in PEOPLE[1:]:
+        w.admit(PEOPLE[0], joiner, space)
+    start = w.now
+    left: set[int] = set()
+    checkins: list[bytes] = []
+    for n, (name, who, day) in enumerate(sorted(moves, key=lambda m: m[2])):
+        if who in left:
+            continue
+        key, ts = PEOPLE[who], max(w.now, start + day * DAY) + n
+        if name == "leave_taking":
+            w.sign(key, space, spaces.leave_space(w.state(space), pk(key), expire_posts=True),
+                   ts=ts)
+            left.add(who)
+        elif name == "reply" and checkins:
+            w.post(key, space, Reply(checkins[day % len(checkins)], "heard you"), ts=ts)
+        else:
+            checkins.append(w.post(key, space, CheckIn(f"day {day}", 3), ts=ts).id)
+        w.now = ts
+    records = w.of(space)
+    shuffler = random.Random(seed)
+    shuffled = records + shuffler.sample(records, k=len(records) // 3)
+    shuffler.shuffle(shuffled)
+    now = start + now_days * DAY
+    members: Expiry | None = None
+    for who, reader in enumerate(PEOPLE):
+        state = w.state(space)
+        meta = spaces.open_meta(state, spaces.unlock(state, reader))
+        assert meta is not None
+        meta = replace(meta, keep_checkins=1, keep_posts=2)
+        in_order = expiry(w.opened(reader, space, records), meta, now, heads(records))
+        assert expiry(w.opened(reader, space, shuffled), meta, now, heads(records)) == in_order
+        assert not in_order.due & heads(records)  # a chain's newest record is never deleted
+        if who not in left:  # who left reads nothing posted after: the members agree
+            assert members is None or in_order == members
+            members = in_order
