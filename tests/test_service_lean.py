@@ -4,7 +4,8 @@
 membership state whether anything can expire: nothing when the settings keep every post and no
 member took theirs away; otherwise (a settings post, a leave that takes the posts) it asks the
 whole view, as before, and deletes what is due. ``Member.lean`` keeps its state until a record
-that is not a post arrives.
+that is not a post arrives. Each test runs twice: with few new records at a time, and with
+every arrival past two taken as a catch-up (read one at a time from the replica's stream).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from meshcrew.service import Member
+from meshcrew.service import Member, lean_spaces
 from meshcrew.spaces import Period, Rhythm, SettingsChange
 from meshcrew.spaces.retention import Expiry
 from test_service_support import DAY, Town, admit, sync, town_at
@@ -22,8 +23,11 @@ from test_service_support import DAY, Town, admit, sync, town_at
 NOTHING = Expiry(frozenset(), frozenset(), None)
 
 
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
+@pytest.fixture(params=[lean_spaces.FOLLOW_UP_TO, 2], ids=["few-new", "catch-up"])
+def town(tmp_path: Path, request: pytest.FixtureRequest,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[Town]:
+    """Each test twice: new records read at once, and (past two) from the replica's stream."""
+    monkeypatch.setattr(lean_spaces, "FOLLOW_UP_TO", request.param)
     yield from town_at(tmp_path)
 
 
@@ -98,6 +102,9 @@ def test_the_lean_state_is_kept_through_posts_and_folded_again_for_membership(
     assert node.lean.state(space) is before  # posts change no membership
     bob_key = bob.me
     bob.leave(space)
+    for n in range(3):  # the leave among posts (a catch-up, in the second run)
+        ada.checkin(space, text=f"after {n}", energy=3)
+    sync(space, ada, bob)
     after = node.lean.state(space)
     assert bob_key not in after.recipients
     assert after.recipients == bob.view(space).state.recipients

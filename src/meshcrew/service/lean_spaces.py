@@ -35,7 +35,9 @@ from meshcrew.spaces.settings import KEEP_FOREVER
 from meshcrew.store import Replica
 
 FOLLOW_UP_TO = 4_096
-"""Most new records looked at one by one; past it (a catch-up) the space is read again whole."""
+"""Most new records read at once; past it (a catch-up) they are taken one at a time from the
+replica's stream of the space, so that a catch-up is neither held in memory nor folded or
+decrypted again whole."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,28 +94,29 @@ class LeanSpaces:
             raise UnknownName(f"This replica holds no space with id {space_id.hex()}.")
         kept = self._spaces.get(space_id)
         if kept is not None and kept.frontier != frontier:
-            new = self._new_records(space_id, kept.frontier, frontier)
-            if new is not None and all(r.kind == RecordKind.SEALED for r in new):
-                kept = _Lean(kept.state, kept.keyring, frontier)  # posts only: the same
-            else:
-                kept = None
+            new = self._arrived(space_id, kept.frontier, frontier)
+            only_posts = new is not None
+            for record in new or ():  # read to the end: it may be the replica's stream
+                only_posts &= record.kind == RecordKind.SEALED
+            kept = _Lean(kept.state, kept.keyring, frontier) if only_posts else None
         if kept is None:
             state = fold_membership(space_id, self._replica.each_space_record(space_id))
             kept = _Lean(state, unlock(state, self._identity.signing_key), frontier)
         self._spaces[space_id] = kept
         return kept
 
-    def _new_records(self, space_id: bytes, before: Mapping[bytes, Head],
-                     now: Mapping[bytes, Head]) -> list[Record] | None:
-        """The records of ``now`` that ``before`` lacks; None if a chain lost records or there
-        are too many to look at one by one."""
+    def _arrived(self, space_id: bytes, before: Mapping[bytes, Head],
+                 now: Mapping[bytes, Head]) -> Iterable[Record] | None:
+        """The records of ``now`` that ``before`` lacks (None if a chain lost records): a
+        few at once, or many (a catch-up) one at a time from the replica's stream."""
         if _regressed(before, now):
             return None
         arrived = sum(head.seq - before.get(author, Head(0, b"")).seq
                       for author, head in now.items())
-        if arrived > FOLLOW_UP_TO:
-            return None
-        return self._replica.records_after(space_id, before, limit=FOLLOW_UP_TO + 1)
+        if arrived <= FOLLOW_UP_TO:
+            return self._replica.records_after(space_id, before, limit=FOLLOW_UP_TO + 1)
+        return (record for record in self._replica.each_space_record(space_id)
+                if record.seq > before.get(record.author, Head(0, b"")).seq)
 
     def keeps_everything(self, space_id: bytes) -> bool:
         """Whether no post of the space can expire now: its settings keep check-ins and other
@@ -145,7 +148,7 @@ class LeanSpaces:
                     not _regressed(scan.frontier, lean.frontier)):
                 found = scan.found
             else:
-                new = self._new_records(space_id, scan.frontier, lean.frontier)
+                new = self._arrived(space_id, scan.frontier, lean.frontier)
                 if new is not None:
                     found = self._any_settings(space_id, new, lean.keyring)
         if found is None:
