@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib.machinery import ModuleSpec
 
 import msgpack
 
@@ -125,6 +128,30 @@ def _exit_with(parent: int) -> None:
 _PARENT_POLL_S = 1.0
 
 
+@contextmanager
+def _main_not_imported() -> Iterator[None]:
+    """Spawn workers that do not import this process's main module.
+
+    A spawned process first imports its parent's ``__main__`` (multiprocessing's rule, for
+    functions defined there), unless that module is a package's ``__main__``. The checks need
+    nothing from it, and under the ``meshcrew`` script it is the whole command line: about
+    0.2 s of CPU per worker, at the start of every catch-up that starts them. So while a worker
+    starts, the main module names itself as one (multiprocessing reads it only then, on this
+    thread).
+    """
+    main = sys.modules["__main__"]
+    spec = getattr(main, "__spec__", None)
+    main.__spec__ = ModuleSpec(_NO_MAIN, None)
+    try:
+        yield
+    finally:
+        main.__spec__ = spec
+
+
+_NO_MAIN = "meshcrew.__main__"
+"""The name multiprocessing leaves alone in a spawned worker (it ends with ``.__main__``)."""
+
+
 def rebuilt(raws: Sequence[bytes], refusals: Refusals) -> VerifiedBatch:
     """The batch :func:`verify_batch` would have made, from a worker's refusals: the records it
     passed are decoded again from the same bytes, without checking them again."""
@@ -182,7 +209,8 @@ class VerifyPool:
             pool = self._pool
             self.submitted += 1
         try:
-            return pool.submit(refusals_of, list(raws), now_ms)
+            with _main_not_imported():  # a worker starts, if one is missing, in submit
+                return pool.submit(refusals_of, list(raws), now_ms)
         except RuntimeError as exc:  # broken (a worker died): the next batch starts afresh
             self._forget(pool)
             raise ReplicaError(f"Checking records failed: {type(exc).__name__}.") from exc
