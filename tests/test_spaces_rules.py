@@ -133,6 +133,18 @@ def test_a_genesis_makes_its_author_the_founding_member_writing_under_epoch_0() 
     assert state.floors[pk(ADA)] == 0
 
 
+def test_a_record_whose_prev_is_not_its_authors_previous_record_is_refused_plainly() -> None:
+    w = World()
+    space = crew(w)
+    head = w.heads[(pk(BO), space)]
+    broken = sign_record(BO, kind="leave", space=space, seq=head.seq + 1,
+                         prev=w.heads[(pk(ADA), space)].id, ts=w.tick(),
+                         body=draft(LeaveBody()).body)
+    state = w.state(space, [*w.of(space), broken])
+    assert state.status(broken.id) == refused("", Reason.CHAIN_BROKEN)
+    assert state.members[pk(BO)].status is MemberStatus.ACTIVE
+
+
 def test_a_stranger_a_leaver_and_a_joiner_not_let_in_are_told_apart() -> None:
     w = World()
     space = crew(w)
