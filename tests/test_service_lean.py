@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from meshcrew.records import Record
 from meshcrew.service import Member, lean_spaces
 from meshcrew.spaces import Period, Rhythm, SettingsChange
 from meshcrew.spaces.retention import Expiry
@@ -108,4 +109,28 @@ def test_the_lean_state_is_kept_through_posts_and_folded_again_for_membership(
     after = node.lean.state(space)
     assert bob_key not in after.recipients
     assert after.recipients == bob.view(space).state.recipients
+    assert space not in node.views.views
+
+
+def test_a_pass_after_arrivals_reads_only_what_arrived(town: Town,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catch-up runs a pass before each sync session: each must read the records that
+    arrived since the last, not the whole space again (which made a catch-up quadratic)."""
+    space, ada, bob = crew_with_posts(town)
+    node = node_of(town, bob)
+    assert node.expire_due(space) == NOTHING
+    whole_reads: list[bytes] = []
+    streamed = node.replica.each_space_record
+
+    def spied(space_id: bytes) -> Iterator[Record]:
+        whole_reads.append(space_id)
+        return streamed(space_id)
+
+    monkeypatch.setattr(node.replica, "each_space_record", spied)
+    for _ in range(2):
+        for n in range(6):
+            ada.checkin(space, text=f"later {n}", energy=3)
+        sync(space, ada, bob)
+        assert node.expire_due(space) == NOTHING
+    assert whole_reads == []
     assert space not in node.views.views

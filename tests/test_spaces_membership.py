@@ -22,7 +22,7 @@ import test_spaces_properties as members_world
 from hypothesis_profiles import examples
 from meshcrew import spaces
 from meshcrew.home import Home
-from meshcrew.records import Record
+from meshcrew.records import Head, Record
 from meshcrew.spaces import CheckIn, SpaceState
 from meshcrew.spaces.membership import fold_membership
 from meshcrew.store import Replica
@@ -160,3 +160,32 @@ def test_a_device_leaving_counts_its_members_posts() -> None:
     mine = [r for r in held if r.author == member.key]  # in chain order
     assert mine[-1].kind == "sealed"
     assert member.last_seq == mine[-1].seq
+
+
+def test_a_replica_streams_what_arrived_above_a_frontier(tmp_path: object) -> None:
+    """``Replica.each_record_after``: the records above each author's seq in ``before``, in
+    chain order per author as ``each_space_record`` gives them, and nothing at or below it;
+    ``Replica.kinds_after``: their kinds."""
+    w = World()
+    ada, bo = person("ada"), person("bo")
+    space = w.found(ada)
+    w.admit(ada, bo, space)
+    for n in range(12):
+        w.post(ada if n % 3 else bo, space, CheckIn(f"n{n}", 1 + n % 5))
+    home = Home.resolve(str(tmp_path))
+    home.ensure()
+    with Replica.open(home) as replica:
+        replica.append([r.raw for r in w.of(space)], sender="test", now_ms=w.now)
+        whole = list(replica.each_space_record(space))
+        frontier = replica.frontier(space)
+        ada_key, bo_key = ada.verify_key.encode(), bo.verify_key.encode()
+        before = {ada_key: Head(frontier[ada_key].seq - 3, b""), bo_key: frontier[bo_key]}
+        after = list(replica.each_record_after(space, before))
+        assert list(replica.each_record_after(space, {})) == whole
+        assert list(replica.each_record_after(space, frontier)) == []
+        assert replica.kinds_after(space, before) == {"sealed"}  # check-ins only
+        assert replica.kinds_after(space, {}) == {r.kind for r in whole}
+        assert replica.kinds_after(space, frontier) == set()
+    assert [r.id for r in after] == [r.id for r in whole
+                                     if r.author == ada_key and r.seq > before[ada_key].seq]
+    assert len(after) == 3

@@ -94,10 +94,8 @@ class LeanSpaces:
             raise UnknownName(f"This replica holds no space with id {space_id.hex()}.")
         kept = self._spaces.get(space_id)
         if kept is not None and kept.frontier != frontier:
-            new = self._arrived(space_id, kept.frontier, frontier)
-            only_posts = new is not None
-            for record in new or ():  # read to the end: it may be the replica's stream
-                only_posts &= record.kind == RecordKind.SEALED
+            only_posts = not _regressed(kept.frontier, frontier) and \
+                self._replica.kinds_after(space_id, kept.frontier) <= {RecordKind.SEALED}
             kept = _Lean(kept.state, kept.keyring, frontier) if only_posts else None
         if kept is None:
             state = fold_membership(space_id, self._replica.each_space_record(space_id))
@@ -115,8 +113,7 @@ class LeanSpaces:
                       for author, head in now.items())
         if arrived <= FOLLOW_UP_TO:
             return self._replica.records_after(space_id, before, limit=FOLLOW_UP_TO + 1)
-        return (record for record in self._replica.each_space_record(space_id)
-                if record.seq > before.get(record.author, Head(0, b"")).seq)
+        return self._replica.each_record_after(space_id, before)
 
     def keeps_everything(self, space_id: bytes) -> bool:
         """Whether no post of the space can expire now: its settings keep check-ins and other

@@ -289,6 +289,41 @@ class Replica:
         except sqlite3.Error as exc:
             raise ReplicaError(f"Cannot read the replica {self.path}: {exc}.") from exc
 
+    def each_record_after(self, space_id: bytes, before: Frontier) -> Iterator[Record]:
+        """The accepted records of a space above ``before`` (per author, the seq it reached),
+        one at a time as :meth:`each_space_record` gives them, reading only those: what
+        arrived since ``before``, whatever the size of the space. Read them to the end before
+        using the replica again."""
+        try:
+            conn = self._connection()
+            chains = conn.execute("SELECT chain, author, head_seq FROM chains "
+                                  "WHERE space = ? AND head_seq > 0 ORDER BY author",
+                                  (space_id,)).fetchall()
+            for chain, author, head_seq in chains:
+                seen = before.get(author)
+                after = seen.seq if seen is not None else 0
+                if head_seq > after:
+                    yield from _each_lean(conn.execute(
+                        f"SELECT raw, id FROM records WHERE chain = ? AND seq > ? "
+                        f"AND state = {ACCEPTED} ORDER BY seq", (chain, after)))
+        except sqlite3.Error as exc:
+            raise ReplicaError(f"Cannot read the replica {self.path}: {exc}.") from exc
+
+    def kinds_after(self, space_id: bytes, before: Frontier) -> set[str]:
+        """The kinds of the accepted records of a space above ``before`` (per author, the seq
+        it reached), read from the index without the records themselves."""
+        found: set[str] = set()
+        for chain, author, head_seq in self._all(
+                "SELECT chain, author, head_seq FROM chains WHERE space = ? AND head_seq > 0",
+                (space_id,)):
+            seen = before.get(author)
+            after = seen.seq if seen is not None else 0
+            if head_seq > after:
+                found.update(kind for kind, in self._all(
+                    f"SELECT DISTINCT kind FROM records WHERE chain = ? AND seq > ? "
+                    f"AND state = {ACCEPTED}", (chain, after)))
+        return found
+
     def author_records(self, author: bytes, space_id: bytes | None = None) -> list[Record]:
         """An author's accepted records: by space id, then in chain order."""
         sql = ("SELECT r.raw, r.id FROM chains c JOIN records r ON r.chain = c.chain "
