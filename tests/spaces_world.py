@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from nacl.signing import SigningKey
 
@@ -206,6 +206,47 @@ class Crew:
         """Every actor has seen every record."""
         for view in self.views:
             view.update(self.by_id)
+
+
+Move = tuple[str, int, int, int]
+C = TypeVar("C", bound=Crew)
+
+
+def play(crew: C, moves: Iterable[Move], run: Callable[[C, Move], None],
+         honest_moves: Collection[str], *, in_sync: bool = False) -> set[bytes]:
+    """Apply ``moves`` with ``run`` (each after a :meth:`Crew.sync_all` if ``in_sync``) and
+    return the ids of the records made honestly: the crew's founding records and those the
+    moves named in ``honest_moves`` added to the world. They are counted from the world's
+    records, not from ``crew.honest``, and checked equal to it, so a property over the honest
+    records cannot hold over an empty or a short set.
+
+    What the views learn is checked too. After a ``("sync", a, b, _)`` move, ``a`` and ``b``
+    compute the same state from their views. After an honest move, each record it made counts
+    in its author's own view (an honest client builds on what it has seen, and the fold must
+    accept that, whatever else the view holds), unless the author made a dishonest record
+    before, which their chain then builds on."""
+    made = {r.id for r in crew.w.records}
+    cheats: set[bytes] = set()
+    keys = [pk(k) for k in crew.ACTORS]
+    for move in moves:
+        if in_sync:
+            crew.sync_all()
+        before = len(crew.w.records)
+        run(crew, move)
+        new = crew.w.records[before:]
+        if move[0] not in honest_moves:
+            cheats.update(r.author for r in new)
+            continue
+        if move[0] == "sync":
+            assert crew.state_of(move[1]) == crew.state_of(move[2]), move
+        made.update(r.id for r in new)
+        for author in {r.author for r in new} - cheats:
+            state = crew.state_of(keys.index(author))
+            for rec in new:
+                if rec.author == author:
+                    assert state.statuses[rec.id].accepted, (move, state.statuses[rec.id])
+    assert crew.honest == made
+    return made
 
 
 def with_dependants(state: SpaceState, seeds: set[bytes]) -> set[bytes]:

@@ -34,7 +34,7 @@ from meshcrew.spaces.devices import (
 )
 from meshcrew.spaces.extend import extend
 from meshcrew.spaces.invites import prove_invite
-from spaces_world import Crew, person, pk, with_dependants
+from spaces_world import Crew, person, pk, play, with_dependants
 
 MEMBERS = [person(f"m{i}") for i in range(4)]
 LAPTOPS = [person(f"d{i}") for i in range(4)]
@@ -187,13 +187,12 @@ def voided(state: SpaceState) -> set[bytes]:
 def test_every_delivery_order_gives_the_same_state(ops: list[tuple[str, int, int, int]],
                                                    seed: int) -> None:
     sim = Sim()
-    for op in ops:
-        run(sim, op)
+    honest = play(sim, ops, run, HONEST)
     records = sim.w.of(sim.space)
     reference = spaces.fold(sim.space, records)
     check_invariants(reference)
     gone = voided(reference)
-    for rid in sim.honest:
+    for rid in honest:
         if rid not in gone:
             assert reference.statuses[rid].reason not in ATTACK_ONLY, reference.statuses[rid]
     shuffler = random.Random(seed)
@@ -211,13 +210,11 @@ def test_honest_devices_in_sync_are_never_refused(ops: list[tuple[str, int, int,
     """When every key has every record before acting, every honest record counts, except what
     a removal or a revocation voids by design."""
     sim = Sim()
-    for op in ops:
-        sim.sync_all()
-        run(sim, op)
+    honest = play(sim, ops, run, HONEST, in_sync=True)
     state = spaces.fold(sim.space, sim.w.of(sim.space))
     check_invariants(state)
     gone = voided(state)
-    refused = {rid: state.statuses[rid] for rid in sim.honest
+    refused = {rid: state.statuses[rid] for rid in honest
                if not state.statuses[rid].accepted and rid not in gone}
     assert refused == {}
 

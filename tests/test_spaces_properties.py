@@ -35,7 +35,7 @@ from meshcrew.spaces.bodies import (
 from meshcrew.spaces.invites import prove_invite
 from meshcrew.spaces.posts import encode_post
 from meshcrew.spaces.sealing import post_ad
-from spaces_world import Crew, person, pk, with_dependants
+from spaces_world import Crew, person, pk, play, with_dependants
 
 PEOPLE = [person(f"p{i}") for i in range(6)]
 N = len(PEOPLE)
@@ -53,6 +53,7 @@ class Sim(Crew):
         super().__post_init__()
         self.space = self.w.found(PEOPLE[0])
         self.by_id = {r.id: r for r in self.w.records}
+        self.honest.add(self.space)
         self.views[0].add(self.space)
         for i in (1, 2, 3):  # start from a crew of four who have all synced
             run(self, ("admit", 0, i, 1))
@@ -231,13 +232,12 @@ def check_invariants(state: SpaceState) -> None:
 def test_every_delivery_order_gives_the_same_state(moves: list[tuple[str, int, int, int]],
                                                    seed: int) -> None:
     sim = Sim()
-    for move in moves:
-        run(sim, move)
+    honest = play(sim, moves, run, HONEST)
     records = sim.w.of(sim.space)
     reference = spaces.fold(sim.space, records)
     check_invariants(reference)
     by_design = voided_by_removals(reference)  # lapsed joins (a late inviter) among them
-    for rid in sim.honest:
+    for rid in honest:
         if not touched_by_forker(sim, sim.by_id[rid], reference) and rid not in by_design:
             assert reference.statuses[rid].reason not in ATTACK_ONLY, reference.statuses[rid]
     shuffler = random.Random(seed)
@@ -257,8 +257,7 @@ def test_partial_sets_never_break_the_rules(moves: list[tuple[str, int, int, int
                                             seed: int) -> None:
     """A replica that has only some records (any subset) still keeps every invariant."""
     sim = Sim()
-    for move in moves:
-        run(sim, move)
+    play(sim, moves, run, HONEST)
     records = sim.w.of(sim.space)
     shuffler = random.Random(seed)
     subset = [r for r in records if r.id == sim.space or shuffler.random() < 0.7]
@@ -284,11 +283,9 @@ def test_honest_members_in_sync_are_never_refused(moves: list[tuple[str, int, in
     """When everyone has every record before acting, every honest record counts, except what
     a removal voids by design (the target's records after the one the proposal named)."""
     sim = Sim()
-    for move in moves:
-        sim.sync_all()
-        run(sim, move)
+    honest = play(sim, moves, run, HONEST, in_sync=True)
     state = spaces.fold(sim.space, sim.w.of(sim.space))
     check_invariants(state)
-    refused = {rid: state.statuses[rid] for rid in sim.honest if not state.statuses[rid].accepted}
+    refused = {rid: state.statuses[rid] for rid in honest if not state.statuses[rid].accepted}
     voided = voided_by_removals(state)
     assert {rid: s for rid, s in refused.items() if rid not in voided} == {}
