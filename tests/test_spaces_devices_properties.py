@@ -245,6 +245,29 @@ def test_extend_equals_the_fold_with_devices(ops: list[tuple[str, int, int, int]
             assert extended is None or extended == whole
 
 
+def test_a_linked_laptops_posts_take_the_fast_path() -> None:
+    """The property above also passes if the fast path declines every device's post: here it
+    must take a laptop's next posts (one, then a batch with its member's) as the fold does."""
+    sim = Sim()
+    run(sim, ("link", 0, 0, 1))  # m0 links d0 and rotates the keys
+    sim.sync_all()
+    records = sim.w.of(sim.space)
+    for batch in ([(4, 1)], [(0, 2), (4, 3), (4, 4)]):
+        held = records
+        for actor, energy in batch:
+            sim.make(actor, spaces.seal_post(sim.state_of(actor), KEYS[actor],
+                                             CheckIn("hi", energy), sim.w.rng))
+        records = sim.w.of(sim.space)
+        arrived = records[len(held):]
+        assert [r.author for r in arrived] == [pk(KEYS[a]) for a, _ in batch]
+        whole = spaces.fold(sim.space, records)
+        assert pk(LAPTOPS[0]) in whole.devices
+        assert all(whole.statuses[r.id].accepted for r in arrived)
+        extended = extend(spaces.fold(sim.space, held), arrived)
+        assert extended is not None, "the fast path declined a laptop's post"
+        assert extended == whole
+
+
 def test_the_signing_keys_are_distinct() -> None:
     assert len({pk(k) for k in KEYS}) == N
     assert all(isinstance(k, SigningKey) for k in KEYS)
