@@ -74,3 +74,33 @@ def test_any_order_and_duplicates_expire_the_same_posts(
         if who not in left:  # who left reads nothing posted after: the members agree
             assert members is None or in_order == members
             members = in_order
+
+
+def test_a_known_history_expires_the_posts_the_rules_name() -> None:
+    """Beside the property, which also holds if nothing ever expires: a daily crew keeping
+    check-ins one day and other posts two, read two days on. Ada's first check-in is due, and
+    Bo's reply to it with it (rule 2); Ada's second check-in and Cy's only one have expired but
+    are their authors' newest records (rule 4); Bo's check-in of today expires tomorrow."""
+    w = World(5)
+    ada, bo, cy = PEOPLE
+    space = w.found(ada, rhythm=Rhythm(Period.DAILY))
+    for joiner in (bo, cy):
+        w.admit(ada, joiner, space)
+    start = w.now
+    first = w.post(ada, space, CheckIn("day 0", 3), ts=start + 1).id
+    only = w.post(cy, space, CheckIn("day 0", 3), ts=start + 2).id
+    reply = w.post(bo, space, Reply(first, "heard you"), ts=start + DAY + 1).id
+    second = w.post(ada, space, CheckIn("day 1", 3), ts=start + DAY + 2).id
+    w.post(bo, space, CheckIn("day 2", 3), ts=start + 2 * DAY + 1)
+    records = w.of(space)
+    shuffled = random.Random(7).sample(records, k=len(records))
+    expected = Expiry(frozenset({first, reply}), frozenset({second, only}),
+                      Rhythm(Period.DAILY).cycle_at(start + 3 * DAY).start_ms)
+    for reader in PEOPLE:
+        state = w.state(space)
+        meta = spaces.open_meta(state, spaces.unlock(state, reader))
+        assert meta is not None
+        meta = replace(meta, keep_checkins=1, keep_posts=2)
+        for delivered in (records, shuffled):
+            opened = w.opened(reader, space, delivered)
+            assert expiry(opened, meta, start + 2 * DAY, heads(records)) == expected
