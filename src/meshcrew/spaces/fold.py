@@ -204,7 +204,8 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
     """Ordering hints, so that what a record would decide is decided before what it affects.
 
     * A removal and its consents come before the target's first record after the named seq,
-      and before every join using one of the target's invites (rule 6).
+      and before every join using one of the target's invites that the proposal does not
+      name and that none of them builds on (rule 6).
     * A key rotation that names a join comes before the joiner's next record, so that record
       meets an admitted (or lapsed) joiner whatever the arrival order (rule 7).
     * A revocation comes before every join with its invite that it does not name (rule 11).
@@ -254,8 +255,12 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
         behind.setdefault((body.member, body.last_seq + 1), set()).update(before)
         _behind_devices(behind, claims, body.member, body.devices, before)
         known = set(body.after)  # joins the proposer had seen come first, not after
-        for join_id in joins_by_inviter.get(body.member, ()):
-            if join_id not in known:
+        unnamed = [j for j in joins_by_inviter.get(body.member, ()) if j not in known]
+        # A join the proposal or a consent builds on was seen too, named or not (the joiner
+        # may have left since): held back behind them, it would close a cycle.
+        seen = _causal_past(ready, before) if unnamed else set()
+        for join_id in unnamed:
+            if join_id not in seen:
                 soft.setdefault(join_id, set()).update(before)
     for vid in revokes:
         body = bodies[vid]
@@ -270,6 +275,18 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
             if first is not None:
                 soft.setdefault(rid, set()).update(first)
     return soft
+
+
+def _causal_past(ready: dict[bytes, list[bytes]], starts: set[bytes]) -> set[bytes]:
+    """Every record that ``starts`` build on through hash links and references."""
+    seen: set[bytes] = set()
+    stack = [dep for rid in starts for dep in ready.get(rid, ())]
+    while stack:
+        rid = stack.pop()
+        if rid not in seen and rid in ready:
+            seen.add(rid)
+            stack.extend(ready[rid])
+    return seen
 
 
 def _behind_devices(behind: dict[tuple[bytes, int], set[bytes]], claims: dict[bytes, bytes],
