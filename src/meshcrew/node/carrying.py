@@ -381,7 +381,12 @@ async def bring(host: Host, peer_id: str, space_id: bytes, run_sync: RunSync) ->
     stream = await host.open_stream(peer_id, CARRY_PROTOCOL)
     try:
         await _write_frame(stream, [space_id])
-        answer = await _read_frame(stream)
+        try:
+            answer = await _read_frame(stream)
+        except ValueError as exc:  # too long, or not msgpack: the peer's fault, not a crash
+            host.penalize(peer_id, PROTOCOL_VIOLATION, "malformed carry answer")
+            raise NetError(f"Carrier {peer_id} answered the carry request with nonsense: "
+                           f"{exc}.") from None
         if not isinstance(answer, list) or not answer or answer[0] not in (0, 1):
             host.penalize(peer_id, PROTOCOL_VIOLATION, "malformed carry answer")
             raise NetError(f"Carrier {peer_id} answered the carry request with nonsense.")
@@ -464,6 +469,7 @@ async def _write_frame(stream: Stream, value: object) -> None:
 
 
 async def _read_frame(stream: Stream) -> object:
+    """Raises: NetError: the stream broke or ended; ValueError: too long, or not msgpack."""
     data = b""
     while len(data) < 2:
         chunk = await stream.receive_some(2 - len(data))
@@ -479,7 +485,10 @@ async def _read_frame(stream: Stream) -> object:
         if not chunk:
             raise NetError("the carry stream ended early")
         body += chunk
-    return msgpack.unpackb(body, raw=False)
+    try:
+        return msgpack.unpackb(body, raw=False)
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise ValueError(f"not msgpack: {exc}") from exc
 
 
 def _space_of(request: object) -> bytes:

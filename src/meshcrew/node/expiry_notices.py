@@ -149,7 +149,10 @@ async def send_notice(host: Host, peer_id: str, space_id: bytes, ids: list[bytes
     try:
         with trio.move_on_after(NOTICE_TIMEOUT_S) as waited:
             await _write_frame(stream, [space_id, b"".join(ids)])
-            answer = await _read_frame(stream)
+            try:
+                answer = await _read_frame(stream)
+            except ValueError:  # too long, or not msgpack: the peer's fault, not a crash
+                answer = None
         if waited.cancelled_caught:
             raise NetError(f"Carrier {peer_id} did not answer an expiry notice in time.")
         if (not isinstance(answer, list) or len(answer) != 1 or not isinstance(answer[0], bytes)
