@@ -32,15 +32,14 @@ from meshcrew.net.scores import (
 )
 from meshcrew.net.stream import Stream
 from meshcrew.net.syncing import (
-    PoolVerifier,
     RecordsVerified,
     SessionEvent,
     SyncEventHandler,
     SyncService,
-    Verifier,
     run_session,
     starts_sessions,
 )
+from meshcrew.net.verifying import PoolVerifier, Verifier
 
 __all__ = [
     "INVALID_GOSSIP",
