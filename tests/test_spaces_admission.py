@@ -13,7 +13,7 @@ from meshcrew import crypto, spaces
 from meshcrew.errors import SpaceError
 from meshcrew.reasons import Reason
 from meshcrew.spaces import CheckIn, MemberStatus, SpaceState
-from meshcrew.spaces.bodies import RevokeBody, SealedBody, draft
+from meshcrew.spaces.bodies import KeysBody, RevokeBody, SealedBody, draft
 from meshcrew.spaces.extend import extend
 from meshcrew.spaces.posts import encode_post
 from meshcrew.spaces.sealing import post_ad
@@ -106,6 +106,55 @@ def test_a_rotation_that_lets_a_joiner_in_after_the_expiry_is_refused() -> None:
     assert state.statuses[join.id].accepted  # still waiting: no one has let Cy in or out
     assert pk(CY) in state.pending
     assert state.needs_rekey
+
+
+def test_a_rotation_letting_a_rejoiner_in_after_the_expiry_is_refused() -> None:
+    """Bo left and joined again before anyone rotated, so he still holds the previous epoch;
+    Dee joined after him. The rotation names Bo's join all the same, and letting him in late
+    is refused as for a newcomer."""
+    w, space = crew()
+    w.leave(BO, space)
+    rejoin = w.join(BO, w.invite(ADA, space, ttl=HOUR))
+    w.join(DEE, w.invite(ADA, space))  # the latest change, so it is named anyway
+    state = w.state(space)
+    assert state.changes[-1].record_id != rejoin.id
+    assert all(pk(BO) in epoch.shares for epoch in state.epochs.values() if epoch.number == 1)
+    late = w.sign(ADA, space, spaces.rotate_keys(state, ADA, w.rng), ts=w.now + 2 * HOUR)
+    state = any_order(w, space)
+    assert state.statuses[late.id].reason is Reason.INVITE_EXPIRED
+    keys = state.bodies[late.id]
+    assert isinstance(keys, KeysBody)
+    assert rejoin.id in keys.after  # though Bo still held the previous epoch
+    assert pk(BO) in state.pending
+    assert state.needs_rekey
+
+
+def test_a_rotation_made_before_a_member_left_lets_no_one_in_when_they_rejoin() -> None:
+    """Ada's rotation, made while Bo was a member and so sealed to him, is signed after the
+    invite he rejoins with expired, and the order puts it after his rejoin. It names no join of
+    his: no late admission, and not refused (the thorough profile found it refused). Bo waits
+    until a rotation lets him in; until then no epoch is current."""
+    w = World(1)  # a seed whose ids put the rotation after the rejoin
+    space = w.found(ADA)
+    w.admit(ADA, BO, space)
+    w.admit(ADA, CY, space)
+    code = w.invite(ADA, space, ttl=HOUR)
+    made_before = spaces.rotate_keys(w.state(space), ADA, w.rng)
+    w.leave(BO, space)
+    rejoin = w.join(BO, code)
+    stale = w.sign(ADA, space, made_before, ts=w.now + 2 * HOUR)
+    state = any_order(w, space)
+    assert state.sequence.index(rejoin.id) < state.sequence.index(stale.id)
+    assert state.statuses[stale.id].accepted
+    assert pk(BO) in state.epochs[stale.id].shares
+    assert state.pending == {pk(BO): rejoin.id}
+    assert state.current_epoch_id is None
+    assert state.needs_rekey
+    rotation = w.rotate(CY, space)  # Cy's clock: before the expiry
+    state = any_order(w, space)
+    assert state.statuses[rotation.id].accepted
+    assert state.is_admitted(pk(BO))
+    assert state.current_epoch_id == rotation.id
 
 
 def test_a_joiner_awaiting_admission_has_no_say_in_a_removal() -> None:

@@ -245,10 +245,10 @@ def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
 
     Make one after a join (the inviter does), after naming or dropping a carrier (whoever did),
     and after a departure (anyone who wants to write and finds :attr:`SpaceState.needs_rekey`
-    true). A rotation names the join of every new
-    recipient, and so lets them in (fold rule 7); if more people joined since the last
-    rotation than one record can name (at least 190 fit, even in a congregation of 500), it
-    takes in the first ones only, and ``needs_rekey`` stays true: rotate again.
+    true). A rotation names the join of every recipient waiting to be let in, and so lets
+    them in (fold rule 7); if more people joined since the last rotation than one record can
+    name (at least 190 fit, even in a congregation of 500), it takes in the first ones only,
+    and ``needs_rekey`` stays true: rotate again.
 
     Args:
         state: the space as the author sees it.
@@ -274,7 +274,10 @@ def rotate_keys(state: SpaceState, author: SigningKey, rng: Rng,
     # Wait for (and so be ordered after) the joins of new recipients and the latest change.
     expired = set() if now_ms is None else {
         key for key in state.pending if now_ms > _invite_of_join(state, key).expires_ms}
-    staying = [key for key in state.active if key not in expired and (
+    # A joiner waiting to be let in has their join named even if they still hold the previous
+    # epoch (a member who left and joined again): the fold orders their next record after
+    # this rotation, and refuses it if it lets them in late (rule 7).
+    staying = [key for key in state.active if key not in state.pending and (
         key in prev.shares
         or state.records[state.members[key].joined_id].kind != RecordKind.JOIN)]
     # Every current device of a current member (fold rule 12); a new one's certificate is

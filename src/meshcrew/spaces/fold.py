@@ -51,9 +51,12 @@ Rules, in the order they are checked for each record:
    key through a history link.) A rotation **lets in** the
    waiting joiners it seals the key to, if its own signed ``ts`` (a member's clock, not the
    joiner's) is no later than their invite's expiry; a later one is refused
-   (``invite_expired``). A waiting joiner whose join it names but leaves out, signed after
-   their invite expired, *lapses*: the join is refused (``invite_expired``) and they are no
-   member. The joiner's first record after the join is ordered after every rotation naming it.
+   (``invite_expired``) if it names their join, and otherwise lets no one in (made before the
+   join, it was sealed to the member they were before they left) and they keep waiting. A
+   waiting joiner whose join it names but leaves out, signed after their invite expired,
+   *lapses*: the join is refused (``invite_expired``) and they are no member. The joiner's
+   first record after the join is ordered after every rotation naming it. While a joiner
+   waits, no epoch is current.
 8. ``sealed`` names an accepted epoch (``bad_reference``) whose key was sealed to its author and
    no older than an epoch the author already wrote under or created (``stale_epoch``). Honest
    clients write under the current epoch, so after a departure they rotate first.

@@ -340,8 +340,10 @@ class Machine:
 
         The rotation's own signed time is its author's clock: a member's, not the joiner's.
         It lets in the pending joiners it seals the key to, if signed no later than their
-        invite's expiry (else it is refused, ``invite_expired``); and a pending joiner whose
-        join it names but leaves out lapses if it is signed after their invite expired.
+        invite's expiry. Signed later, it is refused (``invite_expired``) if it names their
+        join; if it does not, it was made before the join (sealed to the member they were
+        before they left) and lets no one in: they keep waiting. A pending joiner whose join
+        it names but leaves out lapses if it is signed after their invite expired.
         """
         named = set(body.after)
         admitted, lapsing = [], []
@@ -350,10 +352,11 @@ class Machine:
             assert isinstance(join, JoinBody)
             expired = record.ts > self.invites[join.invite].expires_ms
             if key in body.shares:
-                if expired:
+                if not expired:
+                    admitted.append(key)
+                elif join_id in named:
                     raise RecordError(Reason.INVITE_EXPIRED, "the rotation lets a joiner in "
                                       "after their invite expired")
-                admitted.append(key)
             elif expired and join_id in named:
                 lapsing.append(key)
         return admitted, lapsing
@@ -413,8 +416,10 @@ class Machine:
         recipients = self.active | {d.key for d in self.devices.values()
                                     if d.revoked_by is None and d.member in self.active}
         carriers = frozenset(self.carriers)  # a carrier named or dropped: rotate (rule 10)
-        clean = [e for e in self.epochs.values() if e.version == version
-                 and e.recipients == recipients and frozenset(e.carriers) == carriers]
+        # While a joiner waits to be let in, no epoch is current: someone must rotate (rule 7).
+        clean = [] if self.pending else [
+            e for e in self.epochs.values() if e.version == version
+            and e.recipients == recipients and frozenset(e.carriers) == carriers]
         current = min(clean, key=lambda e: (-e.number, e.id)).id if clean else None
         order = self.order
         if self.lapsed:  # a lapsed join never counted: refused, with the reason the rule gives
