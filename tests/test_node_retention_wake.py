@@ -13,6 +13,7 @@ import trio
 from hosts_on_loopback import wait_until
 from meshcrew.node.reports import NodeEvent, RecordsChanged
 from meshcrew.node.retention import CHECK_EVERY_S, ExpiredFirst, expire_posts
+from meshcrew.records import Head
 from meshcrew.service import Member
 from meshcrew.store import Replica
 from test_service_retention import daily_crew
@@ -79,13 +80,40 @@ async def test_sync_applies_the_retention_to_a_space_before_it_serves_it(town: T
     town.clock.advance(2 * DAY)
     served = ExpiredFirst(ada.replica, ada.expire_due)
     assert served.frontier(space) == ada.replica.frontier(space)
-    held = ada.replica.get(marker)
-    assert held is not None
-    assert not held.expired  # nothing arrived since the last pass: no pass
+    assert not expired(ada, marker)  # nothing arrived since the last pass: no pass
     served.arrived(frozenset({space}))
     served.frontier(space)  # her newest record: her profile is posted again, then it goes
-    held = ada.replica.get(marker)
-    assert held is not None
-    assert held.expired
+    assert expired(ada, marker)
     sent = {r.id: r for r in served.records_after(space, {}, limit=100)}
     assert sent[marker].expired  # the husk, not the post
+
+
+async def test_during_a_catch_up_the_pass_waits_until_records_are_sent(town: Town) -> None:
+    """Past a few arrivals (a catch-up under way) a session's start runs no pass: each would
+    open every post since the one before, while the peer, which sends them, lacks nothing.
+    The pass runs before records go to a peer that lacks some."""
+    space, ada, bob = daily_crew(town, keep_checkins=1)
+    served = ExpiredFirst(ada.replica, ada.expire_due, few=2)
+    served.frontier(space)
+    marker = ada.checkin(space, text="MARKER-caught-up", energy=3)
+    for n in range(2):
+        ada.checkin(space, text=f"after the marker {n}", energy=2)
+    town.clock.advance(2 * DAY)
+    served.arrived(frozenset({space}))  # three records: more than few
+    assert served.frontier(space) == ada.replica.frontier(space)
+    assert not expired(ada, marker)
+    in_sync = dict(ada.replica.frontier(space))
+    assert served.records_after(space, in_sync, limit=100) == []
+    assert not expired(ada, marker)  # a peer that lacks nothing is sent nothing: no pass
+    ahead = {author: Head(head.seq + 5, head.id) for author, head in in_sync.items()}
+    assert served.records_after(space, ahead, limit=100) == []
+    assert not expired(ada, marker)  # nor one ahead of this replica (the one it catches up from)
+    sent = {r.id: r for r in served.records_after(space, bob.replica.frontier(space), limit=100)}
+    assert expired(ada, marker)
+    assert sent[marker].expired  # the husk, not the post
+
+
+def expired(member: Member, record_id: bytes) -> bool:
+    held = member.replica.get(record_id)
+    assert held is not None
+    return held.expired

@@ -27,7 +27,7 @@ from meshcrew import spaces
 from meshcrew.records import sign_record
 from meshcrew.service import Member
 from meshcrew.service import views as service_views
-from meshcrew.spaces import CheckIn, PostKind, seal_post
+from meshcrew.spaces import CheckIn, PostKind, Profile, seal_post
 from meshcrew.spaces.extend import extend
 from meshcrew.spaces.state import SpaceState
 from spaces_world import World, person
@@ -202,3 +202,34 @@ def test_an_extended_view_takes_the_posts_over_at_once_and_lets_the_last_one_go(
     assert "opened" in after.__dict__, "taken over as it was made, not at a later read"
     gc.collect()
     assert before() is None, "the view before it is let go"
+
+
+def test_a_new_name_rewrites_only_its_authors_entries(
+        town: Town, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A profile post that renames a member in a large space keeps every other entry of the
+    log as it was: only the new posts are turned into entries (each costs a ``post_fields``),
+    not the whole space again (a sender's catch-up paid that for a joiner's first profile)."""
+    space, (ada, bo) = crew_of(town, "Ada", "Bo")
+    add_posts(ada, space, 500)
+    assert len(ada.log(space)) > 500  # the log is built: the next view extends it
+    made: list[object] = []
+
+    def counting(post: Any) -> Any:
+        made.append(post)
+        return post_fields(post)
+
+    post_fields = service_views.post_fields
+    monkeypatch.setattr(service_views.__name__ + ".post_fields", counting)
+    record = bo.replica.get(bo.post(space, Profile("Bo Renamed")))
+    assert record is not None
+    assert ada.replica.append([record.raw], sender="gossip", now_ms=ada.now()).accepted
+    log = ada.log(space)
+    assert len(made) == 1, "only the profile post became a new entry"
+    assert {e.author_name for e in log if e.author == bo.me} == {"Bo Renamed"}
+    assert log == ada.log(space)
+    assert log == fresh_log(ada, space)
+
+
+def fresh_log(member: Member, space: bytes) -> list[Any]:
+    """The log as a reader with no view yet folds it."""
+    return Member(member.replica, member.identity, clock=member.now).log(space)

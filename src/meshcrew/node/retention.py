@@ -89,37 +89,81 @@ async def expire_posts(node: HoldsSpaces, on_expired: Callable[[bytes], None] | 
                         break
 
 
+FEW_ARRIVALS = 1_000
+"""Up to how many records arrived since a space's last pass a session runs the pass as it
+starts; past it (a catch-up under way) only before it sends records."""
+
+
 class ExpiredFirst:
     """The replica as sync reads it, with a space's retention applied before it is served.
 
     A record that arrived since the last pass (a settings change that shortens the retention,
     a post that had expired already on the node it came from) would otherwise be sent on until
-    the next pass. Each session reads a space's frontier first: if records arrived in it since
-    its last pass, the pass for that space runs then (``expire``, which deletes what is due).
+    the next pass. So if records arrived in a space since its last pass, the pass for that
+    space runs (``expire``, which deletes what is due, and has the carriers told) when a
+    session or a join reads the space's frontier, or, if more than :data:`FEW_ARRIVALS`
+    arrived, when it is about to send records the peer lacks. A node catching up, whose peer
+    lacks nothing, then runs no pass per session while the records pour in (each would open
+    every post that arrived since the one before); its timer's pass comes soon enough.
 
     Args:
         replica: the replica.
         expire: runs the retention pass for one space.
+        few: the most arrivals for which a session's start runs the pass.
     """
 
-    def __init__(self, replica: Replica, expire: Callable[[bytes], object]) -> None:
+    def __init__(self, replica: Replica, expire: Callable[[bytes], object], *,
+                 few: int = FEW_ARRIVALS) -> None:
         self._replica = replica
         self._expire = expire
+        self._few = few
         self._arrived: set[bytes] = set()
+        self._passed: dict[bytes, Mapping[bytes, Head]] = {}
+        """Each space's frontier when nothing had arrived since a pass, as last seen."""
 
     def arrived(self, spaces: frozenset[bytes]) -> None:
         """Records were added to these spaces."""
         self._arrived |= spaces
 
     def frontier(self, space_id: bytes) -> Mapping[bytes, Head]:
-        if space_id in self._arrived:
-            self._arrived.discard(space_id)
-            try:
-                self._expire(space_id)
-            except MeshcrewError as exc:
-                log.warning("could not expire the posts of %s: %s", space_id.hex()[:12], exc)
-        return self._replica.frontier(space_id)
+        now = self._replica.frontier(space_id)
+        if space_id in self._arrived and _added(self._passed.get(space_id), now) <= self._few:
+            now = self._run_pass(space_id)
+        if space_id not in self._arrived:
+            self._passed[space_id] = now
+        return now
 
     def records_after(self, space_id: bytes, theirs: Frontier, *, limit: int
                       ) -> Sequence[Record]:
+        if space_id in self._arrived and _lacks_any(theirs, self._replica.frontier(space_id)):
+            self._passed[space_id] = self._run_pass(space_id)
         return self._replica.records_after(space_id, theirs, limit=limit)
+
+    def _run_pass(self, space_id: bytes) -> Mapping[bytes, Head]:
+        """Run the space's pass; its frontier after (the pass may post this member's profile
+        again)."""
+        self._arrived.discard(space_id)
+        try:
+            self._expire(space_id)
+        except MeshcrewError as exc:
+            log.warning("could not expire the posts of %s: %s", space_id.hex()[:12], exc)
+        return self._replica.frontier(space_id)
+
+
+def _added(before: Mapping[bytes, Head] | None, now: Mapping[bytes, Head]) -> int:
+    """How many records ``now`` has beyond ``before`` (none known: 0)."""
+    if before is None:
+        return 0
+    return sum(max(0, head.seq - before.get(author, Head(0, b"")).seq)
+               for author, head in now.items())
+
+
+def _lacks_any(theirs: Frontier, ours: Mapping[bytes, Head]) -> bool:
+    """Whether a peer at ``theirs`` lacks a record a replica at ``ours`` would send it: a chain
+    that is longer here, or whose record at the peer's head differs (a fork)."""
+    for author, head in ours.items():
+        their = theirs.get(author)
+        if their is None or their.seq < head.seq or (their.seq == head.seq
+                                                      and their.id != head.id):
+            return True
+    return False

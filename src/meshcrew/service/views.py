@@ -300,8 +300,11 @@ class SpaceView(SpaceEntries):
     def post_entries(self) -> tuple[PostEntry, ...]:
         """The readable posts, oldest first (signed time, then id)."""
         before: tuple[PostEntry, ...] | None = self._reusable("post_entries")
-        if before is not None and not self._renames:
-            merged = list(before)
+        if before is not None:
+            merged = list(before) if not self._renames else [
+                entry if entry.author_name == self.name_of(entry.author)
+                else dataclasses.replace(entry, author_name=self.name_of(entry.author))
+                for entry in before]
             for post in self._new_posts:
                 entry = self.entry_of(post)
                 bisect.insort(merged, entry, key=_chronological)
