@@ -90,7 +90,7 @@ class PoolVerifier(Verifier):
         :data:`~meshcrew.store.verify.IN_WORKERS_FROM` records is checked here at once (a few
         milliseconds at most: the live records of a periodic session start no thread)."""
         if len(raws) < IN_WORKERS_FROM:
-            return verify_batch(raws, now_ms=self._clock())
+            return self._verify(raws)
         async with self._limiter:
             future = self._pool.submit(raws, now_ms=self._clock())
             await _answered(future)

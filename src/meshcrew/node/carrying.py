@@ -28,12 +28,12 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-import msgpack
 import trio
 
 from meshcrew.errors import MeshcrewError, NetError
 from meshcrew.identity import peer_id_of, public_key_of_peer_id
 from meshcrew.net import PROTOCOL_VIOLATION, Host, Stream
+from meshcrew.net.frames import read_message, write_message
 from meshcrew.node.bringing import Bringer, BringOne
 from meshcrew.node.config import MIB, CarrierConfig
 from meshcrew.node.membership import Membership
@@ -464,31 +464,12 @@ def offer_addrs(code: str) -> list[str]:
 
 
 async def _write_frame(stream: Stream, value: object) -> None:
-    data = msgpack.packb(value, use_bin_type=True)
-    await stream.send_all(len(data).to_bytes(2, "big") + data)
+    await write_message(stream, value, prefix=2)
 
 
 async def _read_frame(stream: Stream) -> object:
     """Raises: NetError: the stream broke or ended; ValueError: too long, or not msgpack."""
-    data = b""
-    while len(data) < 2:
-        chunk = await stream.receive_some(2 - len(data))
-        if not chunk:
-            raise NetError("the carry stream ended early")
-        data += chunk
-    size = int.from_bytes(data, "big")
-    if size > _MAX_REQUEST:
-        raise ValueError(f"a carry message of {size} bytes")
-    body = b""
-    while len(body) < size:
-        chunk = await stream.receive_some(size - len(body))
-        if not chunk:
-            raise NetError("the carry stream ended early")
-        body += chunk
-    try:
-        return msgpack.unpackb(body, raw=False)
-    except (ValueError, msgpack.UnpackException) as exc:
-        raise ValueError(f"not msgpack: {exc}") from exc
+    return await read_message(stream, prefix=2, limit=_MAX_REQUEST, what="a carry message")
 
 
 def _space_of(request: object) -> bytes:

@@ -36,12 +36,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 
-import msgpack
 import trio
 
 from meshcrew.errors import MeshcrewError, NetError
 from meshcrew.identity import public_key_of_peer_id
 from meshcrew.net import PROTOCOL_VIOLATION, Host, Stream
+from meshcrew.net.frames import read_message, write_message
 from meshcrew.node.bringing import Bringer
 from meshcrew.node.carrying import Serving
 from meshcrew.node.membership import Membership
@@ -253,25 +253,9 @@ def _notice_of(request: object) -> tuple[bytes, list[bytes]]:
 
 
 async def _write_frame(stream: Stream, value: object) -> None:
-    data = msgpack.packb(value, use_bin_type=True)
-    await stream.send_all(len(data).to_bytes(4, "big") + data)
-
-
-async def _read_exactly(stream: Stream, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = await stream.receive_some(size - len(data))
-        if not chunk:
-            raise NetError("the expiry stream ended early")
-        data += chunk
-    return data
+    await write_message(stream, value, prefix=4)
 
 
 async def _read_frame(stream: Stream) -> object:
-    size = int.from_bytes(await _read_exactly(stream, 4), "big")
-    if size > _MAX_FRAME:
-        raise ValueError(f"an expiry message of {size} bytes")
-    try:
-        return msgpack.unpackb(await _read_exactly(stream, size), raw=False)
-    except (ValueError, msgpack.UnpackException) as exc:
-        raise ValueError(f"not msgpack: {exc}") from exc
+    """Raises: NetError: the stream broke or ended; ValueError: too long, or not msgpack."""
+    return await read_message(stream, prefix=4, limit=_MAX_FRAME, what="an expiry message")
