@@ -106,7 +106,8 @@ Here are the parsing and the ordering; :class:`meshcrew.spaces.rules.Machine` ap
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 from meshcrew.reasons import Reason
 from meshcrew.records import Record, RecordError
@@ -202,7 +203,8 @@ def _parse_all(space_id: bytes, by_id: dict[bytes, Record]
 
 
 def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
-               early: dict[bytes, Status], ready: dict[bytes, list[bytes]]
+               early: dict[bytes, Status], ready: dict[bytes, list[bytes]],
+               past: Callable[[set[bytes]], set[bytes]] | None = None
                ) -> dict[bytes, set[bytes]]:
     """Ordering hints, so that what a record would decide is decided before what it affects.
 
@@ -215,6 +217,8 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
     * A device's revocation comes before the device's record after the one it names (rule 13).
 
     An invite made by a device counts as its member's (the member its certificate claims).
+    ``past`` gives what a set of records builds on (default: :func:`_causal_past` over
+    ``ready``, every record with its hard dependencies).
     """
     consents: dict[bytes, list[bytes]] = {}
     behind: dict[tuple[bytes, int], set[bytes]] = {}  # (author, seq) → what comes first
@@ -261,7 +265,7 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
         unnamed = [j for j in joins_by_inviter.get(body.member, ()) if j not in known]
         # A join the proposal or a consent builds on was seen too, named or not (the joiner
         # may have left since): held back behind them, it would close a cycle.
-        seen = _causal_past(ready, before) if unnamed else set()
+        seen = (past or partial(_causal_past, ready))(before) if unnamed else set()
         for join_id in unnamed:
             if join_id not in seen:
                 soft.setdefault(join_id, set()).update(before)

@@ -194,6 +194,34 @@ class _MembershipFold:
         return [rid for rid, record in self.kept.items() if rid not in self.waiting
                 and self.chains[record.author].last_ready() >= record.seq]
 
+    def _causal_past(self, starts: set[bytes]) -> set[bytes]:
+        """The membership records ``starts`` build on, as the fold's hints find them
+        (``meshcrew.spaces.fold._causal_past``), walking each post through its chain: every
+        record of an author's chain up to the highest place reached, and what each names."""
+        reach: dict[bytes, int] = {}
+        seen: set[bytes] = set()
+        stack = [dep for rid in starts for dep in self.deps[rid]]
+        while stack:
+            rid = stack.pop()
+            record = self.kept.get(rid)
+            found = self.posts.get(rid) if record is None else (record.author, record.seq)
+            if found is None:  # absent: what builds on it waits, and starts no walk
+                continue
+            author, seq = found
+            below = reach.get(author, 0)
+            if seq <= below:
+                continue
+            reach[author] = seq
+            chain = self.chains[author]
+            for place in range(below + 1, seq + 1):
+                at, epoch = chain.ids[place - 1], chain.epochs[place - 1]
+                if epoch == _NOT_A_POST:
+                    seen.add(at)
+                    stack.extend(self.deps[at])
+                elif epoch is not None:
+                    stack.append(epoch)
+        return seen
+
     # -- the order and the rules --------------------------------------------------------------
 
     def run(self) -> SpaceState:
@@ -218,7 +246,7 @@ class _MembershipFold:
                                        chain.ids[place - 2] if place > 1 else None)
                     probes[rid] = author
         hinted: dict[bytes, list[bytes]] = {rid: [] for rid in [*ready, *probes]}
-        soft = _soft_deps(by_id, self.bodies, self.early, hinted)
+        soft = _soft_deps(by_id, self.bodies, self.early, hinted, self._causal_past)
         for rid, (author, seq) in self.posts.items():  # the rules read what a record names
             by_id[rid] = _stub(space_id, author, seq, rid,
                                chains[author].ids[seq - 2] if seq > 1 else None)
