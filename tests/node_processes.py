@@ -219,17 +219,19 @@ def crew_of(founder: NodeProcess, *joiners: NodeProcess, name: str = "Crew") -> 
     return space
 
 
-def crew_in_process(founder: NodeProcess, *joiners: NodeProcess, name: str = "Crew") -> str:
+def crew_in_process(founder: NodeProcess, *joiners: NodeProcess, name: str = "Crew",
+                    **settings: Any) -> str:
     """A crew made and joined offline, in this process, while none of the nodes runs (what
     ``join CODE --from FILE`` does, without a Python per command); every home ends with every
     record. Returns the space id (hex). The nodes know no addresses yet (see :func:`remember`).
+    ``settings`` go to :meth:`Member.create_space` (``rhythm``, ``keep_checkins``, ...).
     """
     with ExitStack() as stack:
         members = [Member(stack.enter_context(Replica.open(n.home)), identity.load(n.home.key_file),
                           clock=lambda: time.time_ns() // 1_000_000)
                    for n in (founder, *joiners)]
         first = members[0]
-        space = first.create_space(name)
+        space = first.create_space(name, **settings)
         for joiner in members[1:]:
             code = first.invite(space, expires_ms=first.now() + 3_600_000)
             joiner.ingest(first.export(space), sender="file")

@@ -3,9 +3,10 @@ check-in kept for one cycle expires at the cycle's end on every member's node, a
 neither its text nor its ciphertext is in any file of any member's home folder, nor of the
 home folder of the carrier the crew names (the members' nodes tell it what expired).
 
-The crew's daily rhythm gets a UTC offset that puts its cycle boundary at a whole minute about a
-minute away, so the one expiry happens within the test. Waits poll a condition with a deadline
-(see ``node_processes``); nothing sleeps a fixed time.
+The crew's daily rhythm gets a UTC offset that puts its cycle boundary at a whole minute 30 to
+90 s away, so the one expiry happens within the test; the crew is made offline, in the test's
+process (``crew_in_process``), so that little comes between the choice and the check-in. Waits
+poll a condition with a deadline (see ``node_processes``); nothing sleeps a fixed time.
 """
 
 from __future__ import annotations
@@ -14,10 +15,18 @@ import time
 
 import pytest
 
-from meshcrew.service import SpaceSummary
+from meshcrew.service import SpaceSummary, parse_rhythm
 from meshcrew.spaces.bodies import SealedBody, parse_body
 from meshcrew.store import Replica
-from node_processes import Fleet, NodeProcess, fleet, start_all, wait_for
+from node_processes import (
+    Fleet,
+    NodeProcess,
+    crew_in_process,
+    fleet,
+    remember,
+    start_all,
+    wait_for,
+)
 
 __all__ = ["fleet"]  # the fixture
 
@@ -63,14 +72,17 @@ def ciphertext_of(node: NodeProcess, record_id: str) -> bytes:
 def test_an_expired_checkin_leaves_every_members_home_folder(fleet: Fleet) -> None:
     ada, bo, cy, pi = fleet.make("Ada", "Bo", "Cy", "Pi")
     nodes = (ada, bo, cy)
-    start_all(*nodes)
     pi.start("--carrier")
-    rhythm, ends = daily_ending_in(40)  # the set-up below takes 10-20 s here
-    space = str(ada.cli("crew", "create", "Crew", "--rhythm", rhythm,
-                        "--keep-checkins", "1")["id"])
-    assert ada.cli("carrier", "add", space, str(pi.cli("carrier", "offer")["code"]))["reached"]
+    offer = str(pi.cli("carrier", "offer")["code"])
+    # The crew is made offline (its joins over the network are other tests'), so that the
+    # boundary can be near: what follows takes 5-15 s here.
+    rhythm, ends = daily_ending_in(30)
+    space = crew_in_process(ada, bo, cy, rhythm=parse_rhythm(rhythm), keep_checkins=1)
+    ada.start()
     for joiner in (bo, cy):
-        joiner.run("join", str(ada.cli("invite", space)["code"]))
+        remember(joiner, ada)
+    start_all(bo, cy)
+    assert ada.cli("carrier", "add", space, offer)["reached"]
     wait_for(lambda: all(holds_keys(n, space, 3) for n in nodes), within=30,
              what="every member holding the keys")
     marker = str(ada.cli("checkin", space, "--text", MARKER)["id"])
