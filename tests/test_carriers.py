@@ -75,8 +75,8 @@ def test_quota_and_unnamed_spaces_are_refused_with_their_reasons(fleet: Fleet) -
     pi.start("--carrier", "--carrier-quota", "0.05")  # 52 KiB per space
     ana.start()
     space = str(ana.cli("crew", "create", "Crew")["id"])
-    for n in range(30):
-        ana.cli("checkin", space, "--text", f"{n} " + "x" * 1900, "--energy", "3")
+    for n in range(30):  # through the node's control socket, as `meshcrew checkin` does
+        ana.call("checkin", bytes.fromhex(space), text=f"{n} " + "x" * 1900, energy=3)
     ana.cli("carrier", "add", space, str(pi.cli("carrier", "offer")["code"]))
 
     def refused_over_quota() -> bool:
