@@ -17,7 +17,7 @@ from meshcrew import identity
 from meshcrew.home import Home
 from meshcrew.service import views as service_views
 from meshcrew.spaces import SpaceState, fold
-from test_service_support import Town, town_at
+from test_service_support import Homes, town_at
 
 register_profiles()
 
@@ -59,11 +59,17 @@ def fast_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
+def town(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Homes[Any]]:
     """Members on real replicas in home folders under the test's temporary folder, closed
-    after the test (``tests/test_service_support.py``). The TUI's tests give their own
-    ``town``, of members behind the app's backend (``tests/test_tui_support.py``)."""
-    yield from town_at(tmp_path)
+    after the test: in the TUI's tests (modules ``test_tui_*``), each behind the app's backend
+    (a ``Town`` of ``tests/test_tui_support.py``); elsewhere, the member service itself (a
+    ``Town`` of ``tests/test_service_support.py``)."""
+    if request.module.__name__.startswith("test_tui_"):
+        from test_tui_support import town_at as tui_town_at
+
+        yield from tui_town_at(tmp_path)
+    else:
+        yield from town_at(tmp_path)
 
 
 @pytest.fixture

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Label
 
@@ -16,12 +15,7 @@ from meshcrew.node.home_backup import read_backup
 from meshcrew.tui.app import MeshcrewApp
 from meshcrew.tui.screens.backup import BackupScreen
 from meshcrew.tui.screens.home import HomeScreen
-from test_tui_support import Town, crew_of, drive, make_app, run_from_palette, town_at, until
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_tui_support import Town, crew_of, drive, make_app, run_from_palette, until
 
 
 def fill(app: MeshcrewApp, path: Path, passphrase: str, again: str) -> None:

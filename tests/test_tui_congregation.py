@@ -3,10 +3,6 @@ crew, gatherings, asks and offers with follow-ups."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
@@ -22,15 +18,9 @@ from test_tui_support import (
     make_app,
     sync,
     table_rows,
-    town_at,
     until,
     words,
 )
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
 
 
 def riverside(town: Town) -> tuple[bytes, bytes, list[LocalBackend]]:

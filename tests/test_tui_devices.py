@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 
@@ -40,7 +40,6 @@ from test_tui_support import (
     make_app,
     screen_text,
     table_rows,
-    town_at,
     until,
     words,
 )
@@ -67,11 +66,6 @@ async def eventually(pilot: Pilot[None], condition: Callable[[], bool], what: st
 def shown_code(app: MeshcrewApp) -> str | None:
     screen = app.screen
     return screen.code if isinstance(screen, LinkWaitScreen) else None
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
 
 
 # -- the new laptop ------------------------------------------------------------------------

@@ -8,11 +8,8 @@ replica, the service and the rejects are real).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
-import pytest
 from textual.pilot import Pilot
 
 from meshcrew.node.reports import PeerReport
@@ -31,7 +28,6 @@ from test_tui_support import (
     make_app,
     screen_text,
     table_rows,
-    town_at,
     until,
     words,
 )
@@ -49,11 +45,6 @@ class Networked(LocalBackend):
     def holdings(self, space_id: bytes) -> Holdings:
         mine = super().holdings(space_id)
         return {**self.known.get(space_id, {}), **mine}
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
 
 
 def networked(town: Town) -> tuple[bytes, Networked, list[LocalBackend]]:

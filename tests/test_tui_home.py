@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -32,14 +32,8 @@ from test_tui_support import (
     make_app,
     screen_text,
     send,
-    town_at,
     until,
 )
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
 
 
 def test_first_run_creates_the_identity_shows_the_fingerprint_and_starts_a_crew(

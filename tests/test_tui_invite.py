@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,14 +27,8 @@ from test_tui_support import (
     make_app,
     screen_text,
     send,
-    town_at,
     until,
 )
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
 
 
 def test_invite_shows_the_code_as_text_and_qr_and_copies_it(town: Town) -> None:

@@ -3,10 +3,6 @@ will happen before anything is signed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from textual.pilot import Pilot
 from textual.widgets import OptionList
 
@@ -21,15 +17,9 @@ from test_tui_support import (
     make_app,
     screen_text,
     sync,
-    town_at,
     until,
     words,
 )
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
 
 
 async def into_crew(pilot: Pilot[None]) -> None:

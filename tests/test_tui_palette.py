@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from textual.binding import Binding
 from textual.pilot import Pilot
 from textual.screen import Screen
@@ -16,12 +13,7 @@ from meshcrew.tui.screens.congregation import CongregationScreen
 from meshcrew.tui.screens.health import SyncHealthScreen
 from meshcrew.tui.screens.home import HomeScreen
 from meshcrew.tui.screens.space import SpaceScreen
-from test_tui_support import Town, crew_of, drive, make_app, run_from_palette, town_at, until
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_tui_support import Town, crew_of, drive, make_app, run_from_palette, until
 
 
 def described(screen: type[Screen[Any]]) -> set[str]:

@@ -3,10 +3,6 @@ consent, amend, withdraw — on real replicas, under asyncio (see test_tui_suppo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -23,15 +19,9 @@ from test_tui_support import (
     make_app,
     sync,
     table_rows,
-    town_at,
     until,
     words,
 )
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
 
 
 def notices(app: MeshcrewApp) -> str:

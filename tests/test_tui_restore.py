@@ -4,7 +4,6 @@ asks for it before it opens."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 
@@ -22,14 +21,9 @@ from meshcrew.tui.launch import HomeSetup
 from meshcrew.tui.screens.first_run import FirstRunScreen
 from meshcrew.tui.screens.home import HomeScreen
 from meshcrew.tui.screens.restore import RestoreScreen
-from test_tui_support import Clock, Town, crew_of, drive, screen_text, town_at, until
+from test_tui_support import Clock, Town, crew_of, drive, screen_text, until
 
 CHEAP = KdfCost(MIN_OPSLIMIT, MIN_MEMLIMIT)  # the file records its cost; tests keep it low
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
 
 
 def backed_up(town: Town, tmp_path: Path, *, key_passphrase: bytes | None = None

@@ -8,7 +8,7 @@ syrupy keeps them in tests/__snapshots__/test_tui_snapshots/.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -21,16 +21,11 @@ from meshcrew.home import Home
 from meshcrew.tui.app import MeshcrewApp
 from meshcrew.tui.launch import HomeSetup
 from meshcrew.tui.read_marks import ReadMarks
-from test_tui_support import DAY, Clock, Town, admit, crew_of, link, send, sync, town_at
+from test_tui_support import DAY, Clock, Town, admit, crew_of, link, send, sync
 
 SIZES = [pytest.param((100, 30), id="100x30"), pytest.param((160, 48), id="160x48")]
 SnapCompare = Callable[..., bool]
 Script = Callable[[Pilot[None]], Awaitable[None]]
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
 
 
 def lived_in(town: Town) -> MeshcrewApp:

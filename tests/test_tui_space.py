@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
@@ -28,14 +26,8 @@ from test_tui_support import (
     screen_text,
     send,
     sync,
-    town_at,
     until,
 )
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
 
 
 async def open_space(pilot: Pilot[None], name: str) -> SpaceScreen:

@@ -7,8 +7,6 @@ the app shows the right spaces and posts whatever the snapshot's state.)
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,12 +17,7 @@ from meshcrew.service.snapshots import SnapshotView, ViewSnapshots
 from meshcrew.spaces import SpaceState, fold
 from meshcrew.tui.screens.space import SpaceScreen
 from meshcrew.tui.service_backend import LocalBackend
-from test_tui_support import Town, crew_of, drive, make_app, screen_text, send, town_at, until
-
-
-@pytest.fixture
-def town(tmp_path: Path) -> Iterator[Town]:
-    yield from town_at(tmp_path)
+from test_tui_support import Town, crew_of, drive, make_app, screen_text, send, until
 
 
 @pytest.fixture
