@@ -21,6 +21,7 @@ from meshcrew.sim import (
     NetParams,
     NodeParams,
     Online,
+    RelayParams,
     Scenario,
     Simulation,
     Summary,
@@ -209,3 +210,27 @@ def test_the_propagation_delay_is_the_nodes() -> None:
     from meshcrew.node.config import NodeConfig
 
     assert NodeParams().propagate_delay_s == NodeConfig().propagate_delay_s
+
+
+def test_a_carrier_relays_for_the_members_of_the_crews_it_carries() -> None:
+    # The node's relay gives member limits to members of any space it serves, carried ones
+    # too (Node._shares_a_space). Members all behind symmetric NATs, carriers the only public
+    # nodes, relays that refuse strangers: each member holds a reservation on its crew's
+    # carrier and crewmates reach one another through circuits of it. Were carried spaces not
+    # to count, every carrier would refuse every reservation and nothing would be relayed.
+    scenario = replace(congregation(18, name="carrier-relays-18", days=0.2),
+                       behaviour=Behaviour(days=0.2, drain_days=0.2, online=Online.ALWAYS,
+                                           crash_per_day=0.0),
+                       net=NetParams(public=0.0, symmetric=1.0, loss=0.0,
+                                     relay=RelayParams(strangers=False)),
+                       carriers=Carriers(CarrierKind.ALWAYS_ON))
+    summary, simulation = run_scenario(scenario)
+    population = simulation.population
+    for member in range(population.size):
+        assert not simulation.net.reachable[member]
+        assert simulation.net.relays_of[member] == \
+            list(population.carriers[population.crew_of[member]])
+    assert summary.net["relayed"] > 0
+    assert summary.net["hole-punched"] == 0
+    assert summary.undelivered.get("crew", 0) == 0
+    assert summary.lost_records == summary.leaks == 0

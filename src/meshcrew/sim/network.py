@@ -11,8 +11,9 @@ a public address, or a cone or symmetric NAT. The rules are the node's (``meshcr
   between two cone NATs with ``punch_cone_cone``, with a symmetric NAT at either end with
   ``punch_with_symmetric``. A punched connection is direct; otherwise it stays on the circuit;
 * a relay refuses reservations and circuits beyond its caps, and cuts a circuit at its data or
-  time limit (member limits when the relay shares a space with both ends, stranger limits
-  otherwise); both ends see the reset at once and may dial again;
+  time limit (member limits when both ends are members of a space the relay serves: one it
+  is a member of or, on a carrier, one it carries; stranger limits otherwise); both ends see
+  the reset at once and may dial again;
 * with no reservation (no public peer up), a node behind NAT cannot be reached at all: its
   peers wait, or records reach it through others it can dial.
 
@@ -143,8 +144,8 @@ class Network:
         size: how many nodes.
         seed: the scenario's seed.
         is_online: whether a node is up now.
-        shares_space: whether two nodes share a space (a relay gives such peers the member
-            limits); None: every pair does.
+        shares_space: whether a relay (first argument) gives a peer (second) the member
+            limits: the peer is a member of a space the relay serves; None: every pair.
         public_extra: always-on nodes with a public address after the ``size`` others
             (carriers); their links are drawn apart, so the others' do not change.
     """

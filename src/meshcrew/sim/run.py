@@ -60,13 +60,15 @@ class Simulation:
                               self.catalog, self.verifier,
                               carried=tuple(s.space_id for s in population.carried_by(n)),
                               quotas=quotas) for n in range(population.nodes)]
-        # A relay gives member limits to peers that share a space it is a member of (the
-        # node's is_member): spaces it only carries do not count.
+        # A relay gives member limits to a peer that is a member of a space the relay serves
+        # (the node's _shares_a_space): its own spaces and, on a carrier, those it carries.
         spaces_of = [frozenset(s.space_id for s in population.spaces_of(n))
                      for n in range(population.nodes)]
+        served = [spaces_of[n] | {s.space_id for s in population.carried_by(n)}
+                  for n in range(population.nodes)]
         self.net = Network(self.loop, scenario.net, population.size, seed,
                            lambda m: self.nodes[m].online,
-                           lambda m, n: not spaces_of[m].isdisjoint(spaces_of[n]),
+                           lambda relay, peer: not served[relay].isdisjoint(spaces_of[peer]),
                            public_extra=population.nodes - population.size)
         self.gossip = GossipRouter(self.loop, self.net, self.nodes, scenario.gossip, seed,
                                    self._on_gossip)
