@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from datetime import UTC
@@ -36,9 +38,11 @@ from test_tui_support import (
 )
 
 
-def test_first_run_creates_the_identity_shows_the_fingerprint_and_starts_a_crew(
-        tmp_path: Path) -> None:
-    home = Home(tmp_path / "new-home")
+def test_first_run_creates_the_identity_shows_the_fingerprint_and_starts_a_crew() -> None:
+    # A short path, which the screen shows on one line (a pytest-xdist worker's tmp_path is
+    # longer by the worker's folder, and wraps).
+    root = Path(tempfile.mkdtemp(prefix="mc-"))
+    home = Home(root / "new-home")
     setup = HomeSetup(home, clock=Clock(), network=False)
     app = MeshcrewApp(setup=setup, tz=UTC)
 
@@ -69,6 +73,7 @@ def test_first_run_creates_the_identity_shows_the_fingerprint_and_starts_a_crew(
         drive(app, script)
     finally:
         setup.close()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_first_run_offers_joining_with_a_code(tmp_path: Path) -> None:
