@@ -21,6 +21,29 @@ from test_service_support import Homes, town_at
 
 register_profiles()
 
+
+PROCESS_FIXTURES = frozenset({"fleet", "demo_dir"})
+"""Fixtures of tests that run ``meshcrew node`` processes (``tests/node_processes.py``, the
+demo's)."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``scripts/test`` runs two workers, ``--dist loadgroup``), the slow
+    tests and every test that runs node processes (timing-sensitive: node processes, the NAT
+    lab, tmux, crash and chaos runs) go to one worker, one after another, as in a run without
+    workers; the other worker runs the in-process tests beside them. A slow test that runs in
+    one process names a group of its own (``@pytest.mark.xdist_group``) and may go to either."""
+    if not hasattr(config, "workerinput"):
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        if (item.get_closest_marker("slow") is not None
+                or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))):
+            item.add_marker(pytest.mark.xdist_group("processes"))
+
+
 MakeIdentity = Callable[..., identity.Identity]
 
 

@@ -24,6 +24,7 @@ from meshcrew.sim.params import DAY, MINUTE
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("sim")  # in one process: not queued behind the node processes
 def test_congregation_200_reduced_converges_within_the_bound() -> None:
     base = SCENARIOS["congregation-200"]
     summary, _ = run_scenario(reduced(base, days=0.4, drain_days=1.0))
