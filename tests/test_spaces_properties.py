@@ -307,6 +307,11 @@ def voided_by_removals(state: SpaceState) -> set[bytes]:
 @example(moves=[("admit", 2, 5, 0), ("invite", 0, 0, 0), ("invite", 1, 0, 0),
                 ("rotate", 0, 0, 0), ("leave", 3, 0, 0), ("revoke", 5, 0, 5), ("admit", 0, 0, 0),
                 ("propose", 1, 0, 0)])
+# Found by the thorough profile: p3's rotation names p3's own join (the latest change p3 had
+# seen), and rule 7's hint put p3's next record, an invite before the rotation in p3's chain,
+# after it: a cycle, broken at p5's leave, refused not_member (p5 not let in yet).
+@example(moves=[("invite", 0, 0, 0), ("invite", 3, 0, 0), ("admit", 2, 5, 0), ("rotate", 3, 0, 0),
+                ("leave", 5, 0, 0)])
 def test_honest_members_in_sync_are_never_refused(moves: list[tuple[str, int, int, int]]) -> None:
     """When everyone has every record before acting, every honest record counts, except what
     a removal voids by design (the target's records after the one the proposal named)."""

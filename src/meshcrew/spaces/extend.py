@@ -151,7 +151,8 @@ def _ordered_behind(state: SpaceState
         elif record.kind == RecordKind.KEYS and isinstance(body, KeysBody):
             for named in body.after:
                 join = state.records.get(named)
-                if join is not None and join.kind == RecordKind.JOIN:
+                if join is not None and join.kind == RecordKind.JOIN \
+                        and join.author != record.author:
                     rotations.setdefault((join.author, join.seq + 1), []).append(rid)
     return places, rotations
 

@@ -55,8 +55,8 @@ Rules, in the order they are checked for each record:
    join, it was sealed to the member they were before they left) and they keep waiting. A
    waiting joiner whose join it names but leaves out, signed after their invite expired,
    *lapses*: the join is refused (``invite_expired``) and they are no member. The joiner's
-   first record after the join is ordered after every rotation naming it. While a joiner
-   waits, no epoch is current.
+   first record after the join is ordered after every rotation naming it (but their own).
+   While a joiner waits, no epoch is current.
 8. ``sealed`` names an accepted epoch (``bad_reference``) whose key was sealed to its author and
    no older than an epoch the author already wrote under or created (``stale_epoch``). Honest
    clients write under the current epoch, so after a departure they rotate first.
@@ -212,7 +212,8 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
       and before every join using one of the target's invites that the proposal does not
       name and that none of them builds on (rule 6).
     * A key rotation that names a join comes before the joiner's next record, so that record
-      meets an admitted (or lapsed) joiner whatever the arrival order (rule 7).
+      meets an admitted (or lapsed) joiner whatever the arrival order (rule 7); not a rotation
+      by the joiner, which their chain puts after it.
     * A revocation comes before every join with its invite that it does not name (rule 11).
     * A device's revocation comes before the device's record after the one it names (rule 13).
 
@@ -250,9 +251,10 @@ def _soft_deps(by_id: dict[bytes, Record], bodies: dict[bytes, Body | None],
             _behind_devices(behind, claims, claims.get(leaver, leaver), body.devices, {rid},
                             leaver)
         elif isinstance(body, KeysBody):
-            for named in body.after:
+            for named in body.after:  # not the joiner's own: it follows their next record
                 join = by_id.get(named)
-                if join is not None and join.kind == RecordKind.JOIN:
+                if join is not None and join.kind == RecordKind.JOIN \
+                        and join.author != by_id[rid].author:
                     behind.setdefault((join.author, join.seq + 1), set()).add(rid)
     soft: dict[bytes, set[bytes]] = {}
     for pid in removals:
