@@ -126,7 +126,7 @@ class ExpiredFirst:
         self._arrived |= spaces
 
     def frontier(self, space_id: bytes) -> Mapping[bytes, Head]:
-        now = self._replica.frontier(space_id)
+        now: Mapping[bytes, Head] = self._replica.frontier(space_id)
         if space_id in self._arrived and _added(self._passed.get(space_id), now) <= self._few:
             now = self._run_pass(space_id)
         if space_id not in self._arrived:
