@@ -386,15 +386,9 @@ class SpaceView(SpaceEntries):
                and change.change in (ChangeKind.LINKED, ChangeKind.UNLINKED)
                for i, change in enumerate(state.changes)):
             return True
-        change_at = {change.record_id: i for i, change in enumerate(state.changes)}
-        unanswered = []
-        for key in state.active:
-            member = state.members[key]
-            if state.records[member.joined_id].kind != RecordKind.JOIN:
-                continue
-            joined_at = change_at.get(member.joined_id, -1)
-            if not any(key in e.shares and e.version > joined_at for e in state.epochs.values()):
-                unanswered.append(member)
+        # The joiners no rotation has let in yet (one sealed to a rejoiner before they left
+        # lets no one in: fold rule 7).
+        unanswered = [state.members[key] for key in state.pending]
         if any(m.invited_by == self.my_member for m in unanswered):
             return True
         if not any(m.invited_by not in state.active for m in unanswered):
