@@ -27,6 +27,12 @@ PROCESS_FIXTURES = frozenset({"fleet", "demo_dir"})
 demo's)."""
 
 
+TIMED_HOSTS = "test_net_"
+"""Modules of libp2p hosts on loopback whose deadlines count on the CPU they get (relayed
+streams, gossip bursts): with the process tests, not beside them (a relay test's teardown and a
+relayed gossip burst failed there in two-worker runs)."""
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``scripts/test`` runs two workers, ``--dist loadgroup``), the slow
@@ -40,7 +46,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.get_closest_marker("xdist_group") is not None:
             continue
         if (item.get_closest_marker("slow") is not None
-                or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))):
+                or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or item.path.name.startswith(TIMED_HOSTS)):
             item.add_marker(pytest.mark.xdist_group("processes"))
 
 
