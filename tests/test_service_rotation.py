@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from meshcrew import spaces
 from meshcrew.identity import Identity
 from meshcrew.records import Head, Record
 from meshcrew.service.views import SpaceView
-from spaces_world import HOUR, World, person, pk
+from spaces_world import person, pk
+from test_spaces_admission import rejoined_behind_a_stale_rotation
 
 ADA, BO, CY = (person(n) for n in ("ada", "bo", "cy"))
 
@@ -24,15 +24,7 @@ def test_the_inviter_rotates_for_a_rejoiner_a_stale_rotation_let_no_one_in() -> 
     """Ada's rotation, made while Bo was a member and signed after the invite he rejoins with
     expired, is sealed to him but lets no one in (fold rule 7): he waits. Ada, who invited
     him, rotates at once, as for any joiner, rather than leave him to the next who writes."""
-    w = World(1)  # the seed of test_spaces_admission's case: the rotation after the rejoin
-    space = w.found(ADA)
-    w.admit(ADA, BO, space)
-    w.admit(ADA, CY, space)
-    code = w.invite(ADA, space, ttl=HOUR)
-    made_before = spaces.rotate_keys(w.state(space), ADA, w.rng)
-    w.leave(BO, space)
-    rejoin = w.join(BO, code)
-    stale = w.sign(ADA, space, made_before, ts=w.now + 2 * HOUR)
+    w, space, rejoin, stale = rejoined_behind_a_stale_rotation()
     ada = view_of(w.of(space), space, Identity(ADA, "Ada"))
     assert ada.state.pending == {pk(BO): rejoin.id}
     assert pk(BO) in ada.state.epochs[stale.id].shares

@@ -12,6 +12,7 @@ import pytest
 from meshcrew import crypto, spaces
 from meshcrew.errors import SpaceError
 from meshcrew.reasons import Reason
+from meshcrew.records import Record
 from meshcrew.spaces import CheckIn, MemberStatus, SpaceState
 from meshcrew.spaces.bodies import KeysBody, RevokeBody, SealedBody, draft
 from meshcrew.spaces.extend import extend
@@ -129,11 +130,10 @@ def test_a_rotation_letting_a_rejoiner_in_after_the_expiry_is_refused() -> None:
     assert state.needs_rekey
 
 
-def test_a_rotation_made_before_a_member_left_lets_no_one_in_when_they_rejoin() -> None:
-    """Ada's rotation, made while Bo was a member and so sealed to him, is signed after the
-    invite he rejoins with expired, and the order puts it after his rejoin. It names no join of
-    his: no late admission, and not refused (the thorough profile found it refused). Bo waits
-    until a rotation lets him in; until then no epoch is current."""
+def rejoined_behind_a_stale_rotation() -> tuple[World, bytes, Record, Record]:
+    """Ada, Bo and Cy; Ada makes a rotation while Bo is a member, Bo leaves and rejoins with
+    her one-hour invite, and she signs the rotation two hours later. Returns the world, the
+    space, Bo's rejoin and the stale rotation."""
     w = World(1)  # a seed whose ids put the rotation after the rejoin
     space = w.found(ADA)
     w.admit(ADA, BO, space)
@@ -143,6 +143,15 @@ def test_a_rotation_made_before_a_member_left_lets_no_one_in_when_they_rejoin() 
     w.leave(BO, space)
     rejoin = w.join(BO, code)
     stale = w.sign(ADA, space, made_before, ts=w.now + 2 * HOUR)
+    return w, space, rejoin, stale
+
+
+def test_a_rotation_made_before_a_member_left_lets_no_one_in_when_they_rejoin() -> None:
+    """Ada's rotation, made while Bo was a member and so sealed to him, is signed after the
+    invite he rejoins with expired, and the order puts it after his rejoin. It names no join of
+    his: no late admission, and not refused (the thorough profile found it refused). Bo waits
+    until a rotation lets him in; until then no epoch is current."""
+    w, space, rejoin, stale = rejoined_behind_a_stale_rotation()
     state = any_order(w, space)
     assert state.sequence.index(rejoin.id) < state.sequence.index(stale.id)
     assert state.statuses[stale.id].accepted
