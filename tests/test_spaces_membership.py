@@ -16,6 +16,7 @@ from collections.abc import Iterable
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from nacl.signing import SigningKey
 
 import test_spaces_devices_properties as devices_world
 import test_spaces_properties as members_world
@@ -124,13 +125,19 @@ def test_records_not_as_a_replica_holds_them_are_refused() -> None:
                         + [second, first])
 
 
-def test_a_replica_streams_what_the_membership_fold_takes(tmp_path: object) -> None:
+def crew_of_two_posting(posts: int) -> tuple[World, bytes, SigningKey, SigningKey]:
+    """Ada's crew with Bo, and ``posts`` check-ins, two of Ada's to one of Bo's."""
     w = World()
     ada, bo = person("ada"), person("bo")
     space = w.found(ada)
     w.admit(ada, bo, space)
-    for n in range(30):
+    for n in range(posts):
         w.post(ada if n % 3 else bo, space, CheckIn(f"n{n}", 1 + n % 5))
+    return w, space, ada, bo
+
+
+def test_a_replica_streams_what_the_membership_fold_takes(tmp_path: object) -> None:
+    w, space, ada, bo = crew_of_two_posting(30)
     w.leave(bo, space)
     home = Home.resolve(str(tmp_path))
     home.ensure()
@@ -179,12 +186,7 @@ def test_a_replica_streams_what_arrived_above_a_frontier(tmp_path: object) -> No
     """``Replica.each_record_after``: the records above each author's seq in ``before``, in
     chain order per author as ``each_space_record`` gives them, and nothing at or below it;
     ``Replica.kinds_after``: their kinds."""
-    w = World()
-    ada, bo = person("ada"), person("bo")
-    space = w.found(ada)
-    w.admit(ada, bo, space)
-    for n in range(12):
-        w.post(ada if n % 3 else bo, space, CheckIn(f"n{n}", 1 + n % 5))
+    w, space, ada, bo = crew_of_two_posting(12)
     home = Home.resolve(str(tmp_path))
     home.ensure()
     with Replica.open(home) as replica:
