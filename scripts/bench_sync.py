@@ -268,6 +268,13 @@ def main() -> int:
               f"{n['seconds']} s ({n['records_per_s']:,}/s); raw verify on one thread "
               f"{n['raw_verify_per_s']:,}/s; ratio {n['wall_ratio']:.0%} (target >= "
               f"{n['target_wall_ratio']:.0%}) {'OK' if n['ok'] else 'UNDER'}")
+        print(f"  the ceiling: {n['cores']} processes verifying side by side and doing nothing "
+              f"else {n['parallel_verify_per_s']:,}/s, {n['parallel_verify_ratio']:.2f}x one "
+              f"thread; the catch-up reached {n['of_parallel']:.0%} of it")
+        print(f"  the bound: at the target's rate, {n['cores']} cores leave "
+              f"{n['beyond_check_allowed_us']} us of CPU per record beyond its signature check "
+              f"(at the ceiling's cost) to both nodes together; they spent "
+              f"{n['beyond_check_spent_us']} us")
         print(f"  CPU: the receiver used {n['receiver_cpu_seconds']} s with its workers "
               f"({n['records_per_cpu_s']:,} records/CPU s; raw verify "
               f"{n['raw_verify_per_cpu_s']:,}/CPU s: {n['cpu_ratio']:.0%}), the sender "

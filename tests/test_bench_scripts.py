@@ -58,6 +58,7 @@ def test_bench_sync_runs_without_test_tools(without_test_tools: dict[str, str]) 
                     "--node-records", "60", "--crew", "2", "--posts", "4", "--interval", "0.05",
                     within=240)
     assert "node catch-up (2 processes" in out
+    assert "the ceiling: 2 processes verifying side by side" in out
     assert "records apart, 30 members" in out
     assert "publish-to-replica latency" in out
 
