@@ -3,15 +3,48 @@ running."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import trio
 
+from meshcrew.errors import MeshcrewError
 from meshcrew.identity import Identity
+from meshcrew.net.host import late_arrivals_only
+from meshcrew.net.seam import first_error
 from meshcrew.node import NodeConfig, open_node
 from meshcrew.node.reports import JoinProgress, JoinResult, LinkResult
 from meshcrew.store import Replica
+
+log = logging.getLogger("meshcrew.cli")
+
+T = TypeVar("T")
+
+
+def _run_node(run: Callable[[], Awaitable[T]]) -> T:
+    """``trio.run(run)``, raising a refusal as the error itself.
+
+    trio and libp2p nest an error raised inside the node in their task groups, which the CLI
+    would print as a traceback; py-libp2p 0.8.1 may also fail while its host closes after the
+    work is done ("Nursery is closed to new arrivals", as in :mod:`meshcrew.demo.crew`): that
+    error alone goes to the log.
+    """
+    done: list[T] = []
+
+    async def keep() -> None:
+        done.append(await run())
+
+    try:
+        trio.run(keep)
+    except* MeshcrewError as group:
+        raise first_error(group) from None
+    except* RuntimeError as group:
+        if not done or not late_arrivals_only(group):
+            raise
+        log.warning("libp2p failed while the command's node closed (ignored: its work is done)",
+                    exc_info=group)
+    return done[0]
 
 
 def join_with_temporary_node(replica: Replica, identity: Identity, code: str,
@@ -22,7 +55,7 @@ def join_with_temporary_node(replica: Replica, identity: Identity, code: str,
     members on the LAN (mDNS) only if none answers at the code's addresses.
 
     Raises:
-        JoinRefused: no member's node let this one in.
+        JoinRefused: no member's node let this one in (or the invite was refused).
         SpaceError, InviteCodeError, NetError: as :meth:`meshcrew.node.Node.join`.
     """
 
@@ -36,7 +69,7 @@ def join_with_temporary_node(replica: Replica, identity: Identity, code: str,
                              control=False) as node:
             return await node.join(code, progress)
 
-    return trio.run(run)
+    return _run_node(run)
 
 
 def link_with_temporary_node(replica: Replica, identity: Identity, code: str) -> LinkResult:
@@ -52,7 +85,7 @@ def link_with_temporary_node(replica: Replica, identity: Identity, code: str) ->
                              control=False) as node:
             return await node.link_device(code)
 
-    return trio.run(run)
+    return _run_node(run)
 
 
 def wait_for_link(replica: Replica, identity: Identity, *, listen: tuple[str, ...],
@@ -69,4 +102,4 @@ def wait_for_link(replica: Replica, identity: Identity, *, listen: tuple[str, ..
                              control=False) as node:
             return await serve_one_link(node, show=show, within_s=within_s)
 
-    return trio.run(run)
+    return _run_node(run)
