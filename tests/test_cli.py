@@ -379,3 +379,24 @@ def test_doctor_needs_the_passphrase_to_check_a_sealed_key(
     assert main(["--home", home, "doctor"]) == 1
     assert "problem: identity:" in capsys.readouterr().out
     assert main(["--home", home, "--passphrase-file", str(secret_file), "doctor"]) == 0
+
+
+def test_a_home_whose_key_file_is_lost_points_to_restore_not_init(
+        ada_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The key file is gone but the replica stays: init there would make an identity in none of
+    its spaces, after which restore refuses the home folder (it holds another identity)."""
+    from meshcrew.store import Replica
+
+    home = Home(ada_home)
+    Replica.open(home).close()
+    home.key_file.unlink()
+    replica = home.replica_file.read_bytes()
+    for command in (["spaces"], ["whoami"], ["init", "--name", "Ada"]):
+        assert main(["--home", str(ada_home), *command]) == 1, command
+        assert_one_line_error(capsys.readouterr().err, "holds a replica but no key file",
+                              f"meshcrew --home {ada_home} restore FILE")
+    assert not home.key_file.exists()
+    assert home.replica_file.read_bytes() == replica
+    assert main(["--home", str(ada_home), "doctor", "--json"]) == 1
+    checks = {check["name"]: check for check in json.loads(capsys.readouterr().out)["checks"]}
+    assert "restore FILE" in checks["key_file"]["detail"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from meshcrew import identity
 from meshcrew.cli.parsing import EXIT_FAILURE, EXIT_OK, Commands, add_command
-from meshcrew.cli.session import Session
+from meshcrew.cli.session import Session, orphan_replica
 from meshcrew.errors import MeshcrewError
 
 
@@ -68,8 +68,11 @@ def run_checks(session: Session) -> Iterator[Check]:
 def _check_key(session: Session) -> Iterator[Check]:
     key_file = session.home.key_file
     if not key_file.is_file():
-        yield Check("key_file", False, f"no key file at {key_file}; create one with: "
-                    "meshcrew init --name NAME")
+        if session.home.replica_file.exists():
+            yield Check("key_file", False, orphan_replica(session))
+        else:
+            yield Check("key_file", False, f"no key file at {key_file}; create one with: "
+                        "meshcrew init --name NAME")
         return
     mode = stat.S_IMODE(key_file.stat().st_mode)
     if mode & 0o077:

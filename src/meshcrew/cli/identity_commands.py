@@ -8,7 +8,7 @@ from typing import Any
 
 from meshcrew import identity
 from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command
-from meshcrew.cli.session import Session
+from meshcrew.cli.session import Session, orphan_replica
 from meshcrew.errors import HomeError, IdentityError
 
 
@@ -72,6 +72,8 @@ def run_init(args: argparse.Namespace, session: Session) -> int:
     if home.key_file.exists():
         raise IdentityError(f"The home folder {home.path} already holds an identity; "
                             "refusing to replace it (use another --home for a second one).")
+    if home.replica_file.exists():
+        raise IdentityError(orphan_replica(session))
     existed = home.path.is_dir()
     if existed and home.open_to_others():
         mode = stat.S_IMODE(home.path.stat().st_mode)

@@ -89,6 +89,8 @@ class Session:
             IdentityError: if the key file is missing, unsafe, damaged or locked.
         """
         self.require_home()
+        if not self.home.key_file.exists() and self.home.replica_file.exists():
+            raise IdentityError(orphan_replica(self))
         return identity.load(self.home.key_file, passphrase=self.passphrase())
 
     def print(self, text: str = "") -> None:
@@ -111,3 +113,13 @@ class Session:
         """Write the answer of a command that wrote one record: its id (and space with
         ``--json``)."""
         self.answer({"id": record.hex(), "space": space_id.hex()}, record.hex())
+
+
+def orphan_replica(session: Session) -> str:
+    """What to do about a home folder that holds a replica but no key file (the key was lost or
+    moved): restore it, since a new identity there would be in none of the replica's spaces and
+    ``restore`` would then refuse that home folder."""
+    home = session.home.path
+    return (f"The home folder {home} holds a replica but no key file; restore your identity "
+            f"from a backup with: meshcrew --home {home} restore FILE (a new identity here "
+            "would be in none of its spaces), or use another --home for a new one.")
