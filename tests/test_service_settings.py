@@ -141,3 +141,14 @@ def test_a_passed_change_is_carried_out_once_whoever_joins_after(town: Town) -> 
     for member in (ada, bob, cy):
         assert len(member.view(space).opened.of_kind(PostKind.SETTINGS)) == 1
     assert {m.summary(space).name for m in (ada, bob, cy, dee)} == {"Sun"}
+
+
+def test_a_proposal_that_passes_as_it_is_made_is_carried_out_at_once(town: Town) -> None:
+    """In a space of one (everyone has answered: the proposer's proposal is their consent) the
+    change was left unmade, since nothing else would arrive to make it."""
+    ada = town.person("Ada")
+    space = ada.create_space("Moon")
+    pid = ada.propose(space, title="Keep less", change=SettingsChange(keep_checkins=2))
+    assert ada.proposal(pid).status == "passed"
+    assert ada.proposal(pid).carried_out
+    assert ada.settings(space).keep_checkins == 2

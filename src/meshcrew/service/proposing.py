@@ -57,8 +57,10 @@ class ProposalActions:
         if deadline_ms <= now:
             raise InputError("The deadline has passed already; give a later one.")
         wire = {} if change is None else change.to_wire()
-        return self._write_post(space_id, make_post(Proposal, title=title, text=text,
+        made = self._write_post(space_id, make_post(Proposal, title=title, text=text,
                                                     deadline_ms=deadline_ms, change=wire))
+        self._carry_out_passed(space_id)  # a space of one: everyone has answered already
+        return made
 
     def answer(self: _Proposes, proposal_id: bytes, *, position: Position | str,
                reason: str = "") -> bytes:
