@@ -1,13 +1,16 @@
 """The node a CLI command starts for itself (``join`` or ``devices add`` with no ``meshcrew node``
-running) hands a refusal back as the error itself, so the CLI prints one sentence."""
+running) hands a refusal back as the error itself, so the CLI prints one sentence, and logs to
+``node.log`` as ``meshcrew node`` does, not to stderr."""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
 import pytest
 
+from meshcrew.cli.node_commands import logging_to_home
 from meshcrew.cli.temporary_node import join_with_temporary_node
 from meshcrew.errors import SpaceError
 from meshcrew.home import Home
@@ -33,3 +36,36 @@ def test_a_join_refused_inside_the_node_is_one_meshcrew_error(tmp_path: Path) ->
             join_with_temporary_node(replica, ada, code, None)
     assert not isinstance(refused.value, BaseExceptionGroup)
 
+
+
+def test_the_commands_node_logs_to_node_log_not_stderr(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """As ``meshcrew node`` does: py-libp2p's warnings on stderr stood between a join's progress
+    and its one-line error ("fail to upgrade mux for peer ...")."""
+    home = Home(tmp_path / "ada")
+    home.ensure()
+    ada = Identity.generate("Ada")
+    save(ada, home.key_file)
+    with Replica.open(home) as replica:
+        member = Member(replica, ada, clock=lambda: int(time.time() * 1000))
+        space = member.create_space("Crew")
+        code = member.invite(space, expires_ms=int(time.time() * 1000) + HOUR_MS)
+        with pytest.raises(SpaceError):
+            join_with_temporary_node(replica, ada, code, None)
+    assert f"node {ada.peer_id} running at" in home.log_file.read_text()
+    assert capsys.readouterr().err == ""
+
+
+def test_libp2p_warnings_go_to_node_log_too(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """py-libp2p's logger does not propagate to the root logger, so its warnings went to stderr
+    (Python's last-resort handler) in ``meshcrew node`` and in every command's node."""
+    import libp2p  # noqa: F401  (sets up its logger as the node's imports do)
+
+    home = Home(tmp_path / "ada")
+    home.ensure()
+    with logging_to_home(home):
+        logging.getLogger("libp2p.network.swarm").error("fail to upgrade mux for peer %s", "P")
+    assert "ERROR libp2p.network.swarm: fail to upgrade mux for peer P" in \
+        home.log_file.read_text()
+    assert capsys.readouterr().err == ""

@@ -12,11 +12,14 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from meshcrew.cli.display import local_time, short
 from meshcrew.cli.parsing import EXIT_OK, Commands, add_command
 from meshcrew.cli.session import Session
 from meshcrew.errors import NodeNotRunning
+from meshcrew.home import Home
 from meshcrew.node.control_client import ControlClient, control_types
 from meshcrew.node.peerbook import PeerBook
 from meshcrew.node.reports import NodeStatus, PeerReport
@@ -102,18 +105,30 @@ def _client(session: Session) -> ControlClient:
 # --- node ------------------------------------------------------------------------------------
 
 
-def configure_logging(session: Session) -> logging.Handler:
-    """Send the node's log to ``node.log`` (mode 0600) in the home folder."""
-    path = session.home.log_file
+@contextmanager
+def logging_to_home(home: Home) -> Iterator[None]:
+    """Send the node's log to ``node.log`` (mode 0600) in the home folder while the block runs.
+
+    py-libp2p's logger does not propagate (libp2p.utils.logging), so it gets the handler too:
+    else its warnings went to stderr through Python's last-resort handler.
+    """
+    path = home.log_file
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    root.addHandler(handler)
     root.setLevel(logging.INFO)
     for noisy in ("libp2p", "multiaddr", "zeroconf", "async_service"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return handler
+    loggers = [root, logging.getLogger("libp2p")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+        handler.close()
 
 
 def run_node(args: argparse.Namespace, session: Session) -> int:
@@ -133,7 +148,6 @@ def run_node(args: argparse.Namespace, session: Session) -> int:
                             space_quota_bytes=int(args.carrier_quota * MIB),
                             total_quota_bytes=int(args.carrier_total * MIB),
                             drop_grace_ms=int(args.carrier_grace * 86_400_000)))
-    handler = configure_logging(session)
     log = logging.getLogger("meshcrew.node")
 
     async def serve() -> None:
@@ -150,11 +164,8 @@ def run_node(args: argparse.Namespace, session: Session) -> int:
                     break
                 _exit_if_stuck(STOP_DEADLINE_S)
 
-    try:
+    with logging_to_home(session.home):
         trio.run(serve)
-    finally:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
     return EXIT_OK
 
 

@@ -9,7 +9,9 @@ from typing import Any, TypeVar
 
 import trio
 
+from meshcrew.cli.node_commands import logging_to_home
 from meshcrew.errors import MeshcrewError
+from meshcrew.home import Home
 from meshcrew.identity import Identity
 from meshcrew.net.host import late_arrivals_only
 from meshcrew.net.seam import first_error
@@ -22,13 +24,16 @@ log = logging.getLogger("meshcrew.cli")
 T = TypeVar("T")
 
 
-def _run_node(run: Callable[[], Awaitable[T]]) -> T:
-    """``trio.run(run)``, raising a refusal as the error itself.
+def _run_node(home: Home, run: Callable[[], Awaitable[T]]) -> T:
+    """``trio.run(run)`` with the node's log in ``node.log``, raising a refusal as the error
+    itself.
 
-    trio and libp2p nest an error raised inside the node in their task groups, which the CLI
-    would print as a traceback; py-libp2p 0.8.1 may also fail while its host closes after the
-    work is done ("Nursery is closed to new arrivals", as in :mod:`meshcrew.demo.crew`): that
-    error alone goes to the log.
+    The log goes where ``meshcrew node`` writes it, not to stderr, where py-libp2p's warnings
+    ("fail to upgrade mux for peer ...") would stand between the progress and the one-line
+    error. trio and libp2p nest an error raised inside the node in their task groups, which the
+    CLI would print as a traceback; py-libp2p 0.8.1 may also fail while its host closes after
+    the work is done ("Nursery is closed to new arrivals", as in :mod:`meshcrew.demo.crew`):
+    that error alone goes to the log.
     """
     done: list[T] = []
 
@@ -36,7 +41,8 @@ def _run_node(run: Callable[[], Awaitable[T]]) -> T:
         done.append(await run())
 
     try:
-        trio.run(keep)
+        with logging_to_home(home):
+            trio.run(keep)
     except* MeshcrewError as group:
         raise first_error(group) from None
     except* RuntimeError as group:
@@ -69,7 +75,7 @@ def join_with_temporary_node(replica: Replica, identity: Identity, code: str,
                              control=False) as node:
             return await node.join(code, progress)
 
-    return _run_node(run)
+    return _run_node(replica.home, run)
 
 
 def link_with_temporary_node(replica: Replica, identity: Identity, code: str) -> LinkResult:
@@ -85,7 +91,7 @@ def link_with_temporary_node(replica: Replica, identity: Identity, code: str) ->
                              control=False) as node:
             return await node.link_device(code)
 
-    return _run_node(run)
+    return _run_node(replica.home, run)
 
 
 def wait_for_link(replica: Replica, identity: Identity, *, listen: tuple[str, ...],
@@ -102,4 +108,4 @@ def wait_for_link(replica: Replica, identity: Identity, *, listen: tuple[str, ..
                              control=False) as node:
             return await serve_one_link(node, show=show, within_s=within_s)
 
-    return _run_node(run)
+    return _run_node(replica.home, run)
