@@ -20,6 +20,7 @@ from meshcrew.node import ControlClient, NodeConfig, control_types, open_node
 from meshcrew.node.join import ASK, JOIN_PROTOCOL, JOIN_VERSION, REFUSED, Messages, encode_frame
 from meshcrew.node.membership import GossipJudge
 from meshcrew.node.peerbook import peer_book_file
+from meshcrew.node.reports import JoinProgress
 from meshcrew.records import MAX_CLOCK_SKEW_MS, Head, Record, sign_record
 from meshcrew.service import Member
 from meshcrew.spaces import decode_invite_code, join_space
@@ -106,9 +107,17 @@ async def test_a_join_with_no_reachable_member_says_so(tmp_path: Path) -> None:
         async with open_nodes(tmp_path, "Ada", "Bo", config=config) as [ada, bo]:
             space = ada.member.create_space("Crew")
             code = ada.member.invite(space, expires_ms=wall_ms() + HOUR_MS)  # no addresses
+            steps: list[JoinProgress] = []
+
+            async def progress(step: JoinProgress) -> None:
+                steps.append(step)
+
             with pytest.raises(JoinRefused, match="could be reached") as refused:
-                await bo.join(code)
+                await bo.join(code, progress)
             assert refused.value.reason == "unreachable"
+            # it says it looks on the LAN (once per wait), not that it dials a peer called so
+            assert {step.stage for step in steps} <= {"dialling", "looking_on_lan"}
+            assert JoinProgress("looking_on_lan") in steps
 
 
 async def test_the_gossip_judge(tmp_path: Path) -> None:

@@ -172,6 +172,18 @@ def test_address_exchange_messages_are_checked() -> None:
             decode_known(bad)
 
 
+def test_join_progress_display_when_no_member_answers_at_the_codes_addresses() -> None:
+    err = io.StringIO()
+    show = JoinDisplay(err)
+    for step in (JoinProgress("dialling", PEER), JoinProgress("looking_on_lan"),
+                 JoinProgress("looking_on_lan")):
+        show(step)
+    assert err.getvalue().splitlines() == [
+        f"Reaching {PEER}…",
+        "No member answered at the code's addresses; looking for one on the LAN and among "
+        "known peers…"]
+
+
 def test_join_progress_display() -> None:
     err = io.StringIO()
     show = JoinDisplay(err)

@@ -62,6 +62,8 @@ class JoinDisplay:
 
 _STAGE_LINES = {
     "dialling": "Reaching {peer}…",
+    "looking_on_lan": "No member answered at the code's addresses; looking for one on the LAN "
+                      "and among known peers…",
     "asking": "Asking {peer} to let you in…",
     "joined": "Joined; your join is with {peer}.",
     "keys": "The keys arrived: you can read and post.",

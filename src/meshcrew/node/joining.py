@@ -116,7 +116,7 @@ class Joining:
                         return await self._finish(peer_id, received)
                 if node.config.mdns_on_demand:
                     node.contacts.start_lan()
-                await self._say("dialling", "waiting to hear of a member on the LAN")
+                await self._say("looking_on_lan")
                 await node.contacts.wait_lan_peer()
         raise JoinRefused("No member of this space could be reached: the inviter's node is not "
                           "running at the addresses in the code, and no member was found on "

@@ -215,7 +215,8 @@ class JoinProgress:
     """A step of a network join, for a progress display."""
 
     stage: str
-    """``dialling``, ``asking``, ``history``, ``joined``, ``keys`` or ``synced``."""
+    """``dialling``, ``looking_on_lan``, ``asking``, ``history``, ``joined``, ``keys`` or
+    ``waiting_for_keys``."""
     detail: str = ""
     done: int = 0
     total: int = 0

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-STAGES = {"dialling": "reaching a member of the space", "asking": "asking to be let in",
+STAGES = {"dialling": "reaching a member of the space",
+          "looking_on_lan": "looking for a member on the LAN", "asking": "asking to be let in",
           "history": "receiving the history", "joined": "joined; waiting for the keys",
           "keys": "the keys arrived", "waiting_for_keys": "waiting for a member to share "
           "the keys"}
