@@ -14,7 +14,8 @@ import pytest
 import trio
 
 from hosts_on_loopback import LOOPBACK, wait_until
-from meshcrew.errors import JoinRefused, LocalProtocolError, MeshcrewError, UnknownName
+from meshcrew.errors import DialError, JoinRefused, LocalProtocolError, MeshcrewError, UnknownName
+from meshcrew.identity import Identity
 from meshcrew.net import SyncService, Verdict, open_host
 from meshcrew.node import ControlClient, NodeConfig, control_types, open_node
 from meshcrew.node.join import ASK, JOIN_PROTOCOL, JOIN_VERSION, REFUSED, Messages, encode_frame
@@ -118,6 +119,21 @@ async def test_a_join_with_no_reachable_member_says_so(tmp_path: Path) -> None:
             # it says it looks on the LAN (once per wait), not that it dials a peer called so
             assert {step.stage for step in steps} <= {"dialling", "looking_on_lan"}
             assert JoinProgress("looking_on_lan") in steps
+
+
+async def test_connecting_to_an_address_where_no_such_peer_answers_says_what_to_check(
+        tmp_path: Path) -> None:
+    """Said before: 'Failed dialling ...: SwarmDialAllFailedError: unable to connect to ...'."""
+    config = NodeConfig(listen_addrs=("/ip4/127.0.0.1/tcp/0",), mdns=False)
+    with trio.fail_after(30):
+        async with open_nodes(tmp_path, "Ada", "Bo", config=config) as [ada, bo]:
+            stranger = Identity.generate("Stranger").peer_id
+            wrong_peer = bo.addrs()[0].replace(bo.host.peer_id, stranger)
+            for addr in (wrong_peer, f"/ip4/127.0.0.1/tcp/9/p2p/{bo.host.peer_id}"):
+                with pytest.raises(DialError, match="check that its node is running") as failed:
+                    await ada.connect(addr)
+                assert str(failed.value).startswith(f"No node at {addr} answered")
+                assert "Swarm" not in str(failed.value)
 
 
 async def test_the_gossip_judge(tmp_path: Path) -> None:

@@ -150,9 +150,15 @@ class Host:
         self._lp.get_network().unblock_peer(info.peer_id)
         if info.peer_id not in self._lp.get_network().connections:
             self._lp.get_peerstore().clear_addrs(info.peer_id)
-        with translated(f"dialling {peer_id}", dialling=True), \
-                trio.fail_after(self.config.dial_timeout_s):
-            await self._lp.connect(info)
+        try:
+            with translated(f"dialling {peer_id}", dialling=True), \
+                    trio.fail_after(self.config.dial_timeout_s):
+                await self._lp.connect(info)
+        except DialError as exc:  # libp2p's words (SwarmDialAllFailedError: ...) go to the log
+            log.debug("%s", exc)
+            raise DialError(f"No node at {addr} answered as that peer: check that its node is "
+                            "running and that the address is current (meshcrew status there "
+                            "lists its addresses).") from None
         return peer_id
 
     async def _connect_through(self, relay_addr: str, relay_id: str, target: str) -> None:
