@@ -9,7 +9,11 @@ Rules, in the order they are checked for each record:
 1. Bodies are parsed first; a body that does not fit its kind is refused (``bad_body``). Two
    records at one place of an author's chain are a fork: that record and every later one of the
    author are refused (``fork``). A record whose predecessor is not the author's previous
-   record is refused (``chain_broken``).
+   record is refused (``chain_broken``), and so is every later one of the author: their chain
+   broke there. (A replica holds none of these records: it takes a record only after the
+   author's record at the seq below, named by its predecessor. So that the fold of any set
+   gives what a replica's records give, they do not move their author's place in the chain,
+   which rules 6 and 13 read.)
 2. A record whose predecessor, genesis or named records are absent *waits*; it is neither
    accepted nor refused, and it is applied once they arrive.
 3. A member removed by consent has every record after their last counting one refused
@@ -191,14 +195,21 @@ def _parse_all(space_id: bytes, by_id: dict[bytes, Record]
     for (author, seq), ids in slots.items():
         if len(ids) > 1:
             fork_from[author] = min(seq, fork_from.get(author, seq))
+    broken_from: dict[bytes, int] = {}
+    for record in by_id.values():
+        prev = by_id.get(record.prev) if record.prev is not None else None
+        if prev is not None and (prev.author != record.author or prev.seq != record.seq - 1):
+            broken_from[record.author] = min(record.seq,
+                                             broken_from.get(record.author, record.seq))
     for rid, record in by_id.items():
         if record.seq >= fork_from.get(record.author, record.seq + 1):
             early[rid] = refused(Reason.FORK,
                                   f"the author forked at seq {fork_from[record.author]}")
-            continue
-        prev = by_id.get(record.prev) if record.prev is not None else None
-        if prev is not None and (prev.author != record.author or prev.seq != record.seq - 1):
-            early.setdefault(rid, refused(Reason.CHAIN_BROKEN))
+        elif record.seq == broken_from.get(record.author):
+            early[rid] = refused(Reason.CHAIN_BROKEN)
+        elif record.seq > broken_from.get(record.author, record.seq):
+            early[rid] = refused(Reason.CHAIN_BROKEN, "the author's chain broke at seq "
+                                 f"{broken_from[record.author]}")
     return bodies, early
 
 

@@ -1,0 +1,157 @@
+"""Records off their author's chain: the pure fold agrees with a replica and then the fold.
+
+A replica takes an author's record at seq ``k`` only after their record at ``k - 1``, named by
+its ``prev`` (``store/ingest.py``), so a record whose ``prev`` names anything else, and every
+record built on it, never reaches the fold there: they wait. The pure fold is handed such records
+directly (a caller's set, a test's): it refuses them (``chain_broken``), and they must leave the
+state as the replica's records alone leave it. In particular they do not move their author's
+position, the seq a removal reads to tell whether the target's later records overtook it.
+
+Compared over random membership histories (the property world of
+``test_spaces_properties.py``) with stray records signed after a gap in a member's chain, some
+with a record built on them: the fold of every record against the fold of what a real replica
+holds of them. Pure but for that replica (SQLite in a temporary folder).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nacl.signing import SigningKey
+
+import test_spaces_properties as members_world
+from hypothesis_profiles import examples
+from meshcrew import spaces
+from meshcrew.home import Home
+from meshcrew.reasons import Reason
+from meshcrew.records import Record, sign_record
+from meshcrew.spaces import CheckIn, MemberStatus, SpaceState
+from meshcrew.spaces.bodies import LeaveBody, draft
+from meshcrew.spaces.state import Outcome, Status
+from meshcrew.store import Replica
+from spaces_world import World, person, pk
+
+ADA, BO = person("ada"), person("bo")
+LEAVE = draft(LeaveBody()).body
+
+_COMPARED = ("kind", "founder", "history", "members", "epochs", "current_epoch_id", "invites",
+             "removals", "changes", "carriers", "pending", "devices", "floors", "stalled",
+             "recipients", "order")
+
+
+def as_a_replica_holds(space_id: bytes, records: Iterable[Record]) -> list[Record]:
+    """The records of ``space_id`` a fresh replica accepts of these (its chain rules)."""
+    records = list(records)
+    now = max(r.ts for r in records)
+    with (tempfile.TemporaryDirectory(prefix="meshcrew-fold-chains-") as tmp,
+          Replica.open(Home(Path(tmp) / "home")) as replica):
+        replica.append([r.raw for r in records], sender="test", now_ms=now)
+        return list(replica.each_space_record(space_id))
+
+
+def assert_as_after_a_replica(space_id: bytes, records: list[Record]) -> SpaceState:
+    """The fold of ``records`` equals the fold of what a replica holds of them, in every field
+    of the state and every status of a record the replica holds; returns the former."""
+    held = as_a_replica_holds(space_id, records)
+    whole, replicated = spaces.fold(space_id, records), spaces.fold(space_id, held)
+    for name in _COMPARED:
+        assert getattr(whole, name) == getattr(replicated, name), name
+    for record in held:
+        assert whole.statuses[record.id] == replicated.statuses[record.id]
+    return whole
+
+
+def stray(key: SigningKey, space_id: bytes, seq: int, prev: bytes, ts: int) -> Record:
+    """A leave signed by ``key`` at ``seq`` naming ``prev``: off their chain if ``prev`` is
+    not their record at ``seq - 1``."""
+    return sign_record(key, kind="leave", space=space_id, seq=seq, prev=prev, ts=ts, body=LEAVE)
+
+
+def test_a_record_after_a_gap_does_not_overtake_a_removal() -> None:
+    """Bo signs a record two places past his head (a gap below it, so ``chain_broken``); Ada,
+    alone in the electorate, proposes removing Bo as of his head. The stray comes first in the
+    canonical order, before the proposal: it must not count as Bo's record after the named
+    one, or the removal is overtaken and Bo stays, where a replica (which never holds the
+    stray) removes him."""
+    w = World()
+    space = w.found(ADA)
+    w.admit(ADA, BO, space)
+    head = w.heads[(pk(BO), space)]
+    proposal = w.propose(ADA, space, BO)
+    for attempt in range(200):  # a stray that sorts before the proposal
+        off = stray(BO, space, head.seq + 2, head.id, w.now + attempt)
+        state = assert_as_after_a_replica(space, [*w.of(space), off])
+        if state.sequence.index(off.id) < state.sequence.index(proposal.id):
+            break
+    else:
+        raise AssertionError("no stray sorted before the proposal")
+    assert state.status(off.id) == Status(Outcome.REJECTED, Reason.CHAIN_BROKEN)
+    assert state.members[pk(BO)].status is MemberStatus.REMOVED
+    assert state.removals[proposal.id].effective_by == proposal.id
+
+
+def test_a_record_built_on_a_broken_link_is_refused_with_it() -> None:
+    """Bo's stray after a gap, and a leave that names the stray as its ``prev`` (its own link
+    is whole): both are off Bo's chain, so Bo has not left, as on a replica, where both wait."""
+    w = World()
+    space = w.found(ADA)
+    w.admit(ADA, BO, space)
+    w.post(BO, space, CheckIn("here", 3))  # let in: his records after it count
+    head = w.heads[(pk(BO), space)]
+    off = stray(BO, space, head.seq + 2, head.id, w.tick())
+    built = stray(BO, space, off.seq + 1, off.id, w.tick())
+    state = assert_as_after_a_replica(space, [*w.of(space), off, built])
+    assert state.status(off.id) == Status(Outcome.REJECTED, Reason.CHAIN_BROKEN)
+    assert state.status(built.id) == Status(Outcome.REJECTED, Reason.CHAIN_BROKEN,
+                                            f"the author's chain broke at seq {off.seq}")
+    assert state.members[pk(BO)].status is MemberStatus.ACTIVE
+    assert built.id not in state.order
+
+
+# The property world's moves but a fork (a replica holds neither twin nor anything after, but
+# the fold still lets other members' records name them: outside what this file checks) and a
+# late rotation (signed ahead of its author's clock: their next record goes back in time, which
+# a replica refuses and the fold does not judge).
+MOVES = [m for m in members_world.HONEST * 3 + members_world.DISHONEST
+         if m not in ("fork", "late_rotate")]
+moves = st.lists(st.tuples(st.sampled_from(MOVES), st.integers(0, members_world.N - 1),
+                           st.integers(0, members_world.N - 1), st.integers(0, 7)),
+                 min_size=4, max_size=30)
+# (author, places past their head, what it names as prev, whether a record builds on it)
+strays = st.lists(st.tuples(st.integers(0, members_world.N - 1), st.integers(2, 3),
+                            st.sampled_from(["own", "other", "absent"]), st.booleans()),
+                  min_size=1, max_size=3)
+
+
+@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(moves=moves, off=strays)
+def test_records_off_their_chain_change_nothing_a_replica_would_not(
+        moves: list[tuple[str, int, int, int]],
+        off: list[tuple[int, int, str, bool]]) -> None:
+    sim = members_world.Sim()
+    for move in moves:
+        members_world.run(sim, move)
+    w, records = sim.w, list(sim.by_id.values())
+    made: list[Record] = []
+    for n, (who, past, names, builds) in enumerate(off):
+        key = members_world.PEOPLE[who]
+        head = w.heads.get((pk(key), sim.space))
+        mine = sorted((r for r in records if r.author == pk(key)), key=lambda r: r.seq)
+        others = sorted(r.id for r in records if r.author != pk(key))
+        if names == "own" and mine:
+            prev = mine[n % len(mine)].id
+        elif names == "absent":
+            prev = bytes([n + 1]) * 32
+        else:
+            prev = others[n % len(others)]
+        record = stray(key, sim.space, (head.seq if head else 0) + past, prev, w.tick())
+        made.append(record)
+        if builds:
+            made.append(stray(key, sim.space, record.seq + 1, record.id, w.tick()))
+        records += made[-1 - builds:]
+    state = assert_as_after_a_replica(sim.space, records)
+    assert not {r.id for r in made} & set(state.order)
