@@ -400,3 +400,35 @@ def test_a_home_whose_key_file_is_lost_points_to_restore_not_init(
     assert main(["--home", str(ada_home), "doctor", "--json"]) == 1
     checks = {check["name"]: check for check in json.loads(capsys.readouterr().out)["checks"]}
     assert "restore FILE" in checks["key_file"]["detail"]
+
+
+PEER = "12D3KooWMPMf6D2NcWbSboGKSrNazHxGV8zkTc4nmdDeYtGJy3TE"
+
+
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["node", "--bootstrap", "garbage"], "--bootstrap: 'garbage' is not a multiaddr ending in"),
+    (["node", "--relay", "/ip4/10.0.0.1/tcp/4001"], "--relay: '/ip4/10.0.0.1/tcp/4001' is not"),
+    (["node", "--sync-period", "-1"], "--sync-period: '-1' is not a number above zero"),
+    (["node", "--sync-period", "0"], "--sync-period: '0' is not a number above zero"),
+    (["node", "--carrier-quota", "nan"], "--carrier-quota: 'nan' is not a number above zero"),
+    (["init", "--link", "--wait", "-1"], "--wait: '-1' is not a number above zero"),
+])
+def test_node_options_out_of_range_are_usage_errors(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+        fragment: str) -> None:
+    """They ran a node that dialled nothing, or crashed with a traceback (a negative period
+    reached trio: "`seconds` must be non-negative"). The home folder does not exist, so a check
+    that lets one through ends in "No home folder" (status 1) instead of starting a node."""
+    home = tmp_path / "none"
+    assert main(["--home", str(home), *argv]) == 2
+    assert_one_line_error(capsys.readouterr().err, fragment)
+    assert not home.exists()
+
+
+@pytest.mark.parametrize("addr", [f"/ip4/192.168.1.20/tcp/4001/p2p/{PEER}",
+                                  f"/ip4/10.0.0.1/tcp/4001/p2p/{PEER}/p2p-circuit/p2p/{PEER}"])
+def test_peer_addresses_pass_the_node_options_check(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], addr: str) -> None:
+    assert main(["--home", str(tmp_path / "none"), "node", "--bootstrap", addr,
+                 "--relay", addr]) == 1
+    assert_one_line_error(capsys.readouterr().err, "No home folder")

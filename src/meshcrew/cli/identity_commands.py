@@ -7,7 +7,7 @@ import stat
 from typing import Any
 
 from meshcrew import identity
-from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command
+from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, positive_number
 from meshcrew.cli.session import Session, orphan_replica
 from meshcrew.errors import HomeError, IdentityError
 
@@ -33,7 +33,7 @@ def register(commands: Commands) -> None:
     init.add_argument("--listen", action="append", metavar="MULTIADDR",
                       help="with --link: where to listen while waiting (default: every IPv4 "
                       "interface)")
-    init.add_argument("--wait", type=float, default=900.0, metavar="SECONDS",
+    init.add_argument("--wait", type=positive_number, default=900.0, metavar="SECONDS",
                       help="with --link: how long to wait for the link (default 900)")
 
     add_command(

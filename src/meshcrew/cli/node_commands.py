@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from meshcrew.cli.display import local_time, short
-from meshcrew.cli.parsing import EXIT_OK, Commands, add_command
+from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, positive_number
 from meshcrew.cli.session import Session
 from meshcrew.errors import NodeNotRunning
 from meshcrew.home import Home
@@ -44,7 +44,7 @@ def register(commands: Commands) -> None:
                       "/p2p/<peer id> (repeatable)")
     node.add_argument("--no-mdns", action="store_true",
                       help="do not announce or look for peers on the LAN")
-    node.add_argument("--sync-period", type=float, default=60.0, metavar="SECONDS",
+    node.add_argument("--sync-period", type=positive_number, default=60.0, metavar="SECONDS",
                       help="how often connected peers are synced again (default: 60)")
     node.add_argument("--reachability", choices=("auto", "public", "private"), default="auto",
                       help="whether peers can dial this node directly: learnt from peers' "
@@ -58,9 +58,9 @@ def register(commands: Commands) -> None:
                       help="carry the spaces that name this node: hold their sealed records "
                       "and serve them to their members (an always-on node; see `meshcrew "
                       "carrier --help`)")
-    node.add_argument("--carrier-quota", type=float, default=256, metavar="MIB",
+    node.add_argument("--carrier-quota", type=positive_number, default=256, metavar="MIB",
                       help="as a carrier, the most a space may take on disk (default: 256 MiB)")
-    node.add_argument("--carrier-total", type=float, default=4096, metavar="MIB",
+    node.add_argument("--carrier-total", type=positive_number, default=4096, metavar="MIB",
                       help="as a carrier, the most all spaces may take (default: 4096 MiB)")
     node.add_argument("--carrier-grace", type=float, default=7.0, metavar="DAYS",
                       help="as a carrier, how long the records of a space that dropped this "
@@ -135,9 +135,15 @@ def run_node(args: argparse.Namespace, session: Session) -> int:
     """Run the node until SIGINT or SIGTERM."""
     import trio
 
+    from meshcrew.net.addresses import is_peer_addr
     from meshcrew.node import NodeConfig, open_node
     from meshcrew.node.config import MIB, CarrierConfig
 
+    for option, addrs in (("--bootstrap", args.bootstrap), ("--relay", args.relay)):
+        for addr in addrs or ():
+            if not is_peer_addr(addr):
+                raise UsageError(f"argument {option}: {addr!r} is not a multiaddr ending in "
+                                 "/p2p/<peer id>", "meshcrew node")
     person = session.load_identity()
     config = NodeConfig(listen_addrs=tuple(args.listen or ()), mdns=not args.no_mdns,
                         bootstrap=tuple(args.bootstrap or ()), sync_period_s=args.sync_period,

@@ -8,6 +8,7 @@ status 2, so a caller of ``main()`` always gets a status back.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
@@ -43,6 +44,17 @@ class CliParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Raise UsageError instead of printing the usage and exiting."""
         raise UsageError(message, self.prog)
+
+
+def positive_number(text: str) -> float:
+    """An argparse ``type``: a number above zero (seconds, MiB), else a usage error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number above zero")
+    return value
 
 
 Commands: TypeAlias = "argparse._SubParsersAction[CliParser]"

@@ -13,6 +13,7 @@ import ipaddress
 from collections.abc import Iterable
 
 import ifaddr
+from libp2p.peer.peerinfo import info_from_p2p_addr
 from multiaddr import Multiaddr
 
 _WILDCARDS = {"ip4": "0.0.0.0", "ip6": "::"}
@@ -55,3 +56,13 @@ def expand_wildcards(addrs: Iterable[Multiaddr]) -> list[Multiaddr]:
             seen.add(str(addr))
             unique.append(addr)
     return unique
+
+
+def is_peer_addr(text: str) -> bool:
+    """Whether ``text`` is a multiaddr ending in ``/p2p/<peer id>`` (a circuit's included), as
+    ``--bootstrap`` and ``--relay`` take."""
+    try:
+        info_from_p2p_addr(Multiaddr(text))
+    except Exception:  # multiaddr and libp2p raise several unrelated types for bad text
+        return False
+    return True
