@@ -1,7 +1,8 @@
 """``meshcrew node`` processes for multi-process tests: start, wait for readiness, drive, stop.
 
-Every wait has a deadline and polls a condition (the node's control socket, or a CLI command),
-never a fixed sleep; every process is stopped by its pid at teardown (SIGTERM, then SIGKILL).
+Every wait has a deadline and polls a condition, never a fixed sleep: a running node is asked
+over its control socket (a CLI command would start a Python per poll). Every process is stopped
+by its pid at teardown (SIGTERM, then SIGKILL).
 """
 
 from __future__ import annotations
@@ -36,12 +37,21 @@ _TYPES = control_types()
 
 
 def wait_for(condition: Callable[[], bool], within: float = 20.0, what: str = "") -> None:
-    """Return once ``condition()`` holds; fail the test after ``within`` seconds."""
+    """Return once ``condition()`` holds; fail the test after ``within`` seconds.
+
+    Between checks it rests ``POLL_S``, or as long as the check took if longer: a costly
+    check (long logs of several nodes) runs at most half the time, the nodes under test the
+    rest.
+    """
     deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
+    while True:
+        started = time.monotonic()
+        if condition():
+            return
+        now = time.monotonic()
+        if now > deadline:
             pytest.fail(f"gave up after {within:.0f} s waiting for {what or condition}")
-        time.sleep(POLL_S)
+        time.sleep(max(POLL_S, now - started))
 
 
 class NodeProcess:
@@ -74,12 +84,25 @@ class NodeProcess:
         """Run a command with ``--json`` and return its object."""
         return json.loads(self.run(*args, "--json").stdout)
 
-    def log(self, space: str) -> list[dict[str, Any]]:
-        """``log --json`` of a space: every record, membership events included, oldest first."""
+    def cli_log(self, space: str) -> list[dict[str, Any]]:
+        """``log --json`` of a space through the CLI: every record, membership events
+        included, oldest first."""
         return list(self.cli("log", space)["records"])
 
+    def log(self, space: str) -> list[dict[str, Any]]:
+        """What ``log --json`` lists of a space (:meth:`cli_log`), asked of the running node
+        over its control socket as the CLI asks it, without a Python per poll (one costs a
+        few tenths of a second of CPU, taken from the nodes under test); through the CLI when
+        no node runs."""
+        client = ControlClient.if_running(self.home, _TYPES)
+        if client is None:
+            return self.cli_log(space)
+        entries = client.call("log", client.call("resolve_space", space), events=True)
+        # the values as the CLI prints them (tuples become lists)
+        return list(json.loads(json.dumps([e.to_json() for e in entries])))
+
     def texts(self, space: str) -> set[str]:
-        """The texts of the space's posts."""
+        """The texts of the space's posts (:meth:`log`)."""
         return {str(p["text"]) for p in self.log(space) if "text" in p}
 
     # --- the node ------------------------------------------------------------------------------

@@ -101,11 +101,13 @@ def test_status_and_peers_show_the_carrier_and_what_it_holds(fleet: Fleet) -> No
     ana.cli("carrier", "add", space, str(pi.cli("carrier", "offer")["code"]))
     pi_id = pi.status().peer_id
 
-    def carried() -> bool:
-        return [c["space"] for c in pi.cli("status")["carried"]] == [space]
+    def carried() -> bool:  # over the control socket: no Python per poll
+        return [c["space"] for c in pi.status().to_json()["carried"]] == [space]
 
     wait_for(carried, within=20, what="the carrier's status to list the space")
-    assert pi.cli("status")["carrier"] is True
+    shown = pi.cli("status")
+    assert [c["space"] for c in shown["carried"]] == [space]
+    assert shown["carrier"] is True
     assert ana.cli("status")["carrier"] is False
     peers = {p["peer_id"]: p for p in ana.cli("peers")["peers"]}
     assert peers[pi_id]["role"] == "carrier"

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from meshcrew.errors import MeshcrewError
+from meshcrew.home import Home
+from meshcrew.node import ControlClient, control_types
 from node_processes import POLL_S, wait_for
 
 MESHCREW = str(Path(sys.executable).with_name("meshcrew"))
@@ -275,13 +278,17 @@ def test_demo_in_a_real_terminal_check_in_reaches_a_demo_member(demo_dir: Path) 
 
 
 def _texts_of(home: Path) -> str:
-    """The texts of the crew's posts in a demo member's replica (through its running node)."""
-    done = subprocess.run([MESHCREW, "--home", str(home), "log", "Riverside crew", "--json"],
-                          capture_output=True, text=True, timeout=30, check=False,
-                          env=environment())
-    if done.returncode != 0:
+    """The texts of the crew's posts in a demo member's replica, asked of its running node over
+    its control socket as ``log "Riverside crew" --json`` asks it (without a Python per poll);
+    empty until the node answers with the crew."""
+    client = ControlClient.if_running(Home(home), control_types())
+    if client is None:
         return ""
-    return " ".join(str(r.get("text", "")) for r in json.loads(done.stdout)["records"])
+    try:
+        found = client.call("log", client.call("resolve_space", "Riverside crew"), events=True)
+    except MeshcrewError:
+        return ""
+    return " ".join(str(e.to_json().get("text", "")) for e in found)
 
 
 def _heard_under(screen: str, token: str) -> bool:

@@ -74,6 +74,10 @@ def test_three_nodes_converge_through_the_cli(fleet: Fleet) -> None:
              what="every check-in on every node")
     wait_for(lambda: ada.log(space) == bo.log(space) == cy.log(space), within=20,
              what="identical logs")
+    # `log --json` through the CLI lists the same (the waits above ask the nodes over their
+    # control sockets, as the CLI does, without a Python per poll)
+    wait_for(lambda: all(n.cli_log(space) == n.log(space) for n in (ada, bo, cy)), within=20,
+             what="each node's log through the CLI")
     status = ada.cli("status")
     assert status["peer_id"] == ada.status().peer_id
     assert all(a.endswith(f"/p2p/{status['peer_id']}") for a in status["addrs"])
