@@ -233,6 +233,17 @@ def test_init_into_a_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert_one_line_error(capsys.readouterr().err, "is a file")
 
 
+@pytest.mark.parametrize("command", [["whoami"], ["spaces"], ["checkin", "Crew", "--text", "hi"]])
+def test_a_home_path_that_is_a_file_is_called_one(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  command: list[str]) -> None:
+    """Not 'No home folder ...; create one with: meshcrew init', which init then refuses."""
+    (tmp_path / "afile").write_text("x")
+    assert main(["--home", str(tmp_path / "afile"), *command]) == 1
+    assert_one_line_error(capsys.readouterr().err, "is a file, not a folder")
+    assert (tmp_path / "afile").read_text() == "x"
+
+
 @pytest.mark.usefixtures("fast_kdf")
 @pytest.mark.parametrize("ending", ["", "\n", "\r\n"])
 def test_passphrase_file_round_trip(tmp_path: Path, ending: str,

@@ -77,6 +77,9 @@ class Session:
 
     def require_home(self) -> None:
         """Raise HomeError unless the home folder exists."""
+        if self.home.path.exists() and not self.home.path.is_dir():
+            raise HomeError(f"The home folder {self.home.path} is a file, not a folder; give "
+                            "--home the folder that holds your identity.")
         if not self.home.path.is_dir():
             raise HomeError(f"No home folder at {self.home.path}; create one with: "
                             "meshcrew init --name NAME")
