@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -443,3 +444,45 @@ def test_peer_addresses_pass_the_node_options_check(
     assert main(["--home", str(tmp_path / "none"), "node", "--bootstrap", addr,
                  "--relay", addr]) == 1
     assert_one_line_error(capsys.readouterr().err, "No home folder")
+
+
+def test_a_home_folder_left_to_another_user_says_how_to_take_it_back(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The usual way in: meshcrew ran once with sudo, so root owns the lock file and replica.
+    The refusal said only 'Cannot open the lock file ...: Permission denied.'"""
+    # Not tmp_path: when run as root, nobody must be able to reach the home folder.
+    top = Path(tempfile.mkdtemp(prefix="meshcrew-owner-"))
+    try:
+        top.chmod(0o711)
+        home = top / "home"
+        assert main(["--home", str(home), "init", "--name", "Ada"]) == 0
+        lock = Home(home).lock_file
+        lock.write_text("")
+        stderr = _spaces_as_a_user_who_cannot_open(home, lock, capsys)
+    finally:
+        shutil.rmtree(top)
+    assert_one_line_error(stderr, f"Cannot open the lock file {lock}: permission denied",
+                          "sudo chown -R ", f" {home}")
+
+
+def _spaces_as_a_user_who_cannot_open(home: Path, lock: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> str:
+    """``meshcrew spaces`` on ``home`` by a user who may not open ``lock``; its stderr."""
+    if os.geteuid() != 0:
+        lock.chmod(0)
+        assert main(["--home", str(home), "spaces"]) == 1
+        return capsys.readouterr().err
+    # root opens any file: run the command as nobody, on a home folder nobody owns
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("needs setpriv to run as another user")
+    os.chown(home, 65534, 65534)
+    os.chown(Home(home).key_file, 65534, 65534)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHCREW_")}
+    done = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+                           sys.executable, "-m", "meshcrew", "--home", str(home), "spaces"],
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    if "meshcrew: error" not in done.stderr:
+        pytest.skip(f"nobody cannot run this Python: {done.stderr[-200:]}")
+    assert done.returncode == 1, done.stderr
+    return done.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import pwd
 
 from meshcrew.errors import HomeError
 from meshcrew.home import Home
@@ -36,6 +37,11 @@ class WriterLock:
         home.ensure()
         try:
             fd = os.open(home.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except PermissionError:
+            raise HomeError(f"Cannot open the lock file {home.lock_file}: permission denied. "
+                            f"The home folder and its files must be yours; if meshcrew ran "
+                            f"there as another user (with sudo), run: sudo chown -R "
+                            f"{_user()} {home.path}") from None
         except OSError as exc:
             raise HomeError(f"Cannot open the lock file {home.lock_file}: "
                             f"{exc.strerror}.") from None
@@ -76,3 +82,11 @@ def _read_pid(fd: int) -> str:
     except OSError:
         return "unknown"
     return text if text.isdigit() else "unknown"
+
+
+def _user() -> str:
+    """This process's user name (its uid if it has none), for a chown command."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
