@@ -14,7 +14,15 @@ import pytest
 import trio
 
 from hosts_on_loopback import LOOPBACK, wait_until
-from meshcrew.errors import DialError, JoinRefused, LocalProtocolError, MeshcrewError, UnknownName
+from meshcrew.errors import (
+    DialError,
+    JoinRefused,
+    ListenError,
+    LocalProtocolError,
+    MeshcrewError,
+    UnknownName,
+)
+from meshcrew.home import Home
 from meshcrew.identity import Identity
 from meshcrew.net import SyncService, Verdict, open_host
 from meshcrew.node import ControlClient, NodeConfig, control_types, open_node
@@ -134,6 +142,16 @@ async def test_connecting_to_an_address_where_no_such_peer_answers_says_what_to_
                     await ada.connect(addr)
                 assert str(failed.value).startswith(f"No node at {addr} answered")
                 assert "Swarm" not in str(failed.value)
+
+
+async def test_a_listen_address_this_machine_lacks_is_refused(tmp_path: Path) -> None:
+    """libp2p only logs an address it cannot bind: the node ran, listening nowhere."""
+    config = NodeConfig(listen_addrs=("/ip4/203.0.113.77/tcp/0",), mdns=False)  # TEST-NET-3
+    with trio.fail_after(30), \
+            pytest.raises(ListenError, match=r"this machine has no address 203\.0\.113\.77"):
+        async with open_node(Home(tmp_path / "ada"), Identity.generate("Ada"), config,
+                             control=False):
+            pass
 
 
 async def test_the_gossip_judge(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ member's public key and Noise authenticates it. Plaintext is never offered or ac
 
 from __future__ import annotations
 
+import errno
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -365,15 +366,16 @@ def _parse_listen_addrs(texts: Iterable[str]) -> list[Multiaddr]:
     return addrs
 
 
-def _check_port_free(addr: Multiaddr) -> None:
-    """Refuse a fixed port another socket holds.
+def _check_can_listen(addr: Multiaddr) -> None:
+    """Refuse a fixed port another socket holds, or an IP address this machine does not have.
 
     libp2p listens with SO_REUSEPORT, so a second node on the same port would silently share
-    incoming connections with the first instead of failing. A plain bind finds out first.
+    incoming connections with the first instead of failing; and it only logs an address it
+    cannot bind, so the node would run listening nowhere. A plain bind finds out first.
     """
     port = int(addr.value_for_protocol("tcp"))
     protocols = {p.name for p in addr.protocols()}
-    if port == 0 or not protocols & {"ip4", "ip6"}:
+    if not protocols & {"ip4", "ip6"}:
         return
     family = socket.AF_INET if "ip4" in protocols else socket.AF_INET6
     ip = addr.value_for_protocol("ip4" if "ip4" in protocols else "ip6")
@@ -385,6 +387,9 @@ def _check_port_free(addr: Multiaddr) -> None:
     try:
         probe.bind((ip, port))
     except OSError as exc:
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ListenError(f"Cannot listen on {addr}: this machine has no address {ip}; give "
+                              "--listen one of its own, or 0.0.0.0 for all of them.") from None
         raise ListenError(f"Cannot listen on {addr}: {exc.strerror}.") from None
     finally:
         probe.close()
@@ -431,7 +436,7 @@ async def open_host(identity: Identity, config: NetConfig | None = None, *,
     quiet_stream_failures()
     addrs = _parse_listen_addrs(config.listen_addrs)
     for addr in addrs:
-        _check_port_free(addr)
+        _check_can_listen(addr)
     key_pair = create_new_key_pair(identity.seed)
     noise = NoiseTransport(key_pair, noise_privkey=create_noise_key_pair().private_key)
     security = {NOISE_PROTOCOL_ID: noise}
