@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from meshcrew.cli import main
 from test_cli_spaces import _no_meshcrew_env, cli, cli_json, crew, record_count, refused, share
 
 __all__ = ["_no_meshcrew_env", "crew"]  # fixtures
@@ -50,3 +51,18 @@ def test_the_invite_keys_are_documented() -> None:
     section = section[:section.index("\n### ")]
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE))
     assert documented >= INVITE_KEYS
+
+
+def test_an_invite_made_without_a_node_says_the_code_carries_no_address(
+        crew: tuple[str, list[Path]], capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    """A joiner elsewhere could not reach such a code's maker; it said nothing of it."""
+    _, (ada, _, _) = crew
+    assert main(["--home", str(ada), "invite", "Moon"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("mc1-")
+    assert len(out.splitlines()) == 1
+    assert err.startswith("meshcrew: note: no node runs here, so the code carries no address")
+    assert "-o FILE" in err
+    cli(capsys, ada, "invite", "Moon", "-o", tmp_path / "records")  # the file is the way
+    assert capsys.readouterr().err == ""

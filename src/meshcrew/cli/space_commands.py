@@ -253,6 +253,10 @@ def run_invite(args: argparse.Namespace, session: Session) -> int:
     if exported is not None:
         session.print(f"Wrote {exported.records} records to {exported.path}; the joiner runs: "
                       "meshcrew join CODE --from FILE -o REPLY")
+    elif not decode_invite_code(code).addrs:
+        print("meshcrew: note: no node runs here, so the code carries no address to reach you "
+              "at; start one (meshcrew node, or the app) and make the invite again, or give "
+              "the joiner a file with -o FILE.", file=session.err)
     return EXIT_OK
 
 
