@@ -240,6 +240,20 @@ def test_leave_then_posts_are_sealed_to_the_others(crew: tuple[str, list[Path]],
     assert "after Cy left" in json.dumps(cli_json(capsys, bob, "log", "Moon"))
     [moon] = cli_json(capsys, cy, "spaces")["spaces"]
     assert moon["my_status"] == "left"
+    assert "to come back, ask a member for a new invite" in refused(
+        capsys, cy, "checkin", space, "--text", "back?")
+
+
+def test_an_outsider_holding_a_space_is_told_how_to_join(
+        crew: tuple[str, list[Path]], capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    space, (ada, _, _) = crew
+    dee = tmp_path / "dee"
+    cli(capsys, dee, "init", "--name", "Dee")
+    cli(capsys, ada, "export", "Moon", "-o", tmp_path / "moon")
+    cli(capsys, dee, "import", tmp_path / "moon")
+    assert "ask a member for an invite (meshcrew join CODE)" in refused(
+        capsys, dee, "checkin", space, "--text", "hello?")
 
 
 def test_board_posts_and_followups(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

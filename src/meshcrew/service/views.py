@@ -56,7 +56,8 @@ from meshcrew.spaces.sealing import settings_start
 from meshcrew.spaces.settings import SettingsSnapshot
 from meshcrew.spaces.state import ChangeKind
 
-_NOT_A_MEMBER = {"left": "You have left this space.",
+_NOT_A_MEMBER = {"left": "You have left this space; to come back, ask a member for a new "
+                         "invite (meshcrew join CODE).",
                  "removed": "You were removed from this space by consent.",
                  "revoked": "This device was revoked by its member; it can read nothing new."}
 
@@ -242,8 +243,9 @@ class SpaceView(SpaceEntries):
     def require_member(self) -> None:
         """Raise SpaceError unless this member is a current member whose join was let in."""
         if not self.is_member:
-            raise SpaceError(_NOT_A_MEMBER.get(self.my_status,
-                                               "You are not a member of this space."))
+            raise SpaceError(_NOT_A_MEMBER.get(
+                self.my_status, "You are not a member of this space; to join it, ask a member "
+                "for an invite (meshcrew join CODE)."))
         if self.my_member in self.state.pending:
             raise SpaceError("Your join has not been let in yet: a member rotates the keys for "
                              "you (usually the inviter, as soon as your join reaches them).")
