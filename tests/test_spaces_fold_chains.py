@@ -1,16 +1,19 @@
 """Records off their author's chain: the pure fold agrees with a replica and then the fold.
 
 A replica takes an author's record at seq ``k`` only after their record at ``k - 1``, named by
-its ``prev`` (``store/ingest.py``), so a record whose ``prev`` names anything else, and every
-record built on it, never reaches the fold there: they wait. The pure fold is handed such records
-directly (a caller's set, a test's): it refuses them (``chain_broken``), and they must leave the
-state as the replica's records alone leave it. In particular they do not move their author's
-position, the seq a removal reads to tell whether the target's later records overtook it.
+its ``prev`` (``store/ingest.py``): a record naming another one proves a fork at ``k - 1``, and
+the chain keeps only what lies below it; a record after a gap waits, with everything built on
+it. Such records never reach the fold there, and what names them waits. The pure fold is
+handed them directly (a caller's set, a test's): it refuses them (``fork``, ``chain_broken``)
+and leaves them out of the order as if absent (rule 1), so that they leave the state as the
+replica's records alone leave it. In particular they do not move their author's position, the
+seq a removal reads to tell whether the target's later records overtook it.
 
 Compared over random membership histories (the property world of
-``test_spaces_properties.py``) with stray records signed after a gap in a member's chain, some
-with a record built on them: the fold of every record against the fold of what a real replica
-holds of them. Pure but for that replica (SQLite in a temporary folder).
+``test_spaces_properties.py``, forks included) with stray records signed right after a
+member's head or after a gap, some with a record built on them: the fold of every record
+against the fold of what a real replica holds of them. Pure but for that replica (SQLite in
+a temporary folder).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
@@ -73,23 +76,20 @@ def stray(key: SigningKey, space_id: bytes, seq: int, prev: bytes, ts: int) -> R
 
 def test_a_record_after_a_gap_does_not_overtake_a_removal() -> None:
     """Bo signs a record two places past his head (a gap below it, so ``chain_broken``); Ada,
-    alone in the electorate, proposes removing Bo as of his head. The stray comes first in the
-    canonical order, before the proposal: it must not count as Bo's record after the named
-    one, or the removal is overtaken and Bo stays, where a replica (which never holds the
-    stray) removes him."""
+    alone in the electorate, proposes removing Bo as of his head. The stray must not count as
+    Bo's record after the named one, or the removal is overtaken and Bo stays, where a replica
+    (which never holds the stray) removes him. (A stray with a smaller id than the proposal:
+    when refused strays were ordered, it came first.)"""
     w = World()
     space = w.found(ADA)
     w.admit(ADA, BO, space)
     head = w.heads[(pk(BO), space)]
     proposal = w.propose(ADA, space, BO)
-    for attempt in range(200):  # a stray that sorts before the proposal
-        off = stray(BO, space, head.seq + 2, head.id, w.now + attempt)
-        state = assert_as_after_a_replica(space, [*w.of(space), off])
-        if state.sequence.index(off.id) < state.sequence.index(proposal.id):
-            break
-    else:
-        raise AssertionError("no stray sorted before the proposal")
+    off = next(o for o in (stray(BO, space, head.seq + 2, head.id, w.now + n)
+                           for n in range(200)) if o.id < proposal.id)
+    state = assert_as_after_a_replica(space, [*w.of(space), off])
     assert state.status(off.id) == Status(Outcome.REJECTED, Reason.CHAIN_BROKEN)
+    assert off.id not in state.sequence
     assert state.members[pk(BO)].status is MemberStatus.REMOVED
     assert state.removals[proposal.id].effective_by == proposal.id
 
@@ -112,23 +112,58 @@ def test_a_record_built_on_a_broken_link_is_refused_with_it() -> None:
     assert built.id not in state.order
 
 
-# The property world's moves but a fork (a replica holds neither twin nor anything after, but
-# the fold still lets other members' records name them: outside what this file checks) and a
-# late rotation (signed ahead of its author's clock: their next record goes back in time, which
-# a replica refuses and the fold does not judge).
-MOVES = [m for m in members_world.HONEST * 3 + members_world.DISHONEST
-         if m not in ("fork", "late_rotate")]
+def test_a_record_naming_another_prev_forks_the_chain_below_it() -> None:
+    """Bo's stray right after his head names Ada's record as its prev: it vouches for a second
+    record of Bo's at his head's seq, a fork there, so his head (a post) is refused with it,
+    as a replica keeps only what lies below a fork."""
+    w = World()
+    space = w.found(ADA)
+    w.admit(ADA, BO, space)
+    head = w.post(BO, space, CheckIn("here", 3))
+    off = stray(BO, space, head.seq + 1, w.heads[(pk(ADA), space)].id, w.tick())
+    state = assert_as_after_a_replica(space, [*w.of(space), off])
+    forked = Status(Outcome.REJECTED, Reason.FORK, f"the author forked at seq {head.seq}")
+    assert state.status(head.id) == state.status(off.id) == forked
+    assert head.id not in state.sequence
+
+
+def test_a_record_that_names_a_forked_record_waits() -> None:
+    """Ada proposes removing Bo as of his head, then Bo signs a twin of his head: his head is
+    refused (a fork), and the proposal that names it waits for it, as on a replica, which never
+    holds it: Bo is not removed as of a record that does not count."""
+    w = World()
+    space = w.found(ADA)
+    w.admit(ADA, BO, space)
+    head = w.post(BO, space, CheckIn("here", 3))
+    proposal = w.propose(ADA, space, BO)
+    twin = sign_record(BO, kind="leave", space=space, seq=head.seq, prev=head.prev,
+                       ts=w.tick(), body=LEAVE)
+    state = assert_as_after_a_replica(space, [*w.of(space), twin])
+    assert state.status(head.id).reason is Reason.FORK
+    assert state.status(proposal.id) == Status(Outcome.WAITING, missing=frozenset({head.id}))
+    assert state.members[pk(BO)].status is MemberStatus.ACTIVE
+    assert proposal.id not in state.removals
+
+
+# The property world's moves but a late rotation (signed ahead of its author's clock: their
+# next record goes back in time, which a replica refuses and the fold does not judge).
+MOVES = [m for m in members_world.HONEST * 3 + members_world.DISHONEST if m != "late_rotate"]
 moves = st.lists(st.tuples(st.sampled_from(MOVES), st.integers(0, members_world.N - 1),
                            st.integers(0, members_world.N - 1), st.integers(0, 7)),
                  min_size=4, max_size=30)
 # (author, places past their head, what it names as prev, whether a record builds on it)
-strays = st.lists(st.tuples(st.integers(0, members_world.N - 1), st.integers(2, 3),
+strays = st.lists(st.tuples(st.integers(0, members_world.N - 1), st.integers(1, 3),
                             st.sampled_from(["own", "other", "absent"]), st.booleans()),
                   min_size=1, max_size=3)
 
 
 @settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(moves=moves, off=strays)
+# The founder's stray after a gap and a leave built on it (found when only the stray was refused).
+@example(moves=[("sync", 0, 0, 0)] * 4, off=[(0, 2, "own", True)])
+# Another member's proposal names the founder's head, which the founder then forks.
+@example(moves=[("sync", 0, 0, 0)] * 2 + [("propose", 1, 0, 0), ("fork", 0, 0, 0)],
+         off=[(0, 2, "own", False)])
 def test_records_off_their_chain_change_nothing_a_replica_would_not(
         moves: list[tuple[str, int, int, int]],
         off: list[tuple[int, int, str, bool]]) -> None:
@@ -140,15 +175,16 @@ def test_records_off_their_chain_change_nothing_a_replica_would_not(
     for n, (who, past, names, builds) in enumerate(off):
         key = members_world.PEOPLE[who]
         head = w.heads.get((pk(key), sim.space))
-        mine = sorted((r for r in records if r.author == pk(key)), key=lambda r: r.seq)
+        seq = (head.seq if head else 1) + past  # past a seq 1 they never signed: a gap
+        mine = sorted(r.id for r in records if r.author == pk(key) and r.seq != seq - 1)
         others = sorted(r.id for r in records if r.author != pk(key))
         if names == "own" and mine:
-            prev = mine[n % len(mine)].id
+            prev = mine[n % len(mine)]
         elif names == "absent":
             prev = bytes([n + 1]) * 32
         else:
             prev = others[n % len(others)]
-        record = stray(key, sim.space, (head.seq if head else 0) + past, prev, w.tick())
+        record = stray(key, sim.space, seq, prev, w.tick())
         made.append(record)
         if builds:
             made.append(stray(key, sim.space, record.seq + 1, record.id, w.tick()))

@@ -137,7 +137,7 @@ def test_a_record_whose_prev_is_not_its_authors_previous_record_is_refused_plain
     w = World()
     space = crew(w)
     head = w.heads[(pk(BO), space)]
-    broken = sign_record(BO, kind="leave", space=space, seq=head.seq + 1,
+    broken = sign_record(BO, kind="leave", space=space, seq=head.seq + 2,  # after a gap
                          prev=w.heads[(pk(ADA), space)].id, ts=w.tick(),
                          body=draft(LeaveBody()).body)
     state = w.state(space, [*w.of(space), broken])

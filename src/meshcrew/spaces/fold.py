@@ -8,12 +8,14 @@ Rules, in the order they are checked for each record:
 
 1. Bodies are parsed first; a body that does not fit its kind is refused (``bad_body``). Two
    records at one place of an author's chain are a fork: that record and every later one of the
-   author are refused (``fork``). A record whose predecessor is not the author's previous
-   record is refused (``chain_broken``), and so is every later one of the author: their chain
-   broke there. (A replica holds none of these records: it takes a record only after the
-   author's record at the seq below, named by its predecessor. So that the fold of any set
-   gives what a replica's records give, they do not move their author's place in the chain,
-   which rules 6 and 13 read.)
+   author are refused (``fork``); so are a record whose predecessor is not the author's
+   record held at the seq below, which vouches for a second record there, and that one. A
+   record whose predecessor is held but is not the author's previous record (none is held) is
+   refused (``chain_broken``), and so is every later one of the author: their chain broke
+   there. A replica holds none of these records (``store/ingest.py`` takes a record only
+   after the author's record at the seq below, named by its predecessor, and finds the same
+   forks), so that the fold of any set gives what the fold of a replica's records gives,
+   they are left out of the order as if absent: a record that names one waits (rule 2).
 2. A record whose predecessor, genesis or named records are absent *waits*; it is neither
    accepted nor refused, and it is applied once they arrive.
 3. A member removed by consent has every record after their last counting one refused
@@ -153,8 +155,11 @@ def fold(space_id: bytes, records: Iterable[Record]) -> SpaceState:
             raise ValueError(f"record {record.id.hex()} belongs to another space")
         by_id[record.id] = record
     bodies, early = _parse_all(space_id, by_id)
+    off_chain = {rid for rid, status in early.items() if status.reason in _OFF_CHAIN}
     hard: dict[bytes, list[bytes]] = {}
     for rid, record in by_id.items():
+        if rid in off_chain:
+            continue  # as if absent (rule 1)
         deps = [] if record.creates_space else [space_id]
         if record.prev is not None:
             deps.append(record.prev)
@@ -171,7 +176,13 @@ def fold(space_id: bytes, records: Iterable[Record]) -> SpaceState:
         machine.apply(by_id[rid])
     for rid, missing in waiting.items():
         machine.statuses[rid] = early.get(rid, Status(Outcome.WAITING, missing=missing))
+    for rid in off_chain:
+        machine.statuses[rid] = early[rid]
     return machine.result(tuple(sequence), bool(stalls))
+
+
+_OFF_CHAIN = frozenset({Reason.FORK, Reason.CHAIN_BROKEN})
+"""The refusals of records off their author's chain (rule 1)."""
 
 
 def _parse_all(space_id: bytes, by_id: dict[bytes, Record]
@@ -197,10 +208,12 @@ def _parse_all(space_id: bytes, by_id: dict[bytes, Record]
             fork_from[author] = min(seq, fork_from.get(author, seq))
     broken_from: dict[bytes, int] = {}
     for record in by_id.values():
-        prev = by_id.get(record.prev) if record.prev is not None else None
-        if prev is not None and (prev.author != record.author or prev.seq != record.seq - 1):
-            broken_from[record.author] = min(record.seq,
-                                             broken_from.get(record.author, record.seq))
+        author, seq = record.author, record.seq
+        below = slots.get((author, seq - 1))
+        if below is not None and record.prev not in below:  # vouches for another one there
+            fork_from[author] = min(seq - 1, fork_from.get(author, seq - 1))
+        elif below is None and record.prev in by_id:  # held, but not the author's at seq - 1
+            broken_from[author] = min(seq, broken_from.get(author, seq))
     for rid, record in by_id.items():
         if record.seq >= fork_from.get(record.author, record.seq + 1):
             early[rid] = refused(Reason.FORK,

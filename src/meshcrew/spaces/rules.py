@@ -51,10 +51,6 @@ def refused(reason: Reason, detail: str = "") -> Status:
     return Status(Outcome.REJECTED, reason, detail)
 
 
-_OFF_CHAIN = frozenset({Reason.FORK, Reason.CHAIN_BROKEN})
-"""Refusals of records off their author's chain (rule 1): they do not move the author's
-place, as a replica never holds them."""
-
 
 class Machine:
     """Applies records in canonical order; holds the working state of one fold."""
@@ -103,9 +99,7 @@ class Machine:
             except RecordError as exc:
                 status = refused(exc.reason, exc.detail)
         self.statuses[record.id] = status
-        if status.reason not in _OFF_CHAIN:
-            self.applied_seq[record.author] = max(record.seq,
-                                                  self.applied_seq.get(record.author, 0))
+        self.applied_seq[record.author] = max(record.seq, self.applied_seq.get(record.author, 0))
 
     def _apply(self, record: Record, body: Body | None) -> None:
         if isinstance(body, GenesisBody):
