@@ -13,7 +13,7 @@ from textual.widgets import Input, Label
 
 from meshcrew import identity
 from meshcrew.backup import MIN_MEMLIMIT, MIN_OPSLIMIT, KdfCost
-from meshcrew.errors import BackupError
+from meshcrew.errors import BackupError, IdentityError
 from meshcrew.home import Home
 from meshcrew.node.home_backup import back_up
 from meshcrew.tui.app import MeshcrewApp
@@ -136,3 +136,22 @@ def test_a_restore_cut_short_can_be_done_again_but_not_over_someone_else(
     with pytest.raises(BackupError):
         HomeSetup(other, clock=Clock(), network=False).restore(target, b"river stones")
     assert identity.load(new_home.key_file).public_key == ada_key
+
+
+def test_a_home_whose_key_file_is_lost_is_not_given_a_new_identity(
+        town: Town, tmp_path: Path) -> None:
+    """The first-run screen's "Create my identity" (and "another device of mine") made one
+    beside the replica: in none of its spaces, and the restore was then refused."""
+    target, ada_key = backed_up(town, tmp_path)
+    home = Home(tmp_path / "laptop")
+    HomeSetup(home, clock=Clock(), network=False).restore(target, b"river stones")
+    home.key_file.unlink()
+    setup = HomeSetup(home, clock=Clock(), network=False)
+    with pytest.raises(IdentityError, match="Restore from a backup"):
+        setup.create("Ada")
+    with pytest.raises(IdentityError, match="Restore from a backup"):
+        setup.create_device()
+    assert not home.key_file.exists()
+    setup.restore(target, b"river stones")
+    assert identity.load(home.key_file).public_key == ada_key
+

@@ -224,6 +224,12 @@ class HomeSetup:
     def _ready_for_an_identity(self, *, keep_same: bool = False) -> None:
         if self.home.key_file.exists() and not keep_same:
             raise IdentityError(f"The home folder {self.home.path} already holds an identity.")
+        if self.home.replica_file.exists() and not keep_same and not self.home.key_file.exists():
+            # a lost key file: a new identity would be in none of these spaces, and a restore
+            # would then refuse the folder (it holds another identity)
+            raise IdentityError(f"The home folder {self.home.path} holds a replica but no key "
+                                "file: restore your identity with \"Restore from a backup\", or "
+                                "start meshcrew with another --home for a new one.")
         self.home.ensure()
         if self.home.open_to_others():
             mode = stat.S_IMODE(self.home.path.stat().st_mode)
