@@ -403,7 +403,8 @@ def test_a_home_whose_key_file_is_lost_points_to_restore_not_init(
     Replica.open(home).close()
     home.key_file.unlink()
     replica = home.replica_file.read_bytes()
-    for command in (["spaces"], ["whoami"], ["init", "--name", "Ada"]):
+    for command in (["spaces"], ["whoami"], ["init", "--name", "Ada"],
+                    ["init", "--link", "--wait", "1", "--listen", "/ip4/127.0.0.1/tcp/0"]):
         assert main(["--home", str(ada_home), *command]) == 1, command
         assert_one_line_error(capsys.readouterr().err, "holds a replica but no key file",
                               f"meshcrew --home {ada_home} restore FILE")

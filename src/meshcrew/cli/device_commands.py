@@ -15,8 +15,8 @@ from typing import cast
 from meshcrew import identity
 from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command
 from meshcrew.cli.service_access import open_member
-from meshcrew.cli.session import Session
-from meshcrew.errors import InputError, JoinRefused
+from meshcrew.cli.session import Session, orphan_replica
+from meshcrew.errors import IdentityError, InputError, JoinRefused
 
 LINK_WAIT_S = 900.0
 """How long ``init --link`` waits for the first laptop by default."""
@@ -114,6 +114,8 @@ def run_init_link(args: argparse.Namespace, session: Session) -> int:
     if home.key_file.exists():
         raise UsageError("this home folder already holds an identity; link a fresh one "
                          "(use another --home)", "meshcrew init")
+    if home.replica_file.exists():
+        raise IdentityError(orphan_replica(session))
     home.ensure()
     device = identity.Identity.generate(identity.check_name(args.name or "new device"))
     identity.save(device, home.key_file, passphrase=session.passphrase())
