@@ -66,3 +66,18 @@ def test_an_invite_made_without_a_node_says_the_code_carries_no_address(
     assert "-o FILE" in err
     cli(capsys, ada, "invite", "Moon", "-o", tmp_path / "records")  # the file is the way
     assert capsys.readouterr().err == ""
+
+
+def test_a_join_from_a_file_of_another_space_says_so_at_once(
+        crew: tuple[str, list[Path]], capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    """It imported the file, then looked for the inviter on the network for a minute and
+    failed, advising to use the export file, which was given."""
+    _, (ada, _, _) = crew
+    dee = tmp_path / "dee"
+    cli(capsys, dee, "init", "--name", "Dee")
+    code = cli_json(capsys, ada, "invite", "Moon")["code"]
+    cli(capsys, ada, "crew", "create", "Sun")
+    cli(capsys, ada, "export", "Sun", "-o", tmp_path / "sun")
+    error = refused(capsys, dee, "join", code, "--from", tmp_path / "sun")
+    assert f"{tmp_path / 'sun'} holds no record of the space this code invites to" in error

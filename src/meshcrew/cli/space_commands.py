@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
+from pathlib import Path
 from typing import Any, cast
 
 from meshcrew.cli.display import local_time, member_line, short, space_line
@@ -22,7 +23,7 @@ from meshcrew.cli.parsing import (
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
 from meshcrew.cli.values import duration_ms, file_path
-from meshcrew.errors import SpaceError
+from meshcrew.errors import InputError, SpaceError, UnknownName
 from meshcrew.service import Member, RemovalEntry, parse_rhythm
 from meshcrew.service.settings_text import parse_keep
 from meshcrew.spaces import PostKind, SpaceKind, decode_invite_code
@@ -260,13 +261,26 @@ def run_invite(args: argparse.Namespace, session: Session) -> int:
     return EXIT_OK
 
 
+def _require_space_from(member: Member, space_id: bytes, source: Path) -> None:
+    """Refuse a ``join --from`` file that did not bring the code's space: the join would go to
+    the network instead, which is what the file was meant to spare."""
+    try:
+        member.summary(space_id)
+    except UnknownName:
+        raise InputError(f"{source} holds no record of the space this code invites to; ask the "
+                         "inviter for the file written with the code (meshcrew invite SPACE -o "
+                         "FILE).") from None
+
+
 def run_join(args: argparse.Namespace, session: Session) -> int:
     """Join with a code, optionally importing and exporting files around it."""
-    decode_invite_code(args.code)  # a damaged code is refused before anything is imported
+    code = decode_invite_code(args.code)  # a damaged code is refused before anything is imported
     source = file_path(args.source) if args.source else None
     output = file_path(args.output) if args.output else None
     with open_member(session) as member:
         imported = member.import_file(source) if source is not None else None
+        if source is not None:
+            _require_space_from(member, code.space_id, source)
         space_id = member.join(args.code)
         summary = member.summary(space_id)
         exported = member.export_file([space_id], output) if output is not None else None
