@@ -64,8 +64,16 @@ def test_libp2p_warnings_go_to_node_log_too(tmp_path: Path,
 
     home = Home(tmp_path / "ada")
     home.ensure()
-    with logging_to_home(home):
-        logging.getLogger("libp2p.network.swarm").error("fail to upgrade mux for peer %s", "P")
+    root = logging.getLogger()
+    root_level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with logging_to_home(home):
+            logging.getLogger("libp2p.network.swarm").error("fail to upgrade mux for peer %s",
+                                                            "P")
+        assert root.level == logging.ERROR  # put back, for whatever runs on here
+    finally:
+        root.setLevel(root_level)
     assert "ERROR libp2p.network.swarm: fail to upgrade mux for peer P" in \
         home.log_file.read_text()
     assert capsys.readouterr().err == ""

@@ -107,7 +107,8 @@ def _client(session: Session) -> ControlClient:
 
 @contextmanager
 def logging_to_home(home: Home) -> Iterator[None]:
-    """Send the node's log to ``node.log`` (mode 0600) in the home folder while the block runs.
+    """Send the node's log to ``node.log`` (mode 0600) in the home folder while the block runs
+    (the loggers' levels are put back after, for a caller that goes on, such as a test).
 
     py-libp2p's logger does not propagate (libp2p.utils.logging), so it gets the handler too:
     else its warnings went to stderr through Python's last-resort handler.
@@ -117,9 +118,11 @@ def logging_to_home(home: Home) -> Iterator[None]:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    for noisy in ("libp2p", "multiaddr", "zeroconf", "async_service"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    levels = {root: logging.INFO, **{logging.getLogger(noisy): logging.WARNING for noisy in (
+        "libp2p", "multiaddr", "zeroconf", "async_service")}}
+    before = {logger: logger.level for logger in levels}
+    for logger, level in levels.items():
+        logger.setLevel(level)
     loggers = [root, logging.getLogger("libp2p")]
     for logger in loggers:
         logger.addHandler(handler)
@@ -128,6 +131,8 @@ def logging_to_home(home: Home) -> Iterator[None]:
     finally:
         for logger in loggers:
             logger.removeHandler(handler)
+        for logger, level in before.items():
+            logger.setLevel(level)
         handler.close()
 
 
