@@ -15,6 +15,7 @@ from meshcrew.cli.temporary_node import join_with_temporary_node
 from meshcrew.errors import SpaceError
 from meshcrew.home import Home
 from meshcrew.identity import Identity, save
+from meshcrew.net.seam import quiet_stream_failures
 from meshcrew.service import Member
 from meshcrew.store import Replica
 
@@ -69,11 +70,28 @@ def test_libp2p_warnings_go_to_node_log_too(tmp_path: Path,
     root.setLevel(logging.ERROR)
     try:
         with logging_to_home(home):
-            logging.getLogger("libp2p.network.swarm").error("fail to upgrade mux for peer %s",
-                                                            "P")
+            logging.getLogger("libp2p.network.swarm").error("swarm trouble with %s", "P")
+            logging.getLogger("libp2p.network.auto_connector").info("initiating 200 new dials")
         assert root.level == logging.ERROR  # put back, for whatever runs on here
     finally:
         root.setLevel(root_level)
-    assert "ERROR libp2p.network.swarm: fail to upgrade mux for peer P" in \
-        home.log_file.read_text()
+    logged = home.log_file.read_text()
+    assert "ERROR libp2p.network.swarm: swarm trouble with P" in logged
+    assert "new dials" not in logged  # its warnings, not its chatter
     assert capsys.readouterr().err == ""
+
+
+def test_libp2ps_expected_dial_failures_are_debug_lines() -> None:
+    """A failed redial of an offline peer, and the AutoNAT dial-back's aftermath, were ERROR
+    lines: hundreds an hour in node.log (and before f444f9e on the terminal of meshcrew node)."""
+    quiet_stream_failures()
+    for name, message in (("libp2p.transport.tcp.tcp", "Failed to open TCP stream: all "
+                           "attempts to connect to 127.0.0.1:4001 failed"),
+                          ("libp2p.network.swarm", "fail to upgrade mux for peer P")):
+        record = logging.LogRecord(name, logging.ERROR, __file__, 1, message, None, None)
+        logging.getLogger(name).filter(record)
+        assert record.levelno == logging.DEBUG, name
+    other = logging.LogRecord("libp2p.network.swarm", logging.ERROR, __file__, 1,
+                              "something else", None, None)
+    logging.getLogger("libp2p.network.swarm").filter(other)
+    assert other.levelno == logging.ERROR

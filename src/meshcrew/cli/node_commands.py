@@ -117,6 +117,8 @@ def logging_to_home(home: Home) -> Iterator[None]:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # libp2p's warnings, not its chatter (its auto-connector sets INFO on its own logger)
+    handler.addFilter(lambda r: r.levelno >= logging.WARNING or not r.name.startswith("libp2p"))
     root = logging.getLogger()
     levels = {root: logging.INFO, **{logging.getLogger(noisy): logging.WARNING for noisy in (
         "libp2p", "multiaddr", "zeroconf", "async_service")}}

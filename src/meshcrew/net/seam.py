@@ -86,11 +86,32 @@ class OneLineStreamFailures(logging.Filter):
         return True
 
 
+class ExpectedDialFailures(logging.Filter):
+    """py-libp2p logs at ERROR every outbound dial that finds nothing listening ("Failed to open
+    TCP stream": a few a minute for each offline peer the node redials with backoff) and, on the
+    asker, every AutoNAT dial-back ("fail to upgrade mux": see :mod:`meshcrew.net.dial_back`).
+    The node expects both and handles them (the dialer logs its own failures): keep them at
+    DEBUG."""
+
+    EXPECTED = ("Failed to open TCP stream", "fail to upgrade mux for peer")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and str(record.msg).startswith(self.EXPECTED):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 _STREAM_FAILURES = OneLineStreamFailures()
+_DIAL_FAILURES = ExpectedDialFailures()
+_QUIETED = {"libp2p.host.basic_host": _STREAM_FAILURES,
+            "libp2p.transport.tcp.tcp": _DIAL_FAILURES, "libp2p.network.swarm": _DIAL_FAILURES}
 
 
 def quiet_stream_failures() -> None:
-    """Install :class:`OneLineStreamFailures` on py-libp2p's host logger (once)."""
-    libp2p_host_log = logging.getLogger("libp2p.host.basic_host")
-    if _STREAM_FAILURES not in libp2p_host_log.filters:
-        libp2p_host_log.addFilter(_STREAM_FAILURES)
+    """Install :class:`OneLineStreamFailures` on py-libp2p's host logger and
+    :class:`ExpectedDialFailures` on its TCP transport's and swarm's (once)."""
+    for name, quiet in _QUIETED.items():
+        logger = logging.getLogger(name)
+        if quiet not in logger.filters:
+            logger.addFilter(quiet)
