@@ -21,12 +21,14 @@ import trio
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
+from flooded_node import StatusWatch, wait_while_taking
 from hosts_on_loopback import LOOPBACK, wait_until
 from meshcrew import identity
 from meshcrew.errors import MeshcrewError
 from meshcrew.home import Home
 from meshcrew.identity import Identity
 from meshcrew.net import SyncService, open_host, topic_name
+from meshcrew.node import NodeStatus
 from meshcrew.reasons import Reason
 from meshcrew.records import (
     MAX_RECORD_BYTES,
@@ -199,7 +201,7 @@ def test_a_hostile_peer_is_dropped_banned_and_disconnected(fleet: Fleet) -> None
     good = ada.call("export", space_id)
     ada_before, bo_before = ada.status(), bo.status()
     rss_before = ada.rss_mb()
-    slowest: list[float] = []
+    answers = StatusWatch(ada)  # the node answers while it is flooded
     junk: dict[str, int] = {}
 
     def hostile_records(peer: RawPeer) -> list[bytes]:
@@ -226,27 +228,19 @@ def test_a_hostile_peer_is_dropped_banned_and_disconnected(fleet: Fleet) -> None
                 await trio.lowlevel.checkpoint()
             await wait_until(lambda: not mallory.connected_to(ada_peer))
             assert mallory.peer_id in (await trio.to_thread.run_sync(ada.status)).banned
-        async with open_raw_peer("flood") as flood, trio.open_nursery() as nursery:
+        async with open_raw_peer("flood") as flood:
             await flood.connect(ada_addr)
             await flood.pubsub.subscribe(topic)
             await wait_until(lambda: ada_peer in {str(p) for p in flood.pubsub.peers})
-
-            async def keep_asking() -> None:  # the node answers while it is flooded
-                while True:
-                    started = time.monotonic()
-                    await trio.to_thread.run_sync(ada.status)
-                    slowest.append(time.monotonic() - started)
-
-            nursery.start_soon(keep_asking)
-            before = await trio.to_thread.run_sync(ada.status)
-            # 64 per RPC, straight to the node's stream (libp2p's publish would drop most)
-            junk["written"] = await flood.flood(
-                ada_peer, topic, [b"junk %d" % n + bytes(500) for n in range(3000)])
-            await wait_until(lambda: not flood.connected_to(ada_peer))
-            after = await trio.to_thread.run_sync(ada.status)
+            with answers:
+                before = await trio.to_thread.run_sync(ada.status)
+                # 64 per RPC, straight to the node's stream (libp2p's publish would drop most)
+                junk["written"] = await flood.flood(
+                    ada_peer, topic, [b"junk %d" % n + bytes(500) for n in range(3000)])
+                await wait_until(lambda: not flood.connected_to(ada_peer))
+                after = await trio.to_thread.run_sync(ada.status)
             junk["judged"] = after.gossip_judged - before.gossip_judged
             junk["refused"] = after.gossip_refused - before.gossip_refused
-            nursery.cancel_scope.cancel()
 
     trio.run(attack)
     ada_after, bo_after = ada.status(), bo.status()
@@ -262,8 +256,8 @@ def test_a_hostile_peer_is_dropped_banned_and_disconnected(fleet: Fleet) -> None
     assert 20 <= junk["refused"] <= 64 + 20
     assert len(ada_after.banned) == 2
     assert set(ada_after.peers) == {bo.status().peer_id}
-    assert slowest
-    assert max(slowest) < 2.0
+    assert answers.took
+    assert max(answers.took) < 2.0
     assert ada.rss_mb() - rss_before < 64
     assert ada.call("export", space_id) == good
     assert bo.call("export", space_id) == good
@@ -388,7 +382,7 @@ def test_sigint_and_sigterm_stop_a_node_mid_sync_within_two_seconds(fleet: Fleet
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)  # 101 s once at load 9 (nice 19): the test's own flood is CPU too
 def test_a_runaway_members_flood_is_stored_once_while_the_node_answers(fleet: Fleet) -> None:
     """Bo's key floods Ada's node with 3,000 valid check-ins, 64 per GossipSub RPC as fast as
     her node takes them, then one more record 1,000 times and a last one. Ada's own counters
@@ -410,32 +404,26 @@ def test_a_runaway_members_flood_is_stored_once_while_the_node_answers(fleet: Fl
     ada.start()
     ada_addr, ada_peer = ada.status().addrs[0], ada.status().peer_id
     before, rss_before = ada.status(), ada.rss_mb()
-    slowest: list[float] = []
+    answers = StatusWatch(ada)  # the node answers while it is flooded
 
-    def taken() -> int:
-        return ada.status().gossip_stored - before.gossip_stored
+    def all_stored(status: NodeStatus) -> bool:
+        return status.gossip_stored - before.gossip_stored == len(flood) + 2
 
     async def run_away() -> None:
-        async with open_raw_peer("runaway", seed=bytes(bo_who.signing_key)) as runaway, \
-                trio.open_nursery() as nursery:
+        async with open_raw_peer("runaway", seed=bytes(bo_who.signing_key)) as runaway:
             assert runaway.peer_id == bo_who.peer_id
             await runaway.connect(ada_addr)
             await runaway.pubsub.subscribe(topic)
             await wait_until(lambda: runaway.in_mesh(topic, ada_peer))
-
-            async def keep_asking() -> None:  # the node answers while it is flooded
-                while True:
-                    started = time.monotonic()
-                    await trio.to_thread.run_sync(ada.status)
-                    slowest.append(time.monotonic() - started)
-
-            nursery.start_soon(keep_asking)
-            assert await runaway.flood(ada_peer, topic, [sealed[r] for r in flood]) == len(flood)
-            assert await runaway.flood(ada_peer, topic, [sealed[again]] * 1000) == 1000
-            assert await runaway.flood(ada_peer, topic, [sealed[last]]) == 1
-            # The stream is ordered: once the last record is stored, every copy was seen.
-            await wait_until(lambda: taken() == len(flood) + 2, within=60)
-            nursery.cancel_scope.cancel()
+            with answers:
+                assert await runaway.flood(ada_peer, topic, [sealed[r] for r in flood]) == \
+                    len(flood)
+                assert await runaway.flood(ada_peer, topic, [sealed[again]] * 1000) == 1000
+                assert await runaway.flood(ada_peer, topic, [sealed[last]]) == 1
+                # The stream is ordered: once the last record is stored, every copy was seen.
+                # Waited for on a thread, so this loop goes on writing what the flood queued.
+                await trio.to_thread.run_sync(lambda: wait_while_taking(
+                    ada, all_stored, what="every record of the flood stored"))
 
     trio.run(run_away)
     after = ada.status()
@@ -445,8 +433,8 @@ def test_a_runaway_members_flood_is_stored_once_while_the_node_answers(fleet: Fl
     assert after.gossip_stored - before.gossip_stored == len(flood) + 2
     assert after.records - before.records == len(flood) + 2
     assert after.gossip_dropped == before.gossip_dropped
-    assert len(slowest) > 10
-    assert max(slowest) < 2.0
+    assert len(answers.took) > 10
+    assert max(answers.took) < 2.0
     assert ada.rss_mb() - rss_before < 64
     assert {*flood, again, last} <= set(ada.call("export", space_id))
 
