@@ -15,9 +15,10 @@
 
 Nodes learn their reachability by dial-backs (``--reachability auto``): relays must conclude
 public and laptops private, or the scenario fails. Every wait has a deadline; the lab's
-``open_lab`` stops every process and removes every namespace however the run ends. The CLI
-reaches each node through its control socket (a Unix socket in the home folder, which network
-namespaces do not separate).
+``open_lab`` stops every process and removes every namespace however the run ends. Members act
+through the CLI; the lab reads each node's status, peers and log over its control socket (a
+Unix socket in the home folder, which network namespaces do not separate) with the requests
+the CLI sends, without a Python process per poll.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from meshcrew.errors import LocalError
+from meshcrew.errors import LocalError, MeshcrewError
 from meshcrew.home import Home
 from meshcrew.netlab.topology import Lab, open_lab
+from meshcrew.node.control_client import ControlClient, control_types
 from meshcrew.store import Replica
 
 MESHCREW = str(Path(sys.executable).with_name("meshcrew"))
@@ -112,6 +114,22 @@ class LabNode:
     def cli(self, *args: str) -> Any:
         return json.loads(self.run(*args, "--json").stdout)
 
+    def ask(self, op: str, *args: Any, **kwargs: Any) -> Any:
+        """Ask the running node over its control socket, as the CLI does; a RuntimeError if
+        no node answers (as :meth:`run` when a command fails)."""
+        client = ControlClient.if_running(Home(self.home), control_types())
+        if client is None:
+            raise RuntimeError(f"{self.name}'s node does not answer")
+        try:
+            return client.call(op, *args, **kwargs)
+        except MeshcrewError as exc:
+            raise RuntimeError(f"{op} ({self.name}): {exc}") from None
+
+    def log(self, space: str) -> list[dict[str, Any]]:
+        """``log --json``'s records of the space (membership events included)."""
+        found = self.ask("log", self.ask("resolve_space", space), events=True)
+        return [entry.to_json() for entry in found]
+
     def start(self, *args: str, port: int | None = None) -> float:
         """Start the node and wait until it answers; return the time it was started."""
         if port is not None:
@@ -130,7 +148,7 @@ class LabNode:
         if self.process is not None and self.process.poll() is not None:
             raise ScenarioFailed(f"{self.name}'s node exited: "
                                  f"{(self.home / 'node.out').read_text(errors='replace')[-800:]}")
-        return bool(self.cli("status"))
+        return bool(self.status())
 
     def stop(self) -> None:
         """SIGTERM by pid; SIGKILL past the deadline."""
@@ -144,23 +162,24 @@ class LabNode:
             self.process.wait(timeout=5)
 
     def status(self) -> dict[str, Any]:
-        return dict(self.cli("status"))
+        """What ``status --json`` prints."""
+        return dict(json.loads(json.dumps(self.ask("status").to_json())))
 
     def addr(self) -> str:
         return f"/ip4/{self.lab.addr(self.host)}/tcp/{self.port}/p2p/{self.status()['peer_id']}"
 
     def peer(self, other: LabNode) -> dict[str, Any] | None:
         want = other.status()["peer_id"] if other.process else None
-        for peer in self.cli("peers")["peers"]:
-            if peer["peer_id"] == want:
-                return dict(peer)
+        for peer in self.ask("peers"):  # the peers of ``peers --json``
+            if peer.peer_id == want:
+                return dict(json.loads(json.dumps(peer.to_json())))
         return None
 
     def record_ids(self, space: str) -> set[str]:
-        return {str(r["id"]) for r in self.cli("log", space)["records"] if "id" in r}
+        return {str(r["id"]) for r in self.log(space) if "id" in r}
 
     def has_text(self, space: str, text: str) -> bool:
-        return any(r.get("text") == text for r in self.cli("log", space)["records"])
+        return any(r.get("text") == text for r in self.log(space))
 
     def checkin(self, space: str, text: str) -> bytes:
         """Check in; the record's id."""
