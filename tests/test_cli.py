@@ -14,6 +14,8 @@ import stat
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -451,39 +453,88 @@ def test_a_home_folder_left_to_another_user_says_how_to_take_it_back(
         capsys: pytest.CaptureFixture[str]) -> None:
     """The usual way in: meshcrew ran once with sudo, so root owns the lock file and replica.
     The refusal said only 'Cannot open the lock file ...: Permission denied.'"""
-    # Not tmp_path: when run as root, nobody must be able to reach the home folder.
-    top = Path(tempfile.mkdtemp(prefix="meshcrew-owner-"))
-    try:
-        top.chmod(0o711)
+    with _reachable_folder() as top:
         home = top / "home"
         assert main(["--home", str(home), "init", "--name", "Ada"]) == 0
         lock = Home(home).lock_file
         lock.write_text("")
-        stderr = _spaces_as_a_user_who_cannot_open(home, lock, capsys)
-    finally:
-        shutil.rmtree(top)
+        if os.geteuid() != 0:
+            lock.chmod(0)
+        else:  # nobody runs the command, on a home folder it owns but for the lock file
+            os.chown(home, 65534, 65534)
+            os.chown(Home(home).key_file, 65534, 65534)
+        status, stderr = _as_a_user_who_may_not_use(home, ["spaces"], capsys)
+    assert status == 1
     assert_one_line_error(stderr, f"Cannot open the lock file {lock}: permission denied",
                           "sudo chown -R ", f" {home}")
 
 
-def _spaces_as_a_user_who_cannot_open(home: Path, lock: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> str:
-    """``meshcrew spaces`` on ``home`` by a user who may not open ``lock``; its stderr."""
+@pytest.mark.parametrize("command", [["whoami"], ["spaces"], ["init", "--name", "Bo"],
+                                     ["init", "--link", "--wait", "1"], ["doctor"]])
+def test_a_home_folder_of_another_user_is_refused_in_one_sentence(
+        capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    """A home folder made with sudo (root's, mode 0700): whoami, init and doctor ended in a
+    PermissionError traceback, others in 'Cannot open the lock file'."""
+    with _reachable_folder() as top:
+        home = top / "home"
+        assert main(["--home", str(home), "init", "--name", "Ada"]) == 0
+        if os.geteuid() != 0:
+            home.chmod(0)
+        status, stderr = _as_a_user_who_may_not_use(home, command, capsys)
+        home.chmod(0o700)
+    assert status == 1
+    if command == ["doctor"]:
+        assert stderr == ""
+    else:
+        assert_one_line_error(stderr, f"Cannot use the home folder {home}: permission denied",
+                              "sudo chown -R ")
+
+
+@contextmanager
+def _reachable_folder() -> Iterator[Path]:
+    """A new folder that any user may pass through (not tmp_path: run as root, the command
+    runs as nobody, who must reach the home folder); removed after."""
+    top = Path(tempfile.mkdtemp(prefix="meshcrew-owner-"))
+    try:
+        top.chmod(0o711)
+        yield top
+    finally:
+        shutil.rmtree(top)
+
+
+def _as_a_user_who_may_not_use(home: Path, argv: list[str],
+                               capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run ``meshcrew --home HOME ARGV``: in this process if it is not root (the caller made
+    the files unusable), else as nobody with setpriv. Its exit status and stderr."""
     if os.geteuid() != 0:
-        lock.chmod(0)
-        assert main(["--home", str(home), "spaces"]) == 1
-        return capsys.readouterr().err
-    # root opens any file: run the command as nobody, on a home folder nobody owns
+        status = main(["--home", str(home), *argv])
+        return status, capsys.readouterr().err
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("needs setpriv to run as another user")
-    os.chown(home, 65534, 65534)
-    os.chown(Home(home).key_file, 65534, 65534)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESHCREW_")}
     done = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
-                           sys.executable, "-m", "meshcrew", "--home", str(home), "spaces"],
+                           sys.executable, "-m", "meshcrew", "--home", str(home), *argv],
                           env=env, capture_output=True, text=True, timeout=60, check=False)
-    if "meshcrew: error" not in done.stderr:
+    if "meshcrew" not in done.stderr + done.stdout:
         pytest.skip(f"nobody cannot run this Python: {done.stderr[-200:]}")
-    assert done.returncode == 1, done.stderr
-    return done.stderr
+    return done.returncode, done.stderr
+
+
+def test_doctor_finds_files_left_to_another_user(ada_home: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """It said 'ok: home' for a home folder whose replica root owned (a run with sudo), while
+    every command was refused."""
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a file to another user")
+    from meshcrew.store import Replica
+
+    home = Home(ada_home)
+    Replica.open(home).close()
+    os.chown(home.replica_file, 65534, 65534)
+    assert main(["--home", str(ada_home), "doctor", "--json"]) == 1
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks["home"]["ok"] is False
+    assert f"{home.replica_file} belong to another user" in checks["home"]["detail"]
+    assert f"sudo chown -R root {ada_home}" in checks["home"]["detail"]
+    assert home.replica_file.stat().st_uid == 65534, "doctor changes nothing"

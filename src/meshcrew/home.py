@@ -7,6 +7,7 @@ Several nodes can run side by side on one machine by giving each its own home fo
 from __future__ import annotations
 
 import os
+import pwd
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,24 @@ class Home:
             self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise HomeError(f"Cannot create the home folder {self.path}: {exc.strerror}.") from None
+
+    def not_mine(self) -> list[Path]:
+        """The folder and the files in it that belong to another user than this process's
+        (after a run with sudo, root's)."""
+        me = os.geteuid()
+        try:
+            files = sorted(self.path.iterdir())
+        except OSError:  # a folder we may not list is not ours either (its own owner says so)
+            files = []
+        return [p for p in (self.path, *files) if p.lstat().st_uid != me]
+
+    def take_back(self) -> str:
+        """The command that gives the folder and its files back to this process's user."""
+        try:
+            user = pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            user = str(os.geteuid())
+        return f"sudo chown -R {user} {self.path}"
 
     def open_to_others(self) -> bool:
         """Whether others may read or enter the folder."""

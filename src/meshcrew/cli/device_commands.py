@@ -111,6 +111,8 @@ def run_init_link(args: argparse.Namespace, session: Session) -> int:
     from meshcrew.store import Replica
 
     home = session.home
+    if home.path.is_dir():
+        session.require_home()  # one this user may use
     if home.key_file.exists():
         raise UsageError("this home folder already holds an identity; link a fresh one "
                          "(use another --home)", "meshcrew init")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from meshcrew import identity
 from meshcrew.cli.parsing import EXIT_FAILURE, EXIT_OK, Commands, add_command
-from meshcrew.cli.session import Session, orphan_replica
+from meshcrew.cli.session import Session, not_yours, orphan_replica
 from meshcrew.errors import MeshcrewError
 
 
@@ -37,11 +38,12 @@ def register(commands: Commands) -> None:
     add_command(
         commands, "doctor",
         summary="check the home folder, key file and replica",
-        description="Check that the home folder exists and is closed to others, that the key "
-        "file exists, has mode 0600 and loads (give --passphrase-file for a sealed key), and "
-        "that the replica and its -wal/-shm files are closed to others and the replica is "
-        "intact. Prints one line per check; exits 1 if any check found a problem. A check "
-        "that depends on a failed one is not run. Changes nothing.",
+        description="Check that the home folder exists, is yours (with its files) and is "
+        "closed to others, that the key file exists, has mode 0600 and loads (give "
+        "--passphrase-file for a sealed key), and that the replica and its -wal/-shm files are "
+        "closed to others and the replica is intact. Prints one line per check; exits 1 if "
+        "any check found a problem. A check that depends on a failed one is not run. Changes "
+        "nothing.",
         handler=run_doctor,
         json=True,
     )
@@ -54,10 +56,18 @@ def run_checks(session: Session) -> Iterator[Check]:
         yield Check("home", False, f"no home folder at {home.path}; create one with: "
                     "meshcrew init --name NAME")
         return
+    if not os.access(home.path, os.R_OK | os.W_OK | os.X_OK):
+        yield Check("home", False, not_yours(home))
+        return
     mode = stat.S_IMODE(home.path.stat().st_mode)
+    foreign = home.not_mine()
     if home.open_to_others():
         yield Check("home", False, f"{home.path} is open to others (mode {mode:04o}); "
                     f"run: chmod 700 {home.path}")
+    elif foreign:
+        yield Check("home", False, f"{', '.join(map(str, foreign))} belong to another user, so "
+                    "meshcrew cannot write there; if it ran there as another user (with sudo), "
+                    f"run: {home.take_back()}")
     else:
         yield Check("home", True, f"{home.path} (mode {mode:04o})")
 

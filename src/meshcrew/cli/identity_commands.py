@@ -69,6 +69,8 @@ def run_init(args: argparse.Namespace, session: Session) -> int:
     name = identity.check_name(args.name)
     passphrase = session.passphrase()
     home = session.home
+    if home.path.is_dir():
+        session.require_home()  # one this user may use
     if home.key_file.exists():
         raise IdentityError(f"The home folder {home.path} already holds an identity; "
                             "refusing to replace it (use another --home for a second one).")

@@ -83,6 +83,8 @@ class Session:
         if not self.home.path.is_dir():
             raise HomeError(f"No home folder at {self.home.path}; create one with: "
                             "meshcrew init --name NAME")
+        if not os.access(self.home.path, os.R_OK | os.W_OK | os.X_OK):
+            raise HomeError(not_yours(self.home))
 
     def load_identity(self) -> identity.Identity:
         """The identity in the home folder, unlocked with the passphrase if one was given.
@@ -126,3 +128,10 @@ def orphan_replica(session: Session) -> str:
     return (f"The home folder {home} holds a replica but no key file; restore your identity "
             f"from a backup with: meshcrew --home {home} restore FILE (a new identity here "
             "would be in none of its spaces), or use another --home for a new one.")
+
+
+def not_yours(home: Home) -> str:
+    """What to do about a home folder this user may not use (made by a run with sudo)."""
+    return (f"Cannot use the home folder {home.path}: permission denied. It and its files must "
+            f"be yours; if meshcrew ran there as another user (with sudo), run: "
+            f"{home.take_back()}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import pwd
 
 from meshcrew.errors import HomeError
 from meshcrew.home import Home
@@ -39,9 +38,8 @@ class WriterLock:
             fd = os.open(home.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except PermissionError:
             raise HomeError(f"Cannot open the lock file {home.lock_file}: permission denied. "
-                            f"The home folder and its files must be yours; if meshcrew ran "
-                            f"there as another user (with sudo), run: sudo chown -R "
-                            f"{_user()} {home.path}") from None
+                            "The home folder and its files must be yours; if meshcrew ran there "
+                            f"as another user (with sudo), run: {home.take_back()}") from None
         except OSError as exc:
             raise HomeError(f"Cannot open the lock file {home.lock_file}: "
                             f"{exc.strerror}.") from None
@@ -83,10 +81,3 @@ def _read_pid(fd: int) -> str:
         return "unknown"
     return text if text.isdigit() else "unknown"
 
-
-def _user() -> str:
-    """This process's user name (its uid if it has none), for a chown command."""
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return str(os.geteuid())
