@@ -490,6 +490,27 @@ def test_a_home_folder_of_another_user_is_refused_in_one_sentence(
                               "sudo chown -R ")
 
 
+def test_the_app_on_a_home_folder_of_another_user_is_refused_in_one_sentence(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``meshcrew`` alone (the app) read the key file's state first: a PermissionError
+    traceback. (Run through ``python -c``: the app needs a terminal, the refusal comes before.)"""
+    with _reachable_folder() as top:
+        home = top / "home"
+        assert main(["--home", str(home), "init", "--name", "Ada"]) == 0
+        if os.geteuid() != 0:
+            home.chmod(0)
+        script = ("import sys; from meshcrew.cli.app import _run_app, _print_error; "
+                  "from meshcrew.cli.session import Session; from meshcrew.home import Home; "
+                  "from meshcrew.errors import MeshcrewError\n"
+                  f"try: _run_app(Session(home=Home.resolve({str(home)!r})))\n"
+                  "except MeshcrewError as exc: _print_error(str(exc)); sys.exit(1)")
+        status, stderr = _as_a_user_who_may_not_use(home, ["-c", script], capsys,
+                                                     module=False)
+        home.chmod(0o700)
+    assert status == 1
+    assert_one_line_error(stderr, f"Cannot use the home folder {home}: permission denied")
+
+
 @contextmanager
 def _reachable_folder() -> Iterator[Path]:
     """A new folder that any user may pass through (not tmp_path: run as root, the command
@@ -503,18 +524,26 @@ def _reachable_folder() -> Iterator[Path]:
 
 
 def _as_a_user_who_may_not_use(home: Path, argv: list[str],
-                               capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    """Run ``meshcrew --home HOME ARGV``: in this process if it is not root (the caller made
-    the files unusable), else as nobody with setpriv. Its exit status and stderr."""
+                               capsys: pytest.CaptureFixture[str], *,
+                               module: bool = True) -> tuple[int, str]:
+    """Run ``meshcrew --home HOME ARGV`` (or, not ``module``, ``python ARGV``): as nobody with
+    setpriv if this is root, else here (the caller made the files unusable). Its exit status
+    and stderr."""
+    command = ["-m", "meshcrew", "--home", str(home), *argv] if module else argv
     if os.geteuid() != 0:
-        status = main(["--home", str(home), *argv])
+        if module:
+            status = main(command[2:])
+        else:
+            done = subprocess.run([sys.executable, *command], capture_output=True, text=True,
+                                  timeout=60, check=False)
+            return done.returncode, done.stderr
         return status, capsys.readouterr().err
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("needs setpriv to run as another user")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESHCREW_")}
     done = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
-                           sys.executable, "-m", "meshcrew", "--home", str(home), *argv],
+                           sys.executable, *command],
                           env=env, capture_output=True, text=True, timeout=60, check=False)
     if "meshcrew" not in done.stderr + done.stdout:
         pytest.skip(f"nobody cannot run this Python: {done.stderr[-200:]}")

@@ -109,6 +109,8 @@ def _run_app(session: Session) -> int:
     """``meshcrew`` alone: the app, with the node inside it (or attached to a running one)."""
     from meshcrew.tui.app import run_app  # only the app imports Textual
 
+    if session.home.path.is_dir():
+        session.require_home()  # one this user may use (the first run makes it otherwise)
     run_app(session.home, passphrase=session.passphrase())
     return EXIT_OK
 
