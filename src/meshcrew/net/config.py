@@ -31,6 +31,9 @@ class GossipConfig:
     below a burst of check-in replies relayed by one member)."""
     publish_interval_s: float = 0.005
     """Least time between two publishes: unpaced publishing overflows libp2p's 32-message queues."""
+    publish_room_wait_s: float = 1.0
+    """Longest a publish waits for room in the topic's peers' outbound queues (a writer slowed
+    by a loaded machine drains them slower than the pace; a stalled peer's never drains)."""
     publish_queue: int = 1024
     """Records waiting to be published; beyond it publishes are dropped (sync delivers them)."""
     receive_queue: int = 1024
