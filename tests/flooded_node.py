@@ -24,23 +24,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import TracebackType
 
 import pytest
 
 from meshcrew.node import NodeStatus
-from node_processes import POLL_S, NodeProcess
-
-
-def run_queue_wait_s(pid: int) -> float:
-    """Seconds the process's main thread has spent runnable but waiting for a CPU (0.0 where
-    the kernel keeps no ``schedstat``)."""
-    try:
-        fields = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
-    except OSError:
-        return 0.0
-    return int(fields[1]) / 1e9
+from node_processes import POLL_S, NodeProcess, run_queue_wait_s
 
 
 class StatusWatch:

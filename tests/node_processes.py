@@ -54,6 +54,16 @@ def wait_for(condition: Callable[[], bool], within: float = 20.0, what: str = ""
         time.sleep(max(POLL_S, now - started))
 
 
+def run_queue_wait_s(pid: int) -> float:
+    """Seconds the process's main thread has spent runnable but waiting for a CPU (0.0 where
+    the kernel keeps no ``schedstat``, or the process is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+    except OSError:
+        return 0.0
+    return int(fields[1]) / 1e9
+
+
 class NodeProcess:
     """One member's home folder and (while it runs) its ``meshcrew node`` process."""
 
@@ -112,9 +122,17 @@ class NodeProcess:
         self.launch(*args, listen=listen)
         self.wait_ready()
 
-    def wait_ready(self) -> None:
-        """Wait until the launched node answers on its control socket."""
-        wait_for(self._answers, within=30, what=f"{self.name}'s node to start")
+    def wait_ready(self, within: float = 30.0) -> None:
+        """Wait until the launched node answers on its control socket, for ``within`` seconds
+        of the node's own time: its waits for a CPU on a loaded machine are not counted (at
+        load 7 a start ran 1.5 s and waited 12.8 s for a CPU; chaos runs at load 8 gave up)."""
+        waited, started = run_queue_wait_s(self.pid), time.monotonic()
+        while not self._answers():
+            own = time.monotonic() - started - (run_queue_wait_s(self.pid) - waited)
+            if own > within:
+                pytest.fail(f"gave up after {within:.0f} s of its own waiting for "
+                            f"{self.name}'s node to start")
+            time.sleep(POLL_S)
 
     def launch(self, *args: str, listen: str | None = LOOPBACK) -> None:
         """Start ``meshcrew node`` (no mDNS unless ``--mdns`` is given) without waiting."""
