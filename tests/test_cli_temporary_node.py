@@ -22,10 +22,8 @@ from meshcrew.store import Replica
 HOUR_MS = 3_600_000
 
 
-def test_a_join_refused_inside_the_node_is_one_meshcrew_error(tmp_path: Path) -> None:
-    """trio and libp2p nest an error raised inside the node in their task groups (the CLI
-    printed that nest as a traceback for a used-up invite, or one with no member online)."""
-    home = Home(tmp_path / "ada")
+def joining_own_crew(home: Home) -> tuple[Identity, SpaceError]:
+    """Ada joins, through the command's own node, the crew she made: she and the refusal."""
     home.ensure()
     ada = Identity.generate("Ada")
     save(ada, home.key_file)
@@ -35,8 +33,14 @@ def test_a_join_refused_inside_the_node_is_one_meshcrew_error(tmp_path: Path) ->
         code = member.invite(space, expires_ms=int(time.time() * 1000) + HOUR_MS)
         with pytest.raises(SpaceError, match="already a member") as refused:
             join_with_temporary_node(replica, ada, code, None)
-    assert not isinstance(refused.value, BaseExceptionGroup)
+    return ada, refused.value
 
+
+def test_a_join_refused_inside_the_node_is_one_meshcrew_error(tmp_path: Path) -> None:
+    """trio and libp2p nest an error raised inside the node in their task groups (the CLI
+    printed that nest as a traceback for a used-up invite, or one with no member online)."""
+    _, refused = joining_own_crew(Home(tmp_path / "ada"))
+    assert not isinstance(refused, BaseExceptionGroup)
 
 
 def test_the_commands_node_logs_to_node_log_not_stderr(tmp_path: Path,
@@ -44,15 +48,7 @@ def test_the_commands_node_logs_to_node_log_not_stderr(tmp_path: Path,
     """As ``meshcrew node`` does: py-libp2p's warnings on stderr stood between a join's progress
     and its one-line error ("fail to upgrade mux for peer ...")."""
     home = Home(tmp_path / "ada")
-    home.ensure()
-    ada = Identity.generate("Ada")
-    save(ada, home.key_file)
-    with Replica.open(home) as replica:
-        member = Member(replica, ada, clock=lambda: int(time.time() * 1000))
-        space = member.create_space("Crew")
-        code = member.invite(space, expires_ms=int(time.time() * 1000) + HOUR_MS)
-        with pytest.raises(SpaceError):
-            join_with_temporary_node(replica, ada, code, None)
+    ada, _ = joining_own_crew(home)
     assert f"node {ada.peer_id} running at" in home.log_file.read_text()
     assert capsys.readouterr().err == ""
 
