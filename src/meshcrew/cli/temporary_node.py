@@ -3,54 +3,28 @@ running."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import trio
-
 from meshcrew.cli.node_commands import logging_to_home
-from meshcrew.errors import MeshcrewError
 from meshcrew.home import Home
 from meshcrew.identity import Identity
-from meshcrew.net.host import late_arrivals_only
-from meshcrew.net.seam import first_error
 from meshcrew.node import NodeConfig, open_node
+from meshcrew.node.opening import run_node_work
 from meshcrew.node.reports import JoinProgress, JoinResult, LinkResult
 from meshcrew.store import Replica
-
-log = logging.getLogger("meshcrew.cli")
 
 T = TypeVar("T")
 
 
 def _run_node(home: Home, run: Callable[[], Awaitable[T]]) -> T:
-    """``trio.run(run)`` with the node's log in ``node.log``, raising a refusal as the error
-    itself.
-
-    The log goes where ``meshcrew node`` writes it, not to stderr, where py-libp2p's warnings
-    ("fail to upgrade mux for peer ...") would stand between the progress and the one-line
-    error. trio and libp2p nest an error raised inside the node in their task groups, which the
-    CLI would print as a traceback; py-libp2p 0.8.1 may also fail while its host closes after
-    the work is done ("Nursery is closed to new arrivals", as in :mod:`meshcrew.demo.crew`):
-    that error alone goes to the log.
-    """
-    done: list[T] = []
-
-    async def keep() -> None:
-        done.append(await run())
-
-    try:
-        with logging_to_home(home):
-            trio.run(keep)
-    except* MeshcrewError as group:
-        raise first_error(group) from None
-    except* RuntimeError as group:
-        if not done or not late_arrivals_only(group):
-            raise
-        log.warning("libp2p failed while the command's node closed (ignored: its work is done)",
-                    exc_info=group)
-    return done[0]
+    """``run`` in a node of the command's own (:func:`~meshcrew.node.opening.run_node_work`:
+    a refusal raised inside it comes out as the error itself, for one sentence), with the
+    node's log in ``node.log``, where ``meshcrew node`` writes it, not on stderr, where
+    py-libp2p's warnings ("fail to upgrade mux for peer ...") would stand between the progress
+    and the one-line error."""
+    with logging_to_home(home):
+        return run_node_work(run, what="the command's node")
 
 
 def join_with_temporary_node(replica: Replica, identity: Identity, code: str,

@@ -26,7 +26,7 @@ from meshcrew.demo.cast import MEMBERS
 from meshcrew.demo.live import LiveCrew
 from meshcrew.demo.processes import LOOPBACK, NodeProcess, stop_all, wait_all_ready
 from meshcrew.demo.seed import SeededCrew, make_home, seed_crew
-from meshcrew.errors import DemoError, MeshcrewError
+from meshcrew.errors import DemoError
 from meshcrew.home import Home
 from meshcrew.node.control_client import ControlClient, control_types
 from meshcrew.node.reports import JoinResult
@@ -39,7 +39,6 @@ MAX_SOCKET_PATH = 100
 
 HISTORY_WEEKS = 4
 
-log = logging.getLogger("meshcrew.demo")
 
 LOG_FILE = "demo.log"
 """The demo process's log, in the demo folder (each node logs to node.log in its home)."""
@@ -226,40 +225,22 @@ class DemoCrew:
 
 def join_in_process(home: Home, you: identity.Identity, code: str,
                     bootstrap: list[str]) -> JoinResult:
-    """Join with ``code`` through a node run here for the length of the join (on loopback).
-
-    py-libp2p 0.8.1 sometimes fails while its host closes (a pubsub stream handler schedules a
-    task after the connection's nursery stopped: "Nursery is closed to new arrivals"; about one
-    join in seven on loopback). net/host.py drops that error while the host closes; should it
-    surface from elsewhere in the node's close, the join's records are committed by then, so
-    that error alone goes to the log here too; any other error is raised.
+    """Join with ``code`` through a node run here for the length of the join (on loopback;
+    :func:`~meshcrew.node.opening.run_node_work` says what its close may raise and what is
+    only logged).
 
     Raises:
         MeshcrewError: the node could not start, or the join failed.
     """
-    import trio
-
-    from meshcrew.net.host import late_arrivals_only
-    from meshcrew.net.seam import first_error
     from meshcrew.node import NodeConfig, open_node
+    from meshcrew.node.opening import run_node_work
 
-    joined: list[JoinResult] = []
-
-    async def join() -> None:
+    async def join() -> JoinResult:
         config = NodeConfig(listen_addrs=(LOOPBACK,), mdns=False, bootstrap=tuple(bootstrap))
         async with open_node(home, you, config, control=False) as node:
-            joined.append(await node.join(code))
+            return await node.join(code)
 
-    try:
-        trio.run(join)
-    except* MeshcrewError as group:  # trio and libp2p nest it in their task groups
-        raise first_error(group) from None
-    except* RuntimeError as group:
-        if not joined or not late_arrivals_only(group):
-            raise
-        log.warning("libp2p failed while the node that joined closed (ignored: the join is "
-                    "done)", exc_info=group)
-    return joined[0]
+    return run_node_work(join, what="the node that joined")
 
 
 def _names(names: tuple[str, ...]) -> str:

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import replace
+from typing import TypeVar
 
 import trio
 
-from meshcrew.errors import ListenError
+from meshcrew.errors import ListenError, MeshcrewError
 from meshcrew.home import Home
 from meshcrew.identity import Identity
 from meshcrew.net import Host, NetConfig, open_host
 from meshcrew.net.config import default_listen_addrs
+from meshcrew.net.host import late_arrivals_only
+from meshcrew.net.seam import first_error
 from meshcrew.node.config import NodeConfig
 from meshcrew.node.control import serve_control
 from meshcrew.node.dispatch import Dispatcher, value_types
@@ -131,3 +134,37 @@ async def _open_host(node: Node) -> AsyncIterator[Host]:
                     raise
                 log.info("port %s is taken now; listening on another", remembered)
         yield host
+
+
+T = TypeVar("T")
+
+
+def run_node_work(work: Callable[[], Awaitable[T]], *, what: str) -> T:
+    """``trio.run(work)`` for a node run only for one piece of work (a join, a device link):
+    its answer, or a refusal raised inside the node as the error itself.
+
+    trio and libp2p nest an error raised inside the node in their task groups, which a command
+    would print as a traceback. py-libp2p 0.8.1 may also fail while its host closes after the
+    work is done (a pubsub stream handler schedules a task after the connection's nursery
+    stopped: "Nursery is closed to new arrivals"; net/host.py drops it while the host closes):
+    the work's records are committed by then, so that error alone goes to the log, naming
+    ``what`` ran; any other is raised.
+
+    Raises:
+        MeshcrewError: the work's own refusal, or the node could not start.
+    """
+    done: list[T] = []
+
+    async def keep() -> None:
+        done.append(await work())
+
+    try:
+        trio.run(keep)
+    except* MeshcrewError as group:
+        raise first_error(group) from None
+    except* RuntimeError as group:
+        if not done or not late_arrivals_only(group):
+            raise
+        log.warning("libp2p failed while %s closed (ignored: its work is done)", what,
+                    exc_info=group)
+    return done[0]
