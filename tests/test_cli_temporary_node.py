@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from meshcrew.cli.node_commands import logging_to_home
 from meshcrew.cli.temporary_node import join_with_temporary_node
 from meshcrew.errors import SpaceError
 from meshcrew.home import Home
 from meshcrew.identity import Identity, save
 from meshcrew.net.seam import quiet_stream_failures
+from meshcrew.node.log_file import logging_to_home
 from meshcrew.service import Member
 from meshcrew.store import Replica
 

@@ -12,15 +12,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from meshcrew.cli.display import local_time, short
 from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, positive_number
 from meshcrew.cli.session import Session
 from meshcrew.errors import NodeNotRunning
-from meshcrew.home import Home
 from meshcrew.node.control_client import ControlClient, control_types
+from meshcrew.node.log_file import logging_to_home
 from meshcrew.node.peerbook import PeerBook
 from meshcrew.node.reports import NodeStatus, PeerReport
 
@@ -103,39 +101,6 @@ def _client(session: Session) -> ControlClient:
 
 
 # --- node ------------------------------------------------------------------------------------
-
-
-@contextmanager
-def logging_to_home(home: Home) -> Iterator[None]:
-    """Send the node's log to ``node.log`` (mode 0600) in the home folder while the block runs
-    (the loggers' levels are put back after, for a caller that goes on, such as a test).
-
-    py-libp2p's logger does not propagate (libp2p.utils.logging), so it gets the handler too:
-    else its warnings went to stderr through Python's last-resort handler.
-    """
-    path = home.log_file
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    # libp2p's warnings, not its chatter (its auto-connector sets INFO on its own logger)
-    handler.addFilter(lambda r: r.levelno >= logging.WARNING or not r.name.startswith("libp2p"))
-    root = logging.getLogger()
-    levels = {root: logging.INFO, **{logging.getLogger(noisy): logging.WARNING for noisy in (
-        "libp2p", "multiaddr", "zeroconf", "async_service")}}
-    before = {logger: logger.level for logger in levels}
-    for logger, level in levels.items():
-        logger.setLevel(level)
-    loggers = [root, logging.getLogger("libp2p")]
-    for logger in loggers:
-        logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
-        for logger, level in before.items():
-            logger.setLevel(level)
-        handler.close()
 
 
 def run_node(args: argparse.Namespace, session: Session) -> int:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from meshcrew.cli.node_commands import logging_to_home
 from meshcrew.home import Home
 from meshcrew.identity import Identity
 from meshcrew.node import NodeConfig, open_node
+from meshcrew.node.log_file import logging_to_home
 from meshcrew.node.opening import run_node_work
 from meshcrew.node.reports import JoinProgress, JoinResult, LinkResult
 from meshcrew.store import Replica

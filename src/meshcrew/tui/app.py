@@ -22,6 +22,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from meshcrew.home import Home
+from meshcrew.node.log_file import logging_to_home
 from meshcrew.service import PREPARE_ABOVE
 from meshcrew.tui.backend import Backend, BackendEvent, JoinProgress, PeersUpdated, SpacesChanged
 from meshcrew.tui.launch import HomeSetup, Opened, Setup, open_home
@@ -173,12 +174,13 @@ def run_app(home: Home, *, passphrase: bytes | None = None, network: bool = True
         network: run a node in the app (attaching instead if one already runs).
 
     Raises:
-        MeshcrewError: if the identity or the replica cannot be opened.
+        MeshcrewError: if the identity, the replica or the node's log cannot be opened.
     """
     if home.key_file.exists():
         opened = open_home(home, passphrase=passphrase, network=network)
         try:
-            MeshcrewApp(opened.backend, node=opened.node, read_marks=opened.read_marks).run()
+            with logging_to_home(home):  # the app's node logs where `meshcrew node` does
+                MeshcrewApp(opened.backend, node=opened.node, read_marks=opened.read_marks).run()
         finally:
             opened.close()
         return

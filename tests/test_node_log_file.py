@@ -1,0 +1,45 @@
+"""Where a node's log goes (``meshcrew.node.log_file``): ``node.log`` in the home folder, for the
+node inside the app as for ``meshcrew node``, and a log that cannot be written is one sentence."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from meshcrew.errors import HomeError
+from meshcrew.home import Home
+from meshcrew.identity import Identity, save
+from meshcrew.node.log_file import logging_to_home
+from meshcrew.tui.app import MeshcrewApp, run_app
+
+
+def test_the_apps_node_logs_to_node_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The node in the app logged nowhere: a member whose app could not reach the crew had no
+    log to look at. (The app's screen is not what this checks: it logs as the node's code does
+    while it would run.)"""
+    home = Home(tmp_path / "ada")
+    home.ensure()
+    save(Identity.generate("Ada"), home.key_file)
+
+    def while_the_app_runs(app: MeshcrewApp) -> None:
+        logging.getLogger("meshcrew.node").info("node running at %s", "/ip4/127.0.0.1/tcp/1")
+        logging.getLogger("libp2p.network.swarm").warning("swarm trouble")
+
+    monkeypatch.setattr(MeshcrewApp, "run", while_the_app_runs)
+    run_app(home, network=False)
+    logged = home.log_file.read_text()
+    assert "INFO meshcrew.node: node running at /ip4/127.0.0.1/tcp/1" in logged
+    assert "WARNING libp2p.network.swarm: swarm trouble" in logged
+    assert capsys.readouterr().err == ""
+
+
+def test_a_log_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> None:
+    home = Home(tmp_path / "ada")
+    home.ensure()
+    home.log_file.mkdir()  # as unwritable as it gets, even for root
+    refused = pytest.raises(HomeError, match=r"Cannot write the node's log .*: Is a directory")
+    with refused, logging_to_home(home):
+        pass
