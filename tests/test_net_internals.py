@@ -132,3 +132,20 @@ def test_the_pubsub_methods_the_gate_overrides_keep_their_shape() -> None:
         assert "topicID" not in control[name].fields_by_name
     assert {f.name for f in rpc_pb2.RPC.DESCRIPTOR.fields} >= {"subscriptions", "publish",
                                                                 "control", "senderRecord"}
+
+
+def test_the_publish_wait_reads_libp2p_queues_where_they_are() -> None:
+    """net/gossip.py waits for room in each topic peer's outbound queue before a publish
+    (libp2p drops an RPC a full queue does not take): it reads Pubsub.peer_topics and
+    Pubsub.peer_queues, and an RpcQueue's length against OutBoundQueueSize."""
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.pubsub.pubsub import Pubsub
+    from libp2p.pubsub.rpc_queue import OutBoundQueueSize, RpcQueue
+
+    assert {"peer_topics", "peer_queues"} <= set(Pubsub.__annotations__)
+    queue = RpcQueue()
+    for count in range(1, OutBoundQueueSize + 1):
+        assert queue.push(rpc_pb2.RPC())
+        assert len(queue) == count
+    assert not queue.push(rpc_pb2.RPC())  # full: dropped, as the wait is there to prevent
+    assert len(queue) == OutBoundQueueSize
