@@ -10,6 +10,7 @@ another machine tries the LAN addresses first.
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Iterable
 
 import ifaddr
@@ -35,8 +36,32 @@ def interface_ips(version: int) -> list[str]:
     return [str(a) for a in unique]
 
 
+FRESH_S = 2.0
+"""How long an expansion is reused: libp2p asks for the host's addresses about twice per gossip
+message, and listing the interfaces and parsing the addresses again each time cost a node under
+a gossip flood about a third of its CPU; a laptop that changes networks is seen within this."""
+
+_now = time.monotonic
+_expanded: dict[tuple[str, ...], tuple[float, list[Multiaddr]]] = {}
+
+
 def expand_wildcards(addrs: Iterable[Multiaddr]) -> list[Multiaddr]:
-    """Replace each ``0.0.0.0`` / ``::`` address by the same address on every interface."""
+    """Replace each ``0.0.0.0`` / ``::`` address by the same address on every interface (an
+    answer at most :data:`FRESH_S` old)."""
+    addrs = list(addrs)
+    key = tuple(str(a) for a in addrs)
+    now = _now()
+    kept = _expanded.get(key)
+    if kept is not None and now - kept[0] < FRESH_S:
+        return list(kept[1])
+    if len(_expanded) >= 64:  # a few listen sets in a process's life: never many
+        _expanded.clear()
+    fresh = _expand(addrs)
+    _expanded[key] = (now, fresh)
+    return list(fresh)
+
+
+def _expand(addrs: list[Multiaddr]) -> list[Multiaddr]:
     out: list[Multiaddr] = []
     for addr in addrs:
         protocols = [p.name for p in addr.protocols()]
