@@ -176,3 +176,22 @@ async def test_reservations_follow_a_relay_that_restarts() -> None:
             with trio.fail_after(40):
                 await wait_until(lambda: relay.peer_id in ana.reach.reservations.active,
                                  within=40)
+
+
+@pytest.mark.trio
+async def test_a_pinned_relay_banned_here_is_a_failed_reservation_not_a_crash() -> None:
+    """A node exited in a clean-clone CI run of the NAT lab's carrier scenario: Host.connect
+    refused its pinned relay as banned (PeerBanned), and the reservation loop took only
+    DialError, so the error ended the node. Now it is a failed reservation, retried later."""
+    async with open_hosts(2, first=380) as (relay, ana):
+        relay.reach.set_public(True)
+        ana.reach.set_public(False)
+        ana.reach.punching = False
+        ana.penalize(relay.peer_id, ana.config.ban_threshold, "banned for the test")
+        ana.reach.reservations.pin(relay.peer_id, [loopback_addr(relay)])
+        await wait_until(lambda: relay.peer_id in ana.reach.reservations.refusals, within=10)
+        assert "banned" in ana.reach.reservations.refusals[relay.peer_id]
+        assert relay.peer_id not in ana.reach.reservations.active
+        ana.forgive(relay.peer_id)  # and once forgiven, the same loop reserves
+        ana.reach.reservations.wake()
+        await wait_until(lambda: relay.peer_id in ana.reach.reservations.active, within=30)

@@ -27,7 +27,7 @@ import trio
 from libp2p.peer.id import ID
 from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
 
-from meshcrew.errors import DialError
+from meshcrew.errors import DialError, NetError, PeerBanned
 from meshcrew.net import internals
 from meshcrew.net.relay import (
     HOP_PROTOCOL,
@@ -178,7 +178,7 @@ class Reservations:
             if relay not in connected:
                 await self._dial(relay)
             granted = await reserve(self._lp, relay)
-        except DialError as exc:
+        except NetError as exc:  # unreachable, banned here since it was pinned, too slow
             self._failed(relay, str(exc))
             if renewing:
                 self.active.pop(relay, None)
@@ -202,7 +202,9 @@ class Reservations:
             try:
                 await self._connect(addr if addr.endswith(relay) else f"{addr}/p2p/{relay}")
                 return
-            except DialError as exc:
+            except PeerBanned:
+                raise
+            except NetError as exc:
                 last = exc
         raise DialError(f"No relay reachable: {relay} ({last or 'no address'})")
 
