@@ -23,7 +23,7 @@ from typing import Any
 
 from meshcrew.errors import RemoteProtocolError
 from meshcrew.net import PROTOCOL_VIOLATION, Stream
-from meshcrew.node.join import Messages, encode_frame
+from meshcrew.node.join import Messages, StreamEnded, encode_frame
 from meshcrew.node.peerbook import MAX_ADDRS
 
 ADDRS_PROTOCOL = "/meshcrew/addrs/1.0.0"
@@ -65,11 +65,17 @@ async def exchange(stream: Stream, ours: Known,
                    penalize: Callable[[str, float, str], None]) -> None:
     """Send ``ours``, read the peer's, hand each of its peers to ``learn``; close the stream.
 
-    ``learn(peer_id, addrs)`` decides what to keep. A malformed message costs the peer points.
+    ``learn(peer_id, addrs)`` decides what to keep. A malformed message costs the peer points;
+    a stream it ends without one does not: it does not count this node as a member of a space
+    it shares yet (each node answers by its own view, and the two views meet only later: a
+    carrier that had just taken a space reset Bo's exchange twice, and Bo banned it).
     """
     try:
         await stream.send_all(encode_known(ours))
         theirs = decode_known(await Messages(stream).next())
+    except StreamEnded:
+        await stream.aclose()
+        return
     except RemoteProtocolError as exc:
         penalize(stream.peer_id, PROTOCOL_VIOLATION, str(exc))
         await stream.reset()

@@ -76,6 +76,11 @@ def encode_frame(message: list[Any]) -> bytes:
             return bytes(prefix) + payload
 
 
+class StreamEnded(RemoteProtocolError):
+    """The peer ended the stream before its next message: a refusal or a peer that went away,
+    which a protocol may take for a violation or not."""
+
+
 class Messages:
     """Reads whole messages from a stream (each read under the stream's deadline)."""
 
@@ -93,7 +98,7 @@ class Messages:
         while (payload := self._frames.next_frame()) is None:
             data = await self._stream.receive_some()
             if not data:
-                raise RemoteProtocolError("The peer closed the join stream early.")
+                raise StreamEnded("The peer closed the stream early.")
             self._frames.feed(data)
         try:
             message = msgpack.unpackb(payload, raw=False, use_list=True)
