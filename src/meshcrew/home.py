@@ -91,6 +91,11 @@ class Home:
             user = str(os.geteuid())
         return f"sudo chown -R {user} {self.path}"
 
+    def must_be_yours(self) -> str:
+        """The advice that ends a refusal to use a folder or file another user owns."""
+        return ("The home folder and its files must be yours; if meshcrew ran there as another "
+                f"user (with sudo), run: {self.take_back()}")
+
     def open_to_others(self) -> bool:
         """Whether others may read or enter the folder."""
         return bool(stat.S_IMODE(self.path.stat().st_mode) & 0o077)

@@ -132,6 +132,4 @@ def orphan_replica(session: Session) -> str:
 
 def not_yours(home: Home) -> str:
     """What to do about a home folder this user may not use (made by a run with sudo)."""
-    return (f"Cannot use the home folder {home.path}: permission denied. It and its files must "
-            f"be yours; if meshcrew ran there as another user (with sudo), run: "
-            f"{home.take_back()}")
+    return f"Cannot use the home folder {home.path}: permission denied. {home.must_be_yours()}"

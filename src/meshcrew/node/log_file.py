@@ -28,8 +28,8 @@ def logging_to_home(home: Home) -> Iterator[None]:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         handler = logging.FileHandler(path, encoding="utf-8")
     except OSError as exc:
-        back = f"; give the folder back with: {home.take_back()}" if home.not_mine() else ""
-        raise HomeError(f"Cannot write the node's log {path}: {exc.strerror}{back}.") from None
+        back = f" {home.must_be_yours()}" if home.not_mine() else ""
+        raise HomeError(f"Cannot write the node's log {path}: {exc.strerror}.{back}") from None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     # libp2p's warnings, not its chatter (its auto-connector sets INFO on its own logger)
     handler.addFilter(lambda r: r.levelno >= logging.WARNING or not r.name.startswith("libp2p"))

@@ -38,8 +38,7 @@ class WriterLock:
             fd = os.open(home.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except PermissionError:
             raise HomeError(f"Cannot open the lock file {home.lock_file}: permission denied. "
-                            "The home folder and its files must be yours; if meshcrew ran there "
-                            f"as another user (with sudo), run: {home.take_back()}") from None
+                            f"{home.must_be_yours()}") from None
         except OSError as exc:
             raise HomeError(f"Cannot open the lock file {home.lock_file}: "
                             f"{exc.strerror}.") from None
@@ -80,4 +79,3 @@ def _read_pid(fd: int) -> str:
     except OSError:
         return "unknown"
     return text if text.isdigit() else "unknown"
-
