@@ -9,7 +9,13 @@ import pytest
 import trio
 
 from hosts_on_loopback import member, open_hosts, wait_until, with_timeouts
-from meshcrew.errors import ConnectionLost, PeerTimeout, RemoteProtocolError, ReplicaError
+from meshcrew.errors import (
+    ConnectionLost,
+    LocalProtocolError,
+    PeerTimeout,
+    RemoteProtocolError,
+    ReplicaError,
+)
 from meshcrew.net import PROTOCOL_VIOLATION, STALLED, Host, Stream, SyncService
 from meshcrew.sync import PROTOCOL_ID, PeerFrontier, RecordsReceived, SyncEvent
 from replica_in_memory import MemoryReplica, make_chain, signing_key, space_id
@@ -168,6 +174,32 @@ async def test_a_failing_replica_surfaces_its_own_error_and_blames_no_one() -> N
                 await sa.sync_with(b.peer_id)
             assert a.scores.points(b.peer_id, time.monotonic()) == 0
             assert b.scores.points(a.peer_id, time.monotonic()) == 0
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_background_session_failing_here_is_logged_and_the_next_one_runs() -> None:
+    # A session this node started by itself fails on its own side (here: the first batch's
+    # store refuses with an error no peer caused): the service logs it and syncs again on its
+    # period; the failure never ends the service (it once ended a node in CI).
+    ra = MemoryReplica()
+    failures = []
+
+    async def fails_once(peer_id: str, event: SyncEvent) -> None:
+        if isinstance(event, RecordsReceived):
+            if not failures:
+                failures.append(event)
+                raise LocalProtocolError("a bug of this node")
+            ra.append(event.raws)
+
+    rb = MemoryReplica(make_chain(signing_key(7), S1, 5))
+    with trio.fail_after(20):
+        async with open_hosts(2) as [a, b], trio.open_nursery() as nursery:
+            await nursery.start(service(b, rb, [S1], period_s=60).run)
+            sa = SyncService(a, ra, lambda: [S1], lambda s, k: True, fails_once, period_s=0.3)
+            await nursery.start(sa.run)
+            await a.connect(b.listen_addrs()[0])
+            await wait_until(lambda: len(ra.ids()) == 5)
+            assert len(failures) == 1
             nursery.cancel_scope.cancel()
 
 

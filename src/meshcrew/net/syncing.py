@@ -120,7 +120,10 @@ class _Pump:
 
     async def write_side(self) -> None:
         session = self.session
-        while True:
+        # A session the read side failed is not asked again (it would refuse): the read side's
+        # error is the one the nursery surfaces. The writer can be woken in the same round as
+        # the reader fails, so the check comes before every step, not only after a wait.
+        while not session.failed:
             data = session.data_to_send()
             if data:
                 await self.stream.send_all(data)
@@ -133,7 +136,10 @@ class _Pump:
 
     async def read_side(self, nursery: trio.Nursery) -> None:
         session = self.session
-        async with self.queue_in:
+        # The queue is closed without a checkpoint (not ``async with``): a checkpoint on the way
+        # out could turn this side's error into a Cancelled once the writer ends the nursery,
+        # and the peer's fault would be lost.
+        try:
             while not session.complete:
                 # Only the wait for bytes is cut short once the exchange is complete: the events
                 # of the bytes already received are all queued by then.
@@ -154,6 +160,8 @@ class _Pump:
                     await self.queue_in.send(delivery)  # waits while the queue is full
                 self.changed.set()
                 self.changed = trio.Event()
+        finally:
+            self.queue_in.close()
 
     @staticmethod
     async def check(verifier: Verifier, delivery: _Delivery, received: RecordsReceived) -> None:
@@ -437,6 +445,9 @@ class SyncService:
                     return
                 except (NetError, RemoteProtocolError) as exc:
                     log.info("sync with %s failed: %s", peer_id, exc)
+                    return
+                except MeshcrewError as exc:  # this node's own fault: logged, never fatal
+                    log.warning("sync with %s failed here: %s", peer_id, exc)
                     return
                 if not stats.more_from_peer and peer_id not in self._again:
                     return

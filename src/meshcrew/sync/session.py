@@ -158,6 +158,11 @@ class SyncSession:
                 and all(s.send_done and s.recv_done for s in self._active))
 
     @property
+    def failed(self) -> bool:
+        """Whether a call failed the session (every later call raises LocalProtocolError)."""
+        return self._failed
+
+    @property
     def stats(self) -> SyncStats:
         """Counts so far (final once :attr:`complete`)."""
         return SyncStats(
