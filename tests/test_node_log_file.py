@@ -43,3 +43,27 @@ def test_a_log_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> None
     refused = pytest.raises(HomeError, match=r"Cannot write the node's log .*: Is a directory")
     with refused, logging_to_home(home):
         pass
+
+
+def test_the_first_run_node_logs_to_node_log_once_the_home_exists(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The first-run screen (no identity yet) made the identity and ran its node with the log
+    going nowhere; it logs to node.log from when the name is given, and stops when the app ends."""
+    home = Home(tmp_path / "ada")  # not made yet: the first-run screen makes it
+
+    def first_run(app: MeshcrewApp) -> None:
+        assert app.setup is not None
+        app.setup.create("Ada")  # what the first-run screen does with the name typed
+        logging.getLogger("meshcrew.node").info("node running at %s", "/ip4/127.0.0.1/tcp/1")
+        logging.getLogger("libp2p.network.swarm").warning("swarm trouble")
+
+    monkeypatch.setattr(MeshcrewApp, "run", first_run)
+    run_app(home, network=False)
+    logging.getLogger("meshcrew.node").warning("after the app ended")
+    logged = home.log_file.read_text()
+    assert "INFO meshcrew.node: node running at /ip4/127.0.0.1/tcp/1" in logged
+    assert "WARNING libp2p.network.swarm: swarm trouble" in logged
+    assert "after the app ended" not in logged
+    assert home.log_file.stat().st_mode & 0o777 == 0o600
+    assert "swarm trouble" not in capsys.readouterr().err

@@ -184,7 +184,7 @@ def run_app(home: Home, *, passphrase: bytes | None = None, network: bool = True
         finally:
             opened.close()
         return
-    setup = HomeSetup(home, network=network)
+    setup = HomeSetup(home, network=network, log_to_home=True)  # once the home exists
     try:
         MeshcrewApp(setup=setup).run()
     finally:

@@ -14,6 +14,7 @@ import os
 import stat
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -24,6 +25,7 @@ from meshcrew.home import Home
 from meshcrew.node.config import NodeConfig
 from meshcrew.node.control_client import ControlClient, control_types
 from meshcrew.node.home_backup import RestoreReport, restore
+from meshcrew.node.log_file import logging_to_home
 from meshcrew.store import Replica
 from meshcrew.tui.backend import Backend
 from meshcrew.tui.node_runner import NodeMain
@@ -166,14 +168,20 @@ class HomeSetup:
         clock: the service's clock.
         network: run a node in the app once the identity exists.
         config: that node's settings (default: every interface, mDNS on).
+        log_to_home: once the home folder is opened, send the log to its ``node.log`` until
+            :meth:`close` (what the app's node does when it starts with an identity).
     """
 
     def __init__(self, home: Home, *, clock: Callable[[], int] = wall_clock,
-                 network: bool = True, config: NodeConfig | None = None) -> None:
+                 network: bool = True, config: NodeConfig | None = None,
+                 log_to_home: bool = False) -> None:
         self.home = home
         self._clock = clock
         self._network = network
         self._config = config
+        self._log_to_home = log_to_home
+        self._logging = ExitStack()
+        self._logging_started = False
         self.opened: Opened | None = None
 
     @property
@@ -217,6 +225,10 @@ class HomeSetup:
 
     def open(self, passphrase: bytes | None = None) -> Opened:
         """Open the home folder with its identity (made by :meth:`create` or restored)."""
+        if self._log_to_home and not self._logging_started:
+            # the folder exists by now; its node logs where `meshcrew node` would
+            self._logging.enter_context(logging_to_home(self.home))
+            self._logging_started = True
         self.opened = open_home(self.home, passphrase=passphrase, clock=self._clock,
                                 network=self._network, config=self._config)
         return self.opened
@@ -237,6 +249,9 @@ class HomeSetup:
                             f"{mode:04o}); run: chmod 700 {self.home.path}")
 
     def close(self) -> None:
-        """Close what :meth:`create` opened (if anything)."""
-        if self.opened is not None:
-            self.opened.close()
+        """Close what :meth:`create` opened (if anything), then stop logging to the home."""
+        try:
+            if self.opened is not None:
+                self.opened.close()
+        finally:
+            self._logging.close()
