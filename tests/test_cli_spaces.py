@@ -420,7 +420,8 @@ def test_profile_crew_card_and_looking_for_crew(tmp_path: Path,
 
     for args, fragment in [
         (("crew", "card", "Hall", "--open"), "belongs to no congregation"),
-        (("looking-for-crew", "Sun"), "A looking-for-crew note cannot be posted in a crew"),
+        (("looking-for-crew", "Sun"), "Sun is a crew: a looking-for-crew note is for a whole "
+         "congregation; post it in Hall, the congregation Sun belongs to."),
         (("profile", "Sun"), "Give --name, --bio or both"),
         (("profile", "Sun", "--bio", "x" * 300), "bio is longer than 280"),
     ]:

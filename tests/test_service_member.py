@@ -167,7 +167,8 @@ def test_bad_posts_are_refused_with_a_sentence_and_write_nothing(town: Town) -> 
         ada.checkin(space, text="   ", energy=3)
     with pytest.raises(InputError, match="longer than 2000"):
         ada.checkin(space, text="x" * 2001, energy=3)
-    with pytest.raises(SpaceError, match="check-in cannot be posted in a congregation"):
+    with pytest.raises(SpaceError, match=r"is a congregation: a check-in belongs in a crew or "
+                       r"dyad; post it in one of yours \(meshcrew spaces lists them\)\.$"):
         ada.checkin(congregation, text="hi", energy=3)
     with pytest.raises(InputError, match="not a kind of post"):
         ada.make_post("poll", title="x")
@@ -202,6 +203,14 @@ def test_congregation_board_asks_offers_gatherings_and_a_crew_inside(town: Town)
     bob.post(hall, bob.make_post("followup", to=ask, text="found one", closes=True))
     assert bob.board(hall).items[0].closed
     assert ada.summary(crew).parent == hall
+    gathering = ada.make_post("gathering", title="Picnic", when_ms=ada.now() + WEEK, where="")
+    with pytest.raises(SpaceError, match=r"^Moon is a crew: a gathering is for a whole "
+                       r"congregation; post it in Town hall, the congregation Moon belongs to\.$"):
+        ada.post(crew, gathering)
+    alone = ada.create_space("Sun")
+    with pytest.raises(SpaceError, match=r"^Sun is a crew: a gathering is for a whole "
+                       r"congregation; post it in a congregation of yours \(meshcrew spaces"):
+        ada.post(alone, gathering)
     with pytest.raises(SpaceError, match="only belong to a congregation"):
         ada.create_space("Sub", parent=crew)
     with pytest.raises(SpaceError, match="cannot belong to another space"):

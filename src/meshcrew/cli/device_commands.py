@@ -91,13 +91,22 @@ def run_add(args: argparse.Namespace, session: Session) -> int:
 def run_revoke(args: argparse.Namespace, session: Session) -> int:
     """Revoke a device named by its fingerprint or key."""
     text = args.device.strip().lower().replace("-", "")
+    if not text:
+        raise InputError("Name the device to revoke: its fingerprint, as meshcrew devices "
+                         "lists it.")
     with open_member(session) as member:
-        rows = [row for row in member.devices() if not row.first and (
-            row.fingerprint.lower().replace("-", "").startswith(text)
-            or row.key.hex().startswith(text))]
-        if len(rows) != 1 or not text:
-            raise InputError(f"{args.device!r} names {'no' if not rows else 'more than one'} "
-                             "linked device; see meshcrew devices.")
+        rows = [row for row in member.devices() if
+                row.fingerprint.lower().replace("-", "").startswith(text)
+                or row.key.hex().startswith(text)]
+        if len(rows) != 1:
+            raise InputError(f"{args.device!r} names {'none' if not rows else 'more than one'} "
+                             "of your devices; see meshcrew devices.")
+        if rows[0].first:  # as the app's Devices screen says it
+            raise InputError(f"{rows[0].fingerprint} is your member key, on the laptop where "
+                             "meshcrew init made your identity: it cannot be revoked. Revoke a "
+                             "linked laptop (meshcrew devices lists them).")
+        if rows[0].revoked:
+            raise InputError(f"{rows[0].fingerprint} is revoked already.")
         made = member.revoke_device(rows[0].key)
     session.answer({"device": rows[0].key.hex(), "records": [r.hex() for r in made]},
                    f"Revoked {rows[0].fingerprint} and rotated the keys: it reads nothing "

@@ -28,7 +28,7 @@ from meshcrew.identity import Identity
 from meshcrew.records import NEW_SPACE, Record, RecordError, encode_husk, sign_record
 from meshcrew.service.devices import DeviceActions
 from meshcrew.service.entries import ExportReport, IngestReport, RejectedEntry
-from meshcrew.service.posting import kind_label, make_post, make_post_of_kind
+from meshcrew.service.posting import make_post, make_post_of_kind, not_posted_here
 from meshcrew.service.proposing import ProposalActions
 from meshcrew.service.reading import MemberReads, ViewCache
 from meshcrew.service.records_file import read_records, write_records
@@ -441,8 +441,10 @@ class Member(MemberReads, DeviceActions, ProposalActions):
             post = self._proven(space_id, post)
         assert view.state.kind is not None
         if post.kind not in view.state.kind.post_kinds:
-            raise SpaceError(f"A {kind_label(post.kind)} cannot be posted in a "
-                             f"{view.state.kind.value}.")
+            meta = view.require_meta()
+            parent = self.view(meta.parent).meta if meta.parent in self.replica.spaces() else None
+            raise SpaceError(not_posted_here(post.kind, view.state.kind, meta.name,
+                                             parent.name if parent else None))
         if writable_epoch(view.state, self.me) is None:
             self._rotate_while_needed(space_id)
             view = self.view(space_id)

@@ -29,6 +29,7 @@ from meshcrew.spaces import (
     Reaction,
     Reply,
     Settings,
+    SpaceKind,
     Withdraw,
 )
 from meshcrew.spaces.settings import clean_text
@@ -47,6 +48,25 @@ def kind_label(kind: PostKind | str) -> str:
     """How a kind of post is called in a sentence: ``check-in``, ``crew card``, ..."""
     value = kind.value if isinstance(kind, PostKind) else kind
     return _LABELS.get(value, value.replace("_", " "))
+
+
+def not_posted_here(post: PostKind, space: SpaceKind, name: str,
+                    congregation: str | None = None) -> str:
+    """The sentence for a post that this kind of space does not take, saying where it goes.
+
+    Args:
+        post: the kind of post.
+        space: the kind of space it was meant for.
+        name: that space's name.
+        congregation: the name of the congregation the space belongs to, if any.
+    """
+    label = kind_label(post)
+    if space is SpaceKind.CONGREGATION:
+        return (f"{name} is a congregation: a {label} belongs in a crew or dyad; post it in "
+                "one of yours (meshcrew spaces lists them).")
+    where = (f"post it in {congregation}, the congregation {name} belongs to" if congregation
+             else "post it in a congregation of yours (meshcrew spaces lists them)")
+    return f"{name} is a {space.value}: a {label} is for a whole congregation; {where}."
 
 
 def make_post(cls: type[P], **fields: Any) -> P:
