@@ -87,9 +87,13 @@ def test_three_nodes_converge_through_the_cli(fleet: Fleet) -> None:
     # every node is connected to both others (addresses travel between members)
     wait_for(lambda: all(len(n.status().peers) == 2 for n in (ada, bo, cy)), within=20,
              what="a full mesh")
-    # Each stops by itself (no SIGKILL, which comes at 5 s). The 2-second promise is checked
-    # for one node mid-sync below; three stopping at once on a loaded 2-core machine took 2.7 s.
-    assert max(stop_all(ada, bo, cy)) < 4.5
+    # Each stops by itself within 2 s of its own time (wall time less its waits for a CPU:
+    # three stopping at once at load 7 took 6.1 s of wall time), not cut short by its watchdog
+    assert max(stop_all(ada, bo, cy)) < 2.0
+    for node in (ada, bo, cy):
+        assert node.process is not None
+        assert node.process.returncode == 0
+        assert "shutdown took over" not in (node.home.path / "node.log").read_text()
 
 
 @pytest.mark.slow
@@ -350,9 +354,10 @@ def test_the_loser_of_a_race_for_an_invite_is_refused_by_every_node(
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_sigint_and_sigterm_stop_a_node_mid_sync_within_two_seconds(fleet: Fleet) -> None:
-    """README and docs/node.md: the node stops on SIGINT or SIGTERM within 2 s. Bo's node is
-    stopped each way in the middle of catching up 12,000 records; it exits cleanly (status 0,
-    having handled the signal) and, started again, carries on to hold every record."""
+    """README and docs/node.md: the node stops on SIGINT or SIGTERM within 2 s (of its own time:
+    its waits for a CPU are not counted), by itself. Bo's node is stopped each way in the middle
+    of catching up 12,000 records; it exits cleanly (status 0, having handled the signal, not cut
+    short by its watchdog) and, started again, carries on to hold every record."""
     ada, bo = fleet.make("Ada", "Bo")
     space = crew_in_process(ada, bo)
     mint_checkins(ada.home, identity.load(ada.home.key_file), bytes.fromhex(space), 12_000,
@@ -367,12 +372,14 @@ def test_sigint_and_sigterm_stop_a_node_mid_sync_within_two_seconds(fleet: Fleet
         bo.start()
         wait_for(lambda before=before: before + 100 < bo.status().records < full - 1000,  # type: ignore[misc]
                  within=30, what="Bo's node in the middle of the catch-up")
-        took = bo.stop(signum=signum)
+        took = bo.stop(signum=signum)  # of its own: wall time less its waits for a CPU
         assert took < 2.0
         assert bo.process is not None
         assert bo.process.returncode == 0
         name = signal.Signals(signum).name
-        assert f"stopping on signal {name}" in (bo.home.path / "node.log").read_text()
+        logged = (bo.home.path / "node.log").read_text()
+        assert f"stopping on signal {name}" in logged
+        assert "shutdown took over" not in logged, "the watchdog cut the stop short"
         with Replica.open(bo.home, read_only=True) as replica:
             assert before < replica.record_count() < full
     bo.start()

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
-import sys
 
 from meshcrew.cli.display import local_time, short
 from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, positive_number
@@ -21,9 +19,11 @@ from meshcrew.node.control_client import ControlClient, control_types
 from meshcrew.node.log_file import logging_to_home
 from meshcrew.node.peerbook import PeerBook
 from meshcrew.node.reports import NodeStatus, PeerReport
+from meshcrew.node.stopping import exit_if_stuck
 
 STOP_DEADLINE_S = 1.8
-"""How long the node may take to stop after SIGINT or SIGTERM before it is cut short."""
+"""How long the node may take to stop after SIGINT or SIGTERM before it is cut short: seconds
+of its own, its waits for a CPU not counted (:func:`meshcrew.node.stopping.exit_if_stuck`)."""
 
 
 def register(commands: Commands) -> None:
@@ -140,28 +140,11 @@ def run_node(args: argparse.Namespace, session: Session) -> int:
                 async for signum in signals:
                     log.info("stopping on signal %s", signal.Signals(signum).name)
                     break
-                _exit_if_stuck(STOP_DEADLINE_S)
+                exit_if_stuck(STOP_DEADLINE_S)
 
     with logging_to_home(session.home):
         trio.run(serve)
     return EXIT_OK
-
-
-def _exit_if_stuck(seconds: float) -> None:
-    """Make sure the process ends within ``seconds`` even if a library hangs while closing.
-
-    Records are safe either way: every append is committed before it is acknowledged.
-    """
-    import threading
-
-    def cut_short() -> None:
-        logging.getLogger("meshcrew.node").warning("shutdown took over %.1f s; exiting", seconds)
-        sys.stdout.flush()
-        os._exit(0)
-
-    timer = threading.Timer(seconds, cut_short)
-    timer.daemon = True
-    timer.start()
 
 
 # --- status, peers, connect ------------------------------------------------------------------
