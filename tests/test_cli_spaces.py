@@ -254,6 +254,12 @@ def test_an_outsider_holding_a_space_is_told_how_to_join(
     cli(capsys, dee, "import", tmp_path / "moon")
     assert "ask a member for an invite (meshcrew join CODE)" in refused(
         capsys, dee, "checkin", space, "--text", "hello?")
+    # not told to wait for keys that will never come, nor the name meant for members
+    assert "(locked: not a member)" in cli(capsys, dee, "spaces")
+    for command in ("rhythm", "settings"):
+        assert refused(capsys, dee, command, space) == (
+            "meshcrew: error: You are not a member of this space; to join it, ask a member for "
+            "an invite (meshcrew join CODE).")
 
 
 def test_board_posts_and_followups(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

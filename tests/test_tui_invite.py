@@ -90,6 +90,7 @@ def test_join_with_a_code_opens_the_crew(town: Town) -> None:
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, SpaceScreen), "the joined crew")
         assert "Tuesday crew" not in str(app.screen.sub_title)  # no key yet: name locked
+        assert str(app.screen.sub_title) == "locked: no key yet · crew"
 
     drive(app, script)
     assert bo.summary(space_id).my_status == "active"

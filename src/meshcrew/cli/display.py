@@ -39,7 +39,7 @@ def sparkline(energies: list[int]) -> str:
 
 def space_line(space: SpaceSummary) -> str:
     """One line of ``meshcrew spaces``."""
-    name = space.name if space.name is not None else "(locked: no key yet)"
+    name = space.name if space.name is not None else f"(locked: {space.locked_because})"
     flags = []
     if space.my_status != "active":
         flags.append(space.my_status)

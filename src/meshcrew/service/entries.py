@@ -61,6 +61,13 @@ class SpaceSummary:
     """The member this laptop writes as here: its own key, or on a linked laptop its member's
     (not in ``--json``; the app's title uses it)."""
 
+    @property
+    def locked_because(self) -> str:
+        """Why the name is not shown while it is locked: a member the keys have not reached yet,
+        or someone who is not in the space (records carried or imported) and never will read
+        it."""
+        return "no key yet" if self.my_status == "active" else "not a member"
+
     def to_json(self) -> dict[str, Any]:
         """The ``spaces --json`` object of this space."""
         return {

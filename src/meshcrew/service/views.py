@@ -253,8 +253,10 @@ class SpaceView(SpaceEntries):
     def require_meta(self) -> SpaceMeta:
         """The settings, or raise SpaceError if this member holds no key yet."""
         if self.meta is None:
-            raise SpaceError("You hold no key of this space yet; wait for a member (usually "
-                             "whoever invited you) to rotate the keys.")
+            self.require_member()  # someone not in the space: why, and how to join
+            raise SpaceError("You hold no key of this space yet: a member (usually whoever "
+                             "invited you) lets you in, and their node sends you the keys, once "
+                             "your join reaches it.")
         return self.meta
 
     # -- posts and names ----------------------------------------------------------------------

@@ -235,7 +235,7 @@ class HomeScreen(MeshcrewScreen):
             panel.update("")
             return
         text = Text()
-        text.append(f"{summary.name or 'a space you hold no key for yet'}\n", style="bold")
+        text.append(f"{summary.name or 'locked: ' + summary.locked_because}\n", style="bold")
         text.append(f"{summary.kind} · {plural(summary.members, 'member')}\n")
         if summary.rhythm and summary.kind in _SMALL_KINDS:
             text.append(f"checks in {rhythm_label(summary.rhythm)}\n")

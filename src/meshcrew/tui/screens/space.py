@@ -112,7 +112,7 @@ class SpaceScreen(MeshcrewScreen):
         self._summary = None  # read afresh next time
         if summary is None:
             return
-        self.sub_title = f"{summary.name or 'locked space'} · {summary.kind}"
+        self.sub_title = f"{summary.name or 'locked: ' + summary.locked_because} · {summary.kind}"
         self.members = self.attempt(lambda: backend.members(self.space_id)) or []
         self.active = frozenset(m.key for m in self.members if m.status == "active")
         self.holdings = backend.holdings(self.space_id)
