@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import struct
 import subprocess
 import sys
@@ -21,7 +22,14 @@ from nacl import pwhash
 
 from hypothesis_profiles import examples
 from meshcrew import backup, identity
-from meshcrew.backup import BackupContents, KdfCost, open_backup, read_header, seal_backup
+from meshcrew.backup import (
+    BackupContents,
+    KdfCost,
+    check_new_passphrase,
+    open_backup,
+    read_header,
+    seal_backup,
+)
 from meshcrew.errors import BackupError
 
 CHEAP = KdfCost(pwhash.argon2id.OPSLIMIT_MIN, pwhash.argon2id.MEMLIMIT_MIN)
@@ -86,6 +94,24 @@ def test_wrong_passphrase_says_so() -> None:
 def test_an_empty_passphrase_is_refused() -> None:
     with pytest.raises(BackupError, match="empty"):
         seal_backup(CONTENTS, b"", cost=CHEAP, rng=random.Random(0).randbytes)
+
+
+@pytest.mark.parametrize(("passphrase", "says"), [
+    ("", "is empty"),
+    ("eleven char", "at least 12 characters (this one has 11)"),
+    ("ééééé", "this one has 5"),  # characters, not bytes (10 bytes)
+    ("aaaaaaaaaaaaaaaaaaaa", "at least 5 different characters (this one repeats 1)"),
+    ("abcdabcdabcdabcd", "(this one repeats 4)"),
+])
+def test_a_new_backups_passphrase_too_easy_to_guess_is_refused(passphrase: str,
+                                                              says: str) -> None:
+    with pytest.raises(BackupError, match=re.escape(says)):
+        check_new_passphrase(passphrase.encode())
+
+
+@pytest.mark.parametrize("passphrase", ["twelve chars", "river stones", "é à ô ü ß ç ñ"])
+def test_twelve_characters_of_five_kinds_are_enough(passphrase: str) -> None:
+    check_new_passphrase(passphrase.encode())
 
 
 @settings(max_examples=examples(150), deadline=None)

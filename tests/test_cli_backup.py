@@ -306,11 +306,60 @@ def test_passphrase_sources_and_refusals(world: dict[str, Path], tmp_path: Path)
     assert json.loads(done.stdout)["name"] == "Ada"
 
 
+def test_a_new_backup_needs_a_passphrase_hard_to_guess(world: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    """A backup can be guessed at offline for ever: the CLI refuses a short or repetitive
+    passphrase for a new one, in the same sentence as the app's dialog (test_tui_backup)."""
+    target = tmp_path / "ada.mcb"
+    for typed, says in (("pw", "needs at least 12 characters (this one has 2)"),
+                        ("1234123412341234", "needs at least 5 different characters")):
+        weak = tmp_path / "weak"
+        weak.write_text(typed + "\n")
+        line = refused(world["ada"], "backup", target, "--backup-passphrase-file", weak)
+        assert says in line
+        assert not target.exists()
+
+
+def test_an_old_backup_with_a_short_passphrase_still_restores(world: dict[str, Path],
+                                                               tmp_path: Path) -> None:
+    """Backups made before the rule, with a short passphrase, open as they did."""
+    home = Home(world["ada"])
+    old = tmp_path / "old.mcb"
+    old.write_bytes(seal_backup(home_backup.gather(home, identity.load(home.key_file), now_ms=1),
+                                b"pw", rng=random.Random(5).randbytes,
+                                cost=KdfCost(pwhash.argon2id.OPSLIMIT_MIN,
+                                             pwhash.argon2id.MEMLIMIT_MIN)))
+    short = tmp_path / "short"
+    short.write_text("pw\n")
+    done = ok(tmp_path / "laptop", "restore", old, "--backup-passphrase-file", short)
+    assert (done["name"], done["rejected"], done["pending"]) == ("Ada", 0, 0)
+
+
+def test_a_weak_passphrase_typed_is_refused_before_it_is_asked_again(
+        world: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    asked: list[str] = []
+
+    def getpass(prompt: str) -> str:
+        asked.append(prompt)
+        return "short"
+
+    monkeypatch.setattr("getpass.getpass", getpass)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.delenv("MESHCREW_BACKUP_PASSPHRASE_FILE", raising=False)
+    status = main(["--home", str(world["ada"]), "backup", str(tmp_path / "ada.mcb")])
+    assert status == 1
+    assert asked == ["Backup passphrase (at least 12 characters): "]
+    err = capsys.readouterr().err
+    assert err.startswith("meshcrew: error: A backup's passphrase needs at least 12 characters")
+    assert not (tmp_path / "ada.mcb").exists()
+
+
 def test_with_a_running_node_backup_works_and_restore_is_refused(fleet: Fleet,
                                                                   tmp_path: Path) -> None:
     (ada,) = fleet.make("Ada")
     passphrase = tmp_path / "pass"
-    passphrase.write_text("pw\n")
+    passphrase.write_text("a long and private sentence\n")
     ada.start()
     try:
         space = ada.cli("crew", "create", "Moon")["id"]

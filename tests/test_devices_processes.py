@@ -209,7 +209,7 @@ def test_a_backup_restored_as_a_device_beside_the_running_laptop_does_not_fork(
     wait_for(lambda: all(holds_keys(n, space, 2) for n in (ana, bo)), within=40,
              what="both holding the keys")
     passphrase = ana.home.path.parent / "backup-pass"
-    passphrase.write_text("pw\n")
+    passphrase.write_text("a long and private sentence\n")
     backup = ana.home.path.parent / "ana.mcb"
     ana.cli("backup", str(backup), "--backup-passphrase-file", str(passphrase),
             "--kdf-cost", "interactive")

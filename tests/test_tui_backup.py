@@ -70,12 +70,16 @@ def test_the_dialog_refuses_and_writes_nothing(town: Town, tmp_path: Path) -> No
         await app.push_screen(BackupScreen(cost=KDF_COSTS["interactive"]))
         await pilot.pause()
         error = app.screen.query_one("#backup-error", Label)
-        for passphrase, again, problem in (("one", "two", "differ"), ("", "", "Choose"),
-                                           ("pw", "pw", "is a folder")):
+        good = "our crew's secret"
+        for passphrase, again, problem in (
+                (good, "our crews secret", "differ"), ("", "", "empty"),
+                ("pw", "pw", "needs at least 12 characters (this one has 2)"),
+                ("abababababab", "abababababab", "at least 5 different characters"),
+                (good, good, "is a folder")):
             fill(app, tmp_path if problem == "is a folder" else target, passphrase, again)
             await submit(pilot)
             await until(pilot, shows(error, problem), problem)
-        fill(app, tmp_path / "no such folder" / "b.mcb", "pw", "pw")
+        fill(app, tmp_path / "no such folder" / "b.mcb", good, good)
         await submit(pilot)
         await until(pilot, lambda: "Cannot write" in str(error.render()), "the write refusal")
         assert isinstance(app.screen, BackupScreen)

@@ -61,6 +61,12 @@ MAX_MEMLIMIT = pwhash.argon2id.MEMLIMIT_SENSITIVE
 
 _RECORDS_FILE_MAGIC = b"meshcrew-records\x00"
 
+MIN_PASSPHRASE_CHARS = 12
+MIN_DISTINCT_CHARS = 5
+"""What a new backup's passphrase needs (docs/cli.md "Backup and restore" says why): whoever
+copies the file can guess offline without limit. Opening a backup never checks it, so a backup
+made with a shorter passphrase before the rule still restores."""
+
 
 @dataclass(frozen=True, slots=True)
 class KdfCost:
@@ -187,6 +193,25 @@ def key_file_matches(key_file: bytes, member_key: bytes) -> bool:
         return identity.Identity.from_seed(seed, name).public_key == member_key
     except IdentityError:
         return False
+
+
+def check_new_passphrase(passphrase: bytes) -> None:
+    """Refuse a passphrase too easy to guess for a new backup (the CLI and the app use this).
+
+    Raises:
+        BackupError: if it is empty, shorter than :data:`MIN_PASSPHRASE_CHARS` characters, or
+            made of fewer than :data:`MIN_DISTINCT_CHARS` different characters.
+    """
+    text = passphrase.decode("utf-8", errors="replace")
+    if not text:
+        raise BackupError("The backup's passphrase is empty; choose one.")
+    advice = "a short sentence you will remember works well"
+    if len(text) < MIN_PASSPHRASE_CHARS:
+        raise BackupError(f"A backup's passphrase needs at least {MIN_PASSPHRASE_CHARS} "
+                          f"characters (this one has {len(text)}): {advice}.")
+    if len(set(text)) < MIN_DISTINCT_CHARS:
+        raise BackupError(f"A backup's passphrase needs at least {MIN_DISTINCT_CHARS} different "
+                          f"characters (this one repeats {len(set(text))}): {advice}.")
 
 
 def seal_backup(contents: BackupContents, passphrase: bytes, *, cost: KdfCost,

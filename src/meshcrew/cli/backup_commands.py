@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from meshcrew import identity
-from meshcrew.backup import DEFAULT_KDF_COST, KDF_COSTS
+from meshcrew.backup import DEFAULT_KDF_COST, KDF_COSTS, MIN_PASSPHRASE_CHARS, check_new_passphrase
 from meshcrew.cli.display import short
 from meshcrew.cli.parsing import EXIT_OK, Commands, add_command
 from meshcrew.cli.service_access import wall_clock_ms
@@ -34,8 +34,10 @@ def register(commands: Commands) -> None:
         commands, "backup", summary="back up the identity, replica and peer book to a file",
         description="Write the key file (as stored: a protected key stays protected), every "
         "accepted record of every space, and the peer book to FILE, encrypted with a "
-        "passphrase of its own (argon2id and XChaCha20-Poly1305). Works while the node runs. "
-        "The file is written atomically with mode 0600.", handler=run_backup, json=True)
+        "passphrase of its own (argon2id and XChaCha20-Poly1305), of at least "
+        f"{MIN_PASSPHRASE_CHARS} characters: a short sentence you will remember works well. "
+        "Works while the node runs. The file is written atomically with mode 0600.",
+        handler=run_backup, json=True)
     backup.add_argument("file", metavar="FILE", help="the file to write (replaced if it exists)")
     _add_passphrase_option(backup)
     backup.add_argument("--kdf-cost", choices=sorted(KDF_COSTS), default=DEFAULT_KDF_COST,
@@ -67,11 +69,14 @@ def _add_passphrase_option(parser: argparse.ArgumentParser) -> None:
 
 
 def backup_passphrase(args: argparse.Namespace, session: Session, *, confirm: bool) -> bytes:
-    """The backup's passphrase: from its file, else asked on the terminal.
+    """The backup's passphrase: from its file, else asked on the terminal. A new backup's
+    (``confirm``) must be hard enough to guess (:func:`~meshcrew.backup.check_new_passphrase`);
+    an existing backup's is taken as it is, so one made before the rule still restores.
 
     Raises:
         InputError: if there is neither, the two typed differ, or it is empty.
         IdentityError: if the passphrase file cannot be read or is empty.
+        BackupError: if a new backup's passphrase is too easy to guess.
     """
     given = args.backup_passphrase_file or os.environ.get(BACKUP_PASSPHRASE_ENV)
     if given:
@@ -79,13 +84,19 @@ def backup_passphrase(args: argparse.Namespace, session: Session, *, confirm: bo
         from_file = dataclasses.replace(session, passphrase_file=Path(given).expanduser())
         passphrase = from_file.passphrase()
         assert passphrase is not None
+        if confirm:
+            check_new_passphrase(passphrase)
         return passphrase
     if not sys.stdin.isatty():
         raise InputError("Give the backup's passphrase with --backup-passphrase-file FILE (or "
                          f"{BACKUP_PASSPHRASE_ENV}); there is no terminal to ask on.")
-    typed = getpass.getpass("Backup passphrase: ")
+    prompt = (f"Backup passphrase (at least {MIN_PASSPHRASE_CHARS} characters): " if confirm
+              else "Backup passphrase: ")
+    typed = getpass.getpass(prompt)
     if not typed:
         raise InputError("The backup's passphrase is empty; nothing was done.")
+    if confirm:
+        check_new_passphrase(typed.encode("utf-8"))  # before asking for it again
     if confirm and getpass.getpass("Again, to be sure: ") != typed:
         raise InputError("The two passphrases differ; nothing was written.")
     return typed.encode("utf-8")

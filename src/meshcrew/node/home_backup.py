@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from meshcrew import identity
-from meshcrew.backup import BackupContents, KdfCost, open_backup, seal_backup
+from meshcrew.backup import BackupContents, KdfCost, check_new_passphrase, open_backup, seal_backup
 from meshcrew.crypto import Rng
 from meshcrew.errors import BackupError, IdentityError
 from meshcrew.files import write_private
@@ -162,9 +162,11 @@ def back_up(home: Home, path: Path, me: identity.Identity, passphrase: bytes, *,
     ``passphrase``.
 
     Raises:
-        BackupError: if the file cannot be written (nothing is left behind).
+        BackupError: if the passphrase is too easy to guess (:func:`check_new_passphrase`), or
+            the file cannot be written (nothing is left behind).
         IdentityError, ReplicaError: if the key file or replica cannot be read.
     """
+    check_new_passphrase(passphrase)
     contents = gather(home, me, now_ms=now_ms, on_progress=on_progress)
     data = seal_backup(contents, passphrase, cost=cost, rng=rng)
     write_private_file(path, data)

@@ -14,7 +14,14 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Static
 
-from meshcrew.backup import DEFAULT_KDF_COST, KDF_COSTS, KdfCost
+from meshcrew.backup import (
+    DEFAULT_KDF_COST,
+    KDF_COSTS,
+    MIN_PASSPHRASE_CHARS,
+    KdfCost,
+    check_new_passphrase,
+)
+from meshcrew.errors import BackupError
 from meshcrew.home import Home
 from meshcrew.node.home_backup import BackupReport, back_up
 from meshcrew.tui.screens.file_work import FileWorkDialog
@@ -44,7 +51,7 @@ class BackupScreen(FileWorkDialog[BackupReport]):
                          "apart. Restore with: meshcrew restore FILE", classes="consequences")
             yield Label("File")
             yield Input(value=str(Path.home() / DEFAULT_NAME), id="backup-path")
-            yield Label("Passphrase, twice")
+            yield Label(f"Passphrase (at least {MIN_PASSPHRASE_CHARS} characters), twice")
             yield Input(password=True, placeholder="passphrase", id="backup-passphrase")
             yield Input(password=True, placeholder="the same again", id="backup-again")
             yield Label("", id="backup-error", classes="error")
@@ -66,8 +73,10 @@ class BackupScreen(FileWorkDialog[BackupReport]):
                               "Give the file to write.")
         if path is None:
             return
-        if not passphrase:
-            self.error.update("Choose a passphrase.")
+        try:
+            check_new_passphrase(passphrase.encode("utf-8"))  # the rule `meshcrew backup` has
+        except BackupError as exc:
+            self.error.update(str(exc))
             return
         if self.query_one("#backup-again", Input).value != passphrase:
             self.error.update("The two passphrases differ.")
