@@ -7,8 +7,10 @@ A few tests run ``python -m meshcrew`` in a real subprocess (as a person would);
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -22,6 +24,7 @@ import pytest
 
 from meshcrew import __version__, identity
 from meshcrew.cli import build_parser, main
+from meshcrew.cli.parsing import EXAMPLES
 from meshcrew.home import Home
 
 WHOAMI_KEYS = {"name", "key", "fingerprint", "peer_id"}
@@ -187,6 +190,18 @@ def test_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> No
     assert_one_line_error(captured.err)
 
 
+@pytest.mark.parametrize(("argv", "see"), [
+    (["react", "3f9a", "heard", "--loud"], "meshcrew react --help"),
+    (["devices", "revoke", "AB12", "CD34"], "meshcrew devices revoke --help"),
+    (["--bogus"], "meshcrew --help"),
+])
+def test_an_unknown_option_points_to_its_commands_help(
+        argv: list[str], see: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """It pointed to meshcrew --help, which does not list the command's options."""
+    assert main(argv) == 2
+    assert capsys.readouterr().err.endswith(f"(see: {see})\n")
+
+
 def test_empty_home_option_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--home", "", "whoami"]) == 1
     assert_one_line_error(capsys.readouterr().err, "--home")
@@ -205,6 +220,60 @@ def test_every_command_and_option_has_help() -> None:
                 assert action.help, f"{where}: {action.option_strings or action.dest} has no help"
 
     check(build_parser(), "meshcrew")
+
+
+def example_lines(parser: argparse.ArgumentParser) -> list[str]:
+    """The command lines under "examples:" in the parser's epilog."""
+    if not (parser.epilog or "").startswith(EXAMPLES):
+        return []
+    lines = parser.epilog.splitlines()[1:] if parser.epilog else []
+    return [line.strip() for line in itertools.takewhile(str.strip, lines)]
+
+
+def every_parser(parser: argparse.ArgumentParser, where: str = "meshcrew"
+                 ) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield where, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from every_parser(sub, f"{where} {name}")
+
+
+def test_the_examples_in_every_help_are_command_lines_that_parse(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A member copies an example from --help: it must be a valid command line, and the
+    commands a member uses most have some."""
+    with_examples = set()
+    for where, parser in every_parser(build_parser()):
+        for line in example_lines(parser):
+            with_examples.add(where)
+            words = shlex.split(line, comments=True)
+            assert words[0] == "meshcrew", line
+            if "--help" in words:
+                with pytest.raises(SystemExit) as exited:
+                    build_parser().parse_args(words[1:])
+                assert exited.value.code == 0, line
+            else:
+                build_parser().parse_args(words[1:])  # a UsageError names what is wrong
+            assert where.split()[1:] == words[1:len(where.split())] or where == "meshcrew", (
+                f"{where} shows an example of another command: {line}")
+    capsys.readouterr()
+    assert {f"meshcrew {c}" for c in (
+        "init", "crew create", "invite", "join", "checkin", "reply", "react", "ask", "offer",
+        "gathering", "followup", "propose", "answer", "backup", "restore", "devices add",
+        "devices revoke", "demo", "node")} <= with_examples
+    assert "meshcrew" in with_examples
+
+
+def test_help_shows_examples_one_per_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["checkin", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert ('\nexamples:\n  meshcrew checkin "Tuesday crew" --text "Tired but glad to be here" '
+            "--energy 2\n") in out
+    assert main(["--help"]) == 0
+    top = capsys.readouterr().out
+    assert "With no command, meshcrew opens the app" in " ".join(top.split())
+    assert "  meshcrew demo    # try it: a demo crew on this machine, and you in it\n" in top
 
 
 def test_home_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -355,6 +355,35 @@ def test_a_weak_passphrase_typed_is_refused_before_it_is_asked_again(
     assert not (tmp_path / "ada.mcb").exists()
 
 
+@pytest.mark.parametrize(("command", "says"), [
+    ("restore missing.mcb", "Cannot read {tmp}/missing.mcb: No such file or directory."),
+    ("restore records.mcr", "This is a file of exported records, not a backup"),
+    ("restore {tmp}", "Cannot read {tmp}: Is a directory."),
+    ("backup {tmp}", "{tmp} is a folder; give a file name in it."),
+    ("backup {tmp}/no/ada.mcb", "Cannot write {tmp}/no/ada.mcb: there is no folder {tmp}/no."),
+])
+def test_what_can_be_told_without_the_passphrase_is_told_before_asking(
+        world: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], command: str, says: str) -> None:
+    """A missing or wrong file, or a folder where the backup cannot go, was found only after
+    the passphrase was typed (twice, for a backup)."""
+    def getpass(prompt: str) -> str:
+        raise AssertionError(f"asked {prompt!r}")
+
+    monkeypatch.setattr("getpass.getpass", getpass)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.delenv("MESHCREW_BACKUP_PASSPHRASE_FILE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["--home", str(world["ada"]), "export", "--all", "-o", "records.mcr"]) == 0
+    capsys.readouterr()
+    home = world["ada"] if command.startswith("backup") else tmp_path / "laptop"
+    argv = command.format(tmp=tmp_path).split()
+    assert main(["--home", str(home), *argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"meshcrew: error: {says.format(tmp=tmp_path)}")
+    assert len(err.splitlines()) == 1
+
+
 def test_with_a_running_node_backup_works_and_restore_is_refused(fleet: Fleet,
                                                                   tmp_path: Path) -> None:
     (ada,) = fleet.make("Ada")

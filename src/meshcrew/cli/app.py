@@ -26,6 +26,7 @@ from meshcrew.cli import (
     transfer_commands,
 )
 from meshcrew.cli.parsing import (
+    EXAMPLES,
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -33,6 +34,7 @@ from meshcrew.cli.parsing import (
     CliParser,
     Commands,
     Handler,
+    HelpFormatter,
     UsageError,
     add_global_options,
 )
@@ -62,10 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser for the whole command line."""
     parser = CliParser(
         prog=PROG,
-        description="A peer-to-peer node for microsolidarity crews. Every file lives in one "
-        "home folder; run several nodes side by side by giving each its own --home.",
-        epilog="Exit status: 0 success, 1 refused or a problem found, 2 bad command line, "
-        "130 interrupted. See docs/cli.md.",
+        description="A peer-to-peer node for microsolidarity crews. With no command, meshcrew "
+        "opens the app (the first time, it asks your name). Every file lives in one home "
+        "folder; run several nodes side by side by giving each its own --home.",
+        epilog="\n".join([
+            EXAMPLES,
+            "  meshcrew demo    # try it: a demo crew on this machine, and you in it",
+            "  meshcrew    # the app: your crews, check-ins, the board",
+            "  meshcrew init --name Ada",
+            "  meshcrew join mc1-...    # the invite code a member gave you",
+            '  meshcrew checkin "Tuesday crew" --text "Glad to be here" --energy 4',
+            "  meshcrew checkin --help    # what a command does, with examples",
+            "",
+            "Exit status: 0 success, 1 refused or a problem found, 2 bad command line, 130",
+            "interrupted. See docs/cli.md."]),
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}",
                         help="print the version and exit")
@@ -85,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         try:
-            args = parser.parse_args(argv)
+            args = _parse(parser, argv)
         except SystemExit as exc:  # --help and --version: printed, nothing more to do
             return exc.code if isinstance(exc.code, int) else EXIT_FAILURE
         handler: Handler | None = getattr(args, "handler", None)
@@ -103,6 +116,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parse_args``, except that arguments no command takes point to the command's own
+    ``--help`` (argparse names the top-level one, which does not list the command's options).
+
+    Raises:
+        UsageError: if the command line is wrong.
+    """
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        raise UsageError(f"unrecognized arguments: {' '.join(extra)}",
+                         getattr(args, "help_prog", PROG))
+    return args
 
 
 def _run_app(session: Session) -> int:

@@ -18,7 +18,7 @@ from typing import TextIO
 from meshcrew import identity
 from meshcrew.backup import DEFAULT_KDF_COST, KDF_COSTS, MIN_PASSPHRASE_CHARS, check_new_passphrase
 from meshcrew.cli.display import short
-from meshcrew.cli.parsing import EXIT_OK, Commands, add_command
+from meshcrew.cli.parsing import EXIT_OK, Commands, add_command, with_examples
 from meshcrew.cli.service_access import wall_clock_ms
 from meshcrew.cli.session import Session
 from meshcrew.cli.values import file_path
@@ -38,6 +38,7 @@ def register(commands: Commands) -> None:
         f"{MIN_PASSPHRASE_CHARS} characters: a short sentence you will remember works well. "
         "Works while the node runs. The file is written atomically with mode 0600.",
         handler=run_backup, json=True)
+    with_examples(backup, "meshcrew backup ~/meshcrew-backup.mcb")
     backup.add_argument("file", metavar="FILE", help="the file to write (replaced if it exists)")
     _add_passphrase_option(backup)
     backup.add_argument("--kdf-cost", choices=sorted(KDF_COSTS), default=DEFAULT_KDF_COST,
@@ -52,6 +53,10 @@ def register(commands: Commands) -> None:
         "book. Refused if a node is running there or the home holds another identity; the "
         "same identity's records are merged. Then start the node to sync what is newer.",
         handler=run_restore, json=True)
+    with_examples(restore,
+                  "meshcrew restore ~/meshcrew-backup.mcb    # on a new laptop",
+                  "meshcrew restore ~/meshcrew-backup.mcb --as-device    # your old laptop still "
+                  "runs")
     restore.add_argument("file", metavar="FILE", help="the backup file")
     restore.add_argument("--as-device", action="store_true",
                          help="your laptop with the member key still runs: make this laptop a "
@@ -127,10 +132,11 @@ class ProgressLine:
 
 def run_backup(args: argparse.Namespace, session: Session) -> int:
     """Write the backup file."""
-    from meshcrew.node.home_backup import back_up  # loads the replica's code
+    from meshcrew.node.home_backup import back_up, check_backup_target  # the replica's code
 
     output = file_path(args.file)
     person = session.load_identity()
+    check_backup_target(output)  # before the passphrase is typed twice
     passphrase = backup_passphrase(args, session, confirm=True)
     progress = ProgressLine(session.err, "Backing up")
     try:
@@ -152,9 +158,10 @@ def run_backup(args: argparse.Namespace, session: Session) -> int:
 
 def run_restore(args: argparse.Namespace, session: Session) -> int:
     """Restore a backup file into the home folder."""
-    from meshcrew.node.home_backup import restore  # loads the replica's code
+    from meshcrew.node.home_backup import check_backup_file, restore  # the replica's code
 
     source = file_path(args.file)
+    check_backup_file(source)  # missing, not a backup, damaged: before asking the passphrase
     passphrase = backup_passphrase(args, session, confirm=False)
     progress = ProgressLine(session.err, "Restoring")
     try:

@@ -15,7 +15,14 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from meshcrew.cli.parsing import EXIT_FAILURE, EXIT_OK, Commands, UsageError, add_command
+from meshcrew.cli.parsing import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    Commands,
+    UsageError,
+    add_command,
+    with_examples,
+)
 from meshcrew.cli.session import Session
 from meshcrew.home import Home
 
@@ -36,6 +43,9 @@ def register(commands: Commands) -> None:
         "removes the demo folder. Your own identity is not touched: you get a temporary one, "
         "unless you give --home explicitly (then the crew stays in that replica).",
         handler=run_demo)
+    with_examples(demo,
+                  "meshcrew demo",
+                  "meshcrew demo --headless --seconds 20")
     demo.add_argument("--headless", action="store_true",
                       help="no app: run your node as a process too, check in once, run "
                       "--seconds, then print a summary; exit 1 unless every replica agrees")

@@ -13,7 +13,7 @@ import sys
 from typing import cast
 
 from meshcrew import identity
-from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command
+from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, with_examples
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session, orphan_replica
 from meshcrew.errors import IdentityError, InputError, JoinRefused
@@ -40,12 +40,15 @@ def register(commands: Commands) -> None:
         "fingerprints: the new laptop shows yours, this command shows the new laptop's. The "
         "new laptop then receives your spaces, their keys and history.",
         handler=run_add, json=True)
+    with_examples(add, "meshcrew devices add mcl1-...    # the code your new laptop shows")
     add.add_argument("code", metavar="CODE", help="the link code (starts with mcl1-)")
     revoke = add_command(
         group, "revoke", summary="revoke one of your devices (a lost laptop)",
         description="Revoke a device in every space it is in and rotate the keys there: it "
         "reads nothing written after. Run it on the laptop that holds your member key.",
         handler=run_revoke, json=True)
+    with_examples(revoke,
+                  "meshcrew devices revoke 4DSY-X2GP    # its fingerprint, from meshcrew devices")
     revoke.add_argument("device", metavar="DEVICE",
                         help="the device's fingerprint or key (or their start), as listed")
 

@@ -7,7 +7,14 @@ import stat
 from typing import Any
 
 from meshcrew import identity
-from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, positive_number
+from meshcrew.cli.parsing import (
+    EXIT_OK,
+    Commands,
+    UsageError,
+    add_command,
+    positive_number,
+    with_examples,
+)
 from meshcrew.cli.session import Session, orphan_replica
 from meshcrew.errors import HomeError, IdentityError
 
@@ -23,6 +30,9 @@ def register(commands: Commands) -> None:
         handler=run_init,
         json=True,
     )
+    with_examples(init,
+                  "meshcrew init --name Ada",
+                  "meshcrew init --link    # on a second laptop of yours")
     init.add_argument("--name",
                       help=f"your display name, as crewmates will see it "
                       f"(1 to {identity.MAX_NAME_CHARS} characters); not needed with --link")

@@ -9,7 +9,14 @@ from __future__ import annotations
 import argparse
 
 from meshcrew.cli.display import local_time, short
-from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, add_space_argument
+from meshcrew.cli.parsing import (
+    EXIT_OK,
+    Commands,
+    UsageError,
+    add_command,
+    add_space_argument,
+    with_examples,
+)
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
 from meshcrew.service import InviteEntry
@@ -22,6 +29,7 @@ def register(commands: Commands) -> None:
         description="List the invites of a space, newest first: who made each, how many of its "
         "uses are taken, until when it works, and whether it is revoked. Revoke one with: "
         "meshcrew invite revoke INVITE.", handler=run_invites, json=True)
+    with_examples(listing, 'meshcrew invites "Tuesday crew" --open')
     add_space_argument(listing)
     listing.add_argument("--open", action="store_true", dest="open_only",
                          help="only invites that can still admit someone")

@@ -12,7 +12,14 @@ import logging
 import signal
 
 from meshcrew.cli.display import local_time, short
-from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, positive_number
+from meshcrew.cli.parsing import (
+    EXIT_OK,
+    Commands,
+    UsageError,
+    add_command,
+    positive_number,
+    with_examples,
+)
 from meshcrew.cli.session import Session
 from meshcrew.errors import NodeNotRunning
 from meshcrew.node.control_client import ControlClient, control_types
@@ -34,6 +41,9 @@ def register(commands: Commands) -> None:
         "what you write, and serve the other commands (they reach it over a socket in the home "
         "folder). Logs go to node.log in the home folder. Stop it with Ctrl-C or SIGTERM.",
         handler=run_node)
+    with_examples(node,
+                  "meshcrew node",
+                  "meshcrew node --listen /ip4/0.0.0.0/tcp/4001")
     node.add_argument("--listen", action="append", metavar="MULTIADDR",
                       help="listen here, e.g. /ip4/0.0.0.0/tcp/4001 (repeatable; default: every "
                       "IPv4 interface, on the port used last time)")
@@ -89,6 +99,7 @@ def register(commands: Commands) -> None:
         description="Ask the running node to dial a peer at a multiaddr ending in "
         "/p2p/<peer id>, remember it, and sync with it if it is a member of your spaces.",
         handler=run_connect, json=True)
+    with_examples(connect, "meshcrew connect /ip4/192.168.1.20/tcp/4001/p2p/12D3KooW...")
     connect.add_argument("addr", metavar="ADDR", help="the peer's multiaddr")
 
 

@@ -38,6 +38,26 @@ class UsageError(Exception):
         return f"{self.message} (see: {self.prog} --help)"
 
 
+EXAMPLES = "examples:"
+"""The first line of a help's epilog of example command lines (kept line by line)."""
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's, except that an epilog of examples keeps one command line per line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith(EXAMPLES):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def with_examples(parser: argparse.ArgumentParser, *examples: str) -> None:
+    """Show ``examples`` (whole command lines, a ``# comment`` after one if it helps) under
+    "examples:" at the end of the parser's ``--help``. Each must parse: tests/test_cli.py runs
+    them through the parser."""
+    parser.epilog = "\n".join([EXAMPLES, *(f"  {line}" for line in examples)])
+
+
 class CliParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are exceptions, not a printed usage and an exit."""
 
@@ -98,12 +118,13 @@ def add_command(commands: Commands, name: str, *, summary: str, description: str
             stable contract, see docs/cli.md), through :meth:`Session.answer
             <meshcrew.cli.session.Session.answer>` or by testing ``session.json``.
     """
-    parser = commands.add_parser(name, help=summary, description=description)
+    parser = commands.add_parser(name, help=summary, description=description,
+                                 formatter_class=HelpFormatter)
     add_global_options(parser, top_level=False)
     if json:
         parser.add_argument("--json", action="store_true",
                             help="print one JSON object instead of text (keys as in docs/cli.md)")
-    parser.set_defaults(handler=handler)
+    parser.set_defaults(handler=handler, help_prog=parser.prog)  # the deepest command's wins
     return parser
 
 

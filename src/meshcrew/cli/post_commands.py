@@ -9,7 +9,14 @@ from __future__ import annotations
 import argparse
 
 from meshcrew.cli.display import local_time, log_line, one_line, short, sparkline
-from meshcrew.cli.parsing import EXIT_OK, Commands, Handler, add_command, add_space_argument
+from meshcrew.cli.parsing import (
+    EXIT_OK,
+    Commands,
+    Handler,
+    add_command,
+    add_space_argument,
+    with_examples,
+)
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
 from meshcrew.cli.values import compass_scores, time_ms
@@ -26,6 +33,10 @@ def register(commands: Commands) -> None:
                       "Post a check-in to a crew or dyad: how you are arriving, your energy "
                       "(1 low to 5 high), optionally compass scores and an ask for support. "
                       "Prints the check-in's id.", run_checkin, space=True)
+    with_examples(checkin,
+                  'meshcrew checkin "Tuesday crew" --text "Tired but glad to be here" --energy 2',
+                  'meshcrew checkin "Tuesday crew" --text "A steady week" --compass belonging=4 '
+                  '--ask "a walk on Friday?"')
     checkin.add_argument("--text", required=True, metavar="TEXT",
                          help="how you are arriving (1-2000 characters)")
     checkin.add_argument("--energy", type=int, default=3, metavar="N",
@@ -39,12 +50,16 @@ def register(commands: Commands) -> None:
     reply = _writer(commands, "reply", "reply to a post",
                     "Reply to a post (a check-in, an ask, ...). Prints the reply's id.",
                     run_reply, space=False)
+    with_examples(reply,
+                  'meshcrew reply 3f9a --text "Sending you strength"    # 3f9a: the post\'s id '
+                  "start, from meshcrew log")
     reply.add_argument("--text", required=True, metavar="TEXT", help="the reply (1-2000 "
                        "characters)")
 
     react = _writer(commands, "react", "react to a post (an emoji, or a word like heard)",
                     "React to a post with an emoji or a short word such as heard. Prints the "
                     "reaction's id.", run_react, space=False)
+    with_examples(react, "meshcrew react 3f9a heard")
     react.add_argument("emoji", metavar="EMOJI", help="the reaction (1-16 characters)")
 
     for kind, what in (("ask", "ask for support"), ("offer", "offer help, skills or things")):
@@ -52,6 +67,11 @@ def register(commands: Commands) -> None:
                              f"Post an {kind} to a space's board (a congregation's or a crew's)."
                              " Prints its id.", run_board_post, space=True)
         board_post.set_defaults(kind=kind)
+        with_examples(board_post, {
+            "ask": 'meshcrew ask Riverside --title "A van on Saturday" --text "moving boxes, '
+                   'two hours"',
+            "offer": 'meshcrew offer Riverside --title "Spare seedlings" --text "tomatoes '
+                     'and kale"'}[kind])
         board_post.add_argument("--title", required=True, metavar="TEXT",
                                 help="a short title (1-120 characters)")
         board_post.add_argument("--text", default="", metavar="TEXT",
@@ -60,6 +80,9 @@ def register(commands: Commands) -> None:
     gathering = _writer(commands, "gathering", "announce a gathering of a congregation",
                         "Announce a gathering to a congregation: a title, when and where (a "
                         "place or a link). Prints its id.", run_gathering, space=True)
+    with_examples(gathering,
+                  'meshcrew gathering Riverside --title "Spring picnic" --when "2027-04-10 12:00" '
+                  '--where "the park by the river"')
     gathering.add_argument("--title", required=True, metavar="TEXT",
                            help="what it is (1-120 characters)")
     gathering.add_argument("--when", required=True, metavar="TIME",
@@ -72,6 +95,7 @@ def register(commands: Commands) -> None:
                        "Follow up on an ask or an offer (or a check-in's ask). The author of "
                        "what it follows can close it with --closes. Prints its id.",
                        run_followup, space=False)
+    with_examples(followup, 'meshcrew followup 3f9a --text "Found one, thank you!" --closes')
     followup.add_argument("--text", default="", metavar="TEXT",
                           help="the follow-up (up to 2000 characters)")
     followup.add_argument("--closes", action="store_true",
@@ -81,6 +105,7 @@ def register(commands: Commands) -> None:
                       "Post your profile in a space: the display name and short bio its members "
                       "see (your latest profile counts). What you leave out stays as it is. "
                       "Prints the profile's id.", run_profile, space=True)
+    with_examples(profile, 'meshcrew profile "Tuesday crew" --bio "gardener, new to the city"')
     profile.add_argument("--name", metavar="NAME", help="your display name here (1-64 "
                          "characters)")
     profile.add_argument("--bio", metavar="TEXT", help="a short bio (up to 280 characters; "
@@ -90,6 +115,9 @@ def register(commands: Commands) -> None:
                       "Tell a congregation that you are looking for a crew (or, with --stop, "
                       "that you no longer are); the board lists who is looking. Your latest "
                       "word counts. Prints its id.", run_looking, space=True)
+    with_examples(looking,
+                  'meshcrew looking-for-crew Riverside --note "evenings; a crew about caring for '
+                  'parents"')
     looking.add_argument("--note", default="", metavar="TEXT",
                          help="what kind of crew, when you are free, ... (up to 500 characters)")
     looking.add_argument("--stop", action="store_true",
@@ -100,6 +128,7 @@ def register(commands: Commands) -> None:
                       "and who joined, left or rotated the keys. Ids are shortened; any "
                       "unique start of 4 or more hex digits works where a command wants one.",
                       handler=run_log, json=True)
+    with_examples(log, 'meshcrew log "Tuesday crew" --posts')
     add_space_argument(log)
     log.add_argument("--posts", action="store_true",
                      help="only posts, not membership records or posts you hold no key for")
@@ -108,12 +137,14 @@ def register(commands: Commands) -> None:
                         description="Show the asks and offers of a space with their follow-"
                         "ups, upcoming gatherings, crew cards and who is looking for a crew.",
                         handler=run_board, json=True)
+    with_examples(board, "meshcrew board Riverside")
     add_space_argument(board)
 
     rhythm = add_command(commands, "rhythm", summary="who has checked in this cycle",
                          description="Show the current check-in cycle of a crew or dyad: who "
                          "has checked in, who has not yet, and each member's energy over time.",
                          handler=run_rhythm, json=True)
+    with_examples(rhythm, 'meshcrew rhythm "Tuesday crew"')
     add_space_argument(rhythm)
 
 

@@ -10,7 +10,14 @@ import argparse
 import re
 
 from meshcrew.cli.display import local_time, proposal_lines
-from meshcrew.cli.parsing import EXIT_OK, Commands, UsageError, add_command, add_space_argument
+from meshcrew.cli.parsing import (
+    EXIT_OK,
+    Commands,
+    UsageError,
+    add_command,
+    add_space_argument,
+    with_examples,
+)
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
 from meshcrew.cli.values import time_ms
@@ -49,6 +56,9 @@ def register(commands: Commands) -> None:
         "aside or object. It passes once everyone has answered and no one objects, or at the "
         "deadline if no one objects and the space's quorum has answered; an objection blocks "
         "it. Your proposal counts as your consent. Prints its id.", handler=run_propose, json=True)
+    with_examples(propose,
+                  'meshcrew propose "Tuesday crew" --title "Check in on Thursdays" --set '
+                  "rhythm=weekly:thu")
     add_space_argument(propose)
     propose.add_argument("--title", required=True, metavar="TEXT",
                          help="what you propose, in a line (1-120 characters)")
@@ -72,6 +82,9 @@ def register(commands: Commands) -> None:
         "propose SPACE --set NAME=VALUE); it is made by itself once it passes, or with --by "
         "PROPOSAL. In a congregation any member may change them with --set, unless it decided "
         "that changes need a proposal (edits=proposal).", handler=run_settings, json=True)
+    with_examples(settings,
+                  'meshcrew settings "Tuesday crew"',
+                  'meshcrew settings Riverside --set purpose="where our crews meet"')
     add_space_argument(settings)
     settings.add_argument("--set", action="append", dest="changes", metavar="NAME=VALUE",
                           help="change a setting (a congregation's, by any member): name, "
@@ -86,6 +99,9 @@ def register(commands: Commands) -> None:
         "(this blocks it while you hold to it). Standing aside and objecting need a reason. "
         "You may answer again while it is open: your latest answer counts. Prints the "
         "answer's id.", handler=run_answer, json=True)
+    with_examples(answer,
+                  "meshcrew answer 3f9a consent",
+                  'meshcrew answer 3f9a object --reason "Thursdays I work late"')
     answer.add_argument("proposal", metavar="PROPOSAL", help=_PROPOSAL_HELP)
     answer.add_argument("position", metavar="ANSWER", choices=sorted(_POSITIONS),
                         help="consent, stand-aside or object")
@@ -97,6 +113,7 @@ def register(commands: Commands) -> None:
         description="Change the title or text of a proposal you made, while it is open. "
         "Answers given before stay, and are shown as answering an earlier version. Prints the "
         "amendment's id.", handler=run_amend, json=True)
+    with_examples(amend, 'meshcrew amend 3f9a --title "Check in on Wednesdays"')
     amend.add_argument("proposal", metavar="PROPOSAL", help=_PROPOSAL_HELP)
     amend.add_argument("--title", metavar="TEXT", help="the new title")
     amend.add_argument("--text", metavar="TEXT", help="the new text")
@@ -105,6 +122,7 @@ def register(commands: Commands) -> None:
         commands, "withdraw", summary="withdraw your open proposal",
         description="Withdraw a proposal you made, while it is open. Prints the withdrawal's "
         "id.", handler=run_withdraw, json=True)
+    with_examples(withdraw, 'meshcrew withdraw 3f9a --note "we found another way"')
     withdraw.add_argument("proposal", metavar="PROPOSAL", help=_PROPOSAL_HELP)
     withdraw.add_argument("--note", default="", metavar="TEXT",
                           help="why (up to 500 characters)")
@@ -114,6 +132,7 @@ def register(commands: Commands) -> None:
         description="List the proposals of a space, oldest first: where each stands (open, "
         "blocked, passed, expired, withdrawn), who answered what and who has not answered "
         "yet.", handler=run_proposals, json=True)
+    with_examples(listing, 'meshcrew proposals "Tuesday crew" --open')
     add_space_argument(listing)
     listing.add_argument("--open", action="store_true", dest="open_only",
                          help="only proposals that are not decided yet")

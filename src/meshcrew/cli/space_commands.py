@@ -19,6 +19,7 @@ from meshcrew.cli.parsing import (
     UsageError,
     add_command,
     add_space_argument,
+    with_examples,
 )
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
@@ -47,6 +48,11 @@ def register(commands: Commands) -> None:
         description="Start a new space with you as its first member and print its id. Its "
         "name, purpose and rhythm are encrypted: only members can read them.",
         handler=run_create, json=True)
+    with_examples(create,
+                  'meshcrew crew create "Tuesday crew" --purpose "a weekly check-in on work and '
+                  'life"',
+                  "meshcrew crew create Riverside --kind congregation",
+                  'meshcrew crew create "Tuesday crew" --in Riverside --rhythm weekly:thu')
     create.add_argument("name", metavar="NAME", help="what the space is called (1-64 characters)")
     create.add_argument("--kind", choices=[k.value for k in SpaceKind], default="crew",
                         help="crew (3-8 people, the default), dyad (a pair) or congregation "
@@ -69,6 +75,8 @@ def register(commands: Commands) -> None:
         "belongs to: its name, whether it is open to new crewmates, and a note. The "
         "congregation's board shows each crew's latest card. Prints the card's id.",
         handler=run_card, json=True)
+    with_examples(card,
+                  'meshcrew crew card "Tuesday crew" --open --note "two seats, Tuesday evenings"')
     card.add_argument("crew", metavar="CREW", help="the crew (name, or id or its start)")
     openness = card.add_mutually_exclusive_group(required=True)
     openness.add_argument("--open", dest="open", action="store_true",
@@ -91,6 +99,11 @@ def register(commands: Commands) -> None:
         "CODE --from FILE). `meshcrew invite revoke INVITE` revokes an invite instead (its code, "
         "or its id as meshcrew invites shows it): no one can join with it any more.",
         handler=run_invite, json=True)
+    with_examples(invite,
+                  'meshcrew invite "Tuesday crew"',
+                  'meshcrew invite "Tuesday crew" --uses 3 --expires 2d',
+                  "meshcrew invite revoke 3f9a    # an invite's id start, as meshcrew invites "
+                  "shows it")
     invite.add_argument("space", metavar="SPACE", help="the space (name, or id or its start); "
                         "or `revoke`, followed by the invite to revoke")
     invite.add_argument("invite_ref", nargs="?", metavar="INVITE", help=argparse.SUPPRESS)
@@ -108,6 +121,10 @@ def register(commands: Commands) -> None:
         "file with --from; with -o, write your join to a file to give back to the inviter "
         "(they run: meshcrew import FILE -o REPLY, and you import REPLY to get the keys).",
         handler=run_join, json=True)
+    with_examples(join,
+                  "meshcrew join mc1-...    # the code a member gave you",
+                  "meshcrew join mc1-... --from crew.mcr -o reply.mcr    # offline, with the "
+                  "inviter's file")
     join.add_argument("code", metavar="CODE", help="the invite code (starts with mc1-)")
     join.add_argument("--from", dest="source", metavar="FILE",
                       help="import the inviter's records from FILE first")
@@ -118,6 +135,7 @@ def register(commands: Commands) -> None:
         commands, "members", summary="list the members of a space",
         description="List everyone who is or was a member, and open removal proposals.",
         handler=run_members, json=True)
+    with_examples(members, 'meshcrew members "Tuesday crew"')
     add_space_argument(members)
 
     leave = add_command(
@@ -125,6 +143,7 @@ def register(commands: Commands) -> None:
         description="Leave a space. Always allowed. You keep what you could read; the others "
         "rotate the keys, so you cannot read anything written after you left.",
         handler=run_leave, json=True)
+    with_examples(leave, 'meshcrew leave "Tuesday crew"')
     add_space_argument(leave)
     leave.add_argument("--expire-posts", action="store_true",
                        help="take your past check-ins and conversation posts with you: every "
@@ -136,6 +155,7 @@ def register(commands: Commands) -> None:
         description="Propose removing a member. It takes effect once a majority of the other "
         "members consent (your proposal counts as your consent); they consent with: meshcrew "
         "consent SPACE PROPOSAL.", handler=run_remove, json=True)
+    with_examples(remove, 'meshcrew remove "Tuesday crew" Bo')
     add_space_argument(remove)
     remove.add_argument("member", metavar="MEMBER",
                         help="the member: display name, fingerprint, or key (or its start)")
@@ -145,6 +165,7 @@ def register(commands: Commands) -> None:
         description="Consent to a proposal to remove a member. PROPOSAL is the proposal's id "
         "(or its start, as meshcrew members shows it), or the member it would remove.",
         handler=run_consent, json=True)
+    with_examples(consent, 'meshcrew consent "Tuesday crew" Bo')
     add_space_argument(consent)
     consent.add_argument("proposal", metavar="PROPOSAL",
                          help="the proposal's id (or its start), or the member it names")
@@ -156,6 +177,7 @@ def register(commands: Commands) -> None:
         "rotates when a join arrives; anyone rotates before writing after a departure); use "
         "it when a joiner waits for the keys and nobody else is around. Does nothing when the "
         "keys are current.", handler=run_rotate, json=True)
+    with_examples(rotate, 'meshcrew rotate "Tuesday crew"')
     add_space_argument(rotate)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from meshcrew.cli.display import local_time, short
-from meshcrew.cli.parsing import EXIT_OK, Commands, add_command
+from meshcrew.cli.parsing import EXIT_OK, Commands, add_command, with_examples
 from meshcrew.cli.service_access import open_member
 from meshcrew.cli.session import Session
 from meshcrew.cli.values import file_path
@@ -28,6 +28,7 @@ def register(commands: Commands) -> None:
         "mode 0600), to carry to another member by hand or keep as a backup. Crew content "
         "stays encrypted in it; who is a member, and when they wrote, does not.",
         handler=run_export, json=True)
+    with_examples(export, 'meshcrew export "Tuesday crew" -o crew.mcr')
     export.add_argument("spaces", nargs="*", metavar="SPACE",
                         help="the spaces (name, or id or its start)")
     export.add_argument("--all", action="store_true", help="export every space in the replica")
@@ -40,6 +41,7 @@ def register(commands: Commands) -> None:
         "Every record is verified; refused ones are counted and listed by meshcrew rejects. "
         "If the file holds the join of someone you invited, the keys are rotated so they can "
         "read; give them the file written with -o.", handler=run_import, json=True)
+    with_examples(imp, "meshcrew import crew.mcr")
     imp.add_argument("file", metavar="FILE", help="the file to import")
     imp.add_argument("-o", "--output", metavar="FILE",
                      help="then write the spaces the file touched (with any new keys) to FILE, "

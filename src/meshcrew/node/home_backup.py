@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from meshcrew import identity
-from meshcrew.backup import BackupContents, KdfCost, check_new_passphrase, open_backup, seal_backup
+from meshcrew.backup import (
+    BackupContents,
+    KdfCost,
+    check_new_passphrase,
+    open_backup,
+    read_header,
+    seal_backup,
+)
 from meshcrew.crypto import Rng
 from meshcrew.errors import BackupError, IdentityError
 from meshcrew.files import write_private
@@ -174,6 +181,19 @@ def back_up(home: Home, path: Path, me: identity.Identity, passphrase: bytes, *,
                         contents.peer_book is not None)
 
 
+def check_backup_target(path: Path) -> None:
+    """Refuse at once a place where no backup can be written (the CLI asks before it asks for
+    the passphrase twice, then reads every record).
+
+    Raises:
+        BackupError: if ``path`` is a folder, or its folder does not exist.
+    """
+    if path.is_dir():
+        raise BackupError(f"{path} is a folder; give a file name in it.")
+    if not path.parent.is_dir():
+        raise BackupError(f"Cannot write {path}: there is no folder {path.parent}.")
+
+
 def write_private_file(path: Path, data: bytes) -> None:
     """Write ``data`` beside ``path`` (mode 0600), flush it to disk and rename it over ``path``.
 
@@ -201,6 +221,20 @@ def read_backup(path: Path, passphrase: bytes) -> BackupContents:
     except OSError as exc:
         raise BackupError(f"Cannot read {path}: {exc.strerror or exc}.") from None
     return open_backup(data, passphrase)
+
+
+def check_backup_file(path: Path) -> None:
+    """Refuse at once a file that is missing, unreadable, not a backup or damaged: all of it can
+    be told without the passphrase, so the CLI asks before it asks for one.
+
+    Raises:
+        BackupError: with the sentence :func:`read_backup` would give.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BackupError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    read_header(data)
 
 
 def restore(home: Home, path: Path, passphrase: bytes, *, key_passphrase: bytes | None,
