@@ -10,6 +10,7 @@ import argparse
 import itertools
 import json
 import os
+import re
 import shlex
 import shutil
 import stat
@@ -263,6 +264,14 @@ def test_the_examples_in_every_help_are_command_lines_that_parse(
         "gathering", "followup", "propose", "answer", "backup", "restore", "devices add",
         "devices revoke", "demo", "node")} <= with_examples
     assert "meshcrew" in with_examples
+
+
+def test_no_help_uses_words_the_docs_do_not_explain_to_members() -> None:
+    """'rotate' said 'Seal a new epoch key': epochs and the fold are words of the protocol
+    (docs/protocol.md), not of the member's guide."""
+    for where, parser in every_parser(build_parser()):
+        words = set(re.findall(r"[a-z]+", parser.format_help().lower()))
+        assert not words & {"epoch", "epochs", "fold", "folds"}, where
 
 
 def test_help_shows_examples_one_per_line(capsys: pytest.CaptureFixture[str]) -> None:

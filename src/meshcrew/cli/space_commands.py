@@ -172,11 +172,11 @@ def register(commands: Commands) -> None:
 
     rotate = add_command(
         commands, "rotate", summary="rotate a space's keys now if its membership changed",
-        description="Seal a new epoch key to the current members if someone joined, left or "
-        "was removed since the last rotation. This normally happens by itself (the inviter "
-        "rotates when a join arrives; anyone rotates before writing after a departure); use "
-        "it when a joiner waits for the keys and nobody else is around. Does nothing when the "
-        "keys are current.", handler=run_rotate, json=True)
+        description="Give the current members a new key for what is written from now on, if "
+        "someone joined, left or was removed since the keys last changed. This normally "
+        "happens by itself (the inviter rotates when a join arrives; anyone rotates before "
+        "writing after a departure); use it when a joiner waits for the keys and nobody else "
+        "is around. Does nothing when the keys are current.", handler=run_rotate, json=True)
     with_examples(rotate, 'meshcrew rotate "Tuesday crew"')
     add_space_argument(rotate)
 
