@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from meshcrew.demo.cast import members_beside
 from meshcrew.errors import MeshcrewError
 from meshcrew.home import Home
 from meshcrew.node import ControlClient, control_types
@@ -101,28 +102,31 @@ def assert_cleaned_up(folder: Path, seen: set[int]) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_headless_demo_syncs_live_and_the_replicas_agree(demo_dir: Path) -> None:
+    """Run as Bo: the demo member Bo then takes a spare name (Dara), so no two are called
+    alike (the app's default name, You, is the terminal test's)."""
+    demo_names = ("Amara", "Dara", "Chen")
     with PidWatch(demo_dir) as watch:
         done = subprocess.run(
             [MESHCREW, "demo", "--headless", "--seconds", "6", "--every", "1.5", "--seed", "7",
-             "--dir", str(demo_dir), "--json"],
+             "--dir", str(demo_dir), "--name", "Bo", "--json"],
             capture_output=True, text=True, timeout=80, check=False, env=environment(),
             stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["agree"] is True
     assert summary["crew"] == "Riverside crew"
-    assert sorted(summary["members"]) == sorted([*DEMO_NAMES, "You"])
+    assert sorted(summary["members"]) == sorted([*demo_names, "Bo"])
     assert summary["live_checkins"] >= 2
     assert summary["live_received"] == summary["live_checkins"]
-    assert set(summary["seen_by"]) == {*DEMO_NAMES, "You"}
-    assert summary["heard_by"] in DEMO_NAMES
+    assert set(summary["seen_by"]) == {*demo_names, "Bo"}
+    assert summary["heard_by"] in demo_names
     replicas = summary["replicas"]
-    assert [r["name"] for r in replicas] == [*DEMO_NAMES, "You"]
+    assert [r["name"] for r in replicas] == [*demo_names, "Bo"]
     assert len({r["digest"] for r in replicas}) == 1
     assert len({r["records"] for r in replicas}) == 1
     # seeded history (weeks of check-ins, answers, joins, keys) plus the live part
     assert replicas[0]["records"] > 30 + summary["live_checkins"]
-    assert "Starting the nodes of Amara, Bo and Chen" in done.stderr
+    assert "Starting the nodes of Amara, Dara and Chen" in done.stderr
     assert_cleaned_up(demo_dir, watch.seen)
 
 
@@ -143,6 +147,34 @@ def test_a_demo_folder_that_holds_files_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "not empty" in done.stderr
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_a_home_inside_the_demo_folder_is_refused_before_anything_starts(tmp_path: Path
+                                                                         ) -> None:
+    """The demo folder is removed at the end: a --home in it (say --dir D --home D/bo) lost
+    the crew the help promises stays there, and D/bo was also where Bo's home goes."""
+    folder = tmp_path / "d"
+    done = subprocess.run([MESHCREW, "demo", "--headless", "--dir", str(folder), "--home",
+                           str(folder / "bo")], capture_output=True, text=True, timeout=60,
+                          check=False, stdin=subprocess.DEVNULL, env=environment())
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        f"meshcrew: error: Your --home {folder / 'bo'} is inside the demo folder {folder}, "
+        "which the demo removes at the end: give a --home outside it (or none, for a "
+        "temporary identity).")
+    assert "Traceback" not in done.stderr
+    assert not folder.exists()
+
+
+@pytest.mark.parametrize(("yours", "demo_members"), [
+    ("You", ("Amara", "Bo", "Chen")),
+    ("bo", ("Amara", "Dara", "Chen")),
+    ("Amara", ("Dara", "Bo", "Chen")),
+    ("Dara", ("Amara", "Bo", "Chen")),
+])
+def test_no_demo_member_has_your_name(yours: str, demo_members: tuple[str, ...]) -> None:
+    """--name Bo (or a --home whose identity is Bo) listed the crew as "Amara, Bo, Bo, Chen"."""
+    assert members_beside(yours) == demo_members
 
 
 def _start_headless(folder: Path) -> subprocess.Popen[str]:

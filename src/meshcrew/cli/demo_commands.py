@@ -41,7 +41,8 @@ def register(commands: Commands) -> None:
         "the app. The demo members keep checking in now and then, and say 'heard you' when "
         "you check in, so you can watch live sync. Quitting the app stops every process and "
         "removes the demo folder. Your own identity is not touched: you get a temporary one, "
-        "unless you give --home explicitly (then the crew stays in that replica).",
+        "unless you give --home explicitly, outside the demo folder (then the crew stays in "
+        "that replica). A demo member whose name is yours takes another.",
         handler=run_demo)
     with_examples(demo,
                   "meshcrew demo",

@@ -13,6 +13,17 @@ from meshcrew.spaces import COMPASS_SCALES
 
 MEMBERS = ("Amara", "Bo", "Chen")
 """The demo members; the first founds the crew and makes every invite."""
+SPARE_NAMES = ("Dara", "Femi", "Ines")
+"""Names a demo member takes instead when yours is theirs (see :func:`members_beside`)."""
+
+
+def members_beside(yours: str) -> tuple[str, ...]:
+    """The demo members' names, none of them ``yours``: with your own name (``--name Bo``, or
+    a ``--home`` whose identity is called Bo) the crew listed "Bo, Bo" and "Bo said 'heard
+    you'" could have been either."""
+    taken = yours.casefold()
+    spares = (name for name in SPARE_NAMES if name.casefold() != taken)
+    return tuple(next(spares) if name.casefold() == taken else name for name in MEMBERS)
 
 CREW_NAME = "Riverside crew"
 CREW_PURPOSE = ("Three neighbours and you: a weekly check-in on work and life, and a hand "

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 from meshcrew import identity
-from meshcrew.demo.cast import MEMBERS
+from meshcrew.demo.cast import MEMBERS, SPARE_NAMES, members_beside
 from meshcrew.demo.live import LiveCrew
 from meshcrew.demo.processes import LOOPBACK, NodeProcess, stop_all, wait_all_ready
 from meshcrew.demo.seed import SeededCrew, make_home, seed_crew
@@ -134,7 +134,8 @@ class DemoCrew:
         self._log_to(self.root / LOG_FILE)
         self.your_home, self.you = self._your_identity()
         self.progress(f"Writing {HISTORY_WEEKS} weeks of the crew's history")
-        self.crew = seed_crew(self.root, self.rng, wall_clock_ms(), names=MEMBERS,
+        self.crew = seed_crew(self.root, self.rng, wall_clock_ms(),
+                              names=members_beside(self.you.name),
                               weeks=HISTORY_WEEKS)
         self.progress(f"Starting the nodes of {_names(self.crew.names)}")
         self.members = [NodeProcess(name, home)
@@ -177,9 +178,14 @@ class DemoCrew:
             if root.exists() and (not root.is_dir() or any(root.iterdir())):
                 raise DemoError(f"The demo folder {root} exists and is not empty; give a new "
                                 "or empty folder (the demo removes it at the end).")
+            home = self.plan.home
+            if home is not None and home.path.absolute().is_relative_to(root):
+                raise DemoError(f"Your --home {home.path} is inside the demo folder {root}, "
+                                "which the demo removes at the end: give a --home outside it "
+                                "(or none, for a temporary identity).")
             root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.root = root
-        longest = max([*MEMBERS, "you"], key=len).lower()
+        longest = max([*MEMBERS, *SPARE_NAMES, "you"], key=len).lower()
         if len(os.fsencode(root / longest / "control.sock")) > MAX_SOCKET_PATH:
             raise DemoError(f"The demo folder path {root} is too long for the nodes' control "
                             "sockets; give a shorter --dir.")
