@@ -117,6 +117,10 @@ def test_three_homes_join_by_file_check_in_and_read_the_same_log(tmp_path: Path)
     [answer] = [r for r in records if r["kind"] == "reply"]
     assert (answer["to"], answer["author_name"]) == (bob_in, "Ada")
     assert [r["ts"] for r in records] == sorted(r["ts"] for r in records)
+    as_text = run_cli(ada, "log", "Moon")  # in words a member knows (it said "epoch 2")
+    assert "rotated the keys (now 2 members hold them)" in as_text
+    assert "rotated the keys (now 3 members hold them)" in as_text
+    assert "epoch" not in as_text
 
 
 # ---------------------------------------------------------------------------------------------

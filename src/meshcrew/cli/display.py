@@ -124,12 +124,12 @@ def _describe_event(entry: PostEntry, f: dict[str, Any]) -> str:
         case "consent":
             return f"consented to removing {f['member_name']}"
         case "keys":
-            return f"rotated the keys (epoch {f['epoch']}, {f['recipients']} members)"
+            return f"rotated the keys (now {f['recipients']} members hold them)"
         case "revoke":
             return f"revoked the invite {f['invite'].hex()[:SHORT_ID]}"
         case "locked":
             return "a post you hold no key for"
-    return f"a {entry.kind} record this version does not show"
+    return f"something this version of meshcrew does not show yet ({entry.kind})"
 
 
 def log_line(entry: PostEntry) -> str:
