@@ -43,9 +43,6 @@ def test_proposals_pass_block_and_expire_alike_on_three_nodes(fleet: Fleet) -> N
     space = crew_of(ada, bo, cy)
     wait_for(lambda: all(holds_keys(n, space, 3) for n in nodes), within=30,
              what="every member holding the keys")
-    # Expires: Cy's proposal with a short deadline that nobody answers in time (Ada consents,
-    # Bo does not answer; the quorum is everyone).
-    expiring = cy.cli("propose", space, "--title", "Paint the hall", "--deadline", "12s")["id"]
     # Passes: everyone answers, no objection.
     passing = ada.cli("propose", space, "--title", "Meet on Thursdays", "--text",
                       "Tuesdays clash with the choir")["id"]
@@ -57,7 +54,12 @@ def test_proposals_pass_block_and_expire_alike_on_three_nodes(fleet: Fleet) -> N
     bo.run("answer", passing[:12], "consent")
     cy.run("answer", passing[:12], "stand-aside", "--reason", "away in March")
     ada.run("answer", blocked[:12], "object", "--reason", "we have one that works")
-    wait_for(lambda: outcome(ada, space, expiring) is not None, within=30, what="Cy's proposal")
+    # Expires: Cy's proposal with a short deadline that nobody answers in time (Ada consents,
+    # Bo does not answer; the quorum is everyone). Made last, so that Ada's answer, one CLI
+    # command after it reaches her, comes before the deadline on a loaded machine too (made
+    # first, it waited for five commands: at load 7 her consent came after the 12 s).
+    expiring = cy.cli("propose", space, "--title", "Paint the hall", "--deadline", "12s")["id"]
+    wait_for(lambda: outcome(ada, space, expiring) is not None, within=12, what="Cy's proposal")
     ada.run("answer", expiring[:12], "consent")
     wait_for(lambda: statuses(nodes, space, passing) == {"passed"}, within=30,
              what="the proposal passed on every node")
