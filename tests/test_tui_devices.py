@@ -82,6 +82,8 @@ def test_a_new_laptop_is_linked_from_its_first_screen_and_lists_the_crew(
     added: list[subprocess.CompletedProcess[str]] = []
 
     async def script(pilot: Pilot[None]) -> None:
+        # the first-run screen, composed (on a loaded machine it may not be yet: NoMatches)
+        await until(pilot, lambda: bool(app.screen.query("#another-device")), "the first screen")
         await pilot.click("#another-device")
         await until(pilot, lambda: isinstance(app.screen, LinkWaitScreen), "the link screen")
         await eventually(pilot, lambda: shown_code(app) is not None, "the link code")
