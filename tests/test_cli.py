@@ -203,6 +203,26 @@ def test_an_unknown_option_points_to_its_commands_help(
     assert capsys.readouterr().err.endswith(f"(see: {see})\n")
 
 
+@pytest.mark.parametrize("argv", [["whoami"], ["--help"]])
+def test_a_reader_that_goes_away_ends_the_command_quietly(ada_home: Path,
+                                                          argv: list[str]) -> None:
+    """'meshcrew status | head -3' ended in a BrokenPipeError traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHCREW_")}
+    with subprocess.Popen([sys.executable, "-m", "meshcrew", "--home", str(ada_home), *argv],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=env, text=True) as child:
+        assert child.stdout is not None
+        assert child.stderr is not None
+        child.stdout.close()  # the reader is gone before the command writes anything
+        try:
+            err = child.stderr.read()
+            status = child.wait(timeout=60)
+        finally:
+            child.kill()  # by its own handle: a no-op once it has ended
+    assert err == ""
+    assert status in (0, 1)  # --help is printed inside argparse, whoami by the command
+
+
 def test_empty_home_option_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--home", "", "whoami"]) == 1
     assert_one_line_error(capsys.readouterr().err, "--home")

@@ -7,6 +7,7 @@ To add a group of commands, write a module with ``register(commands)`` and list 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -94,7 +95,22 @@ def main(argv: list[str] | None = None) -> int:
 
     A refusal (any :class:`~meshcrew.errors.MeshcrewError`) or a bad command line prints one
     line, ``meshcrew: error: <sentence>``, on stderr and returns 1 or 2; Ctrl-C returns 130.
+    Output whose reader has gone (``meshcrew log SPACE | head``) ends the command quietly,
+    status 1, as it does other command-line tools (it ended in a traceback).
     """
+    try:
+        status = _run_command(argv)
+        sys.stdout.flush()  # a reader gone is found here, else only as Python exits
+    except BrokenPipeError:
+        # Nothing more can be written; point stdout at /dev/null so the flush at exit is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_FAILURE
+    return status
+
+
+def _run_command(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         try:
