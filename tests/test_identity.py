@@ -295,7 +295,7 @@ _RSA_TAG_PEER_ID = str(base58.b58encode(bytes([0x00, 0x24, 0x08, 0x00, 0x12, 0x2
 
 @pytest.mark.parametrize(("call", "message"), [
     (lambda: identity.check_name(" "),
-     "The name is empty; give a display name such as --name Ada."),
+     "The name is empty; give the name your crewmates know you by, such as Ada."),
     (lambda: identity.check_name("x" * 65), "The name is longer than 64 characters."),
     (lambda: identity.check_name("a\x00b"), "The name contains control characters."),
     (lambda: identity.Identity.from_seed(bytes(31), "Ada"), "A seed is 32 bytes."),

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from meshcrew import identity
 from meshcrew.home import Home
@@ -74,6 +75,25 @@ def test_first_run_creates_the_identity_shows_the_fingerprint_and_starts_a_crew(
     finally:
         setup.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_first_run_says_what_an_empty_name_needs_in_the_apps_words(tmp_path: Path) -> None:
+    """It said 'give a display name such as --name Ada': an option of the command line."""
+    setup = HomeSetup(Home(tmp_path / "h"), clock=Clock(), network=False)
+    app = MeshcrewApp(setup=setup, tz=UTC)
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("space", "enter")
+        error = app.screen.query_one("#name-error", Static)
+        await until(pilot, lambda: "empty" in str(error.render()), "the refusal")
+        assert str(error.render()) == ("The name is empty; give the name your crewmates know "
+                                       "you by, such as Ada.")
+        assert app.backend is None
+
+    try:
+        drive(app, script)
+    finally:
+        setup.close()
 
 
 def test_first_run_offers_joining_with_a_code(tmp_path: Path) -> None:

@@ -45,7 +45,8 @@ def check_name(name: str) -> str:
     """Return a display name cleaned of outer whitespace, or raise IdentityError."""
     name = unicodedata.normalize("NFC", name).strip()
     if not name:
-        raise IdentityError("The name is empty; give a display name such as --name Ada.")
+        raise IdentityError("The name is empty; give the name your crewmates know you by, "
+                            "such as Ada.")
     if len(name) > MAX_NAME_CHARS:
         raise IdentityError(f"The name is longer than {MAX_NAME_CHARS} characters.")
     if any(unicodedata.category(c).startswith("C") for c in name):
