@@ -13,13 +13,14 @@ gathered, so each sender's records stay in order. Frontiers from sync sessions b
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import msgpack
 import trio
 
-from meshcrew.errors import IdentityError
+from meshcrew.errors import IdentityError, MeshcrewError
 from meshcrew.identity import public_key_of_peer_id
 from meshcrew.net import RecordsVerified, SessionEvent
 from meshcrew.records import PROTOCOL_VERSION, Head, Record, record_id
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from meshcrew.node.receipts import Receipts
     from meshcrew.node.transit import Transit
     from meshcrew.store import Replica
+
+log = logging.getLogger("meshcrew.node")
 
 GOSSIP_BATCH = 256
 """Gossip messages taken into the replica at once, at most."""
@@ -132,12 +135,21 @@ class Arrivals:
                 self._receipts.note_frontier(event.space_id, key, event.frontier)
 
     def flush_sync_records(self) -> None:
-        """Append the posts gathered from sync sessions."""
+        """Append the posts gathered from sync sessions.
+
+        A batch the replica cannot take (a locked or full disk) is logged and dropped: the
+        records are not stored, so the next session with its peer brings them again. Raising
+        would end the session that happened to flush, or the node itself (the timer's flush).
+        """
         gathered, self._gathered = self._gathered, {}
         self._count = 0
         for (peer_id, space_id), batch in gathered.items():
-            self._take(batch.raws, sender=peer_id, propagate=True, space_id=space_id,
-                       verified=batch)
+            try:
+                self._take(batch.raws, sender=peer_id, propagate=True, space_id=space_id,
+                           verified=batch)
+            except MeshcrewError as exc:
+                log.warning("%d records synced from %s not taken (a later sync brings them): "
+                            "%s", len(batch.raws), peer_id, exc)
 
     async def flush_sync_records_soon(self) -> None:
         """Append gathered posts once a session pauses, until cancelled."""
@@ -173,8 +185,13 @@ class Arrivals:
                 raws = verified.raws
                 if not raws:
                     continue
-                stored = self._take(raws, sender=origin, propagate=False, space_id=space_id,
-                                    verified=verified)
+                try:
+                    stored = self._take(raws, sender=origin, propagate=False,
+                                        space_id=space_id, verified=verified)
+                except MeshcrewError as exc:  # never the end of the node: sync brings them
+                    log.warning("%d gossip records from %s not taken: %s", len(raws), origin,
+                                exc)
+                    continue
                 self.gossip_taken += len(raws)
                 self.gossip_stored += len(stored)
                 self.note_published(origin, raws)
