@@ -85,6 +85,10 @@ async def _serve_connection(stream: trio.SocketStream, dispatch: Dispatch,
                 EOFError, LocalProtocolError) as exc:
             log.debug("dropped a control connection: %s", exc)
             return
+        except MeshcrewError as exc:  # a value's own checks refused it (a CLI of another release)
+            log.warning("refused a control request: %s", exc)
+            await _send(stream, _error_reply(exc))
+            return
         if not (isinstance(request, dict) and isinstance(request.get("op"), str)
                 and isinstance(request.get("args", []), list)
                 and isinstance(request.get("kwargs", {}), dict)):
@@ -102,8 +106,7 @@ async def _serve_connection(stream: trio.SocketStream, dispatch: Dispatch,
                                     progress)
             reply: dict[str, Any] = {"ok": result}
         except MeshcrewError as exc:
-            reply = {"error": {"type": type(exc).__name__, "message": str(exc),
-                               "reason": _reason(exc)}}
+            reply = _error_reply(exc)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return  # the CLI went away (Ctrl-C) while progress was being sent
         except Exception as exc:
@@ -117,6 +120,10 @@ async def _serve_connection(stream: trio.SocketStream, dispatch: Dispatch,
             log.exception("the result of %s cannot be sent", op)
             await _send(stream, {"error": {"type": "LocalProtocolError", "message":
                                            f"The node cannot send the result of {op}."}})
+
+
+def _error_reply(exc: MeshcrewError) -> dict[str, Any]:
+    return {"error": {"type": type(exc).__name__, "message": str(exc), "reason": _reason(exc)}}
 
 
 def _reason(exc: MeshcrewError) -> str | None:
