@@ -81,3 +81,19 @@ def test_a_join_from_a_file_of_another_space_says_so_at_once(
     cli(capsys, ada, "export", "Sun", "-o", tmp_path / "sun")
     error = refused(capsys, dee, "join", code, "--from", tmp_path / "sun")
     assert f"{tmp_path / 'sun'} holds no record of the space this code invites to" in error
+
+
+def test_a_join_from_a_file_older_than_the_invite_says_so_at_once(
+        crew: tuple[str, list[Path]], capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    """The file holds the space but not the invite: the join would look for the inviter on the
+    network, which the file was meant to spare."""
+    _, (ada, _, _) = crew
+    dee = tmp_path / "dee"
+    cli(capsys, dee, "init", "--name", "Dee")
+    cli(capsys, ada, "export", "Moon", "-o", tmp_path / "old")
+    code = cli_json(capsys, ada, "invite", "Moon")["code"]
+    error = refused(capsys, dee, "join", code, "--from", tmp_path / "old")
+    assert error == (f"meshcrew: error: {tmp_path / 'old'} was written before this invite was "
+                     "made; ask the inviter for the file written with the code (meshcrew invite "
+                     "SPACE -o FILE).")

@@ -18,6 +18,9 @@ from meshcrew.net.seam import quiet_stream_failures
 from meshcrew.node.log_file import logging_to_home
 from meshcrew.service import Member
 from meshcrew.store import Replica
+from node_processes import Fleet, fleet
+
+__all__ = ["fleet"]  # the fixture
 
 HOUR_MS = 3_600_000
 
@@ -91,3 +94,27 @@ def test_libp2ps_expected_dial_failures_are_debug_lines() -> None:
                               "something else", None, None)
     logging.getLogger("libp2p.network.swarm").filter(other)
     assert other.levelno == logging.ERROR
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_records_of_the_space_from_before_the_invite_do_not_stop_a_join(fleet: Fleet,
+                                                                      tmp_path: Path) -> None:
+    """Cy holds an old export of the crew (so would a member who left and is invited back):
+    'join CODE' found the space here, joined locally, and was refused ('This invite is not
+    among the records this replica holds'), while the inviter's node was running at the
+    code's address. It now joins over the network, through the command's own node."""
+    ada, cy = fleet.make("Ada", "Cy")
+    ada.start()
+    try:
+        space = str(ada.cli("crew", "create", "Moon")["id"])
+        ada.run("export", space, "-o", str(tmp_path / "old.mcr"))
+        cy.run("import", str(tmp_path / "old.mcr"))
+        code = str(ada.cli("invite", space)["code"])
+        done = cy.run("join", code, check=False)  # Cy's node is not running
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("Joined Moon ("), done.stdout
+    finally:
+        ada.stop()
+    [moon] = cy.cli("spaces")["spaces"]
+    assert (moon["name"], moon["my_status"]) == ("Moon", "active")

@@ -136,13 +136,15 @@ class OfflineMember(Member):
         self._on_progress = on_progress
 
     def join(self, code: str) -> bytes:
-        """Join: locally if the space is here (imported), else over the network."""
-        space_id = decode_invite_code(code).space_id
+        """Join: locally if the invite is here (an imported export brought it), else over the
+        network: the space is not here, or only its records from before the invite are (a
+        member who left and is invited back, or an old export), which refused the join."""
+        invite = decode_invite_code(code)
         try:
-            self.view(space_id)
+            here = invite.invite_id in self.view(invite.space_id).state.invites
         except UnknownName:
-            return self.join_network(code).space
-        return super().join(code)
+            here = False
+        return super().join(code) if here else self.join_network(code).space
 
     def join_network(self, code: str) -> JoinResult:
         """Run a node in this process just long enough to join over the network."""

@@ -27,7 +27,7 @@ from meshcrew.cli.values import duration_ms, file_path
 from meshcrew.errors import InputError, SpaceError, UnknownName
 from meshcrew.service import Member, RemovalEntry, parse_rhythm
 from meshcrew.service.settings_text import parse_keep
-from meshcrew.spaces import PostKind, SpaceKind, decode_invite_code
+from meshcrew.spaces import InviteCode, PostKind, SpaceKind, decode_invite_code
 from meshcrew.spaces.settings import MAX_UTC_OFFSET_MIN
 
 DEFAULT_EXPIRY = "7d"
@@ -283,15 +283,18 @@ def run_invite(args: argparse.Namespace, session: Session) -> int:
     return EXIT_OK
 
 
-def _require_space_from(member: Member, space_id: bytes, source: Path) -> None:
-    """Refuse a ``join --from`` file that did not bring the code's space: the join would go to
-    the network instead, which is what the file was meant to spare."""
+def _require_invite_from(member: Member, code: InviteCode, source: Path) -> None:
+    """Refuse a ``join --from`` file that did not bring the code's space and invite: the join
+    would go to the network instead, which is what the file was meant to spare."""
     try:
-        member.summary(space_id)
+        invites = member.view(code.space_id).state.invites
     except UnknownName:
         raise InputError(f"{source} holds no record of the space this code invites to; ask the "
                          "inviter for the file written with the code (meshcrew invite SPACE -o "
                          "FILE).") from None
+    if code.invite_id not in invites:
+        raise InputError(f"{source} was written before this invite was made; ask the inviter "
+                         "for the file written with the code (meshcrew invite SPACE -o FILE).")
 
 
 def run_join(args: argparse.Namespace, session: Session) -> int:
@@ -302,7 +305,7 @@ def run_join(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         imported = member.import_file(source) if source is not None else None
         if source is not None:
-            _require_space_from(member, code.space_id, source)
+            _require_invite_from(member, code, source)
         space_id = member.join(args.code)
         summary = member.summary(space_id)
         exported = member.export_file([space_id], output) if output is not None else None
