@@ -3,16 +3,23 @@ node inside the app as for ``meshcrew node``, and a log that cannot be written i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 
+from meshcrew import identity
 from meshcrew.errors import HomeError
 from meshcrew.home import Home
 from meshcrew.identity import Identity, save
+from meshcrew.node.config import NodeConfig
 from meshcrew.node.log_file import logging_to_home
 from meshcrew.tui.app import MeshcrewApp, run_app
+from meshcrew.tui.launch import HomeSetup
+from node_processes import LOOPBACK
+from test_tui_support import drive, until
 
 
 def test_the_apps_node_logs_to_node_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -67,3 +74,33 @@ def test_the_first_run_node_logs_to_node_log_once_the_home_exists(
     assert "after the app ended" not in logged
     assert home.log_file.stat().st_mode & 0o777 == 0o600
     assert "swarm trouble" not in capsys.readouterr().err
+
+
+NODE_START_S = 30.0
+
+
+def test_the_first_run_screens_own_node_writes_node_log(tmp_path: Path) -> None:
+    """The same with the first-run screen's real node (loopback, no mDNS): the name typed, the
+    node starts inside the app and says where it runs, in node.log."""
+    home = Home(tmp_path / "ada")
+    setup = HomeSetup(home, config=NodeConfig(listen_addrs=(LOOPBACK,), mdns=False),
+                      log_to_home=True)
+    app = MeshcrewApp(setup=setup)
+
+    def logged() -> str:
+        return home.log_file.read_text() if home.log_file.exists() else ""
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("A", "d", "a", "enter")
+        await until(pilot, lambda: app.backend is not None, "the identity")
+        deadline = asyncio.get_running_loop().time() + NODE_START_S  # a node's patience
+        while " running at /ip4/127.0.0.1/" not in logged():
+            assert asyncio.get_running_loop().time() < deadline, "no node start in node.log"
+            await pilot.pause(0.05)
+
+    try:
+        drive(app, script)
+    finally:
+        setup.close()
+    peer_id = identity.load(home.key_file).peer_id
+    assert f"INFO meshcrew.node: node {peer_id} running at" in logged()
