@@ -173,8 +173,12 @@ class Host:
                 await self.connect(relay_addr)
             except DialError as exc:
                 raise DialError(f"No relay reachable for {target}: {exc}") from None
-        with trio.fail_after(self.config.dial_timeout_s):
-            await dial_through(self._lp, relay_id, target)
+        try:  # the relay's answer and the handshake through it, each bounded, and both
+            with trio.fail_after(self.config.dial_timeout_s):
+                await dial_through(self._lp, relay_id, target)
+        except trio.TooSlowError:  # (untranslated, it ended the node's dialer)
+            raise DialError(f"No circuit to {target} through relay {relay_id} within "
+                            f"{self.config.dial_timeout_s:g} s.") from None
 
     def _shares_a_space(self, peer_id: str) -> bool:
         return self.is_member(peer_id)  # looked up at each call: the node sets is_member later
