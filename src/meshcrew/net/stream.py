@@ -62,13 +62,22 @@ class Stream:
             return data
 
     async def send_all(self, data: bytes) -> None:
-        """Write all of ``data``.
+        """Write all of ``data``; a cancellation from outside waits for the write to end (within
+        its deadline).
+
+        Shielded because a write cut short can break the whole connection, not only this
+        stream: py-libp2p's Noise encrypts a frame (taking the next nonce) before the socket
+        write's first checkpoint, so a cancellation there skips a nonce: the peer fails to
+        open every later frame ('Failed authentication of message') and closes the
+        connection. A sync session whose event handler failed cancelled its writer so, and
+        lost the connection with it (tests/test_net_stream.py).
 
         Raises:
             PeerTimeout: the peer did not take the data within the write deadline.
             ConnectionLost: the stream was reset or the connection dropped.
         """
-        with translated(f"writing to {self.peer_id}"), trio.fail_after(self._write_timeout):
+        with (translated(f"writing to {self.peer_id}"), trio.CancelScope(shield=True),
+              trio.fail_after(self._write_timeout)):
             await self._raw.write(data)
 
     async def aclose(self) -> None:
