@@ -10,6 +10,7 @@ import argparse
 import itertools
 import json
 import os
+import pty
 import re
 import shlex
 import shutil
@@ -221,6 +222,39 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(ada_home: Path,
             child.kill()  # by its own handle: a no-op once it has ended
     assert err == ""
     assert status in (0, 1)  # --help is printed inside argparse, whoami by the command
+
+
+def on_a_terminal(*args: str | Path) -> str:
+    """What ``python -m meshcrew ARGS`` prints with its stdout on a terminal (a pty)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHCREW_")}
+    ours, theirs = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-m", "meshcrew", *map(str, args)], env=env,
+                              stdin=subprocess.DEVNULL, stdout=theirs, stderr=subprocess.PIPE,
+                              text=True, timeout=60, check=False)
+    finally:
+        os.close(theirs)
+    out = b""
+    try:
+        while chunk := os.read(ours, 4096):
+            out += chunk
+    except OSError:  # EIO: nothing more, the writer has gone
+        pass
+    finally:
+        os.close(ours)
+    assert done.returncode == 0, done.stderr
+    return out.decode().replace("\r\n", "\n")
+
+
+def test_a_person_at_a_terminal_reads_what_was_done_a_script_the_id(ada_home: Path) -> None:
+    """'crew create' and 'checkin' printed a bare 64-digit id, all a member saw of it."""
+    made = on_a_terminal("--home", ada_home, "crew", "create", "Tuesday crew")
+    assert re.fullmatch(r"Started Tuesday crew, a crew \(id [0-9a-f]{8}\)\. Invite people "
+                        r"with: meshcrew invite 'Tuesday crew'\n", made), made
+    said = on_a_terminal("--home", ada_home, "checkin", "Tuesday crew", "--text", "glad")
+    assert re.fullmatch(r"Checked in \(id [0-9a-f]{8}; meshcrew log shows it\)\.\n", said), said
+    piped = run_cli("--home", ada_home, "checkin", "Tuesday crew", "--text", "again")
+    assert re.fullmatch(r"[0-9a-f]{64}\n", piped.stdout)  # for scripts, as before
 
 
 def test_empty_home_option_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

@@ -167,7 +167,7 @@ def run_checkin(args: argparse.Namespace, session: Session) -> int:
         space_id = member.resolve_space(args.space)
         record = member.checkin(space_id, text=args.text, energy=args.energy, compass=compass,
                                 ask=args.ask)
-        session.answer_written(space_id, record)
+        session.answer_written(space_id, record, "Checked in")
     return EXIT_OK
 
 
@@ -176,7 +176,7 @@ def run_reply(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         target = member.resolve_record(args.record, posts_only=True)
         space_id = member.thread(target).post.space
-        session.answer_written(space_id, member.reply(target, text=args.text))
+        session.answer_written(space_id, member.reply(target, text=args.text), "Replied")
     return EXIT_OK
 
 
@@ -185,7 +185,8 @@ def run_react(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         target = member.resolve_record(args.record, posts_only=True)
         space_id = member.thread(target).post.space
-        session.answer_written(space_id, member.react(target, emoji=args.emoji))
+        session.answer_written(space_id, member.react(target, emoji=args.emoji),
+                               f"Reacted {args.emoji}")
     return EXIT_OK
 
 
@@ -194,7 +195,8 @@ def run_board_post(args: argparse.Namespace, session: Session) -> int:
     with open_member(session) as member:
         space_id = member.resolve_space(args.space)
         post = member.make_post(args.kind, title=args.title, text=args.text)
-        session.answer_written(space_id, member.post(space_id, post))
+        session.answer_written(space_id, member.post(space_id, post),
+                               f"Posted your {args.kind} on the board")
     return EXIT_OK
 
 
@@ -205,7 +207,8 @@ def run_gathering(args: argparse.Namespace, session: Session) -> int:
         space_id = member.resolve_space(args.space)
         post = member.make_post(PostKind.GATHERING, title=args.title, when_ms=when,
                                 where=args.where)
-        session.answer_written(space_id, member.post(space_id, post))
+        session.answer_written(space_id, member.post(space_id, post),
+                               "Announced the gathering")
     return EXIT_OK
 
 
@@ -216,7 +219,7 @@ def run_followup(args: argparse.Namespace, session: Session) -> int:
         space_id = member.thread(target).post.space
         post = member.make_post(PostKind.FOLLOWUP, to=target, text=args.text,
                                 closes=args.closes)
-        session.answer_written(space_id, member.post(space_id, post))
+        session.answer_written(space_id, member.post(space_id, post), "Followed up")
     return EXIT_OK
 
 
@@ -235,7 +238,8 @@ def run_profile(args: argparse.Namespace, session: Session) -> int:
             name = me.name
         bio = args.bio if args.bio is not None else (me.bio if me is not None else "")
         post = member.make_post(PostKind.PROFILE, name=name, bio=bio)
-        session.answer_written(space_id, member.post(space_id, post))
+        session.answer_written(space_id, member.post(space_id, post),
+                               "Posted your profile")
     return EXIT_OK
 
 
@@ -245,7 +249,8 @@ def run_looking(args: argparse.Namespace, session: Session) -> int:
         space_id = member.resolve_space(args.space)
         post = member.make_post(PostKind.LOOKING_FOR_CREW, looking=not args.stop,
                                 note=args.note)
-        session.answer_written(space_id, member.post(space_id, post))
+        session.answer_written(space_id, member.post(space_id, post),
+                               "Told the congregation")
     return EXIT_OK
 
 

@@ -147,7 +147,7 @@ def run_propose(args: argparse.Namespace, session: Session) -> int:
         change = _change(member, space_id, args.changes)
         record = member.propose(space_id, title=args.title, text=args.text,
                                 deadline_ms=deadline, change=None if change.empty else change)
-        session.answer_written(space_id, record)
+        session.answer_written(space_id, record, "Proposed")
     return EXIT_OK
 
 
@@ -158,7 +158,7 @@ def run_answer(args: argparse.Namespace, session: Session) -> int:
         space_id = member.proposal(proposal).space
         record = member.answer(proposal, position=_POSITIONS[args.position],
                                reason=args.reason)
-        session.answer_written(space_id, record)
+        session.answer_written(space_id, record, "Answered")
     return EXIT_OK
 
 
@@ -168,7 +168,7 @@ def run_amend(args: argparse.Namespace, session: Session) -> int:
         proposal = member.resolve_proposal_post(args.proposal)
         space_id = member.proposal(proposal).space
         record = member.amend_proposal(proposal, title=args.title, text=args.text)
-        session.answer_written(space_id, record)
+        session.answer_written(space_id, record, "Amended your proposal")
     return EXIT_OK
 
 
@@ -178,7 +178,7 @@ def run_withdraw(args: argparse.Namespace, session: Session) -> int:
         proposal = member.resolve_proposal_post(args.proposal)
         space_id = member.proposal(proposal).space
         record = member.withdraw_proposal(proposal, note=args.note)
-        session.answer_written(space_id, record)
+        session.answer_written(space_id, record, "Withdrew your proposal")
     return EXIT_OK
 
 
@@ -212,7 +212,7 @@ def run_settings(args: argparse.Namespace, session: Session) -> int:
         if args.changes or args.by:
             by = member.resolve_proposal_post(args.by) if args.by else None
             record = member.change_settings(space_id, None if by else change, by=by)
-            session.answer_written(space_id, record)
+            session.answer_written(space_id, record, "Changed the settings")
             return EXIT_OK
         current = member.settings(space_id)
         history = member.settings_history(space_id)

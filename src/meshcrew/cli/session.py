@@ -114,10 +114,15 @@ class Session:
             for line in lines:
                 self.print(line)
 
-    def answer_written(self, space_id: bytes, record: bytes) -> None:
+    def answer_written(self, space_id: bytes, record: bytes, done: str = "") -> None:
         """Write the answer of a command that wrote one record: its id (and space with
-        ``--json``)."""
-        self.answer({"id": record.hex(), "space": space_id.hex()}, record.hex())
+        ``--json``). On a terminal, where a person reads it, ``done`` says what happened and
+        the id's start is given to reply or react with; a script reading a pipe gets the id
+        alone (a bare 64-digit id was all a member saw after a check-in)."""
+        text = record.hex()
+        if done and self.out.isatty():
+            text = f"{done} (id {record.hex()[:8]}; meshcrew log shows it)."  # as log shortens
+        self.answer({"id": record.hex(), "space": space_id.hex()}, text)
 
 
 def orphan_replica(session: Session) -> str:

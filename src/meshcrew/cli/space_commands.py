@@ -7,6 +7,7 @@ Each handler resolves what the person typed and makes one call of the member ser
 from __future__ import annotations
 
 import argparse
+import shlex
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -219,6 +220,10 @@ def run_create(args: argparse.Namespace, session: Session) -> int:
                                        keep_checkins=keep_checkins, keep_posts=keep_posts)
         if session.json:
             session.print_json(member.summary(space_id).to_json())
+        elif session.out.isatty():  # a person reads it; a script reading a pipe, the id alone
+            name = member.summary(space_id).name or args.name
+            session.print(f"Started {name}, a {args.kind} (id {short(space_id)}). Invite "
+                          f"people with: meshcrew invite {shlex.quote(name)}")
         else:
             session.print(space_id.hex())
     return EXIT_OK
@@ -237,7 +242,7 @@ def run_card(args: argparse.Namespace, session: Session) -> int:
         post = member.make_post(PostKind.CREW_CARD, crew=crew_id, name=crew.name,
                                 open=args.open, note=args.note)
         record = member.post(crew.parent, post)
-    session.answer_written(crew.parent, record)
+    session.answer_written(crew.parent, record, "Posted the crew's card")
     return EXIT_OK
 
 
