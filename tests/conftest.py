@@ -5,6 +5,7 @@ town of members, a spy on the service's folds; the Hypothesis profile
 from __future__ import annotations
 
 import hashlib
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))
                 or item.path.name.startswith(TIMED_HOSTS)):
             item.add_marker(pytest.mark.xdist_group("processes"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[pytest.TestReport]:
+    """A failure raised through nested task groups (libp2p's hosts nest a dozen) prints past
+    Python's ten levels as "... (max_group_depth is 10)", hiding what failed: add the leaf
+    exceptions, each with its last frames, as a section of the report."""
+    report = yield
+    raised = call.excinfo.value if call.excinfo is not None else None
+    if report.failed and isinstance(raised, BaseExceptionGroup):
+        report.sections.append(("leaf exceptions", "\n".join(_leaves(raised))))
+    return report
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[str]:
+    for inner in group.exceptions:
+        if isinstance(inner, BaseExceptionGroup):
+            yield from _leaves(inner)
+        else:
+            frames = "".join(traceback.format_tb(inner.__traceback__)[-6:])
+            yield f"{frames}{type(inner).__name__}: {inner}\n"
 
 
 MakeIdentity = Callable[..., identity.Identity]
