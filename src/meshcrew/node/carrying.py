@@ -308,9 +308,14 @@ class Carrying:
     # --- forgetting dropped spaces -------------------------------------------------------------
 
     async def forget_dropped(self) -> None:
-        """Delete the records of spaces that dropped this carrier, after the grace period."""
+        """Delete the records of spaces that dropped this carrier, after the grace period; a
+        pass the replica refuses (a locked or full disk) is logged, and the next tries again."""
         while True:
-            self.forget_now()
+            try:
+                self.forget_now()
+            except MeshcrewError as exc:
+                log.warning("carry: could not delete the spaces that dropped this carrier: %s",
+                            exc)
             await trio.sleep(_FORGET_EVERY_S)
 
     def forget_now(self) -> list[bytes]:
