@@ -8,6 +8,7 @@ connection to the announced address and authenticate the asker's key there.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -372,7 +373,10 @@ async def test_a_malformed_request_is_answered_bad_request_and_penalized(
 
 
 @pytest.mark.trio
-async def test_an_empty_stream_is_abandoned_without_an_answer() -> None:
+async def test_an_empty_stream_is_abandoned_without_an_answer(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Not a bad request: a probe given up, or a node that stopped (test_honest_charges.py)."""
+    caplog.set_level(logging.DEBUG, logger="meshcrew.net")
     with trio.fail_after(15):
         async with open_hosts(2) as [asker, server_host]:
             server = DialBackServer(server_host)
@@ -380,7 +384,8 @@ async def test_an_empty_stream_is_abandoned_without_an_answer() -> None:
             await asker.connect(server_host.listen_addrs()[0])
             stream = await asker.open_stream(server_host.peer_id, AUTONAT_PROTOCOL)
             await stream.aclose()
-            await wait_until(lambda: server.statistics().bad_requests == 1)
+            await wait_until(lambda: any("abandoned" in r.getMessage() for r in caplog.records))
+            assert server.statistics().bad_requests == 0
             assert server.statistics().dials == 0
 
 

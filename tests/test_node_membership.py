@@ -175,6 +175,36 @@ def test_the_gossip_judge_accepts_members_and_joiners_and_blames_only_strangers(
     assert (judge.judged, judge.accepted) == (10, 2)
 
 
+def test_a_post_sent_before_its_author_was_removed_costs_its_forwarder_nothing(
+        town: Town) -> None:
+    """Dee posts; a node that has not folded her removal yet passes the post on to Ada, who has:
+    Ada ignores it. Rejected, it cost the forwarder 25 points (four ban it), though the forwarder
+    and Dee both acted in good faith: Dee was a member when she posted, and validity is judged
+    at each hop by that hop's view."""
+    space, (ada, bob, cy, dee) = crew_of(town, "Ada", "Bob", "Cy", "Dee")
+    post = dee.replica.get(dee.checkin(space, text="last words"))  # reaches nobody yet
+    assert post is not None
+    proposal = ada.propose_removal(space, dee.me)
+    sync(space, ada, bob, cy)
+    bob.consent(space, proposal)
+    sync(space, ada, bob, cy)
+    assert [m.status for m in ada.members(space) if m.name == "Dee"] == ["removed"]
+    membership = Membership(ada)
+    judge = GossipJudge(membership, ada.now)
+    assert judge(space, post.raw, dee.identity.peer_id) is Verdict.IGNORE
+    assert judge(space, post.raw, cy.identity.peer_id) is Verdict.IGNORE
+    goodbye = cy.replica.get(cy.checkin(space, text="see you"))
+    assert goodbye is not None
+    cy.leave(space)
+    sync(space, ada, bob, cy)
+    membership.changed(space)  # as the node does when a membership record arrives
+    assert judge(space, goodbye.raw, cy.identity.peer_id) is Verdict.IGNORE  # left since
+    stranger = town.person("Mallory")
+    outsider = sign_record(stranger.identity.signing_key, kind="sealed", space=space, seq=1,
+                           prev=None, ts=ada.now(), body=b"x")
+    assert judge(space, outsider.raw, stranger.identity.peer_id) is Verdict.REJECT  # never was
+
+
 def test_only_posts_leave_membership_unchanged() -> None:
     assert not changes_membership("sealed")
     for kind in ("join", "keys", "leave", "remove", "consent", "invite", "revoke", "carrier"):

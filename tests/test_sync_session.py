@@ -289,11 +289,13 @@ def test_eof_before_completion_is_a_lost_connection(version: int) -> None:
         b.data_to_send()
 
 
-def test_eof_inside_a_frame_is_the_peers_fault(version: int) -> None:
+def test_eof_inside_a_frame_is_a_lost_connection_too(version: int) -> None:
+    """A node that stops, or loses its network, in the middle of a batch ends the stream there
+    (test_honest_charges.py: a peer paid 50 points for it)."""
     ra, rb = MemoryReplica(chains(S1, [1], 2)), MemoryReplica()
     a, b = pair(ra, rb, version=version)
     b.receive_data(a.data_to_send()[:-1])
-    with pytest.raises(RemoteProtocolError, match="middle of a frame"):
+    with pytest.raises(ConnectionLost, match="middle of a frame"):
         b.receive_eof()
 
 

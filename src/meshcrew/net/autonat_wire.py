@@ -15,7 +15,7 @@ from libp2p.host.autonat.pb.autonat_pb2 import Message
 from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
-from meshcrew.errors import RemoteProtocolError
+from meshcrew.errors import ConnectionLost, RemoteProtocolError
 from meshcrew.net.stream import Stream
 
 AUTONAT_PROTOCOL = "/libp2p/autonat/1.0.0"
@@ -121,8 +121,10 @@ async def read_frame(stream: Stream, limit: int) -> bytes:
     """One length-prefixed message from ``stream`` (reading nothing past it).
 
     Raises:
-        RemoteProtocolError: malformed, over ``limit``, or cut short by end of stream.
-        NetError: the stream timed out or broke.
+        RemoteProtocolError: malformed, over ``limit``, or cut short inside the message.
+        NetError: the stream timed out or broke, or ended before the message began (the peer
+            went away: its node stopped, or its probe was given up; libp2p reads a closed
+            connection as the end of each of its streams).
     """
     buffer = bytearray()
     while True:
@@ -132,8 +134,10 @@ async def read_frame(stream: Stream, limit: int) -> bytes:
             return bytes(buffer[header:header + length])
         wanted = 1 if found is None else sum(found) - len(buffer)
         data = await stream.receive_some(wanted)
+        if not data and not buffer:
+            raise ConnectionLost(f"{stream.peer_id} ended the AutoNAT stream without a message")
         if not data:
-            raise RemoteProtocolError("the AutoNAT stream ended before a whole message")
+            raise RemoteProtocolError("the AutoNAT stream ended inside a message")
         buffer += data
 
 

@@ -50,8 +50,6 @@ PIPE_CHUNK = 64 * 1024
 
 RESERVATION_FLOOD = 10.0
 """Points for asking for reservations faster than :attr:`RelayServiceConfig.reserve_per_minute`."""
-UNKNOWN_TARGET = 5.0
-"""Points for asking for a circuit to a peer that holds no reservation here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +265,9 @@ class RelayService:
         if not self.enabled:
             return "not serving (not publicly reachable)", status.PERMISSION_DENIED
         if not self.reserved(target):
-            self._penalize(source, UNKNOWN_TARGET, "relay circuit to a peer without reservation")
+            # No points: an honest dialler asks for one at every redial of a peer whose circuit
+            # address went stale (its reservation lapsed overnight, or it moved to another
+            # relay), and 5 points a time banned it from its relay within hours.
             return "no reservation", status.NO_RESERVATION
         member = self._reservations[target].member and self._is_member(source)
         if not member and not self.config.strangers:

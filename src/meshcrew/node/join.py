@@ -28,13 +28,14 @@ also costs the joiner penalty points.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
-from meshcrew.errors import JoinRefused, RemoteProtocolError
+from meshcrew.errors import JoinRefused, NetError, RemoteProtocolError
 from meshcrew.net import INVALID_RECORD, PROTOCOL_VIOLATION, Stream
 from meshcrew.reasons import Reason
 from meshcrew.records import ID_BYTES, SIG_BYTES, Head, Record, RecordError, decode_and_verify
@@ -49,6 +50,8 @@ NOT_HERE = "not_here"
 """The refusal of a node that is not a member of the space (the joiner asks another)."""
 
 ASK, HISTORY, RECORDS, SENT, JOIN, WELCOME, REFUSED = range(7)
+
+log = logging.getLogger("meshcrew.node")
 
 _REFUSALS = {
     NOT_HERE: "That node is not a member of this space.",
@@ -163,9 +166,19 @@ class JoinServer:
         self._penalize = penalize
 
     async def serve(self, stream: Stream) -> None:
-        """Serve one joiner; protocol violations cost points, then the stream is reset."""
+        """Serve one joiner; protocol violations cost points, then the stream is reset.
+
+        A joiner that goes away (ends or breaks the stream before its next message) loses
+        nothing: its user cancelled, its join timed out, its node stopped, or storing the history
+        failed there. Two such ends at 50 points banned an honest joiner, whose later joins
+        this node then refused unread.
+        """
         try:
             await self._serve(stream)
+        except (StreamEnded, NetError) as exc:
+            log.info("a joiner %s went away: %s", stream.peer_id, exc)
+            await stream.reset()
+            return
         except RemoteProtocolError as exc:
             self._penalize(stream.peer_id, PROTOCOL_VIOLATION, str(exc))
             await stream.reset()

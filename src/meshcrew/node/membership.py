@@ -111,6 +111,12 @@ class Membership:
             return False
         return True
 
+    def was_member(self, space_id: bytes, key: bytes) -> bool:
+        """Whether ``key`` is or was a member of the space, or a device of one, in the fold
+        (a departed member's record may have been valid when it was sent)."""
+        state = self.state(space_id)
+        return state is not None and (key in state.members or key in state.devices)
+
     def my_spaces(self) -> list[bytes]:
         """The spaces this member is currently in."""
         if self._mine is None:
@@ -188,6 +194,9 @@ class GossipJudge:
 
     - a record that does not decode or verify, or belongs to another space: reject;
     - a record by a current member, or a join this node would admit: accept;
+    - a record by someone who was a member (removed, left) or a device of one: ignore,
+      without penalty (it may have been valid when sent, and forwarded by a node that had not
+      yet folded the departure);
     - a record by someone else, or from a newer version, or dated ahead of this node's clock,
       published by a member (who may know of a join this node has not seen yet): ignore,
       without penalty;
@@ -280,6 +289,10 @@ class GossipJudge:
         if membership.valid_join(record):
             membership.note_early_join(record)
             return Verdict.ACCEPT, record
+        if membership.was_member(space_id, record.author):
+            # Valid when sent, perhaps: a forwarder that had not folded the departure yet
+            # passed it on, and must not lose points for it (four such ban it).
+            return Verdict.IGNORE, None
         return (Verdict.IGNORE if self._vouched(space_id, origin) else Verdict.REJECT), None
 
     def _vouched(self, space_id: bytes, origin: str) -> bool:

@@ -383,7 +383,11 @@ class Node(NodeHandle):
         it (then this side only receives, and tells it nothing, until its fold says so)."""
         try:
             space_id = await read_carry_request(stream)
-        except (NetError, ValueError) as exc:
+        except NetError as exc:  # it went away (its node stopped, its bringing was cancelled)
+            log.info("carry: no request from %s: %s", stream.peer_id, exc)
+            await stream.reset()
+            return
+        except ValueError as exc:
             log.info("carry: a malformed request from %s: %s", stream.peer_id, exc)
             self.host.penalize(stream.peer_id, PROTOCOL_VIOLATION, "malformed carry request")
             await stream.reset()

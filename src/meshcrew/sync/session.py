@@ -214,14 +214,15 @@ class SyncSession:
         """The peer closed its side of the stream.
 
         Raises:
-            RemoteProtocolError: the stream ended inside a frame.
-            ConnectionLost: the stream ended before the exchange was complete (a reset looks the
-                same as a close on libp2p streams, so this is not held against the peer).
+            ConnectionLost: the stream ended before the exchange was complete, between frames or
+                inside one (a reset looks the same as a close on libp2p streams, and so does a
+                connection closed by a node that stops or loses its network in the middle of a
+                batch; none of it is held against the peer).
         """
         self._check_alive()
         if len(self._frames):
             self._failed = True
-            raise RemoteProtocolError("The peer's sync stream ended in the middle of a frame.")
+            raise ConnectionLost("The sync stream ended in the middle of a frame.")
         if not self.complete:
             self._failed = True
             raise ConnectionLost("The sync stream ended before the exchange was complete.")
