@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from meshcrew.cli import main
 from meshcrew.demo.cast import members_beside
 from meshcrew.errors import MeshcrewError
 from meshcrew.home import Home
@@ -164,6 +165,17 @@ def test_a_home_inside_the_demo_folder_is_refused_before_anything_starts(tmp_pat
         "temporary identity).")
     assert "Traceback" not in done.stderr
     assert not folder.exists()
+
+
+def test_the_demos_help_says_what_its_home_is(capsys: pytest.CaptureFixture[str]) -> None:
+    """It showed the global --home help: '(default: $MESHCREW_HOME, else the platform's data
+    folder)', which the demo does not use (it makes a temporary identity)."""
+    assert main(["demo", "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert ("--home DIR your home folder in the demo crew, outside the demo folder (default: a "
+            "temporary one in the demo folder; $MESHCREW_HOME is not used)") in shown
+    assert main(["init", "--help"]) == 0  # the other commands keep theirs
+    assert "(default: $MESHCREW_HOME, else" in " ".join(capsys.readouterr().out.split())
 
 
 @pytest.mark.parametrize(("yours", "demo_members"), [

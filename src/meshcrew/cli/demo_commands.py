@@ -67,6 +67,10 @@ def register(commands: Commands) -> None:
                       "time)")
     demo.add_argument("--json", action="store_true",
                       help="with --headless, print the summary as one JSON object")
+    for action in demo._actions:  # the global option means something else here
+        if "--home" in action.option_strings:
+            action.help = ("your home folder in the demo crew, outside the demo folder (default: "
+                           "a temporary one in the demo folder; $MESHCREW_HOME is not used)")
 
 
 def run_demo(args: argparse.Namespace, session: Session) -> int:
