@@ -272,8 +272,12 @@ def stop_all(*nodes: NodeProcess, within: float = 5.0,
 
 
 def _exited(pid: int) -> bool:
-    """Whether the child ``pid`` has exited, without reaping it (its ``/proc`` entry stays)."""
-    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    """Whether the child ``pid`` has exited, without reaping it (its ``/proc`` entry stays);
+    True for one already reaped (``Popen.send_signal`` and ``kill`` reap a child that exited)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 def crew_of(founder: NodeProcess, *joiners: NodeProcess, name: str = "Crew") -> str:
