@@ -147,8 +147,9 @@ async def write_hop_status(raw: Any, status: StatusCode) -> None:
                                               status=to_proto_status(status)))
 
 
-async def write_hop_ok(raw: Any, duration_s: int, data_bytes: int) -> None:
-    await write_delimited_msg(raw, HopMessage(
+async def write_hop_ok(raw: Any, duration_s: int, data_bytes: int) -> bool:
+    """Answer a CONNECT with OK; False (the stream reset) if the asker is gone."""
+    return await _answered(raw, HopMessage(
         type=HopMessage.STATUS, status=to_proto_status(StatusCode.OK),
         limit=Limit(duration=duration_s, data=data_bytes)))
 
@@ -162,15 +163,29 @@ async def write_stop_status(raw: Any, status: StatusCode) -> None:
 
 
 async def write_reservation(raw: Any, lp_host: Any, peer_id: str, expire_unix: int,
-                            duration_s: int, data_bytes: int) -> None:
-    """Answer a RESERVE with OK, the relay's addresses, a signed voucher and the limits."""
+                            duration_s: int, data_bytes: int) -> bool:
+    """Answer a RESERVE with OK, the relay's addresses, a signed voucher and the limits; False
+    (the stream reset) if the asker is gone."""
     relay = lp_host.get_id()
     addrs = [a.to_bytes() for a in lp_host.get_addrs() if "/p2p-circuit" not in str(a)]
-    await write_delimited_msg(raw, HopMessage(
+    return await _answered(raw, HopMessage(
         type=HopMessage.STATUS, status=to_proto_status(StatusCode.OK),
         reservation=Reservation(expire=expire_unix, addrs=addrs,
                                 voucher=_voucher(lp_host, relay, peer_id, expire_unix)),
         limit=Limit(duration=duration_s, data=data_bytes)))
+
+
+async def _answered(raw: Any, message: Any) -> bool:
+    """Write a relay's answer. A handler's error reaches libp2p, which then serves no further
+    stream of that connection (or, for an error it does not expect, stops the host): a write
+    to an asker that reset its stream (it gave up while the relay waited for the target) must
+    not raise."""
+    try:
+        await write_delimited_msg(raw, message)
+    except Exception:
+        await reset(raw)
+        return False
+    return True
 
 
 def _voucher(lp_host: Any, relay: ID, peer_id: str, expire_unix: int) -> bytes:

@@ -208,8 +208,10 @@ class RelayService:
         self._reservations[peer_id] = _Reservation(now + ttl, member)
         limits = self._limits(member)
         expire = int(time.time()) + ttl
-        await internals.write_reservation(raw, self._lp, peer_id, expire, limits.duration_s,
-                                          limits.data_bytes)
+        if not await internals.write_reservation(raw, self._lp, peer_id, expire,
+                                                 limits.duration_s, limits.data_bytes):
+            log.info("relay: %s left before its reservation was granted", peer_id)
+            return
         log.info("relay: reservation for %s (%s) until +%d s", peer_id,
                  "member" if member else "stranger", ttl)
         await internals.close(raw)
@@ -249,7 +251,10 @@ class RelayService:
                 log.info("relay: %s unreachable for a circuit from %s: %s", target, source, exc)
                 await self._refuse(raw, source, internals.Status.CONNECTION_FAILED, "target gone")
                 return
-            await internals.write_hop_ok(raw, limits.duration_s, limits.data_bytes)
+            if not await internals.write_hop_ok(raw, limits.duration_s, limits.data_bytes):
+                log.info("relay: %s left before its circuit to %s was ready", source, target)
+                await internals.reset(dst)
+                return
             usage.served += 1
             log.info("relay: circuit %s -> %s (%s limits)", source, target,
                      "member" if member else "stranger")
