@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -216,3 +219,65 @@ async def test_a_peer_whose_connection_closes_inside_a_sync_frame_loses_no_point
             await wait_until(lambda: logged(caplog, bo_who.peer_id, "middle of a frame", "banning")
                              >= 3)
             assert clean(ada.host, bo_who.peer_id)
+
+
+# --- a slow link is no stalled peer --------------------------------------------------------------
+
+SINK = "/meshcrew/test-sink/1.0.0"
+LINK_BYTES_PER_S = 1 << 20
+
+
+async def _forward(source: trio.SocketStream, sink: trio.SocketStream, per_s: float | None,
+                   done: trio.CancelScope) -> None:
+    try:
+        while data := await source.receive_some(16 * 1024):
+            await sink.send_all(data)
+            if per_s is not None:
+                await trio.sleep(len(data) / per_s)  # the link's pace, not a wait for a state
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    finally:
+        done.cancel()
+
+
+@asynccontextmanager
+async def slow_link(to_port: int) -> AsyncIterator[int]:
+    """A TCP link to ``127.0.0.1:to_port`` that carries 1 MiB/s towards it (and replies at
+    once); yields the port to dial instead."""
+
+    async def carry(client: trio.SocketStream) -> None:
+        async with client, await trio.open_tcp_stream("127.0.0.1", to_port) as upstream, \
+                trio.open_nursery() as nursery:
+            nursery.start_soon(_forward, client, upstream, LINK_BYTES_PER_S, nursery.cancel_scope)
+            nursery.start_soon(_forward, upstream, client, None, nursery.cancel_scope)
+
+    async with trio.open_nursery() as nursery:
+        [listener] = await nursery.start(partial(trio.serve_tcp, carry, 0, host="127.0.0.1"))
+        yield listener.socket.getsockname()[1]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_on_a_slow_link_takes_a_big_write_without_it_timing_out() -> None:
+    """The write deadline (2 s here, 15 s in a node) covers each 64 KiB, not a whole write:
+    over a 1 MiB/s link, 6 MiB written at once to a reader that takes all it gets outlast the
+    buffers on the way (a MiB or two) and take the link about 6 s. A deadline on the whole
+    write cut it off, as in a node it cut every sync batch (512 KiB) over a link below 35 KB/s,
+    each costing the catching-up peer 10 points as a stall."""
+    size = 6 << 20
+    got: list[int] = []
+
+    async def sink(stream: Stream) -> None:
+        while data := await stream.receive_some():
+            got.append(len(data))
+
+    with trio.fail_after(60):
+        async with open_hosts(2, first=606) as [sender, reader]:
+            reader.set_stream_handler(SINK, sink)
+            port = reader.listen_port()
+            assert port is not None
+            async with slow_link(port) as via:
+                await sender.connect(f"/ip4/127.0.0.1/tcp/{via}/p2p/{reader.peer_id}")
+                stream = await sender.open_stream(reader.peer_id, SINK)
+                await stream.send_all(bytes(size))
+                await stream.aclose()
+                await wait_until(lambda: sum(got) == size, within=40)
