@@ -100,20 +100,21 @@ class World:
                                                         history=history)).id
 
     def invite(self, inviter: SigningKey, space_id: bytes, *, uses: int = 1,
-               ttl: int = WEEK) -> InviteCode:
+               ttl: int = WEEK, ts: int | None = None) -> InviteCode:
         """Make an invite; returns the code as the invitee would decode it."""
         made, secret = spaces.create_invite(self.state(space_id), pk(inviter),
                                             expires_ms=self.now + ttl, rng=self.rng, uses=uses)
-        rec = self.sign(inviter, space_id, made)
+        rec = self.sign(inviter, space_id, made, ts=ts)
         return decode_invite_code(spaces.invite_code(rec, secret, ("/ip4/127.0.0.1/tcp/1",)))
 
     def join(self, joiner: SigningKey, code: InviteCode, *, ts: int | None = None) -> Record:
         """Sign a join with a code."""
         return self.sign(joiner, code.space_id, spaces.join_space(code, joiner), ts=ts)
 
-    def rotate(self, key: SigningKey, space_id: bytes) -> Record:
+    def rotate(self, key: SigningKey, space_id: bytes, *, ts: int | None = None) -> Record:
         """Rotate the keys as ``key`` sees the space."""
-        return self.sign(key, space_id, spaces.rotate_keys(self.state(space_id), key, self.rng))
+        return self.sign(key, space_id, spaces.rotate_keys(self.state(space_id), key, self.rng),
+                         ts=ts)
 
     def admit(self, inviter: SigningKey, joiner: SigningKey, space_id: bytes) -> Record:
         """Invite, join, and the inviter's key rotation; returns the join."""

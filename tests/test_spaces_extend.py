@@ -163,6 +163,24 @@ def test_a_refused_record_off_the_chain_still_makes_the_next_post_a_fork() -> No
     assert extend(state, [honest]) is None
 
 
+def test_a_post_dated_before_its_predecessor_is_left_to_the_fold() -> None:
+    """A post that follows its author's newest record but is dated before it is refused by the
+    fold (``time_travel``, rule 1), as by a replica: the fast path declines it, alone and when
+    it comes after a good post of the same batch."""
+    w, space, _ = crew_with_posts(6, seed=5)
+    b = person("b")
+    state = spaces.fold(space, w.of(space))
+    good = w.post(b, space, CheckIn("on time", 3))
+    back = sign_record(b, kind="sealed", space=space, seq=good.seq + 1, prev=good.id,
+                       ts=good.ts - 1, body=good.body)
+    folded = spaces.fold(space, [*w.of(space), back])
+    assert folded.statuses[back.id].reason is Reason.TIME_TRAVEL
+    after = extend(state, [good])
+    assert after is not None, "a member's next post under the current keys"
+    assert extend(after, [back]) is None
+    assert extend(state, [good, back]) is None
+
+
 def test_after_the_order_broke_a_cycle_the_fold_decides() -> None:
     """One removal can close a cycle: a proposal made without seeing a join with the target's
     invite orders that join behind it and its consents, while a consent follows a rotation

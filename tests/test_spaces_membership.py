@@ -23,8 +23,9 @@ import test_spaces_properties as members_world
 from hypothesis_profiles import examples
 from meshcrew import spaces
 from meshcrew.home import Home
-from meshcrew.records import Head, Record
+from meshcrew.records import Head, Record, sign_record
 from meshcrew.spaces import CheckIn, SpaceState
+from meshcrew.spaces.bodies import LeaveBody, draft
 from meshcrew.spaces.membership import fold_membership
 from meshcrew.store import Replica
 from spaces_world import World, person, pk
@@ -35,20 +36,20 @@ _COMPARED = ("kind", "founder", "history", "members", "epochs", "current_epoch_i
 
 
 def as_replica_holds(records: Iterable[Record]) -> list[Record]:
-    """Each author's chain from seq 1 up to its first gap or fork, in chain order (what a
-    replica accepts of these records)."""
+    """Each author's chain from seq 1 up to its first gap, fork or record dated before its
+    predecessor, in chain order (what a replica accepts of these records)."""
     by_author: dict[bytes, dict[int, list[Record]]] = {}
     for record in records:
         by_author.setdefault(record.author, {}).setdefault(record.seq, []).append(record)
     held = []
     for _, places in sorted(by_author.items()):
-        prev = None
+        prev, prev_ts = None, 0
         for seq in range(1, max(places) + 1):
             here = places.get(seq, [])
-            if len(here) != 1 or here[0].prev != prev:
+            if len(here) != 1 or here[0].prev != prev or here[0].ts < prev_ts:
                 break
             held.append(here[0])
-            prev = here[0].id
+            prev, prev_ts = here[0].id, here[0].ts
     return held
 
 
@@ -123,6 +124,10 @@ def test_records_not_as_a_replica_holds_them_are_refused() -> None:
     with pytest.raises(ValueError, match="whole chains"):
         fold_membership(space, [r for r in records if r.id not in (first.id, second.id)]
                         + [second, first])
+    back = sign_record(ada, kind="leave", space=space, seq=second.seq + 1, prev=second.id,
+                       ts=second.ts - 1, body=draft(LeaveBody()).body)  # a replica refuses it
+    with pytest.raises(ValueError, match="whole chains"):
+        fold_membership(space, [*records, back])
 
 
 def crew_of_two_posting(posts: int) -> tuple[World, bytes, SigningKey, SigningKey]:

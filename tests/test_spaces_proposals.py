@@ -225,9 +225,10 @@ def test_bad_answers_are_refused_with_their_reason_and_change_nothing() -> None:
         (w.post(c, space, Answer(checkin.id, OBJECT, "?")), Reason.PROPOSAL_UNKNOWN),
         (w.post(c, space, Answer(b"\x07" * 32, OBJECT, "?")), Reason.PROPOSAL_UNKNOWN),
         (w.post(a, space, Answer(p.id, OBJECT, "my own")), Reason.NOT_ALLOWED),
-        (w.post(c, space, Answer(p.id, OBJECT, "late"), ts=p.ts + HOUR), Reason.PROPOSAL_CLOSED),
         (w.post(c, space, Withdraw(p.id)), Reason.NOT_PROPOSER),
         (w.post(b, space, Amend(b"\x08" * 32, "x", "y")), Reason.PROPOSAL_UNKNOWN),
+        # c's last: a record dated before c's previous one would be refused (time_travel)
+        (w.post(c, space, Answer(p.id, OBJECT, "late"), ts=p.ts + HOUR), Reason.PROPOSAL_CLOSED),
     ]
     result = outcome(w, space, w.now)
     for record, reason in bad:
@@ -257,11 +258,14 @@ def test_an_answer_can_be_changed_until_it_is_decided_and_the_latest_by_chain_co
 
 
 def test_an_answer_dated_before_its_proposal_counts_from_the_proposal() -> None:
-    """A clock running behind: the answer is taken as signed when the proposal was."""
+    """A clock running behind: the answer is taken as signed when the proposal was. (Dated no
+    earlier than its author's previous record, which a replica would refuse: time_travel.)"""
     w, space, (a, b, c) = crew("a", "b", "c")
     p = propose(w, a, space)
-    answer(w, b, space, p, CONSENT, ts=p.ts - 5000)
-    answer(w, c, space, p, ASIDE, "away", ts=p.ts - 3000)
+    behind = {key: w.heads[(pk(key), space)].ts for key in (b, c)}
+    assert behind[b] < behind[c] < p.ts
+    answer(w, b, space, p, CONSENT, ts=behind[b])
+    answer(w, c, space, p, ASIDE, "away", ts=behind[c])
     view = outcome(w, space, w.now).get(p.id)
     assert view is not None
     assert view.status is ProposalStatus.PASSED
@@ -322,6 +326,13 @@ def make_history(events: list[tuple[str, int, Position, int]], proposer: int) ->
     e = person("e")  # a possible joiner
     base = w.now + 1000
     p = w.post(people[proposer], space, Proposal("P", "", base + WINDOW), ts=base)
+
+    def signed_at(key: SigningKey, at: int) -> int:
+        """When ``key`` signs at ``at``: as a real client, never before its previous record (a
+        replica refuses one dated before it: time_travel)."""
+        head = w.heads.get((pk(key), space))
+        return at if head is None else max(at, head.ts)
+
     for name, who, position, offset in sorted(events, key=lambda item: item[3]):
         key = person(NAMES[who])
         at = base + offset
@@ -330,16 +341,16 @@ def make_history(events: list[tuple[str, int, Position, int]], proposer: int) ->
             if state.is_member(pk(e)) or pk(e) in state.members:
                 continue
             inviter = next(k for k in people if state.is_member(pk(k)))
-            code = w.invite(inviter, space)
+            code = w.invite(inviter, space, ts=signed_at(inviter, at))
             w.join(e, code, ts=at)
-            w.rotate(inviter, space)
+            w.rotate(inviter, space, ts=signed_at(inviter, at))
             continue
         if not state.is_member(pk(key)):
             continue
         if name == "leave":
             if len(state.active) == 1:
                 continue  # someone stays to read what was decided
-            w.sign(key, space, spaces.leave_space(state, pk(key)), ts=at)
+            w.sign(key, space, spaces.leave_space(state, pk(key)), ts=signed_at(key, at))
             continue
         reason = "" if position is CONSENT else f"{NAMES[who]} at {offset}"
         choices: dict[str, Post] = {"answer": Answer(p.id, position, reason),
@@ -347,7 +358,9 @@ def make_history(events: list[tuple[str, int, Position, int]], proposer: int) ->
                                     "withdraw": Withdraw(p.id),
                                     "foreign": Answer(b"\x01" * 32, position, reason or "x")}
         post = choices[name]
-        w.post(key, space, post, ts=at)
+        if spaces.writable_epoch(state, pk(key)) is None:  # w.post would rotate at its clock
+            w.rotate(key, space, ts=signed_at(key, at))
+        w.post(key, space, post, ts=signed_at(key, at))
     return History(w, space, p, w.of(space), base)
 
 
@@ -455,6 +468,8 @@ def test_a_decided_outcome_never_changes_later(events: list[tuple[str, int, Posi
         key = person(name)
         state = w.state(h.space)
         if state.is_member(pk(key)) and pk(key) != h.proposal.author:
+            if spaces.writable_epoch(state, pk(key)) is None:  # not at w.post's clock, before
+                w.rotate(key, h.space, ts=deadline + 5)  # the answers just signed
             w.post(key, h.space, Answer(h.proposal.id, OBJECT, "too late"), ts=deadline + 5)
     later = outcome(w, h.space, deadline + 365 * DAY, reader, records=w.of(h.space))
     assert later.get(h.proposal.id) == at_deadline

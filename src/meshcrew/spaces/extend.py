@@ -10,11 +10,11 @@ optimisation, never a second set of rules.
 
 Why the result equals the fold. A new ``sealed`` record ``r`` qualifies when its author is a
 current member whose join has been admitted, ``r`` follows the author's newest record (which
-was accepted) and names an accepted epoch sealed to the author no older than the author's
-floor, no removal proposal or key rotation orders ``r`` behind itself (a removal naming the
-author with ``r``'s seq as the first after the named one, a rotation naming the join just
-before ``r`` in the author's chain), every record of the old state was applied (none
-waits), and the old canonical order never had to break a cycle. Then:
+was accepted) and is not dated before it, names an accepted epoch sealed to the author no older
+than the author's floor, no removal proposal or key rotation orders ``r`` behind itself (a
+removal naming the author with ``r``'s seq as the first after the named one, a rotation naming
+the join just before ``r`` in the author's chain), every record of the old state was applied
+(none waits), and the old canonical order never had to break a cycle. Then:
 
 * no old record depends on ``r`` (nothing waits), and ``r`` has no soft dependencies;
 * ``r`` does not touch membership, epochs, invites or removals, so every old record keeps its
@@ -179,7 +179,8 @@ def _qualifies(state: SpaceState, record: Record, head: Record | None,
             or record.id in state.records or record.creates_space
             or not state.is_admitted(record.author) or (record.author, record.seq) in behind):
         return None
-    if head is None or record.prev != head.id or record.seq != head.seq + 1:
+    if (head is None or record.prev != head.id or record.seq != head.seq + 1
+            or record.ts < head.ts):  # dated before its predecessor: fold rule 1 refuses it
         return None
     if head.id in state.records and state.statuses[head.id].outcome is not Outcome.ACCEPTED:
         return None

@@ -6,16 +6,19 @@ at a replica in any order and any number of times; the result depends only on th
 
 Rules, in the order they are checked for each record:
 
-1. Bodies are parsed first; a body that does not fit its kind is refused (``bad_body``). Two
-   records at one place of an author's chain are a fork: that record and every later one of the
-   author are refused (``fork``); so are a record whose predecessor is not the author's
-   record held at the seq below, which vouches for a second record there, and that one. A
-   record whose predecessor is held but is not the author's previous record (none is held) is
-   refused (``chain_broken``), and so is every later one of the author: their chain broke
-   there. A replica holds none of these records (``store/ingest.py`` takes a record only
-   after the author's record at the seq below, named by its predecessor, and finds the same
-   forks), so that the fold of any set gives what the fold of a replica's records gives,
-   they are left out of the order as if absent: a record that names one waits (rule 2).
+1. Bodies are parsed first; a body that does not fit its kind is refused (``bad_body``). Then
+   records off their author's chain are refused, as a replica's chain rules find them
+   (``store/ingest.py``; :mod:`meshcrew.spaces.chains`): two records at one place of an
+   author's chain are a fork, and that record and every later one of the author are refused
+   (``fork``); so are a record whose predecessor is not the author's record held at the seq
+   below, which vouches for a second record there, and that one. A record whose predecessor
+   is held but is not the author's previous record (none is held) is refused
+   (``chain_broken``), and so is every later one of the author: their chain broke there. A
+   record dated before its predecessor, the author's record at the seq below, is refused
+   (``time_travel``) and takes no place in the chain: it is no fork, and a good record at its
+   seq counts. A replica holds none of these records, so that the fold of any set gives what
+   the fold of a replica's records gives, they are left out of the order as if absent: a
+   record that names one waits (rule 2).
 2. A record whose predecessor, genesis or named records are absent *waits*; it is neither
    accepted nor refused, and it is applied once they arrive.
 3. A member removed by consent has every record after their last counting one refused
@@ -129,6 +132,7 @@ from meshcrew.spaces.bodies import (
     UnlinkBody,
     parse_body,
 )
+from meshcrew.spaces.chains import OFF_CHAIN, chain_refusals
 from meshcrew.spaces.kinds import RecordKind
 from meshcrew.spaces.order import canonical_order, find_waiting, references
 from meshcrew.spaces.rules import Machine, refused
@@ -155,7 +159,7 @@ def fold(space_id: bytes, records: Iterable[Record]) -> SpaceState:
             raise ValueError(f"record {record.id.hex()} belongs to another space")
         by_id[record.id] = record
     bodies, early = _parse_all(space_id, by_id)
-    off_chain = {rid for rid, status in early.items() if status.reason in _OFF_CHAIN}
+    off_chain = {rid for rid, status in early.items() if status.reason in OFF_CHAIN}
     hard: dict[bytes, list[bytes]] = {}
     for rid, record in by_id.items():
         if rid in off_chain:
@@ -181,18 +185,12 @@ def fold(space_id: bytes, records: Iterable[Record]) -> SpaceState:
     return machine.result(tuple(sequence), bool(stalls))
 
 
-_OFF_CHAIN = frozenset({Reason.FORK, Reason.CHAIN_BROKEN})
-"""The refusals of records off their author's chain (rule 1)."""
-
-
 def _parse_all(space_id: bytes, by_id: dict[bytes, Record]
                ) -> tuple[dict[bytes, Body | None], dict[bytes, Status]]:
-    """Parse bodies and find what can be refused before ordering (bad body, fork, chain)."""
+    """Parse bodies and find what can be refused before ordering (bad body, off the chain)."""
     bodies: dict[bytes, Body | None] = {}
     early: dict[bytes, Status] = {}
-    slots: dict[tuple[bytes, int], list[bytes]] = {}
     for rid, record in by_id.items():
-        slots.setdefault((record.author, record.seq), []).append(rid)
         if record.creates_space and record.kind != RecordKind.GENESIS:
             early[rid] = refused(Reason.BAD_BODY, "a space starts with a genesis record")
         elif record.kind == RecordKind.GENESIS and not record.creates_space:
@@ -202,27 +200,7 @@ def _parse_all(space_id: bytes, by_id: dict[bytes, Record]
         except RecordError as exc:
             bodies[rid] = None
             early.setdefault(rid, refused(exc.reason, exc.detail))
-    fork_from: dict[bytes, int] = {}
-    for (author, seq), ids in slots.items():
-        if len(ids) > 1:
-            fork_from[author] = min(seq, fork_from.get(author, seq))
-    broken_from: dict[bytes, int] = {}
-    for record in by_id.values():
-        author, seq = record.author, record.seq
-        below = slots.get((author, seq - 1))
-        if below is not None and record.prev not in below:  # vouches for another one there
-            fork_from[author] = min(seq - 1, fork_from.get(author, seq - 1))
-        elif below is None and record.prev in by_id:  # held, but not the author's at seq - 1
-            broken_from[author] = min(seq, broken_from.get(author, seq))
-    for rid, record in by_id.items():
-        if record.seq >= fork_from.get(record.author, record.seq + 1):
-            early[rid] = refused(Reason.FORK,
-                                  f"the author forked at seq {fork_from[record.author]}")
-        elif record.seq == broken_from.get(record.author):
-            early[rid] = refused(Reason.CHAIN_BROKEN)
-        elif record.seq > broken_from.get(record.author, record.seq):
-            early[rid] = refused(Reason.CHAIN_BROKEN, "the author's chain broke at seq "
-                                 f"{broken_from[record.author]}")
+    early.update(chain_refusals(by_id))  # they override: such a record is as if absent
     return bodies, early
 
 

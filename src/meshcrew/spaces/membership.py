@@ -17,8 +17,9 @@ is what only posts make: their statuses, their place in ``order`` and ``sequence
 replica's frontier for heads).
 
 It takes records as a replica holds them: each author's chain whole from seq 1 in chain order
-(each record follows the one before it), no two records at one place; a replica's accepted
-records are that (``meshcrew.store.ingest``), and :meth:`Replica.each_space_record` streams them so.
+(each record follows the one before it, and is not dated before it), no two records at one
+place; a replica's accepted records are that (``meshcrew.store.ingest``), and
+:meth:`Replica.each_space_record` streams them so.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class _Chain:
     """Whether its next post is in the heap."""
     waits_from: int = 0
     """The first seq that waits (0: none does)."""
+    last_ts: int = 0
+    """The ``ts`` of its newest record (a replica takes none dated before its predecessor)."""
 
     def last_ready(self) -> int:
         return len(self.ids) if self.waits_from == 0 else self.waits_from - 1
@@ -99,10 +102,11 @@ def fold_membership(space_id: bytes, records: Iterable[Record]) -> SpaceState:
         if record.space_id != space_id:
             raise ValueError(f"record {record.id.hex()} belongs to another space")
         chain = chains.setdefault(record.author, _Chain())
-        if record.seq != len(chain.ids) + 1 or \
+        if record.seq != len(chain.ids) + 1 or record.ts < chain.last_ts or \
                 record.prev != (chain.ids[-1] if chain.ids else None):
             raise ValueError("fold_membership takes whole chains in order")
         chain.ids.append(record.id)
+        chain.last_ts = record.ts
         if record.kind != RecordKind.SEALED:
             kept[record.id] = record
             chain.epochs.append(_NOT_A_POST)
