@@ -2,8 +2,8 @@
 
 Two protocol violations (50 points each) ban a peer; a banned crewmate, carrier or relay is
 refused unread from then on. Each test here plays what an honest node does on the wire (goes
-away mid-protocol, dials an address that went stale) and checks the peer keeps a clean slate;
-``docs/sync.md`` ("Who can incur each charge") has the whole table.
+away mid-protocol, dials an address that went stale, reads over a slow link) and checks the peer
+keeps a clean slate; ``docs/sync.md`` ("Who can incur each charge") has the whole table.
 """
 
 from __future__ import annotations
