@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from dataclasses import replace
 
@@ -129,6 +130,34 @@ async def test_a_handler_that_raises_resets_the_stream_at_once() -> None:
                 ended = b""
             assert ended == b""
             assert time.monotonic() - started < 2.0  # the reset, not the 5 s deadline
+
+
+async def test_a_peer_leaving_mid_protocol_is_an_info_line_not_an_error(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A peer that goes away mid-protocol (closed its laptop) is normal: one INFO line naming
+    # the protocol, no ERROR with a traceback in node.log; a handler's own bug stays an ERROR.
+    ended = trio.Event()
+
+    async def read_until_gone(stream: Stream) -> None:
+        try:
+            while await stream.receive_some():
+                pass
+            raise ConnectionLost("the peer went away")
+        finally:
+            ended.set()
+
+    with trio.fail_after(10), caplog.at_level(logging.INFO, logger="meshcrew.net"):
+        async with open_hosts(2) as [a, b]:
+            b.set_stream_handler(TEST_PROTOCOL, read_until_gone)
+            await a.connect(b.listen_addrs()[0])
+            stream = await a.open_stream(b.peer_id, TEST_PROTOCOL)
+            await stream.send_all(b"half a message")
+            await stream.reset()
+            await ended.wait()
+            await wait_until(lambda: any("ended" in r.getMessage() for r in caplog.records))
+    mine = [r for r in caplog.records if TEST_PROTOCOL in r.getMessage()]
+    assert [r.levelno for r in mine] == [logging.INFO]
+    assert mine[0].exc_info is None
 
 
 async def test_every_read_has_a_deadline() -> None:

@@ -31,7 +31,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
 
-from meshcrew.errors import DialError, IdentityError, ListenError, PeerBanned
+from meshcrew.errors import DialError, IdentityError, ListenError, NetError, PeerBanned
 from meshcrew.identity import Identity
 from meshcrew.net import internals
 from meshcrew.net.addresses import expand_wildcards
@@ -251,6 +251,8 @@ class Host:
                 if self.scores.is_banned(stream.peer_id):
                     return
                 await handler(stream)
+            except NetError as exc:  # the peer left or stalled mid-protocol: no fault here
+                log.info("a %s stream with %s ended: %s", protocol, stream.peer_id, exc)
             except Exception:  # libp2p would swallow it and leave the peer hanging (trap 7)
                 log.exception("a %s handler failed for %s", protocol, stream.peer_id)
             finally:
