@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from meshcrew.errors import (
+    ConnectionLost,
     DialError,
     IdentityError,
     MeshcrewError,
@@ -215,6 +216,15 @@ def starts_sessions(local_key: bytes, remote_key: bytes) -> bool:
     return local_key < remote_key
 
 
+def refusal_pause_s(period_s: float, decay_per_s: float, versions: int) -> float:
+    """How long a peer that refused a sync stream is not asked again: at least a period, and as
+    long as the charges one attempt may cost it take to drain (a STRANGER_STREAM per version
+    tried: before identify, an attempt tries every version), at ``decay_per_s``, this node's, the
+    peer's if it keeps the default. So those charges never add up (docs/sync.md)."""
+    drained_s = versions * STRANGER_STREAM / decay_per_s if decay_per_s > 0 else 0.0
+    return max(period_s, drained_s)
+
+
 class SyncService:
     """Serves and starts sync sessions for one host.
 
@@ -257,6 +267,9 @@ class SyncService:
         """Connected peers that speak no sync version (noted once, not retried)."""
         self._outbound_busy: set[str] = set()
         self._again: set[str] = set()
+        self._refused_at: dict[str, float] = {}
+        """When peers (members by this node's view) last refused its sync stream: they count it
+        a stranger, their view lags. Not asked again for a while."""
         self._nursery: trio.Nursery | None = None
         self.last_stats: dict[str, SyncStats] = {}
         """The last completed session's statistics per peer id."""
@@ -307,13 +320,40 @@ class SyncService:
             RemoteProtocolError, NetError: as :func:`run_session`; the peer is penalized for
                 protocol violations and stalls.
         """
-        stream, version = await self._open(peer_id)
+        try:
+            stream, version = await self._open(peer_id)
+        except SpeaksNoSync:
+            raise
+        except DialError:  # the way a refusal shows: the reset comes while the stream opens
+            self._note_refusal(peer_id)
+            raise
         try:
             session = self.new_session(stream.remote_key, version)
         except BaseException:
             await stream.reset()
             raise
-        return await self._run_and_score(stream, session)
+        try:
+            return await self._run_and_score(stream, session)
+        except ConnectionLost:
+            if not session.stats.bytes_received:  # reset before the peer's hello: refused too
+                self._note_refusal(peer_id)
+            raise
+
+    def _note_refusal(self, peer_id: str) -> None:
+        # A dropped connection refused nothing: only a reset with the connection still up counts.
+        if peer_id in self._host.connected_peers():
+            self._refused_at[peer_id] = trio.current_time()
+
+    def _refused_lately(self, peer_id: str) -> bool:
+        refused_at = self._refused_at.get(peer_id)
+        if refused_at is None:
+            return False
+        pause_s = refusal_pause_s(self._period_s, self._host.config.penalty_decay_per_s,
+                                  len(self._versions))
+        if trio.current_time() - refused_at < pause_s:
+            return True
+        del self._refused_at[peer_id]
+        return False
 
     async def _open(self, peer_id: str) -> tuple[Stream, int]:
         """A sync stream to the peer in the newest version both speak, and that version."""
@@ -431,6 +471,9 @@ class SyncService:
         except IdentityError:
             return
         if peer_id in self._speaks_none or not self.shares_a_space(remote_key):
+            return
+        if self._refused_lately(peer_id):  # every trigger waits: a new record, a new connection
+            log.debug("not asking %s to sync: it refused lately", peer_id)
             return
         self._outbound_busy.add(peer_id)
         try:
