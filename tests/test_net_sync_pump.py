@@ -18,7 +18,7 @@ import trio
 from meshcrew.errors import RemoteProtocolError
 from meshcrew.identity import Identity
 from meshcrew.net import Stream
-from meshcrew.net.syncing import run_session
+from meshcrew.net.sync_pump import run_session
 from meshcrew.sync import SyncEvent, SyncSession
 from replica_in_memory import MemoryReplica, make_chain, signing_key, space_id
 

@@ -31,14 +31,8 @@ from meshcrew.net.scores import (
     PeerScores,
 )
 from meshcrew.net.stream import Stream
-from meshcrew.net.syncing import (
-    RecordsVerified,
-    SessionEvent,
-    SyncEventHandler,
-    SyncService,
-    run_session,
-    starts_sessions,
-)
+from meshcrew.net.sync_pump import RecordsVerified, SessionEvent, SyncEventHandler, run_session
+from meshcrew.net.syncing import SyncService, starts_sessions
 from meshcrew.net.verifying import PoolVerifier, Verifier
 
 __all__ = [

@@ -3,7 +3,7 @@
 :class:`Verifier` runs a check function in threads, at most ``workers`` batches at once;
 :class:`PoolVerifier`, the node's, hands large batches to a
 :class:`~meshcrew.store.VerifyPool`'s worker processes and waits for them without a thread.
-A session (``meshcrew.net.syncing``) holds at most ``ahead`` received batches before it stops
+A session (``meshcrew.net.sync_pump``) holds at most ``ahead`` received batches before it stops
 reading, so memory stays bounded whatever the peer sends.
 """
 

@@ -3,7 +3,7 @@
 :func:`append_in_parallel` is the pipeline for plain threads (files, benchmarks): a
 :class:`~meshcrew.store.verify.VerifyPool` checks chunks while this thread applies those already
 checked with :meth:`Replica.append_verified <meshcrew.store.Replica.append_verified>`. The node
-runs the same steps under trio (``meshcrew.net.syncing``). It is a module of its own because it
+runs the same steps under trio (``meshcrew.net.sync_pump``). It is a module of its own because it
 needs both the checks (:mod:`.verify`) and the replica, which imports the checks.
 """
 

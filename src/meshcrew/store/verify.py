@@ -16,7 +16,7 @@ with the positions and reasons of the records it refused, so only those few cros
 others are rebuilt here from the same bytes without checking them again.
 
 :func:`~meshcrew.store.parallel.append_in_parallel` is the pipeline for plain threads (files,
-benchmarks); the node runs the same steps under trio (``meshcrew.net.syncing`` and
+benchmarks); the node runs the same steps under trio (``meshcrew.net.sync_pump`` and
 ``meshcrew.net.verifying``).
 """
 
