@@ -54,6 +54,23 @@ def wait_for(condition: Callable[[], bool], within: float = 20.0, what: str = ""
         time.sleep(max(POLL_S, now - started))
 
 
+def wait_while_growing(count: Callable[[], int], target: int, *, quiet_s: float = 20.0,
+                       what: str = "") -> None:
+    """Return once ``count()`` is ``target``; fail the test once it has not changed for
+    ``quiet_s`` seconds. For work that takes CPU (a catch-up verifying and storing thousands
+    of records): on a loaded machine it is slow, not stuck, so it fails when progress stops,
+    not at a fixed total (docs/testing.md)."""
+    last, moved = count(), time.monotonic()
+    while last != target:
+        if time.monotonic() - moved > quiet_s:
+            pytest.fail(f"{what or 'the count'} stayed at {last} (of {target}) for "
+                        f"{quiet_s:.0f} s")
+        time.sleep(POLL_S)
+        now = count()
+        if now != last:
+            last, moved = now, time.monotonic()
+
+
 def run_queue_wait_s(pid: int) -> float:
     """Seconds the process's main thread has spent runnable but waiting for a CPU (0.0 where
     the kernel keeps no ``schedstat``, or the process is gone)."""
