@@ -97,6 +97,33 @@ async def test_a_peer_asked_often_after_a_refusal_pays_once_and_syncs_once_count
 
 
 @pytest.mark.trio
+async def test_a_session_the_node_completes_with_the_peer_ends_the_pause() -> None:
+    # The node came to count the peer (a carrier was just brought the space) and a session
+    # between them ran to the end: the peer's next records go at once, not after the pause
+    # (a carrier missed its drop from the crew for two minutes).
+    first, later = make_chain(signing_key(3), S1, 5)[:3], make_chain(signing_key(3), S1, 5)[3:]
+    rp, rn = MemoryReplica(first), MemoryReplica()
+    members: dict[bytes, set[bytes]] = {S1: set()}
+    peer_id, node_id = ordered()
+    with trio.fail_after(40):
+        async with open_host(peer_id, LOOPBACK) as p, open_host(node_id, LOOPBACK) as n, \
+                trio.open_nursery() as nursery:
+            sp = service(p, rp, [S1])  # a period of 60 s and a pause of 120 s
+            sn = service(n, rn, [S1], members=members)
+            await nursery.start(sn.run)
+            await nursery.start(sp.run)
+            await p.connect(n.listen_addrs()[0])  # the peer asks on connection: refused
+            await wait_until(lambda: n.scores.points(p.peer_id, time.monotonic()) > 0)
+            members[S1].add(p.public_key)
+            await sn.sync_with(p.peer_id)  # the node asks the peer itself, once
+            assert rn.ids() == rp.ids()
+            rp.append(r.raw for r in later)
+            sp.sync_soon(n.peer_id)  # new records: they go now
+            await wait_until(lambda: rn.ids() == rp.ids())
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
 async def test_a_failed_dial_is_no_refusal_and_the_connection_syncs_at_once() -> None:
     records = make_chain(signing_key(2), S1, 3)
     rp, rn = MemoryReplica(records), MemoryReplica()

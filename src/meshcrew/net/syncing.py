@@ -304,6 +304,10 @@ class SyncService:
             self._host.penalize(stream.peer_id, STALLED, str(exc))
             raise
         self.last_stats[stream.peer_id] = stats
+        # A session with the peer ran to the end (it opened one, or took one on another
+        # protocol, as a carrier brought a space does): it counts this node now, so its refusal
+        # no longer holds this side back.
+        self._refused_at.pop(stream.peer_id, None)
         if self._on_complete is not None:
             self._on_complete(stream.peer_id, stats)
         return stats
