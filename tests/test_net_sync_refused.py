@@ -124,6 +124,30 @@ async def test_a_session_the_node_completes_with_the_peer_ends_the_pause() -> No
 
 
 @pytest.mark.trio
+async def test_the_node_that_refused_asks_the_peer_once_it_counts_it() -> None:
+    # The refusing node learns the record that makes the peer a member (a joiner's join, by
+    # gossip from the inviter): it opens the session itself, at once, though the peer holds
+    # back for its pause and the node's own period is a minute away.
+    records = make_chain(signing_key(4), S1, 4)
+    rp, rn = MemoryReplica(records), MemoryReplica()
+    members: dict[bytes, set[bytes]] = {S1: set()}
+    peer_id, node_id = ordered()
+    with trio.fail_after(40):
+        async with open_host(peer_id, LOOPBACK) as p, open_host(node_id, LOOPBACK) as n, \
+                trio.open_nursery() as nursery:
+            sn = service(n, rn, [S1], members=members)
+            await nursery.start(sn.run)
+            await nursery.start(service(p, rp, [S1]).run)
+            await p.connect(n.listen_addrs()[0])  # the peer asks on connection: refused
+            await wait_until(lambda: n.scores.points(p.peer_id, time.monotonic()) > 0)
+            sn.membership_changed()  # nothing changed for this peer: no session
+            members[S1].add(p.public_key)
+            sn.membership_changed()
+            await wait_until(lambda: rn.ids() == rp.ids())
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
 async def test_a_failed_dial_is_no_refusal_and_the_connection_syncs_at_once() -> None:
     records = make_chain(signing_key(2), S1, 3)
     rp, rn = MemoryReplica(records), MemoryReplica()

@@ -56,6 +56,8 @@ if TYPE_CHECKING:
 
 _MAX_ROUNDS = 64
 """Most sessions in a row with one peer (each moves up to MAX_RECORDS_PER_SPACE per space)."""
+_TURNED_AWAY_KEPT = 256
+"""Most peers remembered as refused strangers (a flood of new peer ids cannot grow it)."""
 MAX_INBOUND_PER_PEER = 2
 """Inbound sync sessions one peer may hold at once."""
 
@@ -129,6 +131,9 @@ class SyncService:
         self._refused_at: dict[str, float] = {}
         """When peers (members by this node's view) last refused its sync stream: they count it
         a stranger, their view lags. Not asked again for a while."""
+        self._turned_away: dict[str, None] = {}
+        """Peers whose sync stream this node refused as strangers (their view may be ahead:
+        asked once this node's view changes), oldest first, at most _TURNED_AWAY_KEPT."""
         self._nursery: trio.Nursery | None = None
         self.last_stats: dict[str, SyncStats] = {}
         """The last completed session's statistics per peer id."""
@@ -247,6 +252,18 @@ class SyncService:
             await self._serve(stream, version)
         return serve
 
+    def membership_changed(self) -> None:
+        """This node's view of who is in its spaces changed: the connected peers it turned away
+        and now counts get a session at once, from this side (they are holding back after the
+        refusal, and may hold records this node lacks)."""
+        connected = set(self._host.connected_peers())
+        for peer_id in list(self._turned_away):
+            if peer_id not in connected:
+                del self._turned_away[peer_id]
+            elif self.shares_a_space(public_key_of_peer_id(peer_id)):
+                del self._turned_away[peer_id]
+                self.sync_soon(peer_id)
+
     def shares_a_space(self, remote_key: bytes) -> bool:
         """Whether this node would offer the peer any space (a member or carrier of one)."""
         return any(self._is_member(s, remote_key) for s in self._my_spaces())
@@ -259,6 +276,10 @@ class SyncService:
         if not self.shares_a_space(stream.remote_key):
             log.debug("refusing a sync stream from %s: it shares no space with this node", peer_id)
             self._host.penalize(peer_id, STRANGER_STREAM, "sync stream from a stranger")
+            self._turned_away.pop(peer_id, None)
+            self._turned_away[peer_id] = None
+            if len(self._turned_away) > _TURNED_AWAY_KEPT:
+                del self._turned_away[next(iter(self._turned_away))]
             await stream.reset()
             return
         if self._inbound_of.get(peer_id, 0) >= MAX_INBOUND_PER_PEER:

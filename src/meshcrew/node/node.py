@@ -349,6 +349,7 @@ class Node(NodeHandle):
                 started = True
             elif changed:
                 self.contacts.membership_changed()
+                self.sync.membership_changed()
             # (and once a minute: a lapsed joiner's grace runs out with the clock alone)
             with trio.move_on_after(_REGATE_EVERY_S):
                 await self._topics_changed.wait()
