@@ -370,7 +370,12 @@ class SyncService:
                              peer_id)
                     self._speaks_none.add(peer_id)
                     return
-                except (NetError, RemoteProtocolError) as exc:
+                except NetError as exc:
+                    log.info("sync with %s failed: %s", peer_id, exc)
+                    if not self._asked_again(peer_id):
+                        return
+                    continue  # e.g. a hole punch's, cut with the relayed connection it ran on
+                except RemoteProtocolError as exc:
                     log.info("sync with %s failed: %s", peer_id, exc)
                     return
                 except MeshcrewError as exc:  # this node's own fault: logged, never fatal
@@ -381,6 +386,12 @@ class SyncService:
         finally:
             self._outbound_busy.discard(peer_id)
             self._again.discard(peer_id)
+
+    def _asked_again(self, peer_id: str) -> bool:
+        """Whether a session the peer failed on the network is followed by the one asked for
+        meanwhile (:meth:`sync_soon`): not when the peer is gone or refused this node."""
+        return (peer_id in self._again and peer_id in self._host.connected_peers()
+                and not self._refused_lately(peer_id))
 
     async def _sync_periodically(self, nursery: trio.Nursery) -> None:
         while True:
