@@ -4,6 +4,11 @@ reach them over their control sockets, and stop every one of them by its pid.
 Each node runs in its own session (so a Ctrl-C on the terminal reaches only the demo, which then
 stops them in order) and, on Linux, asks the kernel to send it SIGTERM if the demo process dies
 without cleaning up, so no node outlives a killed demo.
+
+A node stopped by SIGTERM gets :data:`STOP_WITHIN_S` of its own time before SIGKILL, counted as
+its own watchdog counts (``meshcrew.node.stopping``: wall time less its waits for a CPU), so on
+a busy machine SIGKILL never cuts a stop the node would finish itself (its last act saves the
+views it keeps for the next start).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 from meshcrew.errors import DemoError
 from meshcrew.home import Home
 from meshcrew.node.control_client import ControlClient, control_types
+from meshcrew.node.stopping import OwnClock
 
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
 """Where demo nodes listen: loopback only, a port the system picks."""
@@ -28,7 +34,11 @@ READY_WITHIN_S = 30.0
 """How long a node may take to answer on its control socket after it is started."""
 
 STOP_WITHIN_S = 3.0
-"""How long a node gets after SIGTERM before SIGKILL (it stops itself within 1.8 s)."""
+"""How much of its own time a node gets after SIGTERM before SIGKILL (its watchdog ends its stop
+at 1.8 s of its own time)."""
+
+STOP_CEILING_S = 30.0
+"""Most wall time a node gets after SIGTERM, however long it waits for a CPU: the demo ends."""
 
 _PR_SET_PDEATHSIG = 1
 _POLL_S = 0.05
@@ -116,22 +126,6 @@ class NodeProcess:
         """The node's dialable addresses (multiaddrs ending in ``/p2p/<peer id>``)."""
         return list(self.call("status").addrs)
 
-    def stop_nowait(self) -> None:
-        """Send SIGTERM if it runs."""
-        if self.running():
-            assert self.process is not None
-            self.process.send_signal(signal.SIGTERM)
-
-    def wait_stopped(self, deadline: float) -> None:
-        """Wait until the process ends; SIGKILL it at ``deadline`` (a monotonic time)."""
-        if self.process is None:
-            return
-        try:
-            self.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
 
 def wait_all_ready(nodes: Sequence[NodeProcess], within: float = READY_WITHIN_S) -> None:
     """Wait until every node answers on its control socket.
@@ -151,10 +145,18 @@ def wait_all_ready(nodes: Sequence[NodeProcess], within: float = READY_WITHIN_S)
         time.sleep(_POLL_S)
 
 
-def stop_all(nodes: Sequence[NodeProcess], within: float = STOP_WITHIN_S) -> None:
-    """SIGTERM every node at once, then wait for each (SIGKILL after ``within`` seconds)."""
-    for node in nodes:
-        node.stop_nowait()
-    deadline = time.monotonic() + within
-    for node in nodes:
-        node.wait_stopped(deadline)
+def stop_all(nodes: Sequence[NodeProcess], within: float = STOP_WITHIN_S,
+             ceiling: float = STOP_CEILING_S) -> None:
+    """SIGTERM every node at once and wait until each has ended: SIGKILL one once it has had
+    ``within`` seconds of its own time (:class:`~meshcrew.node.stopping.OwnClock`) since, or
+    ``ceiling`` seconds of wall time."""
+    stopping = [(node.process, OwnClock(node.process.pid)) for node in nodes
+                if node.process is not None and node.process.poll() is None]
+    for process, _ in stopping:
+        process.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    while stopping := [(p, clock) for p, clock in stopping if p.poll() is None]:
+        for process, clock in stopping:
+            if clock.seconds() > within or time.monotonic() - started > ceiling:
+                process.kill()
+        time.sleep(_POLL_S)

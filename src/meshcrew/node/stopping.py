@@ -23,14 +23,32 @@ POLL_S = 0.05
 """How often the watchdog looks at the time."""
 
 
-def run_queue_wait_s(thread_id: int) -> float:
-    """Seconds the thread ``thread_id`` of this process has spent ready to run but waiting for
-    a CPU (0.0 where the kernel keeps no ``schedstat``)."""
+def run_queue_wait_s(thread_id: int, pid: int | None = None) -> float:
+    """Seconds the thread ``thread_id`` of the process ``pid`` (this one by default) has spent
+    ready to run but waiting for a CPU (0.0 where the kernel keeps no ``schedstat``, or the
+    process is gone)."""
+    process = "self" if pid is None else str(pid)
     try:
-        fields = Path(f"/proc/self/task/{thread_id}/schedstat").read_text().split()
+        fields = Path(f"/proc/{process}/task/{thread_id}/schedstat").read_text().split()
     except OSError:
         return 0.0
     return int(fields[1]) / 1e9
+
+
+class OwnClock:
+    """Another process's own time from now, as its watchdog counts it: the wall time less its
+    main thread's waits for a CPU (``meshcrew demo`` gives its nodes' stops their time so)."""
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self._started = time.monotonic()
+        self._waited_before = self._waited = run_queue_wait_s(pid, pid)
+
+    def seconds(self) -> float:
+        """The process's own seconds since this clock was made (its wait last seen once it is
+        gone)."""
+        self._waited = max(self._waited, run_queue_wait_s(self._pid, self._pid))
+        return time.monotonic() - self._started - (self._waited - self._waited_before)
 
 
 def exit_if_stuck(seconds: float) -> threading.Thread:
