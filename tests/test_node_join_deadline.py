@@ -1,0 +1,83 @@
+"""A join whose inviter stops answering at the worst moment ends by itself, within its stated
+deadline (``join_timeout_s``), with a clear refusal: every wait on the way is bounded.
+
+The inviter here is a real host on loopback serving the real join server over the founder's
+replica; only its last step never comes: it reads the joiner's join and answers nothing, as a
+node that froze there would (SIGSTOPped, or a laptop closed: no reset ever reaches the joiner).
+By then the joiner has received the history and signed its join.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import trio
+
+from hosts_on_loopback import LOOPBACK
+from meshcrew.errors import JoinRefused
+from meshcrew.net import open_host
+from meshcrew.node import open_node
+from meshcrew.node.join import JOIN_PROTOCOL, Admission, JoinServer
+from meshcrew.node.reports import JoinProgress
+from meshcrew.reasons import Reason
+from meshcrew.records import Record
+from meshcrew.service import Member
+from meshcrew.spaces import invite_problem
+from meshcrew.store import Replica
+from node_world import LOOPBACK_NODE, make_home, wall_ms
+
+pytestmark = pytest.mark.trio
+
+JOIN_TIMEOUT_S = 4.0
+READ_TIMEOUT_S = 1.0
+
+
+async def test_a_join_whose_inviter_freezes_after_the_history_ends_within_its_deadline(
+        tmp_path: Path) -> None:
+    ada_home, ada_who = make_home(tmp_path, "Ada")
+    bo_home, bo_who = make_home(tmp_path, "Bo")
+    net = replace(LOOPBACK, read_timeout_s=READ_TIMEOUT_S, shutdown_timeout_s=1.0)
+    with Replica.open(ada_home) as replica:
+        ada = Member(replica, ada_who, clock=wall_ms)
+        space = ada.create_space("Crew")
+        ada.checkin(space, text="before you came", energy=3)
+        frozen = trio.Event()
+
+        def check_invite(space_id: bytes, invite_id: bytes
+                         ) -> tuple[bytes | None, Reason | None]:
+            state = ada.view(space_id).state
+            invite = state.invites.get(invite_id)
+            return (invite.public_key if invite else None,
+                    invite_problem(state, invite_id, wall_ms()))
+
+        async def admit(join: Record, sender: str) -> Admission:
+            frozen.set()
+            await trio.sleep_forever()  # the inviter froze: no welcome, no reset
+            raise AssertionError("unreachable")
+
+        server = JoinServer(replica, is_active=lambda space_id: True, check_invite=check_invite,
+                            admit=admit, penalize=lambda peer, points, why: None)
+        async with open_host(ada_who, net) as host:
+            host.set_stream_handler(JOIN_PROTOCOL, server.serve)
+            code = ada.invite(space, expires_ms=wall_ms() + 3_600_000,
+                              addrs=tuple(host.listen_addrs()))
+            config = replace(LOOPBACK_NODE, join_timeout_s=JOIN_TIMEOUT_S, net=net)
+            async with open_node(bo_home, bo_who, config) as bo:
+                stages: list[str] = []
+
+                async def progress(step: JoinProgress) -> None:
+                    stages.append(step.stage)
+
+                started = time.monotonic()
+                with trio.fail_after(JOIN_TIMEOUT_S + 10), \
+                        pytest.raises(JoinRefused, match="No member of this space could be "
+                                                         "reached") as refused:
+                    await bo.join(code, progress)
+                took = time.monotonic() - started
+                assert frozen.is_set(), "the inviter never got the join: not the worst moment"
+                assert "history" in stages
+                assert refused.value.reason == "unreachable"
+                assert JOIN_TIMEOUT_S - 0.5 < took < JOIN_TIMEOUT_S + 5
