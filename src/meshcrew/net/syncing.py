@@ -283,15 +283,12 @@ class SyncService:
             await stream.reset()
             return
         if self._inbound_of.get(peer_id, 0) >= MAX_INBOUND_PER_PEER:
-            log.info("refusing a sync stream from %s: it has %d open", peer_id,
-                     MAX_INBOUND_PER_PEER)
-            await stream.reset()
+            await self._turn_away_busy(stream, version, f"it has {MAX_INBOUND_PER_PEER} open")
             return
         try:
             self._inbound.acquire_nowait()
         except trio.WouldBlock:
-            log.info("refusing a sync stream from %s: too many sessions", peer_id)
-            await stream.reset()
+            await self._turn_away_busy(stream, version, "too many sessions")
             return
         self._inbound_of[peer_id] = self._inbound_of.get(peer_id, 0) + 1
         try:
@@ -307,6 +304,19 @@ class SyncService:
                 self._inbound_of[peer_id] = left
         if stats.more_from_peer:  # the peer stopped at the per-session cap: ask for the rest
             self.sync_soon(stream.peer_id)
+
+    async def _turn_away_busy(self, stream: Stream, version: int, why: str) -> None:
+        """Turn a member away for now: this node's hello goes first, then the stream ends. A
+        reset before any hello is how a stranger is refused, which holds the asker back for a
+        pause (:func:`refusal_pause_s`); a member turned away because this node is busy asks
+        again at its next trigger."""
+        log.info("refusing a sync stream from %s: %s", stream.peer_id, why)
+        try:
+            await stream.send_all(self.new_session(stream.remote_key, version).data_to_send())
+        except NetError:
+            await stream.reset()
+            return
+        await stream.aclose()
 
     async def run_on(self, stream: Stream, session: SyncSession) -> SyncStats:
         """Run a session the caller made (e.g. for one space) on a stream it opened or
