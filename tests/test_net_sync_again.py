@@ -3,7 +3,11 @@ when the running one fails on the network: a hole punch asks so when its direct 
 up, and the session then running on the relayed connection is cut when that closes, 3 s later
 (node.py ``_hole_punched``, net/reach.py RELAY_GRACE_S). Here the cut is the node's event
 handler raising the ConnectionLost a closed connection gives (a second connection between two
-loopback hosts, one of which closes, cannot be made here)."""
+loopback hosts, one of which closes, cannot be made here).
+
+A member a busy node turns away (its inbound sessions are full) asks again at its next trigger:
+that is no stranger's refusal, which holds the asker back for a pause (test_net_sync_refused.py).
+"""
 
 from __future__ import annotations
 
