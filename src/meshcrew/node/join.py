@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+import trio
 
 from meshcrew.errors import JoinRefused, NetError, RemoteProtocolError
 from meshcrew.net import INVALID_RECORD, PROTOCOL_VIOLATION, Stream
@@ -49,6 +50,16 @@ JOIN_VERSION = 1
 NOT_HERE = "not_here"
 """The refusal of a node that is not a member of the space (the joiner asks another)."""
 
+TOO_MANY_UNFINISHED = "too_many_unfinished"
+"""The refusal of an invite whose histories were fetched too often without a join."""
+UNFINISHED_PER_INVITE = 6
+UNFINISHED_WINDOW_S = 3600.0
+"""A joiner may leave after the history without its join (it was cancelled, timed out, its node
+stopped) and costs nothing for it; the same invite may leave so at most UNFINISHED_PER_INVITE
+times within UNFINISHED_WINDOW_S: else a leaked code would make this node send the space's whole
+history over and over, under any peer id."""
+_INVITES_KEPT = 256
+
 ASK, HISTORY, RECORDS, SENT, JOIN, WELCOME, REFUSED = range(7)
 
 log = logging.getLogger("meshcrew.node")
@@ -63,6 +74,8 @@ _REFUSALS = {
     Reason.SPACE_FULL.value: "This space is full.",
     Reason.INVITE_BAD_PROOF.value: "The invite code does not prove its secret; was it copied "
                                    "whole?",
+    TOO_MANY_UNFINISHED: "Joins with this invite were started and left unfinished too often "
+                         "in the last hour; try again later, or ask for a new invite.",
 }
 
 
@@ -164,6 +177,8 @@ class JoinServer:
         self._check_invite = check_invite
         self._admit = admit
         self._penalize = penalize
+        self._unfinished: dict[bytes, list[float]] = {}
+        """Per invite id, when histories were sent that no join has followed yet."""
 
     async def serve(self, stream: Stream) -> None:
         """Serve one joiner; protocol violations cost points, then the stream is reset.
@@ -184,6 +199,19 @@ class JoinServer:
             await stream.reset()
             return
         await stream.aclose()
+
+    def _start_pull(self, invite_id: bytes) -> float | None:
+        """Note a history about to be sent with this invite; None if the invite has left too
+        many unfinished within the window."""
+        now = trio.current_time()
+        pulls = [t for t in self._unfinished.pop(invite_id, []) if now - t < UNFINISHED_WINDOW_S]
+        self._unfinished[invite_id] = pulls  # newest last: the oldest invite goes first
+        if len(self._unfinished) > _INVITES_KEPT:
+            del self._unfinished[next(iter(self._unfinished))]
+        if len(pulls) >= UNFINISHED_PER_INVITE:
+            return None
+        pulls.append(now)
+        return now
 
     async def _refuse(self, stream: Stream, reason: str) -> None:
         sentence = _REFUSALS.get(reason) or (Reason(reason).sentence if reason in
@@ -209,6 +237,12 @@ class JoinServer:
             self._penalize(stream.peer_id, INVALID_RECORD, "a join asked with a wrong proof")
             await self._refuse(stream, Reason.INVITE_BAD_PROOF.value)
             return
+        started = self._start_pull(invite_id)
+        if started is None:
+            log.info("refusing a join from %s: its invite's histories were left unfinished "
+                     "%d times within the hour", stream.peer_id, UNFINISHED_PER_INVITE)
+            await self._refuse(stream, TOO_MANY_UNFINISHED)
+            return
         frontier = self._replica.frontier(space_id)
         await stream.send_all(encode_frame([HISTORY, sum(h.seq for h in frontier.values())]))
         cursor: dict[bytes, Head] = {}
@@ -219,6 +253,7 @@ class JoinServer:
         message = await messages.next()
         if len(message) != 2 or message[0] != JOIN or not isinstance(message[1], bytes):
             raise RemoteProtocolError("The joiner did not send its join.")
+        self._unfinished[invite_id].remove(started)  # a join followed: this pull is finished
         try:
             join = decode_and_verify(message[1])
         except RecordError as exc:
