@@ -25,7 +25,7 @@ from meshcrew.node.reports import JoinProgress
 from meshcrew.reasons import Reason
 from meshcrew.records import Record
 from meshcrew.service import Member
-from meshcrew.spaces import invite_problem
+from meshcrew.spaces import RecordKind, decode_invite_code, encode_invite_code, invite_problem
 from meshcrew.store import Replica
 from node_world import LOOPBACK_NODE, make_home, wall_ms
 
@@ -81,3 +81,53 @@ async def test_a_join_whose_inviter_freezes_after_the_history_ends_within_its_de
                 assert "history" in stages
                 assert refused.value.reason == "unreachable"
                 assert JOIN_TIMEOUT_S - 0.5 < took < JOIN_TIMEOUT_S + 5
+
+
+async def test_a_join_cut_off_after_signing_goes_on_with_another_member(tmp_path: Path) -> None:
+    """The inviter freezes once the joiner has signed its join; the next member in the code
+    (Cy, a real node) takes the same join in: the joiner sends it again, not a second one."""
+    ada_home, ada_who = make_home(tmp_path, "Ada")
+    bo_home, bo_who = make_home(tmp_path, "Bo")
+    cy_home, cy_who = make_home(tmp_path, "Cy")
+    net = replace(LOOPBACK, read_timeout_s=READ_TIMEOUT_S, shutdown_timeout_s=1.0)
+    with Replica.open(ada_home) as replica:
+        ada = Member(replica, ada_who, clock=wall_ms)
+        space = ada.create_space("Crew")
+        with Replica.open(cy_home) as cy_replica:  # Cy joined by file, Ada let him in
+            cy = Member(cy_replica, cy_who, clock=wall_ms)
+            cy_code = ada.invite(space, expires_ms=wall_ms() + 3_600_000)
+            cy.ingest(ada.export(space), sender="file")
+            cy.join(cy_code)
+            ada.ingest(cy.export(space), sender="file")
+            code = decode_invite_code(ada.invite(space, expires_ms=wall_ms() + 3_600_000))
+            cy.ingest(ada.export(space), sender="file")  # Cy knows Bo's invite
+        frozen = trio.Event()
+
+        def check_invite(space_id: bytes, invite_id: bytes
+                         ) -> tuple[bytes | None, Reason | None]:
+            state = ada.view(space_id).state
+            invite = state.invites.get(invite_id)
+            return (invite.public_key if invite else None,
+                    invite_problem(state, invite_id, wall_ms()))
+
+        async def admit(join: Record, sender: str) -> Admission:
+            frozen.set()
+            await trio.sleep_forever()  # the inviter froze: no welcome, no reset
+            raise AssertionError("unreachable")
+
+        server = JoinServer(replica, is_active=lambda space_id: True, check_invite=check_invite,
+                            admit=admit, penalize=lambda peer, points, why: None)
+        config = replace(LOOPBACK_NODE, join_timeout_s=20.0, keys_timeout_s=0.5, net=net)
+        async with open_host(ada_who, net) as host, \
+                open_node(cy_home, cy_who, config) as cy_node, \
+                open_node(bo_home, bo_who, config) as bo:
+            host.set_stream_handler(JOIN_PROTOCOL, server.serve)
+            addrs = (*host.listen_addrs(), *cy_node.addrs())
+            with trio.fail_after(30):
+                result = await bo.join(encode_invite_code(replace(code, addrs=addrs)))
+            assert frozen.is_set(), "Ada never got the join: not the case under test"
+            assert result.space == space
+            assert result.via == cy_node.host.peer_id
+            mine = [r for r in bo.replica.records_after(space, {}, limit=1000)
+                    if r.author == bo_who.public_key]
+            assert [r.kind for r in mine] == [RecordKind.JOIN]  # one join, sent twice

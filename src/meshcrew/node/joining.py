@@ -6,11 +6,13 @@ The node tries, in order, until one lets it in or ``join_timeout_s`` passes:
 2. peers heard of on the LAN (mDNS), waiting for more while time remains;
 3. peers it is connected to, then every peer in its peer book.
 
-A node that is not in the space says so (``not_here``) and the next is tried; a refusal of the
-invite itself (used up, expired, wrong) ends the join. Once in, the node syncs with that member
-and waits up to ``keys_timeout_s`` for the keys, which the invite's maker shares when its node
-takes in the join (usually within the handshake itself). A join that lapses meanwhile (the
-inviter's node let nobody in after the invite's expiry) is refused ``invite_expired``.
+A node that is not in the space says so (``not_here``) and the next is tried, as is the next
+after a handshake that broke off (a member that stopped or froze: the join, once signed, is sent
+again as it is); a refusal of the invite itself (used up, expired, wrong) ends the join. Once
+in, the node syncs with that member and waits up to ``keys_timeout_s`` for the keys, which the
+invite's maker shares when its node takes in the join (usually within the handshake itself).
+A join that lapses meanwhile (the inviter's node let nobody in after the invite's expiry) is
+refused ``invite_expired``.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class Joining:
         self._code = decode_invite_code(code)
         self._progress = progress
         self._tried: set[str] = set()
+        self._signed: bytes | None = None
+        """This member's join, once signed: a member asked next gets the same one."""
 
     async def _say(self, stage: str, detail: str = "", done: int = 0, total: int = 0) -> None:
         if self._progress is not None:
@@ -140,11 +144,16 @@ class Joining:
             node.take(raws, sender=peer_id, propagate=False)
 
         async def sign_join() -> bytes:
-            space_id = node.member.join(self._text)
-            head = node.replica.frontier(space_id)[node.identity.public_key]
-            record = node.replica.get(head.id)
-            assert record is not None  # just appended
-            return record.raw
+            # Signed once: when a member cut the handshake off after it (it froze or stopped
+            # before its welcome), the next one is sent the same join; the member service
+            # refuses a second ('already a member').
+            if self._signed is None:
+                space_id = node.member.join(self._text)
+                head = node.replica.frontier(space_id)[node.identity.public_key]
+                record = node.replica.get(head.id)
+                assert record is not None  # just appended
+                self._signed = record.raw
+            return self._signed
 
         async def on_history(done: int, total: int) -> None:
             await self._say("history", peer_id, done, total)
