@@ -22,7 +22,7 @@ from typing import Any
 
 from meshcrew import identity
 from meshcrew.demo.processes import NodeProcess as DemoNode
-from meshcrew.demo.processes import wait_all_ready
+from meshcrew.demo.processes import stop_all, wait_all_ready
 from meshcrew.home import Home
 from meshcrew.identity import Identity
 from meshcrew.node import NodeStatus
@@ -79,9 +79,9 @@ class NodeProcess(DemoNode):
         return self.process.pid
 
     def stop(self, within: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL after ``within`` seconds."""
-        self.stop_nowait()
-        self.wait_stopped(time.monotonic() + within)
+        """SIGTERM, then SIGKILL after ``within`` seconds of the node's own time (the demo's
+        stop)."""
+        stop_all([self], within=within)
 
     def cli(self, *args: str) -> Any:
         """``meshcrew --home HOME ARGS --json``, parsed."""
