@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,11 @@ import pytest
 from meshcrew.cli.temporary_node import join_with_temporary_node
 from meshcrew.errors import SpaceError
 from meshcrew.home import Home
-from meshcrew.identity import Identity, save
+from meshcrew.identity import Identity, load, save
 from meshcrew.net.seam import quiet_stream_failures
 from meshcrew.node.log_file import logging_to_home
 from meshcrew.service import Member
+from meshcrew.spaces import decode_invite_code, encode_invite_code
 from meshcrew.store import Replica
 from node_processes import Fleet, fleet
 
@@ -118,3 +120,34 @@ def test_records_of_the_space_from_before_the_invite_do_not_stop_a_join(fleet: F
         ada.stop()
     [moon] = cy.cli("spaces")["spaces"]
     assert (moon["name"], moon["my_status"]) == ("Moon", "active")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_join_signed_here_that_no_member_took_in_goes_again(fleet: Fleet) -> None:
+    """Cy signed his join while no member's node took it in (the inviter's node stopped
+    answering mid-join, or he joined from a file and never gave his reply back): it stands in
+    his replica only, and members turn a stranger's sync away. 'join CODE' again, his node not
+    running, said 'You are already a member of this space.'; it now sends that join to Ada's
+    node, which takes it in and rotates the keys."""
+    ada, cy = fleet.make("Ada", "Cy")
+    now_ms = int(time.time() * 1000)
+    with Replica.open(ada.home) as ada_replica, Replica.open(cy.home) as cy_replica:
+        founder = Member(ada_replica, load(ada.home.key_file), clock=lambda: now_ms)
+        space = founder.create_space("Moon")
+        code = founder.invite(space, expires_ms=now_ms + HOUR_MS)
+        joiner = Member(cy_replica, load(cy.home.key_file), clock=lambda: now_ms + 1)
+        joiner.ingest(founder.export(space), sender="file")
+        joiner.join(code)  # Ada never gets it
+    ada.start()
+    try:
+        with_addrs = encode_invite_code(replace(decode_invite_code(code),
+                                                addrs=ada.status().addrs))
+        done = cy.run("join", with_addrs, check=False)  # Cy's node is not running
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("Joined Moon ("), done.stdout
+        assert len(ada.cli("members", space.hex())["members"]) == 2  # Ada took Cy's join in
+    finally:
+        ada.stop()
+    [moon] = cy.cli("spaces")["spaces"]
+    assert (moon["my_status"], moon["waiting_for_keys"]) == ("active", False)

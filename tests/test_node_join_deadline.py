@@ -19,7 +19,7 @@ import trio
 from hosts_on_loopback import LOOPBACK
 from meshcrew.errors import JoinRefused
 from meshcrew.net import open_host
-from meshcrew.node import open_node
+from meshcrew.node import ControlClient, control_types, open_node
 from meshcrew.node.join import JOIN_PROTOCOL, Admission, JoinServer
 from meshcrew.node.reports import JoinProgress
 from meshcrew.reasons import Reason
@@ -131,3 +131,56 @@ async def test_a_join_cut_off_after_signing_goes_on_with_another_member(tmp_path
             mine = [r for r in bo.replica.records_after(space, {}, limit=1000)
                     if r.author == bo_who.public_key]
             assert [r.kind for r in mine] == [RecordKind.JOIN]  # one join, sent twice
+
+
+async def test_a_join_no_member_took_in_goes_again_when_the_code_is_run_again(
+        tmp_path: Path) -> None:
+    """The inviter froze once Bo had signed, and no other member was there: his join stands in
+    his replica only (members turn a stranger's sync away, so nothing carries it). Running the
+    code again, through his node's control socket as ``meshcrew join`` does, sends that join to
+    Ada's node, back now: Ada takes it in and rotates the keys, where it said 'You are already
+    a member of this space.' and Bo was stranded."""
+    ada_home, ada_who = make_home(tmp_path, "Ada")
+    bo_home, bo_who = make_home(tmp_path, "Bo")
+    net = replace(LOOPBACK, read_timeout_s=READ_TIMEOUT_S, shutdown_timeout_s=1.0)
+    config = replace(LOOPBACK_NODE, join_timeout_s=2.0, net=net)
+    with Replica.open(ada_home) as replica:
+        ada = Member(replica, ada_who, clock=wall_ms)
+        space = ada.create_space("Crew")
+        frozen = trio.Event()
+
+        def check_invite(space_id: bytes, invite_id: bytes
+                         ) -> tuple[bytes | None, Reason | None]:
+            state = ada.view(space_id).state
+            invite = state.invites.get(invite_id)
+            return (invite.public_key if invite else None,
+                    invite_problem(state, invite_id, wall_ms()))
+
+        async def admit(join: Record, sender: str) -> Admission:
+            frozen.set()
+            await trio.sleep_forever()  # the inviter froze: no welcome, no reset
+            raise AssertionError("unreachable")
+
+        server = JoinServer(replica, is_active=lambda space_id: True, check_invite=check_invite,
+                            admit=admit, penalize=lambda peer, points, why: None)
+        async with open_host(ada_who, net) as host:
+            host.set_stream_handler(JOIN_PROTOCOL, server.serve)
+            code = ada.invite(space, expires_ms=wall_ms() + 3_600_000,
+                              addrs=tuple(host.listen_addrs()))
+            async with open_node(bo_home, bo_who, config) as bo:
+                with trio.fail_after(20), pytest.raises(JoinRefused):
+                    await bo.join(code)
+        assert frozen.is_set()
+    async with open_node(ada_home, ada_who, config) as ada_node, \
+            open_node(bo_home, bo_who, config) as bo:
+        await bo.connect(ada_node.addrs()[0])  # (Ada's node is on a new port)
+        client = ControlClient.if_running(bo.home, control_types())
+        assert client is not None
+        with trio.fail_after(30):
+            joined = await trio.to_thread.run_sync(client.call, "join", code)
+        assert joined == space
+        assert bo_who.public_key in ada_node.membership.active(space)
+        assert not bo.member.summary(space).waiting_for_keys
+        mine = [r for r in bo.replica.records_after(space, {}, limit=1000)
+                if r.author == bo_who.public_key]
+        assert [r.kind for r in mine].count(RecordKind.JOIN) == 1  # the same join

@@ -138,10 +138,12 @@ class OfflineMember(Member):
     def join(self, code: str) -> bytes:
         """Join: locally if the invite is here (an imported export brought it), else over the
         network: the space is not here, or only its records from before the invite are (a
-        member who left and is invited back, or an old export), which refused the join."""
+        member who left and is invited back, or an old export), which refused the join, or this
+        member's join is (signed in a try whose member stopped answering: it goes again)."""
         invite = decode_invite_code(code)
         try:
-            here = invite.invite_id in self.view(invite.space_id).state.invites
+            view = self.view(invite.space_id)
+            here = invite.invite_id in view.state.invites and not view.is_member
         except UnknownName:
             here = False
         return super().join(code) if here else self.join_network(code).space

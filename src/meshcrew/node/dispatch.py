@@ -121,8 +121,10 @@ class Dispatcher:
         node = self._node
         invite = decode_invite_code(code)
         try:
-            node.member.view(invite.space_id)
+            view = node.member.view(invite.space_id)
         except UnknownName:
+            return (await node.join(code, progress=report)).space
+        if view.is_member:  # a join signed before that no member took in goes again
             return (await node.join(code, progress=report)).space
         space_id = node.member.join(code)
         for addr in invite.addrs:  # the inviter is a member now: the dialer reaches it

@@ -28,7 +28,7 @@ from meshcrew.node.dialer import peer_of
 from meshcrew.node.join import JOIN_PROTOCOL, NOT_HERE, ask_to_join
 from meshcrew.node.reports import JoinProgress, JoinResult, NodeEvent, RecordsChanged
 from meshcrew.reasons import Reason
-from meshcrew.spaces import decode_invite_code
+from meshcrew.spaces import RecordKind, decode_invite_code
 
 if TYPE_CHECKING:
     from meshcrew.identity import Identity
@@ -108,7 +108,9 @@ class Joining:
         node = self._node
         space_id = self._code.space_id
         if node.identity.public_key in node.membership.active(space_id):
-            raise SpaceError("You are already a member of this space.")
+            self._signed = self._join_no_member_took(space_id)
+            if self._signed is None:
+                raise SpaceError("You are already a member of this space.")
         with trio.move_on_after(node.config.join_timeout_s):
             while True:
                 for peer_id, addrs in self._candidates():
@@ -126,6 +128,18 @@ class Joining:
                           "running at the addresses in the code, and no member was found on "
                           "the LAN or among known peers. Try again when the inviter is online, "
                           "or use their export file (meshcrew join CODE --from FILE).")
+
+    def _join_no_member_took(self, space_id: bytes) -> bytes | None:
+        """This member's join, when it is its only record in the space and no keys came: a
+        join signed in an earlier try whose member stopped answering before it took the join
+        in (no sync carries it: members turn a stranger's sessions away). It is sent again."""
+        node = self._node
+        head = node.replica.frontier(space_id).get(node.identity.public_key)
+        record = node.replica.get(head.id) if head is not None else None
+        if record is None or record.kind != RecordKind.JOIN or \
+                not node.member.summary(space_id).waiting_for_keys:
+            return None
+        return record.raw
 
     async def _try(self, peer_id: str, addrs: tuple[str, ...]) -> int | None:
         """Run the handshake with one peer; the records received, or None to try the next."""
