@@ -29,7 +29,8 @@ from types import TracebackType
 import pytest
 
 from meshcrew.node import NodeStatus
-from node_processes import POLL_S, NodeProcess, run_queue_wait_s
+from meshcrew.node.stopping import run_queue_wait_s
+from node_processes import POLL_S, NodeProcess
 
 
 class StatusWatch:
@@ -59,10 +60,10 @@ class StatusWatch:
         pid = self.node.pid
         try:
             while not self._stop.is_set():
-                waited, started = run_queue_wait_s(pid), time.monotonic()
+                waited, started = run_queue_wait_s(pid, pid), time.monotonic()
                 self.node.status()
                 wall = time.monotonic() - started
-                self.took.append(max(0.0, wall - (run_queue_wait_s(pid) - waited)))
+                self.took.append(max(0.0, wall - (run_queue_wait_s(pid, pid) - waited)))
         except BaseException as exc:  # the test reads it at the end of the watch
             self._failed = exc
 

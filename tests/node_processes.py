@@ -26,6 +26,7 @@ from meshcrew import identity
 from meshcrew.home import Home
 from meshcrew.node import ControlClient, NodeStatus, control_types
 from meshcrew.node.peerbook import PeerBook
+from meshcrew.node.stopping import OwnClock
 from meshcrew.service import Member
 from meshcrew.store import Replica
 
@@ -69,31 +70,6 @@ def wait_while_growing(count: Callable[[], int], target: int, *, quiet_s: float 
         now = count()
         if now != last:
             last, moved = now, time.monotonic()
-
-
-def run_queue_wait_s(pid: int) -> float:
-    """Seconds the process's main thread has spent runnable but waiting for a CPU (0.0 where
-    the kernel keeps no ``schedstat``, or the process is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
-    except OSError:
-        return 0.0
-    return int(fields[1]) / 1e9
-
-
-class OwnClock:
-    """A process's own time from now: the wall time less its main thread's waits for a CPU
-    (:func:`run_queue_wait_s`). A node's start and stop are bounded by it (docs/testing.md): on
-    a loaded machine a process can wait seconds for a CPU, which says nothing of the node."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.started = time.monotonic()
-        self.waited = run_queue_wait_s(pid)
-
-    def seconds(self) -> float:
-        """The process's own seconds since this clock was made."""
-        return time.monotonic() - self.started - (run_queue_wait_s(self.pid) - self.waited)
 
 
 class NodeProcess:
