@@ -35,6 +35,25 @@ JOIN_TIMEOUT_S = 4.0
 READ_TIMEOUT_S = 1.0
 
 
+def freezing_join_server(ada: Member, replica: Replica, frozen: trio.Event) -> JoinServer:
+    """Ada's real join server, but for its last step: once it has read the joiner's join it
+    sets ``frozen`` and answers nothing, as a node that froze there would."""
+
+    def check_invite(space_id: bytes, invite_id: bytes) -> tuple[bytes | None, Reason | None]:
+        state = ada.view(space_id).state
+        invite = state.invites.get(invite_id)
+        return (invite.public_key if invite else None,
+                invite_problem(state, invite_id, wall_ms()))
+
+    async def admit(join: Record, sender: str) -> Admission:
+        frozen.set()
+        await trio.sleep_forever()  # the inviter froze: no welcome, no reset
+        raise AssertionError("unreachable")
+
+    return JoinServer(replica, is_active=lambda space_id: True, check_invite=check_invite,
+                      admit=admit, penalize=lambda peer, points, why: None)
+
+
 async def test_a_join_whose_inviter_freezes_after_the_history_ends_within_its_deadline(
         tmp_path: Path) -> None:
     ada_home, ada_who = make_home(tmp_path, "Ada")
@@ -45,21 +64,7 @@ async def test_a_join_whose_inviter_freezes_after_the_history_ends_within_its_de
         space = ada.create_space("Crew")
         ada.checkin(space, text="before you came", energy=3)
         frozen = trio.Event()
-
-        def check_invite(space_id: bytes, invite_id: bytes
-                         ) -> tuple[bytes | None, Reason | None]:
-            state = ada.view(space_id).state
-            invite = state.invites.get(invite_id)
-            return (invite.public_key if invite else None,
-                    invite_problem(state, invite_id, wall_ms()))
-
-        async def admit(join: Record, sender: str) -> Admission:
-            frozen.set()
-            await trio.sleep_forever()  # the inviter froze: no welcome, no reset
-            raise AssertionError("unreachable")
-
-        server = JoinServer(replica, is_active=lambda space_id: True, check_invite=check_invite,
-                            admit=admit, penalize=lambda peer, points, why: None)
+        server = freezing_join_server(ada, replica, frozen)
         async with open_host(ada_who, net) as host:
             host.set_stream_handler(JOIN_PROTOCOL, server.serve)
             code = ada.invite(space, expires_ms=wall_ms() + 3_600_000,
@@ -102,21 +107,7 @@ async def test_a_join_cut_off_after_signing_goes_on_with_another_member(tmp_path
             code = decode_invite_code(ada.invite(space, expires_ms=wall_ms() + 3_600_000))
             cy.ingest(ada.export(space), sender="file")  # Cy knows Bo's invite
         frozen = trio.Event()
-
-        def check_invite(space_id: bytes, invite_id: bytes
-                         ) -> tuple[bytes | None, Reason | None]:
-            state = ada.view(space_id).state
-            invite = state.invites.get(invite_id)
-            return (invite.public_key if invite else None,
-                    invite_problem(state, invite_id, wall_ms()))
-
-        async def admit(join: Record, sender: str) -> Admission:
-            frozen.set()
-            await trio.sleep_forever()  # the inviter froze: no welcome, no reset
-            raise AssertionError("unreachable")
-
-        server = JoinServer(replica, is_active=lambda space_id: True, check_invite=check_invite,
-                            admit=admit, penalize=lambda peer, points, why: None)
+        server = freezing_join_server(ada, replica, frozen)
         config = replace(LOOPBACK_NODE, join_timeout_s=20.0, keys_timeout_s=0.5, net=net)
         async with open_host(ada_who, net) as host, \
                 open_node(cy_home, cy_who, config) as cy_node, \
@@ -148,21 +139,7 @@ async def test_a_join_no_member_took_in_goes_again_when_the_code_is_run_again(
         ada = Member(replica, ada_who, clock=wall_ms)
         space = ada.create_space("Crew")
         frozen = trio.Event()
-
-        def check_invite(space_id: bytes, invite_id: bytes
-                         ) -> tuple[bytes | None, Reason | None]:
-            state = ada.view(space_id).state
-            invite = state.invites.get(invite_id)
-            return (invite.public_key if invite else None,
-                    invite_problem(state, invite_id, wall_ms()))
-
-        async def admit(join: Record, sender: str) -> Admission:
-            frozen.set()
-            await trio.sleep_forever()  # the inviter froze: no welcome, no reset
-            raise AssertionError("unreachable")
-
-        server = JoinServer(replica, is_active=lambda space_id: True, check_invite=check_invite,
-                            admit=admit, penalize=lambda peer, points, why: None)
+        server = freezing_join_server(ada, replica, frozen)
         async with open_host(ada_who, net) as host:
             host.set_stream_handler(JOIN_PROTOCOL, server.serve)
             code = ada.invite(space, expires_ms=wall_ms() + 3_600_000,
