@@ -34,19 +34,17 @@ def stop(*_):
     os._exit(0)
 signal.signal(signal.SIGTERM, stop)
 print("ready", flush=True)
-while True:
-    time.sleep(1)
+signal.pause()  # until the test's signal, or its kill by pid
 """
 
 HOGS = 3
 """Busy loops beside the stop on its CPU: at equal priority it gets a quarter of it."""
 
 HANGING = """
-import signal, time
+import signal
 signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a stop that hangs
 print("ready", flush=True)
-while True:
-    time.sleep(1)
+signal.pause()  # until the test's signal, or its kill by pid
 """
 
 

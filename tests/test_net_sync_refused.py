@@ -14,7 +14,7 @@ import trio
 from hosts_on_loopback import LOOPBACK, member, wait_until
 from meshcrew.errors import DialError
 from meshcrew.identity import Identity
-from meshcrew.net import NetConfig, open_host
+from meshcrew.net import Host, NetConfig, open_host
 from meshcrew.net.scores import STRANGER_STREAM, PeerScores
 from meshcrew.net.syncing import refusal_pause_s, starts_sessions
 from meshcrew.sync import SYNC_VERSIONS
@@ -49,6 +49,12 @@ def test_without_the_pause_a_busy_space_bans_the_peer_within_minutes() -> None:
     # One attempt after each batch of records taken, up to one per 2 s (propagate_delay_s).
     banned_at = next(t for t in range(0, 3600, 2) if scores.penalize("P", STRANGER_STREAM, t))
     assert banned_at < 5 * 60
+
+
+async def refused_on_connecting(p: Host, n: Host) -> None:
+    """Connect ``p`` to ``n``; return once ``n`` has refused ``p``'s sync (its stranger charge)."""
+    await p.connect(n.listen_addrs()[0])
+    await wait_until(lambda: n.scores.points(p.peer_id, time.monotonic()) > 0)
 
 
 def ordered() -> tuple[Identity, Identity]:
@@ -112,8 +118,7 @@ async def test_a_session_the_node_completes_with_the_peer_ends_the_pause() -> No
             sn = service(n, rn, [S1], members=members)
             await nursery.start(sn.run)
             await nursery.start(sp.run)
-            await p.connect(n.listen_addrs()[0])  # the peer asks on connection: refused
-            await wait_until(lambda: n.scores.points(p.peer_id, time.monotonic()) > 0)
+            await refused_on_connecting(p, n)
             members[S1].add(p.public_key)
             await sn.sync_with(p.peer_id)  # the node asks the peer itself, once
             assert rn.ids() == rp.ids()
@@ -138,9 +143,7 @@ async def test_the_node_that_refused_asks_the_peer_once_it_counts_it() -> None:
             sn = service(n, rn, [S1], members=members)
             await nursery.start(sn.run)
             await nursery.start(service(p, rp, [S1]).run)
-            await p.connect(n.listen_addrs()[0])  # the peer asks on connection: refused
-            await wait_until(lambda: n.scores.points(p.peer_id, time.monotonic()) > 0)
-            sn.membership_changed()  # nothing changed for this peer: no session
+            await refused_on_connecting(p, n)
             members[S1].add(p.public_key)
             sn.membership_changed()
             await wait_until(lambda: rn.ids() == rp.ids())
