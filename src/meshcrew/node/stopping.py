@@ -53,7 +53,8 @@ class OwnClock:
 
 def exit_if_stuck(seconds: float) -> threading.Thread:
     """Make sure the process ends once it has spent ``seconds`` of the calling thread's own
-    time (the wall time less its waits for a CPU, as :class:`OwnClock` counts) from now, even if a library hangs while closing; exit status 0.
+    time (the wall time less its waits for a CPU, as :class:`OwnClock` counts) from now, even
+    if a library hangs while closing; exit status 0.
 
     Records are safe either way: every append is committed before it is acknowledged.
     """
